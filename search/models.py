@@ -187,6 +187,9 @@ def pretrained_source(model_id: str) -> dict[str, object]:
     if Path(model_id).is_dir():
         check_safetensors(model_id)
         return {}
+    if _looks_like_path(model_id):
+        raise OSError(f"there is no model folder at {model_id}; give an existing folder or a Hub id like "
+                      "BAAI/bge-reranker-v2-m3")
     if hub_reachable():
         return {}
     from huggingface_hub import try_to_load_from_cache
@@ -197,3 +200,8 @@ def pretrained_source(model_id: str) -> dict[str, object]:
         f"{model_id!r} is not in the Hugging Face cache and the Hub is unreachable (offline); "
         "download it on a machine with network (huggingface-cli download ID) or pass a local model folder"
     )
+
+
+def _looks_like_path(model_id: str) -> bool:
+    # Hub ids are "name" or "owner/name"; anything else can only be meant as a folder.
+    return model_id.startswith((".", "/", "~")) or "\\" in model_id or model_id.count("/") > 1

@@ -1,0 +1,283 @@
+"""Command line: `python -m search index|query|eval|rerank ...`.
+
+Progress and messages go to stderr; with --json, stdout carries exactly one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .export import result_to_dict
+from .models import AUTO_RERANKER, DENSE_ENV, RERANKER_ENV
+from .types import FIRST_STAGES, STAGES, SearchResult
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code (0 ok, 2 bad input)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    _quiet_libraries(args.verbose)
+    try:
+        return args.run(args)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    models = argparse.ArgumentParser(add_help=False)
+    models.add_argument("--dense-model", help=f"Hub id or local folder of the dense encoder (env {DENSE_ENV}; "
+                                              "default intfloat/multilingual-e5-small)")
+    models.add_argument("--reranker-model", help=f"Hub id or local folder of the cross-encoder, 'auto' or "
+                                                 f"'late-interaction' (env {RERANKER_ENV}; default auto)")
+    models.add_argument("--device", help="cpu, cuda, cuda:1, mps or auto (env SEARCH_DEVICE; default auto)")
+    models.add_argument("-v", "--verbose", action="store_true", help="log what is loaded and why")
+
+    corpus = argparse.ArgumentParser(add_help=False)
+    corpus.add_argument("--window", type=int, help="passage length in words (CJK/Thai: characters); default 200")
+    corpus.add_argument("--overlap", type=int, help="words shared by consecutive passages; default 40")
+    corpus.add_argument("--text-column", help="the CSV/TSV column that holds the text, when not found by name")
+    corpus.add_argument("--cache-dir", type=Path, help="where built indexes are kept and reused "
+                                                        "(env SEARCH_CACHE_DIR; default ~/.cache/...)")
+    corpus.add_argument("--no-cache", action="store_true", help="build from scratch and keep nothing")
+
+    ranking = argparse.ArgumentParser(add_help=False)
+    ranking.add_argument("--k", type=int, default=10, help="results shown per stage (default 10)")
+    ranking.add_argument("--rerank-depth", type=int, default=20,
+                         help="first-stage candidates the reranker rescores; 0 turns reranking off (default 20)")
+    ranking.add_argument("--candidates-from", choices=FIRST_STAGES, default="hybrid",
+                         help="the first stage that feeds the reranker (default hybrid)")
+    ranking.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+    parser = argparse.ArgumentParser(prog="python -m search", description=(
+        "Multilingual retrieve-and-rerank explorer: BM25, dense (FAISS), hybrid (RRF) and cross-encoder "
+        "reranking over a corpus in any mix of languages."))
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    index = commands.add_parser("index", parents=[models, corpus], help="build an index from files and save it")
+    index.add_argument("paths", nargs="+", type=Path, help="files, folders or zip archives")
+    index.add_argument("--out", type=Path, required=True, help="folder to save the index in")
+    index.set_defaults(run=_index)
+
+    query = commands.add_parser("query", parents=[models, corpus, ranking], help="search a corpus or a saved index")
+    query.add_argument("paths", nargs="*", type=Path, help="files, folders or zip archives (or use --index)")
+    query.add_argument("--index", type=Path, help="a folder written by `index --out`")
+    query.add_argument("--query", required=True, help="the query text")
+    query.set_defaults(run=_query)
+
+    evaluate = commands.add_parser("eval", parents=[models, corpus, ranking],
+                                   help="metrics per stage on a SQuAD JSON file or a BEIR folder")
+    evaluate.add_argument("dataset", type=Path, help="SQuAD-format .json, or a folder with corpus.jsonl, "
+                                                     "queries.jsonl and qrels/test.tsv (or qrels.trec)")
+    evaluate.add_argument("--stages", default=",".join(STAGES), help="comma-separated, from "
+                                                                     f"{','.join(STAGES)} (default all)")
+    evaluate.add_argument("--max-queries", type=int, help="evaluate only the first N judged queries")
+    evaluate.set_defaults(run=_eval)
+
+    rerank = commands.add_parser("rerank", parents=[models], help="score query-passage pairs with a reranker")
+    rerank.add_argument("--model", help="Hub id or local folder (default: --reranker-model / env / auto)")
+    rerank.add_argument("--query", required=True)
+    rerank.add_argument("--passages", type=Path, required=True,
+                        help="a JSON list of strings, or a text file with one passage per line")
+    rerank.add_argument("--json", action="store_true", help="print a JSON list in input order")
+    rerank.set_defaults(run=_rerank)
+    return parser
+
+
+# -- commands -----------------------------------------------------------------------------------------
+
+def _index(args: argparse.Namespace) -> int:
+    from .pipeline import build
+
+    index = build(args.paths, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args))
+    index.save(args.out)
+    _print_build_report(index.report, stream=sys.stdout)
+    print(f"saved to {args.out}")
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from .pipeline import Index, build
+
+    if bool(args.paths) == bool(args.index):
+        raise ValueError("give either corpus PATHs or --index DIR (one of them)")
+    if args.index:
+        index = Index.load(args.index, device=args.device, reranker_model=_settings(args).reranker_model)
+    else:
+        index = build(args.paths, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args))
+        _print_build_report(index.report, stream=sys.stderr)
+    result = index.search(args.query, k=args.k, rerank_depth=args.rerank_depth,
+                          candidates_from=args.candidates_from)
+    if args.json:
+        print(json.dumps(result_to_dict(result, args.k), ensure_ascii=False, indent=1))
+    else:
+        _print_result(result, args.k)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate, load_dataset
+    from .pipeline import build
+
+    stages = [stage.strip() for stage in args.stages.split(",") if stage.strip()]
+    dataset = load_dataset(args.dataset)
+    for problem in dataset.judgments.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    index = build(dataset.corpus, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args))
+    _print_build_report(index.report, stream=sys.stderr)
+    report = evaluate(index, dataset.judgments, stages=stages, k=args.k, rerank_depth=args.rerank_depth,
+                      candidates_from=args.candidates_from, max_queries=args.max_queries,
+                      progress=_progress_printer("queries"))
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+        return 0
+    print(f"{dataset.name}: {report.passages} passages, {report.queries} queries, judged by {report.level} "
+          f"({report.matched_ids} of {report.judged_ids} judged ids are in the corpus)")
+    print("languages: " + ", ".join(f"{lang} {count}" for lang, count in report.languages.items()))
+    names = list(next(iter(report.stages.values()), {}))
+    print(f"{'stage':<8}" + "".join(f"{name:>12}" for name in names) + f"{'ms/query':>10}  model")
+    for stage, metrics in report.stages.items():
+        mean = report.timings_s.get(f"{stage}_mean_query", 0.0) * 1000
+        print(f"{stage:<8}" + "".join(f"{metrics[name]:>12.4f}" for name in names)
+              + f"{mean:>10.1f}  {report.models.get(stage, '')}")
+    if "rerank_pairs_per_second" in report.timings_s:
+        print(f"reranker: {report.timings_s['rerank_pairs_per_second']:.1f} pairs/s")
+    for note in report.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _rerank(args: argparse.Namespace) -> int:
+    from .rerank import load_reranker
+
+    passages = _read_passages_file(args.passages)
+    model_id = args.model or _settings(args).reranker_model
+    if model_id == AUTO_RERANKER:
+        from .language import detect_languages
+        from .models import choose_device, choose_reranker
+
+        groups = {language.group for language in detect_languages([args.query, *passages])}
+        model_id = choose_reranker(model_id, groups, has_gpu=choose_device(args.device).startswith("cuda"))
+    loaded = load_reranker(model_id, args.device)
+    if loaded.fallback_reason:
+        print(f"note: {loaded.fallback_reason}", file=sys.stderr)
+    print(f"reranker: {loaded.reranker.label}", file=sys.stderr)
+    scores = loaded.reranker.score(args.query, passages)
+    rows = [{"index": i, "raw": s.raw, "sigmoid": s.sigmoid, "truncated": s.truncated}
+            for i, s in enumerate(scores)]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    for row in sorted(rows, key=lambda r: -r["raw"]):
+        sigmoid = "" if row["sigmoid"] is None else f"  sigmoid {row['sigmoid']:.4f}"
+        cut = "  (truncated)" if row["truncated"] else ""
+        print(f"#{row['index']:<4} raw {row['raw']:>9.4f}{sigmoid}{cut}  {_snippet(passages[row['index']])}")
+    return 0
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+def _settings(args: argparse.Namespace):
+    from .pipeline import Settings
+
+    return Settings.from_env(
+        dense_model=args.dense_model, reranker_model=args.reranker_model, device=args.device,
+        window=getattr(args, "window", None), overlap=getattr(args, "overlap", None),
+        text_column=getattr(args, "text_column", None),
+    )
+
+
+def _cache_dir(args: argparse.Namespace) -> Path | None:
+    from .pipeline import default_cache_dir
+
+    if args.no_cache:
+        return None
+    return args.cache_dir or default_cache_dir()
+
+
+def _read_passages_file(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix == ".json":
+        try:
+            passages = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}, line {error.lineno}: not valid JSON ({error.msg})") from error
+        if not isinstance(passages, list) or not all(isinstance(p, str) for p in passages):
+            raise ValueError(f"{path} must hold a JSON list of strings")
+    else:
+        passages = [line for line in text.splitlines() if line.strip()]
+    if not passages:
+        raise ValueError(f"{path} holds no passage")
+    return passages
+
+
+def _progress_printer(unit: str = ""):
+    last: dict[str, int] = {}
+
+    def report(*event: object) -> None:
+        step, done, total = (unit, *event) if len(event) == 2 else event
+        percent = int(100 * int(done) / max(int(total), 1))
+        if last.get(str(step)) != percent and (percent % 10 == 0 or done == total):
+            last[str(step)] = percent
+            print(f"  {step}: {done}/{total}", file=sys.stderr)
+
+    return report
+
+
+def _print_build_report(report, stream) -> None:
+    reused = " (reused the saved index)" if report.reused else ""
+    print(f"{report.documents} documents, {report.passages} passages from {report.files_read} file(s){reused}",
+          file=stream)
+    print("languages: " + ", ".join(f"{lang} {count}" for lang, count in report.languages.items()), file=stream)
+    print(f"dense model: {report.dense_model} on {report.device}", file=stream)
+    if report.dense_fallback_reason:
+        print(f"note: {report.dense_fallback_reason}", file=stream)
+    timings = ", ".join(f"{step} {seconds:.2f}s" for step, seconds in report.timings_s.items())
+    if timings:
+        print(f"time: {timings}", file=stream)
+    for problem in report.problems:
+        print(f"{'skipped' if problem.skipped else 'warning'}: {problem}", file=sys.stderr)
+
+
+def _print_result(result: SearchResult, k: int) -> None:
+    print(f"query language: {result.query_language.group} ({result.query_language.probability:.2f})")
+    for name, stage in result.stages.items():
+        header = f"== {name}: {stage.model} ({stage.seconds * 1000:.0f} ms"
+        if stage.pairs_per_second:
+            header += f", {stage.pairs_per_second:.1f} pairs/s"
+        print(header + ")")
+        if stage.note:
+            print(f"   note: {stage.note}")
+        if stage.error:
+            print(f"   could not run: {stage.error}")
+        for hit in stage.hits[:k]:
+            others = " ".join(f"{other}#{rank}" if rank else f"{other}:-" for other, rank in hit.ranks.items())
+            print(f"{hit.rank:>3}. {hit.score:>9.4f} [{hit.language.group}] {hit.passage_id}  ({others})")
+            print(f"      {_snippet(hit.text)}")
+
+
+def _snippet(text: str, width: int = 100) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    if verbose:
+        return
+    try:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+    except ImportError:
+        pass

@@ -1,0 +1,441 @@
+"""One pipeline: corpus -> passages -> languages -> BM25 and dense indexes -> stages -> results.
+
+`build()` turns files into an `Index`; `Index.retrieve()` runs the first stages (BM25, dense, hybrid)
+and `Index.rerank()` adds the cross-encoder stage, so a UI can show the first stages before the slow one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import analysis
+from .bm25 import BM25Index
+from .dense import DenseIndex
+from .encoder import LoadedEncoder, load_dense_encoder, load_encoder
+from .fusion import reciprocal_rank_fusion
+from .language import detect_language, detect_languages
+from .models import (
+    AUTO_RERANKER,
+    DEFAULT_DENSE_MODEL,
+    DENSE_ENV,
+    DEVICE_ENV,
+    RERANKER_ENV,
+    choose_device,
+    choose_reranker,
+)
+from .passages import split_documents
+from .reading import read_paths
+from .rerank import LoadedReranker, load_reranker
+from .types import (
+    FIRST_STAGES,
+    FirstStage,
+    Hit,
+    Language,
+    Passage,
+    Problem,
+    ReadResult,
+    Scored,
+    SearchResult,
+    StageResult,
+)
+
+logger = logging.getLogger(__name__)
+
+INDEX_FORMAT = 1
+CACHE_ENV = "SEARCH_CACHE_DIR"
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "multilingual-rerank-explorer" / "indexes"
+MAX_K = 1000
+MAX_RERANK_DEPTH = 1000
+BUILD_STEPS = ("read", "languages", "bm25", "embeddings")
+BM25_LABEL = "BM25 (rank-bm25, language-aware analysis)"
+
+ProgressCallback = Callable[[str, int, int], None]
+"""Called as ``progress(step, done, total)`` with a step of BUILD_STEPS."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What an index is built with. Model fields take a Hub id or a local folder."""
+
+    window: int = 200
+    overlap: int = 40
+    dense_model: str = DEFAULT_DENSE_MODEL
+    reranker_model: str = AUTO_RERANKER
+    device: str = "auto"
+    text_column: str | None = None
+    index_titles: bool = True
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from $SEARCH_DENSE_MODEL, $SEARCH_RERANKER_MODEL and $SEARCH_DEVICE, then `overrides`
+        (None values are ignored)."""
+        values: dict[str, object] = {}
+        for name, variable in (("dense_model", DENSE_ENV), ("reranker_model", RERANKER_ENV), ("device", DEVICE_ENV)):
+            if os.environ.get(variable):
+                values[name] = os.environ[variable]
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What `build()` did: counts, what was skipped and why, languages, models and time per step."""
+
+    documents: int
+    passages: int
+    files_read: int
+    problems: tuple[Problem, ...]
+    languages: dict[str, int]  # language group -> passages, most common first
+    dense_model: str  # the label of the model that embedded the passages
+    dense_fallback_reason: str | None
+    device: str
+    timings_s: dict[str, float]
+    index_key: str
+    reused: bool = False
+
+    @property
+    def skipped(self) -> tuple[Problem, ...]:
+        return tuple(problem for problem in self.problems if problem.skipped)
+
+
+class Index:
+    """A built corpus: passages with their languages, a BM25 index and a dense index.
+
+    Immutable after construction except for the lazily loaded reranker, so one Index may serve
+    several threads. Models are shared between indexes through the encoder and reranker caches.
+    """
+
+    def __init__(self, passages: Sequence[Passage], passage_terms: Sequence[Sequence[str]], dense: DenseIndex,
+                 encoder: LoadedEncoder, settings: Settings, report: BuildReport) -> None:
+        self.passages = tuple(passages)
+        self.passage_terms = [list(terms) for terms in passage_terms]
+        self.bm25 = BM25Index.build(self.passage_terms)
+        self.dense = dense
+        self.encoder = encoder
+        self.settings = settings
+        self.report = report
+        self.languages = frozenset(report.languages)
+        self._reranker: LoadedReranker | None = None
+        self._reranker_lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.passages)
+
+    # -- querying ---------------------------------------------------------------------------------
+
+    def retrieve(self, query: str, *, k: int = 10, rerank_depth: int = 20, candidates_from: FirstStage = "hybrid",
+                 stages: Collection[str] = FIRST_STAGES) -> SearchResult:
+        """Run the first stages (BM25, dense, hybrid RRF) for `query`; each returns max(k, rerank_depth) hits.
+
+        `stages` limits which run (hybrid needs both others; `candidates_from` always runs), which saves
+        the query embedding when only BM25 is wanted. Raises ValueError for an empty query or a
+        k / rerank_depth out of range.
+        """
+        query = query.strip()
+        if not query:
+            raise ValueError("the query is empty; type a question or some keywords")
+        self._check_depths(k, rerank_depth, candidates_from)
+        wanted = set(stages) | ({candidates_from} if rerank_depth else set())
+        if "hybrid" in wanted:
+            wanted |= {"bm25", "dense"}
+        depth = min(max(k, rerank_depth), len(self))
+        query_language = detect_language(query)
+        label = self.encoder.encoder.label
+        dense_note = self.encoder.fallback_reason or ""
+        ranked: dict[str, StageResult] = {}
+        if "bm25" in wanted:
+            started = time.perf_counter()
+            bm25_hits = self.bm25.search(self._query_terms(query, query_language), depth)
+            ranked["bm25"] = self._stage("bm25", bm25_hits, time.perf_counter() - started, BM25_LABEL)
+        if "dense" in wanted:
+            started = time.perf_counter()
+            dense_hits = self.dense.search(self.encoder.encoder.embed([query], is_query=True)[0], depth)
+            ranked["dense"] = self._stage("dense", dense_hits, time.perf_counter() - started, label, dense_note)
+        if "hybrid" in wanted:
+            started = time.perf_counter()
+            hybrid_hits = reciprocal_rank_fusion([bm25_hits, dense_hits], limit=depth)
+            ranked["hybrid"] = self._stage("hybrid", hybrid_hits, time.perf_counter() - started,
+                                           f"RRF(BM25, {label})", dense_note)
+        return SearchResult(query, query_language, _cross_ranked(ranked), candidates_from, rerank_depth)
+
+    def rerank(self, result: SearchResult, reranker: LoadedReranker | None = None) -> SearchResult:
+        """Add the rerank stage: the top `result.rerank_depth` candidates of `result.candidates_from`,
+        rescored by the reranker. A reranker that can't be loaded gives a stage with `error` set."""
+        candidates = result.stages[result.candidates_from].hits[: result.rerank_depth]
+        try:
+            loaded = reranker or self.reranker()
+        except ValueError as error:
+            stage = StageResult("rerank", (), 0.0, self.settings.reranker_model, error=str(error))
+            return replace(result, stages={**result.stages, "rerank": stage})
+        started = time.perf_counter()
+        scores = loaded.reranker.score(result.query, [self._rerank_text(hit) for hit in candidates])
+        seconds = time.perf_counter() - started
+        order = sorted(range(len(candidates)), key=lambda i: (-scores[i].raw, i))
+        hits = tuple(
+            replace(candidates[i], rank=rank, score=scores[i].raw, sigmoid=scores[i].sigmoid,
+                    truncated=scores[i].truncated)
+            for rank, i in enumerate(order, start=1)
+        )
+        stage = StageResult(
+            "rerank", hits, seconds, loaded.reranker.label,
+            note=loaded.fallback_reason or "",
+            pairs_per_second=len(candidates) / seconds if candidates and seconds > 0 else None,
+        )
+        return replace(result, stages=_cross_ranked({**result.stages, "rerank": stage}))
+
+    def search(self, query: str, *, k: int = 10, rerank_depth: int = 20,
+               candidates_from: FirstStage = "hybrid") -> SearchResult:
+        """Every stage for `query`: BM25, dense, hybrid and, when rerank_depth > 0, rerank."""
+        result = self.retrieve(query, k=k, rerank_depth=rerank_depth, candidates_from=candidates_from)
+        return self.rerank(result) if rerank_depth > 0 else result
+
+    def reranker(self) -> LoadedReranker:
+        """Load (once) the reranker these settings name; ``auto`` is resolved from the corpus' languages.
+
+        Falls back to late interaction when the cross-encoder can't be loaded (see `fallback_reason`).
+        """
+        with self._reranker_lock:
+            if self._reranker is None:
+                device = choose_device(self.settings.device)
+                model_id = choose_reranker(self.settings.reranker_model, self.languages,
+                                           has_gpu=device.startswith("cuda"))
+                self._reranker = load_reranker(model_id, device)
+            return self._reranker
+
+    def _check_depths(self, k: int, rerank_depth: int, candidates_from: str) -> None:
+        if not 1 <= k <= MAX_K:
+            raise ValueError(f"k={k} is out of range; use 1 <= k <= {MAX_K}")
+        if not 0 <= rerank_depth <= MAX_RERANK_DEPTH:
+            raise ValueError(f"rerank_depth={rerank_depth} is out of range; use 0 <= rerank_depth <= "
+                             f"{MAX_RERANK_DEPTH} (0 turns reranking off)")
+        if candidates_from not in FIRST_STAGES:
+            raise ValueError(f"candidates_from={candidates_from!r} is not a first stage; use one of "
+                             f"{', '.join(FIRST_STAGES)}")
+
+    def _query_terms(self, query: str, language: Language) -> list[str]:
+        return query_terms(query, language, self.languages)
+
+    def _stage(self, stage: str, scored: Sequence[Scored], seconds: float, model: str,
+               note: str = "") -> StageResult:
+        hits = tuple(self._hit(item, rank) for rank, item in enumerate(scored, start=1))
+        return StageResult(stage, hits, seconds, model, note)  # type: ignore[arg-type]
+
+    def _hit(self, item: Scored, rank: int) -> Hit:
+        passage = self.passages[item.index]
+        return Hit(passage.passage_id, passage.doc_id, rank, item.score, passage.language, passage.text,
+                   passage.title)
+
+    def _rerank_text(self, hit: Hit) -> str:
+        return f"{hit.title}\n{hit.text}" if self.settings.index_titles and hit.title else hit.text
+
+    # -- persistence ------------------------------------------------------------------------------
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the index to `folder` (created if needed): manifest.json, passages.jsonl,
+        terms.jsonl and embeddings.npy. Returns the folder."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "passages.jsonl", "w", encoding="utf-8") as out:
+            for passage in self.passages:
+                out.write(json.dumps(asdict(passage), ensure_ascii=False) + "\n")
+        with open(folder / "terms.jsonl", "w", encoding="utf-8") as out:
+            for terms in self.passage_terms:
+                out.write(json.dumps(terms, ensure_ascii=False) + "\n")
+        np.save(folder / "embeddings.npy", self.dense.embeddings, allow_pickle=False)
+        manifest = {
+            "format": INDEX_FORMAT,
+            "settings": asdict(self.settings),
+            "dense_model_id": self.encoder.encoder.model_id,
+            "report": {**asdict(self.report), "problems": [asdict(p) for p in self.report.problems]},  # see export
+        }
+        # Written last, so a folder with a manifest is always complete.
+        (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, *, device: str | None = None, reranker_model: str | None = None,
+             read: ReadResult | None = None) -> Index:
+        """Load an index written by `save`. Raises ValueError when `folder` holds no complete index.
+
+        `device` and `reranker_model` override the saved settings (neither changes the index); `read`
+        replaces the saved reading report with a fresh one (used when a cached index is reused).
+        """
+        folder = Path(folder)
+        manifest_path = folder / "manifest.json"
+        if not manifest_path.is_file():
+            raise ValueError(f"{folder} holds no saved index (no manifest.json); build one with "
+                             "`python -m search index PATH --out DIR`")
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if manifest.get("format") != INDEX_FORMAT:
+            raise ValueError(f"{folder} was saved in index format {manifest.get('format')}, this version reads "
+                             f"format {INDEX_FORMAT}; build the index again")
+        settings = Settings(**manifest["settings"])
+        settings = replace(settings, device=device or settings.device,
+                           reranker_model=reranker_model or settings.reranker_model)
+        passages = []
+        with open(folder / "passages.jsonl", encoding="utf-8") as lines:
+            for line in lines:
+                record = json.loads(line)
+                record["language"] = Language(**record["language"])
+                passages.append(Passage(**record))
+        with open(folder / "terms.jsonl", encoding="utf-8") as lines:
+            passage_terms = [json.loads(line) for line in lines]
+        embeddings = np.load(folder / "embeddings.npy", allow_pickle=False)
+        fields = manifest["report"]
+        report = BuildReport(**{**fields, "problems": tuple(Problem(**p) for p in fields["problems"])})
+        if read is not None:
+            report = replace(report, problems=read.problems, files_read=read.files_read, reused=True,
+                             timings_s={})
+        dense_id = manifest["dense_model_id"]
+        encoder = LoadedEncoder(load_encoder(dense_id, settings.device), settings.dense_model,
+                                report.dense_fallback_reason)
+        if encoder.encoder.dimension != embeddings.shape[1]:
+            raise ValueError(f"{folder}: the saved embeddings have {embeddings.shape[1]} dimensions but "
+                             f"{dense_id} gives {encoder.encoder.dimension}; build the index again")
+        return cls(passages, passage_terms, DenseIndex(embeddings), encoder, settings, report)
+
+
+def query_terms(query: str, language: Language, corpus_languages: frozenset[str]) -> list[str]:
+    """Analyse a query for BM25.
+
+    Short queries are where language detection is least sure, and a wrong stemmer misses every
+    stemmed match. So a query is analysed in its detected language when that language is in the
+    corpus and the detector is confident, and otherwise in each of the corpus' languages, keeping
+    each distinct term once.
+    """
+    if language.group in corpus_languages and language.probability >= 0.9:
+        return analysis.terms(query, language.group)
+    candidates = [language.group, *sorted(corpus_languages - {language.group})]
+    seen: dict[str, None] = {}
+    for group in candidates:
+        for term in analysis.terms(query, group):
+            seen.setdefault(term, None)
+    return list(seen)
+
+
+def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None = None, *,
+          progress: ProgressCallback | None = None, cache_dir: str | Path | None = None,
+          names: Sequence[str] | None = None) -> Index:
+    """Read `source` (paths, or documents already read), split, detect languages and build both indexes.
+
+    When `cache_dir` is given, an index with the same passages, settings and dense model is loaded from
+    there instead of being built again (`report.reused`), and a new one is saved there.
+    Raises ValueError when no passage could be read; the message lists what was skipped and why.
+    """
+    settings = settings or Settings()
+    report_progress = progress or (lambda step, done, total: None)
+    timings: dict[str, float] = {}
+
+    started = time.perf_counter()
+    report_progress("read", 0, 1)
+    read = source if isinstance(source, ReadResult) else read_paths(
+        source, text_column=settings.text_column, names=names)
+    passages = list(split_documents(read.documents, window=settings.window, overlap=settings.overlap))
+    timings["read"] = time.perf_counter() - started
+    report_progress("read", 1, 1)
+    if not passages:
+        reasons = "; ".join(str(problem) for problem in read.problems[:10]) or "the input has no text"
+        raise ValueError(f"no passage could be read ({reasons})")
+
+    encoder = load_dense_encoder(settings.dense_model, settings.device)
+    key = index_key(passages, settings, encoder)
+    if cache_dir is not None:
+        cached = Path(cache_dir) / key
+        if (cached / "manifest.json").is_file():
+            try:
+                index = Index.load(cached, device=settings.device, reranker_model=settings.reranker_model,
+                                   read=read)
+            except (ValueError, OSError, KeyError, TypeError, json.JSONDecodeError) as error:
+                logger.warning("ignoring the unreadable cached index %s: %s", cached, error)
+            else:
+                index.report.timings_s["read"] = timings["read"]
+                for step in BUILD_STEPS[1:]:
+                    report_progress(step, 1, 1)
+                return index
+
+    started = time.perf_counter()
+    languages: list[Language] = []
+    chunk = 64
+    for begin in range(0, len(passages), chunk):
+        languages += detect_languages([p.text for p in passages[begin:begin + chunk]])
+        report_progress("languages", len(languages), len(passages))
+    passages = [replace(p, language=language) for p, language in zip(passages, languages, strict=True)]
+    timings["languages"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    index_texts = [_index_text(p, settings) for p in passages]
+    passage_terms = []
+    for i, (text, passage) in enumerate(zip(index_texts, passages, strict=True), start=1):
+        passage_terms.append(analysis.terms(text, passage.language.group))
+        if i % 256 == 0 or i == len(passages):
+            report_progress("bm25", i, len(passages))
+    timings["bm25"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    dense = DenseIndex.build(encoder.encoder, index_texts,
+                             progress=lambda done, total: report_progress("embeddings", done, total))
+    timings["embeddings"] = time.perf_counter() - started
+
+    counts = Counter(p.language.group for p in passages)
+    report = BuildReport(
+        documents=len(read.documents), passages=len(passages), files_read=read.files_read,
+        problems=read.problems, languages=dict(counts.most_common()), dense_model=encoder.encoder.label,
+        dense_fallback_reason=encoder.fallback_reason, device=encoder.encoder.device, timings_s=timings,
+        index_key=key,
+    )
+    started = time.perf_counter()
+    index = Index(passages, passage_terms, dense, encoder, settings, report)
+    timings["bm25"] += time.perf_counter() - started
+    if cache_dir is not None:
+        try:
+            index.save(Path(cache_dir) / key)
+        except OSError as error:
+            logger.warning("could not save the index to %s: %s", cache_dir, error)
+    return index
+
+
+def index_key(passages: Sequence[Passage], settings: Settings, encoder: LoadedEncoder) -> str:
+    """A hash of everything an index depends on: passages, analysis settings and the dense model."""
+    digest = hashlib.sha256()
+    header = {"format": INDEX_FORMAT, "analysis": analysis.ANALYSIS_VERSION, "window": settings.window,
+              "overlap": settings.overlap, "titles": settings.index_titles, "dense": encoder.encoder.model_id}
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    for passage in passages:
+        digest.update(json.dumps([passage.passage_id, passage.doc_id, passage.title, passage.text],
+                                 ensure_ascii=False).encode())
+    return digest.hexdigest()[:24]
+
+
+def default_cache_dir() -> Path:
+    """$SEARCH_CACHE_DIR, or ~/.cache/multilingual-rerank-explorer/indexes."""
+    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR)
+
+
+def _index_text(passage: Passage, settings: Settings) -> str:
+    return f"{passage.title}\n{passage.text}" if settings.index_titles and passage.title else passage.text
+
+
+def _cross_ranked(stages: dict[str, StageResult]) -> dict[str, StageResult]:
+    """Give every hit its rank in each other stage (None where that stage did not return it)."""
+    positions = {name: {hit.passage_id: hit.rank for hit in stage.hits} for name, stage in stages.items()}
+    out = {}
+    for name, stage in stages.items():
+        hits = tuple(
+            replace(hit, ranks={other: positions[other].get(hit.passage_id) for other in stages if other != name})
+            for hit in stage.hits
+        )
+        out[name] = replace(stage, hits=hits)
+    return out
+
+

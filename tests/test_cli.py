@@ -1,0 +1,117 @@
+"""`python -m search` as a user runs it: index, query, eval on the sample corpus, rerank."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from search.cli import main
+from search.models import FALLBACK_DENSE_ID, FALLBACK_LABEL, LATE_INTERACTION_LABEL
+from tests.tiny_models import build_tiny_xlmr_cross_encoder
+
+ROOT = Path(__file__).resolve().parents[1]
+MIXED = ROOT / "corpora" / "mixed-formats"
+POLYGLOT = ROOT / "corpora" / "polyglot-facts"
+
+
+@pytest.fixture(autouse=True)
+def offline_models(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEARCH_DENSE_MODEL", FALLBACK_DENSE_ID)
+    monkeypatch.setenv("SEARCH_RERANKER_MODEL", "late-interaction")
+    monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_index_then_query_the_saved_index_as_json(tmp_path, capsys):
+    assert main(["index", str(MIXED), "--out", str(tmp_path / "idx")]) == 0
+    out = capsys.readouterr().out
+    assert "6 file(s)" in out and "saved to" in out, out
+    assert main(["query", "--index", str(tmp_path / "idx"), "--query", "Rhein", "--k", "3", "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)  # stdout holds the JSON document alone
+    assert list(result["stages"]) == ["bm25", "dense", "hybrid", "rerank"]
+    top = result["stages"]["bm25"]["hits"][0]
+    assert top["language"] == "de" and "Rhein" in top["text"], top
+    assert result["stages"]["rerank"]["model"] == LATE_INTERACTION_LABEL
+    assert result["stages"]["dense"]["model"] == FALLBACK_LABEL
+    assert len(result["stages"]["hybrid"]["hits"]) == 3
+
+
+def test_query_files_directly_and_report_skipped_lines(tmp_path, capsys):
+    bad = tmp_path / "notes.jsonl"
+    bad.write_text('{"_id": "n1", "text": "Der Rhein fließt durch Basel."}\nnot json\n', encoding="utf-8")
+    assert main(["query", str(bad), "--query", "Basel", "--rerank-depth", "0"]) == 0
+    captured = capsys.readouterr()
+    assert "notes.jsonl, line 2" in captured.err, captured.err
+    assert "n1#0" in captured.out
+
+
+def test_eval_on_the_sample_corpus_prints_one_json_object(capsys):
+    assert main(["eval", str(POLYGLOT), "--stages", "bm25,dense,hybrid,rerank", "--rerank-depth", "10",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["queries"] == 44 and report["passages"] >= 80
+    assert len(report["languages"]) == 10, report["languages"]
+    assert set(report["stages"]) == {"bm25", "dense", "hybrid", "rerank"}
+    for metrics in report["stages"].values():
+        assert set(metrics) == {"ndcg@10", "mrr@10", "recall@10", "recall@100"}
+        assert all(0.0 <= value <= 1.0 for value in metrics.values())
+    # Every query has its grade-2 answer in its own language, which BM25 finds nearly always.
+    assert report["stages"]["bm25"]["mrr@10"] > 0.9, report["stages"]["bm25"]
+    assert report["models"]["rerank"] == LATE_INTERACTION_LABEL
+    assert report["level"] == "document" and report["matched_ids"] == report["judged_ids"] == 80
+
+
+def test_rerank_command_scores_in_input_order(tmp_path, capsys):
+    passages = ["Tea grows on hills.", "चाय पहाड़ियों पर उगती है।", "茶树生长在山坡上。", "Bees make honey."]
+    folder = build_tiny_xlmr_cross_encoder(tmp_path / "tiny", passages * 5)
+    file = tmp_path / "passages.json"
+    file.write_text(json.dumps(passages, ensure_ascii=False), encoding="utf-8")
+    assert main(["rerank", "--model", str(folder), "--query", "where does tea grow", "--passages", str(file),
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["index"] for row in rows] == [0, 1, 2, 3]
+    from search.rerank import load_reranker
+
+    expected = load_reranker(str(folder), "cpu", fallback=False).reranker.score("where does tea grow", passages)
+    assert [row["raw"] for row in rows] == pytest.approx([s.raw for s in expected], abs=1e-6)
+    assert all(row["sigmoid"] == pytest.approx(1 / (1 + pytest.importorskip("math").exp(-row["raw"])))
+               for row in rows)
+
+
+def test_rerank_reads_one_passage_per_line(tmp_path, capsys):
+    file = tmp_path / "passages.txt"
+    file.write_text("Bees make honey.\n\nVolcanoes erupt.\n", encoding="utf-8")
+    assert main(["rerank", "--query", "honey", "--passages", str(file), "--json"]) == 0
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert len(rows) == 2 and rows[0]["raw"] > rows[1]["raw"] and rows[0]["sigmoid"] is None
+    assert "late-interaction fallback, not a cross-encoder" in captured.err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["query", "--query", "x"], "either corpus PATHs or --index"),
+    (["query", "--index", "/nonexistent/idx", "--query", "x"], "no saved index"),
+    (["eval", "/nonexistent/data"], "neither a SQuAD"),
+    (["query", str(MIXED / "hindi-monsoon.txt"), "--query", "x", "--k", "0"], "k=0"),
+])
+def test_bad_input_exits_2_with_a_message_naming_the_fix(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+
+
+def test_bad_passages_file(tmp_path, capsys):
+    file = tmp_path / "p.json"
+    file.write_text('["a",\n oops]', encoding="utf-8")
+    assert main(["rerank", "--query", "x", "--passages", str(file)]) == 2
+    assert "line 2" in capsys.readouterr().err
+
+
+def test_python_dash_m_search_runs_as_a_program(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "search", "--help"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+    assert done.returncode == 0 and "index" in done.stdout and "eval" in done.stdout

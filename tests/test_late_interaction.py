@@ -1,0 +1,106 @@
+"""The late-interaction (MaxSim) fallback reranker over the bundled all-MiniLM-L6-v2."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from search.encoder import load_encoder
+from search.late_interaction import LateInteractionReranker, maxsim
+from search.models import FALLBACK_DENSE_ID, LATE_INTERACTION_LABEL
+from search.rerank import Reranker
+
+QUERY = "What is the capital of France?"
+ANSWER = "Paris is the capital and largest city of France."
+UNRELATED = [
+    "Mitochondria produce most of the chemical energy that powers a cell.",
+    "The 1998 football World Cup final was played in front of 80,000 people.",
+    "Bananas are a good source of potassium.",
+]
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return load_encoder(FALLBACK_DENSE_ID, "cpu")
+
+
+@pytest.fixture
+def reranker(encoder) -> LateInteractionReranker:
+    """A fresh reranker (empty passage cache) over the shared, already loaded encoder."""
+    return LateInteractionReranker(encoder)
+
+
+def test_the_answering_passage_outscores_unrelated_ones(reranker):
+    scores = reranker.score(QUERY, [*UNRELATED, ANSWER])
+    ranked = sorted(range(len(scores)), key=lambda i: -scores[i].raw)
+    assert ranked[0] == 3, f"the answer should rank first, got order {ranked} with {scores}"
+
+
+def test_score_is_the_mean_of_per_query_token_max_cosine(reranker, encoder):
+    query_vectors = encoder.token_embeddings([QUERY])[0]
+    passage_vectors = encoder.token_embeddings([ANSWER])[0]
+    best = []
+    for q in query_vectors:
+        cosines = [float(np.dot(q, p) / (np.linalg.norm(q) * np.linalg.norm(p))) for p in passage_vectors]
+        best.append(max(cosines))
+
+    (score,) = reranker.score(QUERY, [ANSWER])
+
+    assert score.raw == pytest.approx(sum(best) / len(best), abs=1e-5)
+    assert score.sigmoid is None and not score.truncated
+
+
+def test_maxsim_on_hand_made_vectors():
+    query = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    passage = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float32)
+    assert maxsim(query, passage) == pytest.approx((1.0 + 0.8) / 2)
+    assert maxsim(query, passage[:0]) == -1.0
+    with pytest.raises(ValueError, match="no tokens"):
+        maxsim(query[:0], passage)
+
+
+def test_repeated_passages_are_not_encoded_again(reranker):
+    passages = [ANSWER, *UNRELATED]
+    first = reranker.score(QUERY, passages)
+    assert reranker.cache_info()[:3] == (0, 4, 4)
+
+    second = reranker.score("Which city is the French capital?", passages + [ANSWER])
+
+    assert reranker.cache_info()[:3] == (5, 4, 4), "the second call should find every passage in the cache"
+    assert [s.raw for s in reranker.score(QUERY, passages)] == [s.raw for s in first]
+    assert second[0].raw == second[-1].raw
+
+
+def test_the_cache_is_bounded_and_keeps_recent_passages(encoder):
+    reranker = LateInteractionReranker(encoder, cache_size=2)
+    reranker.score(QUERY, UNRELATED)  # three misses; the oldest is evicted
+    assert reranker.cache_info().size == 2
+    reranker.score(QUERY, UNRELATED[1:])
+    assert reranker.cache_info()[:2] == (2, 3)
+
+
+def test_long_passages_are_flagged_as_truncated(reranker, encoder):
+    long_passage = " ".join([ANSWER] * 40)
+    assert len(encoder.tokenizer(long_passage, verbose=False)["input_ids"]) > encoder.max_length
+    scores = reranker.score(QUERY, [long_passage, ANSWER])
+    assert [s.truncated for s in scores] == [True, False]
+
+
+def test_label_and_interface(reranker):
+    assert isinstance(reranker, Reranker)
+    assert reranker.label == LATE_INTERACTION_LABEL == "late-interaction fallback, not a cross-encoder"
+    assert reranker.is_cross_encoder is False
+    assert reranker.score(QUERY, []) == []
+    with pytest.raises(ValueError, match="query is empty"):
+        reranker.score(" ", [ANSWER])
+
+
+def test_concurrent_calls_share_the_cache_safely(reranker):
+    passages = [ANSWER, *UNRELATED]
+    expected = [s.raw for s in reranker.score(QUERY, passages)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: [s.raw for s in reranker.score(QUERY, passages)], range(8)))
+    assert all(result == pytest.approx(expected, abs=1e-6) for result in results)
+    assert reranker.cache_info()[:3] == (32, 4, 4)

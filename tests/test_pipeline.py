@@ -1,0 +1,138 @@
+"""The whole engine on a tiny multilingual corpus: build, the four stages, save/load and the index cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from search.models import FALLBACK_DENSE_ID, LATE_INTERACTION_LABEL
+from search.pipeline import BUILD_STEPS, Index, Settings, build, query_terms
+from search.types import Language
+
+DOCS = {
+    "tea.txt": "Green tea is grown on terraced hillsides and picked by hand in spring.",
+    "volcano.txt": "A volcano erupts when magma rises through cracks in the crust of the Earth.",
+    "bees.txt": "Honeybees dance to tell their sisters where the best flowers are blooming.",
+    "tee.txt": "Grüner Tee wird im Frühling an steilen Hängen von Hand gepflückt und getrocknet.",
+    "chai.txt": "हरी चाय पहाड़ी ढलानों पर उगाई जाती है और वसंत में हाथ से तोड़ी जाती है।",
+    "cha.md": "# 绿茶\n绿茶生长在梯田山坡上，春天由人工采摘，然后迅速加热以保持绿色。",
+}
+SETTINGS = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model="late-interaction", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    for name, text in DOCS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def index(corpus):
+    return build([corpus], SETTINGS)
+
+
+def test_build_reports_counts_languages_and_every_step(corpus):
+    events = []
+    built = build([corpus], SETTINGS, progress=lambda step, done, total: events.append((step, done, total)))
+    report = built.report
+    assert (report.documents, report.passages, report.files_read) == (6, 6, 6)
+    assert report.languages["en"] == 3 and report.languages["de"] == 1
+    assert report.languages["hi"] == 1 and report.languages["zh"] == 1, report.languages
+    assert set(report.timings_s) == set(BUILD_STEPS)
+    assert [step for step in BUILD_STEPS if (step, 1, 1) in events or any(
+        e[0] == step and e[1] == e[2] for e in events)] == list(BUILD_STEPS), events
+    assert report.dense_fallback_reason is None and report.reused is False
+
+
+def test_bm25_finds_the_one_document_with_a_rare_word(index):
+    result = index.retrieve("magma", k=3, rerank_depth=0)
+    bm25 = result.stages["bm25"]
+    assert [hit.doc_id for hit in bm25.hits] == ["volcano"], "only one document mentions magma"
+    assert bm25.hits[0].ranks["dense"] is not None and "rerank" not in bm25.hits[0].ranks
+    assert set(result.stages) == {"bm25", "dense", "hybrid"}
+
+
+def test_each_script_is_searchable(index):
+    assert index.retrieve("चाय", k=1, rerank_depth=0).stages["bm25"].hits[0].doc_id == "chai"
+    assert index.retrieve("梯田", k=1, rerank_depth=0).stages["bm25"].hits[0].doc_id == "cha"
+    assert index.retrieve("gepflückt", k=1, rerank_depth=0).stages["bm25"].hits[0].doc_id == "tee"
+
+
+def test_search_runs_all_four_stages_with_cross_ranks(index):
+    result = index.search("how do bees tell where flowers are", k=3, rerank_depth=5, candidates_from="bm25")
+    assert list(result.stages) == ["bm25", "dense", "hybrid", "rerank"]
+    rerank = result.stages["rerank"]
+    assert rerank.model == LATE_INTERACTION_LABEL and rerank.error is None
+    assert rerank.hits[0].doc_id == "bees"
+    assert [hit.rank for hit in rerank.hits] == list(range(1, len(rerank.hits) + 1))
+    assert all(a.score >= b.score for a, b in zip(rerank.hits, rerank.hits[1:], strict=False))
+    assert rerank.pairs_per_second and rerank.pairs_per_second > 0
+    candidates = {hit.passage_id for hit in result.stages["bm25"].hits[:5]}
+    assert {hit.passage_id for hit in rerank.hits} == candidates, "the reranker rescores the BM25 top 5 only"
+    top = rerank.hits[0]
+    assert top.ranks["bm25"] == next(h.rank for h in result.stages["bm25"].hits if h.passage_id == top.passage_id)
+    assert top.sigmoid is None, "late interaction gives no logit, so no sigmoid"
+
+
+def test_bad_depths_and_empty_queries_name_the_fix(index):
+    with pytest.raises(ValueError, match="k=0"):
+        index.retrieve("tea", k=0)
+    with pytest.raises(ValueError, match="rerank_depth=-1"):
+        index.retrieve("tea", rerank_depth=-1)
+    with pytest.raises(ValueError, match="empty"):
+        index.retrieve("   ")
+    with pytest.raises(ValueError, match="first stage"):
+        index.retrieve("tea", candidates_from="rerank")  # type: ignore[arg-type]
+
+
+def test_save_and_load_give_the_same_results(index, tmp_path):
+    index.save(tmp_path / "saved")
+    loaded = Index.load(tmp_path / "saved")
+    assert loaded.passages == index.passages
+    for query in ("green tea", "चाय", "火山"):
+        before, after = index.search(query, rerank_depth=4), loaded.search(query, rerank_depth=4)
+        for stage in before.stages:
+            assert [(h.passage_id, round(h.score, 5)) for h in before.stages[stage].hits] == \
+                   [(h.passage_id, round(h.score, 5)) for h in after.stages[stage].hits], (query, stage)
+
+
+def test_load_refuses_a_folder_without_an_index(tmp_path):
+    with pytest.raises(ValueError, match="no saved index"):
+        Index.load(tmp_path)
+
+
+def test_the_same_corpus_is_never_embedded_twice(corpus, tmp_path):
+    first = build([corpus], SETTINGS, cache_dir=tmp_path)
+    events = []
+    second = build([corpus], SETTINGS, cache_dir=tmp_path, progress=lambda *e: events.append(e))
+    assert second.report.reused and not first.report.reused
+    assert second.report.index_key == first.report.index_key
+    assert "embeddings" not in second.report.timings_s, "a reused index must not be embedded again"
+    assert second.passages == first.passages
+    other = build([corpus], Settings(**{**SETTINGS.__dict__, "window": 50, "overlap": 10}), cache_dir=tmp_path)
+    assert other.report.index_key != first.report.index_key and not other.report.reused
+
+
+def test_good_files_are_kept_and_bad_ones_reported(tmp_path):
+    (tmp_path / "good.txt").write_text("Lighthouses guide ships along rocky coasts at night.", encoding="utf-8")
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    (tmp_path / "broken.jsonl").write_text('{"_id": "a", "text": "Owls hunt at night."}\n{oops\n', encoding="utf-8")
+    built = build([tmp_path], SETTINGS)
+    assert sorted(p.doc_id for p in built.passages) == ["a", "good"]
+    messages = [str(p) for p in built.report.skipped]
+    assert any("empty.txt" in m for m in messages) and any("broken.jsonl, line 2" in m for m in messages), messages
+
+
+def test_nothing_readable_is_a_clear_error(tmp_path):
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    with pytest.raises(ValueError, match="no passage could be read.*empty.txt"):
+        build([tmp_path], SETTINGS)
+
+
+def test_unsure_query_language_is_analysed_in_every_corpus_language():
+    unsure = Language("it", "it", 0.57)
+    terms = query_terms("running", unsure, frozenset({"en", "de"}))
+    assert "run" in terms, "the English stem must be there when the detector was unsure"
+    sure = Language("en", "en", 0.99)
+    assert query_terms("running", sure, frozenset({"en", "de"})) == ["run"]

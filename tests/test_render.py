@@ -1,0 +1,415 @@
+"""ui.render: hand-made results in, HTML out. No models, no browser."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from search import analysis
+from search.models import FALLBACK_LABEL, LATE_INTERACTION_LABEL
+from search.pipeline import BuildReport
+from search.types import UNKNOWN_LANGUAGE, Hit, Language, Problem, SearchResult, StageResult
+from ui.render import (
+    CSS,
+    Movement,
+    best_per_document,
+    found_by,
+    highlight,
+    is_lifted,
+    language_badge,
+    languages_frame,
+    match_spans,
+    movement,
+    overlap,
+    render_build_summary,
+    render_column,
+    render_notice,
+    render_rerank_pending,
+    render_summary,
+    snippet,
+)
+
+EN = Language("en", "en", 0.99)
+HI = Language("hi", "hi", 0.987)
+ZH = Language("zh-cn", "zh", 1.0)
+SCRIPT = "<script>alert(1)</script>"
+IMG = "<img src=x onerror=alert(1)>"
+QUOTES = '"quotes"'
+PAYLOAD = f"{SCRIPT} {IMG} {QUOTES}"
+
+
+def make_hit(passage_id: str, rank: int, *, doc_id: str | None = None, ranks: dict | None = None,
+             text: str = "some passage text", title: str = "", score: float = 1.0, sigmoid: float | None = None,
+             language: Language = EN, truncated: bool = False) -> Hit:
+    return Hit(passage_id, doc_id or passage_id.split("#")[0], rank, score, language, text, title,
+               ranks=ranks or {}, sigmoid=sigmoid, truncated=truncated)
+
+
+def make_stage(name: str, hits: list[Hit], **fields) -> StageResult:
+    return StageResult(name, tuple(hits), fields.pop("seconds", 0.0123), fields.pop("model", f"{name}-model"),
+                       **fields)
+
+
+def make_result(stages: list[StageResult], *, query: str = "query", candidates_from: str = "hybrid",
+                rerank_depth: int = 20, language: Language = EN) -> SearchResult:
+    return SearchResult(query, language, {stage.stage: stage for stage in stages}, candidates_from, rerank_depth)
+
+
+def ranked(*ids: str) -> list[Hit]:
+    return [make_hit(passage_id, rank) for rank, passage_id in enumerate(ids, start=1)]
+
+
+class Elements(HTMLParser):
+    """Every start tag of a fragment with its attributes."""
+
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(fragment)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def with_class(self, name: str) -> list[dict[str, str | None]]:
+        return [attrs for _, attrs in self.tags if name in (attrs.get("class") or "").split()]
+
+
+def hit_cards(fragment: str) -> list[dict[str, str | None]]:
+    return Elements(fragment).with_class("hit")
+
+
+def assert_inert(fragment: str) -> None:
+    """No tag, attribute or handler that the untrusted payloads could have introduced."""
+    lowered = fragment.lower()
+    assert "<script" not in lowered, fragment
+    assert "<img" not in lowered, fragment
+    for tag, attrs in Elements(fragment).tags:
+        assert tag not in {"script", "img", "iframe", "style"}, (tag, fragment)
+        assert not [name for name in attrs if name.startswith("on") or name == "style"], (tag, attrs)
+
+
+# -- movement, provenance, overlap -----------------------------------------------------------------
+
+
+def test_movement_up_down_same_and_new():
+    hit = make_hit("a#0", 2, ranks={"bm25": 8, "dense": 1, "hybrid": 2})
+    assert movement(hit, "bm25", 10) == Movement("up", "bm25", 8, 2, "↑6 from BM25 #8")
+    assert movement(hit, "dense", 10).text == "↓1 from dense #1"
+    assert movement(hit, "hybrid", 10) == Movement("same", "hybrid", 2, 2, "= hybrid #2")
+    third = make_hit("b#0", 3, ranks={"dense": 1})
+    assert movement(third, "dense", 10).text == "↓2 from dense #1"
+    assert movement(third, "dense", 10).kind == "down"
+
+
+def test_movement_not_in_top_k_is_new():
+    absent = make_hit("a#0", 1, ranks={"dense": None})
+    assert movement(absent, "dense", 10) == Movement("new", "dense", None, 1, "new: not in dense top-10")
+    deep = make_hit("a#0", 1, ranks={"dense": 14})
+    assert movement(deep, "dense", 10).kind == "new", "rank 14 is outside the dense top-10 the user saw"
+    assert movement(deep, "dense", 10).text == "new: not in dense top-10 (was #14)"
+    assert movement(deep, "dense", 20).text == "↑13 from dense #14", "with k=20, #14 was visible"
+    with pytest.raises(ValueError, match="rerank"):
+        movement(deep, "rerank", 10)
+
+
+def test_found_by_and_lifted():
+    hit = make_hit("a#0", 2, ranks={"bm25": 17, "dense": 4, "hybrid": 9})
+    assert found_by(hit, 10) == ["dense"], "BM25 #17 is outside the top-10"
+    assert found_by(hit, 20) == ["BM25", "dense"]
+    assert found_by(make_hit("a#0", 3, ranks={"dense": 2}), 10, stage="bm25") == ["BM25", "dense"]
+    assert is_lifted(hit, "bm25", 10), "BM25 #17 -> rerank #2 with k=10 is lifted"
+    assert not is_lifted(hit, "hybrid", 10), "hybrid #9 was visible in the top-10"
+    assert not is_lifted(make_hit("a#0", 4, ranks={"bm25": 17}), "bm25", 10), "rerank #4 is outside the top 3"
+
+
+def test_lifted_marker_in_reranked_column():
+    bm25 = make_stage("bm25", [make_hit(f"d{i}#0", i, ranks={"rerank": 2 if i == 17 else None})
+                               for i in range(1, 21)])
+    rerank = make_stage("rerank", [
+        make_hit("d1#0", 1, ranks={"bm25": 1}, score=5.0, sigmoid=0.99),
+        make_hit("d17#0", 2, ranks={"bm25": 17}, score=4.0, sigmoid=0.98),
+        make_hit("d2#0", 3, ranks={"bm25": 2}, score=3.0, sigmoid=0.95),
+    ])
+    result = make_result([bm25, rerank], candidates_from="bm25")
+    column = render_column(rerank, result, k=10)
+    cards = re.findall(r'<li class="hit".*?</li>', column)
+    assert len(cards) == 3, column
+    assert 'class="lifted"' in cards[1] and "lifted from BM25 #17" in cards[1], cards[1]
+    assert 'class="move new primary" data-against="bm25"' in cards[1], cards[1]
+    assert "new: not in BM25 top-10 (was #17)" in cards[1]
+    assert "lifted" not in cards[0] and "lifted" not in cards[2], "only the hit from below the top-10 is lifted"
+    assert 'class="move down primary" data-against="bm25">↓1 from BM25 #2' in cards[2], cards[2]
+
+
+def test_overlap_shared_and_jaccard():
+    bm25 = make_stage("bm25", ranked("a", "b", "c", "d"))
+    dense = make_stage("dense", ranked("c", "a", "e", "f"))
+    # top-3: {a, b, c} and {c, a, e}: 2 shared of 4 distinct
+    assert overlap(bm25, dense, 3) == (2, 0.5)
+    # top-4: {a, b, c, d} and {c, a, e, f}: 2 shared of 6 distinct
+    shared, jaccard = overlap(bm25, dense, 4)
+    assert shared == 2 and jaccard == pytest.approx(1 / 3)
+    assert overlap(bm25, bm25, 4) == (4, 1.0)
+    assert overlap(make_stage("bm25", []), make_stage("dense", []), 10) == (0, 0.0)
+
+
+def test_summary_lists_pairs_latencies_throughput_and_query_language():
+    bm25 = make_stage("bm25", ranked("a", "b", "c"), seconds=0.0031)
+    dense = make_stage("dense", ranked("c", "a", "e"), seconds=0.025)
+    hybrid = make_stage("hybrid", ranked("a", "c", "b"), seconds=0.0001)
+    rerank = make_stage("rerank", ranked("c", "a", "b"), seconds=1.24, pairs_per_second=16.13)
+    summary = render_summary(make_result([bm25, dense, hybrid, rerank], language=HI), 3)
+    pairs = [attrs["data-pair"] for attrs in Elements(summary).with_class("overlap")]
+    assert pairs == ["bm25-dense", "bm25-hybrid", "dense-hybrid", "bm25-rerank", "dense-rerank", "hybrid-rerank"]
+    assert "BM25 ∩ Dense: 2 shared@3, Jaccard@3 0.50" in summary, summary
+    assert "Hybrid (RRF) ∩ Reranked: 3 shared@3, Jaccard@3 1.00" in summary, summary
+    assert "BM25 3.1 ms" in summary and "Dense 25 ms" in summary and "Reranked 1,240 ms" in summary, summary
+    assert "reranker 16.1 pairs/s" in summary
+    assert ">hi 0.99</span>" in summary and "Hindi" in summary, "query language badge with its name"
+
+
+def test_summary_skips_stages_that_did_not_run():
+    bm25 = make_stage("bm25", ranked("a"))
+    dense = make_stage("dense", ranked("a"))
+    failed = make_stage("rerank", [], error="no model")
+    summary = render_summary(make_result([bm25, dense, failed]), 10)
+    assert [a["data-pair"] for a in Elements(summary).with_class("overlap")] == ["bm25-dense"]
+    assert "Reranked failed" in summary and "pairs/s" not in summary
+
+
+# -- highlighting and snippets ---------------------------------------------------------------------
+
+
+def test_highlight_latin_stemmed():
+    terms = set(analysis.terms("running", "en"))
+    assert highlight("He runs; they run. Running!", "en", terms) == (
+        "He <mark>runs</mark>; they <mark>run</mark>. <mark>Running</mark>!")
+
+
+def test_highlight_devanagari_whole_word_with_vowel_signs():
+    terms = set(analysis.terms("पानी", "hi"))
+    assert highlight("हमें पानी चाहिए", "hi", terms) == "हमें <mark>पानी</mark> चाहिए", "ी must stay inside the mark"
+
+
+def test_highlight_chinese_bigram_is_one_mark():
+    terms = set(analysis.terms("长城", "zh"))
+    assert highlight("我爱长城和故宫", "zh", terms) == "我爱<mark>长城</mark>和故宫"
+    assert match_spans("长江很长", "zh", terms) == [], "a lone 长 of a two-character query is not a match to show"
+    assert highlight("长江很长", "zh", set(analysis.terms("长", "zh"))) == "<mark>长</mark>江很<mark>长</mark>", (
+        "a one-character query marks the character")
+
+
+def test_highlight_escapes_around_and_inside_marks():
+    terms = set(analysis.terms("running", "en"))
+    assert highlight("<b>running</b> & runs", "en", terms) == (
+        "&lt;b&gt;<mark>running</mark>&lt;/b&gt; &amp; <mark>runs</mark>")
+    assert highlight('x="run"', "en", {"run"}) == "x=&quot;<mark>run</mark>&quot;"
+    assert highlight(SCRIPT, "en", {"script", "alert"}) == (
+        "&lt;<mark>script</mark>&gt;<mark>alert</mark>(1)&lt;/<mark>script</mark>&gt;")
+
+
+def test_snippet_windows_long_text_at_word_boundaries():
+    words = [f"w{i}" for i in range(300)]
+    words[200] = "target"
+    text = " ".join(words)
+    shown = snippet(text, "en", {"target"}, max_chars=80)
+    assert shown.startswith("…") and shown.endswith("…"), shown
+    assert "<mark>target</mark>" in shown
+    plain = shown.replace("<mark>", "").replace("</mark>", "").strip("…")
+    assert len(plain) <= 80, plain
+    assert f" {plain} " in f" {text} ", "cut at whitespace: the window is a run of whole words"
+    assert snippet("short <text>", "en", set()) == "short &lt;text&gt;", "short passages come whole"
+    assert snippet(text, "en", set(), max_chars=19) == "w0 w1 w2 w3 w4 w5…", "no match: the beginning"
+
+
+def test_snippet_in_text_without_spaces():
+    text = "前面的文字" * 40 + "我爱长城和故宫" + "后面的文字" * 40
+    shown = snippet(text, "zh", set(analysis.terms("长城", "zh")), max_chars=40)
+    assert shown.startswith("…") and shown.endswith("…")
+    assert "<mark>长城</mark>" in shown
+    assert len(shown.replace("<mark>", "").replace("</mark>", "")) <= 42, shown
+
+
+# -- columns ---------------------------------------------------------------------------------------
+
+
+def first_stages() -> list[StageResult]:
+    return [make_stage("bm25", ranked("a#0", "b#0", "c#0")), make_stage("dense", ranked("b#0", "a#0", "d#0")),
+            make_stage("hybrid", ranked("b#0", "a#0", "c#0"))]
+
+
+def test_column_header_cards_and_data_attributes():
+    hits = [make_hit("a#0", 1, text="The runner runs far.", title="Running", score=12.3456,
+                     ranks={"dense": 2, "hybrid": None}),
+            make_hit("b#3", 2, text="हमें पानी चाहिए", language=HI, ranks={"dense": 30, "hybrid": 1}),
+            make_hit("c#0", 3, language=UNKNOWN_LANGUAGE)]
+    bm25 = make_stage("bm25", hits, seconds=0.0042, model="BM25 (rank-bm25, language-aware analysis)")
+    result = make_result([bm25, *first_stages()[1:]], query="running")
+    column = render_column(bm25, result, k=10)
+    section = Elements(column).tags[0]
+    assert section == ("section", {"class": "stage-column", "data-stage": "bm25", "data-state": "done"})
+    assert '<h3 class="stage-title">BM25</h3>' in column and "4.2 ms" in column
+    assert "BM25 (rank-bm25, language-aware analysis)" in column
+    cards = hit_cards(column)
+    assert [(c["data-stage"], c["data-rank"], c["data-hit-rank"]) for c in cards] == [
+        ("bm25", "1", "1"), ("bm25", "2", "2"), ("bm25", "3", "3")]
+    assert "BM25 12.35" in column, "BM25 score with two decimals"
+    assert "The runner <mark>runs</mark> far." in column
+    badges = Elements(column).with_class("lang-badge")
+    assert [b["data-lang-family"] for b in badges] == ["latin", "indic", "unknown"]
+    assert ">en 0.99</span>" in column and ">hi 0.99</span>" in column and ">unknown</span>" in column
+    assert "Hindi" in badges[1]["title"]
+    assert '<div class="hit-title" dir="auto">Running</div>' in column
+    assert '<div class="hit-title is-doc-id" dir="auto">b</div>' in column, "no title: the doc id stands in"
+    assert '<span class="passage-id" title="passage id">b#3</span>' in column
+    assert 'class="xrank deep" data-against="dense">dense #30' in column, "ranks elsewhere, deep when beyond k"
+
+
+def test_collapse_documents_keeps_best_passage_per_document():
+    hits = [make_hit("A#0", 1), make_hit("A#1", 2), make_hit("B#0", 3), make_hit("A#2", 4), make_hit("C#4", 5)]
+    assert [h.passage_id for h in best_per_document(hits)] == ["A#0", "B#0", "C#4"]
+    stage = make_stage("dense", hits)
+    column = render_column(stage, make_result([stage]), k=10, collapse_documents=True)
+    cards = hit_cards(column)
+    assert [(c["data-rank"], c["data-hit-rank"]) for c in cards] == [("1", "1"), ("2", "3"), ("3", "5")], column
+    assert "passage #3" in column and "passage #5" in column, "the original rank is shown"
+    top_two = render_column(stage, make_result([stage]), k=2, collapse_documents=True)
+    assert [c["data-hit-rank"] for c in hit_cards(top_two)] == ["1", "3"], "k counts documents once collapsed"
+    plain = render_column(stage, make_result([stage]), k=10)
+    assert len(hit_cards(plain)) == 5
+
+
+def test_reranked_column_moves_found_by_and_scores():
+    rerank_hits = [
+        make_hit("c#0", 1, score=3.0, sigmoid=0.9526, ranks={"bm25": 3, "dense": None, "hybrid": 3}),
+        make_hit("a#0", 2, score=1.0, sigmoid=0.7311, ranks={"bm25": 1, "dense": 2, "hybrid": 2}, truncated=True),
+    ]
+    rerank = make_stage("rerank", rerank_hits, model="BAAI/bge-reranker-v2-m3", pairs_per_second=40.0)
+    result = make_result([*first_stages(), rerank])
+    raw = render_column(rerank, result, k=10)
+    assert "logit 3.00" in raw and "p 0.953" not in raw
+    sig = render_column(rerank, result, k=10, score_view="sigmoid")
+    assert "p 0.953" in sig and "p 0.731" in sig
+    moves = Elements(raw).with_class("move")
+    assert [(m["class"], m["data-against"]) for m in moves[:3]] == [
+        ("move up primary", "hybrid"), ("move up", "bm25"), ("move new", "dense")], "candidate stage first"
+    assert "↑2 from hybrid #3" in raw and "new: not in dense top-10" in raw and "= hybrid #2" in raw
+    assert "↓1 from BM25 #1" in raw and "= dense #2" in raw
+    found = [f["data-by"] for f in Elements(raw).with_class("found")]
+    assert found == ["bm25", "bm25", "dense"], "c#0 found by BM25 only, a#0 by both"
+    assert raw.count('class="truncated-mark"') == 1
+    assert "2 candidates from hybrid rescored · 40.0 pairs/s" in raw
+
+
+def test_late_interaction_fallback_has_no_sigmoid_and_labels_are_verbatim():
+    note = "reranker 'BAAI/bge-reranker-v2-m3' could not be loaded: offline."
+    rerank = make_stage("rerank", [make_hit("a#0", 1, score=0.8123, sigmoid=None, ranks={"hybrid": 1})],
+                        model=LATE_INTERACTION_LABEL, note=note)
+    dense = make_stage("dense", ranked("a#0"), model=FALLBACK_LABEL, note="the dense model is not cached")
+    result = make_result([dense, make_stage("hybrid", ranked("a#0")), rerank])
+    column = render_column(rerank, result, k=10, score_view="sigmoid")
+    assert LATE_INTERACTION_LABEL in column, "the fallback label must be visible as it is"
+    assert "score 0.812" in column and "sigmoid n/a" in column, column
+    assert "could not be loaded: offline." in column and 'class="stage-model fallback"' in column
+    dense_column = render_column(dense, result, k=10)
+    assert FALLBACK_LABEL in dense_column and "the dense model is not cached" in dense_column
+
+
+def test_error_column_shows_escaped_error_and_no_hits():
+    error = f"reranker '{IMG}' could not be loaded: {SCRIPT}"
+    rerank = StageResult("rerank", (), 0.0, "BAAI/bge-reranker-v2-m3", error=error)
+    column = render_column(rerank, make_result([*first_stages(), rerank]), k=10)
+    assert_inert(column)
+    assert hit_cards(column) == [], "an error column has no hit cards"
+    assert Elements(column).tags[0][1]["data-state"] == "error"
+    assert "&lt;img src=x onerror=alert(1)&gt;" in column and "&lt;script&gt;alert(1)&lt;/script&gt;" in column
+    assert 'role="alert"' in column and "late-interaction" in column, "says how to fix it"
+
+
+def test_column_escapes_every_untrusted_field():
+    hit = make_hit(f"{PAYLOAD}#0", 1, doc_id=PAYLOAD, title=PAYLOAD, text=f"alert {PAYLOAD} tail",
+                   score=2.0, sigmoid=0.88, ranks={"hybrid": 1, "bm25": 1, "dense": 1})
+    rerank = make_stage("rerank", [hit], model=PAYLOAD, note=PAYLOAD)
+    result = make_result([*first_stages(), rerank], query="alert")
+    column = render_column(rerank, result, k=10)
+    assert_inert(column)
+    assert column.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 4, "title, doc id, model and note"
+    assert "&lt;img src=x onerror=alert(1)&gt;" in column and "&quot;quotes&quot;" in column
+    assert "&lt;script&gt;<mark>alert</mark>(1)&lt;/script&gt;" in column, "the snippet highlights the escaped text"
+    assert len(hit_cards(column)) == 1
+
+
+def test_pending_and_notice_columns():
+    result = make_result(first_stages(), rerank_depth=20)
+    pending = render_rerank_pending(result, "BAAI/bge-reranker-v2-m3")
+    assert "Reranking 3 candidates from hybrid with BAAI/bge-reranker-v2-m3…" in pending, "3: hybrid has 3 hits"
+    assert 'class="spinner"' in pending and 'data-state="pending"' in pending and 'data-stage="rerank"' in pending
+    assert_inert(render_rerank_pending(result, IMG))
+    notice = render_notice("Reranked", "Reranking is off (rerank depth 0).")
+    assert 'data-stage="rerank"' in notice and "Reranking is off" in notice
+
+
+def test_language_badge_names_and_confidence():
+    assert language_badge(HI) == ('<span class="lang-badge lang-indic" data-lang-family="indic" '
+                                  'title="Hindi, detected with confidence 0.987">hi 0.99</span>')
+    assert ">zh-cn 1.00<" in language_badge(ZH) and "Chinese (Simplified)" in language_badge(ZH)
+
+
+def test_render_column_rejects_bad_arguments():
+    stage = make_stage("bm25", ranked("a"))
+    with pytest.raises(ValueError, match="k=0"):
+        render_column(stage, make_result([stage]), k=0)
+    with pytest.raises(ValueError, match="score_view"):
+        render_column(stage, make_result([stage]), k=5, score_view="logit")  # type: ignore[arg-type]
+
+
+# -- build summary ---------------------------------------------------------------------------------
+
+
+def make_report(**fields) -> BuildReport:
+    values = dict(documents=3, passages=12, files_read=2, problems=(), languages={"en": 8, "hi": 3, "zh": 1},
+                  dense_model="intfloat/multilingual-e5-small", dense_fallback_reason=None, device="cpu",
+                  timings_s={"read": 0.12, "languages": 0.5, "bm25": 0.01, "embeddings": 12.5}, index_key="k")
+    values.update(fields)
+    return BuildReport(**values)
+
+
+def test_build_summary_counts_problems_and_reused_notice():
+    problems = (Problem("data.csv", "the row has no text", line=7), Problem("notes.bin", "not a text file"),
+                Problem("b.jsonl", "duplicate id 'x' renamed to 'x-2'", line=3, skipped=False))
+    summary = render_build_summary(make_report(problems=problems, reused=True))
+    assert "3 documents from 2 files → 12 passages in 3 languages" in summary
+    assert "Reused the saved index for this corpus and settings" in summary
+    items = Elements(summary).with_class("problem")
+    assert [item["class"] for item in items] == ["problem skipped", "problem skipped", "problem warning"]
+    assert '<span class="problem-where">data.csv, line 7</span>: ' in summary, "skipped file with its line"
+    assert "the row has no text" in summary and "2 skipped, 1 warning" in summary
+    assert "intfloat/multilingual-e5-small" in summary and ">cpu<" in summary
+    assert "reading 120 ms" in summary and "embeddings 12.5 s" in summary
+    assert "Reused" not in render_build_summary(make_report())
+
+
+def test_build_summary_caps_problems_and_escapes():
+    problems = tuple(Problem(f"{IMG}{i}.txt", SCRIPT, line=i) for i in range(60))
+    summary = render_build_summary(make_report(problems=problems, dense_model=PAYLOAD, device=QUOTES,
+                                               dense_fallback_reason=SCRIPT))
+    assert_inert(summary)
+    assert len(Elements(summary).with_class("problem")) == 50
+    assert "… and 10 more" in summary
+    assert "&lt;img src=x onerror=alert(1)&gt;0.txt, line 0" in summary
+    assert "Fallback: &lt;script&gt;alert(1)&lt;/script&gt;" in summary and "&quot;quotes&quot;" in summary
+
+
+def test_languages_frame():
+    frame = languages_frame(make_report(languages={"hi": 3, "en": 8, "zh": 1, "xx": 1}))
+    assert list(frame.columns) == ["language", "name", "passages"]
+    assert frame.values.tolist() == [["en", "English", 8], ["hi", "Hindi", 3], ["zh", "Chinese", 1],
+                                     ["xx", "xx", 1]]
+
+
+def test_css_covers_the_classes_the_html_uses():
+    for selector in (".hit", ".lang-badge", ".move.up", ".move.down", ".move.new", "mark", ".spinner",
+                     ".stage-error", ".lifted", ".search-summary", ".build-summary"):
+        assert selector in CSS, selector

@@ -307,18 +307,16 @@ class Index:
 
 
 def query_terms(query: str, language: Language, corpus_languages: frozenset[str]) -> list[str]:
-    """Analyse a query for BM25.
+    """Analyse a query for BM25 the way each passage language was analysed.
 
-    Short queries are where language detection is least sure, and a wrong stemmer misses every
-    stemmed match. So a query is analysed in its detected language when that language is in the
-    corpus and the detector is confident, and otherwise in each of the corpus' languages, keeping
-    each distinct term once.
+    Every passage was stemmed in its own detected language, so a query matches a passage only through
+    the terms that passage's analysis would give it. The query is therefore analysed in its detected
+    language and in each language of the corpus, keeping each distinct term once. This also rescues
+    short queries and short passages whose language detection is unsure. In a monolingual corpus it
+    is plain analysis in that language.
     """
-    if language.group in corpus_languages and language.probability >= 0.9:
-        return analysis.terms(query, language.group)
-    candidates = [language.group, *sorted(corpus_languages - {language.group})]
     seen: dict[str, None] = {}
-    for group in candidates:
+    for group in [language.group, *sorted(corpus_languages - {language.group})]:
         for term in analysis.terms(query, group):
             seen.setdefault(term, None)
     return list(seen)

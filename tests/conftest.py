@@ -1,0 +1,58 @@
+"""Shared fixtures: the app served on a free local port, with the offline models."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from search.models import FALLBACK_DENSE_ID
+
+CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """Launch `app.build_demo()` in this process with the offline models; yield its URL."""
+    saved = {name: os.environ.get(name) for name in ("SEARCH_DENSE_MODEL", "SEARCH_RERANKER_MODEL",
+                                                     "SEARCH_CACHE_DIR", "SEARCH_MAX_UPLOAD_MB")}
+    os.environ.update({"SEARCH_DENSE_MODEL": FALLBACK_DENSE_ID, "SEARCH_RERANKER_MODEL": "late-interaction",
+                       "SEARCH_CACHE_DIR": str(tmp_path_factory.mktemp("app-cache")), "SEARCH_MAX_UPLOAD_MB": "5"})
+    import app
+
+    demo = app.build_demo()
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **app.launch_kwargs())
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian chromium driven by Playwright; skips when chromium is not installed."""
+    if not CHROMIUM.exists():
+        pytest.skip("chromium not found; install it with: apt-get install -y chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()

@@ -1,0 +1,76 @@
+"""The app's API from gradio_client: named endpoints, and two sessions that never see each other's corpus."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+gradio_client = pytest.importorskip("gradio_client")
+
+CORPORA = {
+    "alpha": ("alpha.txt", "Zebrafinch colonies nest in the reeds of Lake Alphavale every spring."),
+    "beta": ("beta.txt", "Der Glockenturm von Betastadt läutet jeden Abend um sieben Uhr."),
+}
+
+
+def _build(client, tmp_path, name):
+    file_name, text = CORPORA[name]
+    path = tmp_path / name / file_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return client.predict([gradio_client.handle_file(str(path))], "(none: use my files)", 200, 40, "", "",
+                          api_name="/build_index")
+
+
+def test_named_endpoints_exist(app_url):
+    client = gradio_client.Client(app_url, verbose=False)
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/build_index", "/search"} <= set(endpoints), endpoints.keys()
+
+
+def test_two_concurrent_sessions_each_see_only_their_own_corpus(app_url, tmp_path):
+    clients = {name: gradio_client.Client(app_url, verbose=False) for name in CORPORA}
+    builds, errors = {}, []
+
+    def run(name):
+        try:
+            builds[name] = _build(clients[name], tmp_path, name)
+        except Exception as error:  # noqa: BLE001 - surfaced by the assert below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in CORPORA]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    for summary in builds.values():
+        assert summary[-1]["documents"] == 1 and summary[-1]["passages"] == 1, summary[-1]
+
+    for name, other in (("alpha", "beta"), ("beta", "alpha")):
+        result = clients[name].predict("Zebrafinch Glockenturm", 10, 5, "hybrid", api_name="/search")
+        seen = {hit["doc_id"] for stage in result["stages"].values() for hit in stage["hits"]}
+        assert seen == {name}, f"session {name} saw {seen}"
+        assert other not in str(result)
+
+
+def test_search_before_building_names_the_fix(app_url):
+    client = gradio_client.Client(app_url, verbose=False)
+    with pytest.raises(Exception, match="Build an index first"):
+        client.predict("anything", 5, 5, "hybrid", api_name="/search")
+
+
+def test_bad_upload_keeps_good_files_and_reports(app_url, tmp_path):
+    client = gradio_client.Client(app_url, verbose=False)
+    good = tmp_path / "good.txt"
+    good.write_text("Lighthouses guide ships along rocky coasts at night.", encoding="utf-8")
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text('{"_id": "a", "text": "Owls hunt at night."}\n{oops\n', encoding="utf-8")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    summary = client.predict([gradio_client.handle_file(str(p)) for p in (good, bad, empty)],
+                             "(none: use my files)", 200, 40, "", "", api_name="/build_index")[-1]
+    assert summary["documents"] == 2, summary
+    problems = {(p["source"], p["line"]) for p in summary["problems"]}
+    assert ("broken.jsonl", 2) in problems and any(source == "empty.csv" for source, _ in problems), problems

@@ -1,0 +1,107 @@
+"""End-to-end in a real browser (Debian's chromium via Playwright): upload, build, search, and hostile text.
+
+Skips when chromium is absent (install it with `apt-get install -y chromium`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MIXED = ROOT / "corpora" / "mixed-formats"
+SCREENSHOT = ROOT / "artifacts" / "screenshot.png"
+
+pytestmark = pytest.mark.browser
+expect = pytest.importorskip("playwright.sync_api").expect
+
+
+@pytest.fixture
+def page(browser, app_url):
+    page = browser.new_page(viewport={"width": 1600, "height": 1100})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(app_url)
+    page.wait_for_selector("#build-button")
+    page.errors = errors
+    yield page
+    page.close()
+
+
+def _upload_and_build(page, paths):
+    page.set_input_files("#corpus-files input[type=file]", [str(path) for path in paths])
+    for path in paths:
+        expect(page.locator("#corpus-files")).to_contain_text(Path(path).stem, timeout=30_000)
+    page.click("#build-button")
+    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+
+
+def _search(page, query):
+    page.fill("#query textarea", query)
+    page.click("#search-button")
+    page.wait_for_selector('#column-bm25 section[data-state="done"]', timeout=60_000)
+    page.wait_for_selector('#column-rerank section[data-state="done"]', timeout=180_000)
+
+
+def test_upload_build_and_search_shows_four_columns_with_languages_and_movements(page):
+    files = [MIXED / "hindi-monsoon.txt", MIXED / "chinese-silk-road.md", MIXED / "german-rivers.csv"]
+    _upload_and_build(page, files)
+    counts = page.inner_text("#build-summary .build-counts")
+    assert "6 documents from 3 files" in counts and "3 languages" in counts, counts
+
+    _search(page, "Welcher Fluss fließt durch Basel?")
+    titles = [page.inner_text(f"#column-{name} h3.stage-title") for name in ("bm25", "dense", "hybrid", "rerank")]
+    assert titles == ["BM25", "Dense", "Hybrid (RRF)", "Reranked"]
+    for name in ("bm25", "dense", "hybrid", "rerank"):
+        assert page.locator(f"#column-{name} li.hit").count() >= 3, name
+    assert page.inner_text("#column-bm25 li.hit[data-rank='1'] .lang-badge").startswith("de")
+    badges = {text.split()[0] for text in page.locator(".lang-badge").all_inner_texts()}
+    assert {"de", "hi", "zh-cn"} <= badges, badges
+    assert page.locator("#column-rerank span.move[data-against='hybrid']").count() >= 3
+    assert "late-interaction fallback, not a cross-encoder" in page.inner_text("#column-rerank .stage-model")
+    assert "offline fallback, English-centric" in page.inner_text("#column-dense .stage-model")
+    assert page.locator("#column-bm25 li.hit mark").count() >= 1, "query terms are highlighted"
+    assert "shared@10" in page.inner_text("#search-summary")
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert not page.errors, page.errors
+
+
+def test_hostile_passages_show_as_text_and_never_run(page, tmp_path):
+    hostile = tmp_path / "hostile.jsonl"
+    hostile.write_text(
+        '{"_id": "x1", "title": "<b>bold title</b>", '
+        '"text": "Payload one <script>window.__pwned = 1</script> stays plain text about tulips."}\n'
+        '{"_id": "x2", "title": "img", '
+        '"text": "Payload two <img src=x onerror=\\"window.__pwned=2\\"> about tulips."}\n',
+        encoding="utf-8")
+    named = tmp_path / "<img src=y onerror=alert(3)>.txt"
+    named.write_text("Tulips bloom in spring.", encoding="utf-8")
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    _upload_and_build(page, [hostile, named])
+    _search(page, "tulips <script>alert(4)</script>")
+    # Gradio drops "<" and ">" from uploaded file names; the rest of the name is the document id, as text.
+    assert "img src=y onerror=alert(3)" in page.inner_text("#column-bm25"), "a file name is shown as text"
+    text = page.inner_text("#column-bm25")
+    assert "<script>window.__pwned = 1</script>" in text, "the script tag must be visible as text"
+    assert '<img src=x onerror="window.__pwned=2">' in text
+    assert "<b>bold title</b>" in text
+    assert page.evaluate("window.__pwned === undefined"), "a corpus script ran"
+    injected = "document.querySelectorAll('img[src=x], img[src=y], .stage-column script, .stage-column b').length"
+    assert page.evaluate(injected) == 0, "an element from the corpus was injected"
+    assert not dialogs, dialogs
+    assert not page.errors, page.errors
+
+
+def test_bad_file_gives_a_warning_and_keeps_the_good_ones(page, tmp_path):
+    good = tmp_path / "good.txt"
+    good.write_text("Lighthouses guide ships along rocky coasts at night.", encoding="utf-8")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"_id": "a", "text": "Owls hunt at night."}\n{oops\n', encoding="utf-8")
+    _upload_and_build(page, [good, broken])
+    assert "2 documents" in page.inner_text("#build-summary .build-counts")
+    problems = page.inner_text("#build-summary details.problems")
+    assert "broken.jsonl" in problems and "line 2" in problems, problems
+    assert "Traceback" not in page.content()

@@ -1,0 +1,32 @@
+"""Long texts of the app, kept out of `app.py`."""
+
+from __future__ import annotations
+
+INTRO = """\
+# Multilingual retrieve-and-rerank explorer
+Upload a corpus in any mix of languages (or pick a sample), build the indexes, and see what each stage
+does with every query: **BM25 | Dense | Hybrid (RRF) | Reranked**, side by side, with scores, the detected
+language of every passage and how the reranker moved each passage.
+"""
+
+CORPUS_HELP = """\
+Formats: `.txt` `.md` (one document per file), `.csv` `.tsv` (a `text` column; optional `id`, `title`),
+`.jsonl` (BEIR `corpus.jsonl`), `.json` (a list, or SQuAD), `.html`, `.pdf`, and `.zip` archives of these.
+Broken files and lines are skipped with a message naming the file and line; everything else is kept.
+"""
+
+MODELS_HELP = """\
+Models are Hugging Face Hub ids or local folders, loaded from safetensors only. The reranker `auto` picks
+BAAI/bge-reranker-v2-m3 when the corpus has languages other than English and Chinese (or on a GPU), and
+BAAI/bge-reranker-base otherwise; `late-interaction` selects the offline fallback. When a model can't be
+loaded (no network, not cached), the app says why and falls back to all-MiniLM-L6-v2 (offline fallback,
+English-centric) for dense retrieval and to late-interaction scoring, not a cross-encoder, for reranking.
+"""
+
+SEARCH_HELP = """\
+Highlights use the same analysis as BM25 (stemming, Chinese/Japanese/Thai character n-grams). In the
+Reranked column, arrows show how far each passage moved against each first stage (↑ up, ↓ down, = same,
+*new* = not in that stage's top-k); ★ marks a passage lifted from below the top-k into the top 3.
+"""
+
+NO_INDEX = "Build an index first: upload files or choose a sample corpus, then press **Build index**."

@@ -50,7 +50,7 @@ def test_upload_build_and_search_shows_four_columns_with_languages_and_movements
     counts = page.inner_text("#build-summary .build-counts")
     assert "6 documents from 3 files" in counts and "3 languages" in counts, counts
 
-    _search(page, "Welcher Fluss fließt durch Basel?")
+    _search(page, "Welcher Fluss entspringt in den Schweizer Alpen?")
     titles = [page.inner_text(f"#column-{name} h3.stage-title") for name in ("bm25", "dense", "hybrid", "rerank")]
     assert titles == ["BM25", "Dense", "Hybrid (RRF)", "Reranked"]
     for name in ("bm25", "dense", "hybrid", "rerank"):

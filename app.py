@@ -6,24 +6,28 @@ keeps its own index in `gr.State`; loaded models are shared read-only through th
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
 import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import gradio as gr
 
-from search.export import report_to_dict, result_to_dict
+from search.evaluation import depth_tradeoff, estimate_evaluation, evaluate
+from search.export import report_to_dict, result_to_dict, results_to_csv
+from search.judgments import Judgments, load_judgments, match_judgments
 from search.models import AUTO_RERANKER, DENSE_ENV, RERANKER_BASE, RERANKER_ENV, RERANKER_V2_M3
 from search.pipeline import Index, Settings, build, default_cache_dir
 from search.reading import ReadLimits, read_paths
 from search.rerank import LATE_INTERACTION_ID
-from search.types import FIRST_STAGES, SearchResult
-from ui import render, texts
+from search.types import FIRST_STAGES, STAGES, SearchResult
+from ui import evaluation_view, judging, render, texts
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +48,8 @@ EXAMPLE_QUERIES = [
 ]
 UPLOAD_ENV = "SEARCH_MAX_UPLOAD_MB"
 SESSION_TTL_S = 6 * 3600  # an idle session's index is dropped after this
+BUNDLED_JUDGMENTS = ROOT / "corpora" / "polyglot-facts"
+DEPTHS = (10, 20, 50, 100)
 
 
 def max_upload_mb() -> int:
@@ -64,6 +70,14 @@ except ImportError:
         return fn
 
 
+class StopFlag(threading.Event):
+    """A session's "cancel the running evaluation" flag. Gradio deep-copies a State's default for each
+    session; a fresh flag is that copy (an Event holds a lock, which can't be copied)."""
+
+    def __deepcopy__(self, memo: dict) -> StopFlag:
+        return StopFlag()
+
+
 # -- callbacks: engine in, components out ----------------------------------------------------------
 
 def build_corpus(files: Sequence[str] | None, sample: str, window: int, overlap: int, dense_model: str,
@@ -73,41 +87,20 @@ def build_corpus(files: Sequence[str] | None, sample: str, window: int, overlap:
     settings = _settings(window, overlap, dense_model, reranker_model)
     limit = max_upload_mb() * 1_000_000
     read = read_paths(paths, names=names, limits=ReadLimits(max_total_bytes=limit, max_file_bytes=limit))
-    progress: dict[str, tuple[int, int]] = {}
-    events: queue.Queue[tuple[str, int, int]] = queue.Queue()
-    outcome: dict[str, object] = {}
 
-    def work() -> None:
-        try:
-            index = _build_index(read, settings, lambda *event: events.put(event), cache_dir)
-            outcome["index"] = index
-            outcome["reranker"] = index.reranker()  # load now: a reranker problem shows before any search
-        except Exception as error:  # noqa: BLE001 - reported to the user below, never as a trace
-            outcome["error"] = error
+    def work(report: Callable[[object], None]):
+        index = _build_index(read, settings, lambda *event: report(event), cache_dir)
+        return index, index.reranker()  # load the reranker now: a problem with it shows before any search
 
-    started = time.perf_counter()
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
-    while worker.is_alive():
-        worker.join(timeout=0.25)
-        while not events.empty():
-            step, done, total = events.get()
-            progress[step] = (done, total)
-        yield (gr.skip(), render.render_build_progress(progress, time.perf_counter() - started),
-               gr.skip(), gr.skip(), gr.skip())
-    error = outcome.get("error")
-    if isinstance(error, ValueError):
-        raise gr.Error(str(error), print_exception=False)
-    if error is not None:
-        logger.error("building the index failed", exc_info=error)
-        raise gr.Error(f"Building the index failed unexpectedly ({type(error).__name__}); the details are in "
-                       "the server log. Try other files or settings.", print_exception=False)
-    index: Index = outcome["index"]  # type: ignore[assignment]
+    def show(events: list, seconds: float) -> tuple:
+        progress = {step: (done, total) for step, done, total in events}
+        return gr.skip(), render.render_build_progress(progress, seconds), gr.skip(), gr.skip(), gr.skip()
+
+    index, loaded = yield from _stream(work, show)
     skipped = index.report.skipped
     if skipped:
         gr.Warning(f"{len(skipped)} file(s) or line(s) skipped, e.g. {skipped[0]}. The rest was indexed; "
                    "see the list under the summary.")
-    loaded = outcome["reranker"]
     summary = render.render_build_summary(index.report) + render.render_reranker(loaded)
     build_json = {**report_to_dict(index.report), "reranker": loaded.reranker.label,
                   "reranker_fallback_reason": loaded.fallback_reason}
@@ -119,17 +112,15 @@ def _build_index(read, settings: Settings, progress, cache_dir: Path) -> Index:
     return build(read, settings, progress=progress, cache_dir=cache_dir)
 
 
-def first_stages(index: Index | None, query: str, k: int, rerank_depth: int, candidates_from: str,
-                 score_view: str, collapse: bool) -> tuple:
+def first_stages(index: Index | None, session: judging.SessionJudgments, query: str, k: int, rerank_depth: int,
+                 candidates_from: str, score_view: str, collapse: bool) -> tuple:
     """BM25, dense and hybrid for the query; the Reranked column shows a placeholder until `rerank_stage`."""
     index = _require(index)
     try:
         result = index.retrieve(query, k=int(k), rerank_depth=int(rerank_depth), candidates_from=candidates_from)
     except ValueError as error:
         raise gr.Error(str(error), print_exception=False) from None
-    columns = [render.render_column(result.stages[name], result, k=int(k), score_view=score_view,
-                                    collapse_documents=collapse, corpus_languages=index.languages)
-               for name in FIRST_STAGES]
+    columns = _columns(index, result, session, k, score_view, collapse)[:3]
     if result.rerank_depth:
         pending = render.render_rerank_pending(result, index.reranker().reranker.label)
     else:
@@ -137,14 +128,13 @@ def first_stages(index: Index | None, query: str, k: int, rerank_depth: int, can
     return result, *columns, pending, render.render_summary(result, int(k))
 
 
-def rerank_stage(index: Index | None, result: SearchResult | None, k: int, score_view: str,
-                 collapse: bool) -> tuple:
+def rerank_stage(index: Index | None, session: judging.SessionJudgments, result: SearchResult | None, k: int,
+                 score_view: str, collapse: bool) -> tuple:
     """Add the reranker's column to the first stages already on screen."""
     if index is None or result is None or not result.rerank_depth:
         return gr.skip(), gr.skip(), gr.skip()
     result = _rerank(index, result)
-    column = render.render_column(result.stages["rerank"], result, k=int(k), score_view=score_view,
-                                  collapse_documents=collapse, corpus_languages=index.languages)
+    column = _columns(index, result, session, k, score_view, collapse)[3]
     return result, column, render.render_summary(result, int(k))
 
 
@@ -153,19 +143,128 @@ def _rerank(index: Index, result: SearchResult) -> SearchResult:
     return index.rerank(result)
 
 
-def rerender(index: Index | None, result: SearchResult | None, k: int, score_view: str, collapse: bool) -> tuple:
+def rerender(index: Index | None, session: judging.SessionJudgments, result: SearchResult | None, k: int,
+             score_view: str, collapse: bool) -> tuple:
     """Draw the last result again with another k, score view or document collapsing (no new search)."""
     if index is None or result is None:
         return (gr.skip(),) * 5
-    columns = []
-    for name in (*FIRST_STAGES, "rerank"):
-        stage = result.stages.get(name)
-        if stage is None:
-            columns.append(gr.skip())
-        else:
-            columns.append(render.render_column(stage, result, k=int(k), score_view=score_view,
-                                                collapse_documents=collapse, corpus_languages=index.languages))
-    return *columns, render.render_summary(result, int(k))
+    return *_columns(index, result, session, k, score_view, collapse), render.render_summary(result, int(k))
+
+
+def judge_result(index: Index | None, session: judging.SessionJudgments, result: SearchResult | None, k: int,
+                 score_view: str, collapse: bool, event: gr.EventData) -> tuple:
+    """Record the grade a user gave a result card (sent by the card's 0/1/2 buttons)."""
+    data = getattr(event, "_data", None) or {}
+    stage = result.stages.get(str(data.get("stage"))) if result is not None else None
+    hit = next((h for h in stage.hits if h.rank == data.get("hit_rank")), None) if stage is not None else None
+    if index is None or hit is None:
+        return (gr.skip(),) * 6
+    session = judging.judge(session, result, hit.passage_id, int(data.get("grade", -1)))
+    return (session, *_columns(index, result, session, k, score_view, collapse), _judged_panel(session))
+
+
+def download_judgments(session: judging.SessionJudgments, result: SearchResult | None) -> list[str]:
+    """Write the session's qrels, queries and runs (TREC) and the current results (CSV, JSON) to files."""
+    try:
+        files = judging.export_files(session)
+    except ValueError as error:  # e.g. an id with a space, which TREC files cannot hold
+        raise gr.Error(f"Cannot write TREC files: {error}", print_exception=False) from None
+    if result is not None:
+        files["results.csv"] = results_to_csv(result)
+        files["results.json"] = json.dumps(result_to_dict(result), ensure_ascii=False, indent=1)
+    if not files.get("qrels.trec") and result is None:
+        raise gr.Error("Nothing to download yet: search, and judge a few results first.", print_exception=False)
+    folder = Path(tempfile.mkdtemp(prefix="judgments-"))
+    for name, content in files.items():
+        (folder / name).write_text(content, encoding="utf-8")
+    return [str(folder / name) for name in files]
+
+
+def load_session_judgments(session: judging.SessionJudgments, files: Sequence[str] | None) -> tuple:
+    """Load qrels + queries downloaded earlier (or any TREC/BEIR judgments) to go on judging."""
+    loaded = _load_judgments(files)
+    for problem in loaded.problems[:3]:
+        gr.Warning(str(problem))
+    session = judging.merge(session, loaded)
+    gr.Info(f"Loaded {sum(len(m) for m in loaded.qrels.values())} judgments on {len(loaded.queries)} queries.")
+    return session, _judged_panel(session)
+
+
+def load_eval_judgments(index: Index | None, files: Sequence[str] | None, bundled: bool, stages: list[str],
+                        rerank_depth: int, candidates_from: str) -> tuple:
+    """Load judgments for the Evaluate tab, check them against the corpus and estimate a run's time."""
+    index = _require(index)
+    judgments = load_judgments([BUNDLED_JUDGMENTS]) if bundled else _load_judgments(files)
+    match = match_judgments(judgments, index.passages)
+    if match.matched == 0:
+        gr.Warning("None of the judged ids is in this corpus: were these judgments made for another corpus?")
+    estimate = estimate_evaluation(
+        index, len(judgments.queries), stages=stages, rerank_depth=int(rerank_depth),
+        candidates_from=candidates_from, sample_queries=[query.text for query in judgments.queries[:2]])
+    return judgments, evaluation_view.judgments_summary(judgments, match, estimate)
+
+
+def run_evaluation(index: Index | None, judgments: Judgments | None, stop: StopFlag, stages: list[str],
+                   rerank_depth: int, candidates_from: str, max_queries: float | None, first: str,
+                   second: str) -> Iterator[tuple]:
+    """Run every judged query through the chosen stages, streaming progress; Cancel keeps what finished."""
+    index = _require(index)
+    if judgments is None:
+        raise gr.Error("Load judgments first (bundled, or upload qrels and queries).", print_exception=False)
+    if not stages:
+        raise gr.Error("Choose at least one stage to evaluate.", print_exception=False)
+    stop.clear()
+    limit = int(max_queries) if max_queries else None
+
+    def work(progress: Callable[[int, int], None]):
+        return evaluate(index, judgments, stages=stages, rerank_depth=int(rerank_depth),
+                        candidates_from=candidates_from, max_queries=limit, progress=progress,
+                        should_stop=stop.is_set)
+
+    def show(events: list, seconds: float) -> tuple:
+        return (gr.skip(), evaluation_view.run_progress(*(events[-1] if events else (0, 0)), seconds),
+                *(gr.skip(),) * 4)
+
+    report = yield from _stream(lambda report: work(lambda done, total: report((done, total))), show)
+    if report.cancelled:
+        gr.Info(f"Cancelled: the metrics cover the {report.queries} queries that finished.")
+    yield (report, "", evaluation_view.metrics_frame(report), evaluation_view.chart_frame(report),
+           evaluation_view.per_query_frame(report, first, second), report.to_json())
+
+
+def resort_queries(report, first: str, second: str):
+    """Sort the per-query table by the change from one stage to another."""
+    return evaluation_view.per_query_frame(report, first, second) if report is not None else gr.skip()
+
+
+def open_query(table, event: gr.SelectData) -> tuple:
+    """Clicking a row of the per-query table opens its query in the Search tab."""
+    row = event.index[0] if isinstance(event.index, list | tuple) else event.index
+    query = str(table.iloc[row]["query"]) if table is not None and "query" in table else ""
+    if not query:
+        return gr.skip(), gr.skip()
+    return query, gr.Tabs(selected="search")
+
+
+def run_depth_tradeoff(index: Index | None, judgments: Judgments | None, stop: StopFlag,
+                       candidates_from: str, max_queries: float | None) -> Iterator[tuple]:
+    """nDCG@10 and time per query against rerank depth, for the loaded judgments."""
+    index = _require(index)
+    if judgments is None:
+        raise gr.Error("Load judgments first (bundled, or upload qrels and queries).", print_exception=False)
+    stop.clear()
+    limit = int(max_queries) if max_queries else None
+
+    def work(progress: Callable[[int, int], None]):
+        return depth_tradeoff(index, judgments, depths=DEPTHS, candidates_from=candidates_from, max_queries=limit,
+                              progress=progress, should_stop=stop.is_set)
+
+    def show(events: list, seconds: float) -> tuple:
+        return evaluation_view.run_progress(*(events[-1] if events else (0, 0)), seconds), gr.skip(), gr.skip()
+
+    points = yield from _stream(lambda report: work(lambda done, total: report((done, total))), show)
+    quality, latency = evaluation_view.depth_frames(points)
+    yield "", quality, latency
 
 
 def search_api(index: Index | None, query: str, k: int, rerank_depth: int, candidates_from: str) -> dict:
@@ -178,6 +277,10 @@ def search_api(index: Index | None, query: str, k: int, rerank_depth: int, candi
     if result.rerank_depth:
         result = _rerank(index, result)
     return result_to_dict(result, int(k))
+
+
+def cancel_run(stop: StopFlag) -> None:
+    stop.set()
 
 
 def forget_session(request: gr.Request) -> None:
@@ -217,6 +320,60 @@ def _settings(window: int, overlap: int, dense_model: str, reranker_model: str) 
         raise gr.Error(f"Invalid settings: {error}", print_exception=False) from None
 
 
+def _columns(index: Index, result: SearchResult, session: judging.SessionJudgments, k: int, score_view: str,
+             collapse: bool) -> list[str]:
+    grades = session.grades_for(result)
+    return [render.render_column(result.stages[name], result, k=int(k), score_view=score_view,
+                                 collapse_documents=collapse, corpus_languages=index.languages, judgments=grades)
+            if name in result.stages else "" for name in (*FIRST_STAGES, "rerank")]
+
+
+def _judged_panel(session: judging.SessionJudgments) -> str:
+    return evaluation_view.judged_metrics_html(judging.judged_metrics(session), len(session.qrels),
+                                               session.judgment_count)
+
+
+def _load_judgments(files: Sequence[str] | None) -> Judgments:
+    if not files:
+        raise gr.Error("Upload a qrels file and a queries file, or a BEIR folder as a .zip.", print_exception=False)
+    try:
+        return load_judgments([Path(file) for file in files], names=[Path(file).name for file in files])
+    except ValueError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+
+
+def _stream(work, show):
+    """Run `work(report)` in a thread, where `report(event)` records progress; while it runs, yield
+    `show(events, seconds)` with every event recorded so far. Returns what `work` returned. Errors reach
+    the user as messages, never as a trace."""
+    events: queue.Queue[object] = queue.Queue()
+    seen: list[object] = []
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work(events.put)
+        except Exception as error:  # noqa: BLE001 - reported below
+            outcome["error"] = error
+
+    started = time.perf_counter()
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(timeout=0.25)
+        while not events.empty():
+            seen.append(events.get())
+        yield show(seen, time.perf_counter() - started)
+    error = outcome.get("error")
+    if isinstance(error, ValueError):
+        raise gr.Error(str(error), print_exception=False)
+    if error is not None:
+        logger.error("a background run failed", exc_info=error)
+        raise gr.Error(f"The run failed unexpectedly ({type(error).__name__}); the details are in the server log. "
+                       "Try other files or settings.", print_exception=False)
+    return outcome["value"]
+
+
 def _require(index: Index | None) -> Index:
     if index is None:
         raise gr.Error(texts.NO_INDEX, print_exception=False)
@@ -226,55 +383,114 @@ def _require(index: Index | None) -> Index:
 # -- layout --------------------------------------------------------------------------------------
 
 def build_demo() -> gr.Blocks:
-    """The whole app as a `gr.Blocks`; launch it with `build_demo().launch(css=render.CSS)`."""
+    """The whole app as a `gr.Blocks`; launch it with `build_demo().launch(**launch_kwargs())`."""
     defaults = Settings.from_env()
     with gr.Blocks(title="Multilingual retrieve-and-rerank explorer") as demo:
         index_state = gr.State(None, time_to_live=SESSION_TTL_S)
         result_state = gr.State(None, time_to_live=SESSION_TTL_S)
+        judged_state = gr.State(judging.SessionJudgments(), time_to_live=SESSION_TTL_S)
+        eval_judgments_state = gr.State(None, time_to_live=SESSION_TTL_S)
+        report_state = gr.State(None, time_to_live=SESSION_TTL_S)
+        stop_state = gr.State(StopFlag())
         gr.Markdown(texts.INTRO)
 
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=2):
-                files = gr.File(label=f"Upload files (up to {max_upload_mb()} MB in all)", file_count="multiple",
-                                type="filepath", elem_id="corpus-files")
-                sample = gr.Dropdown([NO_SAMPLE, *SAMPLES], value=next(iter(SAMPLES)), label="…or a sample corpus",
-                                     info="used when no file is uploaded", elem_id="sample-corpus")
-                with gr.Accordion("Passages and models", open=False):
-                    window = gr.Slider(32, 1024, value=defaults.window, step=8, label="Passage window (words)",
-                                       info="one character counts as a word in Chinese, Japanese, Thai…")
-                    overlap = gr.Slider(0, 256, value=defaults.overlap, step=4, label="Overlap (words)")
-                    dense_model = gr.Textbox(defaults.dense_model, label="Dense model",
-                                             info=f"Hub id or local folder; env {DENSE_ENV}")
-                    reranker_model = gr.Dropdown([AUTO_RERANKER, RERANKER_V2_M3, RERANKER_BASE, LATE_INTERACTION_ID],
-                                                 value=defaults.reranker_model, allow_custom_value=True,
-                                                 label="Reranker", info=f"Hub id or local folder; env {RERANKER_ENV}")
-                    gr.Markdown(texts.MODELS_HELP)
-                gr.Markdown(texts.CORPUS_HELP)
-                build_button = gr.Button("Build index", variant="primary", elem_id="build-button")
-            with gr.Column(scale=3):
-                build_progress = gr.HTML(elem_id="build-progress")
-                build_summary = gr.HTML(elem_id="build-summary")
-                languages_plot = gr.BarPlot(x="language", y="passages", title="Passages per detected language",
-                                            tooltip=["name", "passages"], height=220, y_lim=[0, None],
-                                            sort="-y", elem_id="languages-plot")
-                build_json = gr.JSON(visible=False)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Search", id="search"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=2):
+                        files = gr.File(label=f"Upload files (up to {max_upload_mb()} MB in all)",
+                                        file_count="multiple", type="filepath", elem_id="corpus-files")
+                        sample = gr.Dropdown([NO_SAMPLE, *SAMPLES], value=next(iter(SAMPLES)),
+                                             label="…or a sample corpus", info="used when no file is uploaded",
+                                             elem_id="sample-corpus")
+                        with gr.Accordion("Passages and models", open=False):
+                            window = gr.Slider(32, 1024, value=defaults.window, step=8, label="Passage window (words)",
+                                               info="one character counts as a word in Chinese, Japanese, Thai…")
+                            overlap = gr.Slider(0, 256, value=defaults.overlap, step=4, label="Overlap (words)")
+                            dense_model = gr.Textbox(defaults.dense_model, label="Dense model",
+                                                     info=f"Hub id or local folder; env {DENSE_ENV}")
+                            reranker_model = gr.Dropdown(
+                                [AUTO_RERANKER, RERANKER_V2_M3, RERANKER_BASE, LATE_INTERACTION_ID],
+                                value=defaults.reranker_model, allow_custom_value=True, label="Reranker",
+                                info=f"Hub id or local folder; env {RERANKER_ENV}")
+                            gr.Markdown(texts.MODELS_HELP)
+                        gr.Markdown(texts.CORPUS_HELP)
+                        build_button = gr.Button("Build index", variant="primary", elem_id="build-button")
+                    with gr.Column(scale=3):
+                        build_progress = gr.HTML(elem_id="build-progress")
+                        build_summary = gr.HTML(elem_id="build-summary")
+                        languages_plot = gr.BarPlot(x="language", y="passages", title="Passages per detected language",
+                                                    tooltip=["name", "passages"], height=220, y_lim=[0, None],
+                                                    sort="-y", elem_id="languages-plot")
+                        build_json = gr.JSON(visible=False)
 
-        with gr.Row(equal_height=True):
-            query = gr.Textbox(label="Query", placeholder="Ask in any language…", scale=5, elem_id="query")
-            search_button = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
-        gr.Examples([[text] for text in EXAMPLE_QUERIES], inputs=[query], label="Example queries (polyglot-facts)")
-        with gr.Row():
-            k = gr.Slider(1, 50, value=10, step=1, label="k (results per column)")
-            rerank_depth = gr.Slider(0, 100, value=20, step=1, label="Rerank depth",
-                                     info="first-stage candidates the reranker rescores; 0 = off")
-            candidates_from = gr.Radio(list(FIRST_STAGES), value="hybrid", label="Reranker candidates from")
-            score_view = gr.Radio([("raw logit", "raw"), ("sigmoid 0–1", "sigmoid")], value="raw",
-                                  label="Reranker score")
-            collapse = gr.Checkbox(False, label="Best passage per document")
-        gr.Markdown(texts.SEARCH_HELP)
-        with gr.Row(elem_classes="rr-columns", equal_height=False):
-            columns = [gr.HTML(elem_id=f"column-{name}", min_height=120) for name in (*FIRST_STAGES, "rerank")]
-        summary = gr.HTML(elem_id="search-summary")
+                with gr.Row(equal_height=True):
+                    query = gr.Textbox(label="Query", placeholder="Ask in any language…", scale=5, elem_id="query")
+                    search_button = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
+                gr.Examples([[text] for text in EXAMPLE_QUERIES], inputs=[query],
+                            label="Example queries (polyglot-facts)")
+                with gr.Row():
+                    k = gr.Slider(1, 50, value=10, step=1, label="k (results per column)")
+                    rerank_depth = gr.Slider(0, 100, value=20, step=1, label="Rerank depth",
+                                             info="first-stage candidates the reranker rescores; 0 = off")
+                    candidates_from = gr.Radio(list(FIRST_STAGES), value="hybrid", label="Reranker candidates from")
+                    score_view = gr.Radio([("raw logit", "raw"), ("sigmoid 0–1", "sigmoid")], value="raw",
+                                          label="Reranker score")
+                    collapse = gr.Checkbox(False, label="Best passage per document")
+                gr.Markdown(texts.SEARCH_HELP)
+                with gr.Row(elem_classes="rr-columns", equal_height=False):
+                    columns = [gr.HTML(elem_id=f"column-{name}", min_height=120, js_on_load=render.JUDGE_JS)
+                               for name in (*FIRST_STAGES, "rerank")]
+                summary = gr.HTML(elem_id="search-summary")
+                with gr.Accordion("Judgments: your marks, their metrics, downloads", open=True):
+                    judged_panel = gr.HTML(_judged_panel(judging.SessionJudgments()), elem_id="judged-metrics")
+                    with gr.Row():
+                        download_button = gr.Button("Download qrels, runs and results", elem_id="download-button")
+                        downloads = gr.File(label="Downloads", file_count="multiple", interactive=False,
+                                            elem_id="downloads")
+                    with gr.Row():
+                        judgments_upload = gr.File(label="Load judgments to continue (qrels + queries)",
+                                                   file_count="multiple", type="filepath")
+                        load_back_button = gr.Button("Load judgments")
+
+            with gr.Tab("Evaluate", id="evaluate"):
+                gr.Markdown(texts.EVALUATE_HELP)
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=2):
+                        bundled_button = gr.Button("Use the bundled polyglot-facts judgments",
+                                                   elem_id="bundled-judgments")
+                        eval_files = gr.File(label="…or upload qrels + queries, or a BEIR folder as .zip",
+                                             file_count="multiple", type="filepath")
+                        upload_judgments_button = gr.Button("Load uploaded judgments")
+                        eval_stages = gr.CheckboxGroup(list(STAGES), value=list(STAGES), label="Stages")
+                        with gr.Row():
+                            eval_depth = gr.Slider(0, 100, value=20, step=1, label="Rerank depth")
+                            eval_candidates = gr.Radio(list(FIRST_STAGES), value="hybrid", label="Candidates from")
+                        eval_max = gr.Number(0, label="Max queries (0 = all)", precision=0, minimum=0)
+                        with gr.Row():
+                            run_button = gr.Button("Run evaluation", variant="primary", elem_id="run-eval")
+                            cancel_button = gr.Button("Cancel", variant="stop", elem_id="cancel-eval")
+                    with gr.Column(scale=3):
+                        judgments_info = gr.HTML(elem_id="judgments-summary")
+                        eval_progress = gr.HTML(elem_id="eval-progress")
+                        metrics_table = gr.Dataframe(label="Metrics per stage", interactive=False,
+                                                     elem_id="metrics-table")
+                        metrics_chart = gr.BarPlot(x="stage", y="value", color="stage", title="nDCG@10 by stage",
+                                                   y_lim=[0, 1], height=260, sort=None, elem_id="metrics-chart")
+                with gr.Row():
+                    compare_first = gr.Dropdown(list(STAGES), value="hybrid", label="Change from")
+                    compare_second = gr.Dropdown(list(STAGES), value="rerank", label="to")
+                per_query_table = gr.Dataframe(label="Per query (click a row to open it in Search)", interactive=False,
+                                               elem_id="per-query-table")
+                depth_button = gr.Button("Plot rerank depth against quality and time", elem_id="depth-button")
+                depth_progress = gr.HTML()
+                with gr.Row():
+                    depth_quality = gr.LinePlot(x="rerank depth", y="nDCG@10", title="nDCG@10 by rerank depth",
+                                                height=240, elem_id="depth-quality")
+                    depth_latency = gr.LinePlot(x="rerank depth", y="seconds per query", height=240,
+                                                title="Time per query by rerank depth (from measured pairs/s)",
+                                                elem_id="depth-latency")
+                eval_json = gr.JSON(visible=False)
 
         # The API's search endpoint: every stage as JSON in one call (hidden from the page).
         api_search_button = gr.Button(visible=False)
@@ -285,23 +501,61 @@ def build_demo() -> gr.Blocks:
             [index_state, build_progress, build_summary, languages_plot, build_json],
             api_name="build_index", concurrency_limit=1, concurrency_id="build", show_progress="minimal",
         )
+        view = [k, score_view, collapse]
         gr.on(
             [search_button.click, query.submit], first_stages,
-            [index_state, query, k, rerank_depth, candidates_from, score_view, collapse],
+            [index_state, judged_state, query, k, rerank_depth, candidates_from, score_view, collapse],
             [result_state, *columns, summary], api_visibility="undocumented", concurrency_limit=4,
             show_progress="minimal",
         ).success(
-            rerank_stage, [index_state, result_state, k, score_view, collapse], [result_state, columns[3], summary],
+            rerank_stage, [index_state, judged_state, result_state, *view], [result_state, columns[3], summary],
             api_visibility="undocumented", concurrency_limit=1, concurrency_id="rerank", show_progress="hidden",
         )
         gr.on(
             [k.release, score_view.change, collapse.change], rerender,
-            [index_state, result_state, k, score_view, collapse], [*columns, summary],
+            [index_state, judged_state, result_state, *view], [*columns, summary],
             api_visibility="undocumented", show_progress="hidden",
         )
+        gr.on(
+            [column.click for column in columns], judge_result, [index_state, judged_state, result_state, *view],
+            [judged_state, *columns, judged_panel], api_visibility="undocumented", show_progress="hidden",
+        )
+        download_button.click(download_judgments, [judged_state, result_state], [downloads],
+                              api_visibility="undocumented")
+        load_back_button.click(load_session_judgments, [judged_state, judgments_upload], [judged_state, judged_panel],
+                               api_visibility="undocumented")
         api_search_button.click(
             search_api, [index_state, query, k, rerank_depth, candidates_from], [api_result], api_name="search",
             concurrency_limit=1, concurrency_id="rerank",
+        )
+
+        load_inputs = [eval_stages, eval_depth, eval_candidates]
+        bundled_button.click(lambda index, *rest: load_eval_judgments(index, None, True, *rest),
+                             [index_state, *load_inputs], [eval_judgments_state, judgments_info],
+                             api_name="load_bundled_judgments")
+        upload_judgments_button.click(lambda index, files, *rest: load_eval_judgments(index, files, False, *rest),
+                                      [index_state, eval_files, *load_inputs], [eval_judgments_state, judgments_info],
+                                      api_visibility="undocumented")
+        run_button.click(
+            run_evaluation,
+            [index_state, eval_judgments_state, stop_state, *load_inputs, eval_max, compare_first, compare_second],
+            [report_state, eval_progress, metrics_table, metrics_chart, per_query_table, eval_json],
+            api_name="evaluate", concurrency_limit=1, concurrency_id="rerank", show_progress="minimal",
+        )
+        cancel_button.click(cancel_run, [stop_state], None, api_visibility="undocumented", queue=False)
+        gr.on([compare_first.change, compare_second.change], resort_queries,
+              [report_state, compare_first, compare_second], [per_query_table], api_visibility="undocumented")
+        per_query_table.select(open_query, [per_query_table], [query, tabs], api_visibility="undocumented").success(
+            first_stages, [index_state, judged_state, query, k, rerank_depth, candidates_from, score_view, collapse],
+            [result_state, *columns, summary], api_visibility="undocumented", concurrency_limit=4,
+        ).success(
+            rerank_stage, [index_state, judged_state, result_state, *view], [result_state, columns[3], summary],
+            api_visibility="undocumented", concurrency_limit=1, concurrency_id="rerank",
+        )
+        depth_button.click(
+            run_depth_tradeoff, [index_state, eval_judgments_state, stop_state, eval_candidates, eval_max],
+            [depth_progress, depth_quality, depth_latency], api_visibility="undocumented", concurrency_limit=1,
+            concurrency_id="rerank",
         )
         demo.unload(forget_session)
     demo.queue(default_concurrency_limit=4, max_size=64)

@@ -3,6 +3,7 @@
 Metrics come from ir-measures (pytrec_eval underneath), so the figures match what IR papers report.
 Relevance is judged per document unless the qrels name passages: a stage ranks a document at the rank
 of its best passage, and the ranking is deduplicated by document before the metrics are computed.
+Reading and writing judgments lives in `judgments`; the readers are re-exported here.
 """
 
 from __future__ import annotations
@@ -10,36 +11,39 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import ir_measures
 
+from .judgments import (
+    Judgments,
+    Level,
+    Query,
+    load_judgments,
+    match_judgments,
+    read_judgments,
+    read_qrels,
+    read_queries,
+)
 from .reading import read_paths
-from .types import STAGES, FirstStage, Hit, Problem, ReadResult, SearchResult
+from .types import FIRST_STAGES, STAGES, FirstStage, Hit, ReadResult, SearchResult
 
 if TYPE_CHECKING:
     from .pipeline import Index
 
-Level = Literal["document", "passage"]
+__all__ = [
+    "DEPTHS", "RETRIEVAL_DEPTH", "Dataset", "DepthPoint", "Estimate", "EvalReport", "Judgments", "Level", "Query",
+    "compute_metrics", "depth_tradeoff", "estimate_evaluation", "evaluate", "judgment_level", "landed_ranks",
+    "load_dataset", "metric_names", "ranked_ids", "read_judgments", "read_qrels", "read_queries",
+    "reranked_at_depth", "stage_rankings",
+]
+
 RETRIEVAL_DEPTH = 100  # deep enough for Recall@100
+DEPTHS = (10, 20, 50, 100)  # rerank depths `depth_tradeoff` compares by default
+ESTIMATE_PAIRS = 16  # pairs reranked to measure pairs/s: one batch, about a second on a CPU
 BASE_METRICS = {"ndcg": ir_measures.nDCG, "mrr": ir_measures.RR, "recall": ir_measures.R}
-
-
-@dataclass(frozen=True)
-class Query:
-    query_id: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Judgments:
-    """Queries and graded relevance judgments (qrels: query id -> judged id -> grade)."""
-
-    queries: tuple[Query, ...]
-    qrels: Mapping[str, Mapping[str, int]]
-    problems: tuple[Problem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,12 @@ class Dataset:
 
 @dataclass(frozen=True)
 class EvalReport:
-    """Metrics per stage, plus what they were computed on."""
+    """Metrics per stage, plus what they were computed on.
+
+    `per_query`: stage -> query id -> metric -> value. `landed`: stage -> query id -> the 1-based ranks,
+    in that stage's ranking at `level`, of the ids judged relevant (grade > 0); () when none was retrieved.
+    `query_texts`: query id -> text, for the evaluated queries in order.
+    """
 
     passages: int
     queries: int
@@ -64,9 +73,11 @@ class EvalReport:
     level: Level
     judged_ids: int  # distinct judged ids in the qrels of the evaluated queries
     matched_ids: int  # ... of which the corpus has
-    per_query: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # stage -> query -> metric
+    per_query: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     cancelled: bool = False
+    landed: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
+    query_texts: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         """The CLI's `--json` object (per-query figures left out)."""
@@ -78,107 +89,49 @@ class EvalReport:
         }
 
 
-# -- reading judgments --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Estimate:
+    """How long an evaluation should take here: in all, per query in the first stages, and the
+    reranker's measured throughput (None when no rerank was measured)."""
 
-def read_queries(path: str | Path) -> tuple[tuple[Query, ...], tuple[Problem, ...]]:
-    """Read queries from BEIR `queries.jsonl` (``{"_id", "text"}``) or a TSV file (``id<TAB>query``).
-
-    Bad lines become Problems naming the line; the good ones are kept.
-    """
-    path = Path(path)
-    queries: list[Query] = []
-    problems: list[Problem] = []
-    seen: set[str] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        if not line.strip():
-            continue
-        if path.suffix == ".jsonl":
-            try:
-                record = json.loads(line)
-                query_id, text = str(record.get("_id", record.get("id", ""))).strip(), str(record.get("text", ""))
-            except (json.JSONDecodeError, AttributeError) as error:
-                problems.append(Problem(path.name, f"not a JSON object ({error})", number))
-                continue
-        else:
-            query_id, _, text = line.partition("\t")
-            query_id = query_id.strip()
-        if not query_id or not text.strip():
-            problems.append(Problem(path.name, "expected a query id and a query text", number))
-        elif query_id in seen:
-            problems.append(Problem(path.name, f"query id {query_id!r} appears again; the first one is kept", number))
-        else:
-            seen.add(query_id)
-            queries.append(Query(query_id, text.strip()))
-    return tuple(queries), tuple(problems)
+    seconds: float
+    queries: int
+    first_stage_seconds: float
+    pairs_per_second: float | None
 
 
-def read_qrels(path: str | Path) -> tuple[dict[str, dict[str, int]], tuple[Problem, ...]]:
-    """Read TREC qrels (``qid 0 docid grade``) or BEIR qrels TSV (``query-id<TAB>corpus-id<TAB>score``,
-    header optional). Malformed lines become Problems naming the line; the rest is used."""
-    path = Path(path)
-    qrels: dict[str, dict[str, int]] = {}
-    problems: list[Problem] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if number == 1 and fields[0].lower() in {"query-id", "query_id", "qid", "query"}:
-            continue
-        if len(fields) == 4:
-            query_id, _, doc_id, grade = fields
-        elif len(fields) == 3:
-            query_id, doc_id, grade = fields
-        else:
-            problems.append(Problem(path.name, f"expected 'query 0 doc grade' (TREC) or 'query doc grade' (BEIR), "
-                                               f"found {len(fields)} fields", number))
-            continue
-        try:
-            qrels.setdefault(query_id, {})[doc_id] = int(float(grade))
-        except ValueError:
-            problems.append(Problem(path.name, f"grade {grade!r} is not a number", number))
-    return qrels, tuple(problems)
+@dataclass(frozen=True)
+class DepthPoint:
+    """nDCG@10 of the rerank stage at one rerank depth, and the seconds a query costs at that depth."""
+
+    depth: int
+    ndcg_at_10: float
+    seconds_per_query: float
 
 
-def read_judgments(queries_path: str | Path, qrels_path: str | Path) -> Judgments:
-    """Queries and qrels together; qrels of unknown queries are reported and dropped."""
-    queries, query_problems = read_queries(queries_path)
-    qrels, qrel_problems = read_qrels(qrels_path)
-    known = {query.query_id for query in queries}
-    unknown = sorted(set(qrels) - known)
-    problems = [*query_problems, *qrel_problems]
-    if unknown:
-        shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-        problems.append(Problem(Path(qrels_path).name, f"{len(unknown)} judged query id(s) are not in "
-                                                       f"{Path(queries_path).name}: {shown}"))
-    return Judgments(queries, {q: d for q, d in qrels.items() if q in known}, tuple(problems))
-
+# -- datasets -----------------------------------------------------------------------------------------
 
 def load_dataset(path: str | Path) -> Dataset:
     """Read a SQuAD-format JSON file or a BEIR-style folder.
 
     SQuAD: each paragraph is a document (id ``article-paragraph``, as the corpus reader names it) and
     each question a query whose one relevant document is its paragraph. BEIR folder: `corpus.jsonl`,
-    `queries.jsonl` (or `queries.tsv`) and `qrels/test.tsv` (or a TREC `qrels.trec` / `*.qrels`).
-    Raises ValueError naming what is missing.
+    `queries.jsonl` (or `queries.tsv`) and `qrels/test.tsv` (or another `qrels/*.tsv`, a TREC
+    `qrels.trec` / `*.qrels`). Raises ValueError naming what is missing.
     """
     path = Path(path)
     if path.is_file() and path.suffix == ".json":
         return Dataset(path.stem, read_paths([path]), _squad_judgments(path))
     if not path.is_dir():
         raise ValueError(f"{path} is neither a SQuAD-format .json file nor a BEIR folder")
-    corpus_path = _first_existing(path, ["corpus.jsonl"])
-    queries_path = _first_existing(path, ["queries.jsonl", "queries.tsv"])
-    qrels_path = _first_existing(path, ["qrels/test.tsv", "qrels.trec", "qrels/test.trec", "qrels.tsv",
-                                        *sorted(str(p.relative_to(path)) for p in path.glob("*.qrels"))])
-    missing = [name for name, found in (("corpus.jsonl", corpus_path), ("queries.jsonl or queries.tsv", queries_path),
-                                        ("qrels/test.tsv or qrels.trec", qrels_path)) if found is None]
-    if missing:
-        raise ValueError(f"{path} is not a complete BEIR folder: missing {', '.join(missing)}")
-    return Dataset(path.name, read_paths([corpus_path]), read_judgments(queries_path, qrels_path))
-
-
-def _first_existing(folder: Path, names: Sequence[str]) -> Path | None:
-    return next((folder / name for name in names if (folder / name).is_file()), None)
+    corpus_path = path / "corpus.jsonl"
+    if not corpus_path.is_file():
+        raise ValueError(f"{path} is not a complete BEIR folder: missing corpus.jsonl")
+    try:
+        judgments = load_judgments([path], names=[str(path)])
+    except ValueError as error:
+        raise ValueError(f"{path} is not a complete BEIR folder: {error}") from None
+    return Dataset(path.name, read_paths([corpus_path]), judgments)
 
 
 def _squad_judgments(path: Path) -> Judgments:
@@ -255,15 +208,22 @@ def stage_rankings(result: SearchResult, level: Level) -> dict[str, list[str]]:
 
 
 def judgment_level(index: Index, qrels: Mapping[str, Mapping[str, int]]) -> tuple[Level, int, int]:
-    """Whether the qrels name documents or passages (whichever matches more), with judged and matched counts."""
-    judged = {doc_id for docs in qrels.values() for doc_id in docs}
-    doc_ids = {passage.doc_id for passage in index.passages}
-    passage_ids = {passage.passage_id for passage in index.passages}
-    documents, passages = len(judged & doc_ids), len(judged & passage_ids)
-    if passages > documents:
-        return "passage", len(judged), passages
-    return "document", len(judged), documents
+    """Whether the qrels name documents or passages (whichever matches more), with judged and matched
+    counts; see `judgments.match_judgments`."""
+    match = match_judgments(Judgments((), qrels), index.passages)
+    return match.level, match.judged, match.matched
 
+
+def landed_ranks(ranking: Sequence[str], judged: Mapping[str, int]) -> tuple[int, ...]:
+    """The 1-based ranks in `ranking` of the ids judged relevant (grade > 0), best first.
+
+    >>> landed_ranks(["a", "b", "c"], {"c": 1, "a": 0, "x": 2})
+    (3,)
+    """
+    return tuple(rank for rank, ranked_id in enumerate(ranking, start=1) if judged.get(ranked_id, 0) > 0)
+
+
+# -- runs ---------------------------------------------------------------------------------------------
 
 def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAGES, k: int = 10,
              rerank_depth: int = 20, candidates_from: FirstStage = "hybrid", max_queries: int | None = None,
@@ -271,17 +231,12 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
              should_stop: Callable[[], bool] | None = None) -> EvalReport:
     """Run every judged query through the stages and compute the metrics of each stage.
 
-    `should_stop` is polled between queries; a stopped run reports the queries finished so far.
-    Raises ValueError for an unknown stage or when no query has judgments.
+    `should_stop` is polled between queries; a stopped run reports the queries finished so far
+    (`cancelled` set; no metrics when none finished). Raises ValueError for an unknown stage, a
+    max_queries below 1, or when no query has judgments.
     """
-    unknown = [stage for stage in stages if stage not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
-    queries = [query for query in judgments.queries if judgments.qrels.get(query.query_id)]
-    if max_queries is not None:
-        queries = queries[:max_queries]
-    if not queries:
-        raise ValueError("no query has judgments; check that the qrels' query ids match the queries file")
+    _check_stages(stages)
+    queries = _judged_queries(judgments, max_queries)
     level, judged_ids, matched_ids = judgment_level(index, {q.query_id: judgments.qrels[q.query_id] for q in queries})
     rerank = "rerank" in stages and rerank_depth > 0
     depth = max(RETRIEVAL_DEPTH, k, rerank_depth)
@@ -289,6 +244,7 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
     seconds: dict[str, list[float]] = {stage: [] for stage in stages}
     models: dict[str, str] = {}
     notes: dict[str, list[str]] = {}  # note -> the stages it concerns
+    query_texts: dict[str, str] = {}
     pairs = 0
     rerank_seconds = 0.0
     started = time.perf_counter()
@@ -301,6 +257,7 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
                                 candidates_from=candidates_from, stages=stages)
         if rerank:
             result = index.rerank(result)
+        query_texts[query.query_id] = query.text
         for name, ranking in stage_rankings(result, level).items():
             if name in rankings:
                 rankings[name][query.query_id] = ranking
@@ -319,21 +276,173 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
         if progress is not None:
             progress(done, len(queries))
     names = metric_names(k)
-    metrics = {}
-    per_query = {}
+    metrics: dict[str, dict[str, float]] = {}
+    per_query: dict[str, dict[str, dict[str, float]]] = {}
+    landed: dict[str, dict[str, tuple[int, ...]]] = {}
     for name in stages:
-        if not rankings[name] and any(name in stage_names for stage_names in notes.values()):
-            continue  # the stage could not run (e.g. no reranker); its note says why
+        if not query_texts or (not rankings[name] and any(name in concerned for concerned in notes.values())):
+            continue  # nothing finished, or the stage could not run (e.g. no reranker): its note says why
         metrics[name], per_query[name] = compute_metrics(judgments.qrels, rankings[name], names)
+        landed[name] = {query_id: landed_ranks(ranking, judgments.qrels[query_id])
+                        for query_id, ranking in rankings[name].items()}
     timings = {f"{name}_mean_query": sum(values) / len(values) for name, values in seconds.items() if values}
     timings.update({f"build_{step}": value for step, value in index.report.timings_s.items()})
     timings["queries_total"] = time.perf_counter() - started
     if rerank and rerank_seconds > 0:
         timings["rerank_pairs_per_second"] = pairs / rerank_seconds
-    evaluated = len(next(iter(rankings.values()), {}))
     return EvalReport(
-        passages=len(index), queries=evaluated, languages=dict(index.report.languages),
+        passages=len(index), queries=len(query_texts), languages=dict(index.report.languages),
         models={"dense": index.encoder.encoder.label, **models}, stages=metrics, timings_s=timings, level=level,
         judged_ids=judged_ids, matched_ids=matched_ids, per_query=per_query, cancelled=cancelled,
         notes=tuple(f"{', '.join(concerned)}: {text}" for text, concerned in notes.items()),
+        landed=landed, query_texts=query_texts,
     )
+
+
+def estimate_evaluation(index: Index, n_queries: int, *, stages: Sequence[str], rerank_depth: int,
+                        candidates_from: FirstStage, sample_queries: Sequence[str]) -> Estimate:
+    """Estimate how long `evaluate` will take for `n_queries` queries on this machine.
+
+    Times up to two of `sample_queries` through the first stages `stages` needs (the faster run counts,
+    so a first call's warm-up is left out) and, when `stages` include rerank, reranks a few real
+    candidates (ESTIMATE_PAIRS) to measure pairs/s here, then extrapolates:
+    n_queries x (first-stage seconds + rerank_depth / pairs_per_second). Loads the reranker if it is not
+    loaded yet (that time is not counted). No stage gives an estimate of 0 s. Raises ValueError for an
+    unknown stage, a negative `n_queries`, an out-of-range depth or no non-empty sample query.
+
+    >>> estimate = estimate_evaluation(index, 300, stages=STAGES, rerank_depth=20,
+    ...                                candidates_from="hybrid", sample_queries=["what is tea"])  # doctest: +SKIP
+    >>> round(estimate.seconds)  # doctest: +SKIP
+    42
+    """
+    _check_stages(stages)
+    if n_queries < 0:
+        raise ValueError(f"n_queries={n_queries} is negative; pass the number of queries to evaluate")
+    samples = [text for text in sample_queries if text.strip()][:2]
+    if not samples:
+        raise ValueError("no sample query to time; pass the text of one or two of the judged queries")
+    rerank = "rerank" in stages and rerank_depth > 0
+    if not rerank and not [stage for stage in stages if stage != "rerank"]:
+        return Estimate(0.0, n_queries, 0.0, None)
+    depth = max(RETRIEVAL_DEPTH, rerank_depth)
+    results, timings = [], []
+    for text in samples:
+        started = time.perf_counter()
+        results.append(index.retrieve(text, k=depth, rerank_depth=rerank_depth if rerank else 0,
+                                      candidates_from=candidates_from, stages=stages))
+        timings.append(time.perf_counter() - started)
+    first_stage_seconds = min(timings)
+    pairs_per_second = _measure_pairs_per_second(index, results) if rerank else None
+    per_query = first_stage_seconds
+    if pairs_per_second:
+        per_query += min(rerank_depth, len(index)) / pairs_per_second
+    return Estimate(n_queries * per_query, n_queries, first_stage_seconds, pairs_per_second)
+
+
+def _measure_pairs_per_second(index: Index, results: Sequence[SearchResult]) -> float | None:
+    """Pairs/s of a real rerank of up to ESTIMATE_PAIRS candidates, after a one-pair warm-up; None when
+    the reranker can't be loaded or no sample query has a candidate."""
+    result = max(results, key=lambda r: len(r.stages[r.candidates_from].hits))
+    if not result.stages[result.candidates_from].hits:
+        return None
+    try:
+        loaded = index.reranker()
+    except ValueError:
+        return None  # evaluate() reports why, as the rerank stage's note
+    # The first forward pass pays one-off costs; the query itself is no corpus passage, so a reranker
+    # that caches passage encodings gains nothing for the measured pairs.
+    loaded.reranker.score(result.query, [result.query])
+    probe = replace(result, rerank_depth=min(result.rerank_depth, ESTIMATE_PAIRS))
+    return index.rerank(probe, loaded).stages["rerank"].pairs_per_second
+
+
+def depth_tradeoff(index: Index, judgments: Judgments, *, depths: Sequence[int] = DEPTHS,
+                   candidates_from: FirstStage = "hybrid", max_queries: int | None = None,
+                   progress: Callable[[int, int], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> tuple[DepthPoint, ...]:
+    """nDCG@10 of the rerank stage and seconds per query at each rerank depth, deepest work done once.
+
+    Each judged query is retrieved once and its top max(depths) candidates are reranked once: a
+    reranker scores each (query, passage) pair on its own, so the ranking at depth d is the top d
+    candidates ordered by their rerank scores, then the rest of the first-stage ranking, exactly what
+    `evaluate(..., rerank_depth=d)` ranks. (Above RETRIEVAL_DEPTH the hybrid candidates are fused from
+    deeper lists, which can reorder their tail.) Depths beyond the corpus are clipped and repeats
+    dropped; points come in increasing depth.
+
+    `seconds_per_query` is derived, not timed per depth: the mean wall time of retrieving the candidates
+    plus the mean number of pairs reranked at that depth times the measured seconds per pair.
+    `should_stop` is polled between queries; the points then cover the finished queries (none: ()).
+    Raises ValueError for a depth below 1, a bad `candidates_from`, no judged query, or a reranker that
+    can't be loaded.
+    """
+    if candidates_from not in FIRST_STAGES:
+        raise ValueError(f"candidates_from={candidates_from!r} is not a first stage; use one of "
+                         f"{', '.join(FIRST_STAGES)}")
+    if not depths or any(int(depth) < 1 for depth in depths):
+        raise ValueError(f"depths={tuple(depths)!r}: give one or more rerank depths, each at least 1")
+    clipped = sorted({min(int(depth), len(index)) for depth in depths})
+    deepest = clipped[-1]
+    queries = _judged_queries(judgments, max_queries)
+    level = judgment_level(index, {q.query_id: judgments.qrels[q.query_id] for q in queries})[0]
+    loaded = index.reranker()
+    rankings: dict[int, dict[str, list[str]]] = {depth: {} for depth in clipped}
+    pairs_at: dict[int, int] = dict.fromkeys(clipped, 0)
+    retrieve_seconds = rerank_seconds = 0.0
+    pairs = 0
+    for done, query in enumerate(queries, start=1):
+        if should_stop is not None and should_stop():
+            break
+        started = time.perf_counter()
+        result = index.retrieve(query.text, k=max(RETRIEVAL_DEPTH, deepest), rerank_depth=deepest,
+                                candidates_from=candidates_from, stages=(candidates_from,))
+        retrieve_seconds += time.perf_counter() - started
+        result = index.rerank(result, loaded)
+        rerank = result.stages["rerank"]
+        rerank_seconds += rerank.seconds
+        pairs += len(rerank.hits)
+        for depth in clipped:
+            at_depth = reranked_at_depth(result, depth)
+            rankings[depth][query.query_id] = stage_rankings(at_depth, level)["rerank"]
+            pairs_at[depth] += len(at_depth.stages["rerank"].hits)
+        if progress is not None:
+            progress(done, len(queries))
+    finished = len(rankings[deepest])
+    if finished == 0:
+        return ()
+    seconds_per_pair = rerank_seconds / pairs if pairs else 0.0
+    points = []
+    for depth in clipped:
+        means, _ = compute_metrics(judgments.qrels, rankings[depth], ("ndcg@10",))
+        seconds = (retrieve_seconds + pairs_at[depth] * seconds_per_pair) / finished
+        points.append(DepthPoint(depth, means["ndcg@10"], seconds))
+    return tuple(points)
+
+
+def reranked_at_depth(result: SearchResult, depth: int) -> SearchResult:
+    """`result` (with a rerank stage) as if only its top `depth` candidates had been reranked.
+
+    Valid because a pair's score does not depend on the other candidates; ties keep candidate order,
+    as in `Index.rerank`.
+    """
+    candidates = {hit.passage_id for hit in result.stages[result.candidates_from].hits[:depth]}
+    rerank = result.stages["rerank"]
+    hits = tuple(replace(hit, rank=rank) for rank, hit in
+                 enumerate((hit for hit in rerank.hits if hit.passage_id in candidates), start=1))
+    return replace(result, rerank_depth=depth, stages={**result.stages, "rerank": replace(rerank, hits=hits)})
+
+
+def _check_stages(stages: Sequence[str]) -> None:
+    unknown = [stage for stage in stages if stage not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+
+
+def _judged_queries(judgments: Judgments, max_queries: int | None) -> list[Query]:
+    if max_queries is not None and max_queries < 1:
+        raise ValueError(f"max_queries={max_queries} evaluates nothing; use max_queries >= 1, or None for all")
+    queries = [query for query in judgments.queries if judgments.qrels.get(query.query_id)]
+    if max_queries is not None:
+        queries = queries[:max_queries]
+    if not queries:
+        raise ValueError("no query has judgments; check that the qrels' query ids match the queries file")
+    return queries

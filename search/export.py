@@ -1,11 +1,16 @@
-"""Plain-JSON forms of engine results, for the CLI's --json and the app's API."""
+"""Plain forms of engine results: JSON-ready dicts for the CLI's --json and the app's API, and CSV."""
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import asdict
 
 from .pipeline import BuildReport
-from .types import Hit, SearchResult, StageResult
+from .types import STAGES, Hit, SearchResult, StageResult
+
+CSV_COLUMNS = ("query", "stage", "rank", "passage_id", "doc_id", "score", "sigmoid", "language",
+               "language_probability", *(f"rank_in_{stage}" for stage in STAGES), "title", "text")
 
 
 def hit_to_dict(hit: Hit) -> dict[str, object]:
@@ -42,3 +47,22 @@ def result_to_dict(result: SearchResult, k: int | None = None) -> dict[str, obje
 def report_to_dict(report: BuildReport) -> dict[str, object]:
     """What a build did, with problems as ``{"source", "line", "message", "skipped"}`` records."""
     return {**asdict(report), "problems": [asdict(problem) for problem in report.problems]}
+
+
+def results_to_csv(result: SearchResult, k: int | None = None) -> str:
+    """CSV text with a header row (CSV_COLUMNS) and one row per (stage, hit), stages in order, each
+    stage's top `k` hits (all when k is None). ``rank_in_<stage>`` is the hit's rank in that stage,
+    its own included, blank where that stage did not return it; `sigmoid` is blank outside rerank.
+    Fields holding commas, quotes or line breaks are quoted (RFC 4180, ``\\r\\n`` row ends)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for name, stage in result.stages.items():
+        for hit in stage.hits if k is None else stage.hits[:k]:
+            ranks = {**hit.ranks, name: hit.rank}
+            writer.writerow([
+                result.query, name, hit.rank, hit.passage_id, hit.doc_id, hit.score,
+                "" if hit.sigmoid is None else hit.sigmoid, hit.language.code, hit.language.probability,
+                *("" if ranks.get(other) is None else ranks[other] for other in STAGES), hit.title, hit.text,
+            ])
+    return buffer.getvalue()

@@ -74,3 +74,22 @@ def test_bad_upload_keeps_good_files_and_reports(app_url, tmp_path):
     assert summary["documents"] == 2, summary
     problems = {(p["source"], p["line"]) for p in summary["problems"]}
     assert ("broken.jsonl", 2) in problems and any(source == "empty.csv" for source, _ in problems), problems
+
+
+def test_app_and_cli_report_the_same_metrics_on_the_sample_corpus(app_url, capsys):
+    import json
+
+    from search.cli import main
+
+    client = gradio_client.Client(app_url, verbose=False)
+    client.predict(None, "polyglot-facts: 80 documents, 10 languages", 200, 40, "", "", api_name="/build_index")
+    client.predict(["bm25", "dense", "hybrid", "rerank"], 20, "hybrid", api_name="/load_bundled_judgments")
+    app_report = client.predict(["bm25", "dense", "hybrid", "rerank"], 20, "hybrid", None, "hybrid", "rerank",
+                                api_name="/evaluate")[-1]
+    assert main(["eval", "corpora/polyglot-facts", "--rerank-depth", "20", "--candidates-from", "hybrid",
+                 "--json"]) == 0
+    cli_report = json.loads(capsys.readouterr().out)
+    assert app_report["queries"] == cli_report["queries"] == 44
+    assert set(app_report["stages"]) == set(cli_report["stages"]) == {"bm25", "dense", "hybrid", "rerank"}
+    for stage, metrics in cli_report["stages"].items():
+        assert app_report["stages"][stage] == pytest.approx(metrics, abs=1e-9), stage

@@ -5,6 +5,7 @@ Skips when chromium is absent (install it with `apt-get install -y chromium`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,45 @@ def test_bad_file_gives_a_warning_and_keeps_the_good_ones(page, tmp_path):
     problems = page.inner_text("#build-summary details.problems")
     assert "broken.jsonl" in problems and "line 2" in problems, problems
     assert "Traceback" not in page.content()
+
+
+def test_evaluate_tab_runs_and_shows_metrics_chart_and_queries(page):
+    # the polyglot-facts sample is preselected
+    page.click("#build-button")
+    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    page.get_by_role("tab", name="Evaluate").click()
+    page.click("#bundled-judgments")
+    expect(page.locator("#judgments-summary")).to_contain_text("44 queries", timeout=60_000)
+    assert "80 of 80" in page.inner_text("#judgments-summary .judgments-counts")
+    assert "Estimated run time" in page.inner_text("#judgments-summary")
+    page.click("#run-eval")
+    expect(page.locator("#metrics-table")).to_contain_text("Reranked", timeout=300_000)
+    table = page.inner_text("#metrics-table")
+    for title in ("BM25", "Dense", "Hybrid (RRF)", "nDCG@10", "MRR@10"):
+        assert title in table, table
+    assert page.locator("#metrics-chart canvas, #metrics-chart svg").count() >= 1, "the chart is drawn"
+    expect(page.locator("#per-query-table")).to_contain_text("q01", timeout=30_000)
+    page.locator("#per-query-table").get_by_text(re.compile(r"^q\d\d$")).filter(visible=True).first.click()
+    expect(page.locator("#query textarea")).not_to_have_value("", timeout=30_000)
+    page.wait_for_selector('#column-bm25 section[data-state="done"]', timeout=60_000)
+    assert not page.errors, page.errors
+
+
+def test_judge_three_results_and_download_the_qrels(page):
+    page.click("#build-button")
+    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    _search(page, "When did the Luna 2 probe reach the Moon?")
+    for rank, grade in ((1, 2), (2, 1), (3, 0)):
+        page.locator(f"#column-rerank li.hit[data-rank='{rank}'] button.judge-btn[data-grade='{grade}']").click()
+        expect(page.locator(f"#column-rerank li.hit[data-rank='{rank}'] button.judge-btn.selected")).to_have_text(
+            str(grade), timeout=30_000)
+    expect(page.locator("#judged-metrics")).to_contain_text("3 judgment(s) on 1 query", timeout=30_000)
+    page.click("#download-button")
+    link = page.locator("#downloads tr", has_text="qrels").locator("a").first  # the name shows as "qrels .trec"
+    link.wait_for(timeout=30_000)
+    with page.expect_download() as download_info:
+        link.click()
+    qrels = Path(download_info.value.path()).read_text(encoding="utf-8").split("\n")
+    judged = sorted(line.split()[3] for line in qrels if line.strip())
+    assert judged == ["0", "1", "2"], qrels
+    assert not page.errors, page.errors

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import html
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, NamedTuple
@@ -347,13 +347,14 @@ def best_per_document(hits: Iterable[Hit]) -> list[Hit]:
 
 def render_column(stage: StageResult, result: SearchResult, *, k: int, score_view: ScoreView = "raw",
                   collapse_documents: bool = False, corpus_languages: Iterable[str] = (),
-                  snippet_chars: int = SNIPPET_CHARS) -> str:
+                  snippet_chars: int = SNIPPET_CHARS, judgments: Mapping[str, int] | None = None) -> str:
     """Return the HTML of one result column: a header (title, model, note, latency) and the top-k hits as cards.
 
     `score_view` picks the rerank score shown (raw logit or its sigmoid). `collapse_documents` keeps the
     best passage of each document, then the first k of those, numbered 1..k with each passage's rank
     in the stage shown beside it. `corpus_languages` (the index's language groups) makes highlighting
     match BM25's query analysis. A stage with `error` set shows the error and how to fix it, no hits.
+    `judgments` (passage id -> grade for this query) turns on the 0/1/2 judging buttons on every card.
     Raises ValueError for k < 1 or an unknown score_view.
     """
     if k < 1:
@@ -371,7 +372,8 @@ def render_column(stage: StageResult, result: SearchResult, *, k: int, score_vie
     languages = frozenset(corpus_languages)
     cards = [
         _card(hit, position, key, result, k=k, score_view=score_view, collapsed=collapse_documents,
-              terms=highlight_terms(result, hit.language.group, languages), snippet_chars=snippet_chars)
+              terms=highlight_terms(result, hit.language.group, languages), snippet_chars=snippet_chars,
+              judgments=judgments)
         for position, hit in enumerate(hits, start=1)
     ]
     return _column(key, "done", header + '<ol class="hits">' + "".join(cards) + "</ol>")
@@ -439,7 +441,8 @@ def _error_html(key: str, error: str) -> str:
 
 
 def _card(hit: Hit, position: int, key: str, result: SearchResult, *, k: int, score_view: ScoreView,
-          collapsed: bool, terms: frozenset[str], snippet_chars: int) -> str:
+          collapsed: bool, terms: frozenset[str], snippet_chars: int,
+          judgments: Mapping[str, int] | None = None) -> str:
     head = [f'<span class="rank">#{position}</span>']
     if collapsed:
         head.append(f'<span class="orig-rank" title="rank of this passage before keeping one per document">'
@@ -464,8 +467,35 @@ def _card(hit: Hit, position: int, key: str, result: SearchResult, *, k: int, sc
     else:
         body.append(_elsewhere_html(hit, key, result, k))
     body.append(f'<p class="snippet" dir="auto">{snippet(hit.text, hit.language.group, terms, snippet_chars)}</p>')
+    if judgments is not None:
+        body.append(_judge_html(judgments.get(hit.passage_id)))
     return (f'<li class="hit" data-stage="{key}" data-rank="{position}" data-hit-rank="{int(hit.rank)}">'
             + "".join(body) + "</li>")
+
+
+GRADE_TITLES = {0: "not relevant", 1: "relevant", 2: "highly relevant"}
+# Wired to each result column's gr.HTML: a click on a grade button sends the card's stage, its rank in
+# that stage and the grade (all integers or closed sets, never corpus text) to the judging callback.
+JUDGE_JS = """
+element.addEventListener('click', (event) => {
+  const button = event.target.closest('button.judge-btn');
+  const card = button && button.closest('li.hit');
+  if (!card) return;
+  trigger('click', {stage: card.dataset.stage, hit_rank: Number(card.dataset.hitRank),
+                    grade: Number(button.dataset.grade)});
+});
+"""
+
+
+def _judge_html(grade: int | None) -> str:
+    buttons = "".join(
+        f'<button type="button" class="judge-btn{" selected" if grade == value else ""}" data-grade="{value}" '
+        f'title="{title}" aria-pressed="{"true" if grade == value else "false"}">{value}</button>'
+        for value, title in GRADE_TITLES.items())
+    state = f'judged {grade}' if grade is not None else "judge:"
+    return (f'<div class="judge" role="group" aria-label="relevance judgment" '
+            f'data-judged="{"" if grade is None else int(grade)}"><span class="judge-label">{state}</span>'
+            f'{buttons}</div>')
 
 
 def _score_html(key: str, hit: Hit, score_view: ScoreView) -> str:
@@ -666,6 +696,13 @@ def _count(number: int, noun: str, plural: str | None = None) -> str:
 # -- stylesheet -----------------------------------------------------------------------------------
 
 CSS = """
+.stage-column .judge { display: flex; gap: 0.3rem; align-items: center; margin-top: 0.35rem; font-size: 0.8rem; }
+.stage-column .judge-label { color: var(--body-text-color-subdued, #6b7280); margin-right: 0.2rem; }
+.stage-column .judge-btn {
+  min-width: 1.7rem; padding: 0.05rem 0.4rem; border: 1px solid var(--border-color-primary, #d1d5db);
+  border-radius: 0.35rem; background: transparent; color: inherit; cursor: pointer;
+}
+.stage-column .judge-btn.selected { background: var(--color-accent, #f97316); color: #fff; border-color: transparent; }
 .build-progress { display: grid; gap: 0.35rem; font-size: 0.875rem; }
 .build-step { display: grid; grid-template-columns: 10rem 1fr 7rem; align-items: center; gap: 0.5rem; }
 .build-step progress { width: 100%; height: 0.6rem; }

@@ -30,3 +30,11 @@ Reranked column, arrows show how far each passage moved against each first stage
 """
 
 NO_INDEX = "Build an index first: upload files or choose a sample corpus, then press **Build index**."
+
+EVALUATE_HELP = """\
+Measure every stage on relevance judgments for the corpus you built: the bundled judgments of the
+polyglot-facts sample, or your own TREC qrels with a queries file (TSV `id<TAB>query` or BEIR
+`queries.jsonl`), or a BEIR folder as a `.zip`. The metrics are the same as `python -m search eval`
+computes (ir-measures), on the same data and settings. Judgments may name documents or passages
+(`doc#0`); the summary says which matched.
+"""

@@ -1,0 +1,117 @@
+"""Evaluation runs on a tiny corpus with the bundled offline models: where relevant documents landed,
+cancellation, the run-time estimate and the rerank-depth trade-off against direct runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from search.evaluation import (
+    DepthPoint,
+    depth_tradeoff,
+    estimate_evaluation,
+    evaluate,
+    stage_rankings,
+)
+from search.judgments import Judgments, Query
+from search.models import FALLBACK_DENSE_ID
+from search.pipeline import Settings, build
+
+DOCS = {
+    "tea.txt": "Green tea is grown on terraced hillsides and picked by hand in spring.",
+    "volcano.txt": "A volcano erupts when magma rises through cracks in the crust of the Earth.",
+    "magma.txt": "Magma cools into basalt. Magma chambers feed a volcano.",
+    "bees.txt": "Honeybees dance to tell their sisters where the best flowers are blooming.",
+    "rivers.txt": "Rivers carry sand and gravel from the mountains down to the sea.",
+    "bread.txt": "Bread rises when yeast turns sugar into gas inside the warm dough.",
+}
+# BM25, checked by hand: "magma" is in magma.txt twice (and it is shorter) and in volcano.txt once;
+# "volcano" is in both once, so the shorter magma.txt wins; only bees.txt has "honeybees".
+JUDGMENTS = Judgments(
+    queries=(Query("q1", "magma"), Query("q2", "honeybees flowers"), Query("q3", "volcano"),
+             Query("q4", "basalt"), Query("q5", "no judgments here")),
+    qrels={"q1": {"volcano": 2, "tea": 1, "magma": 0}, "q2": {"bees": 1}, "q3": {"magma": 1, "volcano": 1},
+           "q4": {"tea": 1}},
+)
+SETTINGS = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model="late-interaction", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    for name, text in DOCS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return build([folder], SETTINGS)
+
+
+def test_landed_ranks_of_the_relevant_documents(index):
+    report = evaluate(index, JUDGMENTS, rerank_depth=4)
+    assert report.queries == 4 and report.level == "document"
+    assert report.query_texts == {"q1": "magma", "q2": "honeybees flowers", "q3": "volcano", "q4": "basalt"}
+    # q1: magma.txt (grade 0) first, volcano.txt second, tea.txt not retrieved by BM25.
+    assert report.landed["bm25"] == {"q1": (2,), "q2": (1,), "q3": (1, 2), "q4": ()}, report.landed["bm25"]
+    for stage in ("dense", "hybrid", "rerank"):
+        for query in JUDGMENTS.queries[:4]:
+            result = index.search(query.text, k=100, rerank_depth=4)
+            ranking = stage_rankings(result, "document")[stage]
+            expected = tuple(rank for rank, doc in enumerate(ranking, 1) if JUDGMENTS.qrels[query.query_id].get(doc))
+            assert report.landed[stage][query.query_id] == expected, (stage, query)
+    assert set(report.per_query) == set(report.landed) == {"bm25", "dense", "hybrid", "rerank"}
+    assert report.per_query["bm25"]["q4"]["ndcg@10"] == 0.0
+    assert set(report.to_json()) == {"passages", "queries", "languages", "models", "stages", "timings_s", "level",
+                                     "judged_ids", "matched_ids", "notes", "cancelled"}
+
+
+def test_cancelling_keeps_the_finished_queries(index):
+    polls = iter([False, False, True, True, True])
+    seen = []
+    report = evaluate(index, JUDGMENTS, stages=["bm25"], rerank_depth=0, should_stop=lambda: next(polls),
+                      progress=lambda done, total: seen.append((done, total)))
+    assert report.cancelled and report.queries == 2
+    assert seen == [(1, 4), (2, 4)]
+    assert list(report.query_texts) == ["q1", "q2"] and set(report.per_query["bm25"]) == {"q1", "q2"}
+    assert report.stages["bm25"]["recall@10"] == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_cancelling_before_any_query_reports_no_metrics(index):
+    report = evaluate(index, JUDGMENTS, stages=["bm25"], should_stop=lambda: True)
+    assert report.cancelled and report.queries == 0 and report.stages == {} and report.landed == {}
+
+
+def test_estimate_is_positive_and_extrapolates(index):
+    estimate = estimate_evaluation(index, 50, stages=["bm25", "dense", "hybrid", "rerank"], rerank_depth=4,
+                                   candidates_from="hybrid", sample_queries=["magma", "volcano"])
+    assert estimate.queries == 50 and estimate.first_stage_seconds > 0
+    assert estimate.pairs_per_second is not None and estimate.pairs_per_second > 0
+    per_query = estimate.first_stage_seconds + 4 / estimate.pairs_per_second
+    assert estimate.seconds == pytest.approx(50 * per_query)
+    first_only = estimate_evaluation(index, 50, stages=["bm25"], rerank_depth=20, candidates_from="hybrid",
+                                     sample_queries=["magma"])
+    assert first_only.pairs_per_second is None and first_only.seconds > 0
+    with pytest.raises(ValueError, match="sample query"):
+        estimate_evaluation(index, 5, stages=["bm25"], rerank_depth=0, candidates_from="bm25", sample_queries=[" "])
+
+
+def test_depth_tradeoff_equals_direct_runs(index):
+    progress = []
+    points = depth_tradeoff(index, JUDGMENTS, depths=(3, 1, 2, 100, 50), candidates_from="hybrid",
+                            progress=lambda done, total: progress.append(done))
+    assert [point.depth for point in points] == [1, 2, 3, 6], "clipped to the corpus' 6 passages, once each"
+    assert progress == [1, 2, 3, 4]
+    assert len({round(point.ndcg_at_10, 9) for point in points}) > 1, "the depths must rank differently here"
+    for point in points:
+        direct = evaluate(index, JUDGMENTS, stages=["hybrid", "rerank"], rerank_depth=point.depth,
+                          candidates_from="hybrid")
+        assert point.ndcg_at_10 == pytest.approx(direct.stages["rerank"]["ndcg@10"]), point
+    seconds = [point.seconds_per_query for point in points]
+    assert all(s > 0 for s in seconds) and seconds == sorted(seconds)
+
+
+def test_depth_tradeoff_stops_and_validates(index):
+    polls = iter([False, True])
+    points = depth_tradeoff(index, JUDGMENTS, depths=(2,), candidates_from="bm25", should_stop=lambda: next(polls))
+    direct = evaluate(index, JUDGMENTS, stages=["bm25", "rerank"], rerank_depth=2, candidates_from="bm25",
+                      max_queries=1)
+    assert points == (DepthPoint(2, pytest.approx(direct.stages["rerank"]["ndcg@10"]), points[0].seconds_per_query),)
+    assert depth_tradeoff(index, JUDGMENTS, depths=(2,), should_stop=lambda: True) == ()
+    with pytest.raises(ValueError, match="at least 1"):
+        depth_tradeoff(index, JUDGMENTS, depths=(0, 10))

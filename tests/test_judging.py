@@ -1,0 +1,73 @@
+"""Judging in place, on hand-made results: marks, metrics of judged queries, exports and loading back."""
+
+from __future__ import annotations
+
+import pytest
+
+from search.judgments import Judgments, Query, load_judgments
+from search.types import UNKNOWN_LANGUAGE, Hit, Language, SearchResult, StageResult
+from ui import judging
+
+EN = Language("en", "en", 0.99)
+
+
+def _result(query: str, stages: dict[str, list[str]]) -> SearchResult:
+    built = {}
+    for name, passage_ids in stages.items():
+        hits = tuple(Hit(pid, pid.split("#")[0], rank, 1.0 / rank, UNKNOWN_LANGUAGE, f"text of {pid}")
+                     for rank, pid in enumerate(passage_ids, start=1))
+        built[name] = StageResult(name, hits, 0.01, "model")
+    return SearchResult(query, EN, built, "bm25", 3)
+
+
+def test_marks_build_qrels_and_metrics_per_stage():
+    result = _result("tea history", {"bm25": ["a#0", "b#0", "c#0"], "dense": ["c#0", "a#0", "b#0"],
+                                     "hybrid": ["a#0", "c#0", "b#0"], "rerank": ["c#0", "b#0", "a#0"]})
+    session = judging.SessionJudgments()
+    session = judging.judge(session, result, "c#0", 2)
+    session = judging.judge(session, result, "a#0", 0)
+    session = judging.judge(session, result, "a#0", 1)  # a later mark replaces the earlier one
+    assert session.queries == (Query("u1", "tea history"),)
+    assert session.qrels == {"u1": {"c#0": 2, "a#0": 1}}
+    assert session.grades_for(result) == {"c#0": 2, "a#0": 1}
+    metrics = judging.judged_metrics(session)
+    assert metrics["dense"]["mrr@10"] == pytest.approx(1.0), "dense ranks c#0 first"
+    assert metrics["bm25"]["mrr@10"] == pytest.approx(1.0), "bm25 ranks a#0 (grade 1) first"
+    assert metrics["dense"]["ndcg@10"] > metrics["bm25"]["ndcg@10"], "the grade-2 passage first scores higher"
+    with pytest.raises(ValueError, match="grade=3"):
+        judging.judge(session, result, "b#0", 3)
+
+
+def test_a_second_query_gets_its_own_id():
+    first = _result("q one", {"bm25": ["a#0"]})
+    second = _result("q two", {"bm25": ["b#0"]})
+    session = judging.judge(judging.judge(judging.SessionJudgments(), first, "a#0", 1), second, "b#0", 2)
+    assert [q.query_id for q in session.queries] == ["u1", "u2"]
+    assert session.judgment_count == 2
+
+
+def test_exports_load_back_into_a_new_session(tmp_path):
+    result = _result("tea history", {"bm25": ["a#0", "b#0"], "rerank": ["b#0", "a#0"]})
+    session = judging.judge(judging.SessionJudgments(), result, "b#0", 2)
+    files = judging.export_files(session)
+    assert files["qrels.trec"].split() == ["u1", "0", "b#0", "2"]
+    assert files["queries.tsv"].strip() == "u1\ttea history"
+    assert files["run-bm25.trec"].splitlines()[0].split()[:4] == ["u1", "Q0", "a#0", "1"]
+    assert "run-rerank.trec" in files
+    for name, content in files.items():
+        (tmp_path / name).write_text(content, encoding="utf-8")
+    loaded = load_judgments([tmp_path / "qrels.trec", tmp_path / "queries.tsv"])
+    restored = judging.merge(judging.SessionJudgments(), loaded)
+    assert restored.qrels == {"u1": {"b#0": 2}}
+    assert restored.grades_for(result) == {"b#0": 2}
+
+
+def test_merge_keeps_existing_query_ids_and_adds_new_ones():
+    result = _result("tea history", {"bm25": ["a#0"]})
+    session = judging.judge(judging.SessionJudgments(), result, "a#0", 1)
+    loaded = Judgments((Query("u1", "another query"), Query("x", "tea history")),
+                       {"u1": {"z#0": 2}, "x": {"b#0": 1}})
+    merged = judging.merge(session, loaded)
+    assert merged.qrels["u1"] == {"a#0": 1, "b#0": 1}, "marks for the same query text join its id"
+    other = next(q.query_id for q in merged.queries if q.text == "another query")
+    assert other != "u1" and merged.qrels[other] == {"z#0": 2}

@@ -1,0 +1,131 @@
+"""Evaluation results -> tables, chart data and HTML for the app's Evaluate tab and judging panel."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from search.evaluation import DepthPoint, Estimate, EvalReport
+from search.judgments import JudgmentMatch, Judgments
+from search.types import STAGES
+
+from .render import STAGE_TITLES
+
+METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
+METRIC_TITLES = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "recall@10": "Recall@10", "recall@100": "Recall@100"}
+MAX_PROBLEMS_SHOWN = 30
+
+
+def metrics_frame(report: EvalReport) -> pd.DataFrame:
+    """One row per stage: the four metrics and the mean latency per query in ms."""
+    rows = []
+    for stage in STAGES:
+        if stage not in report.stages:
+            continue
+        metrics = report.stages[stage]
+        row = {"stage": STAGE_TITLES[stage], "model": report.models.get(stage, "")}
+        row.update({METRIC_TITLES[name]: round(metrics.get(name, 0.0), 4) for name in METRICS})
+        row["ms/query"] = round(report.timings_s.get(f"{stage}_mean_query", 0.0) * 1000, 1)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["stage", *METRIC_TITLES.values(), "ms/query", "model"])
+
+
+def chart_frame(report: EvalReport, metric: str = "ndcg@10") -> pd.DataFrame:
+    """(stage, value) of one metric, in stage order, for a bar chart comparing the stages."""
+    rows = [{"stage": STAGE_TITLES[stage], "value": report.stages[stage].get(metric, 0.0)}
+            for stage in STAGES if stage in report.stages]
+    return pd.DataFrame(rows, columns=["stage", "value"])
+
+
+def per_query_frame(report: EvalReport, first: str, second: str) -> pd.DataFrame:
+    """One row per query: nDCG@10 in each stage, the change from `first` to `second` (rows sorted by it,
+    biggest gain first), and where the relevant items landed in each stage."""
+    stages = [stage for stage in STAGES if stage in report.stages]
+    rows = []
+    for query_id, text in report.query_texts.items():
+        row: dict[str, object] = {"query id": query_id, "query": text}
+        for stage in stages:
+            row[f"nDCG@10 {STAGE_TITLES[stage]}"] = round(report.per_query.get(stage, {}).get(query_id, {})
+                                                          .get("ndcg@10", 0.0), 4)
+        if first in stages and second in stages:
+            row["change"] = round(float(row[f"nDCG@10 {STAGE_TITLES[second]}"])
+                                  - float(row[f"nDCG@10 {STAGE_TITLES[first]}"]), 4)
+        for stage in stages:
+            ranks = report.landed.get(stage, {}).get(query_id, ())
+            row[f"relevant at ({STAGE_TITLES[stage]})"] = ", ".join(f"#{rank}" for rank in ranks[:8]) or "—"
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if "change" in frame:
+        frame = frame.sort_values("change", ascending=False, kind="stable").reset_index(drop=True)
+    return frame
+
+
+def depth_frames(points: Sequence[DepthPoint]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(nDCG@10 by rerank depth, seconds per query by rerank depth) for two line plots."""
+    quality = pd.DataFrame([{"rerank depth": p.depth, "nDCG@10": p.ndcg_at_10} for p in points])
+    latency = pd.DataFrame([{"rerank depth": p.depth, "seconds per query": p.seconds_per_query} for p in points])
+    return quality, latency
+
+
+def judgments_summary(judgments: Judgments, match: JudgmentMatch, estimate: Estimate | None) -> str:
+    """What was loaded, how it matched the corpus (documents or passages), what was skipped, and how long
+    a full run should take on this machine."""
+    judged = sum(len(marks) for marks in judgments.qrels.values())
+    level = ("documents: a document-level judgment counts for the document's best-ranked passage, and each "
+             "stage's ranking is deduplicated by document before the metrics are computed"
+             if match.level == "document" else
+             "passages: each judged id is a passage id (doc#n), and rankings are compared passage by passage")
+    parts = [
+        f'<p class="judgments-counts">{len(judgments.queries)} queries, {judged} judgments; '
+        f'<strong>{match.matched} of {match.judged}</strong> judged ids are in the corpus.</p>',
+        f'<p class="judgments-level">The qrels name {html.escape(level)}.</p>',
+    ]
+    if estimate is not None:
+        rate = (f", reranker measured at {estimate.pairs_per_second:,.1f} pairs/s on this machine"
+                if estimate.pairs_per_second else "")
+        parts.append(f'<p class="judgments-estimate">Estimated run time: about {_duration(estimate.seconds)} for '
+                     f'{estimate.queries} queries ({estimate.first_stage_seconds * 1000:,.0f} ms of first stages '
+                     f'per query{rate}).</p>')
+    problems = [*judgments.problems, *match.problems]
+    if problems:
+        items = "".join(f'<li class="problem">{html.escape(str(problem))}</li>'
+                        for problem in problems[:MAX_PROBLEMS_SHOWN])
+        more = (f'<li class="more">… and {len(problems) - MAX_PROBLEMS_SHOWN} more</li>'
+                if len(problems) > MAX_PROBLEMS_SHOWN else "")
+        parts.append(f'<details class="problems" open><summary>{len(problems)} problem(s); the rest was used'
+                     f'</summary><ul>{items}{more}</ul></details>')
+    return '<div class="build-summary judgments-summary">' + "".join(parts) + "</div>"
+
+
+def judged_metrics_html(metrics: Mapping[str, Mapping[str, float]], queries: int, judgments: int) -> str:
+    """The judging panel's table: each stage's metrics over the session's judged queries."""
+    if not judgments:
+        return ('<div class="judged-metrics"><p>Mark results with 0 (not relevant), 1 (relevant) or 2 (highly '
+                'relevant) using the buttons on each card; metrics of the judged queries appear here.</p></div>')
+    head = "".join(f"<th>{METRIC_TITLES[name]}</th>" for name in METRICS)
+    rows = "".join(
+        f'<tr data-stage="{stage}"><th>{STAGE_TITLES[stage]}</th>'
+        + "".join(f"<td>{metrics[stage].get(name, 0.0):.4f}</td>" for name in METRICS) + "</tr>"
+        for stage in STAGES if stage in metrics)
+    return (f'<div class="judged-metrics" data-judgments="{int(judgments)}"><p>{judgments} judgment(s) on {queries} '
+            f'quer{"y" if queries == 1 else "ies"}; unjudged results count as not relevant.</p>'
+            f'<table><thead><tr><th>stage</th>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
+
+
+def run_progress(done: int, total: int, seconds: float) -> str:
+    """A progress bar for an evaluation run."""
+    fraction = done / total if total else 0.0
+    return (f'<div class="build-progress eval-progress" role="status"><div class="build-step" data-state="running">'
+            f'<span class="build-step-name">queries</span><progress max="1000" value="{round(fraction * 1000)}">'
+            f'</progress><span class="build-step-detail">{done}/{total}</span></div>'
+            f'<p class="build-elapsed">{_duration(seconds)} elapsed</p></div>')
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:,.0f} ms"
+    if seconds < 120:
+        return f"{seconds:,.1f} s"
+    return f"{seconds / 60:,.1f} min"

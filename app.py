@@ -6,6 +6,8 @@ keeps its own index in `gr.State`; loaded models are shared read-only through th
 
 from __future__ import annotations
 
+import hashlib
+import html
 import json
 import logging
 import os
@@ -22,7 +24,14 @@ import gradio as gr
 from search.evaluation import depth_tradeoff, estimate_evaluation, evaluate
 from search.export import report_to_dict, result_to_dict, results_to_csv
 from search.judgments import Judgments, load_judgments, match_judgments
-from search.models import AUTO_RERANKER, DENSE_ENV, RERANKER_BASE, RERANKER_ENV, RERANKER_V2_M3
+from search.models import (
+    AUTO_RERANKER,
+    DENSE_ENV,
+    KNOWN_MODELS,
+    RERANKER_BASE,
+    RERANKER_ENV,
+    RERANKER_V2_M3,
+)
 from search.pipeline import Index, Settings, build, default_cache_dir
 from search.reading import ReadLimits, read_paths
 from search.rerank import LATE_INTERACTION_ID
@@ -47,6 +56,9 @@ EXAMPLE_QUERIES = [
     "why do some reefs turn white",
 ]
 UPLOAD_ENV = "SEARCH_MAX_UPLOAD_MB"
+# A public Space must not let visitors load any Hub id or probe server folders: only the model table's
+# models (and the operator's env defaults) are offered unless the operator opts in.
+CUSTOM_MODELS_ENV = "SEARCH_ALLOW_CUSTOM_MODELS"
 SESSION_TTL_S = 6 * 3600  # an idle session's index is dropped after this
 BUNDLED_JUDGMENTS = ROOT / "corpora" / "polyglot-facts"
 DEPTHS = (10, 20, 50, 100)
@@ -86,9 +98,10 @@ def build_corpus(files: Sequence[str] | None, sample: str, window: int, overlap:
     paths, names, cache_dir = _corpus_inputs(files, sample, request)
     settings = _settings(window, overlap, dense_model, reranker_model)
     limit = max_upload_mb() * 1_000_000
-    read = read_paths(paths, names=names, limits=ReadLimits(max_total_bytes=limit, max_file_bytes=limit))
 
     def work(report: Callable[[object], None]):
+        report(("read", 0, 1))
+        read = read_paths(paths, names=names, limits=ReadLimits(max_total_bytes=limit, max_file_bytes=limit))
         index = _build_index(read, settings, lambda *event: report(event), cache_dir)
         return index, index.reranker()  # load the reranker now: a problem with it shows before any search
 
@@ -99,7 +112,7 @@ def build_corpus(files: Sequence[str] | None, sample: str, window: int, overlap:
     index, loaded = yield from _stream(work, show)
     skipped = index.report.skipped
     if skipped:
-        gr.Warning(f"{len(skipped)} file(s) or line(s) skipped, e.g. {skipped[0]}. The rest was indexed; "
+        _warn(f"{len(skipped)} file(s) or line(s) skipped, e.g. {skipped[0]}. The rest was indexed; "
                    "see the list under the summary.")
     summary = render.render_build_summary(index.report) + render.render_reranker(loaded)
     build_json = {**report_to_dict(index.report), "reranker": loaded.reranker.label,
@@ -119,7 +132,7 @@ def first_stages(index: Index | None, session: judging.SessionJudgments, query: 
     try:
         result = index.retrieve(query, k=int(k), rerank_depth=int(rerank_depth), candidates_from=candidates_from)
     except ValueError as error:
-        raise gr.Error(str(error), print_exception=False) from None
+        raise _fail(str(error)) from None
     columns = _columns(index, result, session, k, score_view, collapse)[:3]
     if result.rerank_depth:
         pending = render.render_rerank_pending(result, index.reranker().reranker.label)
@@ -131,9 +144,15 @@ def first_stages(index: Index | None, session: judging.SessionJudgments, query: 
 def rerank_stage(index: Index | None, session: judging.SessionJudgments, result: SearchResult | None, k: int,
                  score_view: str, collapse: bool) -> tuple:
     """Add the reranker's column to the first stages already on screen."""
-    if index is None or result is None or not result.rerank_depth:
+    if index is None or result is None or not result.rerank_depth or "rerank" in result.stages:
         return gr.skip(), gr.skip(), gr.skip()
-    result = _rerank(index, result)
+    try:
+        result = _rerank(index, result)
+    except Exception as error:  # noqa: BLE001 - the column says what failed; the rest keeps working
+        logger.error("reranking failed", exc_info=error)
+        return gr.skip(), render.render_notice("Reranked", f"Reranking failed ({type(error).__name__}); "
+                                               "the first stages are unaffected. Details are in the server log."),
+        gr.skip()
     column = _columns(index, result, session, k, score_view, collapse)[3]
     return result, column, render.render_summary(result, int(k))
 
@@ -141,6 +160,14 @@ def rerank_stage(index: Index | None, session: judging.SessionJudgments, result:
 @gpu
 def _rerank(index: Index, result: SearchResult) -> SearchResult:
     return index.rerank(result)
+
+
+def search_again(index: Index | None, session: judging.SessionJudgments, query: str, k: int, rerank_depth: int,
+                 candidates_from: str, score_view: str, collapse: bool) -> tuple:
+    """After k changes: search again (deeper lists) if there is something on screen, else do nothing."""
+    if index is None or not (query or "").strip():
+        return (gr.skip(),) * 6
+    return first_stages(index, session, query, k, rerank_depth, candidates_from, score_view, collapse)
 
 
 def rerender(index: Index | None, session: judging.SessionJudgments, result: SearchResult | None, k: int,
@@ -157,9 +184,10 @@ def judge_result(index: Index | None, session: judging.SessionJudgments, result:
     data = getattr(event, "_data", None) or {}
     stage = result.stages.get(str(data.get("stage"))) if result is not None else None
     hit = next((h for h in stage.hits if h.rank == data.get("hit_rank")), None) if stage is not None else None
-    if index is None or hit is None:
+    grade = data.get("grade")
+    if index is None or hit is None or grade not in (0, 1, 2):
         return (gr.skip(),) * 6
-    session = judging.judge(session, result, hit.passage_id, int(data.get("grade", -1)))
+    session = judging.judge(session, result, hit.passage_id, int(grade))
     return (session, *_columns(index, result, session, k, score_view, collapse), _judged_panel(session))
 
 
@@ -168,12 +196,12 @@ def download_judgments(session: judging.SessionJudgments, result: SearchResult |
     try:
         files = judging.export_files(session)
     except ValueError as error:  # e.g. an id with a space, which TREC files cannot hold
-        raise gr.Error(f"Cannot write TREC files: {error}", print_exception=False) from None
+        raise _fail(f"Cannot write TREC files: {error}") from None
     if result is not None:
         files["results.csv"] = results_to_csv(result)
         files["results.json"] = json.dumps(result_to_dict(result), ensure_ascii=False, indent=1)
     if not files.get("qrels.trec") and result is None:
-        raise gr.Error("Nothing to download yet: search, and judge a few results first.", print_exception=False)
+        raise _fail("Nothing to download yet: search, and judge a few results first.")
     folder = Path(tempfile.mkdtemp(prefix="judgments-"))
     for name, content in files.items():
         (folder / name).write_text(content, encoding="utf-8")
@@ -184,9 +212,9 @@ def load_session_judgments(session: judging.SessionJudgments, files: Sequence[st
     """Load qrels + queries downloaded earlier (or any TREC/BEIR judgments) to go on judging."""
     loaded = _load_judgments(files)
     for problem in loaded.problems[:3]:
-        gr.Warning(str(problem))
+        _warn(str(problem))
     session = judging.merge(session, loaded)
-    gr.Info(f"Loaded {sum(len(m) for m in loaded.qrels.values())} judgments on {len(loaded.queries)} queries.")
+    _info(f"Loaded {sum(len(m) for m in loaded.qrels.values())} judgments on {len(loaded.queries)} queries.")
     return session, _judged_panel(session)
 
 
@@ -197,7 +225,7 @@ def load_eval_judgments(index: Index | None, files: Sequence[str] | None, bundle
     judgments = load_judgments([BUNDLED_JUDGMENTS]) if bundled else _load_judgments(files)
     match = match_judgments(judgments, index.passages)
     if match.matched == 0:
-        gr.Warning("None of the judged ids is in this corpus: were these judgments made for another corpus?")
+        _warn("None of the judged ids is in this corpus: were these judgments made for another corpus?")
     estimate = estimate_evaluation(
         index, len(judgments.queries), stages=stages, rerank_depth=int(rerank_depth),
         candidates_from=candidates_from, sample_queries=[query.text for query in judgments.queries[:2]])
@@ -210,9 +238,12 @@ def run_evaluation(index: Index | None, judgments: Judgments | None, stop: StopF
     """Run every judged query through the chosen stages, streaming progress; Cancel keeps what finished."""
     index = _require(index)
     if judgments is None:
-        raise gr.Error("Load judgments first (bundled, or upload qrels and queries).", print_exception=False)
+        raise _fail("Load judgments first (bundled, or upload qrels and queries).")
+    if int(rerank_depth) == 0 and "rerank" in stages:
+        stages = [stage for stage in stages if stage != "rerank"]
+        _info("Rerank depth 0: the Reranked stage is left out.")
     if not stages:
-        raise gr.Error("Choose at least one stage to evaluate.", print_exception=False)
+        raise _fail("Choose at least one stage to evaluate.")
     stop.clear()
     limit = int(max_queries) if max_queries else None
 
@@ -225,9 +256,9 @@ def run_evaluation(index: Index | None, judgments: Judgments | None, stop: StopF
         return (gr.skip(), evaluation_view.run_progress(*(events[-1] if events else (0, 0)), seconds),
                 *(gr.skip(),) * 4)
 
-    report = yield from _stream(lambda report: work(lambda done, total: report((done, total))), show)
+    report = yield from _stream(lambda report: work(lambda done, total: report((done, total))), show, stop)
     if report.cancelled:
-        gr.Info(f"Cancelled: the metrics cover the {report.queries} queries that finished.")
+        _info(f"Cancelled: the metrics cover the {report.queries} queries that finished.")
     yield (report, "", evaluation_view.metrics_frame(report), evaluation_view.chart_frame(report),
            evaluation_view.per_query_frame(report, first, second), report.to_json())
 
@@ -251,7 +282,7 @@ def run_depth_tradeoff(index: Index | None, judgments: Judgments | None, stop: S
     """nDCG@10 and time per query against rerank depth, for the loaded judgments."""
     index = _require(index)
     if judgments is None:
-        raise gr.Error("Load judgments first (bundled, or upload qrels and queries).", print_exception=False)
+        raise _fail("Load judgments first (bundled, or upload qrels and queries).")
     stop.clear()
     limit = int(max_queries) if max_queries else None
 
@@ -262,7 +293,7 @@ def run_depth_tradeoff(index: Index | None, judgments: Judgments | None, stop: S
     def show(events: list, seconds: float) -> tuple:
         return evaluation_view.run_progress(*(events[-1] if events else (0, 0)), seconds), gr.skip(), gr.skip()
 
-    points = yield from _stream(lambda report: work(lambda done, total: report((done, total))), show)
+    points = yield from _stream(lambda report: work(lambda done, total: report((done, total))), show, stop)
     quality, latency = evaluation_view.depth_frames(points)
     yield "", quality, latency
 
@@ -273,7 +304,7 @@ def search_api(index: Index | None, query: str, k: int, rerank_depth: int, candi
     try:
         result = index.retrieve(query, k=int(k), rerank_depth=int(rerank_depth), candidates_from=candidates_from)
     except ValueError as error:
-        raise gr.Error(str(error), print_exception=False) from None
+        raise _fail(str(error)) from None
     if result.rerank_depth:
         result = _rerank(index, result)
     return result_to_dict(result, int(k))
@@ -295,29 +326,49 @@ def _corpus_inputs(files: Sequence[str] | None, sample: str, request: gr.Request
         paths = [Path(file) for file in files]
         total = sum(path.stat().st_size for path in paths if path.exists())
         if total > max_upload_mb() * 1_000_000:
-            raise gr.Error(f"The upload is {total / 1e6:.1f} MB; the limit is {max_upload_mb()} MB "
-                           f"(set by {UPLOAD_ENV}). Upload fewer or smaller files.", print_exception=False)
+            raise _fail(f"The upload is {total / 1e6:.1f} MB; the limit is {max_upload_mb()} MB "
+                           f"(set by {UPLOAD_ENV}). Upload fewer or smaller files.")
         # Uploads keep their own name as the last path part; messages should name that, not a temp path.
         return paths, [path.name for path in paths], _session_cache(request)
     if sample in SAMPLES:
         return [SAMPLES[sample]], [SAMPLES[sample].name], default_cache_dir() / "samples"
-    raise gr.Error("Upload one or more files, or choose a sample corpus, then press Build index.",
-                   print_exception=False)
+    raise _fail("Upload one or more files, or choose a sample corpus, then press Build index.")
 
 
 def _session_cache(request: gr.Request) -> Path:
     # Per-session, so one user's "reused the saved index" never reveals what another user uploaded.
-    session = "".join(ch for ch in str(request.session_hash or "anonymous") if ch.isalnum())[:64]
+    session = hashlib.sha256(str(request.session_hash or "anonymous").encode()).hexdigest()[:32]
     return default_cache_dir() / "sessions" / session
 
 
+def custom_models_allowed() -> bool:
+    """Whether visitors may name any model ($SEARCH_ALLOW_CUSTOM_MODELS=1), not only the offered ones."""
+    return os.environ.get(CUSTOM_MODELS_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def model_choices() -> tuple[list[str], list[str]]:
+    """The dense and reranker models the app offers: the model table's, plus the env defaults."""
+    defaults = Settings.from_env()
+    dense = [model_id for model_id, spec in KNOWN_MODELS.items() if spec.kind == "dense"]
+    rerankers = [AUTO_RERANKER, RERANKER_V2_M3, RERANKER_BASE, LATE_INTERACTION_ID]
+    dense = list(dict.fromkeys([defaults.dense_model, *dense]))
+    rerankers = list(dict.fromkeys([defaults.reranker_model, *rerankers]))
+    return dense, rerankers
+
+
 def _settings(window: int, overlap: int, dense_model: str, reranker_model: str) -> Settings:
+    dense_model, reranker_model = (dense_model or "").strip(), (reranker_model or "").strip()
+    if not custom_models_allowed():
+        dense_choices, reranker_choices = model_choices()
+        for chosen, offered in ((dense_model, dense_choices), (reranker_model, reranker_choices)):
+            if chosen and chosen not in offered:
+                raise _fail(f"{chosen} is not one of the models offered here ({', '.join(offered)}). "
+                            f"The operator can allow any model with {CUSTOM_MODELS_ENV}=1.")
     try:
-        return Settings.from_env(window=int(window), overlap=int(overlap),
-                                 dense_model=(dense_model or "").strip() or None,
-                                 reranker_model=(reranker_model or "").strip() or None)
+        return Settings.from_env(window=int(window), overlap=int(overlap), dense_model=dense_model or None,
+                                 reranker_model=reranker_model or None)
     except (TypeError, ValueError) as error:
-        raise gr.Error(f"Invalid settings: {error}", print_exception=False) from None
+        raise _fail(f"Invalid settings: {error}") from None
 
 
 def _columns(index: Index, result: SearchResult, session: judging.SessionJudgments, k: int, score_view: str,
@@ -335,14 +386,14 @@ def _judged_panel(session: judging.SessionJudgments) -> str:
 
 def _load_judgments(files: Sequence[str] | None) -> Judgments:
     if not files:
-        raise gr.Error("Upload a qrels file and a queries file, or a BEIR folder as a .zip.", print_exception=False)
+        raise _fail("Upload a qrels file and a queries file, or a BEIR folder as a .zip.")
     try:
         return load_judgments([Path(file) for file in files], names=[Path(file).name for file in files])
     except ValueError as error:
-        raise gr.Error(str(error), print_exception=False) from None
+        raise _fail(str(error)) from None
 
 
-def _stream(work, show):
+def _stream(work, show, stop: threading.Event | None = None):
     """Run `work(report)` in a thread, where `report(event)` records progress; while it runs, yield
     `show(events, seconds)` with every event recorded so far. Returns what `work` returned. Errors reach
     the user as messages, never as a trace."""
@@ -359,24 +410,42 @@ def _stream(work, show):
     started = time.perf_counter()
     worker = threading.Thread(target=target, daemon=True)
     worker.start()
-    while worker.is_alive():
-        worker.join(timeout=0.25)
-        while not events.empty():
-            seen.append(events.get())
-        yield show(seen, time.perf_counter() - started)
+    try:
+        while worker.is_alive():
+            worker.join(timeout=0.25)
+            while not events.empty():
+                seen.append(events.get())
+            yield show(seen, time.perf_counter() - started)
+    finally:
+        if worker.is_alive() and stop is not None:
+            stop.set()  # the page went away mid-run: let the worker stop at its next query
     error = outcome.get("error")
     if isinstance(error, ValueError):
-        raise gr.Error(str(error), print_exception=False)
+        raise _fail(str(error))
     if error is not None:
         logger.error("a background run failed", exc_info=error)
-        raise gr.Error(f"The run failed unexpectedly ({type(error).__name__}); the details are in the server log. "
-                       "Try other files or settings.", print_exception=False)
+        raise _fail(f"The run failed unexpectedly ({type(error).__name__}); the details are in the server log. "
+                       "Try other files or settings.")
     return outcome["value"]
+
+
+def _fail(message: str) -> gr.Error:
+    # Gradio renders message text as (sanitised) HTML, which still allows links and images: escape it,
+    # since messages quote file names, ids and lines from uploads.
+    return gr.Error(html.escape(message), print_exception=False)
+
+
+def _warn(message: str) -> None:
+    gr.Warning(html.escape(message))
+
+
+def _info(message: str) -> None:
+    gr.Info(html.escape(message))
 
 
 def _require(index: Index | None) -> Index:
     if index is None:
-        raise gr.Error(texts.NO_INDEX, print_exception=False)
+        raise _fail(texts.NO_INDEX)
     return index
 
 
@@ -407,12 +476,13 @@ def build_demo() -> gr.Blocks:
                             window = gr.Slider(32, 1024, value=defaults.window, step=8, label="Passage window (words)",
                                                info="one character counts as a word in Chinese, Japanese, Thai…")
                             overlap = gr.Slider(0, 256, value=defaults.overlap, step=4, label="Overlap (words)")
-                            dense_model = gr.Textbox(defaults.dense_model, label="Dense model",
-                                                     info=f"Hub id or local folder; env {DENSE_ENV}")
-                            reranker_model = gr.Dropdown(
-                                [AUTO_RERANKER, RERANKER_V2_M3, RERANKER_BASE, LATE_INTERACTION_ID],
-                                value=defaults.reranker_model, allow_custom_value=True, label="Reranker",
-                                info=f"Hub id or local folder; env {RERANKER_ENV}")
+                            dense_choices, reranker_choices = model_choices()
+                            dense_model = gr.Dropdown(dense_choices, value=defaults.dense_model, label="Dense model",
+                                                      allow_custom_value=custom_models_allowed(),
+                                                      info=f"default from env {DENSE_ENV}")
+                            reranker_model = gr.Dropdown(reranker_choices, value=defaults.reranker_model,
+                                                         allow_custom_value=custom_models_allowed(), label="Reranker",
+                                                         info=f"default from env {RERANKER_ENV}")
                             gr.Markdown(texts.MODELS_HELP)
                         gr.Markdown(texts.CORPUS_HELP)
                         build_button = gr.Button("Build index", variant="primary", elem_id="build-button")
@@ -511,8 +581,17 @@ def build_demo() -> gr.Blocks:
             rerank_stage, [index_state, judged_state, result_state, *view], [result_state, columns[3], summary],
             api_visibility="undocumented", concurrency_limit=1, concurrency_id="rerank", show_progress="hidden",
         )
+        gr.on(  # a larger k needs deeper lists, so k searches again; the view toggles only redraw
+            [k.release], search_again,
+            [index_state, judged_state, query, k, rerank_depth, candidates_from, score_view, collapse],
+            [result_state, *columns, summary], api_visibility="undocumented", concurrency_limit=4,
+            show_progress="minimal", trigger_mode="always_last",
+        ).success(
+            rerank_stage, [index_state, judged_state, result_state, *view], [result_state, columns[3], summary],
+            api_visibility="undocumented", concurrency_limit=1, concurrency_id="rerank", show_progress="hidden",
+        )
         gr.on(
-            [k.release, score_view.change, collapse.change], rerender,
+            [score_view.change, collapse.change], rerender,
             [index_state, judged_state, result_state, *view], [*columns, summary],
             api_visibility="undocumented", show_progress="hidden",
         )
@@ -540,7 +619,7 @@ def build_demo() -> gr.Blocks:
             run_evaluation,
             [index_state, eval_judgments_state, stop_state, *load_inputs, eval_max, compare_first, compare_second],
             [report_state, eval_progress, metrics_table, metrics_chart, per_query_table, eval_json],
-            api_name="evaluate", concurrency_limit=1, concurrency_id="rerank", show_progress="minimal",
+            api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate", show_progress="minimal",
         )
         cancel_button.click(cancel_run, [stop_state], None, api_visibility="undocumented", queue=False)
         gr.on([compare_first.change, compare_second.change], resort_queries,
@@ -555,7 +634,7 @@ def build_demo() -> gr.Blocks:
         depth_button.click(
             run_depth_tradeoff, [index_state, eval_judgments_state, stop_state, eval_candidates, eval_max],
             [depth_progress, depth_quality, depth_latency], api_visibility="undocumented", concurrency_limit=1,
-            concurrency_id="rerank",
+            concurrency_id="evaluate",
         )
         demo.unload(forget_session)
     demo.queue(default_concurrency_limit=4, max_size=64)

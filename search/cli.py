@@ -130,6 +130,9 @@ def _eval(args: argparse.Namespace) -> int:
     from .pipeline import build
 
     stages = [stage.strip() for stage in args.stages.split(",") if stage.strip()]
+    if args.rerank_depth == 0 and "rerank" in stages:
+        stages.remove("rerank")  # --rerank-depth 0 turns reranking off
+        print("note: --rerank-depth 0: the rerank stage is left out", file=sys.stderr)
     dataset = load_dataset(args.dataset)
     for problem in dataset.judgments.problems:
         print(f"warning: {problem}", file=sys.stderr)

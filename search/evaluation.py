@@ -236,9 +236,12 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
     max_queries below 1, or when no query has judgments.
     """
     _check_stages(stages)
+    if "rerank" in stages and rerank_depth <= 0:
+        raise ValueError("the rerank stage needs rerank_depth >= 1 (it reranks that many first-stage candidates); "
+                         "raise the rerank depth or leave the rerank stage out")
     queries = _judged_queries(judgments, max_queries)
     level, judged_ids, matched_ids = judgment_level(index, {q.query_id: judgments.qrels[q.query_id] for q in queries})
-    rerank = "rerank" in stages and rerank_depth > 0
+    rerank = "rerank" in stages
     depth = max(RETRIEVAL_DEPTH, k, rerank_depth)
     rankings: dict[str, dict[str, list[str]]] = {stage: {} for stage in stages}
     seconds: dict[str, list[float]] = {stage: [] for stage in stages}

@@ -56,6 +56,7 @@ _CHUNK_BYTES = 1 << 16
 _SNIFF_BYTES = 1 << 16
 _CSV_FIELD_LIMIT = 2**31 - 1
 _MAX_PROBLEMS_PER_FILE = 100
+_MAX_PROBLEMS_IN_ALL = 1000
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,9 @@ class _Reader:
         problems = list(self.problems)
         if self._halt is not None:
             problems.append(Problem(self._halt.source, f"{self._halt.message}; {self._not_read} file(s) were not read"))
+        if self._unlisted["(all files)"]:
+            problems.append(Problem("(all files)", f"{self._unlisted['(all files)']} more problem(s) not listed "
+                                                   f"(only the first {_MAX_PROBLEMS_IN_ALL} are)"))
         return ReadResult(tuple(self.documents), tuple(problems), self.files_read)
 
     def read_path(self, path: Path, display: str) -> None:
@@ -370,6 +374,10 @@ class _Reader:
         self.documents.append(Document(doc_id, text, " ".join(record.title.split()), source))
 
     def _problem(self, problem: Problem) -> None:
+        # Per file, and in all: an archive of 100,000 junk members must not become 100,000 messages.
+        if len(self.problems) >= _MAX_PROBLEMS_IN_ALL:
+            self._unlisted["(all files)"] += 1
+            return
         if self._problem_counts[problem.source] >= _MAX_PROBLEMS_PER_FILE:
             self._unlisted[problem.source] += 1
             return

@@ -8,6 +8,7 @@ import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
 
+MODELS = ("sentence-transformers/all-MiniLM-L6-v2", "late-interaction")  # the offline models (see conftest)
 CORPORA = {
     "alpha": ("alpha.txt", "Zebrafinch colonies nest in the reeds of Lake Alphavale every spring."),
     "beta": ("beta.txt", "Der Glockenturm von Betastadt läutet jeden Abend um sieben Uhr."),
@@ -19,7 +20,7 @@ def _build(client, tmp_path, name):
     path = tmp_path / name / file_name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    return client.predict([gradio_client.handle_file(str(path))], "(none: use my files)", 200, 40, "", "",
+    return client.predict([gradio_client.handle_file(str(path))], "(none: use my files)", 200, 40, *MODELS,
                           api_name="/build_index")
 
 
@@ -70,7 +71,7 @@ def test_bad_upload_keeps_good_files_and_reports(app_url, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("", encoding="utf-8")
     summary = client.predict([gradio_client.handle_file(str(p)) for p in (good, bad, empty)],
-                             "(none: use my files)", 200, 40, "", "", api_name="/build_index")[-1]
+                             "(none: use my files)", 200, 40, *MODELS, api_name="/build_index")[-1]
     assert summary["documents"] == 2, summary
     problems = {(p["source"], p["line"]) for p in summary["problems"]}
     assert ("broken.jsonl", 2) in problems and any(source == "empty.csv" for source, _ in problems), problems
@@ -82,7 +83,7 @@ def test_app_and_cli_report_the_same_metrics_on_the_sample_corpus(app_url, capsy
     from search.cli import main
 
     client = gradio_client.Client(app_url, verbose=False)
-    client.predict(None, "polyglot-facts: 80 documents, 10 languages", 200, 40, "", "", api_name="/build_index")
+    client.predict(None, "polyglot-facts: 80 documents, 10 languages", 200, 40, *MODELS, api_name="/build_index")
     client.predict(["bm25", "dense", "hybrid", "rerank"], 20, "hybrid", api_name="/load_bundled_judgments")
     app_report = client.predict(["bm25", "dense", "hybrid", "rerank"], 20, "hybrid", None, "hybrid", "rerank",
                                 api_name="/evaluate")[-1]
@@ -93,3 +94,19 @@ def test_app_and_cli_report_the_same_metrics_on_the_sample_corpus(app_url, capsy
     assert set(app_report["stages"]) == set(cli_report["stages"]) == {"bm25", "dense", "hybrid", "rerank"}
     for stage, metrics in cli_report["stages"].items():
         assert app_report["stages"][stage] == pytest.approx(metrics, abs=1e-9), stage
+
+
+def test_only_offered_models_can_be_chosen(app_url, tmp_path):
+    client = gradio_client.Client(app_url, verbose=False)
+    path = tmp_path / "a.txt"
+    path.write_text("Some text about tea.", encoding="utf-8")
+    with pytest.raises(Exception, match="not in the list of choices|not one of the models offered"):
+        client.predict([gradio_client.handle_file(str(path))], "(none: use my files)", 200, 40, "evil/huge-model",
+                       "late-interaction", api_name="/build_index")
+
+
+def test_messages_from_uploads_are_escaped_before_gradio_renders_them():
+    import app
+
+    assert app._fail("bad header <a href=https://evil.example>x</a>").message == \
+        "bad header &lt;a href=https://evil.example&gt;x&lt;/a&gt;"

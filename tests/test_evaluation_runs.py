@@ -115,3 +115,8 @@ def test_depth_tradeoff_stops_and_validates(index):
     assert depth_tradeoff(index, JUDGMENTS, depths=(2,), should_stop=lambda: True) == ()
     with pytest.raises(ValueError, match="at least 1"):
         depth_tradeoff(index, JUDGMENTS, depths=(0, 10))
+
+
+def test_the_rerank_stage_needs_a_rerank_depth(index):
+    with pytest.raises(ValueError, match="rerank_depth >= 1"):
+        evaluate(index, JUDGMENTS, stages=["bm25", "rerank"], rerank_depth=0)

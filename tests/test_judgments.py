@@ -327,3 +327,13 @@ def test_json_export_still_round_trips():
 
     result = SearchResult("q", UNKNOWN_LANGUAGE, {"bm25": StageResult("bm25", (), 0.0)})
     assert json.loads(json.dumps(result_to_dict(result)))["stages"]["bm25"]["hits"] == []
+
+
+def test_grades_too_large_for_trec_eval_are_problems(tmp_path):
+    from search.judgments import read_qrels
+
+    path = tmp_path / "q.trec"
+    path.write_text("q1 0 d1 1\nq1 0 d2 123456789012345678901234567890\n", encoding="utf-8")
+    parsed = read_qrels(path)
+    assert parsed.qrels == {"q1": {"d1": 1}}
+    assert [problem.line for problem in parsed.problems] == [2]

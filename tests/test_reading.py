@@ -585,3 +585,17 @@ def test_a_file_over_max_file_bytes_is_skipped_and_the_rest_read(tmp_path):
         "big.txt: file is 2,000 bytes, over max_file_bytes=1,000; skipped; "
         "raise ReadLimits(max_file_bytes=...) to read it"
     ]
+
+
+def test_a_zip_of_many_junk_members_gives_a_bounded_problem_list(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "junk.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for number in range(1500):
+            out.writestr(f"f{number}.xyz", "x")
+        out.writestr("good.txt", "One good document.")
+    result = read_paths([archive])
+    assert [document.doc_id for document in result.documents] == ["good"]
+    assert len(result.problems) <= 1001, len(result.problems)
+    assert "more problem(s) not listed" in result.problems[-1].message

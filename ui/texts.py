@@ -16,7 +16,8 @@ Broken files and lines are skipped with a message naming the file and line; ever
 """
 
 MODELS_HELP = """\
-Models are Hugging Face Hub ids or local folders, loaded from safetensors only. The reranker `auto` picks
+Models load from the Hugging Face Hub or cache, safetensors only (the operator may allow any Hub id or local
+folder with `SEARCH_ALLOW_CUSTOM_MODELS=1`). The reranker `auto` picks
 BAAI/bge-reranker-v2-m3 when the corpus has languages other than English and Chinese (or on a GPU), and
 BAAI/bge-reranker-base otherwise; `late-interaction` selects the offline fallback. When a model can't be
 loaded (no network, not cached), the app says why and falls back to all-MiniLM-L6-v2 (offline fallback,
@@ -26,10 +27,10 @@ English-centric) for dense retrieval and to late-interaction scoring, not a cros
 SEARCH_HELP = """\
 Highlights use the same analysis as BM25 (stemming, Chinese/Japanese/Thai character n-grams). In the
 Reranked column, arrows show how far each passage moved against each first stage (↑ up, ↓ down, = same,
-*new* = not in that stage's top-k); ★ marks a passage lifted from below the top-k into the top 3.
+*new* = not in that stage's top-k); a *lifted* badge marks a passage raised from below the top-k into the top 3.
 """
 
-NO_INDEX = "Build an index first: upload files or choose a sample corpus, then press **Build index**."
+NO_INDEX = "Build an index first: upload files or choose a sample corpus, then press Build index."
 
 EVALUATE_HELP = """\
 Measure every stage on relevance judgments for the corpus you built: the bundled judgments of the

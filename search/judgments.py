@@ -20,14 +20,13 @@ import json
 import os
 import re
 import zipfile
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Literal, NamedTuple
 
-from .reading import ReadLimits
+from .reading import ReadLimits, read_zip_member
 from .types import Passage, Problem
 
 Level = Literal["document", "passage"]
@@ -44,8 +43,6 @@ _GRADE = re.compile(r"[+-]?\d{1,9}(?:\.0*)?")  # bounded: pytrec_eval takes C in
 _SNIFF_LINES = 20
 _SHOWN_UNKNOWN_QUERIES = 5
 _SHOWN_LINES = 3
-_CHUNK_BYTES = 1 << 16
-_RATIO_FLOOR_BYTES = 1_000_000  # as in reading.py: below this a member cannot hurt whatever its ratio
 _QRELS_FOLDER_PREFERENCE = ("test.tsv", "dev.tsv")
 _QRELS_TOP_LEVEL = ("qrels.trec", "qrels/test.trec", "qrels.tsv")
 
@@ -434,34 +431,21 @@ class _Loader:
             return None
 
     def _decompress(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> bytes | None:
-        """The member's bytes within the limits: declared sizes first, then (as they can lie) the bytes
-        actually produced."""
-        packed = max(info.compress_size, 1)
-        if info.flag_bits & 0x1:
-            self.problems.append(Problem(source, "encrypted member (password-protected zip); skipped"))
+        """The member's bytes within the limits (reading.read_zip_member), counted in the total."""
+        reserved = 0
+
+        def fits(size: int) -> bool:
+            nonlocal reserved
+            if size <= reserved or self._reserve(size - reserved, source):
+                reserved = max(reserved, size)
+                return True
+            return False
+
+        data = read_zip_member(archive, info, source, self.limits, fits=fits)
+        if isinstance(data, Problem):
+            self.problems.append(data)
             return None
-        if (self._too_big(info.file_size, "declares", source) or self._bomb(info.file_size, packed, source)
-                or not self._reserve(info.file_size, source)):
-            return None
-        reserved = info.file_size
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            with archive.open(info) as stream:
-                while chunk := stream.read(_CHUNK_BYTES):
-                    size += len(chunk)
-                    if self._too_big(size, "decompresses to more than", source) or self._bomb(size, packed, source):
-                        return None
-                    if size > reserved:
-                        if not self._reserve(size - reserved, source):
-                            return None
-                        reserved = size
-                    chunks.append(chunk)
-        except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, OSError,
-                ValueError) as error:
-            self.problems.append(Problem(source, f"cannot decompress this member ({error}); skipped"))
-            return None
-        return b"".join(chunks)
+        return data
 
     def _too_big(self, size: int, verb: str, source: str) -> bool:
         if size <= self.limits.max_file_bytes:
@@ -477,14 +461,6 @@ class _Loader:
             return False
         self.total_bytes += size
         return True
-
-    def _bomb(self, size: int, packed: int, source: str) -> bool:
-        if size > _RATIO_FLOOR_BYTES and size / packed > self.limits.max_compression_ratio:
-            self.problems.append(Problem(source, f"compression ratio {size / packed:,.0f}:1 is over "
-                                                 f"max_compression_ratio={self.limits.max_compression_ratio:g} "
-                                                 "(a likely zip bomb); skipped"))
-            return True
-        return False
 
     def _decode(self, data: bytes, name: str) -> str | None:
         try:

@@ -259,9 +259,6 @@ class _Reader:
             return
         if not nested and not self._may_read_another(source):
             return
-        if info.flag_bits & 0x1:
-            self._problem(Problem(source, "encrypted member (password-protected zip); skipped"))
-            return
         data = self._decompress(archive, info, source, counted=not nested)
         if data is None:
             return
@@ -273,48 +270,13 @@ class _Reader:
     def _decompress(
         self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str, *, counted: bool
     ) -> bytes | None:
-        """The member's bytes, or None after a Problem; checks declared sizes first, then actual bytes."""
-        limits = self.limits
-        packed = max(info.compress_size, 1)
-        if info.file_size > limits.max_file_bytes:
-            self._problem(Problem(source, _too_big(info.file_size, "declares ", limits.max_file_bytes)))
+        """The member's bytes, or None after a Problem (see `read_zip_member`)."""
+        fits = (lambda size: self._fits_total(size, source)) if counted else None
+        data = read_zip_member(archive, info, source, self.limits, fits=fits)
+        if isinstance(data, Problem):
+            self._problem(data)
             return None
-        if info.file_size > _RATIO_FLOOR_BYTES and info.file_size / packed > limits.max_compression_ratio:
-            self._problem(Problem(source, _bomb(info.file_size / packed, limits.max_compression_ratio)))
-            return None
-        if counted and not self._fits_total(info.file_size, source):
-            return None
-        # Declared sizes can lie, so the bytes actually produced are counted too.
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            with archive.open(info) as stream:
-                while chunk := stream.read(_CHUNK_BYTES):
-                    size += len(chunk)
-                    if size > limits.max_file_bytes:
-                        self._problem(
-                            Problem(source, _too_big(size, "decompresses to more than ", limits.max_file_bytes))
-                        )
-                        return None
-                    if size > _RATIO_FLOOR_BYTES and size / packed > limits.max_compression_ratio:
-                        self._problem(Problem(source, _bomb(size / packed, limits.max_compression_ratio)))
-                        return None
-                    if counted and not self._fits_total(size, source):
-                        return None
-                    chunks.append(chunk)
-        except (
-            zipfile.BadZipFile,
-            zlib.error,
-            NotImplementedError,
-            RuntimeError,
-            EOFError,
-            OSError,
-            ValueError,
-        ) as error:
-            # lzma and bz2 errors are OSError/ValueError subclasses; unknown methods raise NotImplementedError.
-            self._problem(Problem(source, f"cannot decompress this member ({error}); skipped"))
-            return None
-        return b"".join(chunks)
+        return data
 
     def _may_read_another(self, source: str) -> bool:
         if self._halt is not None:
@@ -383,6 +345,43 @@ class _Reader:
             return
         self._problem_counts[problem.source] += 1
         self.problems.append(problem)
+
+
+def read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str, limits: ReadLimits, *,
+                    fits: Callable[[int], bool] | None = None) -> bytes | Problem | None:
+    """Return a zip member's bytes within `limits`, or a Problem saying why it was refused.
+
+    Declared sizes and the compression ratio are checked before anything is decompressed and, since
+    declared sizes can lie, again on the bytes actually produced. `fits(size)` is asked about the
+    member's size so far (declared, then actual) for a budget across files; when it says no, reading
+    stops and None is returned (`fits` records its own message).
+    """
+    packed = max(info.compress_size, 1)
+    if info.flag_bits & 0x1:
+        return Problem(source, "encrypted member (password-protected zip); skipped")
+    if info.file_size > limits.max_file_bytes:
+        return Problem(source, _too_big(info.file_size, "declares ", limits.max_file_bytes))
+    if info.file_size > _RATIO_FLOOR_BYTES and info.file_size / packed > limits.max_compression_ratio:
+        return Problem(source, _bomb(info.file_size / packed, limits.max_compression_ratio))
+    if fits is not None and not fits(info.file_size):
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with archive.open(info) as stream:
+            while chunk := stream.read(_CHUNK_BYTES):
+                size += len(chunk)
+                if size > limits.max_file_bytes:
+                    return Problem(source, _too_big(size, "decompresses to more than ", limits.max_file_bytes))
+                if size > _RATIO_FLOOR_BYTES and size / packed > limits.max_compression_ratio:
+                    return Problem(source, _bomb(size / packed, limits.max_compression_ratio))
+                if fits is not None and size > info.file_size and not fits(size):
+                    return None
+                chunks.append(chunk)
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, OSError, ValueError) as error:
+        # lzma and bz2 errors are OSError/ValueError subclasses; unknown methods raise NotImplementedError.
+        return Problem(source, f"cannot decompress this member ({error}); skipped")
+    return b"".join(chunks)
 
 
 # ---------------------------------------------------------------------------------------------

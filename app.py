@@ -113,7 +113,7 @@ def build_corpus(files: Sequence[str] | None, sample: str, window: int, overlap:
     skipped = index.report.skipped
     if skipped:
         _warn(f"{len(skipped)} file(s) or line(s) skipped, e.g. {skipped[0]}. The rest was indexed; "
-                   "see the list under the summary.")
+              "see the list under the summary.")
     summary = render.render_build_summary(index.report) + render.render_reranker(loaded)
     build_json = {**report_to_dict(index.report), "reranker": loaded.reranker.label,
                   "reranker_fallback_reason": loaded.fallback_reason}
@@ -327,7 +327,7 @@ def _corpus_inputs(files: Sequence[str] | None, sample: str, request: gr.Request
         total = sum(path.stat().st_size for path in paths if path.exists())
         if total > max_upload_mb() * 1_000_000:
             raise _fail(f"The upload is {total / 1e6:.1f} MB; the limit is {max_upload_mb()} MB "
-                           f"(set by {UPLOAD_ENV}). Upload fewer or smaller files.")
+                        f"(set by {UPLOAD_ENV}). Upload fewer or smaller files.")
         # Uploads keep their own name as the last path part; messages should name that, not a temp path.
         return paths, [path.name for path in paths], _session_cache(request)
     if sample in SAMPLES:
@@ -425,7 +425,7 @@ def _stream(work, show, stop: threading.Event | None = None):
     if error is not None:
         logger.error("a background run failed", exc_info=error)
         raise _fail(f"The run failed unexpectedly ({type(error).__name__}); the details are in the server log. "
-                       "Try other files or settings.")
+                    "Try other files or settings.")
     return outcome["value"]
 
 

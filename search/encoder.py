@@ -16,6 +16,7 @@ from .models import (
     ModelSpec,
     bundled_minilm_path,
     choose_device,
+    error_summary,
     load_kwargs,
     model_spec,
     pretrained_source,
@@ -111,9 +112,6 @@ def _normalise(tensor):
     return torch.nn.functional.normalize(tensor.float(), p=2, dim=-1)
 
 
-
-
-
 @dataclass(frozen=True)
 class LoadedEncoder:
     """An encoder and, when it is a fallback, why the requested model could not be used."""
@@ -155,13 +153,8 @@ def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bo
     except (OSError, ValueError, ImportError) as error:
         if not fallback or model_id == FALLBACK_DENSE_ID:
             raise
-        reason = (f"dense model {model_id!r} could not be loaded ({_first_line(error)}); "
+        reason = (f"dense model {model_id!r} could not be loaded ({error_summary(error)}); "
                   f"using {FALLBACK_LABEL}. Set --dense-model or SEARCH_DENSE_MODEL to a cached Hub id "
                   "or a local model folder to use another model.")
         logger.info(reason)
         return LoadedEncoder(load_encoder(FALLBACK_DENSE_ID, device), model_id, reason)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]

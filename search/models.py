@@ -205,3 +205,9 @@ def pretrained_source(model_id: str) -> dict[str, object]:
 def _looks_like_path(model_id: str) -> bool:
     # Hub ids are "name" or "owner/name"; anything else can only be meant as a folder.
     return model_id.startswith((".", "/", "~")) or "\\" in model_id or model_id.count("/") > 1
+
+
+def error_summary(error: BaseException) -> str:
+    """The first line of an error's message (or its type), for messages that quote why a load failed."""
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

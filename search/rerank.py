@@ -23,6 +23,7 @@ from .models import (
     LATE_INTERACTION_LABEL,
     RERANKER_ENV,
     choose_device,
+    error_summary,
     load_kwargs,
     model_spec,
     pretrained_source,
@@ -285,5 +286,4 @@ def _cached(model_id: str, device: str) -> Reranker:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0].rstrip(".") + "."
+    return error_summary(error).rstrip(".") + "."

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from search.dense import DenseIndex
-from search.encoder import load_dense_encoder, load_encoder
+from search.loading import load_dense_encoder, load_encoder
 from search.models import FALLBACK_DENSE_ID, FALLBACK_LABEL
 
 PASSAGES = [
@@ -41,7 +41,7 @@ def test_embeddings_are_unit_float32_and_order_independent(minilm):
 
 def test_unloadable_model_falls_back_to_bundled_minilm_and_says_why(tmp_path):
     loaded = load_dense_encoder(str(tmp_path / "no-such-model"), "cpu")
-    assert loaded.is_fallback and loaded.encoder.label == FALLBACK_LABEL
+    assert loaded.is_fallback and loaded.model.label == FALLBACK_LABEL
     assert "no-such-model" in loaded.fallback_reason and "SEARCH_DENSE_MODEL" in loaded.fallback_reason
     with pytest.raises(OSError, match="no model folder"):
         load_dense_encoder(str(tmp_path / "no-such-model"), "cpu", fallback=False)

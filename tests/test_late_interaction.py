@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from search.encoder import load_encoder
-from search.late_interaction import LateInteractionReranker, maxsim
+from search.backends.late_interaction import LateInteractionReranker, maxsim
+from search.inference import Reranker
+from search.loading import load_encoder
 from search.models import FALLBACK_DENSE_ID, LATE_INTERACTION_LABEL
-from search.rerank import Reranker
 
 QUERY = "What is the capital of France?"
 ANSWER = "Paris is the capital and largest city of France."

@@ -12,15 +12,10 @@ import torch
 from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaModel
 
 from search import models
+from search.backends.torch_reranker import CrossEncoderReranker
+from search.inference import PairScore, Reranker, RerankerUnavailable, sigmoid
+from search.loading import load_reranker
 from search.models import LATE_INTERACTION_LABEL, RERANKER_ENV
-from search.rerank import (
-    CrossEncoderReranker,
-    PairScore,
-    Reranker,
-    RerankerUnavailable,
-    load_reranker,
-    sigmoid,
-)
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
 
 QUERY = "Which river flows through Berlin?"
@@ -84,7 +79,7 @@ def untruncated_length(folder: Path, query: str, passage: str) -> int:
 
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
 def test_scores_equal_unbatched_reference_for_any_batch_size(tiny_folder, batch_size):
-    reranker = load_reranker(str(tiny_folder), fallback=False).reranker
+    reranker = load_reranker(str(tiny_folder), fallback=False).model
     expected = reference_scores(tiny_folder, QUERY, PASSAGES, 512)
     assert max(expected) - min(expected) > 0.1, "random weights too flat for the comparison to mean anything"
 
@@ -95,7 +90,7 @@ def test_scores_equal_unbatched_reference_for_any_batch_size(tiny_folder, batch_
 
 
 def test_scores_follow_input_order_when_shuffled(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).reranker
+    reranker = load_reranker(str(tiny_folder), fallback=False).model
     shuffled = PASSAGES[:]
     random.Random(7).shuffle(shuffled)
     assert shuffled != PASSAGES
@@ -106,14 +101,14 @@ def test_scores_follow_input_order_when_shuffled(tiny_folder):
 
 
 def test_sigmoid_is_the_logistic_of_the_raw_logit(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).reranker
+    reranker = load_reranker(str(tiny_folder), fallback=False).model
     for pair in reranker.score(QUERY, PASSAGES):
         assert pair.sigmoid == pytest.approx(1 / (1 + math.exp(-pair.raw)), abs=1e-12)
     assert sigmoid(-1000.0) == 0.0 and sigmoid(1000.0) == 1.0
 
 
 def test_protocol_and_label(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).reranker
+    reranker = load_reranker(str(tiny_folder), fallback=False).model
     assert isinstance(reranker, CrossEncoderReranker) and isinstance(reranker, Reranker)
     assert reranker.is_cross_encoder
     assert reranker.label == reranker.model_id == str(tiny_folder)
@@ -121,7 +116,7 @@ def test_protocol_and_label(tiny_folder):
 
 
 def test_truncation_cuts_only_the_passage_and_is_reported_exactly(short_folder):
-    reranker = load_reranker(str(short_folder), fallback=False).reranker
+    reranker = load_reranker(str(short_folder), fallback=False).model
     assert reranker.max_length == SHORT_MAX_LENGTH
     passages = PASSAGES + LONG_PASSAGES
     expected_cut = [untruncated_length(short_folder, QUERY, p) > SHORT_MAX_LENGTH for p in passages]
@@ -141,7 +136,7 @@ def test_truncation_cuts_only_the_passage_and_is_reported_exactly(short_folder):
 
 
 def test_a_query_longer_than_half_the_window_is_cut_to_half(short_folder):
-    reranker = load_reranker(str(short_folder), fallback=False).reranker
+    reranker = load_reranker(str(short_folder), fallback=False).model
     half = (SHORT_MAX_LENGTH - reranker.tokenizer.num_special_tokens_to_add(pair=True)) // 2
 
     scores = reranker.score(LONG_QUERY, [PASSAGES[0], LONG_PASSAGES[0]])
@@ -156,12 +151,12 @@ def test_a_query_longer_than_half_the_window_is_cut_to_half(short_folder):
 
 
 def test_loaded_models_are_cached_per_id_and_device(tiny_folder):
-    first = load_reranker(str(tiny_folder), "cpu").reranker
-    assert load_reranker(str(tiny_folder), "cpu").reranker is first
+    first = load_reranker(str(tiny_folder), "cpu").model
+    assert load_reranker(str(tiny_folder), "cpu").model is first
 
 
 def test_concurrent_calls_give_the_same_scores(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).reranker
+    reranker = load_reranker(str(tiny_folder), fallback=False).model
     expected = [s.raw for s in reranker.score(QUERY, PASSAGES)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda _: [s.raw for s in reranker.score(QUERY, PASSAGES, batch_size=3)], range(4)))
@@ -170,7 +165,7 @@ def test_concurrent_calls_give_the_same_scores(tiny_folder):
 
 
 def test_empty_inputs(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).reranker
+    reranker = load_reranker(str(tiny_folder), fallback=False).model
     assert reranker.score(QUERY, []) == []
     with pytest.raises(ValueError, match="query is empty"):
         reranker.score("   ", PASSAGES)
@@ -215,14 +210,14 @@ def test_unloadable_model_names_the_setting_and_falls_back(offline, model_id):
 
     assert loaded.is_fallback and loaded.requested == model_id
     assert loaded.fallback_reason == str(error.value)
-    assert not loaded.reranker.is_cross_encoder
-    assert loaded.reranker.label == LATE_INTERACTION_LABEL
+    assert not loaded.model.is_cross_encoder
+    assert loaded.model.label == LATE_INTERACTION_LABEL
 
 
 def test_late_interaction_id_selects_the_fallback_directly():
     loaded = load_reranker("late-interaction", "cpu")
-    assert loaded.fallback_reason is None and loaded.reranker.label == LATE_INTERACTION_LABEL
-    scores = loaded.reranker.score(QUERY, PASSAGES[:2])
+    assert loaded.fallback_reason is None and loaded.model.label == LATE_INTERACTION_LABEL
+    scores = loaded.model.score(QUERY, PASSAGES[:2])
     assert all(isinstance(s, PairScore) and s.sigmoid is None for s in scores)
 
 

@@ -91,7 +91,7 @@ def test_long_passages_are_flagged_as_truncated(reranker, encoder):
 def test_label_and_interface(reranker):
     assert isinstance(reranker, Reranker)
     assert reranker.label == LATE_INTERACTION_LABEL == "late-interaction fallback, not a cross-encoder"
-    assert reranker.is_cross_encoder is False
+    assert reranker.is_cross_encoder is False and reranker.backend == "late-interaction"
     assert reranker.score(QUERY, []) == []
     with pytest.raises(ValueError, match="query is empty"):
         reranker.score(" ", [ANSWER])

@@ -28,13 +28,13 @@ from search.models import (
     AUTO_RERANKER,
     DENSE_ENV,
     KNOWN_MODELS,
+    LATE_INTERACTION_ID,
     RERANKER_BASE,
     RERANKER_ENV,
     RERANKER_V2_M3,
 )
 from search.pipeline import Index, Settings, build, default_cache_dir
 from search.reading import ReadLimits, read_paths
-from search.rerank import LATE_INTERACTION_ID
 from search.types import FIRST_STAGES, STAGES, SearchResult
 from ui import evaluation_view, judging, render, texts
 
@@ -115,7 +115,7 @@ def build_corpus(files: Sequence[str] | None, sample: str, window: int, overlap:
         _warn(f"{len(skipped)} file(s) or line(s) skipped, e.g. {skipped[0]}. The rest was indexed; "
               "see the list under the summary.")
     summary = render.render_build_summary(index.report) + render.render_reranker(loaded)
-    build_json = {**report_to_dict(index.report), "reranker": loaded.reranker.label,
+    build_json = {**report_to_dict(index.report), "reranker": loaded.model.label,
                   "reranker_fallback_reason": loaded.fallback_reason}
     yield index, "", summary, render.languages_frame(index.report), build_json
 
@@ -135,7 +135,7 @@ def first_stages(index: Index | None, session: judging.SessionJudgments, query: 
         raise _fail(str(error)) from None
     columns = _columns(index, result, session, k, score_view, collapse)[:3]
     if result.rerank_depth:
-        pending = render.render_rerank_pending(result, index.reranker().reranker.label)
+        pending = render.render_rerank_pending(result, index.reranker().model.label)
     else:
         pending = render.render_notice("Reranked", "Reranking is off (rerank depth 0).")
     return result, *columns, pending, render.render_summary(result, int(k))

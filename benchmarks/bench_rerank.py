@@ -24,7 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from search.rerank import CrossEncoderReranker, load_reranker  # noqa: E402
+from search.backends.torch_reranker import CrossEncoderReranker  # noqa: E402
+from search.loading import load_reranker  # noqa: E402
 
 XQUAD = ROOT.parent / "shared" / "xquad"
 LANGUAGES = ("en", "de", "hi", "zh", "ar")
@@ -95,7 +96,7 @@ def main() -> None:
 
             model_id = str(build_tiny_xlmr_cross_encoder(Path(folder) / "small-xlmr", [QUERY, *passages],
                                                          hidden_size=256, num_hidden_layers=4, vocab_size=8000))
-        reranker = load_reranker(model_id, args.device, fallback=False).reranker
+        reranker = load_reranker(model_id, args.device, fallback=False).model
         if not isinstance(reranker, CrossEncoderReranker):
             parser.error(f"--model {model_id} is not a cross-encoder")
         ids = reranker.pair_token_ids(QUERY, passages)
@@ -117,7 +118,7 @@ def main() -> None:
         print("\nspeed-up: sorted batching against the unbatched baseline (batch size 1, input order)")
 
     if args.late_interaction:
-        fallback = load_reranker("late-interaction", args.device).reranker
+        fallback = load_reranker("late-interaction", args.device).model
 
         def cold() -> None:
             fallback.clear_cache()

@@ -161,7 +161,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _rerank(args: argparse.Namespace) -> int:
-    from .rerank import load_reranker
+    from .loading import load_reranker
 
     passages = _read_passages_file(args.passages)
     model_id = args.model or _settings(args).reranker_model
@@ -174,8 +174,8 @@ def _rerank(args: argparse.Namespace) -> int:
     loaded = load_reranker(model_id, args.device)
     if loaded.fallback_reason:
         print(f"note: {loaded.fallback_reason}", file=sys.stderr)
-    print(f"reranker: {loaded.reranker.label}", file=sys.stderr)
-    scores = loaded.reranker.score(args.query, passages)
+    print(f"reranker: {loaded.model.label}", file=sys.stderr)
+    scores = loaded.model.score(args.query, passages)
     rows = [{"index": i, "raw": s.raw, "sigmoid": s.sigmoid, "truncated": s.truncated}
             for i, s in enumerate(scores)]
     if args.json:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .encoder import Encoder, ProgressFn
+from .inference import ProgressFn, TextEncoder
 from .types import Scored
 
 
@@ -28,7 +28,7 @@ class DenseIndex:
             self._index.add(self.embeddings)
 
     @classmethod
-    def build(cls, encoder: Encoder, texts: Sequence[str], *, batch_size: int = 32,
+    def build(cls, encoder: TextEncoder, texts: Sequence[str], *, batch_size: int = 32,
               progress: ProgressFn | None = None) -> DenseIndex:
         """Embed `texts` as passages with `encoder` and index them."""
         if not texts:

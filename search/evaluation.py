@@ -295,7 +295,7 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
         timings["rerank_pairs_per_second"] = pairs / rerank_seconds
     return EvalReport(
         passages=len(index), queries=len(query_texts), languages=dict(index.report.languages),
-        models={"dense": index.encoder.encoder.label, **models}, stages=metrics, timings_s=timings, level=level,
+        models={"dense": index.encoder.model.label, **models}, stages=metrics, timings_s=timings, level=level,
         judged_ids=judged_ids, matched_ids=matched_ids, per_query=per_query, cancelled=cancelled,
         notes=tuple(f"{', '.join(concerned)}: {text}" for text, concerned in notes.items()),
         landed=landed, query_texts=query_texts,
@@ -354,7 +354,7 @@ def _measure_pairs_per_second(index: Index, results: Sequence[SearchResult]) -> 
         return None  # evaluate() reports why, as the rerank stage's note
     # The first forward pass pays one-off costs; the query itself is no corpus passage, so a reranker
     # that caches passage encodings gains nothing for the measured pairs.
-    loaded.reranker.score(result.query, [result.query])
+    loaded.model.score(result.query, [result.query])
     probe = replace(result, rerank_depth=min(result.rerank_depth, ESTIMATE_PAIRS))
     return index.rerank(probe, loaded).stages["rerank"].pairs_per_second
 

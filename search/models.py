@@ -30,6 +30,8 @@ RERANKER_BASE_LANGUAGES = frozenset({"en", "zh"})
 
 FALLBACK_DENSE_ID = "sentence-transformers/all-MiniLM-L6-v2"
 FALLBACK_LABEL = "all-MiniLM-L6-v2 (offline fallback, English-centric)"
+# The reranker id of the offline fallback: MaxSim over the bundled MiniLM's token embeddings.
+LATE_INTERACTION_ID = "late-interaction"
 LATE_INTERACTION_LABEL = "late-interaction fallback, not a cross-encoder"
 
 

@@ -22,9 +22,10 @@ import numpy as np
 from . import analysis
 from .bm25 import BM25Index
 from .dense import DenseIndex
-from .encoder import LoadedEncoder, load_dense_encoder, load_encoder
 from .fusion import reciprocal_rank_fusion
+from .inference import Loaded, Reranker, TextEncoder
 from .language import detect_language, detect_languages
+from .loading import load_dense_encoder, load_encoder, load_reranker
 from .models import (
     AUTO_RERANKER,
     DEFAULT_DENSE_MODEL,
@@ -36,7 +37,6 @@ from .models import (
 )
 from .passages import split_documents
 from .reading import read_paths
-from .rerank import LoadedReranker, load_reranker
 from .types import (
     FIRST_STAGES,
     FirstStage,
@@ -117,7 +117,7 @@ class Index:
     """
 
     def __init__(self, passages: Sequence[Passage], passage_terms: Sequence[Sequence[str]], dense: DenseIndex,
-                 encoder: LoadedEncoder, settings: Settings, report: BuildReport) -> None:
+                 encoder: Loaded[TextEncoder], settings: Settings, report: BuildReport) -> None:
         self.passages = tuple(passages)
         self.passage_terms = [list(terms) for terms in passage_terms]
         self.bm25 = BM25Index.build(self.passage_terms)
@@ -126,7 +126,7 @@ class Index:
         self.settings = settings
         self.report = report
         self.languages = frozenset(report.languages)
-        self._reranker: LoadedReranker | None = None
+        self._reranker: Loaded[Reranker] | None = None
         self._reranker_lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -151,7 +151,7 @@ class Index:
             wanted |= {"bm25", "dense"}
         depth = min(max(k, rerank_depth), len(self))
         query_language = detect_language(query)
-        label = self.encoder.encoder.label
+        label = self.encoder.model.label
         dense_note = self.encoder.fallback_reason or ""
         ranked: dict[str, StageResult] = {}
         if "bm25" in wanted:
@@ -160,7 +160,7 @@ class Index:
             ranked["bm25"] = self._stage("bm25", bm25_hits, time.perf_counter() - started, BM25_LABEL)
         if "dense" in wanted:
             started = time.perf_counter()
-            dense_hits = self.dense.search(self.encoder.encoder.embed([query], is_query=True)[0], depth)
+            dense_hits = self.dense.search(self.encoder.model.embed([query], is_query=True)[0], depth)
             ranked["dense"] = self._stage("dense", dense_hits, time.perf_counter() - started, label, dense_note)
         if "hybrid" in wanted:
             started = time.perf_counter()
@@ -169,7 +169,7 @@ class Index:
                                            f"RRF(BM25, {label})", dense_note)
         return SearchResult(query, query_language, _cross_ranked(ranked), candidates_from, rerank_depth)
 
-    def rerank(self, result: SearchResult, reranker: LoadedReranker | None = None) -> SearchResult:
+    def rerank(self, result: SearchResult, reranker: Loaded[Reranker] | None = None) -> SearchResult:
         """Add the rerank stage: the top `result.rerank_depth` candidates of `result.candidates_from`,
         rescored by the reranker. A reranker that can't be loaded gives a stage with `error` set."""
         candidates = result.stages[result.candidates_from].hits[: result.rerank_depth]
@@ -179,7 +179,7 @@ class Index:
             stage = StageResult("rerank", (), 0.0, self.settings.reranker_model, error=str(error))
             return replace(result, stages={**result.stages, "rerank": stage})
         started = time.perf_counter()
-        scores = loaded.reranker.score(result.query, [self._rerank_text(hit) for hit in candidates])
+        scores = loaded.model.score(result.query, [self._rerank_text(hit) for hit in candidates])
         seconds = time.perf_counter() - started
         order = sorted(range(len(candidates)), key=lambda i: (-scores[i].raw, i))
         hits = tuple(
@@ -188,7 +188,7 @@ class Index:
             for rank, i in enumerate(order, start=1)
         )
         stage = StageResult(
-            "rerank", hits, seconds, loaded.reranker.label,
+            "rerank", hits, seconds, loaded.model.label,
             note=loaded.fallback_reason or "",
             pairs_per_second=len(candidates) / seconds if candidates and seconds > 0 else None,
         )
@@ -200,7 +200,7 @@ class Index:
         result = self.retrieve(query, k=k, rerank_depth=rerank_depth, candidates_from=candidates_from)
         return self.rerank(result) if rerank_depth > 0 else result
 
-    def reranker(self) -> LoadedReranker:
+    def reranker(self) -> Loaded[Reranker]:
         """Load (once) the reranker these settings name; ``auto`` is resolved from the corpus' languages.
 
         Falls back to late interaction when the cross-encoder can't be loaded (see `fallback_reason`).
@@ -256,7 +256,7 @@ class Index:
         manifest = {
             "format": INDEX_FORMAT,
             "settings": asdict(self.settings),
-            "dense_model_id": self.encoder.encoder.model_id,
+            "dense_model_id": self.encoder.model.model_id,
             "report": {**asdict(self.report), "problems": [asdict(p) for p in self.report.problems]},  # see export
         }
         # Written last, so a folder with a manifest is always complete.
@@ -298,11 +298,10 @@ class Index:
             report = replace(report, problems=read.problems, files_read=read.files_read, reused=True,
                              timings_s={})
         dense_id = manifest["dense_model_id"]
-        encoder = LoadedEncoder(load_encoder(dense_id, settings.device), settings.dense_model,
-                                report.dense_fallback_reason)
-        if encoder.encoder.dimension != embeddings.shape[1]:
+        encoder = Loaded(load_encoder(dense_id, settings.device), settings.dense_model, report.dense_fallback_reason)
+        if encoder.model.dimension != embeddings.shape[1]:
             raise ValueError(f"{folder}: the saved embeddings have {embeddings.shape[1]} dimensions but "
-                             f"{dense_id} gives {encoder.encoder.dimension}; build the index again")
+                             f"{dense_id} gives {encoder.model.dimension}; build the index again")
         return cls(passages, passage_terms, DenseIndex(embeddings), encoder, settings, report)
 
 
@@ -381,15 +380,15 @@ def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None =
     timings["bm25"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    dense = DenseIndex.build(encoder.encoder, index_texts,
+    dense = DenseIndex.build(encoder.model, index_texts,
                              progress=lambda done, total: report_progress("embeddings", done, total))
     timings["embeddings"] = time.perf_counter() - started
 
     counts = Counter(p.language.group for p in passages)
     report = BuildReport(
         documents=len(read.documents), passages=len(passages), files_read=read.files_read,
-        problems=read.problems, languages=dict(counts.most_common()), dense_model=encoder.encoder.label,
-        dense_fallback_reason=encoder.fallback_reason, device=encoder.encoder.device, timings_s=timings,
+        problems=read.problems, languages=dict(counts.most_common()), dense_model=encoder.model.label,
+        dense_fallback_reason=encoder.fallback_reason, device=encoder.model.device, timings_s=timings,
         index_key=key,
     )
     started = time.perf_counter()
@@ -403,11 +402,11 @@ def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None =
     return index
 
 
-def index_key(passages: Sequence[Passage], settings: Settings, encoder: LoadedEncoder) -> str:
+def index_key(passages: Sequence[Passage], settings: Settings, encoder: Loaded[TextEncoder]) -> str:
     """A hash of everything an index depends on: passages, analysis settings and the dense model."""
     digest = hashlib.sha256()
     header = {"format": INDEX_FORMAT, "analysis": analysis.ANALYSIS_VERSION, "window": settings.window,
-              "overlap": settings.overlap, "titles": settings.index_titles, "dense": encoder.encoder.model_id}
+              "overlap": settings.overlap, "titles": settings.index_titles, "dense": encoder.model.model_id}
     digest.update(json.dumps(header, sort_keys=True).encode())
     for passage in passages:
         digest.update(json.dumps([passage.passage_id, passage.doc_id, passage.title, passage.text],

@@ -74,9 +74,9 @@ def test_rerank_command_scores_in_input_order(tmp_path, capsys):
                  "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [row["index"] for row in rows] == [0, 1, 2, 3]
-    from search.rerank import load_reranker
+    from search.loading import load_reranker
 
-    expected = load_reranker(str(folder), "cpu", fallback=False).reranker.score("where does tea grow", passages)
+    expected = load_reranker(str(folder), "cpu", fallback=False).model.score("where does tea grow", passages)
     assert [row["raw"] for row in rows] == pytest.approx([s.raw for s in expected], abs=1e-6)
     assert all(row["sigmoid"] == pytest.approx(1 / (1 + pytest.importorskip("math").exp(-row["raw"])))
                for row in rows)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from search.backends.torch_encoder import TorchEncoder
 from search.dense import DenseIndex
-from search.encoder import load_dense_encoder, load_encoder
+from search.inference import TextEncoder
+from search.loading import load_encoder
 from search.models import FALLBACK_DENSE_ID, FALLBACK_LABEL
 
 PASSAGES = [
@@ -39,12 +41,10 @@ def test_embeddings_are_unit_float32_and_order_independent(minilm):
     assert forward == pytest.approx(backward, abs=1e-5), "batching and length sorting must not change embeddings"
 
 
-def test_unloadable_model_falls_back_to_bundled_minilm_and_says_why(tmp_path):
-    loaded = load_dense_encoder(str(tmp_path / "no-such-model"), "cpu")
-    assert loaded.is_fallback and loaded.encoder.label == FALLBACK_LABEL
-    assert "no-such-model" in loaded.fallback_reason and "SEARCH_DENSE_MODEL" in loaded.fallback_reason
-    with pytest.raises(OSError, match="no model folder"):
-        load_dense_encoder(str(tmp_path / "no-such-model"), "cpu", fallback=False)
+def test_the_bundled_minilm_is_a_torch_text_encoder(minilm):
+    assert isinstance(minilm, TorchEncoder) and isinstance(minilm, TextEncoder)
+    assert (minilm.backend, minilm.label, minilm.spec.model_id) == ("torch", FALLBACK_LABEL, FALLBACK_DENSE_ID)
+    assert (minilm.dimension, minilm.max_length, minilm.device) == (384, 256, "cpu")
 
 
 def test_pickle_only_model_folder_is_refused(tmp_path):

@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from search.encoder import load_encoder
-from search.late_interaction import LateInteractionReranker, maxsim
+from search.backends.late_interaction import LateInteractionReranker, maxsim
+from search.inference import Reranker
+from search.loading import load_encoder
 from search.models import FALLBACK_DENSE_ID, LATE_INTERACTION_LABEL
-from search.rerank import Reranker
 
 QUERY = "What is the capital of France?"
 ANSWER = "Paris is the capital and largest city of France."
@@ -91,7 +91,7 @@ def test_long_passages_are_flagged_as_truncated(reranker, encoder):
 def test_label_and_interface(reranker):
     assert isinstance(reranker, Reranker)
     assert reranker.label == LATE_INTERACTION_LABEL == "late-interaction fallback, not a cross-encoder"
-    assert reranker.is_cross_encoder is False
+    assert reranker.is_cross_encoder is False and reranker.backend == "late-interaction"
     assert reranker.score(QUERY, []) == []
     with pytest.raises(ValueError, match="query is empty"):
         reranker.score(" ", [ANSWER])

@@ -31,3 +31,10 @@ def test_space_front_matter():
 
     assert fields["sdk_version"] == gradio.__version__, "the Space should run the Gradio version we test"
     assert len(fields["short_description"]) <= 60 and fields["title"] and fields["emoji"]
+
+
+def test_every_package_is_listed_for_setuptools():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts) for top in ("search", "ui")
+             for init in (ROOT / top).rglob("__init__.py")}
+    assert found <= listed, f"add {sorted(found - listed)} to [tool.setuptools] packages, or installs will miss them"

@@ -26,10 +26,10 @@ from typing import Literal, NamedTuple
 import pandas as pd
 
 from search import analysis
+from search.inference import Loaded, Reranker
 from search.language import LANGUAGE_NAMES
-from search.models import FALLBACK_LABEL, LATE_INTERACTION_LABEL
+from search.models import FALLBACK_LABEL, LATE_INTERACTION_ID, LATE_INTERACTION_LABEL
 from search.pipeline import BuildReport, query_terms
-from search.rerank import LATE_INTERACTION_ID, LoadedReranker
 from search.types import FIRST_STAGES, STAGES, Hit, Language, Problem, SearchResult, StageResult
 
 ScoreView = Literal["raw", "sigmoid"]
@@ -620,10 +620,10 @@ def render_build_summary(report: BuildReport, *, max_problems: int = MAX_PROBLEM
     return '<div class="build-summary">' + "".join(parts) + "</div>"
 
 
-def render_reranker(loaded: LoadedReranker) -> str:
+def render_reranker(loaded: Loaded[Reranker]) -> str:
     """Return which reranker this index uses, and why when it is a fallback."""
-    label = loaded.reranker.label
-    kind = "cross-encoder" if loaded.reranker.is_cross_encoder else "not a cross-encoder"
+    label = loaded.model.label
+    kind = "cross-encoder" if loaded.model.is_cross_encoder else "not a cross-encoder"
     parts = [f'<p class="build-reranker">Reranker: <span class="model-label">{_esc(label)}</span>'
              f' <span class="reranker-kind">({_esc(kind)})</span></p>']
     if loaded.fallback_reason:

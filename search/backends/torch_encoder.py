@@ -1,40 +1,29 @@
-"""A transformers text encoder: pooled sentence embeddings for dense retrieval and per-token
-embeddings for the late-interaction fallback. Loaded models are cached and shared read-only."""
+"""The torch encoder backend: a transformers `AutoModel` giving pooled sentence embeddings for dense
+retrieval and per-token embeddings for late-interaction scoring.
+
+Loads safetensors weights only and never runs remote code (`models.load_kwargs`); `search.loading`
+chooses the model, caches it per (model id, device) and falls back to the bundled MiniLM.
+"""
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 
-from .models import (
-    FALLBACK_DENSE_ID,
-    FALLBACK_LABEL,
-    ModelSpec,
-    bundled_minilm_path,
-    choose_device,
-    error_summary,
-    load_kwargs,
-    model_spec,
-    pretrained_source,
-)
-
-logger = logging.getLogger(__name__)
-
-ProgressFn = Callable[[int, int], None]
-
-_cache: dict[tuple[str, str], Encoder] = {}
-_cache_lock = threading.Lock()
+from ..inference import ProgressFn
+from ..models import ModelSpec, load_kwargs, pretrained_source
 
 
-class Encoder:
-    """A loaded encoder model with its tokenizer and conventions (pooling, prefixes, max length).
+class TorchEncoder:
+    """A transformers encoder model with its tokenizer and conventions (pooling, prefixes, max length).
 
+    `path` is where to load from when it is not `model_id` (the bundled MiniLM has a Hub id but loads from
+    a package folder). Raises OSError, ValueError or ImportError saying why the model can't be loaded.
     Thread-safe for inference: torch modules in eval mode are only read.
     """
+
+    backend = "torch"
 
     def __init__(self, model_id: str, device: str, spec: ModelSpec, label: str, path: str | None = None) -> None:
         from transformers import AutoModel, AutoTokenizer
@@ -45,11 +34,14 @@ class Encoder:
         self.device = device
         self.spec = spec
         self.label = label
-        self.tokenizer = AutoTokenizer.from_pretrained(location, **source)
+        self.tokenizer = AutoTokenizer.from_pretrained(location, **source, trust_remote_code=False)
         self.model = AutoModel.from_pretrained(location, **source, **load_kwargs(device)).to(device)
         self.model.eval()
         self.max_length = min(spec.max_length, int(getattr(self.tokenizer, "model_max_length", 512) or 512))
         self.dimension = int(self.model.config.hidden_size)
+
+    def __repr__(self) -> str:
+        return f"TorchEncoder({self.model_id!r}, device={self.device!r}, max_length={self.max_length})"
 
     def embed(self, texts: Sequence[str], *, is_query: bool, batch_size: int = 32,
               progress: ProgressFn | None = None) -> np.ndarray:
@@ -110,51 +102,3 @@ def _normalise(tensor):
     import torch
 
     return torch.nn.functional.normalize(tensor.float(), p=2, dim=-1)
-
-
-@dataclass(frozen=True)
-class LoadedEncoder:
-    """An encoder and, when it is a fallback, why the requested model could not be used."""
-
-    encoder: Encoder
-    requested: str
-    fallback_reason: str | None = None
-
-    @property
-    def is_fallback(self) -> bool:
-        return self.fallback_reason is not None
-
-
-def load_encoder(model_id: str, device: str | None = None) -> Encoder:
-    """Load (once per process) and return the encoder `model_id`, a Hub id or a local folder.
-
-    Raises OSError or ValueError saying why it could not be loaded.
-    """
-    device = choose_device(device)
-    key = (model_id, device)
-    with _cache_lock:
-        if key not in _cache:
-            if model_id == FALLBACK_DENSE_ID:
-                spec = model_spec(FALLBACK_DENSE_ID, "dense")
-                _cache[key] = Encoder(FALLBACK_DENSE_ID, device, spec, FALLBACK_LABEL, str(bundled_minilm_path()))
-            else:
-                _cache[key] = Encoder(model_id, device, model_spec(model_id, "dense"), model_id)
-            logger.info("loaded encoder %s on %s", model_id, device)
-        return _cache[key]
-
-
-def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bool = True) -> LoadedEncoder:
-    """Load `model_id`, or the bundled all-MiniLM-L6-v2 when it can't be loaded and `fallback` is on.
-
-    The returned `fallback_reason` says why and which setting to change.
-    """
-    try:
-        return LoadedEncoder(load_encoder(model_id, device), model_id)
-    except (OSError, ValueError, ImportError) as error:
-        if not fallback or model_id == FALLBACK_DENSE_ID:
-            raise
-        reason = (f"dense model {model_id!r} could not be loaded ({error_summary(error)}); "
-                  f"using {FALLBACK_LABEL}. Set --dense-model or SEARCH_DENSE_MODEL to a cached Hub id "
-                  "or a local model folder to use another model.")
-        logger.info(reason)
-        return LoadedEncoder(load_encoder(FALLBACK_DENSE_ID, device), model_id, reason)

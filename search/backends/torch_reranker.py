@@ -1,101 +1,26 @@
-"""Cross-encoder reranking (bge-reranker-base, bge-reranker-v2-m3 or any local one-logit sequence
-classifier), the `Reranker` interface every rerank backend follows, and loading with an offline fallback.
+"""The torch reranker backend: cross-encoders (bge-reranker-base, bge-reranker-v2-m3 or any local one-logit
+sequence classifier) through transformers' `AutoModelForSequenceClassification`.
 
-One backend per module: the late-interaction fallback lives in `late_interaction.py`.
-
-Concurrency: loaded rerankers are cached per (model id, device) and shared read-only between threads.
-Every `score` call holds `RERANK_LOCK` for its whole duration, so two heavy reranks never compete for
-the same CPU cores (on 2 cores, two interleaved reranks would both finish about as late as the second
-one does when they queue). It is re-entrant: a caller that times several calls together may hold it too.
+Loads safetensors weights only and never runs remote code (`models.load_kwargs`). Its errors say why a
+model can't be used; `search.loading` adds which setting to change and falls back.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
-from .models import (
-    LATE_INTERACTION_LABEL,
-    RERANKER_ENV,
-    choose_device,
-    error_summary,
-    load_kwargs,
-    model_spec,
-    pretrained_source,
-)
+from ..inference import RERANK_LOCK, PairScore, RerankerUnavailable, sigmoid
+from ..models import error_summary, load_kwargs, model_spec, pretrained_source
 
 logger = logging.getLogger(__name__)
 
-LATE_INTERACTION_ID = "late-interaction"
 DEFAULT_BATCH_SIZE = 16
-SETTING_HINT = (f"Set --reranker-model or {RERANKER_ENV} (the app's reranker model field) to a cached Hub id "
-                f"or a local model folder, or to {LATE_INTERACTION_ID!r} for the offline fallback.")
 
 # Models whose position ids count from padding_idx + 1 (RoBERTa family): they have two fewer usable
 # positions than `max_position_embeddings` says.
 _PADDING_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert"})
-
-RERANK_LOCK = threading.RLock()
-_cache: dict[tuple[str, str], Reranker] = {}
-_cache_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class PairScore:
-    """A reranker's score for one (query, passage) pair.
-
-    `raw` is the model's score (a logit for cross-encoders); `sigmoid` is its sigmoid, or None when
-    the score is not a logit. `truncated`: the passage was cut to fit the model. `query_truncated`:
-    the query alone was longer than half the model's window and was cut to that half.
-    """
-
-    raw: float
-    sigmoid: float | None
-    truncated: bool
-    query_truncated: bool = False
-
-
-@runtime_checkable
-class Reranker(Protocol):
-    """Anything that scores passages against a query; higher is more relevant."""
-
-    model_id: str
-    label: str  # what the UI and CLI show
-    is_cross_encoder: bool
-
-    def score(self, query: str, passages: Sequence[str]) -> list[PairScore]:
-        """Return one PairScore per passage, in input order."""
-        ...
-
-
-class RerankerUnavailable(ValueError):
-    """The chosen reranker cannot be loaded; the message says why and which setting to change."""
-
-
-@dataclass(frozen=True)
-class LoadedReranker:
-    """A reranker and, when it is the fallback, why the requested model could not be used."""
-
-    reranker: Reranker
-    requested: str
-    fallback_reason: str | None = None
-
-    @property
-    def is_fallback(self) -> bool:
-        return self.fallback_reason is not None
-
-
-def sigmoid(logit: float) -> float:
-    """Return 1 / (1 + e^-logit) without overflowing for large negative logits."""
-    if logit >= 0:
-        return 1.0 / (1.0 + math.exp(-logit))
-    exp = math.exp(logit)
-    return exp / (1.0 + exp)
 
 
 class CrossEncoderReranker:
@@ -106,9 +31,11 @@ class CrossEncoderReranker:
     A query longer than half the window is first cut to half the window (logged, and flagged as
     `PairScore.query_truncated`) so every passage keeps at least the other half.
 
-    Raises RerankerUnavailable when the model can't be loaded or is not a one-logit classifier.
+    Raises RerankerUnavailable when the model can't be loaded or is not a one-logit classifier (the
+    message says why; `search.loading.load_reranker` adds which setting to change).
     """
 
+    backend = "torch"
     is_cross_encoder = True
 
     def __init__(self, model_id: str, device: str = "cpu", *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
@@ -212,13 +139,12 @@ def _load_sequence_classifier(model_id: str, device: str):
     except RerankerUnavailable:
         raise
     except (OSError, ValueError, ImportError, KeyError) as error:
-        raise RerankerUnavailable(f"reranker {model_id!r} could not be loaded: {_first_line(error)} "
-                                  f"{SETTING_HINT}") from error
+        raise RerankerUnavailable(f"reranker {model_id!r} could not be loaded: {_first_line(error)}") from error
     missing = sorted(info.get("missing_keys") or ())
     if missing:
         raise RerankerUnavailable(
             f"reranker {model_id!r} has no trained classification head (missing weights: "
-            f"{', '.join(missing[:4])}); it is not a cross-encoder. {SETTING_HINT}")
+            f"{', '.join(missing[:4])}); it is not a cross-encoder.")
     return tokenizer, model.to(device)
 
 
@@ -227,12 +153,12 @@ def _check_one_logit_classifier(model_id: str, config) -> None:
     if not any(name.endswith("ForSequenceClassification") for name in architectures):
         found = ", ".join(architectures) or "no architecture"
         raise RerankerUnavailable(f"reranker {model_id!r} is not a sequence classifier ({found}); a cross-encoder "
-                                  f"reranker is one with a single relevance logit. {SETTING_HINT}")
+                                  "reranker is one with a single relevance logit.")
     # Two or more labels are classes (e.g. entailment / contradiction), not one relevance score; picking
     # a class to rank by would be a guess, so such models are refused.
     if config.num_labels != 1:
         raise RerankerUnavailable(f"reranker {model_id!r} has num_labels={config.num_labels}; a cross-encoder "
-                                  f"reranker has exactly 1 label (one relevance logit). {SETTING_HINT}")
+                                  "reranker has exactly 1 label (one relevance logit).")
 
 
 def _max_length(model_id: str, tokenizer, config) -> int:
@@ -245,44 +171,6 @@ def _max_length(model_id: str, tokenizer, config) -> int:
         offset = (config.pad_token_id or 0) + 1 if config.model_type in _PADDING_OFFSET_POSITIONS else 0
         limits.append(int(positions) - offset)
     return min(limits)
-
-
-def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = True) -> LoadedReranker:
-    """Load (once per process and device) the reranker `model_id`: a Hub id, a local folder, or
-    ``"late-interaction"`` for the offline fallback over the bundled all-MiniLM-L6-v2.
-
-    When the cross-encoder can't be loaded and `fallback` is on, returns the late-interaction reranker
-    with `fallback_reason` saying why; with `fallback=False` raises RerankerUnavailable instead.
-
-    >>> loaded = load_reranker("late-interaction")  # doctest: +SKIP
-    >>> loaded.reranker.is_cross_encoder, loaded.fallback_reason  # doctest: +SKIP
-    (False, None)
-    """
-    device = choose_device(device)
-    if model_id.strip() == LATE_INTERACTION_ID:
-        return LoadedReranker(_cached(LATE_INTERACTION_ID, device), model_id)
-    try:
-        return LoadedReranker(_cached(model_id, device), model_id)
-    except RerankerUnavailable as error:
-        if not fallback:
-            raise
-        reason = str(error)
-        logger.warning("%s Reranking with: %s.", reason, LATE_INTERACTION_LABEL)
-        return LoadedReranker(_cached(LATE_INTERACTION_ID, device), model_id, reason)
-
-
-def _cached(model_id: str, device: str) -> Reranker:
-    key = (model_id, device)
-    with _cache_lock:
-        if key not in _cache:
-            if model_id == LATE_INTERACTION_ID:
-                from .late_interaction import LateInteractionReranker
-
-                _cache[key] = LateInteractionReranker.load(device)
-            else:
-                _cache[key] = CrossEncoderReranker(model_id, device)
-            logger.info("loaded reranker %s on %s", model_id, device)
-        return _cache[key]
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""Cross-encoder reranking against a plain one-pair-at-a-time reference, on tiny local XLM-R models."""
+"""The torch cross-encoder backend against a plain one-pair-at-a-time reference, on tiny local XLM-R models
+(loaded through `search.loading.load_reranker`, as the app does)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaModel
 
-from search import models
-from search.models import LATE_INTERACTION_LABEL, RERANKER_ENV
-from search.rerank import (
-    CrossEncoderReranker,
-    PairScore,
-    Reranker,
-    RerankerUnavailable,
-    load_reranker,
-    sigmoid,
-)
+from search.backends.torch_reranker import CrossEncoderReranker
+from search.inference import Reranker, RerankerUnavailable, sigmoid
+from search.loading import load_reranker
+from search.models import RERANKER_ENV
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
 
 QUERY = "Which river flows through Berlin?"
@@ -58,12 +53,6 @@ def short_folder(tmp_path_factory) -> Path:
                                          max_position_embeddings=SHORT_MAX_LENGTH + 2)
 
 
-@pytest.fixture
-def offline(monkeypatch):
-    """Make the Hub unreachable whatever the machine's network, so no test ever downloads."""
-    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: False)
-
-
 def reference_scores(folder: Path, query: str, passages: list[str], max_length: int) -> list[float]:
     """One pair at a time, no padding, no batching: the logit each pair should get."""
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -84,7 +73,7 @@ def untruncated_length(folder: Path, query: str, passage: str) -> int:
 
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
 def test_scores_equal_unbatched_reference_for_any_batch_size(tiny_folder, batch_size):
-    reranker = load_reranker(str(tiny_folder), fallback=False).reranker
+    reranker = load_reranker(str(tiny_folder), fallback=False).model
     expected = reference_scores(tiny_folder, QUERY, PASSAGES, 512)
     assert max(expected) - min(expected) > 0.1, "random weights too flat for the comparison to mean anything"
 
@@ -95,7 +84,7 @@ def test_scores_equal_unbatched_reference_for_any_batch_size(tiny_folder, batch_
 
 
 def test_scores_follow_input_order_when_shuffled(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).reranker
+    reranker = load_reranker(str(tiny_folder), fallback=False).model
     shuffled = PASSAGES[:]
     random.Random(7).shuffle(shuffled)
     assert shuffled != PASSAGES
@@ -106,22 +95,22 @@ def test_scores_follow_input_order_when_shuffled(tiny_folder):
 
 
 def test_sigmoid_is_the_logistic_of_the_raw_logit(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).reranker
+    reranker = load_reranker(str(tiny_folder), fallback=False).model
     for pair in reranker.score(QUERY, PASSAGES):
         assert pair.sigmoid == pytest.approx(1 / (1 + math.exp(-pair.raw)), abs=1e-12)
     assert sigmoid(-1000.0) == 0.0 and sigmoid(1000.0) == 1.0
 
 
 def test_protocol_and_label(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).reranker
+    reranker = load_reranker(str(tiny_folder), fallback=False).model
     assert isinstance(reranker, CrossEncoderReranker) and isinstance(reranker, Reranker)
-    assert reranker.is_cross_encoder
+    assert reranker.is_cross_encoder and reranker.backend == "torch"
     assert reranker.label == reranker.model_id == str(tiny_folder)
     assert reranker.max_length == 512
 
 
 def test_truncation_cuts_only_the_passage_and_is_reported_exactly(short_folder):
-    reranker = load_reranker(str(short_folder), fallback=False).reranker
+    reranker = load_reranker(str(short_folder), fallback=False).model
     assert reranker.max_length == SHORT_MAX_LENGTH
     passages = PASSAGES + LONG_PASSAGES
     expected_cut = [untruncated_length(short_folder, QUERY, p) > SHORT_MAX_LENGTH for p in passages]
@@ -141,7 +130,7 @@ def test_truncation_cuts_only_the_passage_and_is_reported_exactly(short_folder):
 
 
 def test_a_query_longer_than_half_the_window_is_cut_to_half(short_folder):
-    reranker = load_reranker(str(short_folder), fallback=False).reranker
+    reranker = load_reranker(str(short_folder), fallback=False).model
     half = (SHORT_MAX_LENGTH - reranker.tokenizer.num_special_tokens_to_add(pair=True)) // 2
 
     scores = reranker.score(LONG_QUERY, [PASSAGES[0], LONG_PASSAGES[0]])
@@ -155,13 +144,8 @@ def test_a_query_longer_than_half_the_window_is_cut_to_half(short_folder):
         assert len(ids) - len(query_part) - 4 >= SHORT_MAX_LENGTH - half - 4, "the passage keeps the other half"
 
 
-def test_loaded_models_are_cached_per_id_and_device(tiny_folder):
-    first = load_reranker(str(tiny_folder), "cpu").reranker
-    assert load_reranker(str(tiny_folder), "cpu").reranker is first
-
-
 def test_concurrent_calls_give_the_same_scores(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).reranker
+    reranker = load_reranker(str(tiny_folder), fallback=False).model
     expected = [s.raw for s in reranker.score(QUERY, PASSAGES)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda _: [s.raw for s in reranker.score(QUERY, PASSAGES, batch_size=3)], range(4)))
@@ -170,7 +154,7 @@ def test_concurrent_calls_give_the_same_scores(tiny_folder):
 
 
 def test_empty_inputs(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).reranker
+    reranker = load_reranker(str(tiny_folder), fallback=False).model
     assert reranker.score(QUERY, []) == []
     with pytest.raises(ValueError, match="query is empty"):
         reranker.score("   ", PASSAGES)
@@ -203,27 +187,6 @@ def test_model_without_classification_head_is_refused(tiny_folder, tmp_path):
     XLMRobertaModel(config).save_pretrained(folder)
     with pytest.raises(RerankerUnavailable, match="not a sequence classifier"):
         load_reranker(str(folder), fallback=False)
-
-
-@pytest.mark.parametrize("model_id", ["/no/such/reranker-folder", "no-such-org/no-such-reranker"])
-def test_unloadable_model_names_the_setting_and_falls_back(offline, model_id):
-    with pytest.raises(RerankerUnavailable, match=RERANKER_ENV) as error:
-        load_reranker(model_id, "cpu", fallback=False)
-    assert "late-interaction" in str(error.value)
-
-    loaded = load_reranker(model_id, "cpu", fallback=True)
-
-    assert loaded.is_fallback and loaded.requested == model_id
-    assert loaded.fallback_reason == str(error.value)
-    assert not loaded.reranker.is_cross_encoder
-    assert loaded.reranker.label == LATE_INTERACTION_LABEL
-
-
-def test_late_interaction_id_selects_the_fallback_directly():
-    loaded = load_reranker("late-interaction", "cpu")
-    assert loaded.fallback_reason is None and loaded.reranker.label == LATE_INTERACTION_LABEL
-    scores = loaded.reranker.score(QUERY, PASSAGES[:2])
-    assert all(isinstance(s, PairScore) and s.sigmoid is None for s in scores)
 
 
 def test_classifier_config_without_trained_head_weights_is_refused(tiny_folder, tmp_path):

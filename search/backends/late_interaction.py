@@ -1,5 +1,6 @@
-"""The offline fallback reranker: late-interaction (ColBERT-style MaxSim) scoring over the token
-embeddings of the bundled all-MiniLM-L6-v2, used when no cross-encoder can be loaded.
+"""The late-interaction reranker backend: ColBERT-style MaxSim scoring over the token embeddings of
+any `TextEncoder`. `search.loading` builds it over the bundled all-MiniLM-L6-v2 as the offline
+fallback, used when no cross-encoder can be loaded.
 
 For each query token, take its best cosine similarity with any passage token; the score is the mean
 over query tokens, in [-1, 1]. Mean and sum rank a query's passages identically (the number of query
@@ -16,9 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .encoder import Encoder, load_encoder
-from .models import FALLBACK_DENSE_ID, LATE_INTERACTION_LABEL
-from .rerank import LATE_INTERACTION_ID, RERANK_LOCK, PairScore
+from ..inference import RERANK_LOCK, PairScore, TextEncoder
+from ..models import LATE_INTERACTION_ID, LATE_INTERACTION_LABEL
 
 DEFAULT_CACHE_SIZE = 4096
 
@@ -53,16 +53,17 @@ class _PassageVectors(NamedTuple):
 
 
 class LateInteractionReranker:
-    """MaxSim reranking over an encoder's token embeddings; `sigmoid` is None (the score is no logit).
+    """MaxSim reranking over `encoder`'s token embeddings; `sigmoid` is None (the score is no logit).
 
-    Thread-safe: the passage cache has its own lock, and scoring holds `rerank.RERANK_LOCK`.
+    Thread-safe: the passage cache has its own lock, and scoring holds `inference.RERANK_LOCK`.
     """
 
     model_id = LATE_INTERACTION_ID
     label = LATE_INTERACTION_LABEL
+    backend = "late-interaction"
     is_cross_encoder = False
 
-    def __init__(self, encoder: Encoder, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+    def __init__(self, encoder: TextEncoder, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         if cache_size < 0:
             raise ValueError(f"cache_size={cache_size} must be 0 or more")
         self.encoder = encoder
@@ -71,11 +72,6 @@ class LateInteractionReranker:
         self._cache_lock = threading.Lock()
         self._hits = 0
         self._misses = 0
-
-    @classmethod
-    def load(cls, device: str | None = None, *, cache_size: int = DEFAULT_CACHE_SIZE) -> LateInteractionReranker:
-        """Return a late-interaction reranker over the bundled all-MiniLM-L6-v2 (shared, loaded once)."""
-        return cls(load_encoder(FALLBACK_DENSE_ID, device), cache_size=cache_size)
 
     def __repr__(self) -> str:
         return f"LateInteractionReranker({self.encoder.model_id!r}, device={self.encoder.device!r})"

@@ -1,0 +1,9 @@
+"""Model backends, one per module, each behind an interface of `search.inference`.
+
+- `torch_reranker`: cross-encoders through transformers' `AutoModelForSequenceClassification` (`Reranker`).
+- `torch_encoder`: transformers encoders with each model's pooling and prefixes (`TextEncoder`).
+- `late_interaction`: MaxSim reranking over any `TextEncoder`'s token embeddings (`Reranker`).
+
+A backend imports `search.inference` and `search.models`, never another backend nor `search.loading`;
+`search.loading` picks, builds and caches them. A new backend is a new module here plus its line there.
+"""

@@ -1,0 +1,107 @@
+"""Loading models by id: caches per (model id, device), the offline fallbacks with their reasons and
+settings, and the `Loaded` record they come in."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from search import models
+from search.backends.late_interaction import LateInteractionReranker
+from search.backends.torch_reranker import CrossEncoderReranker
+from search.inference import Loaded, PairScore, Reranker, RerankerUnavailable, TextEncoder
+from search.loading import SETTING_HINT, load_dense_encoder, load_encoder, load_reranker
+from search.models import (
+    DENSE_ENV,
+    FALLBACK_DENSE_ID,
+    FALLBACK_LABEL,
+    LATE_INTERACTION_ID,
+    LATE_INTERACTION_LABEL,
+    RERANKER_ENV,
+)
+from tests.tiny_models import build_tiny_xlmr_cross_encoder
+
+QUERY = "Which river flows through Berlin?"
+PASSAGES = ["The Spree flows through the centre of Berlin.", "Bananas are rich in potassium."]
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return build_tiny_xlmr_cross_encoder(tmp_path_factory.mktemp("tiny-loading"), [QUERY, *PASSAGES] * 5)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Make the Hub unreachable whatever the machine's network, so no test ever downloads."""
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: False)
+
+
+def test_loaded_models_are_cached_per_id_and_device(tiny_folder):
+    first = load_reranker(str(tiny_folder), "cpu").model
+    assert load_reranker(str(tiny_folder), "cpu").model is first
+    assert isinstance(first, CrossEncoderReranker)
+    assert load_encoder(FALLBACK_DENSE_ID, "cpu") is load_encoder(FALLBACK_DENSE_ID, "cpu")
+
+
+@pytest.mark.parametrize("model_id", ["/no/such/reranker-folder", "no-such-org/no-such-reranker"])
+def test_unloadable_model_names_the_setting_and_falls_back(offline, model_id):
+    with pytest.raises(RerankerUnavailable, match=RERANKER_ENV) as error:
+        load_reranker(model_id, "cpu", fallback=False)
+    assert "late-interaction" in str(error.value)
+
+    loaded = load_reranker(model_id, "cpu", fallback=True)
+
+    assert loaded.is_fallback and loaded.requested == model_id
+    assert loaded.fallback_reason == str(error.value)
+    assert not loaded.model.is_cross_encoder
+    assert loaded.model.label == LATE_INTERACTION_LABEL
+
+
+def test_the_backend_says_why_and_the_loader_adds_the_setting(offline):
+    with pytest.raises(RerankerUnavailable) as direct:
+        CrossEncoderReranker("/no/such/reranker-folder", "cpu")
+    assert "no model folder" in str(direct.value) and RERANKER_ENV not in str(direct.value)
+
+    with pytest.raises(RerankerUnavailable) as loaded:
+        load_reranker("/no/such/reranker-folder", "cpu", fallback=False)
+
+    assert str(loaded.value) == f"{direct.value} {SETTING_HINT}"
+
+
+def test_late_interaction_id_selects_the_fallback_directly():
+    loaded = load_reranker("late-interaction", "cpu")
+    assert loaded.fallback_reason is None and loaded.model.label == LATE_INTERACTION_LABEL
+    scores = loaded.model.score(QUERY, PASSAGES[:2])
+    assert all(isinstance(s, PairScore) and s.sigmoid is None for s in scores)
+
+
+def test_the_late_interaction_fallback_runs_on_the_cached_bundled_minilm():
+    reranker = load_reranker(f" {LATE_INTERACTION_ID} ", "cpu").model
+    assert isinstance(reranker, LateInteractionReranker) and isinstance(reranker, Reranker)
+    assert reranker.model_id == LATE_INTERACTION_ID and reranker.backend == "late-interaction"
+    assert reranker.encoder is load_encoder(FALLBACK_DENSE_ID, "cpu"), "one MiniLM in memory, not two"
+    assert load_reranker(LATE_INTERACTION_ID, "cpu").model is reranker
+
+
+def test_unloadable_dense_model_falls_back_to_bundled_minilm_and_says_why(tmp_path):
+    loaded = load_dense_encoder(str(tmp_path / "no-such-model"), "cpu")
+    assert loaded.is_fallback and loaded.model.label == FALLBACK_LABEL
+    assert "no-such-model" in loaded.fallback_reason and "SEARCH_DENSE_MODEL" in loaded.fallback_reason
+    assert DENSE_ENV == "SEARCH_DENSE_MODEL"
+    with pytest.raises(OSError, match="no model folder"):
+        load_dense_encoder(str(tmp_path / "no-such-model"), "cpu", fallback=False)
+
+
+def test_a_loadable_dense_model_is_no_fallback():
+    loaded = load_dense_encoder(FALLBACK_DENSE_ID, "cpu")
+    assert loaded == Loaded(load_encoder(FALLBACK_DENSE_ID, "cpu"), FALLBACK_DENSE_ID)
+    assert not loaded.is_fallback and loaded.fallback_reason is None
+    assert isinstance(loaded.model, TextEncoder) and loaded.model.backend == "torch"
+
+
+def test_loaded_is_a_frozen_record():
+    loaded = Loaded("model", "org/missing", "it is not cached")
+    assert loaded.is_fallback and not Loaded("model", "model").is_fallback
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        loaded.model = "another"  # type: ignore[misc]

@@ -97,9 +97,10 @@ def _parser() -> argparse.ArgumentParser:
 # -- commands -----------------------------------------------------------------------------------------
 
 def _index(args: argparse.Namespace) -> int:
-    from .pipeline import build
+    from .pipeline import build, max_passages_from_env
 
-    index = build(args.paths, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args))
+    index = build(args.paths, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args),
+                  max_passages=max_passages_from_env(default=None))
     index.save(args.out)
     _print_build_report(index.report, stream=sys.stdout)
     print(f"saved to {args.out}")
@@ -107,14 +108,15 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from .pipeline import Index, build
+    from .pipeline import Index, build, max_passages_from_env
 
     if bool(args.paths) == bool(args.index):
         raise ValueError("give either corpus PATHs or --index DIR (one of them)")
     if args.index:
         index = Index.load(args.index, device=args.device, reranker_model=_settings(args).reranker_model)
     else:
-        index = build(args.paths, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args))
+        index = build(args.paths, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args),
+                      max_passages=max_passages_from_env(default=None))
         _print_build_report(index.report, stream=sys.stderr)
     result = index.search(args.query, k=args.k, rerank_depth=args.rerank_depth,
                           candidates_from=args.candidates_from)
@@ -127,7 +129,7 @@ def _query(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate, load_dataset
-    from .pipeline import build
+    from .pipeline import build, max_passages_from_env
 
     stages = [stage.strip() for stage in args.stages.split(",") if stage.strip()]
     if args.rerank_depth == 0 and "rerank" in stages:
@@ -136,7 +138,8 @@ def _eval(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset)
     for problem in dataset.judgments.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    index = build(dataset.corpus, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args))
+    index = build(dataset.corpus, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args),
+                  max_passages=max_passages_from_env(default=None))
     _print_build_report(index.report, stream=sys.stderr)
     report = evaluate(index, dataset.judgments, stages=stages, k=args.k, rerank_depth=args.rerank_depth,
                       candidates_from=args.candidates_from, max_queries=args.max_queries,

@@ -58,6 +58,9 @@ DEFAULT_CACHE_DIR = Path.home() / ".cache" / "multilingual-rerank-explorer" / "i
 MAX_K = 1000
 MAX_RERANK_DEPTH = 1000
 BUILD_STEPS = ("read", "languages", "bm25", "embeddings")
+MAX_PASSAGES_ENV = "SEARCH_MAX_PASSAGES"
+# A free 2-vCPU Space embeds roughly 50 passages/s with a small encoder: 20,000 passages is about 7 minutes.
+DEFAULT_MAX_PASSAGES = 20_000
 BM25_LABEL = "BM25 (rank-bm25, language-aware analysis)"
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -86,6 +89,26 @@ class Settings:
                 values[name] = os.environ[variable]
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+class BuildCancelled(Exception):
+    """`build()` stopped because its `should_stop` said so (the page was closed or the user cancelled)."""
+
+
+def max_passages_from_env(default: int | None = DEFAULT_MAX_PASSAGES) -> int | None:
+    """The operator's passage limit from $SEARCH_MAX_PASSAGES (0 or unset with no default: no limit).
+
+    Raises ValueError naming the variable when it is not a whole number.
+    """
+    value = os.environ.get(MAX_PASSAGES_ENV, "").strip()
+    if not value:
+        return default
+    try:
+        limit = int(value)
+    except ValueError:
+        raise ValueError(f"{MAX_PASSAGES_ENV}={value!r} is not a whole number; set it to a passage count such as "
+                         f"{DEFAULT_MAX_PASSAGES}, or 0 for no limit") from None
+    return limit if limit > 0 else None
 
 
 @dataclass(frozen=True)
@@ -323,15 +346,27 @@ def query_terms(query: str, language: Language, corpus_languages: frozenset[str]
 
 def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None = None, *,
           progress: ProgressCallback | None = None, cache_dir: str | Path | None = None,
-          names: Sequence[str] | None = None) -> Index:
+          names: Sequence[str] | None = None, max_passages: int | None = None,
+          should_stop: Callable[[], bool] | None = None) -> Index:
     """Read `source` (paths, or documents already read), split, detect languages and build both indexes.
 
     When `cache_dir` is given, an index with the same passages, settings and dense model is loaded from
     there instead of being built again (`report.reused`), and a new one is saved there.
-    Raises ValueError when no passage could be read; the message lists what was skipped and why.
+    `progress("embeddings", 0, n)` is reported before embedding starts, so a caller can show the passage
+    count (and, from the following reports, the time left) before the long step.
+    Raises ValueError when no passage could be read or there are more than `max_passages` passages (the
+    message names $SEARCH_MAX_PASSAGES), and BuildCancelled, within one step's batch, once `should_stop()`
+    is true.
     """
     settings = settings or Settings()
-    report_progress = progress or (lambda step, done, total: None)
+    stop = should_stop or (lambda: False)
+
+    def report_progress(step: str, done: int, total: int) -> None:
+        if stop():
+            raise BuildCancelled(f"the build was cancelled during {step} ({done} of {total} done)")
+        if progress is not None:
+            progress(step, done, total)
+
     timings: dict[str, float] = {}
 
     started = time.perf_counter()
@@ -344,6 +379,11 @@ def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None =
     if not passages:
         reasons = "; ".join(str(problem) for problem in read.problems[:10]) or "the input has no text"
         raise ValueError(f"no passage could be read ({reasons})")
+    if max_passages is not None and len(passages) > max_passages:
+        raise ValueError(
+            f"the corpus has {len(passages):,} passages ({len(read.documents):,} documents); this server indexes "
+            f"at most {max_passages:,} ({MAX_PASSAGES_ENV}). Upload fewer files, use a larger passage window, "
+            f"or raise {MAX_PASSAGES_ENV} where you run the app.")
 
     encoder = load_dense_encoder(settings.dense_model, settings.device)
     key = index_key(passages, settings, encoder)
@@ -380,6 +420,7 @@ def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None =
     timings["bm25"] = time.perf_counter() - started
 
     started = time.perf_counter()
+    report_progress("embeddings", 0, len(passages))
     dense = DenseIndex.build(encoder.model, index_texts,
                              progress=lambda done, total: report_progress("embeddings", done, total))
     timings["embeddings"] = time.perf_counter() - started

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from search.models import FALLBACK_DENSE_ID, LATE_INTERACTION_LABEL
-from search.pipeline import BUILD_STEPS, Index, Settings, build, query_terms
+from search.pipeline import (
+    BUILD_STEPS,
+    DEFAULT_MAX_PASSAGES,
+    MAX_PASSAGES_ENV,
+    BuildCancelled,
+    Index,
+    Settings,
+    build,
+    max_passages_from_env,
+    query_terms,
+)
 from search.types import Language
 
 DOCS = {
@@ -136,3 +146,40 @@ def test_queries_are_analysed_in_every_corpus_language():
     assert query_terms("running", Language("it", "it", 0.57), frozenset({"en", "de"})) == ["running", "run"]
     # a passage misdetected as Dutch was stemmed as Dutch; the Dutch analysis of the query finds it
     assert "tulp" in query_terms("tulpen", english, frozenset({"en", "nl"}))
+
+
+def test_a_corpus_over_the_passage_limit_is_refused_naming_the_setting(corpus):
+    with pytest.raises(ValueError, match=r"6 passages .*at most 5 \(SEARCH_MAX_PASSAGES\)"):
+        build([corpus], SETTINGS, max_passages=5)
+    assert build([corpus], SETTINGS, max_passages=6).report.passages == 6
+
+
+def test_the_passage_limit_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(MAX_PASSAGES_ENV, "1234")
+    assert max_passages_from_env() == 1234
+    monkeypatch.setenv(MAX_PASSAGES_ENV, "0")
+    assert max_passages_from_env() is None
+    monkeypatch.setenv(MAX_PASSAGES_ENV, "lots")
+    with pytest.raises(ValueError, match="SEARCH_MAX_PASSAGES='lots' is not a whole number"):
+        max_passages_from_env()
+    monkeypatch.delenv(MAX_PASSAGES_ENV)
+    assert max_passages_from_env() == DEFAULT_MAX_PASSAGES and max_passages_from_env(default=None) is None
+
+
+def test_the_passage_count_is_reported_before_embedding_starts(corpus):
+    events = []
+    build([corpus], SETTINGS, progress=lambda step, done, total: events.append((step, done, total)))
+    embedding = [event for event in events if event[0] == "embeddings"]
+    assert embedding[0] == ("embeddings", 0, 6) and embedding[-1] == ("embeddings", 6, 6), embedding
+
+
+@pytest.mark.parametrize("stop_in", ["languages", "bm25", "embeddings"])
+def test_a_build_stops_at_the_next_report_once_asked(corpus, stop_in):
+    steps = []
+
+    def progress(step, done, total):
+        steps.append(step)
+
+    with pytest.raises(BuildCancelled, match="the build was cancelled during"):
+        build([corpus], SETTINGS, progress=progress, should_stop=lambda: stop_in in steps)
+    assert steps[-1] == stop_in, f"reports went on after the stop: {steps}"

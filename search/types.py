@@ -91,7 +91,8 @@ class Hit:
     language: Language
     text: str
     title: str = ""
-    ranks: dict[str, int | None] = field(default_factory=dict, hash=False, compare=False)
+    # Compared but not hashed: equal hits have equal hashes, and a dict can't be hashed.
+    ranks: dict[str, int | None] = field(default_factory=dict, hash=False)
     sigmoid: float | None = None  # rerank stage only: sigmoid of the raw logit
     truncated: bool = False  # rerank stage only: the passage was cut to fit the model
 
@@ -115,7 +116,7 @@ class SearchResult:
 
     query: str
     query_language: Language
-    stages: dict[str, StageResult] = field(hash=False, compare=False)
+    stages: dict[str, StageResult] = field(hash=False)  # compared, not hashed (see Hit.ranks)
     candidates_from: FirstStage = "hybrid"
     rerank_depth: int = 0
 

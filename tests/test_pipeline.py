@@ -183,3 +183,15 @@ def test_a_build_stops_at_the_next_report_once_asked(corpus, stop_in):
     with pytest.raises(BuildCancelled, match="the build was cancelled during"):
         build([corpus], SETTINGS, progress=progress, should_stop=lambda: stop_in in steps)
     assert steps[-1] == stop_in, f"reports went on after the stop: {steps}"
+
+
+def test_results_compare_every_stage_and_every_cross_rank(index):
+    from dataclasses import replace
+
+    result = index.retrieve("green tea", k=3, rerank_depth=0)
+    assert result == replace(result, stages=dict(result.stages))  # timings differ between runs, so compare a copy
+    fewer = replace(result, stages={name: stage for name, stage in result.stages.items() if name != "dense"})
+    assert fewer != result, "a result without its dense stage must not equal the full one"
+    hit = result.stages["bm25"].hits[0]
+    assert replace(hit, ranks={**hit.ranks, "dense": 99}) != hit
+    assert hash(replace(hit, ranks={})) == hash(hit)

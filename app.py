@@ -1,6 +1,6 @@
 """The Gradio app: upload a corpus, build its indexes, and compare BM25, dense, hybrid and reranked results.
 
-Only the UI lives here; retrieval is `search.pipeline`, rendering is `ui.render`. Each browser session
+Only the UI lives here; retrieval is `search.pipeline`, rendering is `ui/`. Each browser session
 keeps its own index in `gr.State`; loaded models are shared read-only through the engine's caches.
 """
 
@@ -36,7 +36,8 @@ from search.pipeline import Index, Settings, build, default_cache_dir
 from search.reading import ReadLimits, read_paths
 from search.rerank import LATE_INTERACTION_ID
 from search.types import FIRST_STAGES, STAGES, SearchResult
-from ui import evaluation_view, judging, render, texts
+from ui import build_summary, evaluation_view, judging, stylesheet, texts
+from ui import columns as result_columns
 
 logger = logging.getLogger(__name__)
 
@@ -107,17 +108,17 @@ def build_corpus(files: Sequence[str] | None, sample: str, window: int, overlap:
 
     def show(events: list, seconds: float) -> tuple:
         progress = {step: (done, total) for step, done, total in events}
-        return gr.skip(), render.render_build_progress(progress, seconds), gr.skip(), gr.skip(), gr.skip()
+        return gr.skip(), build_summary.render_build_progress(progress, seconds), gr.skip(), gr.skip(), gr.skip()
 
     index, loaded = yield from _stream(work, show)
     skipped = index.report.skipped
     if skipped:
         _warn(f"{len(skipped)} file(s) or line(s) skipped, e.g. {skipped[0]}. The rest was indexed; "
               "see the list under the summary.")
-    summary = render.render_build_summary(index.report) + render.render_reranker(loaded)
+    summary = build_summary.render_build_summary(index.report) + build_summary.render_reranker(loaded)
     build_json = {**report_to_dict(index.report), "reranker": loaded.reranker.label,
                   "reranker_fallback_reason": loaded.fallback_reason}
-    yield index, "", summary, render.languages_frame(index.report), build_json
+    yield index, "", summary, build_summary.languages_frame(index.report), build_json
 
 
 @gpu
@@ -135,10 +136,10 @@ def first_stages(index: Index | None, session: judging.SessionJudgments, query: 
         raise _fail(str(error)) from None
     columns = _columns(index, result, session, k, score_view, collapse)[:3]
     if result.rerank_depth:
-        pending = render.render_rerank_pending(result, index.reranker().reranker.label)
+        pending = result_columns.render_rerank_pending(result, index.reranker().reranker.label)
     else:
-        pending = render.render_notice("Reranked", "Reranking is off (rerank depth 0).")
-    return result, *columns, pending, render.render_summary(result, int(k))
+        pending = result_columns.render_notice("Reranked", "Reranking is off (rerank depth 0).")
+    return result, *columns, pending, result_columns.render_summary(result, int(k))
 
 
 def rerank_stage(index: Index | None, session: judging.SessionJudgments, result: SearchResult | None, k: int,
@@ -150,11 +151,11 @@ def rerank_stage(index: Index | None, session: judging.SessionJudgments, result:
         result = _rerank(index, result)
     except Exception as error:  # noqa: BLE001 - the column says what failed; the rest keeps working
         logger.error("reranking failed", exc_info=error)
-        return gr.skip(), render.render_notice("Reranked", f"Reranking failed ({type(error).__name__}); "
+        return gr.skip(), result_columns.render_notice("Reranked", f"Reranking failed ({type(error).__name__}); "
                                                "the first stages are unaffected. Details are in the server log."),
         gr.skip()
     column = _columns(index, result, session, k, score_view, collapse)[3]
-    return result, column, render.render_summary(result, int(k))
+    return result, column, result_columns.render_summary(result, int(k))
 
 
 @gpu
@@ -175,14 +176,15 @@ def rerender(index: Index | None, session: judging.SessionJudgments, result: Sea
     """Draw the last result again with another k, score view or document collapsing (no new search)."""
     if index is None or result is None:
         return (gr.skip(),) * 5
-    return *_columns(index, result, session, k, score_view, collapse), render.render_summary(result, int(k))
+    return *_columns(index, result, session, k, score_view, collapse), result_columns.render_summary(result, int(k))
 
 
 def judge_result(index: Index | None, session: judging.SessionJudgments, result: SearchResult | None, k: int,
                  score_view: str, collapse: bool, event: gr.EventData) -> tuple:
     """Record the grade a user gave a result card (sent by the card's 0/1/2 buttons)."""
     data = getattr(event, "_data", None) or {}
-    stage = result.stages.get(str(data.get("stage"))) if result is not None else None
+    stage_name = str(getattr(event.target, "elem_id", "")).removeprefix("column-")
+    stage = result.stages.get(stage_name) if result is not None else None
     hit = next((h for h in stage.hits if h.rank == data.get("hit_rank")), None) if stage is not None else None
     grade = data.get("grade")
     if index is None or hit is None or grade not in (0, 1, 2):
@@ -374,7 +376,7 @@ def _settings(window: int, overlap: int, dense_model: str, reranker_model: str) 
 def _columns(index: Index, result: SearchResult, session: judging.SessionJudgments, k: int, score_view: str,
              collapse: bool) -> list[str]:
     grades = session.grades_for(result)
-    return [render.render_column(result.stages[name], result, k=int(k), score_view=score_view,
+    return [result_columns.render_column(result.stages[name], result, k=int(k), score_view=score_view,
                                  collapse_documents=collapse, corpus_languages=index.languages, judgments=grades)
             if name in result.stages else "" for name in (*FIRST_STAGES, "rerank")]
 
@@ -509,7 +511,7 @@ def build_demo() -> gr.Blocks:
                     collapse = gr.Checkbox(False, label="Best passage per document")
                 gr.Markdown(texts.SEARCH_HELP)
                 with gr.Row(elem_classes="rr-columns", equal_height=False):
-                    columns = [gr.HTML(elem_id=f"column-{name}", min_height=120, js_on_load=render.JUDGE_JS)
+                    columns = [gr.HTML(elem_id=f"column-{name}", min_height=120, js_on_load=result_columns.JUDGE_JS)
                                for name in (*FIRST_STAGES, "rerank")]
                 summary = gr.HTML(elem_id="search-summary")
                 with gr.Accordion("Judgments: your marks, their metrics, downloads", open=True):
@@ -643,7 +645,7 @@ def build_demo() -> gr.Blocks:
 
 def launch_kwargs() -> dict[str, object]:
     """Options every launch of the app uses: its stylesheet and the upload limit."""
-    return {"css": render.CSS, "max_file_size": f"{max_upload_mb()}mb"}
+    return {"css": stylesheet(), "max_file_size": f"{max_upload_mb()}mb"}
 
 
 if __name__ == "__main__":

@@ -523,3 +523,19 @@ def test_the_app_launches_with_the_stylesheet_file():
 
     css = (Path(ui.__file__).parent / "style.css").read_text(encoding="utf-8")
     assert app.launch_kwargs()["css"] == css
+
+
+def test_every_data_file_of_ui_is_shipped_as_package_data():
+    import tomllib
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    import ui
+
+    root = Path(ui.__file__).parent
+    patterns = tomllib.loads((root.parent / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-data"]["ui"]
+    data = sorted(path.name for path in root.iterdir() if path.is_file() and path.suffix not in {".py", ".pyc"})
+    assert "style.css" in data
+    assert [name for name in data if not any(fnmatch(name, pattern) for pattern in patterns)] == [], (
+        "a normal install would leave these out: add them to [tool.setuptools.package-data] in pyproject.toml")

@@ -1,7 +1,10 @@
 """The Gradio app: upload a corpus, build its indexes, and compare BM25, dense, hybrid and reranked results.
 
-Only the UI lives here; retrieval is `search.pipeline`, rendering is `ui.render`. Each browser session
-keeps its own index in `gr.State`; loaded models are shared read-only through the engine's caches.
+Only the UI lives here; retrieval is `search.pipeline`, comparing stages is `search.compare`, rendering is
+`ui/`. The page is built region by region (corpus panel, search controls and columns, judging panel,
+Evaluate tab), each returning its components as a NamedTuple; `Callbacks` turns engine results into
+updates keyed by component. Each browser session keeps its own index in `gr.State`; loaded models are
+shared read-only through the engine's caches.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import gradio as gr
 
@@ -36,7 +41,7 @@ from search.models import (
 from search.pipeline import Index, Settings, build, default_cache_dir
 from search.reading import ReadLimits, read_paths
 from search.types import FIRST_STAGES, STAGES, SearchResult
-from ui import evaluation_view, judging, render, texts
+from ui import build_summary, columns, evaluation_view, judging, stylesheet, texts
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +67,9 @@ CUSTOM_MODELS_ENV = "SEARCH_ALLOW_CUSTOM_MODELS"
 SESSION_TTL_S = 6 * 3600  # an idle session's index is dropped after this
 BUNDLED_JUDGMENTS = ROOT / "corpora" / "polyglot-facts"
 DEPTHS = (10, 20, 50, 100)
+# Gradio only hands out files from the working or the temp directory, so downloads are written under
+# the temp dir: one folder per session, replaced on each download and removed with the session.
+DOWNLOADS_DIR = Path(tempfile.gettempdir()) / "rerank-explorer-downloads"
 
 
 def max_upload_mb() -> int:
@@ -90,34 +98,608 @@ class StopFlag(threading.Event):
         return StopFlag()
 
 
-# -- callbacks: engine in, components out ----------------------------------------------------------
+# -- regions: the components of each part of the page -----------------------------------------------
 
-def build_corpus(files: Sequence[str] | None, sample: str, window: int, overlap: int, dense_model: str,
-                 reranker_model: str, request: gr.Request) -> Iterator[tuple]:
-    """Read, split, detect languages and index the uploaded files or a sample; streams step progress."""
-    paths, names, cache_dir = _corpus_inputs(files, sample, request)
-    settings = _settings(window, overlap, dense_model, reranker_model)
-    limit = max_upload_mb() * 1_000_000
+class SessionState(NamedTuple):
+    """What one browser session keeps between events."""
 
-    def work(report: Callable[[object], None]):
-        report(("read", 0, 1))
-        read = read_paths(paths, names=names, limits=ReadLimits(max_total_bytes=limit, max_file_bytes=limit))
-        index = _build_index(read, settings, lambda *event: report(event), cache_dir)
-        return index, index.reranker()  # load the reranker now: a problem with it shows before any search
+    index: gr.State
+    result: gr.State
+    judged: gr.State
+    eval_judgments: gr.State
+    report: gr.State
+    stop: gr.State
 
-    def show(events: list, seconds: float) -> tuple:
-        progress = {step: (done, total) for step, done, total in events}
-        return gr.skip(), render.render_build_progress(progress, seconds), gr.skip(), gr.skip(), gr.skip()
 
-    index, loaded = yield from _stream(work, show)
-    skipped = index.report.skipped
-    if skipped:
-        _warn(f"{len(skipped)} file(s) or line(s) skipped, e.g. {skipped[0]}. The rest was indexed; "
-              "see the list under the summary.")
-    summary = render.render_build_summary(index.report) + render.render_reranker(loaded)
-    build_json = {**report_to_dict(index.report), "reranker": loaded.model.label,
-                  "reranker_fallback_reason": loaded.fallback_reason}
-    yield index, "", summary, render.languages_frame(index.report), build_json
+class CorpusPanel(NamedTuple):
+    """Files or a sample, passage and model settings, Build, and what the build did."""
+
+    files: gr.File
+    sample: gr.Dropdown
+    window: gr.Slider
+    overlap: gr.Slider
+    dense_model: gr.Dropdown
+    reranker_model: gr.Dropdown
+    build_button: gr.Button
+    progress: gr.HTML
+    summary: gr.HTML
+    languages_plot: gr.BarPlot
+    build_json: gr.JSON
+
+
+class SearchPanel(NamedTuple):
+    """The query, the search and view settings, one column per stage and the summary line."""
+
+    query: gr.Textbox
+    button: gr.Button
+    k: gr.Slider
+    rerank_depth: gr.Slider
+    candidates_from: gr.Radio
+    score_view: gr.Radio
+    collapse: gr.Checkbox
+    columns: tuple[gr.HTML, ...]  # one per stage, in STAGES order
+    summary: gr.HTML
+
+    @property
+    def view(self) -> list[gr.components.Component]:
+        """The settings that only change how a result is drawn (k also searches again)."""
+        return [self.k, self.score_view, self.collapse]
+
+    def column(self, stage: str) -> gr.HTML:
+        return self.columns[STAGES.index(stage)]
+
+
+class JudgingPanel(NamedTuple):
+    """The session's marks: their metrics, downloads, and loading marks back."""
+
+    metrics: gr.HTML
+    download_button: gr.Button
+    downloads: gr.File
+    upload: gr.File
+    load_button: gr.Button
+
+
+class EvaluatePanel(NamedTuple):
+    """The Evaluate tab: judgments in, metrics per stage, per-query changes and the depth trade-off out."""
+
+    bundled_button: gr.Button
+    files: gr.File
+    upload_button: gr.Button
+    stages: gr.CheckboxGroup
+    rerank_depth: gr.Slider
+    candidates_from: gr.Radio
+    max_queries: gr.Number
+    run_button: gr.Button
+    cancel_button: gr.Button
+    judgments_info: gr.HTML
+    progress: gr.HTML
+    metrics_table: gr.Dataframe
+    metrics_chart: gr.BarPlot
+    compare_first: gr.Dropdown
+    compare_second: gr.Dropdown
+    per_query_table: gr.Dataframe
+    depth_button: gr.Button
+    depth_progress: gr.HTML
+    depth_quality: gr.LinePlot
+    depth_latency: gr.LinePlot
+    eval_json: gr.JSON
+
+    @property
+    def run_settings(self) -> list[gr.components.Component]:
+        return [self.stages, self.rerank_depth, self.candidates_from]
+
+
+class ApiOnly(NamedTuple):
+    """Hidden components behind the `search` API endpoint (every stage as JSON in one call)."""
+
+    button: gr.Button
+    result: gr.JSON
+
+
+class Page(NamedTuple):
+    """Every region of the page."""
+
+    tabs: gr.Tabs
+    session: SessionState
+    corpus: CorpusPanel
+    search: SearchPanel
+    judging: JudgingPanel
+    evaluate: EvaluatePanel
+    api: ApiOnly
+
+
+def build_demo() -> gr.Blocks:
+    """The whole app as a `gr.Blocks`; launch it with `build_demo().launch(**launch_kwargs())`."""
+    with gr.Blocks(title="Multilingual retrieve-and-rerank explorer") as demo:
+        session = _session_state()
+        gr.Markdown(texts.INTRO)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Search", id="search"):
+                corpus = _corpus_panel(Settings.from_env())
+                search = _search_panel()
+                judging_panel = _judging_panel()
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluate_panel = _evaluate_panel()
+        api = ApiOnly(gr.Button(visible=False), gr.JSON(visible=False))
+        page = Page(tabs, session, corpus, search, judging_panel, evaluate_panel, api)
+        callbacks = Callbacks(page)
+        _wire_corpus(page, callbacks)
+        _wire_search(page, callbacks)
+        _wire_judging(page, callbacks)
+        _wire_evaluate(page, callbacks)
+        demo.unload(forget_session)
+    demo.queue(default_concurrency_limit=4, max_size=64)
+    return demo
+
+
+def launch_kwargs() -> dict[str, object]:
+    """Options every launch of the app uses: its stylesheet and the upload limit."""
+    return {"css": stylesheet(), "max_file_size": f"{max_upload_mb()}mb"}
+
+
+def _session_state() -> SessionState:
+    return SessionState(
+        index=gr.State(None, time_to_live=SESSION_TTL_S),
+        result=gr.State(None, time_to_live=SESSION_TTL_S),
+        judged=gr.State(judging.SessionJudgments(), time_to_live=SESSION_TTL_S),
+        eval_judgments=gr.State(None, time_to_live=SESSION_TTL_S),
+        report=gr.State(None, time_to_live=SESSION_TTL_S),
+        stop=gr.State(StopFlag()),
+    )
+
+
+def _corpus_panel(defaults: Settings) -> CorpusPanel:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2):
+            files = gr.File(label=f"Upload files (up to {max_upload_mb()} MB in all)", file_count="multiple",
+                            type="filepath", elem_id="corpus-files")
+            sample = gr.Dropdown([NO_SAMPLE, *SAMPLES], value=next(iter(SAMPLES)), label="…or a sample corpus",
+                                 info="used when no file is uploaded", elem_id="sample-corpus")
+            with gr.Accordion("Passages and models", open=False):
+                window = gr.Slider(32, 1024, value=defaults.window, step=8, label="Passage window (words)",
+                                   info="one character counts as a word in Chinese, Japanese, Thai…")
+                overlap = gr.Slider(0, 256, value=defaults.overlap, step=4, label="Overlap (words)")
+                dense_choices, reranker_choices = model_choices()
+                dense_model = gr.Dropdown(dense_choices, value=defaults.dense_model, label="Dense model",
+                                          allow_custom_value=custom_models_allowed(),
+                                          info=f"default from env {DENSE_ENV}", elem_id="dense-model")
+                reranker_model = gr.Dropdown(reranker_choices, value=defaults.reranker_model, label="Reranker",
+                                             allow_custom_value=custom_models_allowed(),
+                                             info=f"default from env {RERANKER_ENV}", elem_id="reranker-model")
+                gr.Markdown(texts.MODELS_HELP)
+            gr.Markdown(texts.CORPUS_HELP)
+            build_button = gr.Button("Build index", variant="primary", elem_id="build-button")
+        with gr.Column(scale=3):
+            progress = gr.HTML(elem_id="build-progress")
+            summary = gr.HTML(elem_id="build-summary")
+            languages_plot = gr.BarPlot(x="language", y="passages", title="Passages per detected language",
+                                        tooltip=["name", "passages"], height=220, y_lim=[0, None], sort="-y",
+                                        elem_id="languages-plot")
+            build_json = gr.JSON(visible=False)
+    return CorpusPanel(files, sample, window, overlap, dense_model, reranker_model, build_button, progress,
+                       summary, languages_plot, build_json)
+
+
+def _search_panel() -> SearchPanel:
+    with gr.Row(equal_height=True):
+        query = gr.Textbox(label="Query", placeholder="Ask in any language…", scale=5, elem_id="query")
+        button = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
+    gr.Examples([[text] for text in EXAMPLE_QUERIES], inputs=[query], label="Example queries (polyglot-facts)")
+    with gr.Row():
+        k = gr.Slider(1, 50, value=10, step=1, label="k (results per column)")
+        rerank_depth = gr.Slider(0, 100, value=20, step=1, label="Rerank depth",
+                                 info="first-stage candidates the reranker rescores; 0 = off")
+        candidates_from = gr.Radio(list(FIRST_STAGES), value="hybrid", label="Reranker candidates from")
+        score_view = gr.Radio([("raw logit", "raw"), ("sigmoid 0–1", "sigmoid")], value="raw",
+                              label="Reranker score")
+        collapse = gr.Checkbox(False, label="Best passage per document")
+    gr.Markdown(texts.SEARCH_HELP)
+    with gr.Row(elem_classes="rr-columns", equal_height=False):
+        stage_columns = tuple(gr.HTML(elem_id=f"column-{name}", min_height=120, js_on_load=columns.JUDGE_JS)
+                              for name in STAGES)
+    summary = gr.HTML(elem_id="search-summary")
+    return SearchPanel(query, button, k, rerank_depth, candidates_from, score_view, collapse, stage_columns, summary)
+
+
+def _judging_panel() -> JudgingPanel:
+    with gr.Accordion("Judgments: your marks, their metrics, downloads", open=True):
+        metrics = gr.HTML(_judged_panel(judging.SessionJudgments()), elem_id="judged-metrics")
+        with gr.Row():
+            download_button = gr.Button("Download qrels, runs and results", elem_id="download-button")
+            downloads = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
+        with gr.Row():
+            upload = gr.File(label="Load judgments to continue (qrels + queries)", file_count="multiple",
+                             type="filepath")
+            load_button = gr.Button("Load judgments")
+    return JudgingPanel(metrics, download_button, downloads, upload, load_button)
+
+
+def _evaluate_panel() -> EvaluatePanel:
+    gr.Markdown(texts.EVALUATE_HELP)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2):
+            bundled_button = gr.Button("Use the bundled polyglot-facts judgments", elem_id="bundled-judgments")
+            files = gr.File(label="…or upload qrels + queries, or a BEIR folder as .zip", file_count="multiple",
+                            type="filepath")
+            upload_button = gr.Button("Load uploaded judgments")
+            stages = gr.CheckboxGroup(list(STAGES), value=list(STAGES), label="Stages")
+            with gr.Row():
+                rerank_depth = gr.Slider(0, 100, value=20, step=1, label="Rerank depth")
+                candidates_from = gr.Radio(list(FIRST_STAGES), value="hybrid", label="Candidates from")
+            max_queries = gr.Number(0, label="Max queries (0 = all)", precision=0, minimum=0)
+            with gr.Row():
+                run_button = gr.Button("Run evaluation", variant="primary", elem_id="run-eval")
+                cancel_button = gr.Button("Cancel", variant="stop", elem_id="cancel-eval")
+        with gr.Column(scale=3):
+            judgments_info = gr.HTML(elem_id="judgments-summary")
+            progress = gr.HTML(elem_id="eval-progress")
+            metrics_table = gr.Dataframe(label="Metrics per stage", interactive=False, elem_id="metrics-table")
+            metrics_chart = gr.BarPlot(x="stage", y="value", color="stage", title="nDCG@10 by stage", y_lim=[0, 1],
+                                       height=260, sort=None, elem_id="metrics-chart")
+    with gr.Row():
+        compare_first = gr.Dropdown(list(STAGES), value="hybrid", label="Change from")
+        compare_second = gr.Dropdown(list(STAGES), value="rerank", label="to")
+    per_query_table = gr.Dataframe(label="Per query (click a row to open it in Search)", interactive=False,
+                                   elem_id="per-query-table")
+    depth_button = gr.Button("Plot rerank depth against quality and time", elem_id="depth-button")
+    depth_progress = gr.HTML()
+    with gr.Row():
+        depth_quality = gr.LinePlot(x="rerank depth", y="nDCG@10", title="nDCG@10 by rerank depth", height=240,
+                                    elem_id="depth-quality")
+        depth_latency = gr.LinePlot(x="rerank depth", y="seconds per query", height=240,
+                                    title="Time per query by rerank depth (from measured pairs/s)",
+                                    elem_id="depth-latency")
+    eval_json = gr.JSON(visible=False)
+    return EvaluatePanel(bundled_button, files, upload_button, stages, rerank_depth, candidates_from, max_queries,
+                         run_button, cancel_button, judgments_info, progress, metrics_table, metrics_chart,
+                         compare_first, compare_second, per_query_table, depth_button, depth_progress,
+                         depth_quality, depth_latency, eval_json)
+
+
+# -- wiring: which event runs which callback --------------------------------------------------------
+
+def _wire_corpus(page: Page, callbacks: Callbacks) -> None:
+    corpus = page.corpus
+    corpus.build_button.click(
+        callbacks.build_corpus,
+        [corpus.files, corpus.sample, corpus.window, corpus.overlap, corpus.dense_model, corpus.reranker_model],
+        [page.session.index, corpus.progress, corpus.summary, corpus.languages_plot, corpus.build_json],
+        api_name="build_index", concurrency_limit=1, concurrency_id="build", show_progress="minimal",
+    )
+
+
+def _wire_search(page: Page, callbacks: Callbacks) -> None:
+    search, session = page.search, page.session
+    _wire_search_chain(page, callbacks, partial(gr.on, [search.button.click, search.query.submit]),
+                       callbacks.first_stages)
+    # A larger k needs deeper lists, so k searches again; the view toggles only redraw.
+    _wire_search_chain(page, callbacks, partial(gr.on, [search.k.release], trigger_mode="always_last"),
+                       callbacks.search_again)
+    gr.on(
+        [search.score_view.change, search.collapse.change], callbacks.rerender,
+        [session.index, session.judged, session.result, *search.view], [*search.columns, search.summary],
+        api_visibility="undocumented", show_progress="hidden",
+    )
+    page.api.button.click(
+        callbacks.search_api, [session.index, search.query, search.k, search.rerank_depth, search.candidates_from],
+        [page.api.result], api_name="search", concurrency_limit=1, concurrency_id="rerank",
+    )
+
+
+def _wire_search_chain(page: Page, callbacks: Callbacks, listen: Callable[..., gr.events.Dependency],
+                       first_stages: Callable[..., dict]) -> None:
+    """Wire `first_stages` to the event(s) `listen` stands for, then the reranker once they succeed:
+    every trigger of a search gets the same chain, the same queues and the same progress display."""
+    search, session = page.search, page.session
+    listen(
+        first_stages,
+        [session.index, session.judged, search.query, search.k, search.rerank_depth, search.candidates_from,
+         search.score_view, search.collapse],
+        [session.result, *search.columns, search.summary],
+        api_visibility="undocumented", concurrency_limit=4, show_progress="minimal",
+    ).success(
+        callbacks.rerank_stage, [session.index, session.judged, session.result, *search.view],
+        [session.result, search.column("rerank"), search.summary],
+        api_visibility="undocumented", concurrency_limit=1, concurrency_id="rerank", show_progress="hidden",
+    )
+
+
+def _wire_judging(page: Page, callbacks: Callbacks) -> None:
+    search, session, panel = page.search, page.session, page.judging
+    gr.on(
+        [column.click for column in search.columns], callbacks.judge_result,
+        [session.index, session.judged, session.result, *search.view],
+        [session.judged, *search.columns, panel.metrics], api_visibility="undocumented", show_progress="hidden",
+    )
+    panel.download_button.click(callbacks.download_judgments, [session.judged, session.result], [panel.downloads],
+                                api_visibility="undocumented")
+    panel.load_button.click(callbacks.load_session_judgments, [session.judged, panel.upload],
+                            [session.judged, panel.metrics], api_visibility="undocumented")
+
+
+def _wire_evaluate(page: Page, callbacks: Callbacks) -> None:
+    panel, session = page.evaluate, page.session
+    loaded = [session.eval_judgments, panel.judgments_info]
+    panel.bundled_button.click(callbacks.load_bundled_judgments, [session.index, *panel.run_settings], loaded,
+                               api_name="load_bundled_judgments")
+    panel.upload_button.click(callbacks.load_uploaded_judgments, [session.index, panel.files, *panel.run_settings],
+                              loaded, api_visibility="undocumented")
+    panel.run_button.click(
+        callbacks.run_evaluation,
+        [session.index, session.eval_judgments, session.stop, *panel.run_settings, panel.max_queries,
+         panel.compare_first, panel.compare_second],
+        [session.report, panel.progress, panel.metrics_table, panel.metrics_chart, panel.per_query_table,
+         panel.eval_json],
+        api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate", show_progress="minimal",
+    )
+    panel.cancel_button.click(cancel_run, [session.stop], None, api_visibility="undocumented", queue=False)
+    gr.on([panel.compare_first.change, panel.compare_second.change], callbacks.resort_queries,
+          [session.report, panel.compare_first, panel.compare_second], [panel.per_query_table],
+          api_visibility="undocumented")
+    opened = panel.per_query_table.select(callbacks.open_query, [panel.per_query_table],
+                                          [page.search.query, page.tabs], api_visibility="undocumented")
+    _wire_search_chain(page, callbacks, opened.success, callbacks.first_stages)
+    panel.depth_button.click(
+        callbacks.run_depth_tradeoff,
+        [session.index, session.eval_judgments, session.stop, panel.candidates_from, panel.max_queries],
+        [panel.depth_progress, panel.depth_quality, panel.depth_latency], api_visibility="undocumented",
+        concurrency_limit=1, concurrency_id="evaluate",
+    )
+
+
+# -- callbacks: engine in, updates keyed by component out ----------------------------------------------
+
+Updates = dict[gr.components.Component | gr.State, object]
+
+
+class Callbacks:
+    """The app's event handlers. Each returns (or yields) a dict keyed by the components it updates, so
+    adding an output cannot shift the others; outputs it leaves out are not changed."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+
+    # corpus
+
+    def build_corpus(self, files: Sequence[str] | None, sample: str, window: int, overlap: int, dense_model: str,
+                     reranker_model: str, request: gr.Request) -> Iterator[Updates]:
+        """Read, split, detect languages and index the uploaded files or a sample; streams step progress."""
+        corpus = self.page.corpus
+        paths, names, cache_dir = _corpus_inputs(files, sample, request)
+        settings = _settings(window, overlap, dense_model, reranker_model)
+        limit = max_upload_mb() * 1_000_000
+
+        def work(report: Callable[[object], None]):
+            report(("read", 0, 1))
+            read = read_paths(paths, names=names, limits=ReadLimits(max_total_bytes=limit, max_file_bytes=limit))
+            index = _build_index(read, settings, lambda *event: report(event), cache_dir)
+            return index, index.reranker()  # load the reranker now: a problem with it shows before any search
+
+        def show(events: list, seconds: float) -> Updates:
+            progress = {step: (done, total) for step, done, total in events}
+            return {corpus.progress: build_summary.render_build_progress(progress, seconds)}
+
+        index, loaded = yield from _stream(work, show)
+        skipped = index.report.skipped
+        if skipped:
+            _warn(f"{len(skipped)} file(s) or line(s) skipped, e.g. {skipped[0]}. The rest was indexed; "
+                  "see the list under the summary.")
+        yield {
+            self.page.session.index: index,
+            corpus.progress: "",
+            corpus.summary: build_summary.render_build_summary(index.report) + build_summary.render_reranker(loaded),
+            corpus.languages_plot: build_summary.languages_frame(index.report),
+            corpus.build_json: {**report_to_dict(index.report), "reranker": loaded.model.label,
+                                "reranker_fallback_reason": loaded.fallback_reason},
+        }
+
+    # search
+
+    def first_stages(self, index: Index | None, session: judging.SessionJudgments, query: str, k: int,
+                     rerank_depth: int, candidates_from: str, score_view: str, collapse: bool) -> Updates:
+        """BM25, dense and hybrid for the query; the Reranked column shows a placeholder until `rerank_stage`."""
+        index = _require(index)
+        try:
+            result = index.retrieve(query, k=int(k), rerank_depth=int(rerank_depth), candidates_from=candidates_from)
+        except ValueError as error:
+            raise _fail(str(error)) from None
+        if result.rerank_depth:
+            pending = columns.render_rerank_pending(result, index.reranker().model.label)
+        else:
+            pending = columns.render_notice("Reranked", "Reranking is off (rerank depth 0).")
+        return {self.page.session.result: result,
+                **self._columns(index, result, session, k, score_view, collapse, FIRST_STAGES),
+                self.page.search.column("rerank"): pending, self.page.search.summary: _summary(result, k)}
+
+    def search_again(self, index: Index | None, session: judging.SessionJudgments, query: str, k: int,
+                     rerank_depth: int, candidates_from: str, score_view: str, collapse: bool) -> Updates:
+        """After k changes: search again (deeper lists) if there is something on screen, else do nothing."""
+        if index is None or not (query or "").strip():
+            return {}
+        return self.first_stages(index, session, query, k, rerank_depth, candidates_from, score_view, collapse)
+
+    def rerank_stage(self, index: Index | None, session: judging.SessionJudgments, result: SearchResult | None,
+                     k: int, score_view: str, collapse: bool) -> Updates:
+        """Add the reranker's column to the first stages already on screen."""
+        if index is None or result is None or not result.rerank_depth or "rerank" in result.stages:
+            return {}
+        column = self.page.search.column("rerank")
+        try:
+            result = _rerank(index, result)
+        except Exception as error:  # noqa: BLE001 - the column says what failed; the rest keeps working
+            logger.error("reranking failed", exc_info=error)
+            return {column: columns.render_notice("Reranked", f"Reranking failed ({type(error).__name__}); the "
+                                                  "first stages are unaffected. Details are in the server log.")}
+        return {self.page.session.result: result,
+                **self._columns(index, result, session, k, score_view, collapse, ["rerank"]),
+                self.page.search.summary: _summary(result, k)}
+
+    def rerender(self, index: Index | None, session: judging.SessionJudgments, result: SearchResult | None, k: int,
+                 score_view: str, collapse: bool) -> Updates:
+        """Draw the last result again with another score view or document collapsing (no new search)."""
+        if index is None or result is None:
+            return {}
+        return {**self._columns(index, result, session, k, score_view, collapse, STAGES),
+                self.page.search.summary: _summary(result, k)}
+
+    def search_api(self, index: Index | None, query: str, k: int, rerank_depth: int, candidates_from: str) -> Updates:
+        """Every stage for a query as JSON, with how the stages compare (the `search` API endpoint)."""
+        index = _require(index)
+        try:
+            result = index.retrieve(query, k=int(k), rerank_depth=int(rerank_depth), candidates_from=candidates_from)
+        except ValueError as error:
+            raise _fail(str(error)) from None
+        if result.rerank_depth:
+            result = _rerank(index, result)
+        return {self.page.api.result: result_to_dict(result, int(k))}
+
+    # judging
+
+    def judge_result(self, index: Index | None, session: judging.SessionJudgments, result: SearchResult | None,
+                     k: int, score_view: str, collapse: bool, event: gr.EventData) -> Updates:
+        """Record the grade a user gave a result card: the clicked column (`event.target`) is the stage, the
+        card's buttons send its rank in that stage and the grade (see `ui.columns.JUDGE_JS`)."""
+        stage_name = self._stage_of(event.target)
+        stage = result.stages.get(stage_name) if result is not None and stage_name else None
+        hit_rank, grade = _event_value(event, "hit_rank"), _event_value(event, "grade")
+        hit = next((h for h in stage.hits if h.rank == hit_rank), None) if stage is not None else None
+        if index is None or hit is None or grade not in (0, 1, 2):
+            return {}
+        session = judging.judge(session, result, hit.passage_id, int(grade))
+        return {self.page.session.judged: session,
+                **self._columns(index, result, session, k, score_view, collapse, STAGES),
+                self.page.judging.metrics: _judged_panel(session)}
+
+    def download_judgments(self, session: judging.SessionJudgments, result: SearchResult | None,
+                           request: gr.Request) -> Updates:
+        """Write the session's qrels, queries and runs (TREC) and the current results (CSV, JSON) to files."""
+        try:
+            files = judging.export_files(session)
+        except ValueError as error:  # e.g. an id with a space, which TREC files cannot hold
+            raise _fail(f"Cannot write TREC files: {error}") from None
+        if result is not None:
+            files["results.csv"] = results_to_csv(result)
+            files["results.json"] = json.dumps(result_to_dict(result), ensure_ascii=False, indent=1)
+        if not files.get("qrels.trec") and result is None:
+            raise _fail("Nothing to download yet: search, and judge a few results first.")
+        return {self.page.judging.downloads: write_downloads(files, downloads_folder(request))}
+
+    def load_session_judgments(self, session: judging.SessionJudgments, files: Sequence[str] | None) -> Updates:
+        """Load qrels + queries downloaded earlier (or any TREC/BEIR judgments) to go on judging."""
+        loaded = _load_judgments(files)
+        for problem in loaded.problems[:3]:
+            _warn(str(problem))
+        session = judging.merge(session, loaded)
+        _info(f"Loaded {sum(len(m) for m in loaded.qrels.values())} judgments on {len(loaded.queries)} queries.")
+        return {self.page.session.judged: session, self.page.judging.metrics: _judged_panel(session)}
+
+    # evaluation
+
+    def load_bundled_judgments(self, index: Index | None, stages: list[str], rerank_depth: int,
+                               candidates_from: str) -> Updates:
+        """The polyglot-facts judgments for the Evaluate tab (the `load_bundled_judgments` API endpoint)."""
+        _require(index)
+        return self._load_eval_judgments(index, load_judgments([BUNDLED_JUDGMENTS]), stages, rerank_depth,
+                                         candidates_from)
+
+    def load_uploaded_judgments(self, index: Index | None, files: Sequence[str] | None, stages: list[str],
+                                rerank_depth: int, candidates_from: str) -> Updates:
+        """Uploaded qrels + queries (or a BEIR zip) for the Evaluate tab."""
+        _require(index)
+        return self._load_eval_judgments(index, _load_judgments(files), stages, rerank_depth, candidates_from)
+
+    def run_evaluation(self, index: Index | None, judgments: Judgments | None, stop: StopFlag, stages: list[str],
+                       rerank_depth: int, candidates_from: str, max_queries: float | None, first: str,
+                       second: str) -> Iterator[Updates]:
+        """Run every judged query through the chosen stages, streaming progress; Cancel keeps what finished."""
+        index = _require(index)
+        if judgments is None:
+            raise _fail("Load judgments first (bundled, or upload qrels and queries).")
+        if int(rerank_depth) == 0 and "rerank" in stages:
+            stages = [stage for stage in stages if stage != "rerank"]
+            _info("Rerank depth 0: the Reranked stage is left out.")
+        if not stages:
+            raise _fail("Choose at least one stage to evaluate.")
+        stop.clear()
+        limit = int(max_queries) if max_queries else None
+        panel = self.page.evaluate
+
+        def work(report: Callable[[object], None]):
+            return evaluate(index, judgments, stages=stages, rerank_depth=int(rerank_depth),
+                            candidates_from=candidates_from, max_queries=limit,
+                            progress=lambda done, total: report((done, total)), should_stop=stop.is_set)
+
+        report = yield from _stream(work, partial(_show_run_progress, panel.progress), stop)
+        if report.cancelled:
+            _info(f"Cancelled: the metrics cover the {report.queries} queries that finished.")
+        yield {
+            self.page.session.report: report,
+            panel.progress: "",
+            panel.metrics_table: evaluation_view.metrics_frame(report),
+            panel.metrics_chart: evaluation_view.chart_frame(report),
+            panel.per_query_table: evaluation_view.per_query_frame(report, first, second),
+            panel.eval_json: report.to_json(),
+        }
+
+    def resort_queries(self, report, first: str, second: str) -> Updates:
+        """Sort the per-query table by the change from one stage to another."""
+        if report is None:
+            return {}
+        return {self.page.evaluate.per_query_table: evaluation_view.per_query_frame(report, first, second)}
+
+    def open_query(self, table, event: gr.SelectData) -> Updates:
+        """Clicking a row of the per-query table opens its query in the Search tab."""
+        row = event.index[0] if isinstance(event.index, list | tuple) else event.index
+        query = str(table.iloc[row]["query"]) if table is not None and "query" in table else ""
+        if not query:
+            return {}
+        return {self.page.search.query: query, self.page.tabs: gr.Tabs(selected="search")}
+
+    def run_depth_tradeoff(self, index: Index | None, judgments: Judgments | None, stop: StopFlag,
+                           candidates_from: str, max_queries: float | None) -> Iterator[Updates]:
+        """nDCG@10 and time per query against rerank depth, for the loaded judgments."""
+        index = _require(index)
+        if judgments is None:
+            raise _fail("Load judgments first (bundled, or upload qrels and queries).")
+        stop.clear()
+        limit = int(max_queries) if max_queries else None
+        panel = self.page.evaluate
+
+        def work(report: Callable[[object], None]):
+            return depth_tradeoff(index, judgments, depths=DEPTHS, candidates_from=candidates_from,
+                                  max_queries=limit, progress=lambda done, total: report((done, total)),
+                                  should_stop=stop.is_set)
+
+        points = yield from _stream(work, partial(_show_run_progress, panel.depth_progress), stop)
+        quality, latency = evaluation_view.depth_frames(points)
+        yield {panel.depth_progress: "", panel.depth_quality: quality, panel.depth_latency: latency}
+
+    # helpers
+
+    def _columns(self, index: Index, result: SearchResult, session: judging.SessionJudgments, k: int,
+                 score_view: str, collapse: bool, stages: Sequence[str]) -> Updates:
+        grades = session.grades_for(result)
+        return {self.page.search.column(name): columns.render_column(
+                    result.stages[name], result, k=int(k), score_view=score_view, collapse_documents=collapse,
+                    corpus_languages=index.languages, judgments=grades) if name in result.stages else ""
+                for name in stages}
+
+    def _load_eval_judgments(self, index: Index | None, judgments: Judgments, stages: list[str], rerank_depth: int,
+                             candidates_from: str) -> Updates:
+        index = _require(index)
+        match = match_judgments(judgments, index.passages)
+        if match.matched == 0:
+            _warn("None of the judged ids is in this corpus: were these judgments made for another corpus?")
+        estimate = estimate_evaluation(
+            index, len(judgments.queries), stages=stages, rerank_depth=int(rerank_depth),
+            candidates_from=candidates_from, sample_queries=[query.text for query in judgments.queries[:2]])
+        return {self.page.session.eval_judgments: judgments,
+                self.page.evaluate.judgments_info: evaluation_view.judgments_summary(judgments, match, estimate)}
+
+    def _stage_of(self, column: object) -> str | None:
+        elem_id = getattr(column, "elem_id", None)
+        return next((name for name, html_column in zip(STAGES, self.page.search.columns, strict=True)
+                     if html_column.elem_id == elem_id), None)
 
 
 @gpu
@@ -125,189 +707,9 @@ def _build_index(read, settings: Settings, progress, cache_dir: Path) -> Index:
     return build(read, settings, progress=progress, cache_dir=cache_dir)
 
 
-def first_stages(index: Index | None, session: judging.SessionJudgments, query: str, k: int, rerank_depth: int,
-                 candidates_from: str, score_view: str, collapse: bool) -> tuple:
-    """BM25, dense and hybrid for the query; the Reranked column shows a placeholder until `rerank_stage`."""
-    index = _require(index)
-    try:
-        result = index.retrieve(query, k=int(k), rerank_depth=int(rerank_depth), candidates_from=candidates_from)
-    except ValueError as error:
-        raise _fail(str(error)) from None
-    columns = _columns(index, result, session, k, score_view, collapse)[:3]
-    if result.rerank_depth:
-        pending = render.render_rerank_pending(result, index.reranker().model.label)
-    else:
-        pending = render.render_notice("Reranked", "Reranking is off (rerank depth 0).")
-    return result, *columns, pending, render.render_summary(result, int(k))
-
-
-def rerank_stage(index: Index | None, session: judging.SessionJudgments, result: SearchResult | None, k: int,
-                 score_view: str, collapse: bool) -> tuple:
-    """Add the reranker's column to the first stages already on screen."""
-    if index is None or result is None or not result.rerank_depth or "rerank" in result.stages:
-        return gr.skip(), gr.skip(), gr.skip()
-    try:
-        result = _rerank(index, result)
-    except Exception as error:  # noqa: BLE001 - the column says what failed; the rest keeps working
-        logger.error("reranking failed", exc_info=error)
-        return gr.skip(), render.render_notice("Reranked", f"Reranking failed ({type(error).__name__}); "
-                                               "the first stages are unaffected. Details are in the server log."),
-        gr.skip()
-    column = _columns(index, result, session, k, score_view, collapse)[3]
-    return result, column, render.render_summary(result, int(k))
-
-
 @gpu
 def _rerank(index: Index, result: SearchResult) -> SearchResult:
     return index.rerank(result)
-
-
-def search_again(index: Index | None, session: judging.SessionJudgments, query: str, k: int, rerank_depth: int,
-                 candidates_from: str, score_view: str, collapse: bool) -> tuple:
-    """After k changes: search again (deeper lists) if there is something on screen, else do nothing."""
-    if index is None or not (query or "").strip():
-        return (gr.skip(),) * 6
-    return first_stages(index, session, query, k, rerank_depth, candidates_from, score_view, collapse)
-
-
-def rerender(index: Index | None, session: judging.SessionJudgments, result: SearchResult | None, k: int,
-             score_view: str, collapse: bool) -> tuple:
-    """Draw the last result again with another k, score view or document collapsing (no new search)."""
-    if index is None or result is None:
-        return (gr.skip(),) * 5
-    return *_columns(index, result, session, k, score_view, collapse), render.render_summary(result, int(k))
-
-
-def judge_result(index: Index | None, session: judging.SessionJudgments, result: SearchResult | None, k: int,
-                 score_view: str, collapse: bool, event: gr.EventData) -> tuple:
-    """Record the grade a user gave a result card (sent by the card's 0/1/2 buttons)."""
-    data = getattr(event, "_data", None) or {}
-    stage = result.stages.get(str(data.get("stage"))) if result is not None else None
-    hit = next((h for h in stage.hits if h.rank == data.get("hit_rank")), None) if stage is not None else None
-    grade = data.get("grade")
-    if index is None or hit is None or grade not in (0, 1, 2):
-        return (gr.skip(),) * 6
-    session = judging.judge(session, result, hit.passage_id, int(grade))
-    return (session, *_columns(index, result, session, k, score_view, collapse), _judged_panel(session))
-
-
-def download_judgments(session: judging.SessionJudgments, result: SearchResult | None) -> list[str]:
-    """Write the session's qrels, queries and runs (TREC) and the current results (CSV, JSON) to files."""
-    try:
-        files = judging.export_files(session)
-    except ValueError as error:  # e.g. an id with a space, which TREC files cannot hold
-        raise _fail(f"Cannot write TREC files: {error}") from None
-    if result is not None:
-        files["results.csv"] = results_to_csv(result)
-        files["results.json"] = json.dumps(result_to_dict(result), ensure_ascii=False, indent=1)
-    if not files.get("qrels.trec") and result is None:
-        raise _fail("Nothing to download yet: search, and judge a few results first.")
-    folder = Path(tempfile.mkdtemp(prefix="judgments-"))
-    for name, content in files.items():
-        (folder / name).write_text(content, encoding="utf-8")
-    return [str(folder / name) for name in files]
-
-
-def load_session_judgments(session: judging.SessionJudgments, files: Sequence[str] | None) -> tuple:
-    """Load qrels + queries downloaded earlier (or any TREC/BEIR judgments) to go on judging."""
-    loaded = _load_judgments(files)
-    for problem in loaded.problems[:3]:
-        _warn(str(problem))
-    session = judging.merge(session, loaded)
-    _info(f"Loaded {sum(len(m) for m in loaded.qrels.values())} judgments on {len(loaded.queries)} queries.")
-    return session, _judged_panel(session)
-
-
-def load_eval_judgments(index: Index | None, files: Sequence[str] | None, bundled: bool, stages: list[str],
-                        rerank_depth: int, candidates_from: str) -> tuple:
-    """Load judgments for the Evaluate tab, check them against the corpus and estimate a run's time."""
-    index = _require(index)
-    judgments = load_judgments([BUNDLED_JUDGMENTS]) if bundled else _load_judgments(files)
-    match = match_judgments(judgments, index.passages)
-    if match.matched == 0:
-        _warn("None of the judged ids is in this corpus: were these judgments made for another corpus?")
-    estimate = estimate_evaluation(
-        index, len(judgments.queries), stages=stages, rerank_depth=int(rerank_depth),
-        candidates_from=candidates_from, sample_queries=[query.text for query in judgments.queries[:2]])
-    return judgments, evaluation_view.judgments_summary(judgments, match, estimate)
-
-
-def run_evaluation(index: Index | None, judgments: Judgments | None, stop: StopFlag, stages: list[str],
-                   rerank_depth: int, candidates_from: str, max_queries: float | None, first: str,
-                   second: str) -> Iterator[tuple]:
-    """Run every judged query through the chosen stages, streaming progress; Cancel keeps what finished."""
-    index = _require(index)
-    if judgments is None:
-        raise _fail("Load judgments first (bundled, or upload qrels and queries).")
-    if int(rerank_depth) == 0 and "rerank" in stages:
-        stages = [stage for stage in stages if stage != "rerank"]
-        _info("Rerank depth 0: the Reranked stage is left out.")
-    if not stages:
-        raise _fail("Choose at least one stage to evaluate.")
-    stop.clear()
-    limit = int(max_queries) if max_queries else None
-
-    def work(progress: Callable[[int, int], None]):
-        return evaluate(index, judgments, stages=stages, rerank_depth=int(rerank_depth),
-                        candidates_from=candidates_from, max_queries=limit, progress=progress,
-                        should_stop=stop.is_set)
-
-    def show(events: list, seconds: float) -> tuple:
-        return (gr.skip(), evaluation_view.run_progress(*(events[-1] if events else (0, 0)), seconds),
-                *(gr.skip(),) * 4)
-
-    report = yield from _stream(lambda report: work(lambda done, total: report((done, total))), show, stop)
-    if report.cancelled:
-        _info(f"Cancelled: the metrics cover the {report.queries} queries that finished.")
-    yield (report, "", evaluation_view.metrics_frame(report), evaluation_view.chart_frame(report),
-           evaluation_view.per_query_frame(report, first, second), report.to_json())
-
-
-def resort_queries(report, first: str, second: str):
-    """Sort the per-query table by the change from one stage to another."""
-    return evaluation_view.per_query_frame(report, first, second) if report is not None else gr.skip()
-
-
-def open_query(table, event: gr.SelectData) -> tuple:
-    """Clicking a row of the per-query table opens its query in the Search tab."""
-    row = event.index[0] if isinstance(event.index, list | tuple) else event.index
-    query = str(table.iloc[row]["query"]) if table is not None and "query" in table else ""
-    if not query:
-        return gr.skip(), gr.skip()
-    return query, gr.Tabs(selected="search")
-
-
-def run_depth_tradeoff(index: Index | None, judgments: Judgments | None, stop: StopFlag,
-                       candidates_from: str, max_queries: float | None) -> Iterator[tuple]:
-    """nDCG@10 and time per query against rerank depth, for the loaded judgments."""
-    index = _require(index)
-    if judgments is None:
-        raise _fail("Load judgments first (bundled, or upload qrels and queries).")
-    stop.clear()
-    limit = int(max_queries) if max_queries else None
-
-    def work(progress: Callable[[int, int], None]):
-        return depth_tradeoff(index, judgments, depths=DEPTHS, candidates_from=candidates_from, max_queries=limit,
-                              progress=progress, should_stop=stop.is_set)
-
-    def show(events: list, seconds: float) -> tuple:
-        return evaluation_view.run_progress(*(events[-1] if events else (0, 0)), seconds), gr.skip(), gr.skip()
-
-    points = yield from _stream(lambda report: work(lambda done, total: report((done, total))), show, stop)
-    quality, latency = evaluation_view.depth_frames(points)
-    yield "", quality, latency
-
-
-def search_api(index: Index | None, query: str, k: int, rerank_depth: int, candidates_from: str) -> dict:
-    """Every stage for a query as JSON (the `search` API endpoint)."""
-    index = _require(index)
-    try:
-        result = index.retrieve(query, k=int(k), rerank_depth=int(rerank_depth), candidates_from=candidates_from)
-    except ValueError as error:
-        raise _fail(str(error)) from None
-    if result.rerank_depth:
-        result = _rerank(index, result)
-    return result_to_dict(result, int(k))
 
 
 def cancel_run(stop: StopFlag) -> None:
@@ -315,11 +717,43 @@ def cancel_run(stop: StopFlag) -> None:
 
 
 def forget_session(request: gr.Request) -> None:
-    """Delete the indexes a closed session built from its uploads."""
+    """Delete what a closed session left on disk: the indexes it built from its uploads, its downloads."""
     shutil.rmtree(_session_cache(request), ignore_errors=True)
+    shutil.rmtree(downloads_folder(request), ignore_errors=True)
+
+
+def downloads_folder(request: gr.Request) -> Path:
+    """The session's own download folder (under the temp dir, where Gradio may serve files from)."""
+    return DOWNLOADS_DIR / _session_key(request)
+
+
+def write_downloads(files: Mapping[str, str], folder: Path) -> list[str]:
+    """Write file name -> text into `folder`, replacing whatever an earlier download left there; returns the paths."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for name, content in files.items():
+        (folder / name).write_text(content, encoding="utf-8")
+    return [str(folder / name) for name in files]
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+def _summary(result: SearchResult, k: int) -> str:
+    return columns.render_summary(result, int(k))
+
+
+def _show_run_progress(component: gr.HTML, events: list, seconds: float) -> Updates:
+    return {component: evaluation_view.run_progress(*(events[-1] if events else (0, 0)), seconds)}
+
+
+def _event_value(event: gr.EventData, name: str) -> object:
+    # A custom event's payload is read as attributes of its EventData; a payload may lack the key, or be
+    # missing altogether when the event was sent by hand rather than by the page's script.
+    try:
+        return getattr(event, name)
+    except (AttributeError, TypeError):
+        return None
+
 
 def _corpus_inputs(files: Sequence[str] | None, sample: str, request: gr.Request):
     if files:
@@ -335,10 +769,14 @@ def _corpus_inputs(files: Sequence[str] | None, sample: str, request: gr.Request
     raise _fail("Upload one or more files, or choose a sample corpus, then press Build index.")
 
 
+def _session_key(request: gr.Request) -> str:
+    # Hashed: a folder name must not reveal (or be steered by) the session id.
+    return hashlib.sha256(str(request.session_hash or "anonymous").encode()).hexdigest()[:32]
+
+
 def _session_cache(request: gr.Request) -> Path:
     # Per-session, so one user's "reused the saved index" never reveals what another user uploaded.
-    session = hashlib.sha256(str(request.session_hash or "anonymous").encode()).hexdigest()[:32]
-    return default_cache_dir() / "sessions" / session
+    return default_cache_dir() / "sessions" / _session_key(request)
 
 
 def custom_models_allowed() -> bool:
@@ -369,14 +807,6 @@ def _settings(window: int, overlap: int, dense_model: str, reranker_model: str) 
                                  reranker_model=reranker_model or None)
     except (TypeError, ValueError) as error:
         raise _fail(f"Invalid settings: {error}") from None
-
-
-def _columns(index: Index, result: SearchResult, session: judging.SessionJudgments, k: int, score_view: str,
-             collapse: bool) -> list[str]:
-    grades = session.grades_for(result)
-    return [render.render_column(result.stages[name], result, k=int(k), score_view=score_view,
-                                 collapse_documents=collapse, corpus_languages=index.languages, judgments=grades)
-            if name in result.stages else "" for name in (*FIRST_STAGES, "rerank")]
 
 
 def _judged_panel(session: judging.SessionJudgments) -> str:
@@ -447,203 +877,6 @@ def _require(index: Index | None) -> Index:
     if index is None:
         raise _fail(texts.NO_INDEX)
     return index
-
-
-# -- layout --------------------------------------------------------------------------------------
-
-def build_demo() -> gr.Blocks:
-    """The whole app as a `gr.Blocks`; launch it with `build_demo().launch(**launch_kwargs())`."""
-    defaults = Settings.from_env()
-    with gr.Blocks(title="Multilingual retrieve-and-rerank explorer") as demo:
-        index_state = gr.State(None, time_to_live=SESSION_TTL_S)
-        result_state = gr.State(None, time_to_live=SESSION_TTL_S)
-        judged_state = gr.State(judging.SessionJudgments(), time_to_live=SESSION_TTL_S)
-        eval_judgments_state = gr.State(None, time_to_live=SESSION_TTL_S)
-        report_state = gr.State(None, time_to_live=SESSION_TTL_S)
-        stop_state = gr.State(StopFlag())
-        gr.Markdown(texts.INTRO)
-
-        with gr.Tabs() as tabs:
-            with gr.Tab("Search", id="search"):
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=2):
-                        files = gr.File(label=f"Upload files (up to {max_upload_mb()} MB in all)",
-                                        file_count="multiple", type="filepath", elem_id="corpus-files")
-                        sample = gr.Dropdown([NO_SAMPLE, *SAMPLES], value=next(iter(SAMPLES)),
-                                             label="…or a sample corpus", info="used when no file is uploaded",
-                                             elem_id="sample-corpus")
-                        with gr.Accordion("Passages and models", open=False):
-                            window = gr.Slider(32, 1024, value=defaults.window, step=8, label="Passage window (words)",
-                                               info="one character counts as a word in Chinese, Japanese, Thai…")
-                            overlap = gr.Slider(0, 256, value=defaults.overlap, step=4, label="Overlap (words)")
-                            dense_choices, reranker_choices = model_choices()
-                            dense_model = gr.Dropdown(dense_choices, value=defaults.dense_model, label="Dense model",
-                                                      allow_custom_value=custom_models_allowed(),
-                                                      info=f"default from env {DENSE_ENV}")
-                            reranker_model = gr.Dropdown(reranker_choices, value=defaults.reranker_model,
-                                                         allow_custom_value=custom_models_allowed(), label="Reranker",
-                                                         info=f"default from env {RERANKER_ENV}")
-                            gr.Markdown(texts.MODELS_HELP)
-                        gr.Markdown(texts.CORPUS_HELP)
-                        build_button = gr.Button("Build index", variant="primary", elem_id="build-button")
-                    with gr.Column(scale=3):
-                        build_progress = gr.HTML(elem_id="build-progress")
-                        build_summary = gr.HTML(elem_id="build-summary")
-                        languages_plot = gr.BarPlot(x="language", y="passages", title="Passages per detected language",
-                                                    tooltip=["name", "passages"], height=220, y_lim=[0, None],
-                                                    sort="-y", elem_id="languages-plot")
-                        build_json = gr.JSON(visible=False)
-
-                with gr.Row(equal_height=True):
-                    query = gr.Textbox(label="Query", placeholder="Ask in any language…", scale=5, elem_id="query")
-                    search_button = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
-                gr.Examples([[text] for text in EXAMPLE_QUERIES], inputs=[query],
-                            label="Example queries (polyglot-facts)")
-                with gr.Row():
-                    k = gr.Slider(1, 50, value=10, step=1, label="k (results per column)")
-                    rerank_depth = gr.Slider(0, 100, value=20, step=1, label="Rerank depth",
-                                             info="first-stage candidates the reranker rescores; 0 = off")
-                    candidates_from = gr.Radio(list(FIRST_STAGES), value="hybrid", label="Reranker candidates from")
-                    score_view = gr.Radio([("raw logit", "raw"), ("sigmoid 0–1", "sigmoid")], value="raw",
-                                          label="Reranker score")
-                    collapse = gr.Checkbox(False, label="Best passage per document")
-                gr.Markdown(texts.SEARCH_HELP)
-                with gr.Row(elem_classes="rr-columns", equal_height=False):
-                    columns = [gr.HTML(elem_id=f"column-{name}", min_height=120, js_on_load=render.JUDGE_JS)
-                               for name in (*FIRST_STAGES, "rerank")]
-                summary = gr.HTML(elem_id="search-summary")
-                with gr.Accordion("Judgments: your marks, their metrics, downloads", open=True):
-                    judged_panel = gr.HTML(_judged_panel(judging.SessionJudgments()), elem_id="judged-metrics")
-                    with gr.Row():
-                        download_button = gr.Button("Download qrels, runs and results", elem_id="download-button")
-                        downloads = gr.File(label="Downloads", file_count="multiple", interactive=False,
-                                            elem_id="downloads")
-                    with gr.Row():
-                        judgments_upload = gr.File(label="Load judgments to continue (qrels + queries)",
-                                                   file_count="multiple", type="filepath")
-                        load_back_button = gr.Button("Load judgments")
-
-            with gr.Tab("Evaluate", id="evaluate"):
-                gr.Markdown(texts.EVALUATE_HELP)
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=2):
-                        bundled_button = gr.Button("Use the bundled polyglot-facts judgments",
-                                                   elem_id="bundled-judgments")
-                        eval_files = gr.File(label="…or upload qrels + queries, or a BEIR folder as .zip",
-                                             file_count="multiple", type="filepath")
-                        upload_judgments_button = gr.Button("Load uploaded judgments")
-                        eval_stages = gr.CheckboxGroup(list(STAGES), value=list(STAGES), label="Stages")
-                        with gr.Row():
-                            eval_depth = gr.Slider(0, 100, value=20, step=1, label="Rerank depth")
-                            eval_candidates = gr.Radio(list(FIRST_STAGES), value="hybrid", label="Candidates from")
-                        eval_max = gr.Number(0, label="Max queries (0 = all)", precision=0, minimum=0)
-                        with gr.Row():
-                            run_button = gr.Button("Run evaluation", variant="primary", elem_id="run-eval")
-                            cancel_button = gr.Button("Cancel", variant="stop", elem_id="cancel-eval")
-                    with gr.Column(scale=3):
-                        judgments_info = gr.HTML(elem_id="judgments-summary")
-                        eval_progress = gr.HTML(elem_id="eval-progress")
-                        metrics_table = gr.Dataframe(label="Metrics per stage", interactive=False,
-                                                     elem_id="metrics-table")
-                        metrics_chart = gr.BarPlot(x="stage", y="value", color="stage", title="nDCG@10 by stage",
-                                                   y_lim=[0, 1], height=260, sort=None, elem_id="metrics-chart")
-                with gr.Row():
-                    compare_first = gr.Dropdown(list(STAGES), value="hybrid", label="Change from")
-                    compare_second = gr.Dropdown(list(STAGES), value="rerank", label="to")
-                per_query_table = gr.Dataframe(label="Per query (click a row to open it in Search)", interactive=False,
-                                               elem_id="per-query-table")
-                depth_button = gr.Button("Plot rerank depth against quality and time", elem_id="depth-button")
-                depth_progress = gr.HTML()
-                with gr.Row():
-                    depth_quality = gr.LinePlot(x="rerank depth", y="nDCG@10", title="nDCG@10 by rerank depth",
-                                                height=240, elem_id="depth-quality")
-                    depth_latency = gr.LinePlot(x="rerank depth", y="seconds per query", height=240,
-                                                title="Time per query by rerank depth (from measured pairs/s)",
-                                                elem_id="depth-latency")
-                eval_json = gr.JSON(visible=False)
-
-        # The API's search endpoint: every stage as JSON in one call (hidden from the page).
-        api_search_button = gr.Button(visible=False)
-        api_result = gr.JSON(visible=False)
-
-        build_button.click(
-            build_corpus, [files, sample, window, overlap, dense_model, reranker_model],
-            [index_state, build_progress, build_summary, languages_plot, build_json],
-            api_name="build_index", concurrency_limit=1, concurrency_id="build", show_progress="minimal",
-        )
-        view = [k, score_view, collapse]
-        gr.on(
-            [search_button.click, query.submit], first_stages,
-            [index_state, judged_state, query, k, rerank_depth, candidates_from, score_view, collapse],
-            [result_state, *columns, summary], api_visibility="undocumented", concurrency_limit=4,
-            show_progress="minimal",
-        ).success(
-            rerank_stage, [index_state, judged_state, result_state, *view], [result_state, columns[3], summary],
-            api_visibility="undocumented", concurrency_limit=1, concurrency_id="rerank", show_progress="hidden",
-        )
-        gr.on(  # a larger k needs deeper lists, so k searches again; the view toggles only redraw
-            [k.release], search_again,
-            [index_state, judged_state, query, k, rerank_depth, candidates_from, score_view, collapse],
-            [result_state, *columns, summary], api_visibility="undocumented", concurrency_limit=4,
-            show_progress="minimal", trigger_mode="always_last",
-        ).success(
-            rerank_stage, [index_state, judged_state, result_state, *view], [result_state, columns[3], summary],
-            api_visibility="undocumented", concurrency_limit=1, concurrency_id="rerank", show_progress="hidden",
-        )
-        gr.on(
-            [score_view.change, collapse.change], rerender,
-            [index_state, judged_state, result_state, *view], [*columns, summary],
-            api_visibility="undocumented", show_progress="hidden",
-        )
-        gr.on(
-            [column.click for column in columns], judge_result, [index_state, judged_state, result_state, *view],
-            [judged_state, *columns, judged_panel], api_visibility="undocumented", show_progress="hidden",
-        )
-        download_button.click(download_judgments, [judged_state, result_state], [downloads],
-                              api_visibility="undocumented")
-        load_back_button.click(load_session_judgments, [judged_state, judgments_upload], [judged_state, judged_panel],
-                               api_visibility="undocumented")
-        api_search_button.click(
-            search_api, [index_state, query, k, rerank_depth, candidates_from], [api_result], api_name="search",
-            concurrency_limit=1, concurrency_id="rerank",
-        )
-
-        load_inputs = [eval_stages, eval_depth, eval_candidates]
-        bundled_button.click(lambda index, *rest: load_eval_judgments(index, None, True, *rest),
-                             [index_state, *load_inputs], [eval_judgments_state, judgments_info],
-                             api_name="load_bundled_judgments")
-        upload_judgments_button.click(lambda index, files, *rest: load_eval_judgments(index, files, False, *rest),
-                                      [index_state, eval_files, *load_inputs], [eval_judgments_state, judgments_info],
-                                      api_visibility="undocumented")
-        run_button.click(
-            run_evaluation,
-            [index_state, eval_judgments_state, stop_state, *load_inputs, eval_max, compare_first, compare_second],
-            [report_state, eval_progress, metrics_table, metrics_chart, per_query_table, eval_json],
-            api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate", show_progress="minimal",
-        )
-        cancel_button.click(cancel_run, [stop_state], None, api_visibility="undocumented", queue=False)
-        gr.on([compare_first.change, compare_second.change], resort_queries,
-              [report_state, compare_first, compare_second], [per_query_table], api_visibility="undocumented")
-        per_query_table.select(open_query, [per_query_table], [query, tabs], api_visibility="undocumented").success(
-            first_stages, [index_state, judged_state, query, k, rerank_depth, candidates_from, score_view, collapse],
-            [result_state, *columns, summary], api_visibility="undocumented", concurrency_limit=4,
-        ).success(
-            rerank_stage, [index_state, judged_state, result_state, *view], [result_state, columns[3], summary],
-            api_visibility="undocumented", concurrency_limit=1, concurrency_id="rerank",
-        )
-        depth_button.click(
-            run_depth_tradeoff, [index_state, eval_judgments_state, stop_state, eval_candidates, eval_max],
-            [depth_progress, depth_quality, depth_latency], api_visibility="undocumented", concurrency_limit=1,
-            concurrency_id="evaluate",
-        )
-        demo.unload(forget_session)
-    demo.queue(default_concurrency_limit=4, max_size=64)
-    return demo
-
-
-def launch_kwargs() -> dict[str, object]:
-    """Options every launch of the app uses: its stylesheet and the upload limit."""
-    return {"css": render.CSS, "max_file_size": f"{max_upload_mb()}mb"}
 
 
 if __name__ == "__main__":

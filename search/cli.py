@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .compare import STAGE_NAMES, RerankedHit, compare
 from .export import result_to_dict
 from .models import AUTO_RERANKER, DENSE_ENV, RERANKER_ENV
 from .types import FIRST_STAGES, STAGES, SearchResult
@@ -256,6 +257,8 @@ def _print_build_report(report, stream) -> None:
 
 
 def _print_result(result: SearchResult, k: int) -> None:
+    comparison = compare(result, k)
+    reranked = {hit.passage_id: hit for hit in comparison.reranked}
     print(f"query language: {result.query_language.group} ({result.query_language.probability:.2f})")
     for name, stage in result.stages.items():
         header = f"== {name}: {stage.model} ({stage.seconds * 1000:.0f} ms"
@@ -269,7 +272,18 @@ def _print_result(result: SearchResult, k: int) -> None:
         for hit in stage.hits[:k]:
             others = " ".join(f"{other}#{rank}" if rank else f"{other}:-" for other, rank in hit.ranks.items())
             print(f"{hit.rank:>3}. {hit.score:>9.4f} [{hit.language.group}] {hit.passage_id}  ({others})")
+            if name == "rerank" and hit.passage_id in reranked:
+                print(f"      {_describe(reranked[hit.passage_id], k)}")
             print(f"      {_snippet(hit.text)}")
+    for pair in comparison.overlaps:
+        print(f"overlap {pair.first}-{pair.second}: {pair.shared} shared@{k}, Jaccard@{k} {pair.jaccard:.2f}")
+
+
+def _describe(reranked: RerankedHit, k: int) -> str:
+    found = " and ".join(STAGE_NAMES[name] for name in reranked.found_by) or f"neither retriever in top-{k}"
+    source = reranked.movements[0] if reranked.movements else None  # the stage that fed the reranker
+    lifted = f" · lifted from {STAGE_NAMES[source.against]} #{source.before}" if reranked.lifted and source else ""
+    return " · ".join(move.text for move in reranked.movements) + f" · found by {found}{lifted}"
 
 
 def _snippet(text: str, width: int = 100) -> str:

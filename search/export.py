@@ -1,4 +1,9 @@
-"""Plain forms of engine results: JSON-ready dicts for the CLI's --json and the app's API, and CSV."""
+"""Plain forms of engine results: JSON-ready dicts for the CLI's --json and the app's API, and CSV.
+
+Both carry the comparison of the stages (`search.compare`): per reranked hit its movement against
+each first stage, the retrievers that found it and whether it was lifted; per pair of stages the
+top-k overlap (JSON only).
+"""
 
 from __future__ import annotations
 
@@ -6,41 +11,70 @@ import csv
 import io
 from dataclasses import asdict
 
+from .compare import Comparison, Movement, RerankedHit, StageOverlap, compare
 from .pipeline import BuildReport
-from .types import STAGES, Hit, SearchResult, StageResult
+from .types import FIRST_STAGES, STAGES, Hit, SearchResult, StageResult
 
 CSV_COLUMNS = ("query", "stage", "rank", "passage_id", "doc_id", "score", "sigmoid", "language",
-               "language_probability", *(f"rank_in_{stage}" for stage in STAGES), "title", "text")
+               "language_probability", *(f"rank_in_{stage}" for stage in STAGES),
+               *(f"movement_from_{stage}" for stage in FIRST_STAGES), "found_by", "lifted", "title", "text")
 
 
-def hit_to_dict(hit: Hit) -> dict[str, object]:
-    """One hit as JSON-ready values; `ranks` holds its rank in each other stage (None: not returned)."""
-    return {
+def hit_to_dict(hit: Hit, reranked: RerankedHit | None = None) -> dict[str, object]:
+    """One hit as JSON-ready values; `ranks` holds its rank in each other stage (None: not returned).
+    With `reranked` (a rerank hit's comparison) it also has `movements`, `found_by` and `lifted`."""
+    fields: dict[str, object] = {
         "rank": hit.rank, "passage_id": hit.passage_id, "doc_id": hit.doc_id, "score": hit.score,
         "sigmoid": hit.sigmoid, "truncated": hit.truncated, "language": hit.language.code,
         "language_group": hit.language.group, "language_probability": hit.language.probability,
         "title": hit.title, "text": hit.text, "ranks": dict(hit.ranks),
     }
+    if reranked is not None:
+        fields.update(movements=[movement_to_dict(move) for move in reranked.movements],
+                      found_by=list(reranked.found_by), lifted=reranked.lifted)
+    return fields
 
 
-def stage_to_dict(stage: StageResult, k: int | None = None) -> dict[str, object]:
-    """A stage's model, timing, notes and its top `k` hits (all when k is None)."""
+def movement_to_dict(move: Movement) -> dict[str, object]:
+    """``{"against", "kind", "before", "after", "text"}``: e.g. up from bm25 #8 to #2, "↑6 from BM25 #8"."""
+    return {"against": move.against, "kind": move.kind, "before": move.before, "after": move.after,
+            "text": move.text}
+
+
+def overlap_to_dict(pair: StageOverlap) -> dict[str, object]:
+    """``{"stages": [first, second], "k", "shared", "jaccard"}``."""
+    return {"stages": [pair.first, pair.second], "k": pair.k, "shared": pair.shared, "jaccard": pair.jaccard}
+
+
+def stage_to_dict(stage: StageResult, k: int | None = None,
+                  comparison: Comparison | None = None) -> dict[str, object]:
+    """A stage's model, timing, notes and its top `k` hits (all when k is None); rerank hits carry
+    their part of `comparison` when it is given."""
     hits = stage.hits if k is None else stage.hits[:k]
+    reranked = _reranked_by_id(comparison) if stage.stage == "rerank" else {}
     return {
         "model": stage.model, "seconds": stage.seconds, "note": stage.note or None, "error": stage.error,
-        "pairs_per_second": stage.pairs_per_second, "hits": [hit_to_dict(hit) for hit in hits],
+        "pairs_per_second": stage.pairs_per_second,
+        "hits": [hit_to_dict(hit, reranked.get(hit.passage_id)) for hit in hits],
     }
 
 
 def result_to_dict(result: SearchResult, k: int | None = None) -> dict[str, object]:
-    """Every stage of a search, in stage order."""
+    """Every stage of a search, in stage order, and how the stages compare at `k`.
+
+    `comparison` holds k and the overlap of each pair of stages that ran; each reranked hit holds its
+    movements, `found_by` and `lifted`. With k None every hit is given, and "top-k" means every hit
+    returned (k = the longest stage's length).
+    """
+    comparison = compare(result, comparison_depth(result, k))
     return {
         "query": result.query,
         "query_language": {"code": result.query_language.code, "group": result.query_language.group,
                            "probability": result.query_language.probability},
         "candidates_from": result.candidates_from,
         "rerank_depth": result.rerank_depth,
-        "stages": {name: stage_to_dict(stage, k) for name, stage in result.stages.items()},
+        "stages": {name: stage_to_dict(stage, k, comparison) for name, stage in result.stages.items()},
+        "comparison": {"k": comparison.k, "overlap": [overlap_to_dict(pair) for pair in comparison.overlaps]},
     }
 
 
@@ -53,16 +87,41 @@ def results_to_csv(result: SearchResult, k: int | None = None) -> str:
     """CSV text with a header row (CSV_COLUMNS) and one row per (stage, hit), stages in order, each
     stage's top `k` hits (all when k is None). ``rank_in_<stage>`` is the hit's rank in that stage,
     its own included, blank where that stage did not return it; `sigmoid` is blank outside rerank.
-    Fields holding commas, quotes or line breaks are quoted (RFC 4180, ``\\r\\n`` row ends)."""
+    Rerank rows also hold ``movement_from_<first stage>`` (up, down, same or new; blank when that
+    stage did not run), `found_by` (``bm25 dense``, space-separated) and `lifted` (true/false),
+    compared at `k` as in `result_to_dict`. Fields holding commas, quotes or line breaks are quoted
+    (RFC 4180, ``\\r\\n`` row ends)."""
+    reranked = _reranked_by_id(compare(result, comparison_depth(result, k)))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for name, stage in result.stages.items():
         for hit in stage.hits if k is None else stage.hits[:k]:
             ranks = {**hit.ranks, name: hit.rank}
+            compared = reranked.get(hit.passage_id) if name == "rerank" else None
             writer.writerow([
                 result.query, name, hit.rank, hit.passage_id, hit.doc_id, hit.score,
                 "" if hit.sigmoid is None else hit.sigmoid, hit.language.code, hit.language.probability,
-                *("" if ranks.get(other) is None else ranks[other] for other in STAGES), hit.title, hit.text,
+                *("" if ranks.get(other) is None else ranks[other] for other in STAGES),
+                *_comparison_cells(compared), hit.title, hit.text,
             ])
     return buffer.getvalue()
+
+
+def comparison_depth(result: SearchResult, k: int | None) -> int:
+    """The k that comparisons use: `k`, or when it is None the longest stage's length (at least 1)."""
+    if k is not None:
+        return k
+    return max((len(stage.hits) for stage in result.stages.values()), default=1) or 1
+
+
+def _reranked_by_id(comparison: Comparison | None) -> dict[str, RerankedHit]:
+    return {hit.passage_id: hit for hit in comparison.reranked} if comparison is not None else {}
+
+
+def _comparison_cells(compared: RerankedHit | None) -> list[str]:
+    if compared is None:
+        return [""] * (len(FIRST_STAGES) + 2)
+    kinds = {move.against: move.kind for move in compared.movements}
+    return [*(kinds.get(stage, "") for stage in FIRST_STAGES), " ".join(compared.found_by),
+            "true" if compared.lifted else "false"]

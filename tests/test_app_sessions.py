@@ -110,3 +110,45 @@ def test_messages_from_uploads_are_escaped_before_gradio_renders_them():
 
     assert app._fail("bad header <a href=https://evil.example>x</a>").message == \
         "bad header &lt;a href=https://evil.example&gt;x&lt;/a&gt;"
+
+
+def test_every_search_trigger_runs_the_same_chain():
+    import app
+
+    demo = app.build_demo()
+    dependencies = demo.config["dependencies"]
+    names = [block_fn.fn.__name__ for block_fn in demo.fns.values()]
+    starts = [i for i, name in enumerate(names) if name in {"first_stages", "search_again"}]
+    assert len(starts) == 3, "search button / Enter, k, and a row of the per-query table"
+    for start in starts:
+        followers = [i for i, dependency in enumerate(dependencies) if dependency["trigger_after"] == start]
+        assert [names[i] for i in followers] == ["rerank_stage"], f"{names[start]} #{start} is not followed by rerank"
+        assert dependencies[followers[0]]["trigger_only_on_success"]
+        for key in ("inputs", "outputs", "show_progress"):
+            assert dependencies[start][key] == dependencies[starts[0]][key], (key, start)
+            assert dependencies[followers[0]][key] == dependencies[starts[0] + 1][key], (key, followers[0])
+
+
+def test_downloads_use_one_folder_per_session_replaced_each_time_and_removed_with_the_session(tmp_path, monkeypatch):
+    import tempfile
+    from pathlib import Path
+
+    import gradio as gr
+
+    import app
+
+    assert app.DOWNLOADS_DIR.is_relative_to(Path(tempfile.gettempdir())), "Gradio serves files from the temp dir"
+    monkeypatch.setattr(app, "DOWNLOADS_DIR", tmp_path / "downloads")
+    monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    alice, bob = gr.Request(session_hash="alice"), gr.Request(session_hash="bob")
+    first = app.write_downloads({"qrels.trec": "u1 0 a#0 1\n", "results.csv": "x\n"}, app.downloads_folder(alice))
+    second = app.write_downloads({"qrels.trec": "u1 0 b#0 2\n"}, app.downloads_folder(alice))
+    app.write_downloads({"qrels.trec": "u1 0 c#0 0\n"}, app.downloads_folder(bob))
+    folder = Path(second[0]).parent
+    assert Path(first[0]).parent == folder and folder.parent == tmp_path / "downloads"
+    assert sorted(path.name for path in folder.iterdir()) == ["qrels.trec"], "the earlier download was replaced"
+    assert Path(second[0]).read_text(encoding="utf-8") == "u1 0 b#0 2\n"
+    assert len(list((tmp_path / "downloads").iterdir())) == 2, "one folder per session"
+    app.forget_session(alice)
+    assert not folder.exists(), "a closed session's downloads are removed"
+    assert app.downloads_folder(bob).exists(), "another session's downloads stay"

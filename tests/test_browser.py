@@ -5,6 +5,7 @@ Skips when chromium is absent (install it with `apt-get install -y chromium`).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -148,3 +149,47 @@ def test_judge_three_results_and_download_the_qrels(page):
     judged = sorted(line.split()[3] for line in qrels if line.strip())
     assert judged == ["0", "1", "2"], qrels
     assert not page.errors, page.errors
+
+
+@pytest.fixture(scope="module")
+def unloadable_models_url(app_url):
+    """A second app whose default models are the real ones, which can't be loaded offline: both fall back."""
+    import app
+    from search.models import DEFAULT_DENSE_MODEL, RERANKER_V2_M3
+
+    saved = {name: os.environ.get(name) for name in ("SEARCH_DENSE_MODEL", "SEARCH_RERANKER_MODEL")}
+    os.environ.update({"SEARCH_DENSE_MODEL": DEFAULT_DENSE_MODEL, "SEARCH_RERANKER_MODEL": RERANKER_V2_M3})
+    try:
+        demo = app.build_demo()  # the dropdowns take these as their values; the env goes back right after
+    finally:
+        os.environ.update({name: value for name, value in saved.items() if value is not None})
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **app.launch_kwargs())
+    yield url
+    demo.close()
+
+
+def test_the_fallback_reason_is_said_once_and_the_columns_start_with_results(browser, unloadable_models_url):
+    page = browser.new_page(viewport={"width": 1600, "height": 1100})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(unloadable_models_url)
+    page.wait_for_selector("#build-button")
+    _upload_and_build(page, [MIXED / "german-rivers.csv", MIXED / "hindi-monsoon.txt"])
+    summary = page.inner_text("#build-summary")
+    assert "SEARCH_DENSE_MODEL" in summary and "SEARCH_RERANKER_MODEL" in summary, summary
+    _search(page, "Welcher Fluss entspringt in den Schweizer Alpen?")
+    assert page.inner_text("body").count("could not be loaded") == 2, "the dense and reranker reasons, once each"
+    for name in ("dense", "hybrid", "rerank"):
+        column = f"#column-{name}"
+        assert "could not be loaded" not in page.inner_text(column), name
+        assert "could not be loaded" in page.get_attribute(f"{column} .stage-model", "title"), "one hover away"
+        assert "fallback" in page.inner_text(f"{column} .stage-model"), "a short label says it is a fallback"
+    bm25_top = page.locator("#column-bm25 li.hit[data-rank='1']").bounding_box()
+    for name in ("dense", "hybrid"):
+        top = page.locator(f"#column-{name} li.hit[data-rank='1']").bounding_box()
+        assert abs(top["y"] - bm25_top["y"]) < 60, (name, top, bm25_top)
+    page.click("#column-dense details.stage-note summary")
+    expect(page.locator("#column-dense details.stage-note p")).to_contain_text("SEARCH_DENSE_MODEL")
+    assert not errors, errors
+    page.close()
+

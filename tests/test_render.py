@@ -1,4 +1,5 @@
-"""ui.render: hand-made results in, HTML out. No models, no browser."""
+"""ui/ renderers (highlight, columns, build summary) and their stylesheet: hand-made results in, HTML out.
+No models, no browser."""
 
 from __future__ import annotations
 
@@ -10,55 +11,24 @@ import pytest
 from search import analysis
 from search.models import FALLBACK_LABEL, LATE_INTERACTION_LABEL
 from search.pipeline import BuildReport
-from search.types import UNKNOWN_LANGUAGE, Hit, Language, Problem, SearchResult, StageResult
-from ui.render import (
-    CSS,
-    Movement,
-    best_per_document,
-    found_by,
-    highlight,
-    is_lifted,
+from search.types import UNKNOWN_LANGUAGE, Language, Problem, StageResult
+from tests.hand_made import make_hit, make_result, make_stage, ranked
+from ui.build_summary import languages_frame, render_build_summary
+from ui.columns import (
     language_badge,
-    languages_frame,
-    match_spans,
-    movement,
-    overlap,
-    render_build_summary,
     render_column,
     render_notice,
     render_rerank_pending,
     render_summary,
-    snippet,
 )
+from ui.highlight import highlight, match_spans, snippet
 
-EN = Language("en", "en", 0.99)
 HI = Language("hi", "hi", 0.987)
 ZH = Language("zh-cn", "zh", 1.0)
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(1)>"
 QUOTES = '"quotes"'
 PAYLOAD = f"{SCRIPT} {IMG} {QUOTES}"
-
-
-def make_hit(passage_id: str, rank: int, *, doc_id: str | None = None, ranks: dict | None = None,
-             text: str = "some passage text", title: str = "", score: float = 1.0, sigmoid: float | None = None,
-             language: Language = EN, truncated: bool = False) -> Hit:
-    return Hit(passage_id, doc_id or passage_id.split("#")[0], rank, score, language, text, title,
-               ranks=ranks or {}, sigmoid=sigmoid, truncated=truncated)
-
-
-def make_stage(name: str, hits: list[Hit], **fields) -> StageResult:
-    return StageResult(name, tuple(hits), fields.pop("seconds", 0.0123), fields.pop("model", f"{name}-model"),
-                       **fields)
-
-
-def make_result(stages: list[StageResult], *, query: str = "query", candidates_from: str = "hybrid",
-                rerank_depth: int = 20, language: Language = EN) -> SearchResult:
-    return SearchResult(query, language, {stage.stage: stage for stage in stages}, candidates_from, rerank_depth)
-
-
-def ranked(*ids: str) -> list[Hit]:
-    return [make_hit(passage_id, rank) for rank, passage_id in enumerate(ids, start=1)]
 
 
 class Elements(HTMLParser):
@@ -90,38 +60,7 @@ def assert_inert(fragment: str) -> None:
         assert not [name for name in attrs if name.startswith("on") or name == "style"], (tag, attrs)
 
 
-# -- movement, provenance, overlap -----------------------------------------------------------------
-
-
-def test_movement_up_down_same_and_new():
-    hit = make_hit("a#0", 2, ranks={"bm25": 8, "dense": 1, "hybrid": 2})
-    assert movement(hit, "bm25", 10) == Movement("up", "bm25", 8, 2, "↑6 from BM25 #8")
-    assert movement(hit, "dense", 10).text == "↓1 from dense #1"
-    assert movement(hit, "hybrid", 10) == Movement("same", "hybrid", 2, 2, "= hybrid #2")
-    third = make_hit("b#0", 3, ranks={"dense": 1})
-    assert movement(third, "dense", 10).text == "↓2 from dense #1"
-    assert movement(third, "dense", 10).kind == "down"
-
-
-def test_movement_not_in_top_k_is_new():
-    absent = make_hit("a#0", 1, ranks={"dense": None})
-    assert movement(absent, "dense", 10) == Movement("new", "dense", None, 1, "new: not in dense top-10")
-    deep = make_hit("a#0", 1, ranks={"dense": 14})
-    assert movement(deep, "dense", 10).kind == "new", "rank 14 is outside the dense top-10 the user saw"
-    assert movement(deep, "dense", 10).text == "new: not in dense top-10 (was #14)"
-    assert movement(deep, "dense", 20).text == "↑13 from dense #14", "with k=20, #14 was visible"
-    with pytest.raises(ValueError, match="rerank"):
-        movement(deep, "rerank", 10)
-
-
-def test_found_by_and_lifted():
-    hit = make_hit("a#0", 2, ranks={"bm25": 17, "dense": 4, "hybrid": 9})
-    assert found_by(hit, 10) == ["dense"], "BM25 #17 is outside the top-10"
-    assert found_by(hit, 20) == ["BM25", "dense"]
-    assert found_by(make_hit("a#0", 3, ranks={"dense": 2}), 10, stage="bm25") == ["BM25", "dense"]
-    assert is_lifted(hit, "bm25", 10), "BM25 #17 -> rerank #2 with k=10 is lifted"
-    assert not is_lifted(hit, "hybrid", 10), "hybrid #9 was visible in the top-10"
-    assert not is_lifted(make_hit("a#0", 4, ranks={"bm25": 17}), "bm25", 10), "rerank #4 is outside the top 3"
+# -- movement, provenance, overlap (computed in search.compare, see test_compare.py; drawn here) --------
 
 
 def test_lifted_marker_in_reranked_column():
@@ -141,18 +80,6 @@ def test_lifted_marker_in_reranked_column():
     assert "new: not in BM25 top-10 (was #17)" in cards[1]
     assert "lifted" not in cards[0] and "lifted" not in cards[2], "only the hit from below the top-10 is lifted"
     assert 'class="move down primary" data-against="bm25">↓1 from BM25 #2' in cards[2], cards[2]
-
-
-def test_overlap_shared_and_jaccard():
-    bm25 = make_stage("bm25", ranked("a", "b", "c", "d"))
-    dense = make_stage("dense", ranked("c", "a", "e", "f"))
-    # top-3: {a, b, c} and {c, a, e}: 2 shared of 4 distinct
-    assert overlap(bm25, dense, 3) == (2, 0.5)
-    # top-4: {a, b, c, d} and {c, a, e, f}: 2 shared of 6 distinct
-    shared, jaccard = overlap(bm25, dense, 4)
-    assert shared == 2 and jaccard == pytest.approx(1 / 3)
-    assert overlap(bm25, bm25, 4) == (4, 1.0)
-    assert overlap(make_stage("bm25", []), make_stage("dense", []), 10) == (0, 0.0)
 
 
 def test_summary_lists_pairs_latencies_throughput_and_query_language():
@@ -205,7 +132,7 @@ def test_highlight_escapes_around_and_inside_marks():
     terms = set(analysis.terms("running", "en"))
     assert highlight("<b>running</b> & runs", "en", terms) == (
         "&lt;b&gt;<mark>running</mark>&lt;/b&gt; &amp; <mark>runs</mark>")
-    assert highlight('x="run"', "en", {"run"}) == "x=&quot;<mark>run</mark>&quot;"
+    assert highlight('x="run"', "en", {"run"}) == "x=&#34;<mark>run</mark>&#34;"
     assert highlight(SCRIPT, "en", {"script", "alert"}) == (
         "&lt;<mark>script</mark>&gt;<mark>alert</mark>(1)&lt;/<mark>script</mark>&gt;")
 
@@ -269,7 +196,6 @@ def test_column_header_cards_and_data_attributes():
 
 def test_collapse_documents_keeps_best_passage_per_document():
     hits = [make_hit("A#0", 1), make_hit("A#1", 2), make_hit("B#0", 3), make_hit("A#2", 4), make_hit("C#4", 5)]
-    assert [h.passage_id for h in best_per_document(hits)] == ["A#0", "B#0", "C#4"]
     stage = make_stage("dense", hits)
     column = render_column(stage, make_result([stage]), k=10, collapse_documents=True)
     cards = hit_cards(column)
@@ -317,6 +243,59 @@ def test_late_interaction_fallback_has_no_sigmoid_and_labels_are_verbatim():
     assert FALLBACK_LABEL in dense_column and "the dense model is not cached" in dense_column
 
 
+class VisibleText(HTMLParser):
+    """The text a reader sees without hovering or opening anything: no attributes, no folded <details> body."""
+
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.folded = 0  # depth inside closed <details>, outside their <summary>
+        self.stack: list[str] = []
+        self.feed(fragment)
+
+    def handle_starttag(self, tag, attrs):
+        self.stack.append(tag)
+        if tag == "details" and "open" not in dict(attrs):
+            self.folded += 1
+
+    def handle_endtag(self, tag):
+        self.stack.pop()
+        if tag == "details" and self.folded:
+            self.folded -= 1
+
+    def handle_data(self, data):
+        if not self.folded or self.stack[-1] == "summary":
+            self.parts.append(data)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+OFFLINE_REASON = (f"dense model 'intfloat/multilingual-e5-small' could not be loaded (offline); using "
+                  f"{FALLBACK_LABEL}. Set --dense-model or SEARCH_DENSE_MODEL to a cached Hub id or a local "
+                  "model folder.")
+
+
+def test_fallback_reason_is_said_once_in_the_build_summary_and_folded_in_the_columns():
+    dense = make_stage("dense", ranked("a#0"), model=FALLBACK_LABEL, note=OFFLINE_REASON)
+    hybrid = make_stage("hybrid", ranked("a#0"), model=f"RRF(BM25, {FALLBACK_LABEL})", note=OFFLINE_REASON)
+    result = make_result([make_stage("bm25", ranked("a#0")), dense, hybrid])
+    for stage in (dense, hybrid):
+        column = render_column(stage, result, k=10)
+        seen = VisibleText(column).text
+        assert "could not be loaded" not in seen and "SEARCH_DENSE_MODEL" not in seen, seen
+        assert "offline fallback" in seen, "the short label stays in sight"
+        model = Elements(column).with_class("stage-model")[0]
+        assert model["class"] == "stage-model fallback" and model["title"] == OFFLINE_REASON, "the reason on hover"
+        notes = [(tag, attrs) for tag, attrs in Elements(column).tags if "stage-note" in (attrs.get("class") or "")]
+        assert notes == [("details", {"class": "stage-note"})], "and one click away, folded (no `open`)"
+        assert "fallback: why?" in seen
+    summary = render_build_summary(make_report(dense_model="intfloat/multilingual-e5-small",
+                                               dense_fallback_reason=OFFLINE_REASON))
+    assert VisibleText(summary).text.count("SEARCH_DENSE_MODEL") == 1, "said in full, once, in the build summary"
+
+
 def test_error_column_shows_escaped_error_and_no_hits():
     error = f"reranker '{IMG}' could not be loaded: {SCRIPT}"
     rerank = StageResult("rerank", (), 0.0, "BAAI/bge-reranker-v2-m3", error=error)
@@ -336,7 +315,7 @@ def test_column_escapes_every_untrusted_field():
     column = render_column(rerank, result, k=10)
     assert_inert(column)
     assert column.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 4, "title, doc id, model and note"
-    assert "&lt;img src=x onerror=alert(1)&gt;" in column and "&quot;quotes&quot;" in column
+    assert "&lt;img src=x onerror=alert(1)&gt;" in column and "&#34;quotes&#34;" in column
     assert "&lt;script&gt;<mark>alert</mark>(1)&lt;/script&gt;" in column, "the snippet highlights the escaped text"
     assert len(hit_cards(column)) == 1
 
@@ -399,7 +378,7 @@ def test_build_summary_caps_problems_and_escapes():
     assert len(Elements(summary).with_class("problem")) == 50
     assert "… and 10 more" in summary
     assert "&lt;img src=x onerror=alert(1)&gt;0.txt, line 0" in summary
-    assert "Fallback: &lt;script&gt;alert(1)&lt;/script&gt;" in summary and "&quot;quotes&quot;" in summary
+    assert "Fallback: &lt;script&gt;alert(1)&lt;/script&gt;" in summary and "&#34;quotes&#34;" in summary
 
 
 def test_languages_frame():
@@ -409,7 +388,155 @@ def test_languages_frame():
                                      ["xx", "xx", 1]]
 
 
-def test_css_covers_the_classes_the_html_uses():
-    for selector in (".hit", ".lang-badge", ".move.up", ".move.down", ".move.new", "mark", ".spinner",
-                     ".stage-error", ".lifted", ".search-summary", ".build-summary"):
-        assert selector in CSS, selector
+# -- stylesheet ------------------------------------------------------------------------------------
+
+# Classes the renderers emit only as hooks for tests, scripts or screen readers, on purpose without a rule.
+HOOK_CLASSES = {
+    "build-counts", "build-model", "build-reranker", "build-step-name", "build-timings", "device", "doc-id",
+    "error-fix", "error-text", "eval-progress", "judged-metrics", "judgments-counts", "judgments-estimate",
+    "judgments-level", "judgments-summary", "model-label", "more", "overlap", "passage-id", "problem-message",
+    "query-language", "reranker-fallback", "reranker-kind", "summary-item",
+}
+
+
+def css_rules(css: str) -> dict[str, str]:
+    """Selector -> declarations of every style rule, those inside @media included (@keyframes are not
+    style rules). Raises AssertionError on unbalanced braces."""
+    text = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    rules: dict[str, str] = {}
+
+    def parse(block: str) -> None:
+        position = 0
+        while (opening := block.find("{", position)) >= 0:
+            depth, end = 1, opening + 1
+            while depth:
+                assert end < len(block), f"unbalanced braces after {block[position:opening].strip()!r}"
+                depth += {"{": 1, "}": -1}.get(block[end], 0)
+                end += 1
+            prelude, body = block[position:opening].strip(), block[opening + 1:end - 1]
+            if prelude.startswith("@media"):
+                parse(body)
+            elif not prelude.startswith("@"):
+                for selector in prelude.split(","):
+                    rules[" ".join(selector.split())] = rules.get(" ".join(selector.split()), "") + body.strip()
+            position = end
+        assert "}" not in block[position:], "a closing brace without an opening one"
+
+    parse(text)
+    return rules
+
+
+def css_classes(rules: dict[str, str]) -> set[str]:
+    return {name for selector in rules for name in re.findall(r"\.([A-Za-z_][\w-]*)", selector)}
+
+
+def emitted_classes(*fragments: str) -> set[str]:
+    return {name for fragment in fragments for _, attrs in Elements(fragment).tags
+            for name in (attrs.get("class") or "").split()}
+
+
+def every_kind_of_fragment() -> list[str]:
+    """One of each thing the renderers draw: every column state, movement kind, badge family, summary."""
+    from types import SimpleNamespace
+
+    from search.evaluation import Estimate
+    from search.inference import Loaded
+    from search.judgments import JudgmentMatch, Judgments, Query
+    from ui.build_summary import render_build_progress, render_reranker
+    from ui.columns import LANGUAGE_FAMILIES, render_pending
+    from ui.evaluation_view import judged_metrics_html, judgments_summary, run_progress
+
+    languages = [Language(code, code, 0.9) for code in sorted(set(LANGUAGE_FAMILIES))] + [UNKNOWN_LANGUAGE]
+    bm25 = make_stage("bm25", [make_hit(f"d{i}#0", i, language=language, title="T" if i % 2 else "",
+                                        ranks={"dense": i + 20, "hybrid": None})
+                               for i, language in enumerate(languages, start=1)])
+    dense = make_stage("dense", ranked("d2#0", "d1#0", "d3#0", "x#0"), note="the dense model fell back",
+                       model=FALLBACK_LABEL)
+    hybrid = make_stage("hybrid", ranked("d1#0", "d2#0", "d3#0"))
+    rerank = make_stage("rerank", [
+        make_hit("d3#0", 1, ranks={"bm25": 3, "dense": 3, "hybrid": 30}, truncated=True),  # lifted; new in hybrid
+        make_hit("d1#0", 2, ranks={"bm25": 1, "dense": 2, "hybrid": 2}, sigmoid=0.5),  # down, same
+        make_hit("z#0", 3, ranks={"bm25": None, "dense": None, "hybrid": 4}),  # up, found by neither
+    ], model=LATE_INTERACTION_LABEL, note="no cross-encoder", pairs_per_second=3.0)
+    result = make_result([bm25, dense, hybrid, rerank])
+    problems = (Problem("a.csv", "no text", line=2), Problem("b.jsonl", "renamed", skipped=False))
+    reranker = Loaded(SimpleNamespace(label="late", is_cross_encoder=False), "auto", fallback_reason="x")
+    judgments = Judgments((Query("q1", "tea"),), {"q1": {"d1": 1}}, problems=problems)
+    return [
+        *(render_column(stage, result, k=10, score_view="sigmoid", collapse_documents=True, judgments={"d1#0": 2})
+          for stage in (bm25, dense, hybrid, rerank)),
+        render_column(StageResult("rerank", (), 0.0, "m", error="broken"), result, k=10),
+        render_column(make_stage("dense", []), result, k=10),
+        render_pending("Reranked", "m", "working"), render_rerank_pending(result, "m"),
+        render_notice("Reranked", "off"),
+        render_summary(result, 10),
+        render_build_summary(make_report(problems=problems, reused=True, dense_fallback_reason="offline"),
+                             max_problems=1),
+        render_reranker(reranker),  # type: ignore[arg-type]
+        render_build_progress({"read": (1, 1), "languages": (3, 10)}, 1.0),
+        judgments_summary(judgments, JudgmentMatch("document", 1, 1, problems), Estimate(3.0, 1, 0.01, 20.0)),
+        judged_metrics_html({}, 0, 0), judged_metrics_html({"bm25": {"ndcg@10": 0.5}}, 1, 1),
+        run_progress(1, 2, 0.5),
+    ]
+
+
+def test_stylesheet_parses_and_styles_what_the_columns_need():
+    from ui import stylesheet
+    from ui.columns import LANGUAGE_FAMILIES
+
+    rules = css_rules(stylesheet())
+    for selector in (".stage-column .hit", ".stage-column .hit-head", ".stage-column mark", ".stage-column .spinner",
+                     ".stage-column .move.up", ".stage-column .move.down", ".stage-column .move.new",
+                     ".stage-column .move.same", ".stage-column .move.primary", ".stage-column .lifted",
+                     ".stage-column .stage-error", ".stage-column .stage-note summary", ".search-summary",
+                     ".build-summary", ".build-summary .build-fallback", ".rr-columns > *"):
+        assert rules.get(selector, "").strip(), f"no rule (or an empty one) for {selector!r}"
+    for family in {*LANGUAGE_FAMILIES.values(), "unknown"}:
+        assert rules.get(f".lang-badge.lang-{family}"), f"badge family {family} has no colour"
+    assert "@keyframes rr-spin" in stylesheet() and "animation: rr-spin" in rules[".stage-column .spinner"]
+
+
+def test_every_class_the_renderers_emit_has_a_rule():
+    from ui import stylesheet
+
+    styled = css_classes(css_rules(stylesheet()))
+    emitted = emitted_classes(*every_kind_of_fragment())
+    unstyled = emitted - styled - HOOK_CLASSES
+    assert not unstyled, f"classes without a CSS rule: {sorted(unstyled)} (add a rule, or to HOOK_CLASSES)"
+    assert HOOK_CLASSES <= emitted, f"hooks no renderer emits any more: {sorted(HOOK_CLASSES - emitted)}"
+    assert not HOOK_CLASSES & styled, f"styled classes listed as hooks: {sorted(HOOK_CLASSES & styled)}"
+
+
+def test_css_rules_parser_sees_rules_not_substrings():
+    rules = css_rules(".a .hit-head { color: red; }\n@media (x) { .b, .c > * { margin: 0; } }\n"
+                      "@keyframes k { to { opacity: 0; } }")
+    assert set(rules) == {".a .hit-head", ".b", ".c > *"}, rules
+    assert css_classes(rules) == {"a", "hit-head", "b", "c"}, "`.hit` is not a class of this stylesheet"
+    with pytest.raises(AssertionError, match="unbalanced"):
+        css_rules(".a { color: red;")
+
+
+def test_the_app_launches_with_the_stylesheet_file():
+    from pathlib import Path
+
+    import app
+    import ui
+
+    css = (Path(ui.__file__).parent / "style.css").read_text(encoding="utf-8")
+    assert app.launch_kwargs()["css"] == css
+
+
+def test_every_data_file_of_ui_is_shipped_as_package_data():
+    import tomllib
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    import ui
+
+    root = Path(ui.__file__).parent
+    patterns = tomllib.loads((root.parent / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-data"]["ui"]
+    data = sorted(path.name for path in root.iterdir() if path.is_file() and path.suffix not in {".py", ".pyc"})
+    assert "style.css" in data
+    assert [name for name in data if not any(fnmatch(name, pattern) for pattern in patterns)] == [], (
+        "a normal install would leave these out: add them to [tool.setuptools.package-data] in pyproject.toml")

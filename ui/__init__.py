@@ -1,1 +1,15 @@
-"""The app's presentation layer: pure functions from engine results to HTML (see `ui.render`)."""
+"""The Gradio layer's rendering: engine results in, HTML, tables and chart data out.
+
+`highlight` (query terms in passages), `columns` (one column per stage), `build_summary` (what a build
+did), `evaluation_view` (the Evaluate tab), `judging` (a session's marks), built with `html` (escaping
+by construction) and `labels` (titles, durations); `style.css` styles it all.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+
+def stylesheet() -> str:
+    """Return the app's CSS (``ui/style.css``, shipped as package data)."""
+    return resources.files(__name__).joinpath("style.css").read_text(encoding="utf-8")

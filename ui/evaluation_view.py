@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -11,7 +10,9 @@ from search.evaluation import DepthPoint, Estimate, EvalReport
 from search.judgments import JudgmentMatch, Judgments
 from search.types import STAGES
 
-from .render import STAGE_TITLES
+from .build_summary import ProgressStep, render_progress
+from .html import Markup, element
+from .labels import STAGE_TITLES, duration
 
 METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
 METRIC_TITLES = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "recall@10": "Recall@10", "recall@100": "Recall@100"}
@@ -69,7 +70,7 @@ def depth_frames(points: Sequence[DepthPoint]) -> tuple[pd.DataFrame, pd.DataFra
     return quality, latency
 
 
-def judgments_summary(judgments: Judgments, match: JudgmentMatch, estimate: Estimate | None) -> str:
+def judgments_summary(judgments: Judgments, match: JudgmentMatch, estimate: Estimate | None) -> Markup:
     """What was loaded, how it matched the corpus (documents or passages), what was skipped, and how long
     a full run should take on this machine."""
     judged = sum(len(marks) for marks in judgments.qrels.values())
@@ -78,54 +79,44 @@ def judgments_summary(judgments: Judgments, match: JudgmentMatch, estimate: Esti
              if match.level == "document" else
              "passages: each judged id is a passage id (doc#n), and rankings are compared passage by passage")
     parts = [
-        f'<p class="judgments-counts">{len(judgments.queries)} queries, {judged} judgments; '
-        f'<strong>{match.matched} of {match.judged}</strong> judged ids are in the corpus.</p>',
-        f'<p class="judgments-level">The qrels name {html.escape(level)}.</p>',
+        element("p", f"{len(judgments.queries)} queries, {judged} judgments; ",
+                element("strong", f"{match.matched} of {match.judged}"), " judged ids are in the corpus.",
+                class_="judgments-counts"),
+        element("p", f"The qrels name {level}.", class_="judgments-level"),
     ]
     if estimate is not None:
         rate = (f", reranker measured at {estimate.pairs_per_second:,.1f} pairs/s on this machine"
                 if estimate.pairs_per_second else "")
-        parts.append(f'<p class="judgments-estimate">Estimated run time: about {_duration(estimate.seconds)} for '
-                     f'{estimate.queries} queries ({estimate.first_stage_seconds * 1000:,.0f} ms of first stages '
-                     f'per query{rate}).</p>')
+        parts.append(element("p", f"Estimated run time: about {duration(estimate.seconds)} for {estimate.queries} "
+                                  f"queries ({estimate.first_stage_seconds * 1000:,.0f} ms of first stages per "
+                                  f"query{rate}).", class_="judgments-estimate"))
     problems = [*judgments.problems, *match.problems]
     if problems:
-        items = "".join(f'<li class="problem">{html.escape(str(problem))}</li>'
-                        for problem in problems[:MAX_PROBLEMS_SHOWN])
-        more = (f'<li class="more">… and {len(problems) - MAX_PROBLEMS_SHOWN} more</li>'
-                if len(problems) > MAX_PROBLEMS_SHOWN else "")
-        parts.append(f'<details class="problems" open><summary>{len(problems)} problem(s); the rest was used'
-                     f'</summary><ul>{items}{more}</ul></details>')
-    return '<div class="build-summary judgments-summary">' + "".join(parts) + "</div>"
+        items = [element("li", str(problem), class_="problem") for problem in problems[:MAX_PROBLEMS_SHOWN]]
+        if len(problems) > MAX_PROBLEMS_SHOWN:
+            items.append(element("li", f"… and {len(problems) - MAX_PROBLEMS_SHOWN} more", class_="more"))
+        parts.append(element("details", element("summary", f"{len(problems)} problem(s); the rest was used"),
+                             element("ul", *items), class_="problems", open=True))
+    return element("div", *parts, class_="build-summary judgments-summary")
 
 
-def judged_metrics_html(metrics: Mapping[str, Mapping[str, float]], queries: int, judgments: int) -> str:
+def judged_metrics_html(metrics: Mapping[str, Mapping[str, float]], queries: int, judgments: int) -> Markup:
     """The judging panel's table: each stage's metrics over the session's judged queries."""
     if not judgments:
-        return ('<div class="judged-metrics"><p>Mark results with 0 (not relevant), 1 (relevant) or 2 (highly '
-                'relevant) using the buttons on each card; metrics of the judged queries appear here.</p></div>')
-    head = "".join(f"<th>{METRIC_TITLES[name]}</th>" for name in METRICS)
-    rows = "".join(
-        f'<tr data-stage="{stage}"><th>{STAGE_TITLES[stage]}</th>'
-        + "".join(f"<td>{metrics[stage].get(name, 0.0):.4f}</td>" for name in METRICS) + "</tr>"
-        for stage in STAGES if stage in metrics)
-    return (f'<div class="judged-metrics" data-judgments="{int(judgments)}"><p>{judgments} judgment(s) on {queries} '
-            f'quer{"y" if queries == 1 else "ies"}; unjudged results count as not relevant.</p>'
-            f'<table><thead><tr><th>stage</th>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
+        return element("div", element("p", "Mark results with 0 (not relevant), 1 (relevant) or 2 (highly "
+                                           "relevant) using the buttons on each card; metrics of the judged "
+                                           "queries appear here."), class_="judged-metrics")
+    head = element("tr", element("th", "stage"), *(element("th", METRIC_TITLES[name]) for name in METRICS))
+    rows = [element("tr", element("th", STAGE_TITLES[stage]),
+                    *(element("td", f"{metrics[stage].get(name, 0.0):.4f}") for name in METRICS), data_stage=stage)
+            for stage in STAGES if stage in metrics]
+    summary = (f"{judgments} judgment(s) on {queries} quer{'y' if queries == 1 else 'ies'}; unjudged results "
+               "count as not relevant.")
+    return element("div", element("p", summary), element("table", element("thead", head), element("tbody", *rows)),
+                   class_="judged-metrics", data_judgments=int(judgments))
 
 
-def run_progress(done: int, total: int, seconds: float) -> str:
+def run_progress(done: int, total: int, seconds: float) -> Markup:
     """A progress bar for an evaluation run."""
-    fraction = done / total if total else 0.0
-    return (f'<div class="build-progress eval-progress" role="status"><div class="build-step" data-state="running">'
-            f'<span class="build-step-name">queries</span><progress max="1000" value="{round(fraction * 1000)}">'
-            f'</progress><span class="build-step-detail">{done}/{total}</span></div>'
-            f'<p class="build-elapsed">{_duration(seconds)} elapsed</p></div>')
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:,.0f} ms"
-    if seconds < 120:
-        return f"{seconds:,.1f} s"
-    return f"{seconds / 60:,.1f} min"
+    return render_progress([ProgressStep("queries", "queries", done, total, "running")], seconds,
+                           extra_class="eval-progress")

@@ -1,0 +1,195 @@
+"""Comparing the stages of one search: how the reranker moved each passage, which retrievers had found
+it, how much two stages' top-k lists overlap, and the best passage of each document.
+
+Pure functions over `SearchResult` and `Hit` (no model, no HTML): the app draws these records, and the
+CLI (`python -m search query`) and the exports (`search.export`) report the same numbers.
+
+"Top-k" is what a user sees: a passage at rank 14 of the dense list is *not* in the dense top-10, so a
+reranked hit found there counts as "new" against dense when k=10.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+from .types import FIRST_STAGES, STAGES, Hit, SearchResult, StageResult
+
+MoveKind = Literal["up", "down", "same", "new"]
+
+# How a stage is named inside a sentence ("↑6 from BM25 #8", "not in dense top-10").
+STAGE_NAMES = {"bm25": "BM25", "dense": "dense", "hybrid": "hybrid", "rerank": "reranked"}
+# The retrievers a passage can be "found by"; hybrid only fuses their lists.
+RETRIEVERS = ("bm25", "dense")
+# Every pair of stages whose top-k overlap is reported, in this order.
+STAGE_PAIRS = (("bm25", "dense"), ("bm25", "hybrid"), ("dense", "hybrid"),
+               ("bm25", "rerank"), ("dense", "rerank"), ("hybrid", "rerank"))
+# A reranked hit in this top that its candidate stage had below the top-k shown is "lifted".
+LIFTED_TOP = 3
+
+
+@dataclass(frozen=True)
+class Movement:
+    """Where a reranked hit stood in one first stage: `before` is its rank there (None when that stage
+    did not return it), `after` its reranked rank; `kind` is "new" when it was not in that stage's
+    top-k. `text` says it in a few words: "↑6 from BM25 #8"."""
+
+    kind: MoveKind
+    against: str
+    before: int | None
+    after: int
+    text: str
+
+
+class Overlap(NamedTuple):
+    """How many passages two stages share in their top-k, and the Jaccard index of the two sets."""
+
+    shared: int
+    jaccard: float
+
+
+@dataclass(frozen=True)
+class StageOverlap:
+    """The overlap of two stages' top-k lists (`first`, `second` in stage order)."""
+
+    first: str
+    second: str
+    k: int
+    shared: int
+    jaccard: float
+
+
+@dataclass(frozen=True)
+class RerankedHit:
+    """What the reranker did with one passage: its movement against each first stage that ran (the
+    stage that fed the reranker first), the retrievers that had it in their top-k, and whether it was
+    lifted into the top `LIFTED_TOP` from below the top-k of the candidate stage."""
+
+    passage_id: str
+    rank: int
+    movements: tuple[Movement, ...]
+    found_by: tuple[str, ...]
+    lifted: bool
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything `compare` reports for one search at one k."""
+
+    k: int
+    overlaps: tuple[StageOverlap, ...]
+    reranked: tuple[RerankedHit, ...]
+
+
+def movement(hit: Hit, first_stage: str, k: int) -> Movement:
+    """Return how `hit` (a reranked hit) moved against `first_stage` (bm25, dense or hybrid).
+
+    A rank deeper than `k`, or none, counts as "new": the passage was not in that stage's top-k.
+    Raises ValueError for an unknown stage or k < 1.
+
+    >>> from search.types import Language
+    >>> movement(Hit("p", "d", 2, 1.0, Language("en", "en", 1.0), "", ranks={"bm25": 8}), "bm25", 10).text
+    '↑6 from BM25 #8'
+    """
+    if first_stage not in FIRST_STAGES:
+        raise ValueError(f"first_stage={first_stage!r} is not a first stage; use one of {', '.join(FIRST_STAGES)}")
+    _check_k(k)
+    name = STAGE_NAMES[first_stage]
+    before, after = hit.ranks.get(first_stage), hit.rank
+    if before is None or before > k:
+        was = f" (was #{before})" if before is not None else ""
+        return Movement("new", first_stage, before, after, f"new: not in {name} top-{k}{was}")
+    if before > after:
+        return Movement("up", first_stage, before, after, f"↑{before - after} from {name} #{before}")
+    if before < after:
+        return Movement("down", first_stage, before, after, f"↓{after - before} from {name} #{before}")
+    return Movement("same", first_stage, before, after, f"= {name} #{before}")
+
+
+def movements(hit: Hit, result: SearchResult, k: int) -> tuple[Movement, ...]:
+    """Return `hit`'s movement against every first stage of `result` that ran, the stage that fed the
+    reranker (`result.candidates_from`) first. Raises ValueError for k < 1."""
+    order = [result.candidates_from, *(stage for stage in FIRST_STAGES if stage != result.candidates_from)]
+    ran = stages_that_ran(result)
+    return tuple(movement(hit, stage, k) for stage in order if stage in ran)
+
+
+def found_by(hit: Hit, k: int, stage: str = "rerank") -> tuple[str, ...]:
+    """Return the retrievers ("bm25", "dense") that had `hit` in their top-k, in that order.
+
+    `stage` is the stage `hit` belongs to; its own rank is `hit.rank`, the others come from `hit.ranks`.
+    """
+    found = []
+    for retriever in RETRIEVERS:
+        rank = hit.rank if retriever == stage else hit.ranks.get(retriever)
+        if rank is not None and rank <= k:
+            found.append(retriever)
+    return tuple(found)
+
+
+def is_lifted(hit: Hit, candidates_from: str, k: int) -> bool:
+    """Whether the reranker lifted `hit` into its top `LIFTED_TOP` (3) from deeper than k in the stage
+    that fed it (`candidates_from`), i.e. from outside the list the user saw next to it."""
+    before = hit.ranks.get(candidates_from)
+    return hit.rank <= LIFTED_TOP and before is not None and before > k
+
+
+def overlap(a: StageResult, b: StageResult, k: int) -> Overlap:
+    """Return shared@k and Jaccard@k on the passage ids of the two stages' top-k hits (0.0 for two empty lists).
+
+    >>> from search.types import Language
+    >>> hits = lambda *ids: tuple(Hit(i, i, r, 0.0, Language("en", "en", 1.0), "") for r, i in enumerate(ids, 1))
+    >>> overlap(StageResult("bm25", hits("a", "b", "c"), 0.0), StageResult("dense", hits("b", "c", "d"), 0.0), 3)
+    Overlap(shared=2, jaccard=0.5)
+    """
+    ids_a = {hit.passage_id for hit in a.hits[:k]}
+    ids_b = {hit.passage_id for hit in b.hits[:k]}
+    union = ids_a | ids_b
+    shared = len(ids_a & ids_b)
+    return Overlap(shared, shared / len(union) if union else 0.0)
+
+
+def overlaps(result: SearchResult, k: int) -> tuple[StageOverlap, ...]:
+    """Return the top-k overlap of every pair in `STAGE_PAIRS` whose two stages both ran without error.
+    Raises ValueError for k < 1."""
+    _check_k(k)
+    ran = stages_that_ran(result)
+    return tuple(StageOverlap(a, b, k, *overlap(result.stages[a], result.stages[b], k))
+                 for a, b in STAGE_PAIRS if a in ran and b in ran)
+
+
+def stages_that_ran(result: SearchResult) -> tuple[str, ...]:
+    """Return the stages of `result` that ran without an error, in stage order."""
+    return tuple(name for name in STAGES if name in result.stages and not result.stages[name].error)
+
+
+def best_per_document(hits: Iterable[Hit]) -> tuple[Hit, ...]:
+    """Return the first (best-ranked) hit of each document, in rank order."""
+    seen: set[str] = set()
+    best = []
+    for hit in hits:
+        if hit.doc_id not in seen:
+            seen.add(hit.doc_id)
+            best.append(hit)
+    return tuple(best)
+
+
+def reranked_hit(hit: Hit, result: SearchResult, k: int) -> RerankedHit:
+    """Return what the reranker did with `hit`, one of `result`'s reranked hits. Raises ValueError for k < 1."""
+    return RerankedHit(hit.passage_id, hit.rank, movements(hit, result, k), found_by(hit, k),
+                       is_lifted(hit, result.candidates_from, k))
+
+
+def compare(result: SearchResult, k: int) -> Comparison:
+    """Return the overlaps of every pair of stages that ran and, for each reranked hit in the top k,
+    what the reranker did with it (none when the rerank stage did not run). Raises ValueError for k < 1."""
+    pairs = overlaps(result, k)
+    rerank = result.stages.get("rerank") if "rerank" in stages_that_ran(result) else None
+    reranked = tuple(reranked_hit(hit, result, k) for hit in rerank.hits[:k]) if rerank else ()
+    return Comparison(k, pairs, reranked)
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ValueError(f"k={k} must be at least 1")

@@ -1,0 +1,121 @@
+"""What building an index did, as HTML: progress per step while it runs, then counts, models (with the
+reason for any fallback, said here once), timings and the files or rows that were skipped.
+
+    div.build-progress div.build-step[data-step][data-state=waiting|running|done]
+    div.build-summary p.build-counts|build-model|build-fallback|build-reranker   li.problem.skipped|warning
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, NamedTuple
+
+import pandas as pd
+
+from search.inference import Loaded, Reranker
+from search.language import LANGUAGE_NAMES
+from search.pipeline import BuildReport
+from search.types import Problem
+
+from .html import Markup, element, join
+from .labels import count, duration
+
+MAX_PROBLEMS_SHOWN = 50
+BUILD_STEP_NAMES = {"read": "reading", "languages": "language detection", "bm25": "BM25 index",
+                    "embeddings": "embeddings"}
+
+
+class ProgressStep(NamedTuple):
+    """One bar of a progress panel: `step` names it for tests (data-step), `name` for people."""
+
+    step: str
+    name: str
+    done: int
+    total: int
+    state: Literal["waiting", "running", "done"]
+
+
+def render_build_summary(report: BuildReport, *, max_problems: int = MAX_PROBLEMS_SHOWN) -> Markup:
+    """Return what building the index did: counts, the reused-index notice, the dense model and device
+    (with the fallback reason), time per step, and skipped files and rows (at most `max_problems`)."""
+    counts = (f"{count(report.documents, 'document')} from {count(report.files_read, 'file')} → "
+              f"{count(report.passages, 'passage')} in {count(len(report.languages), 'language')}")
+    parts = [element("p", counts, class_="build-counts")]
+    if report.reused:
+        parts.append(element("p", "Reused the saved index for this corpus and settings; nothing was embedded "
+                                  "again.", class_="reused-notice"))
+    parts.append(element("p", "Dense model: ", element("span", report.dense_model, class_="model-label"), " on ",
+                         element("span", report.device, class_="device"), class_="build-model"))
+    if report.dense_fallback_reason:
+        parts.append(element("p", f"Fallback: {report.dense_fallback_reason}", class_="build-fallback"))
+    if report.timings_s:
+        steps = " · ".join(f"{BUILD_STEP_NAMES.get(step, step)} {duration(seconds)}"
+                           for step, seconds in report.timings_s.items())
+        parts.append(element("p", f"Time: {steps}", class_="build-timings"))
+    if report.problems:
+        parts.append(_problems_html(report.problems, max_problems))
+    return element("div", *parts, class_="build-summary")
+
+
+def render_reranker(loaded: Loaded[Reranker]) -> Markup:
+    """Return which reranker this index uses, and why when it is a fallback."""
+    kind = "cross-encoder" if loaded.model.is_cross_encoder else "not a cross-encoder"
+    parts = [element("p", "Reranker: ", element("span", loaded.model.label, class_="model-label"), " ",
+                     element("span", f"({kind})", class_="reranker-kind"), class_="build-reranker")]
+    if loaded.fallback_reason:
+        parts.append(element("p", f"Fallback: {loaded.fallback_reason}", class_="build-fallback reranker-fallback"))
+    return element("div", *parts, class_="build-summary")
+
+
+def render_build_progress(progress: dict[str, tuple[int, int]], seconds: float) -> Markup:
+    """Return one progress bar per build step (reading, language detection, BM25, embeddings) from
+    `progress` = {step: (done, total)}; steps not started yet show as waiting."""
+    steps = []
+    for step, name in BUILD_STEP_NAMES.items():
+        done, total = progress.get(step, (0, 0))
+        state = "done" if total and done >= total else ("running" if step in progress else "waiting")
+        steps.append(ProgressStep(step, name, done, total, state))
+    return render_progress(steps, seconds)
+
+
+def render_progress(steps: Sequence[ProgressStep], seconds: float, *, extra_class: str = "") -> Markup:
+    """Return a progress panel: a bar per step with "done/total" (or done, …) and the time elapsed."""
+    rows = []
+    for step in steps:
+        fraction = min(1.0, step.done / step.total) if step.total else 0.0
+        detail = (f"{step.done:,}/{step.total:,}" if step.total > 1
+                  else {"done": "done", "running": "…", "waiting": ""}[step.state])
+        rows.append(element("div", element("span", step.name, class_="build-step-name"),
+                            element("progress", max="1000", value=round(fraction * 1000)),
+                            element("span", detail, class_="build-step-detail"),
+                            class_="build-step", data_step=step.step, data_state=step.state))
+    return element("div", *rows, element("p", f"{duration(seconds)} elapsed", class_="build-elapsed"),
+                   class_=f"build-progress {extra_class}".strip(), role="status", aria_live="polite")
+
+
+def languages_frame(report: BuildReport) -> pd.DataFrame:
+    """Return passages per language (columns language, name, passages), most common first, for a `gr.BarPlot`."""
+    rows = [(code, LANGUAGE_NAMES.get(code, code), number) for code, number in report.languages.items()]
+    rows.sort(key=lambda row: -row[2])
+    return pd.DataFrame(rows, columns=["language", "name", "passages"]).astype({"passages": "int64"})
+
+
+def _problems_html(problems: Sequence[Problem], max_problems: int) -> Markup:
+    skipped = [problem for problem in problems if problem.skipped]
+    warnings = [problem for problem in problems if not problem.skipped]
+    heading = ", ".join(text for text in (
+        count(len(skipped), "skipped", plural="skipped") if skipped else "",
+        count(len(warnings), "warning") if warnings else "") if text)
+    shown = (skipped + warnings)[:max(0, max_problems)]
+    items = []
+    for problem in shown:
+        kind = "skipped" if problem.skipped else "warning"
+        where = problem.source if problem.line is None else f"{problem.source}, line {problem.line}"
+        items.append(element("li", element("span", kind, class_="problem-kind"), " ",
+                             element("span", where, class_="problem-where"), ": ",
+                             element("span", problem.message, class_="problem-message"),
+                             class_=f"problem {kind}"))
+    hidden = len(problems) - len(shown)
+    if hidden > 0:
+        items.append(element("li", f"… and {hidden:,} more", class_="more"))
+    return element("details", element("summary", heading), element("ul", join(items)), class_="problems", open=True)

@@ -1,0 +1,304 @@
+"""Result columns: one `<section>` per stage with its hits as cards, and the summary line under them.
+
+What the cards say about movement, provenance and overlap comes from `search.compare`; this module
+only draws it. Every element is built with `ui.html`, so corpus text is escaped by construction.
+Classes and `data-` attributes come only from closed sets (stage names, movement kinds, language
+families) and integers, so a browser test can select on them:
+
+    section.stage-column[data-stage=rerank][data-state=done|error|pending|empty]
+    li.hit[data-stage][data-rank=<shown position>][data-hit-rank=<rank in the stage>]
+    span.lang-badge[data-lang-family]   span.score   span.truncated-mark   p.snippet mark
+    div.stage-model.fallback[title=<why>]   details.stage-note (the fallback's reason, closed)
+    span.move.up|down|same|new[data-against=bm25|dense|hybrid] (.primary: the stage that fed the reranker)
+    span.found[data-by=bm25|dense]   span.lifted   span.xrank[data-against]   div.stage-error
+    div.search-summary span.overlap[data-pair=bm25-dense]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+from search import compare
+from search.language import LANGUAGE_NAMES
+from search.models import FALLBACK_LABEL, LATE_INTERACTION_ID, LATE_INTERACTION_LABEL
+from search.types import STAGES, Hit, Language, SearchResult, StageResult
+
+from .highlight import SNIPPET_CHARS, highlight_terms, snippet
+from .html import Markup, classes, element, join
+from .labels import STAGE_NAMES, STAGE_TITLES, count, duration
+
+ScoreView = Literal["raw", "sigmoid"]
+
+GRADE_TITLES = {0: "not relevant", 1: "relevant", 2: "highly relevant"}
+# Wired to each result column's gr.HTML: a click on a grade button sends the card's rank in its stage and
+# the grade (integers, never corpus text); the column that was clicked tells the callback the stage.
+JUDGE_JS = """
+element.addEventListener('click', (event) => {
+  const button = event.target.closest('button.judge-btn');
+  const card = button && button.closest('li.hit');
+  if (!card) return;
+  trigger('click', {hit_rank: Number(card.dataset.hitRank), grade: Number(button.dataset.grade)});
+});
+"""
+
+# Badge colours go by script family, so 55 languages need six colours, not 55.
+_FAMILY_CODES = {
+    "latin": "af ca cs cy da de en es et fi fr hr hu id it lt lv nl no pl pt ro sk sl so sq sv sw tl tr vi",
+    "cyrillic": "bg mk ru uk",
+    "cjk": "zh zh-cn zh-tw ja ko",
+    "indic": "bn gu hi kn ml mr ne pa ta te",
+    "arabic": "ar fa ur",
+    "other": "el he th",
+}
+LANGUAGE_FAMILIES: dict[str, str] = {
+    code: family for family, codes in _FAMILY_CODES.items() for code in codes.split()
+}
+FALLBACK_LABELS = frozenset({FALLBACK_LABEL, LATE_INTERACTION_LABEL})
+
+
+def language_family(code: str) -> str:
+    """Return the script family used to colour a language badge: latin, cyrillic, cjk, indic, arabic,
+    other, or unknown.
+
+    >>> language_family("zh-cn"), language_family("hi"), language_family("unknown")
+    ('cjk', 'indic', 'unknown')
+    """
+    if code == "unknown":
+        return "unknown"
+    return LANGUAGE_FAMILIES.get(code, "other")
+
+
+def language_badge(language: Language) -> Markup:
+    """Return a badge "hi 0.99" (or "unknown") coloured by script family, the full name in its tooltip."""
+    family = language_family(language.code)
+    badge_class = f"lang-badge lang-{family}"
+    if not language.is_known:
+        return element("span", "unknown", class_=badge_class, data_lang_family=family, title="language unknown")
+    name = LANGUAGE_NAMES.get(language.code, language.code)
+    return element("span", f"{language.code} {language.probability:.2f}", class_=badge_class,
+                   data_lang_family=family, title=f"{name}, detected with confidence {language.probability:.3f}")
+
+
+# -- columns ----------------------------------------------------------------------------------------
+
+
+def render_column(stage: StageResult, result: SearchResult, *, k: int, score_view: ScoreView = "raw",
+                  collapse_documents: bool = False, corpus_languages: Iterable[str] = (),
+                  snippet_chars: int = SNIPPET_CHARS, judgments: Mapping[str, int] | None = None) -> Markup:
+    """Return the HTML of one result column: a header (title, model, latency) and the top-k hits as cards.
+
+    `score_view` picks the rerank score shown (raw logit or its sigmoid). `collapse_documents` keeps the
+    best passage of each document, then the first k of those, numbered 1..k with each passage's rank
+    in the stage shown beside it. `corpus_languages` (the index's language groups) makes highlighting
+    match BM25's query analysis. A stage with `error` set shows the error and how to fix it, no hits.
+    A stage with a `note` (why a model fell back) keeps it one hover or click away, not in full: the
+    build summary says it once. `judgments` (passage id -> grade for this query) turns on the 0/1/2
+    judging buttons on every card. Raises ValueError for k < 1 or an unknown score_view.
+    """
+    if k < 1:
+        raise ValueError(f"k={k} must be at least 1")
+    if score_view not in ("raw", "sigmoid"):
+        raise ValueError(f"score_view={score_view!r} is not one of 'raw', 'sigmoid'")
+    key = _stage_key(stage.stage)
+    header = _stage_header(stage, result)
+    if stage.error:
+        return _column(key, "error", header, _error_html(key, stage.error))
+    hits = compare.best_per_document(stage.hits) if collapse_documents else stage.hits
+    hits = hits[:k]
+    if not hits:
+        return _column(key, "empty", header, element("p", "No passages returned.", class_="stage-empty"))
+    languages = frozenset(corpus_languages)
+    cards = [
+        _card(hit, position, key, result, k=k, score_view=score_view, collapsed=collapse_documents,
+              terms=highlight_terms(result, hit.language.group, languages), snippet_chars=snippet_chars,
+              judgments=judgments, reranked=compare.reranked_hit(hit, result, k) if key == "rerank" else None)
+        for position, hit in enumerate(hits, start=1)
+    ]
+    return _column(key, "done", header, element("ol", join(cards), class_="hits"))
+
+
+def render_pending(stage_title: str, model_label: str, detail: str) -> Markup:
+    """Return a column placeholder with a spinner, shown while a stage (the reranker) runs."""
+    header = element("header", element("h3", stage_title, class_="stage-title"),
+                     element("div", model_label, class_="stage-model"), class_="stage-head")
+    body = element("div", element("span", class_="spinner", aria_hidden="true"), element("span", detail),
+                   class_="stage-pending", role="status", aria_live="polite")
+    return _column("rerank" if stage_title == STAGE_TITLES["rerank"] else "other", "pending", header, body)
+
+
+def render_rerank_pending(result: SearchResult, model_label: str) -> Markup:
+    """Return the Reranked column's placeholder: "Reranking 20 candidates from hybrid with MODEL…"."""
+    candidates = result.stages.get(result.candidates_from)
+    number = min(result.rerank_depth, len(candidates.hits)) if candidates else result.rerank_depth
+    detail = f"Reranking {number} candidates from {STAGE_NAMES[result.candidates_from]} with {model_label}…"
+    return render_pending(STAGE_TITLES["rerank"], model_label, detail)
+
+
+def render_notice(stage_title: str, message: str) -> Markup:
+    """Return a column that holds only a message, e.g. "Reranking is off (rerank depth 0)"."""
+    header = element("header", element("h3", stage_title, class_="stage-title"), class_="stage-head")
+    key = next((name for name, title in STAGE_TITLES.items() if title == stage_title), "other")
+    return _column(key, "empty", header, element("p", message, class_="stage-empty"))
+
+
+def render_summary(result: SearchResult, k: int) -> Markup:
+    """Return the line under the columns: the query's language, shared@k and Jaccard@k for each pair of
+    stages that ran (`search.compare.overlaps`), each stage's latency and the reranker's pairs per second."""
+    items = [element("span", "query language ", language_badge(result.query_language),
+                     class_="summary-item query-language")]
+    for pair in compare.overlaps(result, k):
+        first, second = STAGE_TITLES[pair.first], STAGE_TITLES[pair.second]
+        items.append(element(
+            "span", f"{first} ∩ {second}: {pair.shared} shared@{k}, Jaccard@{k} {pair.jaccard:.2f}",
+            class_="summary-item overlap", data_pair=f"{pair.first}-{pair.second}",
+            title=f"passages in both top-{k} lists; Jaccard = shared / passages in either"))
+    for name in STAGES:
+        if name in result.stages:
+            stage = result.stages[name]
+            timing = "failed" if stage.error else duration(stage.seconds)
+            items.append(element("span", f"{STAGE_TITLES[name]} {timing}", class_="summary-item latency",
+                                 data_stage=name))
+    rerank = result.stages.get("rerank")
+    if rerank is not None and rerank.pairs_per_second is not None:
+        items.append(element("span", f"reranker {rerank.pairs_per_second:,.1f} pairs/s",
+                             class_="summary-item throughput"))
+    return element("div", join(items), class_="search-summary", data_k=int(k))
+
+
+# -- parts of a column ------------------------------------------------------------------------------
+
+
+def _column(key: str, state: str, *inner: Markup) -> Markup:
+    return element("section", *inner, class_="stage-column", data_stage=key, data_state=state)
+
+
+def _stage_key(stage: str) -> str:
+    return stage if stage in STAGES else "other"
+
+
+def _stage_header(stage: StageResult, result: SearchResult) -> Markup:
+    fallback = stage.model in FALLBACK_LABELS or bool(stage.note)
+    parts = [
+        element("h3", STAGE_TITLES.get(stage.stage, stage.stage), class_="stage-title"),
+        element("span", duration(stage.seconds), class_="stage-latency", title="time this stage took"),
+        element("div", stage.model or "—", class_=classes("stage-model", fallback and "fallback"),
+                title=stage.note or "model"),
+    ]
+    if stage.note:
+        # The full reason is in the build summary; here it is one click (or the hover above) away.
+        parts.append(element("details", element("summary", "fallback: why?"), element("p", stage.note),
+                             class_="stage-note"))
+    if stage.stage == "rerank" and not stage.error:
+        detail = f"{count(len(stage.hits), 'candidate')} from {STAGE_NAMES.get(result.candidates_from, '?')} rescored"
+        if stage.pairs_per_second is not None:
+            detail += f" · {stage.pairs_per_second:,.1f} pairs/s"
+        parts.append(element("p", detail, class_="stage-detail"))
+    return element("header", *parts, class_="stage-head")
+
+
+def _error_html(key: str, error: str) -> Markup:
+    if key == "rerank":
+        fix = ("To fix it, put a reranker that is in the Hugging Face cache, or a local model folder, in the "
+               f"reranker model field, or enter {LATE_INTERACTION_ID} for the offline fallback, then search "
+               "again. The BM25, dense and hybrid columns are unaffected.")
+    else:
+        fix = "To fix it, check the model settings and build the index again."
+    return element("div", element("p", "This stage could not run.", class_="error-title"),
+                   element("p", error, class_="error-text"), element("p", fix, class_="error-fix"),
+                   class_="stage-error", role="alert")
+
+
+def _card(hit: Hit, position: int, key: str, result: SearchResult, *, k: int, score_view: ScoreView,
+          collapsed: bool, terms: frozenset[str], snippet_chars: int, judgments: Mapping[str, int] | None,
+          reranked: compare.RerankedHit | None) -> Markup:
+    head = [element("span", f"#{position}", class_="rank")]
+    if collapsed:
+        head.append(element("span", f"passage #{hit.rank}", class_="orig-rank",
+                            title="rank of this passage before keeping one per document"))
+    head.append(_score_html(key, hit, score_view))
+    head.append(language_badge(hit.language))
+    if hit.truncated:
+        head.append(element("span", "truncated", class_="truncated-mark",
+                            title="the passage was longer than the reranker's input and was cut before scoring"))
+    ids = [element("span", hit.passage_id, class_="passage-id", title="passage id")]
+    if hit.title:
+        ids = [element("span", hit.doc_id, class_="doc-id", title="document id"), Markup(" "), *ids]
+    body = [
+        element("div", *head, class_="hit-head"),
+        element("div", hit.title or hit.doc_id, class_=classes("hit-title", not hit.title and "is-doc-id"),
+                dir="auto"),
+        element("div", *ids, class_="hit-ids"),
+    ]
+    if reranked is not None:
+        body.append(_moves_html(reranked, result))
+        body.append(_provenance_html(hit, reranked, result, k))
+    else:
+        body.append(_elsewhere_html(hit, key, result, k))
+    body.append(element("p", snippet(hit.text, hit.language.group, terms, snippet_chars), class_="snippet",
+                        dir="auto"))
+    if judgments is not None:
+        body.append(_judge_html(judgments.get(hit.passage_id)))
+    return element("li", *body, class_="hit", data_stage=key, data_rank=position, data_hit_rank=int(hit.rank))
+
+
+def _judge_html(grade: int | None) -> Markup:
+    buttons = [element("button", str(value), type="button", class_=classes("judge-btn", grade == value and "selected"),
+                       data_grade=value, title=title, aria_pressed="true" if grade == value else "false")
+               for value, title in GRADE_TITLES.items()]
+    state = f"judged {grade}" if grade is not None else "judge:"
+    return element("div", element("span", state, class_="judge-label"), *buttons, class_="judge", role="group",
+                   aria_label="relevance judgment", data_judged="" if grade is None else int(grade))
+
+
+def _score_html(key: str, hit: Hit, score_view: ScoreView) -> Markup:
+    if key == "rerank":
+        if hit.sigmoid is None:
+            note = (element("span", "sigmoid n/a", class_="score-note",
+                            title="the late-interaction fallback gives a similarity, not a logit")
+                    if score_view == "sigmoid" else None)
+            return join((element("span", f"score {hit.score:.3f}", class_="score", title=f"raw score {hit.score:.6g}"),
+                         note))
+        shown = f"p {hit.sigmoid:.3f}" if score_view == "sigmoid" else f"logit {hit.score:.2f}"
+        return element("span", shown, class_="score", title=f"raw logit {hit.score:.6g} · sigmoid {hit.sigmoid:.6g}")
+    label, digits = {"bm25": ("BM25", 2), "dense": ("cos", 3), "hybrid": ("RRF", 4)}.get(key, ("score", 3))
+    return element("span", f"{label} {hit.score:.{digits}f}", class_="score", title=f"{hit.score:.6g}")
+
+
+def _moves_html(reranked: compare.RerankedHit, result: SearchResult) -> Markup:
+    # The stage that fed the reranker comes first (compare.movements' order) and is drawn prominent.
+    moves = [element("span", move.text, class_=classes("move", move.kind,
+                                                       move.against == result.candidates_from and "primary"),
+                     data_against=move.against)
+             for move in reranked.movements]
+    return element("div", *moves, class_="moves")
+
+
+def _provenance_html(hit: Hit, reranked: compare.RerankedHit, result: SearchResult, k: int) -> Markup:
+    if reranked.found_by:
+        chips = [element("span", STAGE_NAMES[name], class_="found", data_by=name) for name in reranked.found_by]
+    else:
+        chips = [element("span", f"neither in top-{k}", class_="found none")]
+    parts = [element("span", "found by", class_="found-label"), *chips]
+    if reranked.lifted:
+        source = STAGE_NAMES[result.candidates_from]
+        parts.append(element("span", f"lifted from {source} #{hit.ranks.get(result.candidates_from)}", class_="lifted",
+                             title=f"below the top-{k} shown for {source}, now in the reranked top "
+                                   f"{compare.LIFTED_TOP}"))
+    return element("div", *parts, class_="provenance")
+
+
+def _elsewhere_html(hit: Hit, key: str, result: SearchResult, k: int) -> Markup | None:
+    chips = []
+    for other in compare.stages_that_ran(result):
+        if other == key:
+            continue
+        rank = hit.ranks.get(other)
+        name = STAGE_NAMES[other]
+        if rank is None:
+            chips.append(element("span", f"{name} —", class_="xrank absent", data_against=other,
+                                 title=f"not returned by {name}"))
+        else:
+            chips.append(element("span", f"{name} #{rank}", class_=classes("xrank", rank > k and "deep"),
+                                 data_against=other))
+    return element("div", *chips, class_="elsewhere") if chips else None

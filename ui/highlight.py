@@ -1,0 +1,193 @@
+"""Query terms marked in passage text, and snippets: a window of a long passage around its matches.
+
+Marks use the same analysis as BM25 (stemming, character n-grams for scripts without spaces), so what
+is marked is what BM25 matched. The text between and inside the marks is escaped (`ui.html`).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+from search import analysis
+from search.pipeline import query_terms
+from search.types import Language, SearchResult
+
+from .html import Markup, element, join
+
+SNIPPET_CHARS = 320
+# Clause punctuation of scripts without spaces: a good place to cut a snippet when there is no space.
+_CLAUSE_ENDS = frozenset("。，、；：！？．…」』）")
+# How far a cut may move to reach a space or clause end; beyond it, cut between characters (no-space text).
+_MAX_SNAP = 24
+
+
+def match_spans(text: str, language: str, terms: Iterable[str]) -> list[tuple[int, int]]:
+    """Return the (start, end) character spans of `text` to mark for `terms`, sorted and merged.
+
+    A span is a token of `analysis.tokenize(text, language)` whose term is in `terms`; overlapping
+    and touching spans become one. In scripts written without spaces a single character only counts
+    when the query has it alone: a query's characters all come as unigrams too, and marking every
+    lone 的 or 是 would bury the runs that actually match.
+
+    >>> match_spans("我爱长城和故宫", "zh", {"长", "长城", "城"})
+    [(2, 4)]
+    """
+    wanted = frozenset(terms)
+    if not wanted or not text:
+        return []
+    tokens = analysis.tokenize(text, language)
+    alone = _standalone_terms(wanted)
+    spans = [
+        (token.start, token.end)
+        for i, token in enumerate(tokens)
+        if token.term in wanted and (token.term in alone or not _inside_neighbour(tokens, i))
+    ]
+    return _merge(spans)
+
+
+def highlight(text: str, language: str, terms: Iterable[str]) -> Markup:
+    """Return `text` as escaped HTML with every token whose term is in `terms` wrapped in ``<mark>``.
+
+    `language` is the passage's language group (it picks the stemmer), `terms` the query's index terms.
+
+    >>> highlight("Dogs <b>run</b>", "en", {"run"})
+    Markup('Dogs &lt;b&gt;<mark>run</mark>&lt;/b&gt;')
+    """
+    return _marked_html(text, match_spans(text, language, terms), 0, len(text))
+
+
+def snippet(text: str, language: str, terms: Iterable[str], max_chars: int = SNIPPET_CHARS) -> Markup:
+    """Return highlighted, escaped HTML of `text`, or of a window of about `max_chars` characters of it.
+
+    A text of at most `max_chars` characters is returned whole. Otherwise the window holds as many
+    matches as fit (the earliest such group), with some context before; it is cut at whitespace
+    or clause punctuation, or between characters in scripts without spaces, and "…" marks each cut end.
+    Raises ValueError when max_chars < 1.
+    """
+    if max_chars < 1:
+        raise ValueError(f"max_chars={max_chars} must be at least 1")
+    spans = match_spans(text, language, terms)
+    if len(text) <= max_chars:
+        return _marked_html(text, spans, 0, len(text))
+    start, end = _window(text, spans, max_chars)
+    return join(("…" if start > 0 else None, _marked_html(text, spans, start, end), "…" if end < len(text) else None))
+
+
+def highlight_terms(result: SearchResult, passage_language: str,
+                    corpus_languages: Iterable[str] = ()) -> frozenset[str]:
+    """Return the terms to mark in a passage of `passage_language` for `result.query`.
+
+    These are BM25's query terms (`search.pipeline.query_terms`) plus the query analysed as the passage's
+    language, so a stemmed match shows even when the query was analysed with another stemmer.
+    """
+    return _highlight_terms(result.query, result.query_language, passage_language, frozenset(corpus_languages))
+
+
+@lru_cache(maxsize=256)
+def _highlight_terms(query: str, query_language: Language, passage_language: str,
+                     corpus_languages: frozenset[str]) -> frozenset[str]:
+    return frozenset(query_terms(query, query_language, corpus_languages)) | frozenset(
+        analysis.terms(query, passage_language))
+
+
+@lru_cache(maxsize=64)
+def _standalone_terms(terms: frozenset[str]) -> frozenset[str]:
+    return frozenset(term for term in terms if not any(term != other and term in other for other in terms))
+
+
+def _inside_neighbour(tokens: Sequence[analysis.Token], i: int) -> bool:
+    # Only the unigrams of a run without spaces lie inside another token, and always inside a neighbour.
+    token = tokens[i]
+    for j in (i - 1, i + 1):
+        if 0 <= j < len(tokens):
+            other = tokens[j]
+            if (other.start <= token.start and token.end <= other.end
+                    and other.end - other.start > token.end - token.start):
+                return True
+    return False
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _marked_html(text: str, spans: Sequence[tuple[int, int]], lo: int, hi: int) -> Markup:
+    pieces: list[str | Markup] = []
+    position = lo
+    for start, end in spans:
+        start, end = max(start, lo), min(end, hi)
+        if start >= end:
+            continue
+        pieces.append(text[position:start])
+        pieces.append(element("mark", text[start:end]))
+        position = end
+    pieces.append(text[position:hi])
+    return join(pieces)
+
+
+def _window(text: str, spans: Sequence[tuple[int, int]], width: int) -> tuple[int, int]:
+    first, last = _densest(spans, width)
+    room = width - (last - first)
+    lo = max(0, first - room // 3)
+    hi = min(len(text), lo + width)
+    lo = max(0, hi - width)
+    if lo > 0:
+        lo = _snap_start(text, lo, first)
+    if hi < len(text):
+        hi = _snap_end(text, hi, max(last, lo))
+    while lo < hi and text[lo].isspace():
+        lo += 1
+    while hi > lo and text[hi - 1].isspace():
+        hi -= 1
+    return lo, hi
+
+
+def _densest(spans: Sequence[tuple[int, int]], width: int) -> tuple[int, int]:
+    best, best_count = (0, 0), 0
+    for i, (start, end) in enumerate(spans):
+        last, count = min(end, start + width), 1
+        for _, other_end in spans[i + 1:]:
+            if other_end > start + width:
+                break
+            last, count = other_end, count + 1
+        if count > best_count:
+            best, best_count = (start, last), count
+    return best
+
+
+def _snap_start(text: str, lo: int, limit: int) -> int:
+    if text[lo - 1].isspace() or text[lo - 1] in _CLAUSE_ENDS:
+        return lo
+    for position in range(lo, min(limit, lo + _MAX_SNAP)):
+        if text[position].isspace():
+            return position
+        if text[position] in _CLAUSE_ENDS:
+            return position + 1
+    while lo < limit and _is_mark(text[lo]):  # keep vowel signs and joiners with their base letter
+        lo += 1
+    return lo
+
+
+def _snap_end(text: str, hi: int, limit: int) -> int:
+    if text[hi].isspace():
+        return hi
+    for position in range(hi - 1, max(limit, hi - _MAX_SNAP) - 1, -1):
+        if text[position].isspace():
+            return position
+        if text[position] in _CLAUSE_ENDS:
+            return position + 1
+    while hi > limit and _is_mark(text[hi]):
+        hi -= 1
+    return hi
+
+
+def _is_mark(char: str) -> bool:
+    return unicodedata.category(char).startswith("M") or char in "\u200c\u200d"

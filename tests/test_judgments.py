@@ -337,3 +337,25 @@ def test_grades_too_large_for_trec_eval_are_problems(tmp_path):
     parsed = read_qrels(path)
     assert parsed.qrels == {"q1": {"d1": 1}}
     assert [problem.line for problem in parsed.problems] == [2]
+
+
+def test_unsafe_zip_member_names_are_reported_like_the_corpus_reader_does(tmp_path):
+    archive = _zip(_beir_folder(tmp_path / "scifact"), tmp_path / "upload.zip")
+    with zipfile.ZipFile(archive, "a") as extra:
+        for name in ("../queries.jsonl", "/qrels/test.tsv", "C:/qrels/dev.tsv", "..\\evil.tsv"):
+            extra.writestr(zipfile.ZipInfo(name), "q9\tevil\t1\n")
+    judgments = load_judgments([archive], names=["scifact.zip"])
+    assert judgments.qrels == {"q1": {"tea-en": 2, "tea-de": 1}, "q2": {"lhasa": 1}}, "the unsafe members unread"
+    assert sorted(str(problem) for problem in judgments.problems) == [
+        f"scifact.zip!{name}: unsafe member name (absolute or '..' path); skipped"
+        for name in sorted(("../queries.jsonl", "/qrels/test.tsv", "C:/qrels/dev.tsv", "..\\evil.tsv"))
+    ], judgments.problems
+
+
+def test_query_ids_of_any_length_and_a_crash_in_one_file_costs_only_that_file(tmp_path):
+    long_id = "9" * 5000
+    queries = _write(tmp_path / "queries.jsonl", f'{{"_id": {long_id}, "text": "long"}}\n' + QUERIES_JSONL)
+    qrels = _write(tmp_path / "qrels.tsv", QRELS_TSV + f"{long_id}\ttea-en\t1\n")
+    judgments = load_judgments([queries, qrels])
+    assert [query.query_id for query in judgments.queries] == [long_id, "q1", "q2"]
+    assert judgments.qrels[long_id] == {"tea-en": 1}

@@ -24,8 +24,14 @@ from .base import FileContext, Parsed, Record
 _HTML_CHARSET = re.compile(rb"""<meta\b[^>]{0,1024}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,64})""", re.IGNORECASE)
 _CHARSET_BYTES = 4096
 _TAG_NAME = re.compile(r"[a-zA-Z][^\t\n\r\f />\x00]*")
+# Text, and tags without quotes, in one match each; anything else goes the careful way. No branch can
+# run past the next "<", quote or ">", so a failed match costs no more than the text it looked at.
+_COMMON = re.compile(r"(?P<text>[^<]+)|<(?P<open>[a-zA-Z][^\t\n\r\f />\x00]*)[^\"'<>]*>"
+                     r"|</(?P<close>[a-zA-Z][^\t\n\r\f />\x00]*)[^\"'<>]*>")
+_SPACES = re.compile(r"\s+")
 _QUOTE_OR_END = re.compile(r"[\"'>]")
-_NUMERIC_REFERENCE = re.compile(r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));?")
+# A numeric character reference of more than 8 significant digits: past U+10FFFF whatever it says.
+_LONG_REFERENCE = re.compile(r"&#(?:[xX]0*+[0-9a-fA-F]{9,}|0*+[0-9]{9,});?")
 _RAW_TEXT = frozenset({"script", "style"})  # contents are never markup and never shown
 _TEXT_ONLY = frozenset({"title", "textarea"})  # contents are text (references decoded), never markup
 _CHECK_EVERY = 2000
@@ -61,46 +67,58 @@ def _tokenize(page: str, visitor: _VisibleText, budget: FileBudget | None) -> No
         steps += 1
         if budget is not None and steps % _CHECK_EVERY == 0:
             budget.check()
-        opening = page.find("<", position)
-        if opening == -1:
-            visitor.data(_unescape(page[position:]))
-            return
-        if opening > position:
-            visitor.data(_unescape(page[position:opening]))
-        after = page[opening + 1 : opening + 2]
+        common = _COMMON.match(page, position)
+        if common is not None:
+            position = common.end()
+            text, opened, closed = common.group("text", "open", "close")
+            if text is not None:
+                visitor.data(_unescape(text))
+            elif closed is not None:
+                visitor.end(closed.lower())
+            else:
+                position = _started(page, opened.lower(), position, visitor)
+            continue
+        # The rare constructs: comments, declarations, quoted attributes, a "<" that opens nothing.
+        after = page[position + 1 : position + 2]
         if after == "!":
-            position = _skip_declaration(page, opening)
+            position = _skip_declaration(page, position)
             continue
         if after == "?":
-            position = _past(page, ">", opening + 2)  # a processing instruction: a bogus comment
+            position = _past(page, ">", position + 2)  # a processing instruction: a bogus comment
             continue
         closing = after == "/"
-        name = _TAG_NAME.match(page, opening + (2 if closing else 1))
+        name = _TAG_NAME.match(page, position + (2 if closing else 1))
         if name is None:
             if closing:  # "</>" is dropped; "</3" and the like are bogus comments
-                position = _past(page, ">", opening + 2)
+                position = _past(page, ">", position + 2)
             else:
                 visitor.data("<")
-                position = opening + 1
+                position += 1
             continue
         end = _tag_end(page, name.end())
         if end is None:
             return  # a tag still open at the end of the page: the standard drops it
-        tag = name.group().lower()
-        position = end
         if closing:
-            visitor.end(tag)
-            continue
-        visitor.start(tag)
-        if page[end - 2] == "/":
-            visitor.end(tag)  # <br/>: as html.parser did, a self-closing tag starts and ends
-        elif tag in _RAW_TEXT or tag in _TEXT_ONLY:
-            close = _end_tag(tag).search(page, end)
-            content_end = length if close is None else close.start()
-            if tag in _TEXT_ONLY:
-                visitor.data(_unescape(page[end:content_end]))
-            visitor.end(tag)
-            position = length if close is None else (_tag_end(page, close.end()) or length)
+            visitor.end(name.group().lower())
+            position = end
+        else:
+            position = _started(page, name.group().lower(), end, visitor)
+
+
+def _started(page: str, tag: str, end: int, visitor: _VisibleText) -> int:
+    """Report a start tag that ends just before `end`; return where reading goes on (past raw text)."""
+    visitor.start(tag)
+    if page[end - 2] == "/":
+        visitor.end(tag)  # <br/>: as html.parser did, a self-closing tag starts and ends
+        return end
+    if tag not in _RAW_TEXT and tag not in _TEXT_ONLY:
+        return end
+    close = _end_tag(tag).search(page, end)
+    content_end = len(page) if close is None else close.start()
+    if tag in _TEXT_ONLY:
+        visitor.data(_unescape(page[end:content_end]))
+    visitor.end(tag)
+    return len(page) if close is None else (_tag_end(page, close.end()) or len(page))
 
 
 def _skip_declaration(page: str, opening: int) -> int:
@@ -147,12 +165,7 @@ def _unescape(text: str) -> str:
         return text
     # html.unescape converts numeric references with int(), which refuses over 4,300 digits; any
     # reference past U+10FFFF is U+FFFD anyway, so long ones are replaced before it sees them.
-    return html.unescape(_NUMERIC_REFERENCE.sub(_bounded_reference, text))
-
-
-def _bounded_reference(match: re.Match[str]) -> str:
-    digits = (match.group(1) or match.group(2)).lstrip("0")
-    return "\ufffd" if len(digits) > 8 else match.group()
+    return html.unescape(_LONG_REFERENCE.sub("\ufffd", text))
 
 
 class _VisibleText:
@@ -172,6 +185,7 @@ class _VisibleText:
         self._chunks: list[str] = []
         self._title: list[str] = []
         self._hidden: Counter[str] = Counter()
+        self._hiding = 0  # open hidden elements, all tags together
         self._in_head = False
         self._in_title = False
         self._pre = 0
@@ -185,6 +199,7 @@ class _VisibleText:
             self._in_title = not self._title  # only the first: an inline <svg> may hold titles of its own
         elif tag in self.HIDDEN:
             self._hidden[tag] += 1
+            self._hiding += 1
         elif tag == "pre":
             self._pre += 1
         self._break(tag)
@@ -198,6 +213,7 @@ class _VisibleText:
             self._in_title = False
         elif tag in self.HIDDEN and self._hidden[tag]:
             self._hidden[tag] -= 1
+            self._hiding -= 1
         elif tag == "pre" and self._pre:
             self._pre -= 1
         self._break(tag)
@@ -205,8 +221,8 @@ class _VisibleText:
     def data(self, data: str) -> None:
         if self._in_title:
             self._title.append(data)
-        elif not self._in_head and not any(self._hidden.values()):
-            self._chunks.append(data if self._pre else re.sub(r"\s+", " ", data))
+        elif not self._in_head and not self._hiding:
+            self._chunks.append(data if self._pre else _SPACES.sub(" ", data))
 
     def _break(self, tag: str) -> None:
         if tag in self.PARAGRAPH:

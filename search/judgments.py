@@ -285,14 +285,14 @@ def _lines(lines: Sequence[int]) -> str:
 # -- loading what a user uploads ----------------------------------------------------------------------
 
 def load_judgments(paths: Sequence[str | Path], names: Sequence[str] | None = None, *,
-                   limits: ReadLimits = ReadLimits()) -> Judgments:  # noqa: B008 - frozen, so sharing is safe
+                   limits: ReadLimits | None = None) -> Judgments:
     """Read judgments from what a user uploads, and merge them.
 
     Accepts, in any mix and order: a qrels file and a queries file (told apart by their content); a
     BEIR folder (``queries.jsonl`` + ``qrels/test.tsv``, else another ``qrels/*.tsv``; ``corpus.jsonl``
     is ignored); a ``.zip`` of such a folder, with or without a top folder inside. Several qrels (or
     queries) files are merged. `names` gives each path's display name (e.g. an upload's original name),
-    used in Problems.
+    used in Problems. `limits` defaults to `ReadLimits()` (the environment variables of `LIMIT_ENV` where set).
 
     Bad lines, unknown query ids in the qrels and files that are neither become Problems naming the file
     and line. Raises ValueError when there are no queries or no qrels (the message says what to upload),
@@ -308,7 +308,7 @@ def load_judgments(paths: Sequence[str | Path], names: Sequence[str] | None = No
                          "or a BEIR folder or .zip")
     if names is not None and len(names) != len(paths):
         raise ValueError(f"names has {len(names)} entries but paths has {len(paths)}; give one name per path")
-    loader = _Loader(limits)
+    loader = _Loader(limits if limits is not None else ReadLimits())  # read now: the environment may change
     displays = []
     for position, path in enumerate(paths):
         display = names[position] if names is not None else Path(path).name

@@ -124,8 +124,12 @@ def raise_hint(name: str, needed: float | None = None, purpose: str = "to read i
     return f"set {setting.env} to a larger number{unit} (environment variable) {purpose}"
 
 
-class LimitExceeded(Exception):
-    """A per-file limit was hit while parsing: the rest of the file is skipped. `str()` is the user message."""
+class LimitExceeded(BaseException):
+    """A per-file limit was hit while parsing: the rest of the file is skipped. `str()` is the user message.
+
+    A BaseException, like KeyboardInterrupt, so that a library's ``except Exception`` (pypdf recovers from
+    damaged files that way) cannot swallow it: only the reader, which expects it, catches it.
+    """
 
     def __init__(self, limit: str, message: str, line: int | None = None) -> None:
         super().__init__(message)

@@ -65,6 +65,12 @@ def _zip_needing_version(major_minor: int) -> bytes:
     return bytes(data)
 
 
+def _pdf_with_stray_objects(count: int) -> bytes:
+    pdf = minimal_pdf(["Page one text", "Page two text"])
+    cut = pdf.index(b"/Type /Page ") + 16
+    return pdf[:cut] + b" 0 obj" * count + pdf[cut:]
+
+
 def valid_samples() -> dict[str, bytes]:
     """One small, valid file per supported format, named by its suffix."""
     squad = {"data": [{"title": "T", "paragraphs": [{"id": "p1", "context": "Context one.",
@@ -110,7 +116,12 @@ def hostile_cases() -> dict[str, bytes]:
         "unterminated-title.html": b"<title>" * 40_000 + b"<p>body</p>",
         "unterminated-declarations.html": b"x" + b"<!DOCTYPE " * 30_000,
         "meta-without-end.html": b"<meta " * 5_000 + b"<p>text</p>",
+        # found by benchmarks/fuzz_readers.py: a tag name and its attributes split by backtracking
+        "unclosed-long-end-tag.html": b"<p>x</p></b" + "\ufeff".encode() * 40_000,
+        "unclosed-long-start-tag.html": b"<p>x</p><b" + b"y" * 100_000,
         "pdf-one-page-100k-times.pdf": minimal_pdf(["Hello"], kids=[0] * 100_000),
+        # found by benchmarks/fuzz_readers.py: pypdf's recovery loop, token by token, inside PdfReader()
+        "pdf-40k-stray-objects.pdf": _pdf_with_stray_objects(40_000),
         # deep or odd structure
         "nested-100k.json": b"[" * 100_000 + b"]" * 100_000,
         "nested-200.jsonl": b"[" * 200 + b"]" * 200 + b'\n{"text": "kept"}\n',
@@ -169,6 +180,18 @@ def generated_input(rng: random.Random) -> tuple[str, bytes]:
     if roll < 0.3:
         return "wrapped.zip", zip_bytes({f"inner/{name}": mutated, "inner/ok.txt": b"kept too"})
     return name, mutated
+
+
+def judgment_samples() -> dict[str, bytes]:
+    """Valid queries and qrels files in each accepted layout, named as a user would."""
+    return {
+        "queries.jsonl": b'{"_id": "q7", "text": "seven"}\n{"_id": 8, "text": "eight"}\n',
+        "queries.tsv": b"id\ttext\nq7\tseven\n",
+        "qrels.trec": b"q7 0 d7 1\nq8 0 d8 2\n",
+        "qrels.tsv": b"query-id\tcorpus-id\tscore\nq7\td7\t1\n",
+        "beir.zip": zip_bytes({"beir/queries.jsonl": b'{"_id": "q7", "text": "seven"}\n',
+                               "beir/qrels/test.tsv": b"query-id\tcorpus-id\tscore\nq7\td7\t1\n"}),
+    }
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from search.judgments import load_judgments
 from search.limits import ReadLimits
 from search.reading import read_paths
 from tests.hostile_inputs import (
     GOOD_TEXT,
     generated_input,
     hostile_cases,
+    judgment_samples,
     minimal_pdf,
+    mutate,
     read_beside_good,
     valid_samples,
     zip_bytes,
@@ -103,6 +106,18 @@ def test_the_time_budget_stops_a_file_keeps_what_it_read_and_names_the_setting(t
         "document(s) read before it are kept")
 
 
+def test_the_time_budget_reaches_inside_pypdf(tmp_path):
+    path = tmp_path / "stray.pdf"
+    path.write_bytes(hostile_cases()["pdf-40k-stray-objects.pdf"])
+    started = time.thread_time()  # CPU time: a busy machine cannot inflate it; the whole repair takes ~1 s
+    result = read_paths([path], names=["stray.pdf"], limits=ReadLimits(max_seconds_per_file=0.05))
+    assert time.thread_time() - started < 0.4, "the budget is checked while pypdf repairs the file"
+    assert result.documents == ()
+    assert [str(problem) for problem in result.problems] == [
+        "stray.pdf: reading took longer than max_seconds_per_file=0.05; the rest of the file was skipped; set "
+        "SEARCH_MAX_SECONDS_PER_FILE to a larger number (environment variable) to allow more"]
+
+
 def test_pdf_pages_past_the_limit_are_skipped_with_the_setting_named(tmp_path):
     path = tmp_path / "long.pdf"
     path.write_bytes(minimal_pdf(["One", "Two", "Three"]))
@@ -157,6 +172,21 @@ def test_every_valid_sample_reads_without_problems(tmp_path):
         assert result.documents and not [p for p in result.problems if p.skipped], (name, result.problems)
 
 
+def _fuzz_judgments(tmp_path_factory, rng: random.Random) -> None:
+    folder = tmp_path_factory.mktemp("judgments")
+    (folder / "good-queries.tsv").write_text("q1\tgood query\n", encoding="utf-8")
+    (folder / "good-qrels.trec").write_text("q1 0 d1 1\n", encoding="utf-8")
+    name, sample = rng.choice(sorted(judgment_samples().items()))
+    data = rng.randbytes(rng.randint(0, 2000)) if rng.random() < 0.2 else mutate(sample, rng)
+    (folder / name).write_bytes(data)
+    started = time.perf_counter()
+    judgments = load_judgments([folder / "good-queries.tsv", folder / "good-qrels.trec", folder / name],
+                               names=["good-queries.tsv", "good-qrels.trec", name], limits=FUZZ_LIMITS)
+    assert time.perf_counter() - started < 10, name
+    assert judgments.queries[0].query_id == "q1" and judgments.qrels["q1"]["d1"] == 1, (name, judgments)
+    assert all(problem.source.startswith(name) for problem in judgments.problems), judgments.problems
+
+
 def _fuzz(tmp_path_factory, rng: random.Random) -> None:
     name, data = generated_input(rng)
     outcome = read_beside_good(tmp_path_factory.mktemp("fuzz"), name, data, FUZZ_LIMITS)
@@ -165,7 +195,7 @@ def _fuzz(tmp_path_factory, rng: random.Random) -> None:
 
 _QUICK = settings(max_examples=1000, derandomize=True, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-_LONG = settings(_QUICK, max_examples=10_000)
+_LONG = settings(_QUICK, max_examples=30_000)
 
 
 @_QUICK
@@ -179,6 +209,19 @@ def test_generated_inputs_never_hang_crash_or_lose_the_good_file(tmp_path_factor
 @given(rng=st.randoms(use_true_random=False))
 def test_thousands_of_generated_inputs(tmp_path_factory, rng):
     _fuzz(tmp_path_factory, rng)
+
+
+@settings(_QUICK, max_examples=300)
+@given(rng=st.randoms(use_true_random=False))
+def test_generated_judgment_files_never_crash_or_lose_the_good_ones(tmp_path_factory, rng):
+    _fuzz_judgments(tmp_path_factory, rng)
+
+
+@pytest.mark.fuzz
+@settings(_QUICK, max_examples=5000)
+@given(rng=st.randoms(use_true_random=False))
+def test_thousands_of_generated_judgment_files(tmp_path_factory, rng):
+    _fuzz_judgments(tmp_path_factory, rng)
 
 
 @pytest.mark.fuzz

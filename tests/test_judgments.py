@@ -352,10 +352,30 @@ def test_unsafe_zip_member_names_are_reported_like_the_corpus_reader_does(tmp_pa
     ], judgments.problems
 
 
-def test_query_ids_of_any_length_and_a_crash_in_one_file_costs_only_that_file(tmp_path):
+def test_query_ids_of_any_length_are_read(tmp_path):
     long_id = "9" * 5000
     queries = _write(tmp_path / "queries.jsonl", f'{{"_id": {long_id}, "text": "long"}}\n' + QUERIES_JSONL)
     qrels = _write(tmp_path / "qrels.tsv", QRELS_TSV + f"{long_id}\ttea-en\t1\n")
     judgments = load_judgments([queries, qrels])
     assert [query.query_id for query in judgments.queries] == [long_id, "q1", "q2"]
     assert judgments.qrels[long_id] == {"tea-en": 1}
+
+
+def test_a_crash_while_parsing_one_file_costs_only_that_file(tmp_path, monkeypatch):
+    from search import judgments as module
+
+    parse = module._parse_qrels
+
+    def fragile(text, name):
+        if name == "second.trec":
+            raise IndexError("a bug")
+        return parse(text, name)
+
+    monkeypatch.setattr(module, "_parse_qrels", fragile)
+    queries = _write(tmp_path / "queries.jsonl", QUERIES_JSONL)
+    first = _write(tmp_path / "first.trec", "q1 0 tea-en 1\n")
+    second = _write(tmp_path / "second.trec", "q2 0 lhasa 1\n")
+    judgments = load_judgments([queries, first, second])
+    assert judgments.qrels == {"q1": {"tea-en": 1}}
+    assert [str(problem) for problem in judgments.problems] == [
+        "second.trec: could not be read (IndexError: a bug); skipped"]

@@ -26,8 +26,10 @@ _CHARSET_BYTES = 4096
 _TAG_NAME = re.compile(r"[a-zA-Z][^\t\n\r\f />\x00]*")
 # Text, and tags without quotes, in one match each; anything else goes the careful way. No branch can
 # run past the next "<", quote or ">", so a failed match costs no more than the text it looked at.
-_COMMON = re.compile(r"(?P<text>[^<]+)|<(?P<open>[a-zA-Z][^\t\n\r\f />\x00]*)[^\"'<>]*>"
-                     r"|</(?P<close>[a-zA-Z][^\t\n\r\f />\x00]*)[^\"'<>]*>")
+# Possessive (*+): the name and the attributes overlap, so a backtracking split of a long unclosed
+# "<bxxxx..." between them would be quadratic.
+_COMMON = re.compile(r"(?P<text>[^<]++)|<(?P<open>[a-zA-Z][^\t\n\r\f />\x00]*+)[^\"'<>]*+>"
+                     r"|</(?P<close>[a-zA-Z][^\t\n\r\f />\x00]*+)[^\"'<>]*+>")
 _SPACES = re.compile(r"\s+")
 _QUOTE_OR_END = re.compile(r"[\"'>]")
 # A numeric character reference of more than 8 significant digits: past U+10FFFF whatever it says.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 
 import pypdf
 
@@ -17,7 +18,12 @@ from ..limits import FileBudget, LimitExceeded, raise_hint
 from ..types import Problem
 from .base import FileContext, Parsed, Record, tidy
 
+# pypdf logs a warning for every object it repairs: tens of thousands for a damaged file, which would
+# flood the CLI's stderr and cost more time than the repair. What matters reaches the user as a Problem.
+logging.getLogger("pypdf").setLevel(logging.ERROR)
+
 _CHECK_EVERY_OPERATORS = 5000
+_CHECK_EVERY_READS = 2000
 _DECOMPRESSION_SETTINGS = ("zlib_maximum_output_length", "lzw_maximum_output_length",
                            "run_length_maximum_output_length", "array_based_stream_maximum_output_length",
                            "jbig2_maximum_output_length", "brotli_maximum_output_length", "image_maximum_buffer_size")
@@ -45,7 +51,7 @@ def _pdf_limits(budget: FileBudget) -> contextlib.AbstractContextManager[object]
 def _read_pdf(data: bytes, context: FileContext) -> Parsed:
     source, budget = context.source, context.budget
     try:
-        reader = pypdf.PdfReader(io.BytesIO(data))
+        reader = pypdf.PdfReader(_BudgetedBytes(data, budget))
         if reader.is_encrypted and not reader.decrypt(""):
             yield Problem(source, "encrypted PDF that needs a password; save an unprotected copy and read that")
             return
@@ -66,9 +72,10 @@ def _read_pdf(data: bytes, context: FileContext) -> Parsed:
         if operators % _CHECK_EVERY_OPERATORS == 0:
             budget.check(number)
 
+    stopped: LimitExceeded | None = None
     for number in range(1, min(count, limit) + 1):
-        budget.check(number)
         try:
+            budget.check(number)
             page = reader.pages[number - 1]
             reference = page.indirect_reference
             key = (reference.idnum, reference.generation) if reference is not None else None
@@ -78,8 +85,9 @@ def _read_pdf(data: bytes, context: FileContext) -> Parsed:
             if key is not None:
                 seen[key] = number
             page_text = tidy(page.extract_text(visitor_operand_before=check) or "")
-        except LimitExceeded:
-            raise
+        except LimitExceeded as error:
+            stopped = error
+            break
         except Exception as error:  # as above, per page so the other pages are kept
             yield Problem(source, f"cannot extract text from page {number} ({type(error).__name__}: "
                                   f"{short_error(error)})", number)
@@ -88,6 +96,8 @@ def _read_pdf(data: bytes, context: FileContext) -> Parsed:
             texts.append(page_text)
         else:
             blank.append(number)
+    if stopped is not None and not texts:
+        raise stopped
     if not texts:
         yield Problem(source, f"no text in any of its {count} page(s); a scanned PDF needs OCR first")
         return
@@ -96,10 +106,28 @@ def _read_pdf(data: bytes, context: FileContext) -> Parsed:
     if repeats:
         yield Problem(source, f"{len(repeats)} page(s) repeat an earlier page object (first: page {repeats[0]}) "
                               "and were read once", repeats[0], skipped=False)
-    if count > limit:
+    if stopped is not None:
+        yield Problem(source, f"{stopped}; the text of the pages before it is kept", stopped.line)
+    elif count > limit:
         yield Problem(source, f"has {count:,} pages; read the first {limit:,} (max_pdf_pages={limit:,}); "
                               f"{raise_hint('max_pdf_pages', count)}", limit + 1)
-    yield Record(context.stem, "\n\n".join(texts), _pdf_title(reader))
+    yield Record(context.stem, "\n\n".join(texts), "" if stopped is not None else _pdf_title(reader))
+
+
+class _BudgetedBytes(io.BytesIO):
+    """The PDF's bytes as pypdf reads them, checking the time budget every so many reads: pypdf's
+    recovery from a damaged file is a loop of its own, which no page boundary interrupts."""
+
+    def __init__(self, data: bytes, budget: FileBudget) -> None:
+        super().__init__(data)
+        self._budget = budget
+        self._reads = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._reads += 1
+        if self._reads % _CHECK_EVERY_READS == 0:
+            self._budget.check()
+        return super().read(size)
 
 
 def _pdf_title(reader: object) -> str:

@@ -245,6 +245,10 @@ def _print_build_report(report, stream) -> None:
     reused = " (reused the saved index)" if report.reused else ""
     print(f"{report.documents} documents, {report.passages} passages from {report.files_read} file(s){reused}",
           file=stream)
+    if report.problems:
+        skipped = sum(problem.skipped for problem in report.problems)
+        print(f"{skipped} skipped (a file, row, line or page) and {len(report.problems) - skipped} warning(s), "
+              "each listed with its reason on stderr", file=stream)
     print("languages: " + ", ".join(f"{lang} {count}" for lang, count in report.languages.items()), file=stream)
     print(f"dense model: {report.dense_model} on {report.device}", file=stream)
     if report.dense_fallback_reason:

@@ -8,7 +8,6 @@ Reading and writing judgments lives in `judgments`; the readers are re-exported 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,6 +16,9 @@ from typing import TYPE_CHECKING
 
 import ir_measures
 
+from .decoding import decode_text
+from .formats.json_records import JsonError, load_json
+from .formats.squad import is_squad, squad_paragraphs
 from .judgments import (
     Judgments,
     Level,
@@ -27,6 +29,7 @@ from .judgments import (
     read_qrels,
     read_queries,
 )
+from .limits import FileBudget, LimitExceeded, ReadLimits
 from .reading import read_paths
 from .types import FIRST_STAGES, STAGES, FirstStage, Hit, ReadResult, SearchResult
 
@@ -114,9 +117,10 @@ class DepthPoint:
 def load_dataset(path: str | Path) -> Dataset:
     """Read a SQuAD-format JSON file or a BEIR-style folder.
 
-    SQuAD: each paragraph is a document (id ``article-paragraph``, as the corpus reader names it) and
-    each question a query whose one relevant document is its paragraph. BEIR folder: `corpus.jsonl`,
-    `queries.jsonl` (or `queries.tsv`) and `qrels/test.tsv` (or another `qrels/*.tsv`, a TREC
+    SQuAD: each paragraph is a document and each question a query whose one relevant document is its
+    paragraph; both ids come from `formats.squad.squad_paragraphs` (the paragraph's ``id``, else
+    ``article-paragraph``; repeats kept as ``id~2``), as the corpus reader names them. BEIR folder:
+    `corpus.jsonl`, `queries.jsonl` (or `queries.tsv`) and `qrels/test.tsv` (or another `qrels/*.tsv`, a TREC
     `qrels.trec` / `*.qrels`). Raises ValueError naming what is missing.
     """
     path = Path(path)
@@ -135,17 +139,27 @@ def load_dataset(path: str | Path) -> Dataset:
 
 
 def _squad_judgments(path: Path) -> Judgments:
-    data = json.loads(path.read_text(encoding="utf-8-sig")).get("data", [])
-    queries: list[Query] = []
-    qrels: dict[str, dict[str, int]] = {}
-    for article_index, article in enumerate(data):
-        for paragraph_index, paragraph in enumerate(article.get("paragraphs", [])):
-            doc_id = str(paragraph.get("id", f"{article_index}-{paragraph_index}"))
-            for qa in paragraph.get("qas", []):
-                query_id = str(qa.get("id", f"{doc_id}-q{len(queries)}"))
-                queries.append(Query(query_id, qa["question"]))
-                qrels[query_id] = {doc_id: 1}
-    return Judgments(tuple(queries), qrels)
+    """Each question judged against its own paragraph, by the ids `squad_paragraphs` gives the corpus too."""
+    source = str(path)
+    decoded = decode_text(path.read_bytes(), source)
+    if decoded.text is None:
+        raise ValueError(str(decoded.problems[-1]))
+    try:
+        value = load_json(decoded.text, FileBudget(ReadLimits()))
+    except JsonError as error:
+        where = f"{source}, line {error.line}" if error.line is not None else source
+        raise ValueError(f"{where}: {error.message}") from None
+    except LimitExceeded as error:
+        raise ValueError(f"{source}: {error}") from None
+    if not isinstance(value, dict) or not is_squad(value):
+        raise ValueError(f"{source} is not a SQuAD file: expected {{'data': [{{'paragraphs': [{{'context': ..., "
+                         "'qas': [{'id': ..., 'question': ...}]}]}]}")
+    squad = squad_paragraphs(value, source)
+    queries = [Query(question.query_id, question.text) for paragraph in squad.paragraphs
+               for question in paragraph.questions]
+    qrels = {question.query_id: {paragraph.doc_id: 1} for paragraph in squad.paragraphs
+             for question in paragraph.questions}
+    return Judgments(tuple(queries), qrels, squad.question_problems)
 
 
 # -- metrics ------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ judged id that the corpus lacks can be named where it was written.
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import re
 import zipfile
@@ -26,8 +26,14 @@ from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Literal, NamedTuple
 
-from .reading import ReadLimits, read_zip_member
+from .decoding import decode_text
+from .files import open_zip, read_zip_member, short_error, suffix, too_big, zip_members
+from .formats.json_records import JsonError, load_json
+from .ids import id_text
+from .limits import ReadLimits, raise_hint
 from .types import Passage, Problem
+
+logger = logging.getLogger(__name__)
 
 Level = Literal["document", "passage"]
 Source = tuple[str, int]  # (file display name, 1-based line)
@@ -135,7 +141,7 @@ def read_judgments(queries_path: str | Path, qrels_path: str | Path) -> Judgment
 
 
 def _parse_queries(text: str, name: str) -> _QueriesFile:
-    jsonl = _suffix(name) == ".jsonl" or next(_nonblank_lines(text), "").lstrip().startswith("{")
+    jsonl = suffix(name) == ".jsonl" or next(_nonblank_lines(text), "").lstrip().startswith("{")
     queries: list[tuple[Query, int]] = []
     problems: list[Problem] = []
     first_line: dict[str, int] = {}
@@ -145,14 +151,14 @@ def _parse_queries(text: str, name: str) -> _QueriesFile:
             continue
         if jsonl:
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                problems.append(Problem(name, f"not valid JSON ({error.msg}); line skipped", number))
+                record = load_json(line)
+            except JsonError as error:
+                problems.append(Problem(name, f"not valid JSON ({error.reason}); line skipped", number))
                 continue
             if not isinstance(record, dict):
                 problems.append(Problem(name, 'expected a JSON object with "_id" and "text"; line skipped', number))
                 continue
-            query_id, query_text = _id_text(record.get("_id", record.get("id"))), _id_text(record.get("text"))
+            query_id, query_text = id_text(record.get("_id", record.get("id"))), id_text(record.get("text"))
         else:
             query_id, _, query_text = (part.strip() for part in line.partition("\t"))
             if first and query_id.lower() in _QUERY_HEADER_IDS and query_text.lower() in _QUERY_HEADER_TEXTS:
@@ -279,14 +285,14 @@ def _lines(lines: Sequence[int]) -> str:
 # -- loading what a user uploads ----------------------------------------------------------------------
 
 def load_judgments(paths: Sequence[str | Path], names: Sequence[str] | None = None, *,
-                   limits: ReadLimits = ReadLimits()) -> Judgments:  # noqa: B008 - frozen, so sharing is safe
+                   limits: ReadLimits | None = None) -> Judgments:
     """Read judgments from what a user uploads, and merge them.
 
     Accepts, in any mix and order: a qrels file and a queries file (told apart by their content); a
     BEIR folder (``queries.jsonl`` + ``qrels/test.tsv``, else another ``qrels/*.tsv``; ``corpus.jsonl``
     is ignored); a ``.zip`` of such a folder, with or without a top folder inside. Several qrels (or
     queries) files are merged. `names` gives each path's display name (e.g. an upload's original name),
-    used in Problems.
+    used in Problems. `limits` defaults to `ReadLimits()` (the environment variables of `LIMIT_ENV` where set).
 
     Bad lines, unknown query ids in the qrels and files that are neither become Problems naming the file
     and line. Raises ValueError when there are no queries or no qrels (the message says what to upload),
@@ -302,12 +308,12 @@ def load_judgments(paths: Sequence[str | Path], names: Sequence[str] | None = No
                          "or a BEIR folder or .zip")
     if names is not None and len(names) != len(paths):
         raise ValueError(f"names has {len(names)} entries but paths has {len(paths)}; give one name per path")
-    loader = _Loader(limits)
+    loader = _Loader(limits if limits is not None else ReadLimits())  # read now: the environment may change
     displays = []
     for position, path in enumerate(paths):
         display = names[position] if names is not None else Path(path).name
         displays.append(display)
-        loader.add(Path(path), display)
+        loader.guarded(display, loader.add, Path(path), display)
     return loader.judgments(displays)
 
 
@@ -321,6 +327,16 @@ class _Loader:
         self.problems: list[Problem] = []
         self.total_bytes = 0
 
+    def guarded(self, source: str, action: Callable[..., None], *args: object) -> None:
+        """Run one step; any error it raises becomes a Problem naming `source`, so one bad file never
+        costs the others."""
+        try:
+            action(*args)
+        except Exception as error:  # the boundary: a bug or an unforeseen library error costs this file only
+            logger.warning("reading judgments from %s failed", source, exc_info=True)
+            self.problems.append(Problem(source, f"could not be read ({type(error).__name__}: "
+                                                 f"{short_error(error)}); skipped"))
+
     def add(self, path: Path, display: str) -> None:
         if path.is_dir():
             files = {p.relative_to(path).as_posix(): p for p in sorted(path.rglob("*")) if p.is_file()}
@@ -328,7 +344,7 @@ class _Loader:
                            display, "/", "folder")
         elif not path.is_file():
             self.problems.append(Problem(display, "no such file or folder"))
-        elif _suffix(display) == ".zip" or _suffix(path.name) == ".zip":
+        elif suffix(display) == ".zip" or suffix(path.name) == ".zip":
             self._add_zip(path, display)
         else:
             data = self._read_file(path, display)
@@ -365,10 +381,8 @@ class _Loader:
         if text is None:
             return
         kind = _sniff(display, text)
-        if kind == "qrels":
-            self.qrels.append((display, _parse_qrels(text, display)))
-        elif kind == "queries":
-            self.queries.append(_parse_queries(text, display))
+        if kind in ("qrels", "queries"):
+            self.guarded(display, self._parse, kind, text, display)
         elif kind == "corpus":
             self.problems.append(Problem(display, "a corpus file, not judgments; ignored here"))
         else:
@@ -395,35 +409,32 @@ class _Loader:
             name = f"{display.rstrip('/')}{separator}{member}"
             data = read(member)
             text = None if data is None else self._decode(data, name)
-            if text is None:
-                continue
-            if role == "queries":
-                self.queries.append(_parse_queries(text, name))
-            else:
-                self.qrels.append((name, _parse_qrels(text, name)))
+            if text is not None:
+                self.guarded(name, self._parse, role, text, name)
+
+    def _parse(self, kind: str, text: str, name: str) -> None:
+        if kind == "queries":
+            self.queries.append(_parse_queries(text, name))
+        else:
+            self.qrels.append((name, _parse_qrels(text, name)))
 
     def _add_zip(self, path: Path, display: str) -> None:
-        try:
-            archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
-            self.problems.append(Problem(display, f"not a readable zip archive ({error}); skipped"))
+        archive = open_zip(path, display)
+        if isinstance(archive, Problem):
+            self.problems.append(archive)
             return
         with archive:
-            members = {}
-            for info in archive.infolist():
-                parts = [part for part in re.split(r"[\\/]+", info.filename) if part]
-                unsafe = info.filename.startswith(("/", "\\")) or ".." in parts
-                if info.is_dir() or not parts or unsafe or parts[0] == "__MACOSX" or any(
-                        part.startswith(".") for part in parts):
-                    continue
-                members["/".join(parts)] = info
-            self._add_beir(list(members), lambda name: self._decompress(archive, members[name], f"{display}!{name}"),
+            listed, unsafe = zip_members(archive, display)
+            self.problems.extend(unsafe)
+            members = {member.path: member for member in listed}
+            self._add_beir(list(members), lambda name: self._decompress(archive, members[name].info,
+                                                                        members[name].source),
                            display, "!", "archive")
 
     def _read_file(self, path: Path, display: str) -> bytes | None:
         try:
             size = path.stat().st_size
-            if self._too_big(size, "is", display) or not self._reserve(size, display):
+            if self._too_big(size, display) or not self._reserve(size, display):
                 return None
             return path.read_bytes()
         except OSError as error:
@@ -431,7 +442,7 @@ class _Loader:
             return None
 
     def _decompress(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> bytes | None:
-        """The member's bytes within the limits (reading.read_zip_member), counted in the total."""
+        """The member's bytes within the limits (files.read_zip_member), counted in the total."""
         reserved = 0
 
         def fits(size: int) -> bool:
@@ -447,17 +458,17 @@ class _Loader:
             return None
         return data
 
-    def _too_big(self, size: int, verb: str, source: str) -> bool:
+    def _too_big(self, size: int, source: str) -> bool:
         if size <= self.limits.max_file_bytes:
             return False
-        self.problems.append(Problem(source, f"{verb} {size:,} bytes, over max_file_bytes="
-                                             f"{self.limits.max_file_bytes:,}; skipped"))
+        self.problems.append(Problem(source, too_big(size, "is ", self.limits.max_file_bytes)))
         return True
 
     def _reserve(self, size: int, source: str) -> bool:
         if self.total_bytes + size > self.limits.max_total_bytes:
             self.problems.append(Problem(source, f"would take the judgments past max_total_bytes="
-                                                 f"{self.limits.max_total_bytes:,}; skipped"))
+                                                 f"{self.limits.max_total_bytes:,}; skipped; "
+                                                 f"{raise_hint('max_total_bytes')}"))
             return False
         self.total_bytes += size
         return True
@@ -501,16 +512,16 @@ def _beir_qrels(members: Mapping[str, str]) -> tuple[str | None, list[str]]:
 
 def _sniff(name: str, text: str) -> Literal["qrels", "queries", "corpus"] | None:
     """What a loose file holds, by its first lines; the name decides only when the content can't."""
-    suffix, stem = _suffix(name), PurePosixPath(name).stem.lower()
+    kind, stem = suffix(name), PurePosixPath(name).stem.lower()
     lines = list(islice(_nonblank_lines(text), _SNIFF_LINES))
     if stem == "corpus":
         return "corpus"
-    if suffix == ".jsonl" or (lines and lines[0].lstrip().startswith("{")):
+    if kind == ".jsonl" or (lines and lines[0].lstrip().startswith("{")):
         records = [record for record in map(_json_object, lines) if record is not None]
         if records and sum("title" in record for record in records) * 2 > len(records):
             return "corpus"  # BEIR corpus records have titles, queries don't
-        return "queries" if any(_id_text(r.get("_id", r.get("id"))) and "text" in r for r in records) else None
-    if suffix not in (*QRELS_SUFFIXES, ""):
+        return "queries" if any(id_text(r.get("_id", r.get("id"))) and "text" in r for r in records) else None
+    if kind not in (*QRELS_SUFFIXES, ""):
         return None
     body = lines[1:] if lines and _is_header(lines[0]) else lines
     qrels_votes = sum(_looks_like_qrels(line) for line in body)
@@ -520,7 +531,7 @@ def _sniff(name: str, text: str) -> Literal["qrels", "queries", "corpus"] | None
     if body and query_votes > qrels_votes and query_votes * 2 >= len(body):
         return "queries"
     lowered = name.lower()
-    if "qrel" in lowered or suffix in (".trec", ".qrels"):
+    if "qrel" in lowered or kind in (".trec", ".qrels"):
         return "qrels"
     if "quer" in lowered or "topic" in lowered:
         return "queries"
@@ -546,21 +557,19 @@ def _is_header(line: str) -> bool:
 
 def _json_object(line: str) -> dict | None:
     try:
-        value = json.loads(line)
-    except json.JSONDecodeError:
+        value = load_json(line)
+    except JsonError:
         return None
     return value if isinstance(value, dict) else None
 
 
-def _id_text(value: object) -> str:
-    return str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-
-
 def _decode(data: bytes, name: str) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{name} is not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8") from None
+    """UTF-8 text (a BOM of any UTF is honoured); raises ValueError naming `name` otherwise: ids must
+    match the corpus byte for byte, so no legacy encoding is guessed."""
+    decoded = decode_text(data, name, legacy=False)
+    if decoded.text is None:
+        raise ValueError(decoded.problems[-1].message)
+    return decoded.text
 
 
 def _numbered_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -572,10 +581,6 @@ def _numbered_lines(text: str) -> Iterator[tuple[int, str]]:
 
 def _nonblank_lines(text: str) -> Iterator[str]:
     return (line for _, line in _numbered_lines(text) if line.strip())
-
-
-def _suffix(name: str) -> str:
-    return PurePosixPath(name.replace("\\", "/")).suffix.lower()
 
 
 # -- against a corpus ---------------------------------------------------------------------------------

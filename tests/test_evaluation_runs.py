@@ -120,3 +120,52 @@ def test_depth_tradeoff_stops_and_validates(index):
 def test_the_rerank_stage_needs_a_rerank_depth(index):
     with pytest.raises(ValueError, match="rerank_depth >= 1"):
         evaluate(index, JUDGMENTS, stages=["bm25", "rerank"], rerank_depth=0)
+
+
+# -- SQuAD: the corpus and the judgments name paragraphs alike -----------------------------------------
+
+SQUAD_IDS = {
+    "version": "1.1",
+    "data": [
+        {"title": "Ids", "paragraphs": [
+            {"id": "p1", "context": "Penguins huddle together through the polar winter.",
+             "qas": [{"id": "q-penguins", "question": "penguins huddle"}]},
+            {"context": "Glaciers carve valleys into granite mountains.",
+             "qas": [{"id": "q-glaciers", "question": "glaciers carve valleys"}]},
+            {"id": None, "context": "Lanterns glowed along the harbour at dusk.",
+             "qas": [{"question": "lanterns harbour"}]},
+            {"id": " p2 ", "context": "Cinnamon comes from the bark of a tropical tree.",
+             "qas": [{"id": "q-cinnamon", "question": "cinnamon bark"}]},
+            {"id": "dup", "context": "Violins are carved from spruce and maple.",
+             "qas": [{"id": "q-violins", "question": "violins spruce maple"}]},
+            {"id": "dup", "context": "Comets grow tails of gas near the sun.",
+             "qas": [{"id": "q-comets", "question": "comets tails gas"}]},
+            {"id": 7, "context": "Otters float on their backs to crack shells.",
+             "qas": [{"id": "q-otters", "question": "otters crack shells"}]},
+        ]},
+    ],
+}
+
+
+def test_squad_questions_are_judged_against_their_own_paragraph_ids(tmp_path):
+    import json
+
+    from search.evaluation import load_dataset
+
+    path = tmp_path / "squad-ids.json"
+    path.write_text(json.dumps(SQUAD_IDS), encoding="utf-8")
+    dataset = load_dataset(path)
+    corpus_ids = [document.doc_id for document in dataset.corpus.documents]
+    assert corpus_ids == ["p1", "0-1", "0-2", "p2", "dup", "dup~2", "7"], corpus_ids
+    judged = {query.query_id: next(iter(dataset.judgments.qrels[query.query_id]))
+              for query in dataset.judgments.queries}
+    assert judged == {"q-penguins": "p1", "q-glaciers": "0-1", "0-2-q2": "0-2", "q-cinnamon": "p2",
+                      "q-violins": "dup", "q-comets": "dup~2", "q-otters": "7"}, judged
+    texts = {document.doc_id: document.text for document in dataset.corpus.documents}
+    for query in dataset.judgments.queries:  # each judged paragraph holds its question's first word
+        first_word = query.text.split()[0]
+        assert first_word in texts[judged[query.query_id]].lower(), (query, judged[query.query_id])
+    index = build(dataset.corpus, SETTINGS)
+    report = evaluate(index, dataset.judgments, stages=("bm25",))
+    assert report.matched_ids == report.judged_ids == 7
+    assert report.landed["bm25"] == {query_id: (1,) for query_id in judged}, report.landed["bm25"]

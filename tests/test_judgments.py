@@ -337,3 +337,45 @@ def test_grades_too_large_for_trec_eval_are_problems(tmp_path):
     parsed = read_qrels(path)
     assert parsed.qrels == {"q1": {"d1": 1}}
     assert [problem.line for problem in parsed.problems] == [2]
+
+
+def test_unsafe_zip_member_names_are_reported_like_the_corpus_reader_does(tmp_path):
+    archive = _zip(_beir_folder(tmp_path / "scifact"), tmp_path / "upload.zip")
+    with zipfile.ZipFile(archive, "a") as extra:
+        for name in ("../queries.jsonl", "/qrels/test.tsv", "C:/qrels/dev.tsv", "..\\evil.tsv"):
+            extra.writestr(zipfile.ZipInfo(name), "q9\tevil\t1\n")
+    judgments = load_judgments([archive], names=["scifact.zip"])
+    assert judgments.qrels == {"q1": {"tea-en": 2, "tea-de": 1}, "q2": {"lhasa": 1}}, "the unsafe members unread"
+    assert sorted(str(problem) for problem in judgments.problems) == [
+        f"scifact.zip!{name}: unsafe member name (absolute or '..' path); skipped"
+        for name in sorted(("../queries.jsonl", "/qrels/test.tsv", "C:/qrels/dev.tsv", "..\\evil.tsv"))
+    ], judgments.problems
+
+
+def test_query_ids_of_any_length_are_read(tmp_path):
+    long_id = "9" * 5000
+    queries = _write(tmp_path / "queries.jsonl", f'{{"_id": {long_id}, "text": "long"}}\n' + QUERIES_JSONL)
+    qrels = _write(tmp_path / "qrels.tsv", QRELS_TSV + f"{long_id}\ttea-en\t1\n")
+    judgments = load_judgments([queries, qrels])
+    assert [query.query_id for query in judgments.queries] == [long_id, "q1", "q2"]
+    assert judgments.qrels[long_id] == {"tea-en": 1}
+
+
+def test_a_crash_while_parsing_one_file_costs_only_that_file(tmp_path, monkeypatch):
+    from search import judgments as module
+
+    parse = module._parse_qrels
+
+    def fragile(text, name):
+        if name == "second.trec":
+            raise IndexError("a bug")
+        return parse(text, name)
+
+    monkeypatch.setattr(module, "_parse_qrels", fragile)
+    queries = _write(tmp_path / "queries.jsonl", QUERIES_JSONL)
+    first = _write(tmp_path / "first.trec", "q1 0 tea-en 1\n")
+    second = _write(tmp_path / "second.trec", "q2 0 lhasa 1\n")
+    judgments = load_judgments([queries, first, second])
+    assert judgments.qrels == {"q1": {"tea-en": 1}}
+    assert [str(problem) for problem in judgments.problems] == [
+        "second.trec: could not be read (IndexError: a bug); skipped"]

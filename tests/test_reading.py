@@ -501,7 +501,7 @@ def test_nested_zips_are_read_up_to_the_depth_limit(tmp_path):
     ], result.documents
     assert _problems(result) == [
         "outer.zip!inner.zip!innermost.zip: archive nested 3 deep is past max_zip_depth=2; skipped; "
-        "raise ReadLimits(max_zip_depth=...) to read it"
+        "set SEARCH_MAX_ZIP_DEPTH=3 (environment variable) to read it"
     ]
     deeper = _read_one(tmp_path, "outer.zip", outer, limits=ReadLimits(max_zip_depth=3))
     assert [d.doc_id for d in deeper.documents] == ["inner", "deep", "outer"] and deeper.problems == ()
@@ -532,7 +532,7 @@ def test_a_zip_bomb_is_refused_before_it_is_decompressed(tmp_path):
     (problem,) = result.problems
     assert problem.source == "bomb.zip!zeros.txt", problem
     assert problem.message.startswith("compression ratio ") and "max_compression_ratio=100" in problem.message
-    assert "raise ReadLimits(max_compression_ratio=...)" in problem.message
+    assert "if the archive is trusted, set SEARCH_MAX_COMPRESSION_RATIO=" in problem.message
     assert peak < 5_000_000, f"peak memory {peak:,} bytes: the bomb was decompressed"
 
 
@@ -541,7 +541,7 @@ def test_a_member_declaring_more_than_max_file_bytes_is_refused(tmp_path):
     result = read_paths([path], names=["big.zip"], limits=ReadLimits(max_file_bytes=1_000_000))
     assert _problems(result) == [
         "big.zip!zeros.txt: file declares 50.0 MB, over max_file_bytes=1,000,000; skipped; "
-        "raise ReadLimits(max_file_bytes=...) to read it"
+        "set SEARCH_MAX_FILE_MB=50 or more (environment variable) to read it"
     ]
 
 
@@ -561,7 +561,8 @@ def test_max_files_stops_reading_with_one_problem(tmp_path):
     result = read_paths([tmp_path / "docs"], names=["docs"], limits=ReadLimits(max_files=3))
     assert [d.doc_id for d in result.documents] == ["a", "b", "c"] and result.files_read == 3
     assert _problems(result) == [
-        "docs/d.txt: stopped at max_files=3; raise ReadLimits(max_files=...) to read more; 2 file(s) were not read"
+        "docs/d.txt: stopped at max_files=3; set SEARCH_MAX_FILES to a larger number (environment variable) "
+        "to read more; 2 file(s) were not read"
     ]
 
 
@@ -572,7 +573,8 @@ def test_max_total_bytes_stops_reading_with_one_problem(tmp_path):
     assert [d.doc_id for d in result.documents] == ["a", "b"]
     assert _problems(result) == [
         "docs/c.txt: stopped: this file would take the total past max_total_bytes=100 (80 bytes read so far); "
-        "raise ReadLimits(max_total_bytes=...) to read more; 1 file(s) were not read"
+        "set SEARCH_MAX_TOTAL_MB to a larger number of MB (environment variable) to read more; "
+        "1 file(s) were not read"
     ]
 
 
@@ -583,7 +585,7 @@ def test_a_file_over_max_file_bytes_is_skipped_and_the_rest_read(tmp_path):
     assert [d.doc_id for d in result.documents] == ["small"]
     assert _problems(result) == [
         "big.txt: file is 2,000 bytes, over max_file_bytes=1,000; skipped; "
-        "raise ReadLimits(max_file_bytes=...) to read it"
+        "set SEARCH_MAX_FILE_MB=0.1 or more (environment variable) to read it"
     ]
 
 

@@ -1,0 +1,30 @@
+"""`python -m search index` names every file it skipped and why, hostile ones included."""
+
+from __future__ import annotations
+
+import pytest
+
+from search.cli import main
+from search.models import FALLBACK_DENSE_ID
+from tests.hostile_inputs import GOOD_TEXT, hostile_cases
+
+
+@pytest.fixture(autouse=True)
+def offline_models(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEARCH_DENSE_MODEL", FALLBACK_DENSE_ID)
+    monkeypatch.setenv("SEARCH_RERANKER_MODEL", "late-interaction")
+
+
+def test_index_lists_each_skipped_file_with_its_reason(tmp_path, capsys):
+    corpus = tmp_path / "upload"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
+    for name in ("zip-version-8.4.zip", "zero-width-only.txt", "unterminated-tags.html"):  # the last: text "x"
+        (corpus / name).write_bytes(hostile_cases()[name])
+    assert main(["index", str(corpus), "--out", str(tmp_path / "idx"), "--no-cache"]) == 0
+    captured = capsys.readouterr()
+    assert "2 documents, 2 passages from 3 file(s)" in captured.out, captured.out
+    assert "2 skipped (a file, row, line or page) and 0 warning(s)" in captured.out, captured.out
+    assert f"skipped: {corpus}/zip-version-8.4.zip: not a readable zip archive (zip file version 8.4); " \
+           "skipped" in captured.err, captured.err
+    assert f"skipped: {corpus}/zero-width-only.txt: empty text: only invisible characters" in captured.err

@@ -248,3 +248,39 @@ def test_xquad_fasttext_matches_or_beats_langdetect_on_paragraphs_and_questions(
                      for langid in DETECTORS}
             assert right["fasttext"] >= right["langdetect"], f"{code} {kind}: {right} of {len(texts)} right"
             assert right["fasttext"] / len(texts) >= (0.995 if kind == "paragraphs" else 0.99), (code, kind, right)
+
+
+class _FixedLabels:
+    """A stand-in for the fastText model that always gives the same labels, to test how they are read."""
+
+    def __init__(self, *scored: tuple[str, float]) -> None:
+        self.scored = scored
+
+    def predict(self, text: str, k: int = 1):
+        assert "\n" not in text, "fastText reads one line"
+        top = self.scored[:k]
+        return tuple(f"__label__{label}" for label, _ in top), tuple(score for _, score in top)
+
+
+def _fasttext_with(*scored: tuple[str, float]):
+    from search.langid.fasttext_backend import ChineseVariants, FastTextDetector
+
+    return FastTextDetector(_FixedLabels(*scored), ChineseVariants.from_langdetect_profiles())
+
+
+def test_fasttext_labels_fold_into_langdetect_codes_with_renormalised_probabilities():
+    detector = _fasttext_with(("nn", 0.5), ("da", 0.3), ("eo", 0.15), ("no", 0.05))
+    found = detector.detect("Eg bur\ni ein liten by.")
+    assert (found.code, found.group) == ("no", "no") and found.probability == pytest.approx(0.55 / 0.85), found
+    cantonese = _fasttext_with(("yue", 0.4), ("ja", 0.35), ("zh", 0.25)).detect("东京の历史文化")
+    assert cantonese.code == "zh-cn" and cantonese.probability == pytest.approx(0.65), cantonese
+
+
+def test_fasttext_with_no_langdetect_language_among_its_labels():
+    # Latin letters: nothing the script could decide, so the text is unknown.
+    assert _fasttext_with(("eo", 0.6), ("la", 0.4)).detect("Saluton mondo") == UNKNOWN_LANGUAGE
+    # Kana beside Han: the script says Japanese when the model names no CJK language.
+    assert _fasttext_with(("ceb", 0.9), ("tr", 0.1)).detect("東京へ行きます") == Language("ja", "ja", 0.5)
+    assert _fasttext_with(("ceb", 0.9)).detect("서울의 漢字") == Language("ko", "ko", 0.5)
+    # Han alone is Chinese by script: the model is not asked.
+    assert _fasttext_with(("ceb", 1.0)).detect("纽卡斯尔的铁路网").code == "zh-cn"

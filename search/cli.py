@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .compare import STAGE_NAMES, RerankedHit, compare
 from .export import result_to_dict
+from .language import LANGID_CHOICES
 from .models import AUTO_RERANKER, DENSE_ENV, RERANKER_ENV
 from .types import FIRST_STAGES, STAGES, SearchResult
 
@@ -48,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     corpus.add_argument("--window", type=int, help="passage length in words (CJK/Thai: characters); default 200")
     corpus.add_argument("--overlap", type=int, help="words shared by consecutive passages; default 40")
     corpus.add_argument("--text-column", help="the CSV/TSV column that holds the text, when not found by name")
+    corpus.add_argument("--langid", choices=LANGID_CHOICES, help="language detector (env SEARCH_LANGID; default "
+                                                                 "auto: fastText, or langdetect if it can't load)")
     corpus.add_argument("--cache-dir", type=Path, help="where built indexes are kept and reused "
                                                         "(env SEARCH_CACHE_DIR; default ~/.cache/...)")
     corpus.add_argument("--no-cache", action="store_true", help="build from scratch and keep nothing")
@@ -200,7 +203,7 @@ def _settings(args: argparse.Namespace):
     return Settings.from_env(
         dense_model=args.dense_model, reranker_model=args.reranker_model, device=args.device,
         window=getattr(args, "window", None), overlap=getattr(args, "overlap", None),
-        text_column=getattr(args, "text_column", None),
+        text_column=getattr(args, "text_column", None), langid=getattr(args, "langid", None),
     )
 
 

@@ -24,7 +24,7 @@ from .bm25 import BM25Index
 from .dense import DenseIndex
 from .fusion import reciprocal_rank_fusion
 from .inference import Loaded, Reranker, TextEncoder
-from .language import detect_language, detect_languages
+from .language import AUTO_LANGID, LANGID_ENV, detect_language, detect_languages, load_detector
 from .loading import load_dense_encoder, load_encoder, load_reranker
 from .models import (
     AUTO_RERANKER,
@@ -78,13 +78,15 @@ class Settings:
     device: str = "auto"
     text_column: str | None = None
     index_titles: bool = True
+    langid: str = AUTO_LANGID  # the language detector: auto, fasttext or langdetect (see search.language)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        """Settings from $SEARCH_DENSE_MODEL, $SEARCH_RERANKER_MODEL and $SEARCH_DEVICE, then `overrides`
-        (None values are ignored)."""
+        """Settings from $SEARCH_DENSE_MODEL, $SEARCH_RERANKER_MODEL, $SEARCH_DEVICE and $SEARCH_LANGID, then
+        `overrides` (None values are ignored)."""
         values: dict[str, object] = {}
-        for name, variable in (("dense_model", DENSE_ENV), ("reranker_model", RERANKER_ENV), ("device", DEVICE_ENV)):
+        for name, variable in (("dense_model", DENSE_ENV), ("reranker_model", RERANKER_ENV), ("device", DEVICE_ENV),
+                               ("langid", LANGID_ENV)):
             if os.environ.get(variable):
                 values[name] = os.environ[variable]
         values.update({name: value for name, value in overrides.items() if value is not None})
@@ -173,7 +175,7 @@ class Index:
         if "hybrid" in wanted:
             wanted |= {"bm25", "dense"}
         depth = min(max(k, rerank_depth), len(self))
-        query_language = detect_language(query)
+        query_language = detect_language(query, self.settings.langid)
         label = self.encoder.model.label
         dense_note = self.encoder.fallback_reason or ""
         ranked: dict[str, StageResult] = {}
@@ -405,7 +407,7 @@ def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None =
     languages: list[Language] = []
     chunk = 64
     for begin in range(0, len(passages), chunk):
-        languages += detect_languages([p.text for p in passages[begin:begin + chunk]])
+        languages += detect_languages([p.text for p in passages[begin:begin + chunk]], settings.langid)
         report_progress("languages", len(languages), len(passages))
     passages = [replace(p, language=language) for p, language in zip(passages, languages, strict=True)]
     timings["languages"] = time.perf_counter() - started
@@ -444,10 +446,12 @@ def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None =
 
 
 def index_key(passages: Sequence[Passage], settings: Settings, encoder: Loaded[TextEncoder]) -> str:
-    """A hash of everything an index depends on: passages, analysis settings and the dense model."""
+    """A hash of everything an index depends on: passages, analysis settings, the language detector that
+    answers for `settings.langid` and the dense model."""
     digest = hashlib.sha256()
     header = {"format": INDEX_FORMAT, "analysis": analysis.ANALYSIS_VERSION, "window": settings.window,
-              "overlap": settings.overlap, "titles": settings.index_titles, "dense": encoder.model.model_id}
+              "overlap": settings.overlap, "titles": settings.index_titles, "dense": encoder.model.model_id,
+              "langid": load_detector(settings.langid).name}
     digest.update(json.dumps(header, sort_keys=True).encode())
     for passage in passages:
         digest.update(json.dumps([passage.passage_id, passage.doc_id, passage.title, passage.text],

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import math
 import random
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaModel
 
-from search.backends.torch_reranker import CrossEncoderReranker
-from search.inference import Reranker, RerankerUnavailable, sigmoid
+from search.backends.torch_reranker import CrossEncoderReranker, length_buckets, padding_share
+from search.inference import RERANK_LOCK, RerankCancelled, Reranker, RerankerUnavailable, sigmoid
 from search.loading import load_reranker
 from search.models import RERANKER_ENV
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
@@ -197,3 +201,113 @@ def test_classifier_config_without_trained_head_weights_is_refused(tiny_folder, 
     config.save_pretrained(folder)
     with pytest.raises(RerankerUnavailable, match="no trained classification head"):
         load_reranker(str(folder), fallback=False)
+
+
+# -- length buckets, progress and cancellation ------------------------------------------------------------
+
+@pytest.fixture
+def counted(tiny_folder):
+    """The tiny cross-encoder with a hook that records each forward pass's input shape."""
+    reranker = load_reranker(str(tiny_folder), fallback=False).model
+    shapes: list[tuple[int, int]] = []
+    handle = reranker.model.register_forward_pre_hook(
+        lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    yield reranker, shapes
+    handle.remove()
+
+
+@given(st.lists(st.integers(1, 512), max_size=60), st.integers(1, 20), st.sampled_from([0.0, 0.05, 0.1, 0.5, 1.0]))
+def test_length_buckets_cover_every_pair_once_within_size_and_padding(lengths, batch_size, max_padding):
+    batches = length_buckets(lengths, batch_size, max_padding)
+
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    order = [i for batch in batches for i in batch]
+    assert [lengths[i] for i in order] == sorted(lengths), "shortest pairs first, batches in length order"
+    for batch in batches:
+        assert 1 <= len(batch) <= batch_size
+        assert padding_share(lengths, [batch]) <= max_padding + 1e-12, (batch, [lengths[i] for i in batch])
+    # Closing a batch early is only allowed when the next pair was too long for it.
+    for batch, following in zip(batches, batches[1:], strict=False):
+        if len(batch) < batch_size:
+            assert padding_share(lengths, [[*batch, following[0]]]) > max_padding
+
+
+def test_length_buckets_by_size_only_is_the_old_sorted_batching():
+    lengths = [40, 12, 33, 12, 90, 41, 5]
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    assert length_buckets(lengths, 3, max_padding=1.0) == [order[0:3], order[3:6], order[6:]]
+    assert length_buckets(lengths, 3, max_padding=0.0) == [[6], [1, 3], [2], [0], [5], [4]]
+    with pytest.raises(ValueError, match="max_padding=1.5"):
+        length_buckets(lengths, 3, max_padding=1.5)
+
+
+@pytest.mark.parametrize("max_padding", [0.0, 0.1, 1.0])
+def test_scores_do_not_depend_on_the_padding_limit(tiny_folder, counted, max_padding):
+    reranker, shapes = counted
+    expected = reference_scores(tiny_folder, QUERY, PASSAGES, 512)
+    lengths = [len(ids) for ids in reranker.pair_token_ids(QUERY, PASSAGES)]
+
+    scores = reranker.score(QUERY, PASSAGES, max_padding=max_padding)
+
+    assert [s.raw for s in scores] == pytest.approx(expected, abs=1e-4)
+    buckets = length_buckets(lengths, reranker.batch_size, max_padding)
+    assert shapes == [(len(batch), max(lengths[i] for i in batch)) for batch in buckets], "what the model computed"
+    computed = sum(rows * width for rows, width in shapes)
+    assert 1 - sum(lengths) / computed <= max_padding + 1e-12
+
+
+def test_default_buckets_compute_less_padding_than_size_only_batches(counted):
+    reranker, shapes = counted
+    passages = PASSAGES + LONG_PASSAGES
+    lengths = [len(ids) for ids in reranker.pair_token_ids(QUERY, passages)]
+
+    reranker.score(QUERY, passages, max_padding=1.0)
+    loose = sum(rows * width for rows, width in shapes)
+    shapes.clear()
+    reranker.score(QUERY, passages)
+    tight = sum(rows * width for rows, width in shapes)
+
+    assert 1 - sum(lengths) / loose > 0.3, "the test passages should pad a lot in one batch"
+    assert 1 - sum(lengths) / tight <= 0.1 and tight < loose
+
+
+def test_progress_after_every_batch(counted):
+    reranker, shapes = counted
+    seen = []
+
+    reranker.score(QUERY, PASSAGES, batch_size=3, progress=lambda done, total: seen.append((done, total)))
+
+    sizes = [rows for rows, _ in shapes]
+    assert seen == [(sum(sizes[:n]), len(PASSAGES)) for n in range(1, len(sizes) + 1)]
+    assert seen[-1] == (len(PASSAGES), len(PASSAGES)) and len(seen) >= 4
+
+
+def test_should_stop_cancels_within_one_batch_and_keeps_the_finished_scores(tiny_folder, counted):
+    reranker, shapes = counted
+    expected = reference_scores(tiny_folder, QUERY, PASSAGES, 512)
+    seen = []
+
+    with pytest.raises(RerankCancelled) as cancelled:
+        reranker.score(QUERY, PASSAGES, batch_size=3, progress=lambda done, total: seen.append(done),
+                       should_stop=lambda: len(seen) >= 2)
+
+    assert len(shapes) == 2, "no batch may start after should_stop said stop"
+    error = cancelled.value
+    assert (error.done, error.total) == (seen[-1], len(PASSAGES)) and len(error.partial) == error.done
+    assert str(error) == f"rerank cancelled after {error.done} of {len(PASSAGES)} pairs"
+    for position, pair in error.partial.items():
+        assert pair.raw == pytest.approx(expected[position], abs=1e-4)
+
+
+def test_a_rerank_waiting_for_the_lock_can_be_cancelled(counted):
+    reranker, shapes = counted
+    stop = threading.Event()
+    with RERANK_LOCK:  # another rerank is running
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            waiting = pool.submit(reranker.score, QUERY, PASSAGES, should_stop=stop.is_set)
+            time.sleep(0.2)
+            assert not waiting.done(), "it must wait for its turn"
+            stop.set()
+            with pytest.raises(RerankCancelled) as cancelled:
+                waiting.result(timeout=5)
+    assert (cancelled.value.done, cancelled.value.total) == (0, len(PASSAGES)) and shapes == []

@@ -47,7 +47,7 @@ LOCK_POLL_SECONDS = 0.05  # how often a rerank waiting for RERANK_LOCK asks whet
 M = TypeVar("M")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: the score cache holds hundreds of thousands
 class PairScore:
     """A reranker's score for one (query, passage) pair.
 

@@ -20,6 +20,7 @@ from search.models import (
     LATE_INTERACTION_LABEL,
     RERANKER_ENV,
 )
+from search.score_cache import CachedReranker
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
 
 QUERY = "Which river flows through Berlin?"
@@ -40,7 +41,7 @@ def offline(monkeypatch):
 def test_loaded_models_are_cached_per_id_and_device(tiny_folder):
     first = load_reranker(str(tiny_folder), "cpu").model
     assert load_reranker(str(tiny_folder), "cpu").model is first
-    assert isinstance(first, CrossEncoderReranker)
+    assert isinstance(first, CachedReranker) and isinstance(first.inner, CrossEncoderReranker)
     assert load_encoder(FALLBACK_DENSE_ID, "cpu") is load_encoder(FALLBACK_DENSE_ID, "cpu")
 
 
@@ -77,11 +78,14 @@ def test_late_interaction_id_selects_the_fallback_directly():
 
 
 def test_the_late_interaction_fallback_runs_on_the_cached_bundled_minilm():
-    reranker = load_reranker(f" {LATE_INTERACTION_ID} ", "cpu").model
+    loaded = load_reranker(f" {LATE_INTERACTION_ID} ", "cpu").model
+    reranker = loaded.inner
     assert isinstance(reranker, LateInteractionReranker) and isinstance(reranker, Reranker)
+    assert isinstance(loaded, Reranker), "the score cache in front is a Reranker too"
     assert reranker.model_id == LATE_INTERACTION_ID and reranker.backend == "late-interaction"
+    assert (loaded.model_id, loaded.backend, loaded.label) == (reranker.model_id, reranker.backend, reranker.label)
     assert reranker.encoder is load_encoder(FALLBACK_DENSE_ID, "cpu"), "one MiniLM in memory, not two"
-    assert load_reranker(LATE_INTERACTION_ID, "cpu").model is reranker
+    assert load_reranker(LATE_INTERACTION_ID, "cpu").model is loaded
 
 
 def test_unloadable_dense_model_falls_back_to_bundled_minilm_and_says_why(tmp_path):

@@ -1,5 +1,6 @@
 """The torch cross-encoder backend against a plain one-pair-at-a-time reference, on tiny local XLM-R models
-(loaded through `search.loading.load_reranker`, as the app does)."""
+(loaded through `search.loading.load_reranker`, as the app does; its `.inner` is the backend itself, without
+the score cache in front)."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def untruncated_length(folder: Path, query: str, passage: str) -> int:
 
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
 def test_scores_equal_unbatched_reference_for_any_batch_size(tiny_folder, batch_size):
-    reranker = load_reranker(str(tiny_folder), fallback=False).model
+    reranker = load_reranker(str(tiny_folder), fallback=False).model.inner
     expected = reference_scores(tiny_folder, QUERY, PASSAGES, 512)
     assert max(expected) - min(expected) > 0.1, "random weights too flat for the comparison to mean anything"
 
@@ -88,7 +89,7 @@ def test_scores_equal_unbatched_reference_for_any_batch_size(tiny_folder, batch_
 
 
 def test_scores_follow_input_order_when_shuffled(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).model
+    reranker = load_reranker(str(tiny_folder), fallback=False).model.inner
     shuffled = PASSAGES[:]
     random.Random(7).shuffle(shuffled)
     assert shuffled != PASSAGES
@@ -99,14 +100,14 @@ def test_scores_follow_input_order_when_shuffled(tiny_folder):
 
 
 def test_sigmoid_is_the_logistic_of_the_raw_logit(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).model
+    reranker = load_reranker(str(tiny_folder), fallback=False).model.inner
     for pair in reranker.score(QUERY, PASSAGES):
         assert pair.sigmoid == pytest.approx(1 / (1 + math.exp(-pair.raw)), abs=1e-12)
     assert sigmoid(-1000.0) == 0.0 and sigmoid(1000.0) == 1.0
 
 
 def test_protocol_and_label(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).model
+    reranker = load_reranker(str(tiny_folder), fallback=False).model.inner
     assert isinstance(reranker, CrossEncoderReranker) and isinstance(reranker, Reranker)
     assert reranker.is_cross_encoder and reranker.backend == "torch"
     assert reranker.label == reranker.model_id == str(tiny_folder)
@@ -114,7 +115,7 @@ def test_protocol_and_label(tiny_folder):
 
 
 def test_truncation_cuts_only_the_passage_and_is_reported_exactly(short_folder):
-    reranker = load_reranker(str(short_folder), fallback=False).model
+    reranker = load_reranker(str(short_folder), fallback=False).model.inner
     assert reranker.max_length == SHORT_MAX_LENGTH
     passages = PASSAGES + LONG_PASSAGES
     expected_cut = [untruncated_length(short_folder, QUERY, p) > SHORT_MAX_LENGTH for p in passages]
@@ -134,7 +135,7 @@ def test_truncation_cuts_only_the_passage_and_is_reported_exactly(short_folder):
 
 
 def test_a_query_longer_than_half_the_window_is_cut_to_half(short_folder):
-    reranker = load_reranker(str(short_folder), fallback=False).model
+    reranker = load_reranker(str(short_folder), fallback=False).model.inner
     half = (SHORT_MAX_LENGTH - reranker.tokenizer.num_special_tokens_to_add(pair=True)) // 2
 
     scores = reranker.score(LONG_QUERY, [PASSAGES[0], LONG_PASSAGES[0]])
@@ -149,7 +150,7 @@ def test_a_query_longer_than_half_the_window_is_cut_to_half(short_folder):
 
 
 def test_concurrent_calls_give_the_same_scores(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).model
+    reranker = load_reranker(str(tiny_folder), fallback=False).model.inner
     expected = [s.raw for s in reranker.score(QUERY, PASSAGES)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda _: [s.raw for s in reranker.score(QUERY, PASSAGES, batch_size=3)], range(4)))
@@ -158,7 +159,7 @@ def test_concurrent_calls_give_the_same_scores(tiny_folder):
 
 
 def test_empty_inputs(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).model
+    reranker = load_reranker(str(tiny_folder), fallback=False).model.inner
     assert reranker.score(QUERY, []) == []
     with pytest.raises(ValueError, match="query is empty"):
         reranker.score("   ", PASSAGES)
@@ -208,7 +209,7 @@ def test_classifier_config_without_trained_head_weights_is_refused(tiny_folder, 
 @pytest.fixture
 def counted(tiny_folder):
     """The tiny cross-encoder with a hook that records each forward pass's input shape."""
-    reranker = load_reranker(str(tiny_folder), fallback=False).model
+    reranker = load_reranker(str(tiny_folder), fallback=False).model.inner
     shapes: list[tuple[int, int]] = []
     handle = reranker.model.register_forward_pre_hook(
         lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)

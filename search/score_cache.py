@@ -5,7 +5,8 @@ each reranker was measured at, to say how long a rerank will take.
 - `ScoreCache`: a thread-safe LRU map from pair keys to `PairScore`, bounded by entries and approximate
   bytes, with hit and miss counts (`stats()`).
 - `CachedReranker`: wraps any `Reranker` and is one itself. Only the pairs not in the cache go to the
-  backend; it measures the backend's throughput (`throughput()`, `expected_seconds(pairs)`).
+  backend; it measures the backend's throughput (`throughput()`, `expected_seconds(pairs)`) with a
+  `ThroughputMeter`.
 
 `search.loading.load_reranker` wraps every reranker it loads in a `CachedReranker` over `shared_cache()`,
 so the app, the CLI and the evaluation share one cache. A pair's key is a 128-bit BLAKE2b digest of the
@@ -171,19 +172,15 @@ class CachedReranker:
     is the wrapped reranker itself. Scores are cached per (model id, backend, device, query, passage), so
     a backend whose scores depend on anything else must say so in its `backend` string.
 
-    It also measures the backend's speed: seconds per pair, exponentially weighted over the scored
-    batches (a batch's weight halves every THROUGHPUT_HALF_LIFE_PAIRS pairs scored after it; cached pairs
-    and the wait for RERANK_LOCK are not counted). The very first batch after loading pays one-off costs,
-    so it only stands until the second batch replaces it. See `throughput()` and `expected_seconds`.
-    Thread-safe.
+    It also measures the backend's speed in its `meter` (a `ThroughputMeter`): each batch the backend
+    reports is timed from the previous report (or from the start of scoring), so cached pairs and the wait
+    for RERANK_LOCK are not counted. See `throughput()` and `expected_seconds`. Thread-safe.
     """
 
     def __init__(self, reranker: Reranker, cache: ScoreCache | None = None) -> None:
         self.inner = reranker
         self.cache = shared_cache() if cache is None else cache
-        self._meter_lock = threading.Lock()
-        self._seconds_per_pair: float | None = None
-        self._pairs = self._batches = 0
+        self.meter = ThroughputMeter()
 
     def __repr__(self) -> str:
         return f"CachedReranker({self.inner!r})"
@@ -270,7 +267,7 @@ class CachedReranker:
         def on_batch(done: int, _total: int) -> None:
             nonlocal last_time, last_done
             now = time.perf_counter()
-            self._measure(done - last_done, now - last_time)
+            self.meter.record(done - last_done, now - last_time)
             last_time, last_done = now, done
             report(from_cache + done)
 
@@ -282,7 +279,7 @@ class CachedReranker:
             found.update(fresh)
             raise
         if last_done < len(texts):  # a backend that reports no (or not all) progress: time what is left
-            self._measure(len(texts) - last_done, time.perf_counter() - last_time)
+            self.meter.record(len(texts) - last_done, time.perf_counter() - last_time)
         fresh = dict(zip(keys, scores, strict=True))
         self.cache.store(fresh)
         found.update(fresh)
@@ -290,9 +287,8 @@ class CachedReranker:
     # -- speed --------------------------------------------------------------------------------------
 
     def throughput(self) -> Throughput:
-        """The backend's measured speed on this machine (see the class docstring)."""
-        with self._meter_lock:
-            return Throughput(self._seconds_per_pair, self._pairs, self._batches)
+        """The backend's measured speed on this machine (see `ThroughputMeter`)."""
+        return self.meter.snapshot()
 
     def expected_seconds(self, pairs: int) -> float | None:
         """Seconds scoring `pairs` uncached pairs should take here; None before anything was measured.
@@ -305,18 +301,40 @@ class CachedReranker:
         """How many distinct pairs of `passages` a `score` call would send to the backend now."""
         return self.cache.missing(pair_keys(self.model_id, self.backend, self.device, query, passages))
 
-    def _measure(self, pairs: int, seconds: float) -> None:
+
+class ThroughputMeter:
+    """Seconds per pair, exponentially weighted over scored batches: a batch's weight halves with every
+    THROUGHPUT_HALF_LIFE_PAIRS pairs recorded after it. The very first batch pays one-off costs (memory,
+    kernel choice), so it only stands until the second one replaces it. Thread-safe.
+
+    >>> meter = ThroughputMeter()
+    >>> meter.record(1, 3.0); meter.record(16, 1.6)  # a slow warm-up, then 0.1 s per pair
+    >>> meter.snapshot()
+    Throughput(seconds_per_pair=0.1, pairs=17, batches=2)
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seconds_per_pair: float | None = None
+        self._pairs = self._batches = 0
+
+    def record(self, pairs: int, seconds: float) -> None:
+        """Count one batch of `pairs` pairs scored in `seconds` (ignored when either is not positive)."""
         if pairs <= 0 or seconds <= 0:
             return
         sample = seconds / pairs
-        with self._meter_lock:
+        with self._lock:
             if self._batches <= 1 or self._seconds_per_pair is None:
-                self._seconds_per_pair = sample  # the first batch is a warm-up: the second replaces it
+                self._seconds_per_pair = sample
             else:
                 weight = 1.0 - 0.5 ** (pairs / THROUGHPUT_HALF_LIFE_PAIRS)
                 self._seconds_per_pair += weight * (sample - self._seconds_per_pair)
             self._pairs += pairs
             self._batches += 1
+
+    def snapshot(self) -> Throughput:
+        with self._lock:
+            return Throughput(self._seconds_per_pair, self._pairs, self._batches)
 
 
 def _entry_bytes(key: bytes, score: PairScore) -> int:

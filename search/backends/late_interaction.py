@@ -92,8 +92,8 @@ class LateInteractionReranker:
 
         `truncated` is True for passages longer than the encoder's window (256 tokens for MiniLM).
         `progress(done, total)` is called after every encoded batch (passages found in the passage cache
-        count as done with the first); `should_stop()` is polled before every batch and raises
-        RerankCancelled with the scores finished so far. Raises ValueError for an empty query.
+        count as done with the first); `should_stop()` is polled before any work and before every further
+        batch, and raises RerankCancelled with the scores finished so far. Raises ValueError for an empty query.
         """
         if not query.strip():
             raise ValueError("the query is empty; type a question or keywords to rerank against")
@@ -101,6 +101,8 @@ class LateInteractionReranker:
             return []
         total = len(passages)
         with rerank_turn(should_stop, total=total):
+            if should_stop is not None and should_stop():
+                raise RerankCancelled(0, total)
             query_vectors = self.encoder.token_embeddings([query])[0]
 
             def scores(found: dict[str, _PassageVectors]) -> dict[int, PairScore]:
@@ -112,7 +114,7 @@ class LateInteractionReranker:
             # batch by length.
             missing = list(dict.fromkeys(text for text in passages if text not in found))
             for start in range(0, len(missing), self.batch_size):
-                if should_stop is not None and should_stop():
+                if start and should_stop is not None and should_stop():  # polled before the first already
                     done = scores(found)
                     raise RerankCancelled(len(done), total, done)
                 found.update(self._encode_and_cache(missing[start:start + self.batch_size]))

@@ -37,12 +37,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .loading import BACKEND_ENV, BACKENDS
+
     models = argparse.ArgumentParser(add_help=False)
     models.add_argument("--dense-model", help=f"Hub id or local folder of the dense encoder (env {DENSE_ENV}; "
                                               "default intfloat/multilingual-e5-small)")
     models.add_argument("--reranker-model", help=f"Hub id or local folder of the cross-encoder, 'auto' or "
                                                  f"'late-interaction' (env {RERANKER_ENV}; default auto)")
     models.add_argument("--device", help="cpu, cuda, cuda:1, mps or auto (env SEARCH_DEVICE; default auto)")
+    models.add_argument("--backend", choices=BACKENDS, help=f"what runs the models (env {BACKEND_ENV}; default auto)")
     models.add_argument("-v", "--verbose", action="store_true", help="log what is loaded and why")
 
     corpus = argparse.ArgumentParser(add_help=False)
@@ -117,7 +120,9 @@ def _query(args: argparse.Namespace) -> int:
     if bool(args.paths) == bool(args.index):
         raise ValueError("give either corpus PATHs or --index DIR (one of them)")
     if args.index:
-        index = Index.load(args.index, device=args.device, reranker_model=_settings(args).reranker_model)
+        settings = _settings(args)
+        index = Index.load(args.index, device=args.device, reranker_model=settings.reranker_model,
+                           backend=settings.backend)
     else:
         index = build(args.paths, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args),
                       max_passages=max_passages_from_env(default=None))
@@ -178,7 +183,7 @@ def _rerank(args: argparse.Namespace) -> int:
 
         groups = {language.group for language in detect_languages([args.query, *passages])}
         model_id = choose_reranker(model_id, groups, has_gpu=choose_device(args.device).startswith("cuda"))
-    loaded = load_reranker(model_id, args.device)
+    loaded = load_reranker(model_id, args.device, backend=_settings(args).backend)
     if loaded.fallback_reason:
         print(f"note: {loaded.fallback_reason}", file=sys.stderr)
     print(f"reranker: {loaded.model.label}", file=sys.stderr)
@@ -201,7 +206,7 @@ def _settings(args: argparse.Namespace):
     from .pipeline import Settings
 
     return Settings.from_env(
-        dense_model=args.dense_model, reranker_model=args.reranker_model, device=args.device,
+        dense_model=args.dense_model, reranker_model=args.reranker_model, device=args.device, backend=args.backend,
         window=getattr(args, "window", None), overlap=getattr(args, "overlap", None),
         text_column=getattr(args, "text_column", None), langid=getattr(args, "langid", None),
     )

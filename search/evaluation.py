@@ -19,6 +19,7 @@ import ir_measures
 from .decoding import decode_text
 from .formats.json_records import JsonError, load_json
 from .formats.squad import is_squad, squad_paragraphs
+from .inference import RerankCancelled
 from .judgments import (
     Judgments,
     Level,
@@ -31,6 +32,7 @@ from .judgments import (
 )
 from .limits import FileBudget, LimitExceeded, ReadLimits
 from .reading import read_paths
+from .score_cache import CachedReranker
 from .types import FIRST_STAGES, STAGES, FirstStage, Hit, ReadResult, SearchResult
 
 if TYPE_CHECKING:
@@ -245,9 +247,9 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
              should_stop: Callable[[], bool] | None = None) -> EvalReport:
     """Run every judged query through the stages and compute the metrics of each stage.
 
-    `should_stop` is polled between queries; a stopped run reports the queries finished so far
-    (`cancelled` set; no metrics when none finished). Raises ValueError for an unknown stage, a
-    max_queries below 1, or when no query has judgments.
+    `should_stop` is polled between queries and by the reranker between batches; a stopped run reports
+    the queries finished so far (`cancelled` set; no metrics when none finished). Raises ValueError for
+    an unknown stage, a max_queries below 1, or when no query has judgments.
     """
     _check_stages(stages)
     if "rerank" in stages and rerank_depth <= 0:
@@ -273,7 +275,11 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
         result = index.retrieve(query.text, k=depth, rerank_depth=rerank_depth if rerank else 0,
                                 candidates_from=candidates_from, stages=stages)
         if rerank:
-            result = index.rerank(result)
+            try:
+                result = index.rerank(result, should_stop=should_stop)
+            except RerankCancelled:
+                cancelled = True
+                break
         query_texts[query.query_id] = query.text
         for name, ranking in stage_rankings(result, level).items():
             if name in rankings:
@@ -306,7 +312,8 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
     timings.update({f"build_{step}": value for step, value in index.report.timings_s.items()})
     timings["queries_total"] = time.perf_counter() - started
     if rerank and rerank_seconds > 0:
-        timings["rerank_pairs_per_second"] = pairs / rerank_seconds
+        # Pairs found in the score cache take no time: the reranker's measured speed is the honest figure.
+        timings["rerank_pairs_per_second"] = _measured_pairs_per_second(index) or pairs / rerank_seconds
     return EvalReport(
         passages=len(index), queries=len(query_texts), languages=dict(index.report.languages),
         models={"dense": index.encoder.model.label, **models}, stages=metrics, timings_s=timings, level=level,
@@ -357,8 +364,9 @@ def estimate_evaluation(index: Index, n_queries: int, *, stages: Sequence[str], 
 
 
 def _measure_pairs_per_second(index: Index, results: Sequence[SearchResult]) -> float | None:
-    """Pairs/s of a real rerank of up to ESTIMATE_PAIRS candidates, after a one-pair warm-up; None when
-    the reranker can't be loaded or no sample query has a candidate."""
+    """The reranker's measured pairs/s when it has reranked before, else pairs/s of a real rerank of up
+    to ESTIMATE_PAIRS candidates after a one-pair warm-up; None when the reranker can't be loaded or no
+    sample query has a candidate."""
     result = max(results, key=lambda r: len(r.stages[r.candidates_from].hits))
     if not result.stages[result.candidates_from].hits:
         return None
@@ -366,11 +374,22 @@ def _measure_pairs_per_second(index: Index, results: Sequence[SearchResult]) -> 
         loaded = index.reranker()
     except ValueError:
         return None  # evaluate() reports why, as the rerank stage's note
+    if isinstance(loaded.model, CachedReranker) and loaded.model.throughput().batches >= 2:
+        return loaded.model.throughput().pairs_per_second  # measured past its warm-up batch already
     # The first forward pass pays one-off costs; the query itself is no corpus passage, so a reranker
     # that caches passage encodings gains nothing for the measured pairs.
     loaded.model.score(result.query, [result.query])
     probe = replace(result, rerank_depth=min(result.rerank_depth, ESTIMATE_PAIRS))
     return index.rerank(probe, loaded).stages["rerank"].pairs_per_second
+
+
+def _measured_pairs_per_second(index: Index) -> float | None:
+    """The loaded reranker's measured speed (cached pairs excluded), or None without a measurement."""
+    try:
+        loaded = index.reranker()
+    except ValueError:
+        return None
+    return loaded.model.throughput().pairs_per_second if isinstance(loaded.model, CachedReranker) else None
 
 
 def depth_tradeoff(index: Index, judgments: Judgments, *, depths: Sequence[int] = DEPTHS,
@@ -387,8 +406,10 @@ def depth_tradeoff(index: Index, judgments: Judgments, *, depths: Sequence[int] 
     dropped; points come in increasing depth.
 
     `seconds_per_query` is derived, not timed per depth: the mean wall time of retrieving the candidates
-    plus the mean number of pairs reranked at that depth times the measured seconds per pair.
-    `should_stop` is polled between queries; the points then cover the finished queries (none: ()).
+    plus the mean number of pairs reranked at that depth times the reranker's measured seconds per pair
+    (its `throughput()`, so pairs found in the score cache do not make a depth look cheap).
+    `should_stop` is polled between queries and by the reranker between batches; the points then cover
+    the finished queries (none: ()).
     Raises ValueError for a depth below 1, a bad `candidates_from`, no judged query, or a reranker that
     can't be loaded.
     """
@@ -413,7 +434,10 @@ def depth_tradeoff(index: Index, judgments: Judgments, *, depths: Sequence[int] 
         result = index.retrieve(query.text, k=max(RETRIEVAL_DEPTH, deepest), rerank_depth=deepest,
                                 candidates_from=candidates_from, stages=(candidates_from,))
         retrieve_seconds += time.perf_counter() - started
-        result = index.rerank(result, loaded)
+        try:
+            result = index.rerank(result, loaded, should_stop=should_stop)
+        except RerankCancelled:
+            break
         rerank = result.stages["rerank"]
         rerank_seconds += rerank.seconds
         pairs += len(rerank.hits)
@@ -426,7 +450,8 @@ def depth_tradeoff(index: Index, judgments: Judgments, *, depths: Sequence[int] 
     finished = len(rankings[deepest])
     if finished == 0:
         return ()
-    seconds_per_pair = rerank_seconds / pairs if pairs else 0.0
+    measured = loaded.model.throughput().seconds_per_pair if isinstance(loaded.model, CachedReranker) else None
+    seconds_per_pair = measured or (rerank_seconds / pairs if pairs else 0.0)
     points = []
     for depth in clipped:
         means, _ = compute_metrics(judgments.qrels, rankings[depth], ("ndcg@10",))

@@ -4,6 +4,8 @@
 - `TextEncoder`: pooled embeddings for dense retrieval (`embed`) and per-token ones (`token_embeddings`).
 - `Loaded[M]`: a loaded model with the id that was asked for and, for a fallback, why.
 - `RerankerUnavailable`, `RERANK_LOCK`, `sigmoid`, `ProgressFn`: shared by the backends and the loader.
+- Long reranks report progress and stop on request: `ProgressFn`, `StopFn`, `RerankCancelled`, `rerank_turn`.
+- `Throughput`: a reranker's measured speed on this machine, to tell how long a rerank will take.
 
 Backends live in `search/backends/`, one per module; `search/loading.py` chooses, builds and caches them.
 
@@ -11,14 +13,21 @@ Concurrency: loaded models are cached per (model id, device) and shared read-onl
 Every reranker's `score` call holds `RERANK_LOCK` for its whole duration, so two heavy reranks never
 compete for the same CPU cores (on 2 cores, two interleaved reranks would both finish about as late as
 the second one does when they queue). It is re-entrant: a caller that times several calls together may
-hold it too.
+hold it too. Backends take it through `rerank_turn`, so a rerank still waiting for its turn can be
+cancelled too.
+
+Progress and cancellation: `score(..., progress=..., should_stop=...)` calls ``progress(done, total)``
+(pairs) after every batch and polls ``should_stop()`` before every batch (and while waiting for the
+lock); when it returns True, `score` raises `RerankCancelled` within one batch, carrying the scores
+finished so far.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -27,14 +36,18 @@ import numpy as np
 from .models import ModelSpec
 
 ProgressFn = Callable[[int, int], None]
-"""Called as ``progress(done, total)`` while texts are embedded."""
+"""Called as ``progress(done, total)``: texts embedded, or (query, passage) pairs scored, so far."""
+
+StopFn = Callable[[], bool]
+"""Polled between batches; returning True stops the work (a rerank raises `RerankCancelled`)."""
 
 RERANK_LOCK = threading.RLock()
+LOCK_POLL_SECONDS = 0.05  # how often a rerank waiting for RERANK_LOCK asks whether it should stop
 
 M = TypeVar("M")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: the score cache holds hundreds of thousands
 class PairScore:
     """A reranker's score for one (query, passage) pair.
 
@@ -58,8 +71,16 @@ class Reranker(Protocol):
     backend: str  # what runs it: "torch", "late-interaction", ...
     is_cross_encoder: bool
 
-    def score(self, query: str, passages: Sequence[str]) -> list[PairScore]:
-        """Return one PairScore per passage, in input order; ValueError for an empty query."""
+    device: str  # where it runs: "cpu", "cuda:0", ...
+
+    def score(self, query: str, passages: Sequence[str], *, progress: ProgressFn | None = None,
+              should_stop: StopFn | None = None) -> list[PairScore]:
+        """Return one PairScore per passage, in input order; ValueError for an empty query.
+
+        `progress(done_pairs, total_pairs)` is called after every scored batch, the last time with
+        ``(len(passages), len(passages))`` (never for no passage). `should_stop()` is polled before every
+        batch and while waiting for `RERANK_LOCK`; when it returns True, raises `RerankCancelled`.
+        """
         ...
 
 
@@ -113,6 +134,73 @@ class Loaded(Generic[M]):
 
 class RerankerUnavailable(ValueError):
     """The chosen reranker cannot be loaded; the message says why and which setting to change."""
+
+
+class RerankCancelled(Exception):
+    """A rerank stopped because its `should_stop` returned True.
+
+    `done` of `total` pairs had been scored; `partial` maps input positions to the scores finished
+    before the stop (the score cache keeps them, so running the rerank again resumes where it stopped).
+
+    >>> error = RerankCancelled(4, 20)
+    >>> str(error), error.partial
+    ('rerank cancelled after 4 of 20 pairs', {})
+    """
+
+    def __init__(self, done: int, total: int, partial: Mapping[int, PairScore] | None = None) -> None:
+        super().__init__(f"rerank cancelled after {done} of {total} pairs")
+        self.done = done
+        self.total = total
+        self.partial: dict[int, PairScore] = dict(partial or {})
+
+
+@contextmanager
+def rerank_turn(should_stop: StopFn | None = None, *, total: int = 0) -> Iterator[None]:
+    """Hold `RERANK_LOCK` for the body: one heavy rerank at a time.
+
+    While another rerank holds it, `should_stop` is polled every LOCK_POLL_SECONDS; when it returns True,
+    raises RerankCancelled(0, total) without ever taking the lock.
+    """
+    if should_stop is None:
+        RERANK_LOCK.acquire()
+    else:
+        while not RERANK_LOCK.acquire(timeout=LOCK_POLL_SECONDS):
+            if should_stop():
+                raise RerankCancelled(0, total)
+    try:
+        yield
+    finally:
+        RERANK_LOCK.release()
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """A reranker's measured speed on this machine: seconds per (query, passage) pair scored by its
+    backend, exponentially weighted over the scored batches (recent ones count most; pairs answered
+    from the score cache are not counted). `pairs` and `batches` count what was measured since the
+    reranker was loaded; `seconds_per_pair` is None before the first batch.
+
+    >>> Throughput(0.25, 40, 3).expected_seconds(20), Throughput(None, 0, 0).expected_seconds(20)
+    (5.0, None)
+    """
+
+    seconds_per_pair: float | None
+    pairs: int
+    batches: int
+
+    @property
+    def pairs_per_second(self) -> float | None:
+        if not self.seconds_per_pair:
+            return None
+        return 1.0 / self.seconds_per_pair
+
+    def expected_seconds(self, pairs: int) -> float | None:
+        """Seconds scoring `pairs` uncached pairs should take here; None before anything was measured."""
+        if pairs < 0:
+            raise ValueError(f"pairs={pairs} is negative; pass the number of pairs still to score")
+        if self.seconds_per_pair is None:
+            return None
+        return pairs * self.seconds_per_pair
 
 
 def sigmoid(logit: float) -> float:

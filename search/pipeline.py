@@ -1,7 +1,8 @@
 """One pipeline: corpus -> passages -> languages -> BM25 and dense indexes -> stages -> results.
 
 `build()` turns files into an `Index`; `Index.retrieve()` runs the first stages (BM25, dense, hybrid)
-and `Index.rerank()` adds the cross-encoder stage, so a UI can show the first stages before the slow one.
+and `Index.rerank()` adds the cross-encoder stage, so a UI can show the first stages before the slow one
+(with progress, cancellation and `Index.expected_rerank_seconds` to say how long it will take).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from . import analysis
 from .bm25 import BM25Index
 from .dense import DenseIndex
 from .fusion import reciprocal_rank_fusion
-from .inference import Loaded, Reranker, TextEncoder
+from .inference import Loaded, ProgressFn, Reranker, StopFn, TextEncoder
 from .language import AUTO_LANGID, LANGID_ENV, detect_language, detect_languages, load_detector
-from .loading import load_dense_encoder, load_encoder, load_reranker
+from .loading import AUTO_BACKEND, BACKEND_ENV, load_dense_encoder, load_encoder, load_reranker
 from .models import (
     AUTO_RERANKER,
     DEFAULT_DENSE_MODEL,
@@ -37,6 +38,7 @@ from .models import (
 )
 from .passages import split_documents
 from .reading import read_paths
+from .score_cache import CachedReranker
 from .types import (
     FIRST_STAGES,
     FirstStage,
@@ -69,7 +71,8 @@ ProgressCallback = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class Settings:
-    """What an index is built with. Model fields take a Hub id or a local folder."""
+    """What an index is built with. Model fields take a Hub id or a local folder; `backend` is what runs
+    the models (one of `search.loading.BACKENDS`, ``"auto"`` for the best available)."""
 
     window: int = 200
     overlap: int = 40
@@ -79,14 +82,15 @@ class Settings:
     text_column: str | None = None
     index_titles: bool = True
     langid: str = AUTO_LANGID  # the language detector: auto, fasttext or langdetect (see search.language)
+    backend: str = AUTO_BACKEND  # the inference backend of both models (see search.loading)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        """Settings from $SEARCH_DENSE_MODEL, $SEARCH_RERANKER_MODEL, $SEARCH_DEVICE and $SEARCH_LANGID, then
-        `overrides` (None values are ignored)."""
+        """Settings from $SEARCH_DENSE_MODEL, $SEARCH_RERANKER_MODEL, $SEARCH_DEVICE, $SEARCH_LANGID and
+        $SEARCH_BACKEND, then `overrides` (None values are ignored)."""
         values: dict[str, object] = {}
         for name, variable in (("dense_model", DENSE_ENV), ("reranker_model", RERANKER_ENV), ("device", DEVICE_ENV),
-                               ("langid", LANGID_ENV)):
+                               ("langid", LANGID_ENV), ("backend", BACKEND_ENV)):
             if os.environ.get(variable):
                 values[name] = os.environ[variable]
         values.update({name: value for name, value in overrides.items() if value is not None})
@@ -194,9 +198,19 @@ class Index:
                                            f"RRF(BM25, {label})", dense_note)
         return SearchResult(query, query_language, _cross_ranked(ranked), candidates_from, rerank_depth)
 
-    def rerank(self, result: SearchResult, reranker: Loaded[Reranker] | None = None) -> SearchResult:
+    def rerank(self, result: SearchResult, reranker: Loaded[Reranker] | None = None, *,
+               progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> SearchResult:
         """Add the rerank stage: the top `result.rerank_depth` candidates of `result.candidates_from`,
-        rescored by the reranker. A reranker that can't be loaded gives a stage with `error` set."""
+        rescored by the reranker. A reranker that can't be loaded gives a stage with `error` set.
+
+        `progress(done_pairs, total_pairs)` and `should_stop()` go to the reranker's `score`: pairs found
+        in the score cache are reported done at once, then progress follows every scored batch;
+        `should_stop` is polled before every batch and while another rerank runs, and raises
+        `inference.RerankCancelled` (within one batch; the pairs scored so far stay cached).
+        The stage's `pairs_per_second` is the reranker's measured speed on this machine (cached pairs
+        excluded; see `score_cache.CachedReranker.throughput`), or pairs over seconds for a reranker
+        without a meter.
+        """
         candidates = result.stages[result.candidates_from].hits[: result.rerank_depth]
         try:
             loaded = reranker or self.reranker()
@@ -204,7 +218,8 @@ class Index:
             stage = StageResult("rerank", (), 0.0, self.settings.reranker_model, error=str(error))
             return replace(result, stages={**result.stages, "rerank": stage})
         started = time.perf_counter()
-        scores = loaded.model.score(result.query, [self._rerank_text(hit) for hit in candidates])
+        scores = loaded.model.score(result.query, [self._rerank_text(hit) for hit in candidates],
+                                    progress=progress, should_stop=should_stop)
         seconds = time.perf_counter() - started
         order = sorted(range(len(candidates)), key=lambda i: (-scores[i].raw, i))
         hits = tuple(
@@ -212,12 +227,38 @@ class Index:
                     truncated=scores[i].truncated)
             for rank, i in enumerate(order, start=1)
         )
+        if isinstance(loaded.model, CachedReranker):
+            pairs_per_second = loaded.model.throughput().pairs_per_second if candidates else None
+        else:
+            pairs_per_second = len(candidates) / seconds if candidates and seconds > 0 else None
         stage = StageResult(
             "rerank", hits, seconds, loaded.model.label,
             note=loaded.fallback_reason or "",
-            pairs_per_second=len(candidates) / seconds if candidates and seconds > 0 else None,
+            pairs_per_second=pairs_per_second,
         )
         return replace(result, stages=_cross_ranked({**result.stages, "rerank": stage}))
+
+    def expected_rerank_seconds(self, result: SearchResult, rerank_depth: int | None = None) -> float | None:
+        """How long `rerank` should take for `result` at `rerank_depth` (default `result.rerank_depth`):
+        the pairs not in the score cache times the reranker's measured seconds per pair.
+
+        Candidates beyond those `result` retrieved count as uncached. None when the reranker is not
+        loaded yet (this never loads it) or has not scored anything to measure yet; 0.0 for depth 0 or
+        when every pair is cached. Raises ValueError for a depth out of range.
+
+        >>> index.expected_rerank_seconds(index.retrieve("tea", rerank_depth=20))  # doctest: +SKIP
+        6.2
+        """
+        depth = result.rerank_depth if rerank_depth is None else rerank_depth
+        if not 0 <= depth <= MAX_RERANK_DEPTH:
+            raise ValueError(f"rerank_depth={depth} is out of range; use 0 <= rerank_depth <= {MAX_RERANK_DEPTH}")
+        loaded = self._reranker
+        if loaded is None or not isinstance(loaded.model, CachedReranker):
+            return None
+        depth = min(depth, len(self))
+        candidates = result.stages[result.candidates_from].hits[:depth]
+        uncached = loaded.model.uncached(result.query, [self._rerank_text(hit) for hit in candidates])
+        return loaded.model.expected_seconds(uncached + depth - len(candidates))
 
     def search(self, query: str, *, k: int = 10, rerank_depth: int = 20,
                candidates_from: FirstStage = "hybrid") -> SearchResult:
@@ -235,7 +276,7 @@ class Index:
                 device = choose_device(self.settings.device)
                 model_id = choose_reranker(self.settings.reranker_model, self.languages,
                                            has_gpu=device.startswith("cuda"))
-                self._reranker = load_reranker(model_id, device)
+                self._reranker = load_reranker(model_id, device, backend=self.settings.backend)
             return self._reranker
 
     def _check_depths(self, k: int, rerank_depth: int, candidates_from: str) -> None:
@@ -290,10 +331,10 @@ class Index:
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str | None = None, reranker_model: str | None = None,
-             read: ReadResult | None = None) -> Index:
+             read: ReadResult | None = None, backend: str | None = None) -> Index:
         """Load an index written by `save`. Raises ValueError when `folder` holds no complete index.
 
-        `device` and `reranker_model` override the saved settings (neither changes the index); `read`
+        `device`, `reranker_model` and `backend` override the saved settings (none changes the index); `read`
         replaces the saved reading report with a fresh one (used when a cached index is reused).
         """
         folder = Path(folder)
@@ -307,7 +348,8 @@ class Index:
                              f"format {INDEX_FORMAT}; build the index again")
         settings = Settings(**manifest["settings"])
         settings = replace(settings, device=device or settings.device,
-                           reranker_model=reranker_model or settings.reranker_model)
+                           reranker_model=reranker_model or settings.reranker_model,
+                           backend=backend or settings.backend)
         passages = []
         with open(folder / "passages.jsonl", encoding="utf-8") as lines:
             for line in lines:
@@ -323,7 +365,8 @@ class Index:
             report = replace(report, problems=read.problems, files_read=read.files_read, reused=True,
                              timings_s={})
         dense_id = manifest["dense_model_id"]
-        encoder = Loaded(load_encoder(dense_id, settings.device), settings.dense_model, report.dense_fallback_reason)
+        encoder = Loaded(load_encoder(dense_id, settings.device, backend=settings.backend), settings.dense_model,
+                         report.dense_fallback_reason)
         if encoder.model.dimension != embeddings.shape[1]:
             raise ValueError(f"{folder}: the saved embeddings have {embeddings.shape[1]} dimensions but "
                              f"{dense_id} gives {encoder.model.dimension}; build the index again")

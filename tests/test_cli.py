@@ -115,3 +115,18 @@ def test_python_dash_m_search_runs_as_a_program(tmp_path):
     done = subprocess.run([sys.executable, "-m", "search", "--help"], capture_output=True, text=True, cwd=ROOT,
                           timeout=120)
     assert done.returncode == 0 and "index" in done.stdout and "eval" in done.stdout
+
+
+def test_backend_flag_and_environment(tmp_path, capsys, monkeypatch):
+    file = tmp_path / "passages.txt"
+    file.write_text("Bees make honey.\nVolcanoes erupt.\n", encoding="utf-8")
+    assert main(["rerank", "--backend", "torch", "--query", "honey", "--passages", str(file), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+
+    with pytest.raises(SystemExit) as refused:
+        main(["rerank", "--backend", "tpu", "--query", "honey", "--passages", str(file)])
+    assert refused.value.code == 2 and "choose from 'auto', 'torch'" in capsys.readouterr().err
+
+    monkeypatch.setenv("SEARCH_BACKEND", "tpu")
+    assert main(["rerank", "--query", "honey", "--passages", str(file)]) == 2
+    assert "backend='tpu' is not one of auto, torch" in capsys.readouterr().err

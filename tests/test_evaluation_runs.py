@@ -107,8 +107,9 @@ def test_depth_tradeoff_equals_direct_runs(index):
 
 
 def test_depth_tradeoff_stops_and_validates(index):
-    polls = iter([False, True])
-    points = depth_tradeoff(index, JUDGMENTS, depths=(2,), candidates_from="bm25", should_stop=lambda: next(polls))
+    finished = []  # stop once the first query is done (the reranker polls too, so count queries, not polls)
+    points = depth_tradeoff(index, JUDGMENTS, depths=(2,), candidates_from="bm25", should_stop=lambda: bool(finished),
+                            progress=lambda done, total: finished.append(done))
     direct = evaluate(index, JUDGMENTS, stages=["bm25", "rerank"], rerank_depth=2, candidates_from="bm25",
                       max_queries=1)
     assert points == (DepthPoint(2, pytest.approx(direct.stages["rerank"]["ndcg@10"]), points[0].seconds_per_query),)
@@ -169,3 +170,34 @@ def test_squad_questions_are_judged_against_their_own_paragraph_ids(tmp_path):
     report = evaluate(index, dataset.judgments, stages=("bm25",))
     assert report.matched_ids == report.judged_ids == 7
     assert report.landed["bm25"] == {query_id: (1,) for query_id in judged}, report.landed["bm25"]
+
+
+def test_the_depth_tradeoff_after_an_evaluation_scores_no_pair_again(index):
+    judgments = Judgments(queries=(Query("f1", "magma basalt chambers"), Query("f2", "yeast dough sugar")),
+                          qrels={"f1": {"magma": 1}, "f2": {"bread": 1}})
+    cache = index.reranker().model.cache
+    before = cache.stats()
+    evaluate(index, judgments, stages=["hybrid", "rerank"], rerank_depth=6, candidates_from="hybrid")
+    scored = cache.stats().misses - before.misses
+    assert scored == 12, "two new queries, six candidates each"
+
+    points = depth_tradeoff(index, judgments, depths=(2, 4, 6), candidates_from="hybrid")
+
+    assert cache.stats().misses - before.misses == scored, "every pair was scored by the evaluation already"
+    throughput = index.reranker().model.throughput()
+    retrieve = points[0].seconds_per_query - 2 * throughput.seconds_per_pair
+    assert retrieve > 0
+    assert [p.seconds_per_query for p in points] == pytest.approx(
+        [retrieve + depth * throughput.seconds_per_pair for depth in (2, 4, 6)]), "timed with the measured speed"
+
+
+def test_evaluate_reports_the_rerankers_measured_speed_and_cancels_inside_a_rerank(index):
+    report = evaluate(index, JUDGMENTS, stages=["hybrid", "rerank"], rerank_depth=4)
+    assert report.timings_s["rerank_pairs_per_second"] == index.reranker().model.throughput().pairs_per_second
+
+    fresh = Judgments(queries=(Query("g1", "terraced hillsides picked by hand"),), qrels={"g1": {"tea": 1}})
+    polls = []
+    cancelled = evaluate(index, fresh, stages=["hybrid", "rerank"], rerank_depth=4,
+                         should_stop=lambda: polls.append(1) or len(polls) >= 2)
+    assert len(polls) == 2, "the second poll is the reranker's, before its first batch"
+    assert cancelled.cancelled and cancelled.queries == 0 and cancelled.stages == {}

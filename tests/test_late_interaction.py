@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from search.backends.late_interaction import LateInteractionReranker, maxsim
-from search.inference import Reranker
+from search.inference import RerankCancelled, Reranker
 from search.loading import load_encoder
 from search.models import FALLBACK_DENSE_ID, LATE_INTERACTION_LABEL
 
@@ -104,3 +104,34 @@ def test_concurrent_calls_share_the_cache_safely(reranker):
         results = list(pool.map(lambda _: [s.raw for s in reranker.score(QUERY, passages)], range(8)))
     assert all(result == pytest.approx(expected, abs=1e-6) for result in results)
     assert reranker.cache_info()[:3] == (32, 4, 4)
+
+
+def test_progress_after_every_encoded_batch_with_cached_passages_done_at_once(encoder):
+    reranker = LateInteractionReranker(encoder, batch_size=2)
+    reranker.score(QUERY, [ANSWER])  # cached from now on
+    seen = []
+
+    scores = reranker.score(QUERY, [ANSWER, *UNRELATED], progress=lambda done, total: seen.append((done, total)))
+
+    assert seen == [(3, 4), (4, 4)], "ANSWER was cached: it counts with the first batch of two"
+    assert [s.raw for s in scores] == pytest.approx([s.raw for s in LateInteractionReranker(encoder).score(
+        QUERY, [ANSWER, *UNRELATED])], abs=1e-6)
+    seen.clear()
+    reranker.score(QUERY, [ANSWER, *UNRELATED], progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(4, 4)], "all cached: one report"
+
+
+def test_should_stop_cancels_between_batches_and_keeps_what_was_encoded(encoder):
+    reranker = LateInteractionReranker(encoder, batch_size=1)
+    passages = [ANSWER, *UNRELATED]
+    expected = [s.raw for s in LateInteractionReranker(encoder).score(QUERY, passages)]
+    seen = []
+
+    with pytest.raises(RerankCancelled) as cancelled:
+        reranker.score(QUERY, passages, progress=lambda done, total: seen.append(done),
+                       should_stop=lambda: len(seen) >= 2)
+
+    error = cancelled.value
+    assert (error.done, error.total) == (2, 4) and sorted(error.partial) == [0, 1]
+    assert [error.partial[i].raw for i in (0, 1)] == pytest.approx(expected[:2], abs=1e-6)
+    assert reranker.cache_info().size == 2, "the encoded passages stay cached for the next run"

@@ -1,5 +1,5 @@
-"""Loading models by id: caches per (model id, device), the offline fallbacks with their reasons and
-settings, and the `Loaded` record they come in."""
+"""Loading models by id: caches per (model id, backend, device), the offline fallbacks with their reasons
+and settings, the backend choice, the score cache every reranker comes behind, and the `Loaded` record."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ from search import models
 from search.backends.late_interaction import LateInteractionReranker
 from search.backends.torch_reranker import CrossEncoderReranker
 from search.inference import Loaded, PairScore, Reranker, RerankerUnavailable, TextEncoder
-from search.loading import SETTING_HINT, load_dense_encoder, load_encoder, load_reranker
+from search.loading import (
+    BACKEND_ENV,
+    BACKENDS,
+    SETTING_HINT,
+    load_dense_encoder,
+    load_encoder,
+    load_reranker,
+    resolve_backend,
+)
 from search.models import (
     DENSE_ENV,
     FALLBACK_DENSE_ID,
@@ -20,6 +28,7 @@ from search.models import (
     LATE_INTERACTION_LABEL,
     RERANKER_ENV,
 )
+from search.score_cache import CachedReranker, shared_cache
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
 
 QUERY = "Which river flows through Berlin?"
@@ -40,7 +49,7 @@ def offline(monkeypatch):
 def test_loaded_models_are_cached_per_id_and_device(tiny_folder):
     first = load_reranker(str(tiny_folder), "cpu").model
     assert load_reranker(str(tiny_folder), "cpu").model is first
-    assert isinstance(first, CrossEncoderReranker)
+    assert isinstance(first, CachedReranker) and isinstance(first.inner, CrossEncoderReranker)
     assert load_encoder(FALLBACK_DENSE_ID, "cpu") is load_encoder(FALLBACK_DENSE_ID, "cpu")
 
 
@@ -77,11 +86,14 @@ def test_late_interaction_id_selects_the_fallback_directly():
 
 
 def test_the_late_interaction_fallback_runs_on_the_cached_bundled_minilm():
-    reranker = load_reranker(f" {LATE_INTERACTION_ID} ", "cpu").model
+    loaded = load_reranker(f" {LATE_INTERACTION_ID} ", "cpu").model
+    reranker = loaded.inner
     assert isinstance(reranker, LateInteractionReranker) and isinstance(reranker, Reranker)
+    assert isinstance(loaded, Reranker), "the score cache in front is a Reranker too"
     assert reranker.model_id == LATE_INTERACTION_ID and reranker.backend == "late-interaction"
+    assert (loaded.model_id, loaded.backend, loaded.label) == (reranker.model_id, reranker.backend, reranker.label)
     assert reranker.encoder is load_encoder(FALLBACK_DENSE_ID, "cpu"), "one MiniLM in memory, not two"
-    assert load_reranker(LATE_INTERACTION_ID, "cpu").model is reranker
+    assert load_reranker(LATE_INTERACTION_ID, "cpu").model is loaded
 
 
 def test_unloadable_dense_model_falls_back_to_bundled_minilm_and_says_why(tmp_path):
@@ -105,3 +117,29 @@ def test_loaded_is_a_frozen_record():
     assert loaded.is_fallback and not Loaded("model", "model").is_fallback
     with pytest.raises(dataclasses.FrozenInstanceError):
         loaded.model = "another"  # type: ignore[misc]
+
+
+def test_backend_auto_is_torch_today_and_shares_the_cached_model(tiny_folder):
+    auto = load_reranker(str(tiny_folder), "cpu").model
+    assert load_reranker(str(tiny_folder), "cpu", backend="torch").model is auto
+    assert load_reranker(str(tiny_folder), "cpu", backend=" TORCH ").model is auto
+    assert load_encoder(FALLBACK_DENSE_ID, "cpu", backend="torch") is load_encoder(FALLBACK_DENSE_ID, "cpu")
+    assert load_dense_encoder(FALLBACK_DENSE_ID, "cpu", backend="torch").model.backend == "torch"
+    assert BACKENDS == ("auto", "torch") and resolve_backend("auto") == "torch"
+
+
+@pytest.mark.parametrize("load", [
+    lambda backend: load_reranker("late-interaction", "cpu", backend=backend),
+    lambda backend: load_reranker("/no/such/reranker-folder", "cpu", backend=backend),  # no silent fallback
+    lambda backend: load_encoder(FALLBACK_DENSE_ID, "cpu", backend=backend),
+    lambda backend: load_dense_encoder("/no/such/dense-folder", "cpu", backend=backend),
+])
+def test_an_unknown_backend_is_refused_with_the_choices(load):
+    with pytest.raises(ValueError, match="backend='onnx-gpu' is not one of auto, torch") as error:
+        load("onnx-gpu")
+    assert BACKEND_ENV in str(error.value) and "--backend" in str(error.value)
+
+
+def test_every_loaded_reranker_shares_the_process_score_cache(tiny_folder):
+    assert load_reranker(str(tiny_folder), "cpu").model.cache is shared_cache()
+    assert load_reranker(LATE_INTERACTION_ID, "cpu").model.cache is shared_cache()

@@ -17,10 +17,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..inference import RERANK_LOCK, PairScore, TextEncoder
+from ..inference import PairScore, ProgressFn, RerankCancelled, StopFn, TextEncoder, rerank_turn
 from ..models import LATE_INTERACTION_ID, LATE_INTERACTION_LABEL
 
 DEFAULT_CACHE_SIZE = 4096
+DEFAULT_BATCH_SIZE = 32  # passages encoded per batch (one progress report, one stop check)
 
 
 def maxsim(query_vectors: np.ndarray, passage_vectors: np.ndarray) -> float:
@@ -56,6 +57,7 @@ class LateInteractionReranker:
     """MaxSim reranking over `encoder`'s token embeddings; `sigmoid` is None (the score is no logit).
 
     Thread-safe: the passage cache has its own lock, and scoring holds `inference.RERANK_LOCK`.
+    Passages not in the cache are encoded in batches of `batch_size`, in input order.
     """
 
     model_id = LATE_INTERACTION_ID
@@ -63,11 +65,15 @@ class LateInteractionReranker:
     backend = "late-interaction"
     is_cross_encoder = False
 
-    def __init__(self, encoder: TextEncoder, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+    def __init__(self, encoder: TextEncoder, *, cache_size: int = DEFAULT_CACHE_SIZE,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         if cache_size < 0:
             raise ValueError(f"cache_size={cache_size} must be 0 or more")
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be at least 1")
         self.encoder = encoder
         self.cache_size = cache_size
+        self.batch_size = batch_size
         self._cache: OrderedDict[str, _PassageVectors] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._hits = 0
@@ -76,20 +82,48 @@ class LateInteractionReranker:
     def __repr__(self) -> str:
         return f"LateInteractionReranker({self.encoder.model_id!r}, device={self.encoder.device!r})"
 
-    def score(self, query: str, passages: Sequence[str]) -> list[PairScore]:
+    @property
+    def device(self) -> str:
+        return self.encoder.device
+
+    def score(self, query: str, passages: Sequence[str], *, progress: ProgressFn | None = None,
+              should_stop: StopFn | None = None) -> list[PairScore]:
         """Return MaxSim scores (sigmoid None) for `passages` against `query`, in input order.
 
         `truncated` is True for passages longer than the encoder's window (256 tokens for MiniLM).
-        Raises ValueError for an empty query.
+        `progress(done, total)` is called after every encoded batch (passages found in the passage cache
+        count as done with the first); `should_stop()` is polled before any work and before every further
+        batch, and raises RerankCancelled with the scores finished so far. Raises ValueError for an empty query.
         """
         if not query.strip():
             raise ValueError("the query is empty; type a question or keywords to rerank against")
         if not passages:
             return []
-        with RERANK_LOCK:
+        total = len(passages)
+        with rerank_turn(should_stop, total=total):
+            if should_stop is not None and should_stop():
+                raise RerankCancelled(0, total)
             query_vectors = self.encoder.token_embeddings([query])[0]
-            stored = self._passage_vectors(passages)
-        return [PairScore(maxsim(query_vectors, item.vectors), None, item.truncated) for item in stored]
+
+            def scores(found: dict[str, _PassageVectors]) -> dict[int, PairScore]:
+                return {i: PairScore(maxsim(query_vectors, found[text].vectors), None, found[text].truncated)
+                        for i, text in enumerate(passages) if text in found}
+
+            found = self._cached_vectors(passages)
+            # In input order, so the passage cache keeps the top candidates longest; the encoder sorts each
+            # batch by length.
+            missing = list(dict.fromkeys(text for text in passages if text not in found))
+            for start in range(0, len(missing), self.batch_size):
+                if start and should_stop is not None and should_stop():  # polled before the first already
+                    done = scores(found)
+                    raise RerankCancelled(len(done), total, done)
+                found.update(self._encode_and_cache(missing[start:start + self.batch_size]))
+                if progress is not None:
+                    progress(sum(text in found for text in passages), total)
+            if not missing and progress is not None:
+                progress(total, total)
+            done = scores(found)
+        return [done[i] for i in range(total)]
 
     def cache_info(self) -> CacheInfo:
         """Return the passage cache's hit and miss counts (one per passage looked up) and its size."""
@@ -102,8 +136,9 @@ class LateInteractionReranker:
             self._cache.clear()
             self._hits = self._misses = 0
 
-    def _passage_vectors(self, passages: Sequence[str]) -> list[_PassageVectors]:
-        found: dict[str, _PassageVectors | None] = {}
+    def _cached_vectors(self, passages: Sequence[str]) -> dict[str, _PassageVectors]:
+        found: dict[str, _PassageVectors] = {}
+        looked_up: set[str] = set()
         with self._cache_lock:
             for text in passages:
                 if text in found:
@@ -112,20 +147,22 @@ class LateInteractionReranker:
                     self._cache.move_to_end(text)
                     found[text] = self._cache[text]
                     self._hits += 1
+                elif text in looked_up:
+                    self._hits += 1  # encoded once for this call, like a cached one
                 else:
-                    found[text] = None  # placeholder: encode once even if repeated in this call
+                    looked_up.add(text)
                     self._misses += 1
-        missing = [text for text, item in found.items() if item is None]
-        if missing:
-            lengths = self.encoder.tokenizer(missing, verbose=False)["input_ids"]
-            vectors = self.encoder.token_embeddings(missing)
-            fresh = {text: _PassageVectors(v, len(ids) > self.encoder.max_length)
-                     for text, v, ids in zip(missing, vectors, lengths, strict=True)}
-            found.update(fresh)
-            with self._cache_lock:
-                for text, item in fresh.items():
-                    self._cache[text] = item
-                    self._cache.move_to_end(text)
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        return [found[text] for text in passages]
+        return found
+
+    def _encode_and_cache(self, texts: Sequence[str]) -> dict[str, _PassageVectors]:
+        lengths = self.encoder.tokenizer(list(texts), verbose=False)["input_ids"]
+        vectors = self.encoder.token_embeddings(texts, batch_size=self.batch_size)
+        fresh = {text: _PassageVectors(v, len(ids) > self.encoder.max_length)
+                 for text, v, ids in zip(texts, vectors, lengths, strict=True)}
+        with self._cache_lock:
+            for text, item in fresh.items():
+                self._cache[text] = item
+                self._cache.move_to_end(text)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return fresh

@@ -11,12 +11,23 @@ import logging
 import os
 from collections.abc import Sequence
 
-from ..inference import RERANK_LOCK, PairScore, RerankerUnavailable, sigmoid
+from ..inference import (
+    PairScore,
+    ProgressFn,
+    RerankCancelled,
+    RerankerUnavailable,
+    StopFn,
+    rerank_turn,
+    sigmoid,
+)
 from ..models import error_summary, load_kwargs, model_spec, pretrained_source
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 16
+# A batch is closed before padding would exceed this share of its tokens: padded positions are computed
+# like real ones, and on a CPU a batch-1 loop (no padding at all) beat loose buckets by 7-12%.
+DEFAULT_MAX_PADDING = 0.1
 
 # Models whose position ids count from padding_idx + 1 (RoBERTa family): they have two fewer usable
 # positions than `max_position_embeddings` says.
@@ -27,7 +38,9 @@ class CrossEncoderReranker:
     """A sequence-classification model with one output logit that reads query and passage together.
 
     Pairs are tokenised as (query, passage), passages cut to fit (``truncation="only_second"``), sorted
-    by token length and run in right-padded batches, so scores do not depend on batch size or order.
+    by token length and run in right-padded batches of similar length (`length_buckets`: at most
+    `batch_size` pairs, padding at most `max_padding` of a batch's tokens), so scores do not depend on
+    batch size or order.
     A query longer than half the window is first cut to half the window (logged, and flagged as
     `PairScore.query_truncated`) so every passage keeps at least the other half.
 
@@ -38,13 +51,14 @@ class CrossEncoderReranker:
     backend = "torch"
     is_cross_encoder = True
 
-    def __init__(self, model_id: str, device: str = "cpu", *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size} must be at least 1")
+    def __init__(self, model_id: str, device: str = "cpu", *, batch_size: int = DEFAULT_BATCH_SIZE,
+                 max_padding: float = DEFAULT_MAX_PADDING) -> None:
+        _check_batching(batch_size, max_padding)
         self.model_id = model_id
         self.label = model_id
         self.device = device
         self.batch_size = batch_size
+        self.max_padding = max_padding
         self.tokenizer, self.model = _load_sequence_classifier(model_id, device)
         self.model.eval()
         self.max_length = _max_length(model_id, self.tokenizer, self.model.config)
@@ -55,38 +69,49 @@ class CrossEncoderReranker:
     def __repr__(self) -> str:
         return f"CrossEncoderReranker({self.model_id!r}, device={self.device!r}, max_length={self.max_length})"
 
-    def score(self, query: str, passages: Sequence[str], *, batch_size: int | None = None) -> list[PairScore]:
+    def score(self, query: str, passages: Sequence[str], *, progress: ProgressFn | None = None,
+              should_stop: StopFn | None = None, batch_size: int | None = None,
+              max_padding: float | None = None) -> list[PairScore]:
         """Return raw logits and their sigmoids for `passages` against `query`, in input order.
 
-        `batch_size` overrides the reranker's default (16) for this call. Raises ValueError for an empty
-        query or a batch size below 1.
+        `progress(done, total)` is called after every batch; `should_stop()` is polled before every batch
+        (and while another rerank holds the lock) and raises RerankCancelled with the scores finished so
+        far. `batch_size` and `max_padding` override the reranker's defaults (16 and 0.1) for this call;
+        ``max_padding=1.0`` batches by size only. Raises ValueError for an empty query or a bad batch
+        setting.
         """
         import torch
 
         batch_size = self.batch_size if batch_size is None else batch_size
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size} must be at least 1")
+        max_padding = self.max_padding if max_padding is None else max_padding
+        _check_batching(batch_size, max_padding)
         if not passages:
             return []
-        with RERANK_LOCK:
+        total = len(passages)
+        with rerank_turn(should_stop, total=total):
             rows, truncated, query_truncated = self._encode(query, passages)
-            logits = [0.0] * len(passages)
-            # Sorting by length keeps padding (wasted compute) small within each batch. On CPU batching
-            # itself gains little (see benchmarks/bench_rerank.py); on a GPU it is most of the speed.
-            order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+            logits: dict[int, float] = {}
+
+            def finished() -> dict[int, PairScore]:
+                return {i: PairScore(raw, sigmoid(raw), truncated[i], query_truncated) for i, raw in logits.items()}
+
+            # On CPU batching itself gains little (see benchmarks/bench_rerank.py); on a GPU it is most of
+            # the speed. Padding is pure waste either way, hence the length buckets.
             with torch.inference_mode():
-                for start in range(0, len(order), batch_size):
-                    positions = order[start:start + batch_size]
+                for positions in length_buckets([len(row["input_ids"]) for row in rows], batch_size, max_padding):
+                    if should_stop is not None and should_stop():
+                        raise RerankCancelled(len(logits), total, finished())
                     # Right padding: positions count from the left, so real tokens keep the position ids
                     # they have in an unpadded pass and the attention mask hides the padding.
                     batch = self.tokenizer.pad([rows[i] for i in positions], padding=True, padding_side="right",
                                                return_tensors="pt")
                     batch = {key: value.to(self.model.device) for key, value in batch.items()}
                     out = self.model(**batch).logits[:, 0].float().cpu().tolist()
-                    for position, logit in zip(positions, out, strict=True):
-                        logits[position] = logit
-        return [PairScore(raw, sigmoid(raw), cut, query_truncated)
-                for raw, cut in zip(logits, truncated, strict=True)]
+                    logits.update(zip(positions, out, strict=True))
+                    if progress is not None:
+                        progress(len(logits), total)
+            scores = finished()
+        return [scores[i] for i in range(total)]
 
     def pair_token_ids(self, query: str, passages: Sequence[str]) -> list[list[int]]:
         """Return the token ids the model reads for each pair, after truncation (to show what was cut)."""
@@ -123,6 +148,57 @@ class CrossEncoderReranker:
         logger.warning("query of %d tokens cut to %d for %s (at most half of its %d-token window)",
                        len(encoded["input_ids"]), cut_tokens, self.model_id, self.max_length)
         return cut, cut_tokens, True
+
+
+def length_buckets(lengths: Sequence[int], batch_size: int,
+                   max_padding: float = DEFAULT_MAX_PADDING) -> list[list[int]]:
+    """Group positions of `lengths` (tokens per pair) into batches of similar length, shortest first.
+
+    Positions are sorted by length; a batch is closed when it holds `batch_size` pairs or when adding the
+    next (longer) pair would make padding more than `max_padding` of the batch's tokens (every pair is
+    padded to the longest in its batch). ``max_padding=1.0`` closes batches by size only.
+
+    >>> length_buckets([10, 30, 11, 12, 29], batch_size=4)
+    [[0, 2, 3], [4, 1]]
+    >>> length_buckets([10, 30, 11, 12, 29], batch_size=4, max_padding=1.0)
+    [[0, 2, 3, 4], [1]]
+    """
+    _check_batching(batch_size, max_padding)
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    real = 0
+    for position in order:
+        length = lengths[position]
+        if current:
+            padded = (len(current) + 1) * length  # sorted: this pair is the longest so far
+            if len(current) == batch_size or padded - (real + length) > max_padding * padded:
+                batches.append(current)
+                current, real = [], 0
+        current.append(position)
+        real += length
+    if current:
+        batches.append(current)
+    return batches
+
+
+def padding_share(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
+    """The share of computed tokens that are padding when `batches` (positions of `lengths`) each run
+    padded to their longest pair.
+
+    >>> round(padding_share([10, 30, 11, 12], [[0, 2, 3], [1]]), 4)  # 36 + 30 computed, 63 real
+    0.0455
+    """
+    computed = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches if batch)
+    return 1.0 - sum(lengths[i] for batch in batches for i in batch) / computed if computed else 0.0
+
+
+def _check_batching(batch_size: int, max_padding: float) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be at least 1")
+    if not 0.0 <= max_padding <= 1.0:
+        raise ValueError(f"max_padding={max_padding} is a share of a batch's tokens; use 0 <= max_padding <= 1 "
+                         "(0: only equal lengths share a batch, 1: batch by size only)")
 
 
 def _load_sequence_classifier(model_id: str, device: str):

@@ -71,3 +71,35 @@ def test_merge_keeps_existing_query_ids_and_adds_new_ones():
     assert merged.qrels["u1"] == {"a#0": 1, "b#0": 1}, "marks for the same query text join its id"
     other = next(q.query_id for q in merged.queries if q.text == "another query")
     assert other != "u1" and merged.qrels[other] == {"z#0": 2}
+
+
+# -- downloads: results.csv cells a spreadsheet would run, TREC files per file --------------------------
+
+def test_results_csv_neutralises_formula_cells_and_keeps_negative_numbers():
+    import csv
+    import io
+
+    from search.export import results_to_csv
+
+    hostile = {"=HYPERLINK(\"http://evil.example\",\"x\")": "=", "+1+cmd|' /C calc'!A0": "+",
+               "-2+3+cmd|' /C calc'!A0": "-", "@SUM(A1:A2)": "@", "\tstarts with a tab": "\t",
+               "\rstarts with CR": "\r"}
+    hits = tuple(Hit(f"p{i}#0", f"p{i}", i, -0.5 * i, UNKNOWN_LANGUAGE, text, title=text)
+                 for i, text in enumerate(hostile, start=1))
+    result = SearchResult("=1+1", EN, {"rerank": StageResult("rerank", hits, 0.01, "m")}, "bm25", 3)
+    rows = list(csv.DictReader(io.StringIO(results_to_csv(result), newline="")))
+    assert [row["text"] for row in rows] == ["'" + text for text in hostile], "every formula start is quoted"
+    assert all(row["title"] == row["text"] for row in rows) and all(row["query"] == "'=1+1" for row in rows)
+    assert [row["score"] for row in rows] == ["-0.5", "-1.0", "-1.5", "-2.0", "-2.5", "-3.0"], \
+        "negative scores stay numbers"
+
+
+@pytest.mark.parametrize(("cell", "expected"), [
+    ("-12", "-12"), ("-0.25", "-0.25"), ("+3", "+3"), ("-1e-05", "-1e-05"), (-7.5, -7.5), (3, 3),
+    ("-1+2", "'-1+2"), ("-", "'-"), ("-inf", "'-inf"), ("- bullet point", "'- bullet point"),
+    ("plain text", "plain text"), ("a=b", "a=b"), ("", ""), (None, None),
+])
+def test_neutralise_cell(cell, expected):
+    from search.export import neutralise_cell
+
+    assert neutralise_cell(cell) == expected

@@ -572,16 +572,17 @@ class Callbacks:
 
     def download_judgments(self, session: judging.SessionJudgments, result: SearchResult | None,
                            request: gr.Request) -> Updates:
-        """Write the session's qrels, queries and runs (TREC) and the current results (CSV, JSON) to files."""
-        try:
-            files = judging.export_files(session)
-        except ValueError as error:  # e.g. an id with a space, which TREC files cannot hold
-            raise _fail(f"Cannot write TREC files: {error}") from None
+        """Write the session's qrels, queries and runs (TREC) and the current results (CSV, JSON) to files.
+        A file that can't be written (an id with whitespace in a TREC file) is left out with a warning
+        naming it and the id; every other file still comes."""
+        if session.judgment_count == 0 and result is None:
+            raise _fail("Nothing to download yet: search, and judge a few results first.")
+        files, left_out = judging.export_files(session)
         if result is not None:
             files["results.csv"] = results_to_csv(result)
             files["results.json"] = json.dumps(result_to_dict(result), ensure_ascii=False, indent=1)
-        if not files.get("qrels.trec") and result is None:
-            raise _fail("Nothing to download yet: search, and judge a few results first.")
+        for name, reason in left_out.items():
+            _warn(f"{name} was left out of the download: {reason}")
         return {self.page.judging.downloads: write_downloads(files, downloads_folder(request))}
 
     def load_session_judgments(self, session: judging.SessionJudgments, files: Sequence[str] | None) -> Updates:

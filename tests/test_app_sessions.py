@@ -152,3 +152,36 @@ def test_downloads_use_one_folder_per_session_replaced_each_time_and_removed_wit
     app.forget_session(alice)
     assert not folder.exists(), "a closed session's downloads are removed"
     assert app.downloads_folder(bob).exists(), "another session's downloads stay"
+
+
+def _callbacks(demo):
+    """The `Callbacks` behind a demo's events (every handler is one of its bound methods)."""
+    return next(block_fn.fn.__self__ for block_fn in demo.fns.values()
+                if getattr(block_fn.fn, "__name__", "") == "download_judgments")
+
+
+def test_download_with_a_spaced_id_gives_every_file_it_can_and_names_the_one_left_out(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import gradio as gr
+
+    import app
+    from tests.hand_made import make_result, make_stage, ranked
+    from ui import judging
+
+    monkeypatch.setattr(app, "DOWNLOADS_DIR", tmp_path / "downloads")
+    demo = app.build_demo()
+    callbacks = _callbacks(demo)
+    result = make_result([make_stage("bm25", ranked("a#0", "my notes#0")), make_stage("dense", ranked("a#0")),
+                          make_stage("rerank", ranked("my notes#0", "a#0"))], candidates_from="bm25")
+    session = judging.judge(judging.SessionJudgments(), result, "my notes#0", 2)
+    with pytest.warns(UserWarning) as warned:
+        updates = callbacks.download_judgments(session, result, gr.Request(session_hash="spaced"))
+    paths = updates[callbacks.page.judging.downloads]
+    assert sorted(Path(path).name for path in paths) == ["queries.tsv", "results.csv", "results.json",
+                                                          "run-dense.trec"]
+    messages = [str(warning.message) for warning in warned]
+    for name in ("qrels.trec", "run-bm25.trec", "run-rerank.trec"):
+        assert any(message.startswith(f"{name} was left out") and "my notes#0" in message for message in messages), \
+            (name, messages)
+    assert "my notes#0" in Path(next(p for p in paths if p.endswith("results.csv"))).read_text(encoding="utf-8")

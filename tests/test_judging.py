@@ -49,7 +49,8 @@ def test_a_second_query_gets_its_own_id():
 def test_exports_load_back_into_a_new_session(tmp_path):
     result = _result("tea history", {"bm25": ["a#0", "b#0"], "rerank": ["b#0", "a#0"]})
     session = judging.judge(judging.SessionJudgments(), result, "b#0", 2)
-    files = judging.export_files(session)
+    files, left_out = judging.export_files(session)
+    assert left_out == {}
     assert files["qrels.trec"].split() == ["u1", "0", "b#0", "2"]
     assert files["queries.tsv"].strip() == "u1\ttea history"
     assert files["run-bm25.trec"].splitlines()[0].split()[:4] == ["u1", "Q0", "a#0", "1"]
@@ -103,3 +104,18 @@ def test_neutralise_cell(cell, expected):
     from search.export import neutralise_cell
 
     assert neutralise_cell(cell) == expected
+
+
+def test_an_id_with_a_space_leaves_out_only_the_files_that_hold_it():
+    # An uploaded `my notes.txt` gives passage ids like `my notes#0`, which TREC files cannot hold.
+    result = _result("tea history", {"bm25": ["a#0", "my notes#0"], "dense": ["a#0", "b#0"],
+                                     "rerank": ["b#0", "my notes#0"]})
+    session = judging.judge(judging.SessionJudgments(), result, "a#0", 2)
+    files, left_out = judging.export_files(session)
+    assert sorted(files) == ["qrels.trec", "queries.tsv", "run-dense.trec"], "files without the id still come"
+    assert sorted(left_out) == ["run-bm25.trec", "run-rerank.trec"]
+    assert all("'my notes#0'" in reason for reason in left_out.values()), left_out
+    session = judging.judge(session, result, "my notes#0", 1)
+    files, left_out = judging.export_files(session)
+    assert "qrels.trec" in left_out and "'my notes#0'" in left_out["qrels.trec"]
+    assert "queries.tsv" in files and "run-dense.trec" in files

@@ -72,8 +72,11 @@ DEPTHS = (10, 20, 50, 100)
 DOWNLOADS_DIR = Path(tempfile.gettempdir()) / "rerank-explorer-downloads"
 
 
+MB = 1_000_000  # the upload limit is counted in decimal megabytes, by the app and by Gradio alike
+
+
 def max_upload_mb() -> int:
-    """The upload limit in MB, from $SEARCH_MAX_UPLOAD_MB (default 50)."""
+    """The upload limit in MB (1 MB = 1,000,000 bytes), from $SEARCH_MAX_UPLOAD_MB (default 50)."""
     try:
         return max(1, int(os.environ.get(UPLOAD_ENV, "50")))
     except ValueError:
@@ -233,8 +236,9 @@ def build_demo() -> gr.Blocks:
 
 
 def launch_kwargs() -> dict[str, object]:
-    """Options every launch of the app uses: its stylesheet and the upload limit."""
-    return {"css": stylesheet(), "max_file_size": f"{max_upload_mb()}mb"}
+    """Options every launch of the app uses: its stylesheet and the upload limit (per file, in bytes)."""
+    # In bytes: Gradio reads "50mb" as 50 MiB, while the app counts MB of 1,000,000 bytes.
+    return {"css": stylesheet(), "max_file_size": max_upload_mb() * MB}
 
 
 def _session_state() -> SessionState:
@@ -251,7 +255,8 @@ def _session_state() -> SessionState:
 def _corpus_panel(defaults: Settings) -> CorpusPanel:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
-            files = gr.File(label=f"Upload files (up to {max_upload_mb()} MB in all)", file_count="multiple",
+            files = gr.File(label=f"Upload files (up to {max_upload_mb()} MB in all; 1 MB = 1,000,000 bytes)",
+                            file_count="multiple",
                             type="filepath", elem_id="corpus-files")
             sample = gr.Dropdown([NO_SAMPLE, *SAMPLES], value=next(iter(SAMPLES)), label="…or a sample corpus",
                                  info="used when no file is uploaded", elem_id="sample-corpus")
@@ -467,7 +472,7 @@ class Callbacks:
         corpus = self.page.corpus
         paths, names, cache_dir = _corpus_inputs(files, sample, request)
         settings = _settings(window, overlap, dense_model, reranker_model)
-        limit = max_upload_mb() * 1_000_000
+        limit = max_upload_mb() * MB
 
         def work(report: Callable[[object], None]):
             report(("read", 0, 1))
@@ -760,8 +765,8 @@ def _corpus_inputs(files: Sequence[str] | None, sample: str, request: gr.Request
     if files:
         paths = [Path(file) for file in files]
         total = sum(path.stat().st_size for path in paths if path.exists())
-        if total > max_upload_mb() * 1_000_000:
-            raise _fail(f"The upload is {total / 1e6:.1f} MB; the limit is {max_upload_mb()} MB "
+        if total > max_upload_mb() * MB:
+            raise _fail(f"The upload is {total / MB:.1f} MB; the limit is {max_upload_mb()} MB "
                         f"(set by {UPLOAD_ENV}). Upload fewer or smaller files.")
         # Uploads keep their own name as the last path part; messages should name that, not a temp path.
         return paths, [path.name for path in paths], _session_cache(request)

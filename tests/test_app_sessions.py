@@ -185,3 +185,26 @@ def test_download_with_a_spaced_id_gives_every_file_it_can_and_names_the_one_lef
         assert any(message.startswith(f"{name} was left out") and "my notes#0" in message for message in messages), \
             (name, messages)
     assert "my notes#0" in Path(next(p for p in paths if p.endswith("results.csv"))).read_text(encoding="utf-8")
+
+
+def test_the_upload_limit_is_counted_in_the_same_unit_by_gradio_and_the_app(monkeypatch):
+    from gradio.utils import _parse_file_size
+
+    import app
+
+    monkeypatch.setenv("SEARCH_MAX_UPLOAD_MB", "50")
+    assert _parse_file_size(app.launch_kwargs()["max_file_size"]) == 50 * 1_000_000 == 50 * app.MB
+    demo = app.build_demo()
+    labels = [block.label for block in demo.blocks.values() if getattr(block, "elem_id", None) == "corpus-files"]
+    assert labels == ["Upload files (up to 50 MB in all; 1 MB = 1,000,000 bytes)"], labels
+
+
+def test_a_file_over_the_limit_in_mb_but_under_it_in_mib_is_refused_at_upload(app_url, tmp_path):
+    # The test app allows 5 MB: 5,100,000 bytes is over 5 MB (10^6) and under 5 MiB (5,242,880).
+    client = gradio_client.Client(app_url, verbose=False)
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"word " * 1_020_000)
+    with pytest.raises(Exception) as refused:
+        client.predict([gradio_client.handle_file(str(big))], "(none: use my files)", 200, 40, *MODELS,
+                       api_name="/build_index")
+    assert "The upload is" not in str(refused.value), "Gradio let it through and only the app refused it"

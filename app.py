@@ -38,7 +38,14 @@ from search.models import (
     RERANKER_ENV,
     RERANKER_V2_M3,
 )
-from search.pipeline import Index, Settings, build, default_cache_dir
+from search.pipeline import (
+    BuildCancelled,
+    Index,
+    Settings,
+    build,
+    default_cache_dir,
+    max_passages_from_env,
+)
 from search.reading import ReadLimits, read_paths
 from search.types import FIRST_STAGES, STAGES, SearchResult
 from ui import build_summary, columns, evaluation_view, judging, stylesheet, texts
@@ -65,6 +72,9 @@ UPLOAD_ENV = "SEARCH_MAX_UPLOAD_MB"
 # models (and the operator's env defaults) are offered unless the operator opts in.
 CUSTOM_MODELS_ENV = "SEARCH_ALLOW_CUSTOM_MODELS"
 SESSION_TTL_S = 6 * 3600  # an idle session's index is dropped after this
+# Two builds at a time: a small corpus is built beside a long one instead of waiting for it, and a third
+# waits in the queue. Each build is bounded by $SEARCH_MAX_PASSAGES and stops when its page goes away.
+BUILD_SLOTS = 2
 BUNDLED_JUDGMENTS = ROOT / "corpora" / "polyglot-facts"
 DEPTHS = (10, 20, 50, 100)
 # Gradio only hands out files from the working or the temp directory, so downloads are written under
@@ -124,6 +134,7 @@ class CorpusPanel(NamedTuple):
     dense_model: gr.Dropdown
     reranker_model: gr.Dropdown
     build_button: gr.Button
+    cancel_button: gr.Button
     progress: gr.HTML
     summary: gr.HTML
     languages_plot: gr.BarPlot
@@ -272,8 +283,10 @@ def _corpus_panel(defaults: Settings) -> CorpusPanel:
                                              allow_custom_value=custom_models_allowed(),
                                              info=f"default from env {RERANKER_ENV}", elem_id="reranker-model")
                 gr.Markdown(texts.MODELS_HELP)
-            gr.Markdown(texts.CORPUS_HELP)
-            build_button = gr.Button("Build index", variant="primary", elem_id="build-button")
+            gr.Markdown(texts.CORPUS_HELP + texts.corpus_limits(max_upload_mb(), _shown_max_passages()))
+            with gr.Row():
+                build_button = gr.Button("Build index", variant="primary", elem_id="build-button", scale=3)
+                cancel_button = gr.Button("Cancel build", variant="stop", elem_id="cancel-build", scale=1)
         with gr.Column(scale=3):
             progress = gr.HTML(elem_id="build-progress")
             summary = gr.HTML(elem_id="build-summary")
@@ -281,8 +294,8 @@ def _corpus_panel(defaults: Settings) -> CorpusPanel:
                                         tooltip=["name", "passages"], height=220, y_lim=[0, None], sort="-y",
                                         elem_id="languages-plot")
             build_json = gr.JSON(visible=False)
-    return CorpusPanel(files, sample, window, overlap, dense_model, reranker_model, build_button, progress,
-                       summary, languages_plot, build_json)
+    return CorpusPanel(files, sample, window, overlap, dense_model, reranker_model, build_button, cancel_button,
+                       progress, summary, languages_plot, build_json)
 
 
 def _search_panel() -> SearchPanel:
@@ -365,12 +378,15 @@ def _evaluate_panel() -> EvaluatePanel:
 
 def _wire_corpus(page: Page, callbacks: Callbacks) -> None:
     corpus = page.corpus
-    corpus.build_button.click(
+    building = corpus.build_button.click(
         callbacks.build_corpus,
         [corpus.files, corpus.sample, corpus.window, corpus.overlap, corpus.dense_model, corpus.reranker_model],
         [page.session.index, corpus.progress, corpus.summary, corpus.languages_plot, corpus.build_json],
-        api_name="build_index", concurrency_limit=1, concurrency_id="build", show_progress="minimal",
+        api_name="build_index", concurrency_limit=BUILD_SLOTS, concurrency_id="build", show_progress="minimal",
     )
+    # Cancelling closes the build's event (as closing the page does), which stops the build at its next batch.
+    corpus.cancel_button.click(callbacks.build_cancelled, None, [corpus.progress], cancels=[building],
+                               api_visibility="undocumented", queue=False)
 
 
 def _wire_search(page: Page, callbacks: Callbacks) -> None:
@@ -468,23 +484,44 @@ class Callbacks:
 
     def build_corpus(self, files: Sequence[str] | None, sample: str, window: int, overlap: int, dense_model: str,
                      reranker_model: str, request: gr.Request) -> Iterator[Updates]:
-        """Read, split, detect languages and index the uploaded files or a sample; streams step progress."""
+        """Read, split, detect languages and index the uploaded files or a sample; streams step progress with
+        the passage count and the time left for embedding. A corpus over $SEARCH_MAX_PASSAGES is refused
+        after reading; when the event is closed (Cancel, or the page went away) the build stops."""
         corpus = self.page.corpus
         paths, names, cache_dir = _corpus_inputs(files, sample, request)
         settings = _settings(window, overlap, dense_model, reranker_model)
+        max_passages = _max_passages()
         limit = max_upload_mb() * MB
+        stop = threading.Event()  # set by _stream when this event is closed before the build is done
 
         def work(report: Callable[[object], None]):
-            report(("read", 0, 1))
+            started = time.perf_counter()
+
+            def progress(step: str, done: int, total: int) -> None:
+                report(build_summary.BuildEvent(step, done, total, time.perf_counter() - started))
+
+            progress("read", 0, 1)
             read = read_paths(paths, names=names, limits=ReadLimits(max_total_bytes=limit, max_file_bytes=limit))
-            index = _build_index(read, settings, lambda *event: report(event), cache_dir)
+            try:
+                index = _build_index(read, settings, progress, cache_dir, max_passages, stop.is_set)
+            except BuildCancelled as error:
+                logger.info("build cancelled after %.1f s: %s", time.perf_counter() - started, error)
+                return None
+            logger.info("built %d passages in %.1f s", len(index), time.perf_counter() - started)
             return index, index.reranker()  # load the reranker now: a problem with it shows before any search
 
         def show(events: list, seconds: float) -> Updates:
-            progress = {step: (done, total) for step, done, total in events}
-            return {corpus.progress: build_summary.render_build_progress(progress, seconds)}
+            return {corpus.progress: build_summary.render_build_progress(events, seconds)}
 
-        index, loaded = yield from _stream(work, show)
+        try:
+            built = yield from _stream(work, show, stop)
+        except gr.Error:
+            yield {corpus.progress: ""}  # nothing was indexed: no progress left standing beside the error
+            raise
+        if built is None:
+            yield {corpus.progress: ""}
+            return
+        index, loaded = built
         skipped = index.report.skipped
         if skipped:
             _warn(f"{len(skipped)} file(s) or line(s) skipped, e.g. {skipped[0]}. The rest was indexed; "
@@ -497,6 +534,10 @@ class Callbacks:
             corpus.build_json: {**report_to_dict(index.report), "reranker": loaded.model.label,
                                 "reranker_fallback_reason": loaded.fallback_reason},
         }
+
+    def build_cancelled(self) -> Updates:
+        """After Cancel build (which closes the running build's event): clear its progress panel."""
+        return {self.page.corpus.progress: ""}
 
     # search
 
@@ -709,8 +750,10 @@ class Callbacks:
 
 
 @gpu
-def _build_index(read, settings: Settings, progress, cache_dir: Path) -> Index:
-    return build(read, settings, progress=progress, cache_dir=cache_dir)
+def _build_index(read, settings: Settings, progress, cache_dir: Path, max_passages: int | None,
+                 should_stop: Callable[[], bool]) -> Index:
+    return build(read, settings, progress=progress, cache_dir=cache_dir, max_passages=max_passages,
+                 should_stop=should_stop)
 
 
 @gpu
@@ -773,6 +816,21 @@ def _corpus_inputs(files: Sequence[str] | None, sample: str, request: gr.Request
     if sample in SAMPLES:
         return [SAMPLES[sample]], [SAMPLES[sample].name], default_cache_dir() / "samples"
     raise _fail("Upload one or more files, or choose a sample corpus, then press Build index.")
+
+
+def _max_passages() -> int | None:
+    try:
+        return max_passages_from_env()
+    except ValueError as error:  # the operator's setting is wrong: say which and how to fix it
+        raise _fail(str(error)) from None
+
+
+def _shown_max_passages() -> int | None:
+    try:
+        return max_passages_from_env()
+    except ValueError as error:  # every build will say so too
+        logger.warning("%s", error)
+        return None
 
 
 def _session_key(request: gr.Request) -> str:

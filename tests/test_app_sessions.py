@@ -117,7 +117,7 @@ def test_every_search_trigger_runs_the_same_chain():
 
     demo = app.build_demo()
     dependencies = demo.config["dependencies"]
-    names = [block_fn.fn.__name__ for block_fn in demo.fns.values()]
+    names = [getattr(block_fn.fn, "__name__", None) for block_fn in demo.fns.values()]  # Cancel build has no fn
     starts = [i for i, name in enumerate(names) if name in {"first_stages", "search_again"}]
     assert len(starts) == 3, "search button / Enter, k, and a row of the per-query table"
     for start in starts:
@@ -208,3 +208,71 @@ def test_a_file_over_the_limit_in_mb_but_under_it_in_mib_is_refused_at_upload(ap
         client.predict([gradio_client.handle_file(str(big))], "(none: use my files)", 200, 40, *MODELS,
                        api_name="/build_index")
     assert "The upload is" not in str(refused.value), "Gradio let it through and only the app refused it"
+
+
+# -- builds: a passage limit, two at a time, and a cancelled build stops -------------------------------
+
+def _long_corpus(tmp_path, passages: int = 4000):
+    """One .txt that splits into `passages` passages with a 32-word window and no overlap."""
+    import random
+
+    rng = random.Random(8)
+    words = ["".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(400)]
+    path = tmp_path / "long.txt"
+    path.write_text(" ".join(rng.choices(words, k=32 * passages)), encoding="utf-8")
+    return path
+
+
+def _wait_for(condition, what: str, timeout: float = 300.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"{what} did not happen within {timeout:.0f} s")
+
+
+def test_builds_run_two_at_a_time_and_cancel_is_wired_to_the_build():
+    import app
+
+    demo = app.build_demo()
+    build = next(fn for fn in demo.fns.values() if fn.api_name == "build_index")
+    assert (build.concurrency_limit, build.concurrency_id) == (app.BUILD_SLOTS, "build") and app.BUILD_SLOTS == 2
+    cancels = [dependency["cancels"] for dependency in demo.config["dependencies"] if dependency["cancels"]]
+    assert [build._id] in cancels, "Cancel build closes the build event"
+
+
+def test_a_corpus_over_the_passage_limit_is_refused_and_nothing_is_indexed(app_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCH_MAX_PASSAGES", "3")  # the app runs in this process and reads it at each build
+    client = gradio_client.Client(app_url, verbose=False)
+    path = tmp_path / "seven.txt"
+    path.write_text(" ".join(f"word{i}" for i in range(7 * 32)), encoding="utf-8")
+    with pytest.raises(Exception, match=r"the corpus has 7 passages .*at most 3 \(SEARCH_MAX_PASSAGES\)"):
+        client.predict([gradio_client.handle_file(str(path))], "(none: use my files)", 32, 0, *MODELS,
+                       api_name="/build_index")
+    with pytest.raises(Exception, match="Build an index first"):
+        client.predict("word1", 5, 0, "hybrid", api_name="/search")
+
+
+def test_a_small_build_runs_beside_a_long_one_and_cancelling_stops_the_long_one(app_url, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="app")
+    long_client = gradio_client.Client(app_url, verbose=False)
+    long_build = long_client.submit([gradio_client.handle_file(str(_long_corpus(tmp_path)))], "(none: use my files)",
+                                    32, 0, *MODELS, api_name="/build_index")
+    _wait_for(lambda: any('data-state="running"' in str(output) and "4,000" in str(output)
+                          for output in long_build.outputs()), "the long build reporting its 4,000 passages")
+
+    small = _build(gradio_client.Client(app_url, verbose=False), tmp_path, "alpha")[-1]
+    assert small["passages"] == 1
+    assert not long_build.done(), "the small build waited for the long one to finish"
+
+    long_build.cancel()
+    cancelled = _wait_for(lambda: [record.getMessage() for record in caplog.records
+                                   if record.name == "app" and "build cancelled" in record.getMessage()],
+                          "the server-side build stopping", timeout=120)
+    assert "of 4000 done" in cancelled[0], cancelled
+    assert not any("built 4000 passages" in record.getMessage() for record in caplog.records)

@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
+import anyio
 import gradio as gr
 
 from search.evaluation import depth_tradeoff, estimate_evaluation, evaluate
@@ -75,6 +76,13 @@ SESSION_TTL_S = 6 * 3600  # an idle session's index is dropped after this
 # Two builds at a time: a small corpus is built beside a long one instead of waiting for it, and a third
 # waits in the queue. Each build is bounded by $SEARCH_MAX_PASSAGES and stops when its page goes away.
 BUILD_SLOTS = 2
+# First stages (BM25, the query embedding, fusion) run at most 4 at a time: from the page (one Gradio
+# concurrency group) and, on their own, from API clients. Reranks run one at a time (the engine's
+# RERANK_LOCK). An API search waits for its first stages and its rerank in two separate lines
+# (`ApiSlots`), never holding a first-stage slot while it waits to rerank, so first-stage-only API
+# calls do not queue behind reranks; API_SEARCHES bounds how many API searches are in flight at once.
+FIRST_STAGE_SLOTS = 4
+API_SEARCHES = 32
 BUNDLED_JUDGMENTS = ROOT / "corpora" / "polyglot-facts"
 DEPTHS = (10, 20, 50, 100)
 # Gradio only hands out files from the working or the temp directory, so downloads are written under
@@ -109,6 +117,13 @@ class StopFlag(threading.Event):
 
     def __deepcopy__(self, memo: dict) -> StopFlag:
         return StopFlag()
+
+
+class ApiSlots(NamedTuple):
+    """The two lines an API search waits in: its first stages, then (if it reranks) its rerank."""
+
+    first_stages: anyio.CapacityLimiter
+    rerank: anyio.CapacityLimiter
 
 
 # -- regions: the components of each part of the page -----------------------------------------------
@@ -403,7 +418,7 @@ def _wire_search(page: Page, callbacks: Callbacks) -> None:
     )
     page.api.button.click(
         callbacks.search_api, [session.index, search.query, search.k, search.rerank_depth, search.candidates_from],
-        [page.api.result], api_name="search", concurrency_limit=1, concurrency_id="rerank",
+        [page.api.result], api_name="search", concurrency_limit=API_SEARCHES, concurrency_id="search_api",
     )
 
 
@@ -417,7 +432,8 @@ def _wire_search_chain(page: Page, callbacks: Callbacks, listen: Callable[..., g
         [session.index, session.judged, search.query, search.k, search.rerank_depth, search.candidates_from,
          search.score_view, search.collapse],
         [session.result, *search.columns, search.summary],
-        api_visibility="undocumented", concurrency_limit=4, show_progress="minimal",
+        api_visibility="undocumented", concurrency_limit=FIRST_STAGE_SLOTS, concurrency_id="first_stages",
+        show_progress="minimal",
     ).success(
         callbacks.rerank_stage, [session.index, session.judged, session.result, *search.view],
         [session.result, search.column("rerank"), search.summary],
@@ -479,6 +495,7 @@ class Callbacks:
 
     def __init__(self, page: Page) -> None:
         self.page = page
+        self._api_slots: ApiSlots | None = None  # made on first use, inside the server's event loop
 
     # corpus
 
@@ -588,16 +605,23 @@ class Callbacks:
         return {**self._columns(index, result, session, k, score_view, collapse, STAGES),
                 self.page.search.summary: _summary(result, k)}
 
-    def search_api(self, index: Index | None, query: str, k: int, rerank_depth: int, candidates_from: str) -> Updates:
-        """Every stage for a query as JSON, with how the stages compare (the `search` API endpoint)."""
+    async def search_api(self, index: Index | None, query: str, k: int, rerank_depth: int,
+                         candidates_from: str) -> Updates:
+        """Every stage for a query as JSON, with how the stages compare (the `search` API endpoint).
+
+        The first stages and the rerank run in worker threads, each behind its own limit (`ApiSlots`):
+        a call waiting for the reranker holds no first-stage slot."""
         index = _require(index)
+        slots = self._slots()
         try:
-            result = index.retrieve(query, k=int(k), rerank_depth=int(rerank_depth), candidates_from=candidates_from)
+            result = await anyio.to_thread.run_sync(
+                partial(index.retrieve, query, k=int(k), rerank_depth=int(rerank_depth),
+                        candidates_from=candidates_from), limiter=slots.first_stages)
         except ValueError as error:
             raise _fail(str(error)) from None
         if result.rerank_depth:
-            result = _rerank(index, result)
-        return {self.page.api.result: result_to_dict(result, int(k))}
+            result = await anyio.to_thread.run_sync(_rerank, index, result, limiter=slots.rerank)
+        return {self.page.api.result: await anyio.to_thread.run_sync(result_to_dict, result, int(k))}
 
     # judging
 
@@ -742,6 +766,11 @@ class Callbacks:
             candidates_from=candidates_from, sample_queries=[query.text for query in judgments.queries[:2]])
         return {self.page.session.eval_judgments: judgments,
                 self.page.evaluate.judgments_info: evaluation_view.judgments_summary(judgments, match, estimate)}
+
+    def _slots(self) -> ApiSlots:
+        if self._api_slots is None:
+            self._api_slots = ApiSlots(anyio.CapacityLimiter(FIRST_STAGE_SLOTS), anyio.CapacityLimiter(1))
+        return self._api_slots
 
     def _stage_of(self, column: object) -> str | None:
         elem_id = getattr(column, "elem_id", None)

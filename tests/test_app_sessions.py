@@ -276,3 +276,37 @@ def test_a_small_build_runs_beside_a_long_one_and_cancelling_stops_the_long_one(
                           "the server-side build stopping", timeout=120)
     assert "of 4000 done" in cancelled[0], cancelled
     assert not any("built 4000 passages" in record.getMessage() for record in caplog.records)
+
+
+# -- API searches: first stages do not queue behind reranks ---------------------------------------------
+
+def test_first_stage_api_searches_do_not_wait_behind_reranks(app_url, tmp_path):
+    import app
+    from search.inference import RERANK_LOCK
+
+    client = gradio_client.Client(app_url, verbose=False)
+    _build(client, tmp_path, "alpha")
+    # Hold the reranker (as a long rerank would) while more reranking calls arrive than there are
+    # first-stage slots; a first-stage-only call must still be answered.
+    RERANK_LOCK.acquire()
+    try:
+        reranking = [client.submit("Zebrafinch reeds", 5, 5, "hybrid", api_name="/search")
+                     for _ in range(app.FIRST_STAGE_SLOTS + 2)]
+        first_only = client.submit("Zebrafinch reeds", 5, 0, "hybrid", api_name="/search").result(timeout=120)
+        assert set(first_only["stages"]) == {"bm25", "dense", "hybrid"}, first_only["stages"].keys()
+        assert not any(job.done() for job in reranking), "a rerank ran while the reranker was held"
+    finally:
+        RERANK_LOCK.release()
+    for job in reranking:
+        assert job.result(timeout=300)["stages"]["rerank"]["hits"][0]["doc_id"] == "alpha"
+
+
+def test_the_search_api_and_the_pages_first_stages_have_their_own_limits():
+    import app
+
+    demo = app.build_demo()
+    api = next(fn for fn in demo.fns.values() if fn.api_name == "search")
+    assert (api.concurrency_id, api.concurrency_limit) == ("search_api", app.API_SEARCHES)
+    starts = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") in {"first_stages", "search_again"}]
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in starts} == {("first_stages", 4)}
+    assert app.FIRST_STAGE_SLOTS == 4

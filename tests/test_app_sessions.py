@@ -310,3 +310,22 @@ def test_the_search_api_and_the_pages_first_stages_have_their_own_limits():
     starts = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") in {"first_stages", "search_again"}]
     assert {(fn.concurrency_id, fn.concurrency_limit) for fn in starts} == {("first_stages", 4)}
     assert app.FIRST_STAGE_SLOTS == 4
+
+
+def test_a_hostile_file_beside_a_good_one_does_not_hang_the_build_or_lose_the_good_one(app_url, tmp_path):
+    # A Markdown heading line of 100,000 spaces (a regex with nested repetition backtracks on it).
+    hostile = tmp_path / "hostile.md"
+    hostile.write_text("# a" + " " * 100_000 + "b", encoding="utf-8")
+    good = tmp_path / "good.txt"
+    good.write_text("Lighthouses guide ships along rocky coasts at night.", encoding="utf-8")
+    client = gradio_client.Client(app_url, verbose=False)
+    job = client.submit([gradio_client.handle_file(str(path)) for path in (hostile, good)], "(none: use my files)",
+                        200, 40, *MODELS, api_name="/build_index")
+    summary = job.result(timeout=900)[-1]  # generous: a bound on hanging, not a speed test
+    reasons = {problem["source"]: problem["message"] for problem in summary["problems"]}
+    if summary["documents"] == 1:
+        assert reasons.get("hostile.md"), f"hostile.md was neither indexed nor listed with a reason: {summary}"
+    else:
+        assert summary["documents"] == 2, summary
+    result = client.predict("lighthouses ships", 5, 0, "hybrid", api_name="/search")
+    assert result["stages"]["bm25"]["hits"][0]["doc_id"] == "good", result["stages"]["bm25"]["hits"]

@@ -119,6 +119,19 @@ class StopFlag(threading.Event):
         return StopFlag()
 
 
+class BuildIdle(threading.Event):
+    """Set while none of a session's builds is running, so *Cancel build* can wait for the cancelled
+    build to have stopped before it clears the progress panel (else a last progress update could land
+    after the clearing). Fresh, and set, in each session's copy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.set()
+
+    def __deepcopy__(self, memo: dict) -> BuildIdle:
+        return BuildIdle()
+
+
 class ApiSlots(NamedTuple):
     """The two lines an API search waits in: its first stages, then (if it reranks) its rerank."""
 
@@ -137,6 +150,7 @@ class SessionState(NamedTuple):
     eval_judgments: gr.State
     report: gr.State
     stop: gr.State
+    build_idle: gr.State
 
 
 class CorpusPanel(NamedTuple):
@@ -275,6 +289,7 @@ def _session_state() -> SessionState:
         eval_judgments=gr.State(None, time_to_live=SESSION_TTL_S),
         report=gr.State(None, time_to_live=SESSION_TTL_S),
         stop=gr.State(StopFlag()),
+        build_idle=gr.State(BuildIdle()),
     )
 
 
@@ -395,13 +410,16 @@ def _wire_corpus(page: Page, callbacks: Callbacks) -> None:
     corpus = page.corpus
     building = corpus.build_button.click(
         callbacks.build_corpus,
-        [corpus.files, corpus.sample, corpus.window, corpus.overlap, corpus.dense_model, corpus.reranker_model],
+        [page.session.build_idle, corpus.files, corpus.sample, corpus.window, corpus.overlap, corpus.dense_model,
+         corpus.reranker_model],
         [page.session.index, corpus.progress, corpus.summary, corpus.languages_plot, corpus.build_json],
         api_name="build_index", concurrency_limit=BUILD_SLOTS, concurrency_id="build", show_progress="minimal",
     )
-    # Cancelling closes the build's event (as closing the page does), which stops the build at its next batch.
-    corpus.cancel_button.click(callbacks.build_cancelled, None, [corpus.progress], cancels=[building],
-                               api_visibility="undocumented", queue=False)
+    # Cancelling closes the build's event (as closing the page does), which stops the build at its next batch;
+    # then the progress panel is cleared, once the build has stopped sending progress.
+    corpus.cancel_button.click(None, None, None, cancels=[building], api_visibility="undocumented", queue=False).then(
+        callbacks.build_cancelled, [page.session.build_idle], [corpus.progress], api_visibility="undocumented",
+        show_progress="hidden")
 
 
 def _wire_search(page: Page, callbacks: Callbacks) -> None:
@@ -499,11 +517,19 @@ class Callbacks:
 
     # corpus
 
-    def build_corpus(self, files: Sequence[str] | None, sample: str, window: int, overlap: int, dense_model: str,
-                     reranker_model: str, request: gr.Request) -> Iterator[Updates]:
+    def build_corpus(self, idle: BuildIdle, files: Sequence[str] | None, sample: str, window: int, overlap: int,
+                     dense_model: str, reranker_model: str, request: gr.Request) -> Iterator[Updates]:
         """Read, split, detect languages and index the uploaded files or a sample; streams step progress with
         the passage count and the time left for embedding. A corpus over $SEARCH_MAX_PASSAGES is refused
         after reading; when the event is closed (Cancel, or the page went away) the build stops."""
+        idle.clear()
+        try:
+            yield from self._build_corpus(files, sample, window, overlap, dense_model, reranker_model, request)
+        finally:  # also when the event is closed: the build has then stopped sending progress
+            idle.set()
+
+    def _build_corpus(self, files: Sequence[str] | None, sample: str, window: int, overlap: int, dense_model: str,
+                      reranker_model: str, request: gr.Request) -> Iterator[Updates]:
         corpus = self.page.corpus
         paths, names, cache_dir = _corpus_inputs(files, sample, request)
         settings = _settings(window, overlap, dense_model, reranker_model)
@@ -552,8 +578,11 @@ class Callbacks:
                                 "reranker_fallback_reason": loaded.fallback_reason},
         }
 
-    def build_cancelled(self) -> Updates:
-        """After Cancel build (which closes the running build's event): clear its progress panel."""
+    def build_cancelled(self, idle: BuildIdle) -> Updates:
+        """After Cancel build (which closes the running build's event): once that build has stopped, clear
+        its progress panel."""
+        if not idle.wait(timeout=30):
+            logger.warning("a cancelled build was still sending progress after 30 s")
         return {self.page.corpus.progress: ""}
 
     # search

@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
+import anyio
 import gradio as gr
 
 from search.evaluation import depth_tradeoff, estimate_evaluation, evaluate
@@ -38,7 +39,14 @@ from search.models import (
     RERANKER_ENV,
     RERANKER_V2_M3,
 )
-from search.pipeline import Index, Settings, build, default_cache_dir
+from search.pipeline import (
+    BuildCancelled,
+    Index,
+    Settings,
+    build,
+    default_cache_dir,
+    max_passages_from_env,
+)
 from search.reading import ReadLimits, read_paths
 from search.types import FIRST_STAGES, STAGES, SearchResult
 from ui import build_summary, columns, evaluation_view, judging, stylesheet, texts
@@ -65,6 +73,16 @@ UPLOAD_ENV = "SEARCH_MAX_UPLOAD_MB"
 # models (and the operator's env defaults) are offered unless the operator opts in.
 CUSTOM_MODELS_ENV = "SEARCH_ALLOW_CUSTOM_MODELS"
 SESSION_TTL_S = 6 * 3600  # an idle session's index is dropped after this
+# Two builds at a time: a small corpus is built beside a long one instead of waiting for it, and a third
+# waits in the queue. Each build is bounded by $SEARCH_MAX_PASSAGES and stops when its page goes away.
+BUILD_SLOTS = 2
+# First stages (BM25, the query embedding, fusion) run at most 4 at a time: from the page (one Gradio
+# concurrency group) and, on their own, from API clients. Reranks run one at a time (the engine's
+# RERANK_LOCK). An API search waits for its first stages and its rerank in two separate lines
+# (`ApiSlots`), never holding a first-stage slot while it waits to rerank, so first-stage-only API
+# calls do not queue behind reranks; API_SEARCHES bounds how many API searches are in flight at once.
+FIRST_STAGE_SLOTS = 4
+API_SEARCHES = 32
 BUNDLED_JUDGMENTS = ROOT / "corpora" / "polyglot-facts"
 DEPTHS = (10, 20, 50, 100)
 # Gradio only hands out files from the working or the temp directory, so downloads are written under
@@ -72,8 +90,11 @@ DEPTHS = (10, 20, 50, 100)
 DOWNLOADS_DIR = Path(tempfile.gettempdir()) / "rerank-explorer-downloads"
 
 
+MB = 1_000_000  # the upload limit is counted in decimal megabytes, by the app and by Gradio alike
+
+
 def max_upload_mb() -> int:
-    """The upload limit in MB, from $SEARCH_MAX_UPLOAD_MB (default 50)."""
+    """The upload limit in MB (1 MB = 1,000,000 bytes), from $SEARCH_MAX_UPLOAD_MB (default 50)."""
     try:
         return max(1, int(os.environ.get(UPLOAD_ENV, "50")))
     except ValueError:
@@ -98,6 +119,26 @@ class StopFlag(threading.Event):
         return StopFlag()
 
 
+class BuildIdle(threading.Event):
+    """Set while none of a session's builds is running, so *Cancel build* can wait for the cancelled
+    build to have stopped before it clears the progress panel (else a last progress update could land
+    after the clearing). Fresh, and set, in each session's copy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.set()
+
+    def __deepcopy__(self, memo: dict) -> BuildIdle:
+        return BuildIdle()
+
+
+class ApiSlots(NamedTuple):
+    """The two lines an API search waits in: its first stages, then (if it reranks) its rerank."""
+
+    first_stages: anyio.CapacityLimiter
+    rerank: anyio.CapacityLimiter
+
+
 # -- regions: the components of each part of the page -----------------------------------------------
 
 class SessionState(NamedTuple):
@@ -109,6 +150,7 @@ class SessionState(NamedTuple):
     eval_judgments: gr.State
     report: gr.State
     stop: gr.State
+    build_idle: gr.State
 
 
 class CorpusPanel(NamedTuple):
@@ -121,6 +163,7 @@ class CorpusPanel(NamedTuple):
     dense_model: gr.Dropdown
     reranker_model: gr.Dropdown
     build_button: gr.Button
+    cancel_button: gr.Button
     progress: gr.HTML
     summary: gr.HTML
     languages_plot: gr.BarPlot
@@ -233,8 +276,9 @@ def build_demo() -> gr.Blocks:
 
 
 def launch_kwargs() -> dict[str, object]:
-    """Options every launch of the app uses: its stylesheet and the upload limit."""
-    return {"css": stylesheet(), "max_file_size": f"{max_upload_mb()}mb"}
+    """Options every launch of the app uses: its stylesheet and the upload limit (per file, in bytes)."""
+    # In bytes: Gradio reads "50mb" as 50 MiB, while the app counts MB of 1,000,000 bytes.
+    return {"css": stylesheet(), "max_file_size": max_upload_mb() * MB}
 
 
 def _session_state() -> SessionState:
@@ -245,13 +289,15 @@ def _session_state() -> SessionState:
         eval_judgments=gr.State(None, time_to_live=SESSION_TTL_S),
         report=gr.State(None, time_to_live=SESSION_TTL_S),
         stop=gr.State(StopFlag()),
+        build_idle=gr.State(BuildIdle()),
     )
 
 
 def _corpus_panel(defaults: Settings) -> CorpusPanel:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
-            files = gr.File(label=f"Upload files (up to {max_upload_mb()} MB in all)", file_count="multiple",
+            files = gr.File(label=f"Upload files (up to {max_upload_mb()} MB in all; 1 MB = 1,000,000 bytes)",
+                            file_count="multiple",
                             type="filepath", elem_id="corpus-files")
             sample = gr.Dropdown([NO_SAMPLE, *SAMPLES], value=next(iter(SAMPLES)), label="…or a sample corpus",
                                  info="used when no file is uploaded", elem_id="sample-corpus")
@@ -267,8 +313,10 @@ def _corpus_panel(defaults: Settings) -> CorpusPanel:
                                              allow_custom_value=custom_models_allowed(),
                                              info=f"default from env {RERANKER_ENV}", elem_id="reranker-model")
                 gr.Markdown(texts.MODELS_HELP)
-            gr.Markdown(texts.CORPUS_HELP)
-            build_button = gr.Button("Build index", variant="primary", elem_id="build-button")
+            gr.Markdown(texts.CORPUS_HELP + texts.corpus_limits(max_upload_mb(), _shown_max_passages()))
+            with gr.Row():
+                build_button = gr.Button("Build index", variant="primary", elem_id="build-button", scale=3)
+                cancel_button = gr.Button("Cancel build", variant="stop", elem_id="cancel-build", scale=1)
         with gr.Column(scale=3):
             progress = gr.HTML(elem_id="build-progress")
             summary = gr.HTML(elem_id="build-summary")
@@ -276,8 +324,8 @@ def _corpus_panel(defaults: Settings) -> CorpusPanel:
                                         tooltip=["name", "passages"], height=220, y_lim=[0, None], sort="-y",
                                         elem_id="languages-plot")
             build_json = gr.JSON(visible=False)
-    return CorpusPanel(files, sample, window, overlap, dense_model, reranker_model, build_button, progress,
-                       summary, languages_plot, build_json)
+    return CorpusPanel(files, sample, window, overlap, dense_model, reranker_model, build_button, cancel_button,
+                       progress, summary, languages_plot, build_json)
 
 
 def _search_panel() -> SearchPanel:
@@ -360,12 +408,18 @@ def _evaluate_panel() -> EvaluatePanel:
 
 def _wire_corpus(page: Page, callbacks: Callbacks) -> None:
     corpus = page.corpus
-    corpus.build_button.click(
+    building = corpus.build_button.click(
         callbacks.build_corpus,
-        [corpus.files, corpus.sample, corpus.window, corpus.overlap, corpus.dense_model, corpus.reranker_model],
+        [page.session.build_idle, corpus.files, corpus.sample, corpus.window, corpus.overlap, corpus.dense_model,
+         corpus.reranker_model],
         [page.session.index, corpus.progress, corpus.summary, corpus.languages_plot, corpus.build_json],
-        api_name="build_index", concurrency_limit=1, concurrency_id="build", show_progress="minimal",
+        api_name="build_index", concurrency_limit=BUILD_SLOTS, concurrency_id="build", show_progress="minimal",
     )
+    # Cancelling closes the build's event (as closing the page does), which stops the build at its next batch;
+    # then the progress panel is cleared, once the build has stopped sending progress.
+    corpus.cancel_button.click(None, None, None, cancels=[building], api_visibility="undocumented", queue=False).then(
+        callbacks.build_cancelled, [page.session.build_idle], [corpus.progress], api_visibility="undocumented",
+        show_progress="hidden")
 
 
 def _wire_search(page: Page, callbacks: Callbacks) -> None:
@@ -382,7 +436,7 @@ def _wire_search(page: Page, callbacks: Callbacks) -> None:
     )
     page.api.button.click(
         callbacks.search_api, [session.index, search.query, search.k, search.rerank_depth, search.candidates_from],
-        [page.api.result], api_name="search", concurrency_limit=1, concurrency_id="rerank",
+        [page.api.result], api_name="search", concurrency_limit=API_SEARCHES, concurrency_id="search_api",
     )
 
 
@@ -396,7 +450,8 @@ def _wire_search_chain(page: Page, callbacks: Callbacks, listen: Callable[..., g
         [session.index, session.judged, search.query, search.k, search.rerank_depth, search.candidates_from,
          search.score_view, search.collapse],
         [session.result, *search.columns, search.summary],
-        api_visibility="undocumented", concurrency_limit=4, show_progress="minimal",
+        api_visibility="undocumented", concurrency_limit=FIRST_STAGE_SLOTS, concurrency_id="first_stages",
+        show_progress="minimal",
     ).success(
         callbacks.rerank_stage, [session.index, session.judged, session.result, *search.view],
         [session.result, search.column("rerank"), search.summary],
@@ -458,28 +513,58 @@ class Callbacks:
 
     def __init__(self, page: Page) -> None:
         self.page = page
+        self._api_slots: ApiSlots | None = None  # made on first use, inside the server's event loop
 
     # corpus
 
-    def build_corpus(self, files: Sequence[str] | None, sample: str, window: int, overlap: int, dense_model: str,
-                     reranker_model: str, request: gr.Request) -> Iterator[Updates]:
-        """Read, split, detect languages and index the uploaded files or a sample; streams step progress."""
+    def build_corpus(self, idle: BuildIdle, files: Sequence[str] | None, sample: str, window: int, overlap: int,
+                     dense_model: str, reranker_model: str, request: gr.Request) -> Iterator[Updates]:
+        """Read, split, detect languages and index the uploaded files or a sample; streams step progress with
+        the passage count and the time left for embedding. A corpus over $SEARCH_MAX_PASSAGES is refused
+        after reading; when the event is closed (Cancel, or the page went away) the build stops."""
+        idle.clear()
+        try:
+            yield from self._build_corpus(files, sample, window, overlap, dense_model, reranker_model, request)
+        finally:  # also when the event is closed: the build has then stopped sending progress
+            idle.set()
+
+    def _build_corpus(self, files: Sequence[str] | None, sample: str, window: int, overlap: int, dense_model: str,
+                      reranker_model: str, request: gr.Request) -> Iterator[Updates]:
         corpus = self.page.corpus
         paths, names, cache_dir = _corpus_inputs(files, sample, request)
         settings = _settings(window, overlap, dense_model, reranker_model)
-        limit = max_upload_mb() * 1_000_000
+        max_passages = _max_passages()
+        limit = max_upload_mb() * MB
+        stop = threading.Event()  # set by _stream when this event is closed before the build is done
 
         def work(report: Callable[[object], None]):
-            report(("read", 0, 1))
+            started = time.perf_counter()
+
+            def progress(step: str, done: int, total: int) -> None:
+                report(build_summary.BuildEvent(step, done, total, time.perf_counter() - started))
+
+            progress("read", 0, 1)
             read = read_paths(paths, names=names, limits=ReadLimits(max_total_bytes=limit, max_file_bytes=limit))
-            index = _build_index(read, settings, lambda *event: report(event), cache_dir)
+            try:
+                index = _build_index(read, settings, progress, cache_dir, max_passages, stop.is_set)
+            except BuildCancelled as error:
+                logger.info("build cancelled after %.1f s: %s", time.perf_counter() - started, error)
+                return None
+            logger.info("built %d passages in %.1f s", len(index), time.perf_counter() - started)
             return index, index.reranker()  # load the reranker now: a problem with it shows before any search
 
         def show(events: list, seconds: float) -> Updates:
-            progress = {step: (done, total) for step, done, total in events}
-            return {corpus.progress: build_summary.render_build_progress(progress, seconds)}
+            return {corpus.progress: build_summary.render_build_progress(events, seconds)}
 
-        index, loaded = yield from _stream(work, show)
+        try:
+            built = yield from _stream(work, show, stop)
+        except gr.Error:
+            yield {corpus.progress: ""}  # nothing was indexed: no progress left standing beside the error
+            raise
+        if built is None:
+            yield {corpus.progress: ""}
+            return
+        index, loaded = built
         skipped = index.report.skipped
         if skipped:
             _warn(f"{len(skipped)} file(s) or line(s) skipped, e.g. {skipped[0]}. The rest was indexed; "
@@ -492,6 +577,13 @@ class Callbacks:
             corpus.build_json: {**report_to_dict(index.report), "reranker": loaded.model.label,
                                 "reranker_fallback_reason": loaded.fallback_reason},
         }
+
+    def build_cancelled(self, idle: BuildIdle) -> Updates:
+        """After Cancel build (which closes the running build's event): once that build has stopped, clear
+        its progress panel."""
+        if not idle.wait(timeout=30):
+            logger.warning("a cancelled build was still sending progress after 30 s")
+        return {self.page.corpus.progress: ""}
 
     # search
 
@@ -542,16 +634,23 @@ class Callbacks:
         return {**self._columns(index, result, session, k, score_view, collapse, STAGES),
                 self.page.search.summary: _summary(result, k)}
 
-    def search_api(self, index: Index | None, query: str, k: int, rerank_depth: int, candidates_from: str) -> Updates:
-        """Every stage for a query as JSON, with how the stages compare (the `search` API endpoint)."""
+    async def search_api(self, index: Index | None, query: str, k: int, rerank_depth: int,
+                         candidates_from: str) -> Updates:
+        """Every stage for a query as JSON, with how the stages compare (the `search` API endpoint).
+
+        The first stages and the rerank run in worker threads, each behind its own limit (`ApiSlots`):
+        a call waiting for the reranker holds no first-stage slot."""
         index = _require(index)
+        slots = self._slots()
         try:
-            result = index.retrieve(query, k=int(k), rerank_depth=int(rerank_depth), candidates_from=candidates_from)
+            result = await anyio.to_thread.run_sync(
+                partial(index.retrieve, query, k=int(k), rerank_depth=int(rerank_depth),
+                        candidates_from=candidates_from), limiter=slots.first_stages)
         except ValueError as error:
             raise _fail(str(error)) from None
         if result.rerank_depth:
-            result = _rerank(index, result)
-        return {self.page.api.result: result_to_dict(result, int(k))}
+            result = await anyio.to_thread.run_sync(_rerank, index, result, limiter=slots.rerank)
+        return {self.page.api.result: await anyio.to_thread.run_sync(result_to_dict, result, int(k))}
 
     # judging
 
@@ -572,16 +671,17 @@ class Callbacks:
 
     def download_judgments(self, session: judging.SessionJudgments, result: SearchResult | None,
                            request: gr.Request) -> Updates:
-        """Write the session's qrels, queries and runs (TREC) and the current results (CSV, JSON) to files."""
-        try:
-            files = judging.export_files(session)
-        except ValueError as error:  # e.g. an id with a space, which TREC files cannot hold
-            raise _fail(f"Cannot write TREC files: {error}") from None
+        """Write the session's qrels, queries and runs (TREC) and the current results (CSV, JSON) to files.
+        A file that can't be written (an id with whitespace in a TREC file) is left out with a warning
+        naming it and the id; every other file still comes."""
+        if session.judgment_count == 0 and result is None:
+            raise _fail("Nothing to download yet: search, and judge a few results first.")
+        files, left_out = judging.export_files(session)
         if result is not None:
             files["results.csv"] = results_to_csv(result)
             files["results.json"] = json.dumps(result_to_dict(result), ensure_ascii=False, indent=1)
-        if not files.get("qrels.trec") and result is None:
-            raise _fail("Nothing to download yet: search, and judge a few results first.")
+        for name, reason in left_out.items():
+            _warn(f"{name} was left out of the download: {reason}")
         return {self.page.judging.downloads: write_downloads(files, downloads_folder(request))}
 
     def load_session_judgments(self, session: judging.SessionJudgments, files: Sequence[str] | None) -> Updates:
@@ -696,6 +796,11 @@ class Callbacks:
         return {self.page.session.eval_judgments: judgments,
                 self.page.evaluate.judgments_info: evaluation_view.judgments_summary(judgments, match, estimate)}
 
+    def _slots(self) -> ApiSlots:
+        if self._api_slots is None:
+            self._api_slots = ApiSlots(anyio.CapacityLimiter(FIRST_STAGE_SLOTS), anyio.CapacityLimiter(1))
+        return self._api_slots
+
     def _stage_of(self, column: object) -> str | None:
         elem_id = getattr(column, "elem_id", None)
         return next((name for name, html_column in zip(STAGES, self.page.search.columns, strict=True)
@@ -703,8 +808,10 @@ class Callbacks:
 
 
 @gpu
-def _build_index(read, settings: Settings, progress, cache_dir: Path) -> Index:
-    return build(read, settings, progress=progress, cache_dir=cache_dir)
+def _build_index(read, settings: Settings, progress, cache_dir: Path, max_passages: int | None,
+                 should_stop: Callable[[], bool]) -> Index:
+    return build(read, settings, progress=progress, cache_dir=cache_dir, max_passages=max_passages,
+                 should_stop=should_stop)
 
 
 @gpu
@@ -759,14 +866,29 @@ def _corpus_inputs(files: Sequence[str] | None, sample: str, request: gr.Request
     if files:
         paths = [Path(file) for file in files]
         total = sum(path.stat().st_size for path in paths if path.exists())
-        if total > max_upload_mb() * 1_000_000:
-            raise _fail(f"The upload is {total / 1e6:.1f} MB; the limit is {max_upload_mb()} MB "
+        if total > max_upload_mb() * MB:
+            raise _fail(f"The upload is {total / MB:.1f} MB; the limit is {max_upload_mb()} MB "
                         f"(set by {UPLOAD_ENV}). Upload fewer or smaller files.")
         # Uploads keep their own name as the last path part; messages should name that, not a temp path.
         return paths, [path.name for path in paths], _session_cache(request)
     if sample in SAMPLES:
         return [SAMPLES[sample]], [SAMPLES[sample].name], default_cache_dir() / "samples"
     raise _fail("Upload one or more files, or choose a sample corpus, then press Build index.")
+
+
+def _max_passages() -> int | None:
+    try:
+        return max_passages_from_env()
+    except ValueError as error:  # the operator's setting is wrong: say which and how to fix it
+        raise _fail(str(error)) from None
+
+
+def _shown_max_passages() -> int | None:
+    try:
+        return max_passages_from_env()
+    except ValueError as error:  # every build will say so too
+        logger.warning("%s", error)
+        return None
 
 
 def _session_key(request: gr.Request) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import asdict
 
 from .compare import Comparison, Movement, RerankedHit, StageOverlap, compare
@@ -18,6 +19,9 @@ from .types import FIRST_STAGES, STAGES, Hit, SearchResult, StageResult
 CSV_COLUMNS = ("query", "stage", "rank", "passage_id", "doc_id", "score", "sigmoid", "language",
                "language_probability", *(f"rank_in_{stage}" for stage in STAGES),
                *(f"movement_from_{stage}" for stage in FIRST_STAGES), "found_by", "lifted", "title", "text")
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def hit_to_dict(hit: Hit, reranked: RerankedHit | None = None) -> dict[str, object]:
@@ -90,7 +94,8 @@ def results_to_csv(result: SearchResult, k: int | None = None) -> str:
     Rerank rows also hold ``movement_from_<first stage>`` (up, down, same or new; blank when that
     stage did not run), `found_by` (``bm25 dense``, space-separated) and `lifted` (true/false),
     compared at `k` as in `result_to_dict`. Fields holding commas, quotes or line breaks are quoted
-    (RFC 4180, ``\\r\\n`` row ends)."""
+    (RFC 4180, ``\\r\\n`` row ends), and every cell is passed through `neutralise_cell`, so a passage
+    such as ``=HYPERLINK(...)`` opens as text in a spreadsheet."""
     reranked = _reranked_by_id(compare(result, comparison_depth(result, k)))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -99,13 +104,27 @@ def results_to_csv(result: SearchResult, k: int | None = None) -> str:
         for hit in stage.hits if k is None else stage.hits[:k]:
             ranks = {**hit.ranks, name: hit.rank}
             compared = reranked.get(hit.passage_id) if name == "rerank" else None
-            writer.writerow([
+            writer.writerow(neutralise_cell(cell) for cell in [
                 result.query, name, hit.rank, hit.passage_id, hit.doc_id, hit.score,
                 "" if hit.sigmoid is None else hit.sigmoid, hit.language.code, hit.language.probability,
                 *("" if ranks.get(other) is None else ranks[other] for other in STAGES),
                 *_comparison_cells(compared), hit.title, hit.text,
             ])
     return buffer.getvalue()
+
+
+def neutralise_cell(cell: object) -> object:
+    """Return a CSV cell a spreadsheet will not run as a formula: text starting with ``= + - @``, a tab
+    or a carriage return gets a leading single quote (OWASP's advice on CSV injection); plain numbers,
+    negative ones included, stay numbers.
+
+    >>> neutralise_cell("=1+1"), neutralise_cell("-2+3+cmd|' /C calc'!A0"), neutralise_cell("-0.25")
+    ("'=1+1", "'-2+3+cmd|' /C calc'!A0", '-0.25')
+    """
+    text = cell if isinstance(cell, str) else str(cell)
+    if text.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return cell
 
 
 def comparison_depth(result: SearchResult, k: int | None) -> int:

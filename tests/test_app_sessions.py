@@ -117,7 +117,7 @@ def test_every_search_trigger_runs_the_same_chain():
 
     demo = app.build_demo()
     dependencies = demo.config["dependencies"]
-    names = [block_fn.fn.__name__ for block_fn in demo.fns.values()]
+    names = [getattr(block_fn.fn, "__name__", None) for block_fn in demo.fns.values()]  # Cancel build has no fn
     starts = [i for i, name in enumerate(names) if name in {"first_stages", "search_again"}]
     assert len(starts) == 3, "search button / Enter, k, and a row of the per-query table"
     for start in starts:
@@ -152,3 +152,180 @@ def test_downloads_use_one_folder_per_session_replaced_each_time_and_removed_wit
     app.forget_session(alice)
     assert not folder.exists(), "a closed session's downloads are removed"
     assert app.downloads_folder(bob).exists(), "another session's downloads stay"
+
+
+def _callbacks(demo):
+    """The `Callbacks` behind a demo's events (every handler is one of its bound methods)."""
+    return next(block_fn.fn.__self__ for block_fn in demo.fns.values()
+                if getattr(block_fn.fn, "__name__", "") == "download_judgments")
+
+
+def test_download_with_a_spaced_id_gives_every_file_it_can_and_names_the_one_left_out(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import gradio as gr
+
+    import app
+    from tests.hand_made import make_result, make_stage, ranked
+    from ui import judging
+
+    monkeypatch.setattr(app, "DOWNLOADS_DIR", tmp_path / "downloads")
+    demo = app.build_demo()
+    callbacks = _callbacks(demo)
+    result = make_result([make_stage("bm25", ranked("a#0", "my notes#0")), make_stage("dense", ranked("a#0")),
+                          make_stage("rerank", ranked("my notes#0", "a#0"))], candidates_from="bm25")
+    session = judging.judge(judging.SessionJudgments(), result, "my notes#0", 2)
+    with pytest.warns(UserWarning) as warned:
+        updates = callbacks.download_judgments(session, result, gr.Request(session_hash="spaced"))
+    paths = updates[callbacks.page.judging.downloads]
+    assert sorted(Path(path).name for path in paths) == ["queries.tsv", "results.csv", "results.json",
+                                                          "run-dense.trec"]
+    messages = [str(warning.message) for warning in warned]
+    for name in ("qrels.trec", "run-bm25.trec", "run-rerank.trec"):
+        assert any(message.startswith(f"{name} was left out") and "my notes#0" in message for message in messages), \
+            (name, messages)
+    assert "my notes#0" in Path(next(p for p in paths if p.endswith("results.csv"))).read_text(encoding="utf-8")
+
+
+def test_the_upload_limit_is_counted_in_the_same_unit_by_gradio_and_the_app(monkeypatch):
+    from gradio.utils import _parse_file_size
+
+    import app
+
+    monkeypatch.setenv("SEARCH_MAX_UPLOAD_MB", "50")
+    assert _parse_file_size(app.launch_kwargs()["max_file_size"]) == 50 * 1_000_000 == 50 * app.MB
+    demo = app.build_demo()
+    labels = [block.label for block in demo.blocks.values() if getattr(block, "elem_id", None) == "corpus-files"]
+    assert labels == ["Upload files (up to 50 MB in all; 1 MB = 1,000,000 bytes)"], labels
+
+
+def test_a_file_over_the_limit_in_mb_but_under_it_in_mib_is_refused_at_upload(app_url, tmp_path):
+    # The test app allows 5 MB: 5,100,000 bytes is over 5 MB (10^6) and under 5 MiB (5,242,880).
+    client = gradio_client.Client(app_url, verbose=False)
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"word " * 1_020_000)
+    with pytest.raises(Exception) as refused:
+        client.predict([gradio_client.handle_file(str(big))], "(none: use my files)", 200, 40, *MODELS,
+                       api_name="/build_index")
+    assert "The upload is" not in str(refused.value), "Gradio let it through and only the app refused it"
+
+
+# -- builds: a passage limit, two at a time, and a cancelled build stops -------------------------------
+
+def _long_corpus(tmp_path, passages: int = 4000):
+    """One .txt that splits into `passages` passages with a 32-word window and no overlap."""
+    import random
+
+    rng = random.Random(8)
+    words = ["".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(400)]
+    path = tmp_path / "long.txt"
+    path.write_text(" ".join(rng.choices(words, k=32 * passages)), encoding="utf-8")
+    return path
+
+
+def _wait_for(condition, what: str, timeout: float = 300.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"{what} did not happen within {timeout:.0f} s")
+
+
+def test_builds_run_two_at_a_time_and_cancel_is_wired_to_the_build():
+    import app
+
+    demo = app.build_demo()
+    build = next(fn for fn in demo.fns.values() if fn.api_name == "build_index")
+    assert (build.concurrency_limit, build.concurrency_id) == (app.BUILD_SLOTS, "build") and app.BUILD_SLOTS == 2
+    cancels = [dependency["cancels"] for dependency in demo.config["dependencies"] if dependency["cancels"]]
+    assert [build._id] in cancels, "Cancel build closes the build event"
+
+
+def test_a_corpus_over_the_passage_limit_is_refused_and_nothing_is_indexed(app_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCH_MAX_PASSAGES", "3")  # the app runs in this process and reads it at each build
+    client = gradio_client.Client(app_url, verbose=False)
+    path = tmp_path / "seven.txt"
+    path.write_text(" ".join(f"word{i}" for i in range(7 * 32)), encoding="utf-8")
+    with pytest.raises(Exception, match=r"the corpus has 7 passages .*at most 3 \(SEARCH_MAX_PASSAGES\)"):
+        client.predict([gradio_client.handle_file(str(path))], "(none: use my files)", 32, 0, *MODELS,
+                       api_name="/build_index")
+    with pytest.raises(Exception, match="Build an index first"):
+        client.predict("word1", 5, 0, "hybrid", api_name="/search")
+
+
+def test_a_small_build_runs_beside_a_long_one_and_cancelling_stops_the_long_one(app_url, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="app")
+    long_client = gradio_client.Client(app_url, verbose=False)
+    long_build = long_client.submit([gradio_client.handle_file(str(_long_corpus(tmp_path)))], "(none: use my files)",
+                                    32, 0, *MODELS, api_name="/build_index")
+    _wait_for(lambda: any('data-state="running"' in str(output) and "4,000" in str(output)
+                          for output in long_build.outputs()), "the long build reporting its 4,000 passages")
+
+    small = _build(gradio_client.Client(app_url, verbose=False), tmp_path, "alpha")[-1]
+    assert small["passages"] == 1
+    assert not long_build.done(), "the small build waited for the long one to finish"
+
+    long_build.cancel()
+    cancelled = _wait_for(lambda: [record.getMessage() for record in caplog.records
+                                   if record.name == "app" and "build cancelled" in record.getMessage()],
+                          "the server-side build stopping", timeout=120)
+    assert "of 4000 done" in cancelled[0], cancelled
+    assert not any("built 4000 passages" in record.getMessage() for record in caplog.records)
+
+
+# -- API searches: first stages do not queue behind reranks ---------------------------------------------
+
+def test_first_stage_api_searches_do_not_wait_behind_reranks(app_url, tmp_path):
+    import app
+    from search.inference import RERANK_LOCK
+
+    client = gradio_client.Client(app_url, verbose=False)
+    _build(client, tmp_path, "alpha")
+    # Hold the reranker (as a long rerank would) while more reranking calls arrive than there are
+    # first-stage slots; a first-stage-only call must still be answered.
+    RERANK_LOCK.acquire()
+    try:
+        reranking = [client.submit("Zebrafinch reeds", 5, 5, "hybrid", api_name="/search")
+                     for _ in range(app.FIRST_STAGE_SLOTS + 2)]
+        first_only = client.submit("Zebrafinch reeds", 5, 0, "hybrid", api_name="/search").result(timeout=120)
+        assert set(first_only["stages"]) == {"bm25", "dense", "hybrid"}, first_only["stages"].keys()
+        assert not any(job.done() for job in reranking), "a rerank ran while the reranker was held"
+    finally:
+        RERANK_LOCK.release()
+    for job in reranking:
+        assert job.result(timeout=300)["stages"]["rerank"]["hits"][0]["doc_id"] == "alpha"
+
+
+def test_the_search_api_and_the_pages_first_stages_have_their_own_limits():
+    import app
+
+    demo = app.build_demo()
+    api = next(fn for fn in demo.fns.values() if fn.api_name == "search")
+    assert (api.concurrency_id, api.concurrency_limit) == ("search_api", app.API_SEARCHES)
+    starts = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") in {"first_stages", "search_again"}]
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in starts} == {("first_stages", 4)}
+    assert app.FIRST_STAGE_SLOTS == 4
+
+
+def test_a_hostile_file_beside_a_good_one_does_not_hang_the_build_or_lose_the_good_one(app_url, tmp_path):
+    # A Markdown heading line of 100,000 spaces (a regex with nested repetition backtracks on it).
+    hostile = tmp_path / "hostile.md"
+    hostile.write_text("# a" + " " * 100_000 + "b", encoding="utf-8")
+    good = tmp_path / "good.txt"
+    good.write_text("Lighthouses guide ships along rocky coasts at night.", encoding="utf-8")
+    client = gradio_client.Client(app_url, verbose=False)
+    job = client.submit([gradio_client.handle_file(str(path)) for path in (hostile, good)], "(none: use my files)",
+                        200, 40, *MODELS, api_name="/build_index")
+    summary = job.result(timeout=900)[-1]  # generous: a bound on hanging, not a speed test
+    reasons = {problem["source"]: problem["message"] for problem in summary["problems"]}
+    if summary["documents"] == 1:
+        assert reasons.get("hostile.md"), f"hostile.md was neither indexed nor listed with a reason: {summary}"
+    else:
+        assert summary["documents"] == 2, summary
+    result = client.predict("lighthouses ships", 5, 0, "hybrid", api_name="/search")
+    assert result["stages"]["bm25"]["hits"][0]["doc_id"] == "good", result["stages"]["bm25"]["hits"]

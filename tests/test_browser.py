@@ -193,3 +193,65 @@ def test_the_fallback_reason_is_said_once_and_the_columns_start_with_results(bro
     assert not errors, errors
     page.close()
 
+
+
+def test_cancel_or_closing_the_page_stops_the_build_and_the_panel_gives_the_time_left(browser, app_url, tmp_path,
+                                                                                      caplog):
+    import logging
+    import random
+    import time
+
+    caplog.set_level(logging.INFO, logger="app")
+    rng = random.Random(5)
+    words = ["".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(400)]
+    corpus = tmp_path / "long.txt"
+    corpus.write_text(" ".join(rng.choices(words, k=160 * 1000)), encoding="utf-8")  # about 1,000 passages
+
+    def cancelled() -> list[str]:
+        return [record.getMessage() for record in caplog.records
+                if record.name == "app" and "build cancelled" in record.getMessage()]
+
+    def wait_for_cancelled(count: int) -> str:
+        for _ in range(600):
+            if len(cancelled()) >= count:
+                return cancelled()[count - 1]
+            time.sleep(0.2)
+        pytest.fail("the server-side build did not stop within 120 s")
+
+    page = browser.new_page(viewport={"width": 1600, "height": 1100})
+    page.goto(app_url)
+    page.wait_for_selector("#build-button")
+    page.set_input_files("#corpus-files input[type=file]", [str(corpus)])
+    expect(page.locator("#corpus-files")).to_contain_text("long", timeout=30_000)
+
+    page.click("#build-button")
+    page.wait_for_selector("#build-progress .build-step", timeout=60_000)
+    page.click("#cancel-build")
+    assert "cancelled during" in wait_for_cancelled(1)
+    expect(page.locator("#build-progress .build-step")).to_have_count(0, timeout=30_000)
+
+    page.click("#build-button")
+    estimate = page.locator("#build-progress .build-estimate")
+    expect(estimate).to_contain_text("passages to index", timeout=300_000)
+    expect(estimate).to_have_text(re.compile(r"[\d,]+ passages to index\. Embedding: .+ left at [\d.,]+ passages/s "
+                                             r"on this machine\."), timeout=300_000)
+    page.close()  # the build's event loses its page: the build must stop at its next batch
+    assert "cancelled during embeddings" in wait_for_cancelled(2)
+    assert not any("built" in record.getMessage() for record in caplog.records if record.name == "app")
+
+
+def test_a_spaced_file_name_still_gives_every_download_it_can(page, tmp_path):
+    notes = tmp_path / "my notes.txt"
+    notes.write_text("Lighthouses guide ships along rocky coasts at night.", encoding="utf-8")
+    _upload_and_build(page, [notes])
+    _search(page, "lighthouses at night")
+    page.locator("#column-bm25 li.hit[data-rank='1'] button.judge-btn[data-grade='2']").click()
+    expect(page.locator("#judged-metrics")).to_contain_text("1 judgment(s) on 1 query", timeout=30_000)
+    page.click("#download-button")
+    expect(page.locator("#downloads")).to_contain_text("results", timeout=30_000)
+    files = page.inner_text("#downloads")  # every stage ranked the spaced id: no TREC file can hold it
+    for name in ("results\n.csv", "results\n.json", "queries\n.tsv"):
+        assert name in files, files
+    assert "qrels" not in files and "run-" not in files, files
+    expect(page.locator(".toast-body").filter(has_text="qrels.trec was left out")).to_contain_text("my notes#0")
+    assert not page.errors, page.errors

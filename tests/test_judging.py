@@ -49,7 +49,8 @@ def test_a_second_query_gets_its_own_id():
 def test_exports_load_back_into_a_new_session(tmp_path):
     result = _result("tea history", {"bm25": ["a#0", "b#0"], "rerank": ["b#0", "a#0"]})
     session = judging.judge(judging.SessionJudgments(), result, "b#0", 2)
-    files = judging.export_files(session)
+    files, left_out = judging.export_files(session)
+    assert left_out == {}
     assert files["qrels.trec"].split() == ["u1", "0", "b#0", "2"]
     assert files["queries.tsv"].strip() == "u1\ttea history"
     assert files["run-bm25.trec"].splitlines()[0].split()[:4] == ["u1", "Q0", "a#0", "1"]
@@ -71,3 +72,50 @@ def test_merge_keeps_existing_query_ids_and_adds_new_ones():
     assert merged.qrels["u1"] == {"a#0": 1, "b#0": 1}, "marks for the same query text join its id"
     other = next(q.query_id for q in merged.queries if q.text == "another query")
     assert other != "u1" and merged.qrels[other] == {"z#0": 2}
+
+
+# -- downloads: results.csv cells a spreadsheet would run, TREC files per file --------------------------
+
+def test_results_csv_neutralises_formula_cells_and_keeps_negative_numbers():
+    import csv
+    import io
+
+    from search.export import results_to_csv
+
+    hostile = {"=HYPERLINK(\"http://evil.example\",\"x\")": "=", "+1+cmd|' /C calc'!A0": "+",
+               "-2+3+cmd|' /C calc'!A0": "-", "@SUM(A1:A2)": "@", "\tstarts with a tab": "\t",
+               "\rstarts with CR": "\r"}
+    hits = tuple(Hit(f"p{i}#0", f"p{i}", i, -0.5 * i, UNKNOWN_LANGUAGE, text, title=text)
+                 for i, text in enumerate(hostile, start=1))
+    result = SearchResult("=1+1", EN, {"rerank": StageResult("rerank", hits, 0.01, "m")}, "bm25", 3)
+    rows = list(csv.DictReader(io.StringIO(results_to_csv(result), newline="")))
+    assert [row["text"] for row in rows] == ["'" + text for text in hostile], "every formula start is quoted"
+    assert all(row["title"] == row["text"] for row in rows) and all(row["query"] == "'=1+1" for row in rows)
+    assert [row["score"] for row in rows] == ["-0.5", "-1.0", "-1.5", "-2.0", "-2.5", "-3.0"], \
+        "negative scores stay numbers"
+
+
+@pytest.mark.parametrize(("cell", "expected"), [
+    ("-12", "-12"), ("-0.25", "-0.25"), ("+3", "+3"), ("-1e-05", "-1e-05"), (-7.5, -7.5), (3, 3),
+    ("-1+2", "'-1+2"), ("-", "'-"), ("-inf", "'-inf"), ("- bullet point", "'- bullet point"),
+    ("plain text", "plain text"), ("a=b", "a=b"), ("", ""), (None, None),
+])
+def test_neutralise_cell(cell, expected):
+    from search.export import neutralise_cell
+
+    assert neutralise_cell(cell) == expected
+
+
+def test_an_id_with_a_space_leaves_out_only_the_files_that_hold_it():
+    # An uploaded `my notes.txt` gives passage ids like `my notes#0`, which TREC files cannot hold.
+    result = _result("tea history", {"bm25": ["a#0", "my notes#0"], "dense": ["a#0", "b#0"],
+                                     "rerank": ["b#0", "my notes#0"]})
+    session = judging.judge(judging.SessionJudgments(), result, "a#0", 2)
+    files, left_out = judging.export_files(session)
+    assert sorted(files) == ["qrels.trec", "queries.tsv", "run-dense.trec"], "files without the id still come"
+    assert sorted(left_out) == ["run-bm25.trec", "run-rerank.trec"]
+    assert all("'my notes#0'" in reason for reason in left_out.values()), left_out
+    session = judging.judge(session, result, "my notes#0", 1)
+    files, left_out = judging.export_files(session)
+    assert "qrels.trec" in left_out and "'my notes#0'" in left_out["qrels.trec"]
+    assert "queries.tsv" in files and "run-dense.trec" in files

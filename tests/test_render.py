@@ -381,6 +381,46 @@ def test_build_summary_caps_problems_and_escapes():
     assert "Fallback: &lt;script&gt;alert(1)&lt;/script&gt;" in summary and "&#34;quotes&#34;" in summary
 
 
+def _estimate(fragment: str) -> str:
+    found = re.search(r'<p class="build-estimate">(.*?)</p>', fragment)
+    return found.group(1) if found else ""
+
+
+def test_build_progress_says_the_passage_count_then_measures_and_gives_the_time_left():
+    from ui.build_summary import BuildEvent, embedding_rate, render_build_progress
+
+    read = [BuildEvent("read", 0, 1, 0.0), BuildEvent("read", 1, 1, 2.0)]
+    assert _estimate(render_build_progress(read, 2.5)) == "", "the count is not known while reading"
+    languages = [*read, BuildEvent("languages", 64, 12_345, 3.0)]
+    assert _estimate(render_build_progress(languages, 3.5)) == "12,345 passages to index."
+    started = [*languages, BuildEvent("languages", 12_345, 12_345, 9.0), BuildEvent("bm25", 12_345, 12_345, 10.0),
+               BuildEvent("embeddings", 0, 12_345, 10.0)]
+    assert _estimate(render_build_progress(started, 14.0)) == (
+        "12,345 passages to index. Embedding: measuring the speed on this machine…"), "no batch done yet"
+    # 320 passages in 8 s: 40/s, so 12,025 left take 300.6 s, of which 1 s has passed since the last report
+    batches = [*started, BuildEvent("embeddings", 32, 12_345, 11.0), BuildEvent("embeddings", 320, 12_345, 18.0)]
+    rate = embedding_rate(batches, 19.0)
+    assert rate.passages_per_second == pytest.approx(40.0)
+    assert rate.seconds_left == pytest.approx(12_025 / 40 - 1)
+    assert _estimate(render_build_progress(batches, 19.0)) == (
+        "12,345 passages to index. Embedding: about 5 min left at 40 passages/s on this machine.")
+    slow = [*started, BuildEvent("embeddings", 32, 12_345, 90.0)]
+    assert "about 8.6 h left at 0.4 passages/s" in _estimate(render_build_progress(slow, 90.0))
+    nearly = [*started, BuildEvent("embeddings", 12_000, 12_345, 40.0)]
+    assert "Embedding: a few seconds left" in _estimate(render_build_progress(nearly, 40.0))
+    done = [*batches, BuildEvent("embeddings", 12_345, 12_345, 50.0)]
+    assert _estimate(render_build_progress(done, 50.0)) == "12,345 passages to index."
+    assert embedding_rate(started, 14.0) is None and embedding_rate(read, 3.0) is None
+
+
+def test_a_reused_index_does_not_show_a_passage_count_of_one():
+    from ui.build_summary import BuildEvent, render_build_progress
+
+    reused = [BuildEvent("read", 1, 1, 1.0), *(BuildEvent(step, 1, 1, 1.1) for step in ("languages", "bm25",
+                                                                                          "embeddings"))]
+    assert _estimate(render_build_progress(reused, 1.2)) == ""
+
+
 def test_languages_frame():
     frame = languages_frame(make_report(languages={"hi": 3, "en": 8, "zh": 1, "xx": 1}))
     assert list(frame.columns) == ["language", "name", "passages"]
@@ -442,7 +482,7 @@ def every_kind_of_fragment() -> list[str]:
     from search.evaluation import Estimate
     from search.inference import Loaded
     from search.judgments import JudgmentMatch, Judgments, Query
-    from ui.build_summary import render_build_progress, render_reranker
+    from ui.build_summary import BuildEvent, render_build_progress, render_reranker
     from ui.columns import LANGUAGE_FAMILIES, render_pending
     from ui.evaluation_view import judged_metrics_html, judgments_summary, run_progress
 
@@ -473,7 +513,7 @@ def every_kind_of_fragment() -> list[str]:
         render_build_summary(make_report(problems=problems, reused=True, dense_fallback_reason="offline"),
                              max_problems=1),
         render_reranker(reranker),  # type: ignore[arg-type]
-        render_build_progress({"read": (1, 1), "languages": (3, 10)}, 1.0),
+        render_build_progress([BuildEvent("read", 1, 1, 0.5), BuildEvent("languages", 3, 10, 0.9)], 1.0),
         judgments_summary(judgments, JudgmentMatch("document", 1, 1, problems), Estimate(3.0, 1, 0.01, 20.0)),
         judged_metrics_html({}, 0, 0), judged_metrics_html({"bm25": {"ndcg@10": 0.5}}, 1, 1),
         run_progress(1, 2, 0.5),

@@ -1,7 +1,8 @@
-"""What building an index did, as HTML: progress per step while it runs, then counts, models (with the
-reason for any fallback, said here once), timings and the files or rows that were skipped.
+"""What building an index did, as HTML: progress per step while it runs (with the passage count and the
+time left for embedding), then counts, models (with the reason for any fallback, said here once),
+timings and the files or rows that were skipped.
 
-    div.build-progress div.build-step[data-step][data-state=waiting|running|done]
+    div.build-progress div.build-step[data-step][data-state=waiting|running|done]  p.build-estimate
     div.build-summary p.build-counts|build-model|build-fallback|build-reranker   li.problem.skipped|warning
 """
 
@@ -23,6 +24,23 @@ from .labels import count, duration
 MAX_PROBLEMS_SHOWN = 50
 BUILD_STEP_NAMES = {"read": "reading", "languages": "language detection", "bm25": "BM25 index",
                     "embeddings": "embeddings"}
+
+
+class BuildEvent(NamedTuple):
+    """One progress report of a build: `done` of `total` in `step` (a step of BUILD_STEP_NAMES), `at`
+    seconds after the build started."""
+
+    step: str
+    done: int
+    total: int
+    at: float
+
+
+class EmbeddingRate(NamedTuple):
+    """The embedding speed measured so far in a build, and the time left at that speed."""
+
+    passages_per_second: float
+    seconds_left: float
 
 
 class ProgressStep(NamedTuple):
@@ -67,19 +85,41 @@ def render_reranker(loaded: Loaded[Reranker]) -> Markup:
     return element("div", *parts, class_="build-summary")
 
 
-def render_build_progress(progress: dict[str, tuple[int, int]], seconds: float) -> Markup:
-    """Return one progress bar per build step (reading, language detection, BM25, embeddings) from
-    `progress` = {step: (done, total)}; steps not started yet show as waiting."""
+def render_build_progress(events: Sequence[BuildEvent], seconds: float) -> Markup:
+    """Return one progress bar per build step (reading, language detection, BM25, embeddings) from the
+    build's reports so far (steps not started show as waiting), then how many passages the corpus has
+    and, while embedding, the time left at the speed measured on this machine ("measuring" before the
+    first batch is done)."""
+    progress = {event.step: (event.done, event.total) for event in events}
     steps = []
     for step, name in BUILD_STEP_NAMES.items():
         done, total = progress.get(step, (0, 0))
         state = "done" if total and done >= total else ("running" if step in progress else "waiting")
         steps.append(ProgressStep(step, name, done, total, state))
-    return render_progress(steps, seconds)
+    return render_progress(steps, seconds, note=_estimate(events, seconds))
 
 
-def render_progress(steps: Sequence[ProgressStep], seconds: float, *, extra_class: str = "") -> Markup:
-    """Return a progress panel: a bar per step with "done/total" (or done, …) and the time elapsed."""
+def embedding_rate(events: Sequence[BuildEvent], seconds: float) -> EmbeddingRate | None:
+    """The embedding speed from the build's reports so far and the time left at that speed, `seconds`
+    after the build started; None before the first batch of passages is embedded.
+
+    >>> events = [BuildEvent("embeddings", 0, 1000, 10.0), BuildEvent("embeddings", 100, 1000, 12.0)]
+    >>> embedding_rate(events, 13.0)
+    EmbeddingRate(passages_per_second=50.0, seconds_left=17.0)
+    """
+    embedding = [event for event in events if event.step == "embeddings"]
+    if not embedding:
+        return None
+    first, last = embedding[0], embedding[-1]
+    if last.done <= first.done or last.at <= first.at:
+        return None
+    rate = (last.done - first.done) / (last.at - first.at)
+    return EmbeddingRate(rate, max(0.0, (last.total - last.done) / rate - max(0.0, seconds - last.at)))
+
+
+def render_progress(steps: Sequence[ProgressStep], seconds: float, *, extra_class: str = "",
+                    note: str | None = None) -> Markup:
+    """Return a progress panel: a bar per step with "done/total" (or done, …), the time elapsed and `note`."""
     rows = []
     for step in steps:
         fraction = min(1.0, step.done / step.total) if step.total else 0.0
@@ -89,7 +129,8 @@ def render_progress(steps: Sequence[ProgressStep], seconds: float, *, extra_clas
                             element("progress", max="1000", value=round(fraction * 1000)),
                             element("span", detail, class_="build-step-detail"),
                             class_="build-step", data_step=step.step, data_state=step.state))
-    return element("div", *rows, element("p", f"{duration(seconds)} elapsed", class_="build-elapsed"),
+    estimate = element("p", note, class_="build-estimate") if note else None
+    return element("div", *rows, estimate, element("p", f"{duration(seconds)} elapsed", class_="build-elapsed"),
                    class_=f"build-progress {extra_class}".strip(), role="status", aria_live="polite")
 
 
@@ -98,6 +139,41 @@ def languages_frame(report: BuildReport) -> pd.DataFrame:
     rows = [(code, LANGUAGE_NAMES.get(code, code), number) for code, number in report.languages.items()]
     rows.sort(key=lambda row: -row[2])
     return pd.DataFrame(rows, columns=["language", "name", "passages"]).astype({"passages": "int64"})
+
+
+def _estimate(events: Sequence[BuildEvent], seconds: float) -> str | None:
+    passages = _passage_count(events)
+    if passages is None:
+        return None
+    said = f"{count(passages, 'passage')} to index."
+    embedding = [event for event in events if event.step == "embeddings"]
+    if not embedding or embedding[-1].done >= embedding[-1].total:
+        return said
+    rate = embedding_rate(events, seconds)
+    if rate is None:
+        return f"{said} Embedding: measuring the speed on this machine…"
+    per_second = rate.passages_per_second
+    speed = f"{per_second:,.0f}" if per_second >= 10 else f"{per_second:.1f}"
+    return f"{said} Embedding: {_time_left(rate.seconds_left)} left at {speed} passages/s on this machine."
+
+
+def _passage_count(events: Sequence[BuildEvent]) -> int | None:
+    # A reused index reports each step as 1 of 1, so only a real count (or the embedding start) says it.
+    for event in events:
+        if (event.step == "embeddings" and event.done == 0) or (event.step in {"languages", "bm25"}
+                                                                  and event.total > 1):
+            return event.total
+    return None
+
+
+def _time_left(seconds: float) -> str:
+    if seconds < 10:
+        return "a few seconds"
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"
 
 
 def _problems_html(problems: Sequence[Problem], max_problems: int) -> Markup:

@@ -6,8 +6,9 @@ Marks are kept per passage (a card is a passage). Everything here is pure: each 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from search.evaluation import compute_metrics, stage_rankings
 from search.judgments import Judgments, Query, qrels_to_trec, queries_to_tsv, run_to_trec
@@ -85,10 +86,22 @@ def judged_metrics(session: SessionJudgments) -> dict[str, dict[str, float]]:
     return metrics
 
 
-def export_files(session: SessionJudgments) -> dict[str, str]:
-    """File name -> content: the qrels and queries (TREC / TSV) and each stage's run over the judged
-    queries (TREC), ready to download and to load back later."""
-    files = {"qrels.trec": qrels_to_trec(session.qrels), "queries.tsv": queries_to_tsv(session.queries)}
+class Export(NamedTuple):
+    """The files a download can hold (name -> text) and those left out (name -> why, naming the id)."""
+
+    files: dict[str, str]
+    left_out: dict[str, str]
+
+
+def export_files(session: SessionJudgments) -> Export:
+    """The qrels and queries (TREC / TSV) and each stage's run over the judged queries (TREC), ready to
+    download and to load back later. Each file is written on its own: one that can't be written (an id
+    with whitespace, e.g. from an uploaded `my notes.txt`, which TREC files cannot hold) is left out with
+    the reason, and the others still come."""
+    writers: dict[str, Callable[[], str]] = {
+        "qrels.trec": lambda: qrels_to_trec(session.qrels),
+        "queries.tsv": lambda: queries_to_tsv(session.queries),
+    }
     for stage in STAGES:
         rankings = {}
         for query_id, result in session.results.items():
@@ -97,8 +110,16 @@ def export_files(session: SessionJudgments) -> dict[str, str]:
                 rankings[query_id] = [(passage_id, float(len(ranking) - rank)) for rank, passage_id in
                                       enumerate(ranking)]
         if rankings:
-            files[f"run-{stage}.trec"] = run_to_trec(rankings, f"explorer-{stage}")
-    return files
+            writers[f"run-{stage}.trec"] = lambda rankings=rankings, stage=stage: run_to_trec(
+                rankings, f"explorer-{stage}")
+    files: dict[str, str] = {}
+    left_out: dict[str, str] = {}
+    for name, write in writers.items():
+        try:
+            files[name] = write()
+        except ValueError as error:
+            left_out[name] = str(error)
+    return Export(files, left_out)
 
 
 def _passage_qrels(session: SessionJudgments) -> dict[str, dict[str, int]]:

@@ -39,3 +39,10 @@ polyglot-facts sample, or your own TREC qrels with a queries file (TSV `id<TAB>q
 computes (ir-measures), on the same data and settings. Judgments may name documents or passages
 (`doc#0`); the summary says which matched.
 """
+
+
+def corpus_limits(max_upload_mb: int, max_passages: int | None) -> str:
+    """The upload and passage limits, as the line under the formats (1 MB = 1,000,000 bytes)."""
+    passages = f" and at most {max_passages:,} passages" if max_passages else ""
+    return (f"\nLimits here: {max_upload_mb} MB of uploads in all (1 MB = 1,000,000 bytes){passages} per build. "
+            "The build shows the time left for embedding; *Cancel build* (or closing the page) stops it.\n")

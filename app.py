@@ -534,7 +534,6 @@ class Callbacks:
         paths, names, cache_dir = _corpus_inputs(files, sample, request)
         settings = _settings(window, overlap, dense_model, reranker_model)
         max_passages = _max_passages()
-        limit = max_upload_mb() * MB
         stop = threading.Event()  # set by _stream when this event is closed before the build is done
 
         def work(report: Callable[[object], None]):
@@ -544,7 +543,9 @@ class Callbacks:
                 report(build_summary.BuildEvent(step, done, total, time.perf_counter() - started))
 
             progress("read", 0, 1)
-            read = read_paths(paths, names=names, limits=ReadLimits(max_total_bytes=limit, max_file_bytes=limit))
+            # The upload itself is capped by SEARCH_MAX_UPLOAD_MB; what it may expand to (archives) and cost to
+            # parse follows the reading limits' own settings, which every limit message names.
+            read = read_paths(paths, names=names, limits=ReadLimits())
             try:
                 index = _build_index(read, settings, progress, cache_dir, max_passages, stop.is_set)
             except BuildCancelled as error:

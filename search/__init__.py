@@ -6,8 +6,8 @@ Data flow: files -> `reading` (documents) -> `passages` -> `language` (per passa
 formats) and `export` (JSON/CSV); `cli` is `python -m search`.
 
 Models: `models` (the table of known models, device, safe loading rules), `inference` (the `Reranker`
-and `TextEncoder` interfaces), `backends/` (one module per backend) and `loading` (models by id,
-cached, with the offline fallbacks).
+and `TextEncoder` interfaces), `backends/` (one module per backend), `score_cache` (pair scores kept
+across calls, measured speed) and `loading` (models by id, cached, with the offline fallbacks).
 """
 
 from __future__ import annotations

@@ -78,8 +78,9 @@ class Reranker(Protocol):
         """Return one PairScore per passage, in input order; ValueError for an empty query.
 
         `progress(done_pairs, total_pairs)` is called after every scored batch, the last time with
-        ``(len(passages), len(passages))`` (never for no passage). `should_stop()` is polled before every
-        batch and while waiting for `RERANK_LOCK`; when it returns True, raises `RerankCancelled`.
+        ``(len(passages), len(passages))`` (never for no passage); it runs on the scoring thread, which
+        holds `RERANK_LOCK`, so it should be quick. `should_stop()` is polled before every batch and while
+        waiting for `RERANK_LOCK`; when it returns True, raises `RerankCancelled`.
         """
         ...
 

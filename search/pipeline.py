@@ -242,9 +242,9 @@ class Index:
         """How long `rerank` should take for `result` at `rerank_depth` (default `result.rerank_depth`):
         the pairs not in the score cache times the reranker's measured seconds per pair.
 
-        Candidates beyond those `result` retrieved count as uncached. None when the reranker is not
-        loaded yet (this never loads it) or has not scored anything to measure yet; 0.0 for depth 0 or
-        when every pair is cached. Raises ValueError for a depth out of range.
+        Candidates beyond those `result` retrieved count as uncached. 0.0 for depth 0 or when every pair
+        is cached; otherwise None when the reranker is not loaded yet (this never loads it) or has not
+        scored anything to measure yet. Raises ValueError for a depth out of range.
 
         >>> index.expected_rerank_seconds(index.retrieve("tea", rerank_depth=20))  # doctest: +SKIP
         6.2
@@ -252,13 +252,16 @@ class Index:
         depth = result.rerank_depth if rerank_depth is None else rerank_depth
         if not 0 <= depth <= MAX_RERANK_DEPTH:
             raise ValueError(f"rerank_depth={depth} is out of range; use 0 <= rerank_depth <= {MAX_RERANK_DEPTH}")
+        depth = min(depth, len(self))
         loaded = self._reranker
+        if depth == 0:
+            return 0.0
         if loaded is None or not isinstance(loaded.model, CachedReranker):
             return None
-        depth = min(depth, len(self))
         candidates = result.stages[result.candidates_from].hits[:depth]
-        uncached = loaded.model.uncached(result.query, [self._rerank_text(hit) for hit in candidates])
-        return loaded.model.expected_seconds(uncached + depth - len(candidates))
+        pairs = loaded.model.uncached(result.query, [self._rerank_text(hit) for hit in candidates])
+        pairs += depth - len(candidates)
+        return 0.0 if pairs == 0 else loaded.model.expected_seconds(pairs)
 
     def search(self, query: str, *, k: int = 10, rerank_depth: int = 20,
                candidates_from: FirstStage = "hybrid") -> SearchResult:

@@ -89,6 +89,7 @@ def test_expected_rerank_seconds_counts_only_uncached_pairs(index):
     fresh = Index(index.passages, index.passage_terms, index.dense, index.encoder, index.settings, index.report)
     result = fresh.retrieve("rivers carry sand", k=3, rerank_depth=5)
     assert fresh.expected_rerank_seconds(result) is None, "the reranker is not loaded yet, and it is not loaded here"
+    assert fresh.expected_rerank_seconds(result, 0) == 0.0 and fresh._reranker is None
 
     index.search("bees and flowers", k=3, rerank_depth=5)  # measures the speed
     per_pair = index.reranker().model.throughput().seconds_per_pair

@@ -34,14 +34,16 @@ def train_xlmr_tokenizer(corpus: Sequence[str], *, vocab_size: int = 400, model_
 
 def build_tiny_xlmr_cross_encoder(folder: Path, corpus: Sequence[str], *, max_position_embeddings: int = 514,
                                   num_labels: int = 1, hidden_size: int = 32, num_hidden_layers: int = 2,
-                                  vocab_size: int = 400, seed: int = 0) -> Path:
+                                  vocab_size: int = 400, seed: int = 0, num_attention_heads: int = 2,
+                                  intermediate_size: int | None = None) -> Path:
     """Build and save a random-weight `XLMRobertaForSequenceClassification` with a tokenizer trained on
     `corpus`; return `folder`.
 
     The tokenizer's `model_max_length` is ``max_position_embeddings - 2`` (XLM-R's position ids start
     after its padding index), so a small `max_position_embeddings` gives a model that truncates early.
     Weights are initialised wide (initializer_range 0.5) so that different pairs get clearly different
-    logits, which makes score comparisons in tests meaningful.
+    logits, which makes score comparisons in tests meaningful. `intermediate_size` defaults to twice
+    `hidden_size` (benchmarks pass a real model's shape, e.g. 768 / 12 layers / 12 heads / 3072).
     """
     import torch
     from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
@@ -51,7 +53,8 @@ def build_tiny_xlmr_cross_encoder(folder: Path, corpus: Sequence[str], *, max_po
     tokenizer = train_xlmr_tokenizer(corpus, vocab_size=vocab_size, model_max_length=max_position_embeddings - 2)
     config = XLMRobertaConfig(
         vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_hidden_layers,
-        num_attention_heads=2, intermediate_size=2 * hidden_size, max_position_embeddings=max_position_embeddings,
+        num_attention_heads=num_attention_heads, intermediate_size=intermediate_size or 2 * hidden_size,
+        max_position_embeddings=max_position_embeddings,
         num_labels=num_labels, initializer_range=0.5, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
     )

@@ -295,7 +295,7 @@ class TEIService:
         if truncate is not None and not isinstance(truncate, bool):
             raise TEIRequestError("Validation", "Failed to deserialize the JSON body: `truncate` must be a boolean")
         direction = request.get("truncation_direction", "Right")
-        if not isinstance(direction, str) or direction.lower() not in ("left", "right"):
+        if direction not in ("Left", "Right", "left", "right"):
             raise TEIRequestError("Validation", "Failed to deserialize the JSON body: `truncation_direction` must "
                                                 "be Left or Right")
         truncate = self.limits.auto_truncate if truncate is None else truncate

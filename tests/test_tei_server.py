@@ -291,3 +291,49 @@ def test_the_switch_is_off_unless_set(monkeypatch):
     for value, expected in (("1", True), ("true", True), ("ON", True), ("0", False), ("", False), ("no", False)):
         monkeypatch.setenv(SERVE_TEI_ENV, value)
         assert tei_routes_enabled() is expected, value
+
+
+def test_python_m_search_serve_answers_on_its_port():
+    """The CLI in a child process: loads the models, then serves TEI's API until terminated."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.tei_helpers import free_port
+
+    port = free_port()
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "SEARCH_SERVE_API_KEY": ""}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "search", "serve", "--reranker-model", "late-interaction", "--no-dense",
+         "--device", "cpu", "--host", "127.0.0.1", "--port", str(port), "--max-client-batch-size", "4"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert child.poll() is None, child.stderr.read().decode(errors="replace")
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "serve did not answer /health within 120 s"
+            time.sleep(0.25)
+        info = httpx.get(url + "/info", timeout=10)
+        check_response("/info", "get", info)
+        assert info.json()["model_id"] == "late-interaction" and info.json()["max_client_batch_size"] == 4
+        ranks = post(url, "/rerank", {"query": "green tea", "texts": ["green tea leaves", "volcanic rock"]}).json()
+        assert ranks[0]["index"] == 0
+        status, error_type, _ = error_of(post(url, "/embed", {"inputs": ["green tea"]}))
+        assert (status, error_type) == (424, "Backend"), "--no-dense: no embedding model"
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=10)
+        child.stderr.close()

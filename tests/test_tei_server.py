@@ -337,3 +337,25 @@ def test_python_m_search_serve_answers_on_its_port():
             child.kill()
             child.wait(timeout=10)
         child.stderr.close()
+
+
+def test_the_routes_mount_on_a_launched_gradio_app(reranker):
+    """How app.py mounts them: after `launch` (which makes the server's app), under /tei, apart from
+    Gradio's own /info."""
+    import gradio as gr
+
+    from tests.tei_helpers import free_port
+
+    with gr.Blocks() as demo:
+        gr.Markdown("a page")
+    port = free_port()
+    app, _, _ = demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        mount_tei_routes(app, service=TEIService.from_models(reranker=reranker))
+        url = f"http://127.0.0.1:{port}/tei"
+        info = httpx.get(url + "/info", timeout=10)
+        check_response("/info", "get", info)
+        assert len(post(url, "/rerank", {"query": QUERY, "texts": PASSAGES}).json()) == 4
+        assert httpx.get(url + "/health", timeout=10).status_code == 200
+    finally:
+        demo.close()

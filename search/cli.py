@@ -1,4 +1,4 @@
-"""Command line: `python -m search index|query|eval|rerank ...`.
+"""Command line: `python -m search index|query|eval|rerank|serve ...`.
 
 Progress and messages go to stderr; with --json, stdout carries exactly one JSON document.
 """
@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .loading import BACKEND_ENV, BACKENDS
+    from .loading import BACKEND_ENV, BACKENDS, TEI_URL_ENV
 
     models = argparse.ArgumentParser(add_help=False)
     models.add_argument("--dense-model", help=f"Hub id or local folder of the dense encoder (env {DENSE_ENV}; "
@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                                                  f"'late-interaction' (env {RERANKER_ENV}; default auto)")
     models.add_argument("--device", help="cpu, cuda, cuda:1, mps or auto (env SEARCH_DEVICE; default auto)")
     models.add_argument("--backend", choices=BACKENDS, help=f"what runs the models (env {BACKEND_ENV}; default auto)")
+    models.add_argument("--tei-url", help=f"the TEI endpoint(s) for --backend tei, comma-separated (env {TEI_URL_ENV}; "
+                                          "a bearer token comes from HF_TOKEN)")
     models.add_argument("-v", "--verbose", action="store_true", help="log what is loaded and why")
 
     corpus = argparse.ArgumentParser(add_help=False)
@@ -98,6 +100,24 @@ def _parser() -> argparse.ArgumentParser:
                         help="a JSON list of strings, or a text file with one passage per line")
     rerank.add_argument("--json", action="store_true", help="print a JSON list in input order")
     rerank.set_defaults(run=_rerank)
+
+    # Defaults are search.serve's (ServeLimits, DEFAULT_HOST/PORT), not imported here: it loads FastAPI.
+    serve = commands.add_parser("serve", parents=[models], help="serve the models with TEI's HTTP API "
+                                "(POST /rerank, POST /embed, GET /info, GET /health)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    serve.add_argument("--no-reranker", action="store_true", help="serve the dense encoder only")
+    serve.add_argument("--no-dense", action="store_true", help="serve the reranker only")
+    serve.add_argument("--max-client-batch-size", type=int, help="texts one request may send (default 32)")
+    serve.add_argument("--max-input-tokens", type=int, help="tokens one input may have with truncation off "
+                                                            "(default: each model's window)")
+    serve.add_argument("--payload-limit", type=int, help="bytes one request body may have (default 2000000)")
+    serve.add_argument("--max-concurrent-requests", type=int,
+                       help="requests answered at once before 429 (default 512)")
+    serve.add_argument("--no-auto-truncate", action="store_true",
+                       help="refuse over-long inputs unless the request asks for truncation")
+    serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (env SEARCH_SERVE_API_KEY)")
+    serve.set_defaults(run=_serve)
     return parser
 
 
@@ -122,7 +142,7 @@ def _query(args: argparse.Namespace) -> int:
     if args.index:
         settings = _settings(args)
         index = Index.load(args.index, device=args.device, reranker_model=settings.reranker_model,
-                           backend=settings.backend)
+                           backend=settings.backend, tei_url=settings.tei_url)
     else:
         index = build(args.paths, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args),
                       max_passages=max_passages_from_env(default=None))
@@ -183,7 +203,8 @@ def _rerank(args: argparse.Namespace) -> int:
 
         groups = {language.group for language in detect_languages([args.query, *passages])}
         model_id = choose_reranker(model_id, groups, has_gpu=choose_device(args.device).startswith("cuda"))
-    loaded = load_reranker(model_id, args.device, backend=_settings(args).backend)
+    settings = _settings(args)
+    loaded = load_reranker(model_id, args.device, backend=settings.backend, endpoint=settings.tei_url or None)
     if loaded.fallback_reason:
         print(f"note: {loaded.fallback_reason}", file=sys.stderr)
     print(f"reranker: {loaded.model.label}", file=sys.stderr)
@@ -200,6 +221,27 @@ def _rerank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from .serve import API_KEY_ENV, ServeLimits, TEIService, serve
+
+    given = {name: getattr(args, name) for name in ("max_client_batch_size", "max_input_tokens", "payload_limit",
+                                                     "max_concurrent_requests") if getattr(args, name) is not None}
+    limits = ServeLimits(**given, auto_truncate=not args.no_auto_truncate)
+    service = TEIService.from_settings(_settings(args), reranker=not args.no_reranker, dense=not args.no_dense,
+                                       limits=limits, api_key=args.api_key or os.environ.get(API_KEY_ENV))
+    print("loading the models...", file=sys.stderr)
+    served = service.ensure_loaded()
+    for kind, loaded in (("reranker", served.reranker), ("dense", served.encoder)):
+        if loaded is not None:
+            note = f" (fallback: {loaded.fallback_reason})" if loaded.fallback_reason else ""
+            print(f"{kind}: {loaded.model.label}{note}", file=sys.stderr)
+    print(f"serving TEI's API on http://{args.host}:{args.port} (Ctrl+C stops)", file=sys.stderr)
+    serve(service, args.host, args.port, log_level="info" if args.verbose else "warning")
+    return 0
+
+
 # -- helpers ------------------------------------------------------------------------------------------
 
 def _settings(args: argparse.Namespace):
@@ -207,6 +249,7 @@ def _settings(args: argparse.Namespace):
 
     return Settings.from_env(
         dense_model=args.dense_model, reranker_model=args.reranker_model, device=args.device, backend=args.backend,
+        tei_url=args.tei_url,
         window=getattr(args, "window", None), overlap=getattr(args, "overlap", None),
         text_column=getattr(args, "text_column", None), langid=getattr(args, "langid", None),
     )

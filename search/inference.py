@@ -14,7 +14,8 @@ Every reranker's `score` call holds `RERANK_LOCK` for its whole duration, so two
 compete for the same CPU cores (on 2 cores, two interleaved reranks would both finish about as late as
 the second one does when they queue). It is re-entrant: a caller that times several calls together may
 hold it too. Backends take it through `rerank_turn`, so a rerank still waiting for its turn can be
-cancelled too.
+cancelled too. A remote backend (one whose class sets ``remote = True``, like the TEI client) computes
+elsewhere and does not take it: a server in this same process needs it to answer.
 
 Progress and cancellation: `score(..., progress=..., should_stop=...)` calls ``progress(done, total)``
 (pairs) after every batch and polls ``should_stop()`` before every batch (and while waiting for the
@@ -52,13 +53,14 @@ class PairScore:
     """A reranker's score for one (query, passage) pair.
 
     `raw` is the model's score (a logit for cross-encoders); `sigmoid` is its sigmoid, or None when
-    the score is not a logit. `truncated`: the passage was cut to fit the model. `query_truncated`:
-    the query alone was longer than half the model's window and was cut to that half.
+    the score is not a logit. `truncated`: the passage was cut to fit the model (None: unknown, when a
+    server truncates and does not say). `query_truncated`: the query alone was longer than half the
+    model's window and was cut to that half.
     """
 
     raw: float
     sigmoid: float | None
-    truncated: bool
+    truncated: bool | None
     query_truncated: bool = False
 
 

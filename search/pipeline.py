@@ -24,9 +24,9 @@ from . import analysis
 from .bm25 import BM25Index
 from .dense import DenseIndex
 from .fusion import reciprocal_rank_fusion
-from .inference import Loaded, ProgressFn, Reranker, StopFn, TextEncoder
+from .inference import Loaded, ProgressFn, Reranker, RerankerUnavailable, StopFn, TextEncoder
 from .language import AUTO_LANGID, LANGID_ENV, detect_language, detect_languages, load_detector
-from .loading import AUTO_BACKEND, BACKEND_ENV, load_dense_encoder, load_encoder, load_reranker
+from .loading import AUTO_BACKEND, BACKEND_ENV, TEI_URL_ENV, load_dense_encoder, load_encoder, load_reranker
 from .models import (
     AUTO_RERANKER,
     DEFAULT_DENSE_MODEL,
@@ -72,7 +72,8 @@ ProgressCallback = Callable[[str, int, int], None]
 @dataclass(frozen=True)
 class Settings:
     """What an index is built with. Model fields take a Hub id or a local folder; `backend` is what runs
-    the models (one of `search.loading.BACKENDS`, ``"auto"`` for the best available)."""
+    the models (one of `search.loading.BACKENDS`, ``"auto"`` for the best available); `tei_url` is the
+    TEI endpoint (or endpoints, comma-separated) of ``backend="tei"`` ("" for $SEARCH_TEI_URL)."""
 
     window: int = 200
     overlap: int = 40
@@ -83,14 +84,15 @@ class Settings:
     index_titles: bool = True
     langid: str = AUTO_LANGID  # the language detector: auto, fasttext or langdetect (see search.language)
     backend: str = AUTO_BACKEND  # the inference backend of both models (see search.loading)
+    tei_url: str = ""  # where backend "tei" finds its models (see search.backends.tei)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        """Settings from $SEARCH_DENSE_MODEL, $SEARCH_RERANKER_MODEL, $SEARCH_DEVICE, $SEARCH_LANGID and
-        $SEARCH_BACKEND, then `overrides` (None values are ignored)."""
+        """Settings from $SEARCH_DENSE_MODEL, $SEARCH_RERANKER_MODEL, $SEARCH_DEVICE, $SEARCH_LANGID,
+        $SEARCH_BACKEND and $SEARCH_TEI_URL, then `overrides` (None values are ignored)."""
         values: dict[str, object] = {}
         for name, variable in (("dense_model", DENSE_ENV), ("reranker_model", RERANKER_ENV), ("device", DEVICE_ENV),
-                               ("langid", LANGID_ENV), ("backend", BACKEND_ENV)):
+                               ("langid", LANGID_ENV), ("backend", BACKEND_ENV), ("tei_url", TEI_URL_ENV)):
             if os.environ.get(variable):
                 values[name] = os.environ[variable]
         values.update({name: value for name, value in overrides.items() if value is not None})
@@ -218,8 +220,12 @@ class Index:
             stage = StageResult("rerank", (), 0.0, self.settings.reranker_model, error=str(error))
             return replace(result, stages={**result.stages, "rerank": stage})
         started = time.perf_counter()
-        scores = loaded.model.score(result.query, [self._rerank_text(hit) for hit in candidates],
-                                    progress=progress, should_stop=should_stop)
+        try:
+            scores = loaded.model.score(result.query, [self._rerank_text(hit) for hit in candidates],
+                                        progress=progress, should_stop=should_stop)
+        except RerankerUnavailable as error:  # e.g. a remote endpoint that stopped answering
+            stage = StageResult("rerank", (), time.perf_counter() - started, loaded.model.label, error=str(error))
+            return replace(result, stages={**result.stages, "rerank": stage})
         seconds = time.perf_counter() - started
         order = sorted(range(len(candidates)), key=lambda i: (-scores[i].raw, i))
         hits = tuple(
@@ -279,7 +285,8 @@ class Index:
                 device = choose_device(self.settings.device)
                 model_id = choose_reranker(self.settings.reranker_model, self.languages,
                                            has_gpu=device.startswith("cuda"))
-                self._reranker = load_reranker(model_id, device, backend=self.settings.backend)
+                self._reranker = load_reranker(model_id, device, backend=self.settings.backend,
+                                               endpoint=self.settings.tei_url or None)
             return self._reranker
 
     def _check_depths(self, k: int, rerank_depth: int, candidates_from: str) -> None:
@@ -334,11 +341,11 @@ class Index:
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str | None = None, reranker_model: str | None = None,
-             read: ReadResult | None = None, backend: str | None = None) -> Index:
+             read: ReadResult | None = None, backend: str | None = None, tei_url: str | None = None) -> Index:
         """Load an index written by `save`. Raises ValueError when `folder` holds no complete index.
 
-        `device`, `reranker_model` and `backend` override the saved settings (none changes the index); `read`
-        replaces the saved reading report with a fresh one (used when a cached index is reused).
+        `device`, `reranker_model`, `backend` and `tei_url` override the saved settings (none changes the
+        index); `read` replaces the saved reading report with a fresh one (used when a cached index is reused).
         """
         folder = Path(folder)
         manifest_path = folder / "manifest.json"
@@ -352,7 +359,8 @@ class Index:
         settings = Settings(**manifest["settings"])
         settings = replace(settings, device=device or settings.device,
                            reranker_model=reranker_model or settings.reranker_model,
-                           backend=backend or settings.backend)
+                           backend=backend or settings.backend,
+                           tei_url=settings.tei_url if tei_url is None else tei_url)
         passages = []
         with open(folder / "passages.jsonl", encoding="utf-8") as lines:
             for line in lines:
@@ -368,8 +376,9 @@ class Index:
             report = replace(report, problems=read.problems, files_read=read.files_read, reused=True,
                              timings_s={})
         dense_id = manifest["dense_model_id"]
-        encoder = Loaded(load_encoder(dense_id, settings.device, backend=settings.backend), settings.dense_model,
-                         report.dense_fallback_reason)
+        encoder = Loaded(load_encoder(dense_id, settings.device, backend=settings.backend,
+                                      endpoint=settings.tei_url or None),
+                         settings.dense_model, report.dense_fallback_reason)
         if encoder.model.dimension != embeddings.shape[1]:
             raise ValueError(f"{folder}: the saved embeddings have {embeddings.shape[1]} dimensions but "
                              f"{dense_id} gives {encoder.model.dimension}; build the index again")
@@ -433,14 +442,15 @@ def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None =
             f"at most {max_passages:,} ({MAX_PASSAGES_ENV}). Upload fewer files, use a larger passage window, "
             f"or raise {MAX_PASSAGES_ENV} where you run the app.")
 
-    encoder = load_dense_encoder(settings.dense_model, settings.device)
+    encoder = load_dense_encoder(settings.dense_model, settings.device, backend=settings.backend,
+                                 endpoint=settings.tei_url or None)
     key = index_key(passages, settings, encoder)
     if cache_dir is not None:
         cached = Path(cache_dir) / key
         if (cached / "manifest.json").is_file():
             try:
                 index = Index.load(cached, device=settings.device, reranker_model=settings.reranker_model,
-                                   read=read)
+                                   read=read, backend=settings.backend, tei_url=settings.tei_url)
             except (ValueError, OSError, KeyError, TypeError, json.JSONDecodeError) as error:
                 logger.warning("ignoring the unreadable cached index %s: %s", cached, error)
             else:

@@ -21,6 +21,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from .inference import PairScore, ProgressFn, RerankCancelled, Reranker, StopFn, Throughput, rerank_turn
@@ -236,8 +237,10 @@ class CachedReranker:
             self.cache.record(hits=total, misses=0)
             return [found[key] for key in keys]
         missing: dict[bytes, str] = {}
+        # A remote backend computes elsewhere: it needs no turn on this machine's CPU (see search.inference).
+        turn = nullcontext() if getattr(self.inner, "remote", False) else rerank_turn(should_stop, total=total)
         try:
-            with rerank_turn(should_stop, total=total):
+            with turn:
                 # Another rerank may have scored some of these pairs while this one waited for its turn.
                 found.update(self._found([key for key in keys if key not in found]))
                 from_cache = sum(key in found for key in keys)

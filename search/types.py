@@ -94,7 +94,7 @@ class Hit:
     # Compared but not hashed: equal hits have equal hashes, and a dict can't be hashed.
     ranks: dict[str, int | None] = field(default_factory=dict, hash=False)
     sigmoid: float | None = None  # rerank stage only: sigmoid of the raw logit
-    truncated: bool = False  # rerank stage only: the passage was cut to fit the model
+    truncated: bool | None = False  # rerank stage only: the passage was cut to fit the model (None: unknown)
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def test_backend_auto_is_torch_today_and_shares_the_cached_model(tiny_folder):
     assert load_reranker(str(tiny_folder), "cpu", backend=" TORCH ").model is auto
     assert load_encoder(FALLBACK_DENSE_ID, "cpu", backend="torch") is load_encoder(FALLBACK_DENSE_ID, "cpu")
     assert load_dense_encoder(FALLBACK_DENSE_ID, "cpu", backend="torch").model.backend == "torch"
-    assert BACKENDS == ("auto", "torch") and resolve_backend("auto") == "torch"
+    assert BACKENDS == ("auto", "torch", "tei") and resolve_backend("auto") == "torch", "auto never picks a remote one"
 
 
 @pytest.mark.parametrize("load", [
@@ -135,7 +135,7 @@ def test_backend_auto_is_torch_today_and_shares_the_cached_model(tiny_folder):
     lambda backend: load_dense_encoder("/no/such/dense-folder", "cpu", backend=backend),
 ])
 def test_an_unknown_backend_is_refused_with_the_choices(load):
-    with pytest.raises(ValueError, match="backend='onnx-gpu' is not one of auto, torch") as error:
+    with pytest.raises(ValueError, match="backend='onnx-gpu' is not one of auto, torch, tei") as error:
         load("onnx-gpu")
     assert BACKEND_ENV in str(error.value) and "--backend" in str(error.value)
 

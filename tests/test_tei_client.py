@@ -1,0 +1,177 @@
+"""The `tei` backend against this project's own server over loopback: real HTTP round trips whose scores and
+embeddings equal the local models' (tiny XLM-R cross-encoder, bundled all-MiniLM-L6-v2), through the loader,
+the score cache, the pipeline and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from search import cli
+from search.backends.tei import TEI_URL_ENV, TEIEncoder, TEIError, TEIReranker
+from search.backends.torch_reranker import CrossEncoderReranker
+from search.inference import RerankCancelled, RerankerUnavailable, sigmoid
+from search.loading import load_dense_encoder, load_encoder, load_reranker
+from search.models import FALLBACK_DENSE_ID
+from search.pipeline import Settings, build
+from search.score_cache import CachedReranker
+from search.serve import ServeLimits, TEIService, create_app
+from tests.tei_helpers import uvicorn_server
+from tests.tiny_models import build_tiny_xlmr_cross_encoder
+
+QUERY = "Which river flows through Berlin?"
+PASSAGES = ["The Spree flows through the centre of Berlin.", "Bananas are rich in potassium.",
+            "Berlin has many bridges over its river.", "Tea grows on terraced hillsides.",
+            "The Havel joins the Spree in Spandau.", "Bread rises in a warm kitchen.", "Rivers carry sand to the sea."]
+DOCS = {"spree.txt": PASSAGES[0], "bananas.txt": PASSAGES[1], "bridges.txt": PASSAGES[2], "tea.txt": PASSAGES[3],
+        "havel.txt": PASSAGES[4], "bread.txt": PASSAGES[5], "sand.txt": PASSAGES[6]}
+BATCH = 3  # the server's max_client_batch_size: 7 passages take 3 requests
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return build_tiny_xlmr_cross_encoder(tmp_path_factory.mktemp("tiny-tei"), [QUERY, *PASSAGES] * 4)
+
+
+@pytest.fixture(scope="module")
+def served(tiny_folder):
+    """The tiny cross-encoder and MiniLM served on 127.0.0.1; yields the URL."""
+    service = TEIService.from_models(reranker=load_reranker(str(tiny_folder), "cpu", fallback=False),
+                                     encoder=load_dense_encoder(FALLBACK_DENSE_ID, "cpu", fallback=False),
+                                     limits=ServeLimits(max_client_batch_size=BATCH))
+    with uvicorn_server(create_app(service)) as url:
+        yield url
+
+
+def test_reranker_scores_equal_the_local_model_in_input_order(served, tiny_folder):
+    remote = TEIReranker(str(tiny_folder), served)
+    model = CrossEncoderReranker(str(tiny_folder), "cpu")
+    # The server scores each request's passages as one batch; batches of other shapes differ by float noise
+    # (about 1e-5 on this deliberately wide-weighted model), so the local reference scores the same requests.
+    local = [score for start in range(0, len(PASSAGES), BATCH)
+             for score in model.score(QUERY, PASSAGES[start:start + BATCH])]
+    scores = remote.score(QUERY, PASSAGES)
+    assert len({round(s.raw, 4) for s in local}) == len(PASSAGES), "distinct scores, so order errors would show"
+    for got, want, whole in zip(scores, local, model.score(QUERY, PASSAGES), strict=True):
+        assert got.raw == pytest.approx(want.raw, abs=1e-5)
+        assert got.sigmoid == pytest.approx(want.sigmoid, abs=1e-5)
+        assert got.truncated is None, "truncation is the server's: unknown here"
+        assert got.raw == pytest.approx(whole.raw, abs=1e-4)
+    assert remote.label == f"{tiny_folder} via TEI ({served.removeprefix('http://')})"
+    assert remote.latency().count == 1 + math.ceil(len(PASSAGES) / BATCH), "/info, then requests split to the limit"
+    assert remote.latency().mean_s > 0 and remote.is_cross_encoder and remote.device == served
+
+
+def test_encoder_embeddings_equal_the_local_model(served):
+    remote = TEIEncoder(FALLBACK_DENSE_ID, served)
+    local = load_encoder(FALLBACK_DENSE_ID, "cpu")
+    assert (remote.model_id, remote.dimension, remote.max_length) == (FALLBACK_DENSE_ID, 384, 256)
+    seen = []
+    vectors = remote.embed(PASSAGES, is_query=False, progress=lambda done, total: seen.append((done, total)))
+    np.testing.assert_allclose(vectors, local.embed(PASSAGES, is_query=False), atol=1e-5)
+    assert vectors.dtype == np.float32 and vectors.flags.c_contiguous
+    assert seen == [(3, 7), (6, 7), (7, 7)], "one request (and report) per max_client_batch_size texts"
+    np.testing.assert_allclose(remote.embed([QUERY], is_query=True), local.embed([QUERY], is_query=True), atol=1e-5)
+    with pytest.raises(ValueError, match="--backend torch"):
+        remote.token_embeddings(["tea"])
+
+
+def test_progress_and_cancellation_follow_the_requests(served, tiny_folder):
+    remote = TEIReranker(str(tiny_folder), served)
+    seen = []
+    remote.score(QUERY, PASSAGES, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(3, 7), (6, 7), (7, 7)]
+    with pytest.raises(RerankCancelled) as cancelled:
+        remote.score(QUERY, PASSAGES, should_stop=lambda: len(seen) > 3,
+                     progress=lambda done, total: seen.append((done, total)))
+    assert (cancelled.value.done, cancelled.value.total, sorted(cancelled.value.partial)) == (3, 7, [0, 1, 2])
+
+
+def test_the_loader_builds_it_behind_the_score_cache_from_the_setting(served, tiny_folder, monkeypatch):
+    monkeypatch.setenv(TEI_URL_ENV, served + "/")
+    loaded = load_reranker(str(tiny_folder), "cpu", backend="tei", fallback=False)
+    assert isinstance(loaded.model, CachedReranker) and isinstance(loaded.model.inner, TEIReranker)
+    assert loaded.fallback_reason is None and loaded.model.backend == "tei" and loaded.model.device == served
+    assert load_reranker(str(tiny_folder), backend="tei", endpoint=served).model is loaded.model, "one per endpoint"
+    query = "Where does the Havel meet the Spree?"
+    first = loaded.model.score(query, PASSAGES)  # the server answers through RERANK_LOCK in this same process
+    assert loaded.model.throughput().pairs == len(PASSAGES), "pairs/s measured as for a local model"
+    assert loaded.model.score(query, PASSAGES) == first and loaded.model.uncached(query, PASSAGES) == 0
+    local = load_reranker(str(tiny_folder), "cpu").model
+    # Other batch shapes than the server's: float noise of about 1e-5 (see the first test).
+    assert [s.raw for s in first] == pytest.approx([s.raw for s in local.score(query, PASSAGES)], abs=1e-4)
+    encoder = load_dense_encoder(FALLBACK_DENSE_ID, backend="tei").model
+    assert isinstance(encoder, TEIEncoder) and encoder is load_encoder(FALLBACK_DENSE_ID, backend="tei",
+                                                                       endpoint=served)
+
+
+def test_the_pipeline_runs_both_models_on_the_endpoint(served, tiny_folder, tmp_path):
+    for name, text in DOCS.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    common = {"dense_model": FALLBACK_DENSE_ID, "reranker_model": str(tiny_folder), "device": "cpu"}
+    remote = build([tmp_path], Settings(**common, backend="tei", tei_url=served))
+    local = build([tmp_path], Settings(**common))
+    assert remote.report.dense_model.endswith(f"via TEI ({served.removeprefix('http://')})")
+    np.testing.assert_allclose(remote.dense.embeddings, local.dense.embeddings, atol=1e-5)
+    there, here = remote.search(QUERY, k=5, rerank_depth=5), local.search(QUERY, k=5, rerank_depth=5)
+    for stage in ("bm25", "dense", "hybrid", "rerank"):
+        assert [hit.passage_id for hit in there.stages[stage].hits] == \
+            [hit.passage_id for hit in here.stages[stage].hits], stage
+    rerank = there.stages["rerank"]
+    assert "via TEI" in rerank.model and rerank.error is None and rerank.pairs_per_second
+    assert all(hit.truncated is None for hit in rerank.hits)
+
+
+def test_the_late_interaction_fallback_served_is_no_cross_encoder():
+    service = TEIService.from_models(reranker=load_reranker("late-interaction", "cpu"))
+    with uvicorn_server(create_app(service)) as url:
+        remote = TEIReranker("late-interaction", url)
+        scores = remote.score("green tea", ["green tea leaves", "volcanic rock"])
+    assert not remote.is_cross_encoder and all(s.sigmoid is None for s in scores)
+    assert scores[0].raw > scores[1].raw
+
+
+def test_each_model_takes_the_endpoint_that_serves_its_kind(tiny_folder):
+    reranker_only = TEIService.from_models(reranker=load_reranker(str(tiny_folder), "cpu", fallback=False))
+    dense_only = TEIService.from_models(encoder=load_dense_encoder(FALLBACK_DENSE_ID, "cpu"))
+    with uvicorn_server(create_app(dense_only)) as dense_url, uvicorn_server(create_app(reranker_only)) as rerank_url:
+        both = f"{dense_url}, {rerank_url}"
+        assert TEIReranker("any", both).device == rerank_url
+        assert TEIEncoder("any", both).device == dense_url
+        with pytest.raises(RerankerUnavailable, match="no TEI endpoint serves a reranker") as error:
+            TEIReranker("BAAI/bge-reranker-v2-m3", dense_url)
+        assert f"serves {FALLBACK_DENSE_ID} (an embedding model)" in str(error.value)
+        assert TEI_URL_ENV in str(error.value) and "--backend torch" in str(error.value)
+        with pytest.raises(TEIError, match="no TEI endpoint serves an embedding model") as error:
+            TEIEncoder("intfloat/multilingual-e5-small", rerank_url)
+        assert error.value.kind == "wrong-model"
+
+
+def test_a_reranker_whose_endpoint_stops_gives_the_stage_an_error_and_keeps_the_rest(tiny_folder, tmp_path):
+    for name, text in DOCS.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    index = build([tmp_path], Settings(dense_model=FALLBACK_DENSE_ID, reranker_model=str(tiny_folder), device="cpu"))
+    service = TEIService.from_models(reranker=load_reranker(str(tiny_folder), "cpu", fallback=False))
+    with uvicorn_server(create_app(service)) as url:
+        loaded = load_reranker(str(tiny_folder), backend="tei", endpoint=url, fallback=False)
+    result = index.rerank(index.retrieve("bridges over the river", k=3, rerank_depth=3), loaded)
+    stage = result.stages["rerank"]
+    assert stage.hits == () and "connection refused" in stage.error and TEI_URL_ENV in stage.error
+    assert "Traceback" not in stage.error and len(result.stages["hybrid"].hits) == 3
+
+
+def test_the_cli_reaches_the_endpoint_with_tei_url(served, tiny_folder, tmp_path, capsys):
+    passages = tmp_path / "passages.json"
+    passages.write_text(json.dumps(PASSAGES[:3]), encoding="utf-8")
+    code = cli.main(["rerank", "--backend", "tei", "--tei-url", served, "--model", str(tiny_folder),
+                     "--query", QUERY, "--passages", str(passages), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0 and f"via TEI ({served.removeprefix('http://')})" in captured.err
+    rows = json.loads(captured.out)
+    local = CrossEncoderReranker(str(tiny_folder), "cpu").score(QUERY, PASSAGES[:3])
+    assert [row["raw"] for row in rows] == pytest.approx([s.raw for s in local], abs=1e-5)
+    assert [row["sigmoid"] for row in rows] == pytest.approx([sigmoid(s.raw) for s in local], abs=1e-5)
+    assert all(row["truncated"] is None for row in rows)

@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 from .backends.late_interaction import LateInteractionReranker
 from .backends.tei import TEI_URL_ENV, TEIEncoder, TEIReranker, endpoint_urls
@@ -79,6 +80,11 @@ _rerankers: dict[tuple[str, str, str], CachedReranker] = {}
 _rerankers_lock = threading.Lock()
 _encoders: dict[tuple[str, str, str], TextEncoder] = {}
 _encoders_lock = threading.Lock()
+# One lock per key being built: a key is built once, while loads of other keys (a slow remote endpoint's
+# GET /info, the local fallback, a server mounted on this process answering its own client) go on.
+# The global locks above guard the dicts only and are never held while a model is built.
+_building: dict[tuple[str, tuple[str, str, str]], threading.Lock] = {}
+_T = TypeVar("_T")
 
 
 def resolve_backend(backend: str) -> str:
@@ -147,12 +153,8 @@ def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUT
         raise ValueError(f"backend {backend!r} runs no dense encoder; use one of "
                          f"{', '.join((AUTO_BACKEND, *_ENCODER_BACKENDS))} ({BACKEND_ENV})")
     device = _where(backend, device, endpoint)
-    key = (model_id, backend, device)
-    with _encoders_lock:
-        if key not in _encoders:
-            _encoders[key] = _build_encoder(model_id, backend, device)
-            logger.info("loaded encoder %s (%s) on %s", model_id, backend, device)
-        return _encoders[key]
+    return _once("encoder", _encoders, _encoders_lock, (model_id, backend, device),
+                 lambda: _build_encoder(model_id, backend, device))
 
 
 def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bool = True,
@@ -192,12 +194,28 @@ def _where(backend: str, device: str | None, endpoint: str | None) -> str:
 
 
 def _cached_reranker(model_id: str, backend: str, device: str) -> CachedReranker:
-    key = (model_id, backend, device)
-    with _rerankers_lock:
-        if key not in _rerankers:
-            _rerankers[key] = CachedReranker(_build_reranker(model_id, backend, device), shared_cache())
-            logger.info("loaded reranker %s (%s) on %s", model_id, backend, device)
-        return _rerankers[key]
+    return _once("reranker", _rerankers, _rerankers_lock, (model_id, backend, device),
+                 lambda: CachedReranker(_build_reranker(model_id, backend, device), shared_cache()))
+
+
+def _once(what: str, cache: dict[tuple[str, str, str], _T], lock: threading.Lock, key: tuple[str, str, str],
+          build: Callable[[], _T]) -> _T:
+    """`cache[key]`, built by `build()` the first time: once per key, holding only that key's lock while it
+    builds (a failed build is tried again by the next caller)."""
+    with lock:
+        if key in cache:
+            return cache[key]
+        key_lock = _building.setdefault((what, key), threading.Lock())
+    with key_lock:
+        with lock:
+            if key in cache:
+                return cache[key]
+        model = build()
+        with lock:
+            model = cache.setdefault(key, model)
+            _building.pop((what, key), None)
+        logger.info("loaded %s %s (%s) on %s", what, *key)
+        return model
 
 
 def _build_reranker(model_id: str, backend: str, device: str) -> Reranker:

@@ -170,8 +170,9 @@ class Index:
         """Run the first stages (BM25, dense, hybrid RRF) for `query`; each returns max(k, rerank_depth) hits.
 
         `stages` limits which run (hybrid needs both others; `candidates_from` always runs), which saves
-        the query embedding when only BM25 is wanted. Raises ValueError for an empty query or a
-        k / rerank_depth out of range.
+        the query embedding when only BM25 is wanted. When the dense model fails on the query (a remote
+        endpoint that stopped answering), dense and hybrid come back with `error` set and BM25 still
+        answers. Raises ValueError for an empty query or a k / rerank_depth out of range.
         """
         query = query.strip()
         if not query:
@@ -189,15 +190,29 @@ class Index:
             started = time.perf_counter()
             bm25_hits = self.bm25.search(self._query_terms(query, query_language), depth)
             ranked["bm25"] = self._stage("bm25", bm25_hits, time.perf_counter() - started, BM25_LABEL)
+        dense_error: str | None = None
         if "dense" in wanted:
             started = time.perf_counter()
-            dense_hits = self.dense.search(self.encoder.model.embed([query], is_query=True)[0], depth)
-            ranked["dense"] = self._stage("dense", dense_hits, time.perf_counter() - started, label, dense_note)
+            try:
+                query_vector = self.encoder.model.embed([query], is_query=True)[0]
+            except (ValueError, OSError) as error:  # e.g. a remote encoder's endpoint that stopped answering
+                dense_error = f"the dense model could not embed the query: {error}"
+                logger.warning("%s", dense_error)
+                ranked["dense"] = StageResult("dense", (), time.perf_counter() - started, label, dense_note,
+                                              error=dense_error)
+            else:
+                dense_hits = self.dense.search(query_vector, depth)
+                ranked["dense"] = self._stage("dense", dense_hits, time.perf_counter() - started, label,
+                                              dense_note)
         if "hybrid" in wanted:
-            started = time.perf_counter()
-            hybrid_hits = reciprocal_rank_fusion([bm25_hits, dense_hits], limit=depth)
-            ranked["hybrid"] = self._stage("hybrid", hybrid_hits, time.perf_counter() - started,
-                                           f"RRF(BM25, {label})", dense_note)
+            if dense_error is not None:
+                ranked["hybrid"] = StageResult("hybrid", (), 0.0, f"RRF(BM25, {label})", dense_note,
+                                               error=f"needs the dense stage, which failed ({dense_error})")
+            else:
+                started = time.perf_counter()
+                hybrid_hits = reciprocal_rank_fusion([bm25_hits, dense_hits], limit=depth)
+                ranked["hybrid"] = self._stage("hybrid", hybrid_hits, time.perf_counter() - started,
+                                               f"RRF(BM25, {label})", dense_note)
         return SearchResult(query, query_language, _cross_ranked(ranked), candidates_from, rerank_depth)
 
     def rerank(self, result: SearchResult, reranker: Loaded[Reranker] | None = None, *,
@@ -213,7 +228,13 @@ class Index:
         excluded; see `score_cache.CachedReranker.throughput`), or pairs over seconds for a reranker
         without a meter.
         """
-        candidates = result.stages[result.candidates_from].hits[: result.rerank_depth]
+        source = result.stages[result.candidates_from]
+        if source.error:
+            stage = StageResult("rerank", (), 0.0, self.settings.reranker_model,
+                                error=f"no candidates to rerank: the {result.candidates_from} stage failed "
+                                      f"({source.error})")
+            return replace(result, stages={**result.stages, "rerank": stage})
+        candidates = source.hits[: result.rerank_depth]
         try:
             loaded = reranker or self.reranker()
         except ValueError as error:
@@ -379,6 +400,11 @@ class Index:
         encoder = Loaded(load_encoder(dense_id, settings.device, backend=settings.backend,
                                       endpoint=settings.tei_url or None),
                          settings.dense_model, report.dense_fallback_reason)
+        if encoder.model.model_id != dense_id:  # e.g. a TEI endpoint serving another model
+            raise ValueError(f"{folder} was indexed with the dense model {dense_id}, but the encoder loaded for "
+                             f"it runs {encoder.model.model_id} ({encoder.model.label}), whose embeddings don't "
+                             f"match the saved ones; point --tei-url or {TEI_URL_ENV} at an endpoint serving "
+                             f"{dense_id}, use --backend torch, or build the index again with this model")
         if encoder.model.dimension != embeddings.shape[1]:
             raise ValueError(f"{folder}: the saved embeddings have {embeddings.shape[1]} dimensions but "
                              f"{dense_id} gives {encoder.model.dimension}; build the index again")

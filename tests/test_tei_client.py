@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,11 +17,12 @@ from search.backends.torch_reranker import CrossEncoderReranker
 from search.inference import RerankCancelled, RerankerUnavailable, sigmoid
 from search.loading import load_dense_encoder, load_encoder, load_reranker
 from search.models import FALLBACK_DENSE_ID
-from search.pipeline import Settings, build
+from search.pipeline import Index, Settings, build
 from search.score_cache import CachedReranker
 from search.serve import ServeLimits, TEIService, create_app
-from tests.tei_helpers import uvicorn_server
+from tests.tei_helpers import Answer, Received, Stub, stub_server, uvicorn_server
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
+from ui.columns import render_column
 
 QUERY = "Which river flows through Berlin?"
 PASSAGES = ["The Spree flows through the centre of Berlin.", "Bananas are rich in potassium.",
@@ -175,3 +177,50 @@ def test_the_cli_reaches_the_endpoint_with_tei_url(served, tiny_folder, tmp_path
     assert [row["raw"] for row in rows] == pytest.approx([s.raw for s in local], abs=1e-5)
     assert [row["sigmoid"] for row in rows] == pytest.approx([sigmoid(s.raw) for s in local], abs=1e-5)
     assert all(row["truncated"] is None for row in rows)
+
+
+# -- a saved index and a dense endpoint that fails ----------------------------------------------------
+
+def write_docs(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in DOCS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_loading_an_index_on_an_endpoint_serving_another_model_is_refused(tmp_path):
+    """Same dimension, other model: the saved embeddings would be compared with another model's."""
+    index = build([write_docs(tmp_path / "docs")], Settings(dense_model=FALLBACK_DENSE_ID, device="cpu"))
+    folder = index.save(tmp_path / "index")
+    other = {"model_id": "intfloat/multilingual-e5-small", "model_type": {"embedding": {"pooling": "mean"}},
+             "max_input_length": 512, "max_client_batch_size": 8, "auto_truncate": True}
+    vector = [1.0] + [0.0] * (index.dense.embeddings.shape[1] - 1)
+
+    def answer(request: Received, stub: Stub) -> Answer:
+        return Answer(body=other) if request.path == "/info" else Answer(body=[vector for _ in request.body["inputs"]])
+
+    with stub_server(answer) as stub:
+        with pytest.raises(ValueError) as error:
+            Index.load(folder, backend="tei", tei_url=stub.url)
+    message = str(error.value)
+    assert FALLBACK_DENSE_ID in message and "intfloat/multilingual-e5-small" in message
+    assert TEI_URL_ENV in message and "--backend torch" in message
+    assert Index.load(folder).encoder.model.model_id == FALLBACK_DENSE_ID, "the local load still works"
+
+
+def test_a_dense_endpoint_that_stops_fails_dense_and_hybrid_and_keeps_bm25(tmp_path, capsys):
+    service = TEIService.from_models(encoder=load_dense_encoder(FALLBACK_DENSE_ID, "cpu", fallback=False))
+    settings = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model="late-interaction", device="cpu")
+    with uvicorn_server(create_app(service)) as url:
+        index = build([write_docs(tmp_path)], replace(settings, backend="tei", tei_url=url))
+    result = index.retrieve("bridges over the river", k=3, rerank_depth=3)
+    assert [hit.text for hit in result.stages["bm25"].hits][:1] == [PASSAGES[2]] and not result.stages["bm25"].error
+    for stage in ("dense", "hybrid"):
+        assert result.stages[stage].hits == () and "connection refused" in result.stages[stage].error, stage
+        assert "Traceback" not in result.stages[stage].error
+    reranked = index.rerank(result)
+    assert reranked.stages["rerank"].hits == () and "hybrid stage failed" in reranked.stages["rerank"].error
+    from_bm25 = index.search("bridges over the river", k=3, rerank_depth=3, candidates_from="bm25")
+    assert len(from_bm25.stages["rerank"].hits) == 3 and from_bm25.stages["dense"].error
+    html = render_column(result.stages["dense"], result, k=3)
+    assert "connection refused" in html

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 
 import httpx
 import pytest
 
 from search.backends.tei import (
+    TEI_TOKEN_ENV,
     TEI_URL_ENV,
     TIMEOUT_ENV,
     TOKEN_ENV,
@@ -24,7 +26,7 @@ from search.backends.tei import (
     default_timeout,
     endpoint_urls,
 )
-from search.inference import RerankerUnavailable
+from search.inference import RerankCancelled, RerankerUnavailable
 from search.loading import TEI_SETTING_HINT, load_dense_encoder, load_reranker
 from search.models import FALLBACK_DENSE_ID, LATE_INTERACTION_ID
 from tests.tei_helpers import Answer, Received, Stub, free_port, stub_server, validate
@@ -43,6 +45,7 @@ PASSAGES = ["a", "bb", "ccc", "dddd", "eeeee"]
 @pytest.fixture(autouse=True)
 def no_token(monkeypatch):
     monkeypatch.delenv(TOKEN_ENV, raising=False)
+    monkeypatch.delenv(TEI_TOKEN_ENV, raising=False)
     monkeypatch.delenv(TEI_URL_ENV, raising=False)
     monkeypatch.delenv(TIMEOUT_ENV, raising=False)
 
@@ -375,3 +378,168 @@ def test_no_endpoint_setting_is_named_by_the_loaders():
     assert dense.model.backend == "torch" and dense.model.model_id == FALLBACK_DENSE_ID, "the fallback runs here"
     with pytest.raises(ValueError, match="needs the address"):
         load_dense_encoder("intfloat/multilingual-e5-small", "cpu", backend="tei", fallback=False)
+
+
+# -- review fixes: token scope, named httpx errors, leaks, cancellation, discovery, redaction --------------
+
+def test_the_token_goes_only_over_https_or_to_this_machine(monkeypatch, caplog):
+    monkeypatch.setenv(TOKEN_ENV, SECRET)
+    for url in ("https://tei.example", "http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080",
+                "http://127.0.0.2"):
+        assert TEIClient(url).has_token, url
+    caplog.set_level(logging.WARNING)
+    for url in ("http://tei.example:8080", "http://10.0.0.5", "http://[2001:db8::1]"):
+        client = TEIClient(url)
+        assert not client.has_token and "authorization" not in {k.lower() for k in client._http.headers}, url
+    assert "https://" in caplog.text and "not sending the token" in caplog.text and "tei.example" in caplog.text
+    assert SECRET not in caplog.text
+
+
+def test_search_tei_token_takes_precedence_over_hf_token(monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv(TOKEN_ENV, "hf_wrong")
+    monkeypatch.setenv(TEI_TOKEN_ENV, SECRET)
+    with stub_server(guarded(SECRET)) as stub:
+        assert raw(TEIReranker("m", stub.url).score("q", ["a", "bb"])) == [1.0, 2.0]
+        assert stub.received[-1].headers["authorization"] == f"Bearer {SECRET}"
+    TEIClient("http://tei.example")  # withheld: the warning names the variable, never its value
+    assert TEI_TOKEN_ENV in caplog.text and SECRET not in caplog.text
+
+
+def test_an_undecodable_body_is_a_named_tei_error():
+    answer = Answer(raw=b"not gzip at all", headers={"content-encoding": "gzip"})
+    with stub_server(lambda request, stub: answer) as stub:
+        with pytest.raises(TEIError, match="could not be decoded") as error:
+            TEIClient(stub.url).get("/info")
+    assert error.value.kind == "protocol" and TEI_URL_ENV in str(error.value)
+
+
+def test_too_many_redirects_is_a_named_tei_error(monkeypatch):
+    client = TEIClient("http://127.0.0.1:9")
+
+    def redirect_loop(*args, **kwargs):
+        raise httpx.TooManyRedirects("Exceeded maximum allowed redirects.")
+    monkeypatch.setattr(client._http, "request", redirect_loop)
+    with pytest.raises(TEIError, match="redirected too often") as error:
+        client.get("/info")
+    assert error.value.kind == "protocol"
+
+
+def test_the_client_is_closed_when_the_encoder_fails_after_discovery(monkeypatch):
+    closed: list[str] = []
+    original = TEIClient.close
+    monkeypatch.setattr(TEIClient, "close", lambda self: (closed.append(self.url), original(self)))
+    broken = tei(embed=lambda request, calls: Answer(500, {"error": "boom", "error_type": "Backend"}),
+                 info=EMBEDDER_INFO)
+    with stub_server(broken) as stub:
+        with pytest.raises(TEIError, match="boom"):
+            TEIEncoder("e", stub.url)
+    assert closed == [stub.url]
+
+
+def stop_after(seconds: float):
+    deadline = time.monotonic() + seconds
+    return lambda: time.monotonic() > deadline
+
+
+def test_cancelling_a_rerank_stops_a_retry_backoff_promptly():
+    busy = tei(rerank=lambda request, calls: Answer(503, {"error": "loading", "error_type": "Unhealthy"},
+                                                    headers={"Retry-After": "10"}))
+    with stub_server(busy) as stub:
+        reranker = TEIReranker("m", stub.url)
+        started = time.monotonic()
+        with pytest.raises(RerankCancelled):
+            reranker.score("q", ["a"], should_stop=stop_after(0.3))
+        assert time.monotonic() - started < 1.5, "did not sleep through the 10 s Retry-After"
+
+
+def test_cancelling_a_rerank_does_not_wait_for_a_slow_answer():
+    slow = tei(rerank=lambda request, calls: Answer(body=ranks(request.body["texts"]), delay=5.0))
+    with stub_server(slow) as stub:
+        reranker = TEIReranker("m", stub.url)
+        started = time.monotonic()
+        with pytest.raises(RerankCancelled) as cancelled:
+            reranker.score("q", ["a", "bb"], should_stop=stop_after(0.3))
+        assert time.monotonic() - started < 1.5, "did not wait for the 5 s answer"
+    assert cancelled.value.done == 0
+
+
+def test_discovery_tries_every_url_past_one_that_is_not_tei():
+    with (stub_server(lambda request, stub: Answer(raw=b"<html>a web page</html>")) as page,
+          stub_server(tei()) as good):
+        assert TEIReranker("m", f"{page.url},{good.url}").device == good.url
+
+
+def test_discovery_names_every_endpoints_failure():
+    refused = f"http://127.0.0.1:{free_port()}"
+    with (stub_server(lambda request, stub: Answer(raw=b"<html>a web page</html>")) as page,
+          stub_server(tei(info=EMBEDDER_INFO)) as embedder):
+        with pytest.raises(RerankerUnavailable) as error:
+            TEIReranker("m", f"{refused},{page.url},{embedder.url}")
+        with pytest.raises(TEIError) as none_answered:
+            TEIEncoder("e", f"{refused},{page.url}")
+    message = str(error.value)
+    assert "connection refused" in message and "did not answer like TEI" in message
+    assert "serves intfloat/multilingual-e5-small (an embedding model)" in message
+    assert error.value.__cause__.kind == "wrong-model"
+    assert "connection refused" in str(none_answered.value) and "did not answer like TEI" in str(none_answered.value)
+    assert none_answered.value.kind == "connect"
+
+
+@pytest.mark.parametrize("value", [
+    f"http://127.0.0.1:8080/?api_key={SECRET}", f"ftp://127.0.0.1/?api_key={SECRET}",
+    f"http://127.0.0.1:port/?api_key={SECRET}", f"http://127.0.0.1:8080/#{SECRET}",
+    f"ftp://user:{SECRET}@127.0.0.1/", f"http://127.0.0.1:port/x?k={SECRET}",
+])
+def test_url_errors_never_quote_the_query_or_credentials(value):
+    with pytest.raises(TEIError) as error:
+        endpoint_urls(value)
+    assert SECRET not in str(error.value) and "--tei-url" in str(error.value)
+
+
+def test_a_slow_endpoint_does_not_block_other_model_loads():
+    """GET /info of a slow endpoint is read outside the loader's global locks; a key still loads once."""
+    load_reranker(LATE_INTERACTION_ID, "cpu")  # loaded before, so the timing below is the lock's alone
+    slow = tei(info=RERANKER_INFO)
+
+    def answer(request: Received, stub: Stub) -> Answer:
+        reply = slow(request, stub)
+        return Answer(reply.status, reply.body, delay=2.0) if request.path == "/info" else reply
+
+    with stub_server(answer) as stub:
+        results: list = []
+        threads = [threading.Thread(target=lambda: results.append(
+            load_reranker("m", "cpu", backend="tei", endpoint=stub.url, fallback=False))) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 5
+        while not stub.received and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        assert load_reranker(LATE_INTERACTION_ID, "cpu").model.model_id == LATE_INTERACTION_ID
+        assert load_dense_encoder(FALLBACK_DENSE_ID, "cpu").model.model_id == FALLBACK_DENSE_ID
+        assert time.monotonic() - started < 1.0, "waited for the slow endpoint's load"
+        for thread in threads:
+            thread.join(timeout=10)
+        assert stub.paths().count("GET /info") == 1, "one key is built once"
+    assert len(results) == 2 and results[0].model is results[1].model
+
+
+def test_a_slow_embedding_endpoint_does_not_block_other_encoder_loads():
+    load_dense_encoder(FALLBACK_DENSE_ID, "cpu")
+    slow = tei(info=EMBEDDER_INFO)
+
+    def answer(request: Received, stub: Stub) -> Answer:
+        reply = slow(request, stub)
+        return Answer(reply.status, reply.body, delay=2.0) if request.path == "/embed" else reply
+
+    with stub_server(answer) as stub:
+        thread = threading.Thread(target=lambda: load_dense_encoder("e", "cpu", backend="tei", endpoint=stub.url))
+        thread.start()
+        deadline = time.monotonic() + 5
+        while "POST /embed" not in stub.paths() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        assert load_dense_encoder(FALLBACK_DENSE_ID, "cpu").model.model_id == FALLBACK_DENSE_ID
+        assert time.monotonic() - started < 1.0, "waited for the slow endpoint's probe"
+        thread.join(timeout=10)

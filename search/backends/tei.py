@@ -5,8 +5,9 @@ text-embeddings-inference (TEI), or by this project's own `python -m search serv
   with each text's `index`, mapped back to input order here (`Reranker`).
 - `TEIEncoder`: `POST /embed` with ``normalize`` on; the model's query/passage prefixes are added here, as
   the torch encoder adds them (`TextEncoder`).
-- `TEIClient`: one endpoint; every call has a timeout, a bearer token from $HF_TOKEN when set (never logged,
-  shown or put in an error), bounded retries for 429/503 and named errors (`TEIError`).
+- `TEIClient`: one endpoint; every call has a timeout, a bearer token from $SEARCH_TEI_TOKEN or $HF_TOKEN
+  when set (never logged, shown or put in an error; sent only over https or to a loopback host), bounded
+  retries for 429/503, a cancel check polled while it waits, and named errors (`TEIError`).
 
 The endpoint's `GET /info` is read once: the model it serves (a reranker endpoint must serve a reranker,
 an embedding endpoint an embedder), its input window and `max_client_batch_size`, to which requests are
@@ -17,6 +18,7 @@ Truncation is the server's: `PairScore.truncated` is None (unknown).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import os
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 TEI_URL_ENV = "SEARCH_TEI_URL"
 TOKEN_ENV = "HF_TOKEN"
+TEI_TOKEN_ENV = "SEARCH_TEI_TOKEN"  # takes precedence over HF_TOKEN
 TIMEOUT_ENV = "SEARCH_TEI_TIMEOUT"
 DEFAULT_TIMEOUT_S = 60.0  # a rerank of 32 long pairs on a CPU endpoint can take tens of seconds
 CONNECT_TIMEOUT_S = 5.0
@@ -45,6 +48,7 @@ RETRY_STATUSES = frozenset({429, 503})
 DEFAULT_RETRIES = 4  # after the first try; each waits twice as long as the one before
 DEFAULT_RETRY_BUDGET_S = 20.0  # no retry starts later than this after the first try
 FIRST_BACKOFF_S = 0.25
+STOP_POLL_S = 0.05  # how often a cancel check is polled while a request or a backoff waits
 DEFAULT_CHUNK = 32  # texts per request (and per progress report) unless the endpoint allows fewer
 URL_SETTING = f"--tei-url or {TEI_URL_ENV}"
 URL_HINT = f"set {URL_SETTING} to the endpoint's address (for example http://127.0.0.1:8080)"
@@ -53,6 +57,10 @@ _ERROR_TEXT_CHARS = 300
 Kind = Literal["reranker", "embedding", "classifier"]
 ErrorKind = Literal["setting", "connect", "dns", "timeout", "auth", "too-large", "wrong-model", "overloaded",
                     "http", "protocol"]
+
+
+class TEIRequestCancelled(Exception):
+    """A request's `should_stop()` turned true while it waited for the endpoint or a retry (not a failure)."""
 
 
 class TEIError(ValueError):
@@ -115,10 +123,10 @@ def endpoint_urls(value: str | None) -> tuple[str, ...]:
             raise TEIError(f"the TEI URL {_redact_url(url)!r} carries credentials; remove them from {URL_SETTING} "
                            f"and put the token in {TOKEN_ENV}", "setting")
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise TEIError(f"{url!r} is not an http(s) URL with a host; {URL_HINT}", "setting")
+            raise TEIError(f"{_redact_url(url)!r} is not an http(s) URL with a host; {URL_HINT}", "setting")
         if parts.query or parts.fragment:
-            raise TEIError(f"{url!r} has a query or fragment; give the endpoint's base address ({URL_HINT})",
-                           "setting")
+            raise TEIError(f"{_redact_url(url)!r} has a query or fragment (not shown); give the endpoint's base "
+                           f"address ({URL_HINT})", "setting")
     return urls
 
 
@@ -151,11 +159,13 @@ def default_timeout() -> float:
 class TEIClient:
     """One TEI endpoint at `url` over httpx, safe to share between threads.
 
-    `token` (default: $HF_TOKEN) is sent as ``Authorization: Bearer ...`` and is never logged, shown in a
-    repr or put in an error. Every call times out after `timeout` seconds (default: `default_timeout()`;
-    connecting after at most CONNECT_TIMEOUT_S). Answers 429 and 503 are retried up to `retries` times with
-    exponential backoff from `first_backoff_s` (or the server's Retry-After), as long as `retry_budget_s`
-    has not passed since the first try. Every failure raises TEIError.
+    `token` (default: $SEARCH_TEI_TOKEN, else $HF_TOKEN) is sent as ``Authorization: Bearer ...`` over https
+    or to a loopback host only (to a plain-http remote host it is withheld, with a warning saying why), and
+    is never logged, shown in a repr or put in an error. Every call times out after `timeout` seconds
+    (default: `default_timeout()`; connecting after at most CONNECT_TIMEOUT_S). Answers 429 and 503 are
+    retried up to `retries` times with exponential backoff from `first_backoff_s` (or the server's
+    Retry-After), as long as `retry_budget_s` has not passed since the first try. Every failure raises
+    TEIError.
     """
 
     def __init__(self, url: str, *, token: str | None = None, timeout: float | None = None,
@@ -172,8 +182,16 @@ class TEIClient:
         self.retries = retries
         self.retry_budget_s = retry_budget_s
         self.first_backoff_s = first_backoff_s
-        token = os.environ.get(TOKEN_ENV) if token is None else token
-        self._token = token.strip() if token and token.strip() else None
+        if token is None:
+            token = os.environ.get(TEI_TOKEN_ENV, "").strip() or os.environ.get(TOKEN_ENV)
+        token = token.strip() if token and token.strip() else None
+        if token and not _safe_for_token(self.url):
+            logger.warning("not sending the token from %s/%s to the TEI endpoint at %s: it is plain http to a host "
+                           "that is not this machine, where anyone on the way could read it. Use an https:// "
+                           "address in %s (or unset the token for this endpoint)", TEI_TOKEN_ENV, TOKEN_ENV,
+                           self.host, URL_SETTING)
+            token = None
+        self._token = token
         headers = {"Accept": "application/json"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
@@ -200,15 +218,17 @@ class TEIClient:
             mean = self._seconds / self._requests if self._requests else None
             return RequestLatency(self._requests, self._last, mean)
 
-    def get(self, path: str) -> Any:
-        """GET `path` and return its JSON answer; TEIError on any failure."""
-        return self._call("GET", path, None)
+    def get(self, path: str, *, should_stop: StopFn | None = None) -> Any:
+        """GET `path` and return its JSON answer; TEIError on any failure, TEIRequestCancelled once
+        `should_stop()` is true (polled every STOP_POLL_S while the request or a retry waits)."""
+        return self._call("GET", path, None, should_stop)
 
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        """POST `body` as JSON to `path` and return the JSON answer; TEIError on any failure."""
-        return self._call("POST", path, body)
+    def post(self, path: str, body: dict[str, Any], *, should_stop: StopFn | None = None) -> Any:
+        """POST `body` as JSON to `path` and return the JSON answer; TEIError on any failure,
+        TEIRequestCancelled once `should_stop()` is true (see `get`)."""
+        return self._call("POST", path, body, should_stop)
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None, should_stop: StopFn | None) -> Any:
         import httpx
 
         started = time.monotonic()
@@ -216,11 +236,17 @@ class TEIClient:
         for attempt in range(self.retries + 1):
             sent = time.perf_counter()
             try:
-                response = self._http.request(method, path, json=body)
+                response = self._send(method, path, body, should_stop)
             except httpx.TimeoutException as error:
                 raise self._timeout_error(method, path, error) from None
             except httpx.TransportError as error:
                 raise self._connection_error(error) from None
+            except httpx.TooManyRedirects:
+                raise self._protocol_error(f"{method} {path} redirected too often") from None
+            except httpx.DecodingError:
+                raise self._protocol_error(f"{method} {path} answered a body that could not be decoded") from None
+            except httpx.HTTPError as error:
+                raise self._protocol_error(f"{method} {path} failed: {type(error).__name__}") from None
             if response.status_code < 400:
                 self._record(time.perf_counter() - sent)
                 try:
@@ -234,11 +260,38 @@ class TEIClient:
                     and elapsed + wait <= self.retry_budget_s):
                 logger.info("TEI endpoint %s answered %d to %s %s; retrying in %.2f s (%d of %d)", self.host,
                             response.status_code, method, path, wait, attempt + 1, self.retries)
-                time.sleep(wait)
+                _sleep(wait, should_stop)
                 delay *= 2
                 continue
             raise self._status_error(method, path, response, attempt + 1, time.monotonic() - started)
         raise AssertionError("unreachable: the loop returns or raises")
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None, should_stop: StopFn | None):
+        """The request's response; with `should_stop`, sent from a helper thread while this one polls it
+        (a cancelled request is left to finish or time out on its own, its answer dropped)."""
+        if should_stop is None:
+            return self._http.request(method, path, json=body)
+        if should_stop():
+            raise TEIRequestCancelled(f"{method} {path} was cancelled")
+        outcome: list[Any] = []
+        done = threading.Event()
+
+        def send() -> None:
+            try:
+                outcome.append(self._http.request(method, path, json=body))
+            except BaseException as error:  # handed to the waiting thread
+                outcome.append(error)
+            finally:
+                done.set()
+
+        threading.Thread(target=send, name=f"tei-{method.lower()}-{self.host}", daemon=True).start()
+        while not done.wait(STOP_POLL_S):
+            if should_stop():
+                raise TEIRequestCancelled(f"{method} {path} was cancelled")
+        (result,) = outcome
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _record(self, seconds: float) -> None:
         with self._latency_lock:
@@ -311,33 +364,37 @@ def discover(urls: Sequence[str], kind: Kind, *, make_client: Callable[[str], TE
     """Read `GET /info` of each endpoint in `urls` and return the client and model of the first that serves
     a model of `kind` ("reranker" or "embedding").
 
-    Raises TEIError: the first endpoint's failure when none answered, or kind "wrong-model" naming what
-    each endpoint serves when none serves `kind`.
+    Every endpoint is tried in turn. Raises TEIError: with one URL, its failure; otherwise one naming every
+    endpoint's failure and what each that answered serves, of kind "wrong-model" when some endpoint
+    answered, else the first failure's kind.
     """
     served: list[str] = []
-    failures: list[TEIError] = []
+    failures: list[tuple[str, TEIError]] = []
     for url in urls:
         client = make_client(url)
         try:
             infos = parse_info(client.url, client.get("/info"))
         except TEIError as error:
             client.close()
-            if error.kind == "protocol" or len(urls) == 1:
+            if len(urls) == 1:
                 raise
-            failures.append(error)
+            failures.append((url, error))
             continue
+        except BaseException:
+            client.close()
+            raise
         for info in infos:
             if info.kind == kind:
                 return client, info
         client.close()
         served += [f"{host_of(url)} serves {info.model_id} ({_describe(info)})" for info in infos]
-    if not served:
-        raise failures[0]
     wanted = "a reranker" if kind == "reranker" else "an embedding model"
     return_hint = ("a reranker endpoint (a sequence classifier with one label)" if kind == "reranker"
                    else "an embedding endpoint")
-    raise TEIError(f"no TEI endpoint serves {wanted}: {'; '.join(served)}. Add {return_hint} to {URL_SETTING} "
-                   "(comma-separated), or use --backend torch to run this model here", "wrong-model")
+    summary = "; ".join([*served, *(f"{host_of(url)} failed: {error}" for url, error in failures)])
+    raise TEIError(f"no TEI endpoint serves {wanted}: {summary}. Add {return_hint} to {URL_SETTING} "
+                   "(comma-separated), or use --backend torch to run this model here",
+                   "wrong-model" if served else failures[0][1].kind)
 
 
 def parse_info(url: str, payload: Any) -> list[EndpointInfo]:
@@ -422,14 +479,18 @@ class TEIReranker:
                                               make_client=lambda url: TEIClient(url, **(client_options or {})))
         except TEIError as error:
             raise RerankerUnavailable(str(error)) from error
-        self.requested_id = model_id
-        self.model_id = self.info.model_id
-        self.device = self.info.url
-        self.label = f"{self.model_id} via TEI ({self.client.host})"
-        self.is_cross_encoder = self.info.cross_encoder
-        self.max_length = self.info.max_input_length
-        self._chunk = max(1, min(batch_size, self.info.max_client_batch_size))
-        _note_other_model(model_id, self.model_id, self.client.host)
+        try:
+            self.requested_id = model_id
+            self.model_id = self.info.model_id
+            self.device = self.info.url
+            self.label = f"{self.model_id} via TEI ({self.client.host})"
+            self.is_cross_encoder = self.info.cross_encoder
+            self.max_length = self.info.max_input_length
+            self._chunk = max(1, min(batch_size, self.info.max_client_batch_size))
+            _note_other_model(model_id, self.model_id, self.client.host)
+        except BaseException:
+            self.client.close()
+            raise
 
     def __repr__(self) -> str:
         return f"TEIReranker({self.model_id!r}, endpoint={self.device!r})"
@@ -443,8 +504,9 @@ class TEIReranker:
 
         Requests carry at most the endpoint's `max_client_batch_size` passages; one the server refuses as
         too large (413/422) is split in half and retried (a single passage it refuses is an error).
-        `progress(done, total)` follows every request; `should_stop()` is polled before each one and
-        raises RerankCancelled with the scores finished so far. Raises ValueError for an empty query and
+        `progress(done, total)` follows every request; `should_stop()` is polled before each one, every
+        STOP_POLL_S while one waits for its answer or a retry, and raises RerankCancelled with the scores
+        finished so far. Raises ValueError for an empty query and
         RerankerUnavailable when the endpoint fails (the message says what happened and what to change).
         """
         if not query.strip():
@@ -457,7 +519,9 @@ class TEIReranker:
                 raise RerankCancelled(len(scores), total, scores)
             positions = list(range(start, min(start + self._chunk, total)))
             try:
-                self._score_positions(query, passages, positions, scores)
+                self._score_positions(query, passages, positions, scores, should_stop)
+            except TEIRequestCancelled:
+                raise RerankCancelled(len(scores), total, dict(scores)) from None
             except TEIError as error:
                 raise RerankerUnavailable(str(error)) from error
             start = positions[-1] + 1
@@ -466,10 +530,10 @@ class TEIReranker:
         return [scores[i] for i in range(total)]
 
     def _score_positions(self, query: str, passages: Sequence[str], positions: list[int],
-                         scores: dict[int, PairScore]) -> None:
+                         scores: dict[int, PairScore], should_stop: StopFn | None = None) -> None:
         body = {"query": query, "texts": [passages[i] for i in positions], "raw_scores": True, "truncate": True}
         try:
-            answer = self.client.post("/rerank", body)
+            answer = self.client.post("/rerank", body, should_stop=should_stop)
         except TEIError as error:
             if error.kind != "too-large" or len(positions) == 1:
                 raise
@@ -477,8 +541,8 @@ class TEIReranker:
             logger.info("TEI endpoint %s refused %d passages (%s); sending them in halves", self.client.host,
                         len(positions), error.status)
             half = len(positions) // 2
-            self._score_positions(query, passages, positions[:half], scores)
-            self._score_positions(query, passages, positions[half:], scores)
+            self._score_positions(query, passages, positions[:half], scores, should_stop)
+            self._score_positions(query, passages, positions[half:], scores, should_stop)
             return
         for index, raw in self._ranks(answer, len(positions)):
             scores[positions[index]] = PairScore(raw, sigmoid(raw) if self.is_cross_encoder else None, None)
@@ -522,16 +586,21 @@ class TEIEncoder:
         del label, path  # the label is the served model's; there is nothing to load from a folder
         self.client, self.info = discover(endpoint_urls(endpoint), "embedding",
                                           make_client=lambda url: TEIClient(url, **(client_options or {})))
-        self.requested_id = model_id
-        self.model_id = self.info.model_id
-        self.device = self.info.url
-        self.label = f"{self.model_id} via TEI ({self.client.host})"
-        self.spec = spec if spec is not None and spec.model_id == self.model_id else model_spec(self.model_id, "dense")
-        self.max_length = self.info.max_input_length
-        self._chunk = max(1, self.info.max_client_batch_size)
-        _note_other_model(model_id, self.model_id, self.client.host)
-        self.dimension = 0  # measured next: TEI's /info does not say
-        self.dimension = int(self._embed_chunk(["dimension probe"]).shape[1])
+        try:
+            self.requested_id = model_id
+            self.model_id = self.info.model_id
+            self.device = self.info.url
+            self.label = f"{self.model_id} via TEI ({self.client.host})"
+            self.spec = (spec if spec is not None and spec.model_id == self.model_id
+                         else model_spec(self.model_id, "dense"))
+            self.max_length = self.info.max_input_length
+            self._chunk = max(1, self.info.max_client_batch_size)
+            _note_other_model(model_id, self.model_id, self.client.host)
+            self.dimension = 0  # measured next: TEI's /info does not say
+            self.dimension = int(self._embed_chunk(["dimension probe"]).shape[1])
+        except BaseException:
+            self.client.close()  # nothing else holds it
+            raise
 
     def __repr__(self) -> str:
         return f"TEIEncoder({self.model_id!r}, endpoint={self.device!r})"
@@ -624,4 +693,35 @@ def _root_os_error(error: BaseException) -> BaseException | None:
 
 
 def _redact_url(url: str) -> str:
-    return re.sub(r"//[^/@]*@", "//***@", url)
+    """`url` as errors and logs may quote it: without user name, password, query and fragment.
+
+    >>> _redact_url("http://user:pw@host:8080/tei?api_key=s#x")
+    'http://***@host:8080/tei'
+    """
+    without = re.sub(r"[?#].*", "", url, flags=re.DOTALL)
+    return re.sub(r"^([^/]*//)[^/]*@", r"\1***@", without)
+
+
+def _safe_for_token(url: str) -> bool:
+    """Whether a bearer token may go to `url`: over https, or to this machine (loopback)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    host = (parts.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _sleep(seconds: float, should_stop: StopFn | None) -> None:
+    """Sleep `seconds`, in steps of STOP_POLL_S polling `should_stop` (TEIRequestCancelled once true)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if should_stop is not None and should_stop():
+            raise TEIRequestCancelled("a retry was cancelled")
+        time.sleep(min(left, STOP_POLL_S) if should_stop is not None else left)
+    if should_stop is not None and should_stop():
+        raise TEIRequestCancelled("a retry was cancelled")

@@ -694,7 +694,7 @@ class Callbacks:
             corpus.languages_plot: build_summary.languages_frame(index.report),
             corpus.build_json: {**report_to_dict(index.report), "reranker": loaded.model.label,
                                 "reranker_fallback_reason": loaded.fallback_reason,
-                                "backend": loaded.model.backend},
+                                "backend": resolve_backend(index.settings.backend)},
         }
 
     def build_cancelled(self, idle: BuildIdle) -> Updates:

@@ -419,7 +419,8 @@ def _search_panel() -> SearchPanel:
         k = gr.Slider(1, 50, value=10, step=1, label="k (results per column)")
         with gr.Column(min_width=240):
             rerank_depth = gr.Slider(0, 100, value=DEFAULT_RERANK_DEPTH, step=1, label="Rerank depth",
-                                     info="first-stage candidates the reranker rescores; 0 = off")
+                                     info="first-stage candidates the reranker rescores; 0 = off",
+                                     elem_id="rerank-depth")
             rerank_estimate = gr.HTML(columns.render_rerank_estimate(None, DEFAULT_RERANK_DEPTH),
                                       elem_id="rerank-estimate")
         candidates_from = gr.Radio(list(FIRST_STAGES), value="hybrid", label="Reranker candidates from")
@@ -550,6 +551,9 @@ def _wire_search_chain(page: Page, callbacks: Callbacks, listen: Callable[..., g
         callbacks.rerank_stage, [session.index, session.judged, session.latest, *search.view],
         [search.column("rerank"), search.summary, search.rerank_estimate],
         api_visibility="undocumented", concurrency_limit=1, concurrency_id="rerank", show_progress="hidden",
+        # A new search while this session's rerank still runs cancels that one (LatestSearch); its own rerank
+        # must then run after it, not be dropped as Gradio's default ("once") would.
+        trigger_mode="always_last",
     )
 
 
@@ -737,7 +741,7 @@ class Callbacks:
                      k: int, rerank_depth: int, candidates_from: str, score_view: str, collapse: bool) -> Updates:
         """After k changes: search again (deeper lists) if there is something on screen, else do nothing."""
         if index is None or not (query or "").strip():
-            return {}
+            return _unchanged()
         return self.first_stages(index, latest, session, query, k, rerank_depth, candidates_from, score_view,
                                  collapse)
 
@@ -752,7 +756,7 @@ class Callbacks:
         latest search's column on screen."""
         turn, result = latest.latest()
         if index is None or result is None:
-            yield {}
+            yield _unchanged()
             return
         if not result.rerank_depth or "rerank" in result.stages:
             yield self._reranked(index, result, session, k, score_view, collapse)
@@ -791,10 +795,10 @@ class Callbacks:
                     "Reranked", f"Reranking failed ({type(reranked).__name__}); the first stages are unaffected. "
                     "Details are in the server log.")}
             else:
-                yield {}
+                yield _unchanged()
             return
         if reranked is None or not latest.finish(turn, reranked):
-            yield {}  # overtaken by a newer search: its own rerank draws the column
+            yield _unchanged()  # overtaken by a newer search: its own rerank draws the column
             return
         yield self._reranked(index, reranked, session, k, score_view, collapse)
 
@@ -803,7 +807,7 @@ class Callbacks:
         """Draw the last result again with another score view or document collapsing (no new search)."""
         result = latest.result
         if index is None or result is None:
-            return {}
+            return _unchanged()
         return {**self._columns(index, result, session, k, score_view, collapse, STAGES),
                 self.page.search.summary: _summary(result, k)}
 
@@ -847,7 +851,7 @@ class Callbacks:
         hit_rank, grade = _event_value(event, "hit_rank"), _event_value(event, "grade")
         hit = next((h for h in stage.hits if h.rank == hit_rank), None) if stage is not None else None
         if index is None or hit is None or grade not in (0, 1, 2):
-            return {}
+            return _unchanged()
         session = judging.judge(session, result, hit.passage_id, int(grade))
         return {self.page.session.judged: session,
                 **self._columns(index, result, session, k, score_view, collapse, STAGES),
@@ -929,7 +933,7 @@ class Callbacks:
     def resort_queries(self, report, first: str, second: str) -> Updates:
         """Sort the per-query table by the change from one stage to another."""
         if report is None:
-            return {}
+            return _unchanged()
         return {self.page.evaluate.per_query_table: evaluation_view.per_query_frame(report, first, second)}
 
     def open_query(self, table, event: gr.SelectData) -> Updates:
@@ -937,7 +941,7 @@ class Callbacks:
         row = event.index[0] if isinstance(event.index, list | tuple) else event.index
         query = str(table.iloc[row]["query"]) if table is not None and "query" in table else ""
         if not query:
-            return {}
+            return _unchanged()
         return {self.page.search.query: query, self.page.tabs: gr.Tabs(selected="search")}
 
     def run_depth_tradeoff(self, index: Index | None, judgments: Judgments | None, stop: StopFlag,
@@ -1049,6 +1053,11 @@ def write_downloads(files: Mapping[str, str], folder: Path) -> list[str]:
 
 def _summary(result: SearchResult, k: int) -> str:
     return columns.render_summary(result, int(k))
+
+
+def _unchanged() -> Updates:
+    # Leaves every output of the event as it is (an empty dict would be read as one missing value).
+    return gr.skip()
 
 
 def _rerank_off() -> str:

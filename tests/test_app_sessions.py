@@ -369,3 +369,12 @@ def test_the_page_says_which_models_are_loading_and_the_warm_up_is_started_once(
     assert len(loads) == 1 and loads[0].concurrency_limit is None, "a page waiting for the models holds no slot"
     assert warmup.wait(timeout=600), "the warm-up did not finish"
     assert warmup.status().done
+
+
+def test_a_rerank_triggered_while_the_sessions_last_one_runs_waits_for_it_instead_of_being_dropped():
+    import app
+
+    demo = app.build_demo()
+    reranks = [dependency for dependency, block_fn in zip(demo.config["dependencies"], demo.fns.values(), strict=True)
+               if getattr(block_fn.fn, "__name__", "") == "rerank_stage"]
+    assert len(reranks) == 3 and {dependency["trigger_mode"] for dependency in reranks} == {"always_last"}

@@ -549,11 +549,17 @@ def _wire_search_chain(page: Page, callbacks: Callbacks, listen: Callable[..., g
         show_progress="minimal",
     ).success(
         callbacks.rerank_stage, [session.index, session.judged, session.latest, *search.view],
-        [search.column("rerank"), search.summary, search.rerank_estimate],
+        [search.column("rerank"), search.summary],
         api_visibility="undocumented", concurrency_limit=1, concurrency_id="rerank", show_progress="hidden",
         # A new search while this session's rerank still runs cancels that one (LatestSearch); its own rerank
         # must then run after it, not be dropped as Gradio's default ("once") would.
         trigger_mode="always_last",
+    ).then(
+        # The rerank measured the speed and cached its pairs: the estimate beside the slider (read now, as it
+        # may have moved meanwhile) changes.
+        callbacks.rerank_estimate,
+        [session.index, session.latest, search.rerank_depth, search.candidates_from], [search.rerank_estimate],
+        api_visibility="undocumented", show_progress="hidden", concurrency_limit=None,
     )
 
 
@@ -971,9 +977,7 @@ class Callbacks:
             column = self._columns(index, result, session, k, score_view, collapse, ["rerank"])
         else:
             column = {self.page.search.column("rerank"): _rerank_off()}
-        return {**column, self.page.search.summary: _summary(result, k),
-                self.page.search.rerank_estimate: _rerank_estimate(index, result, result.rerank_depth,
-                                                                   result.candidates_from)}
+        return {**column, self.page.search.summary: _summary(result, k)}
 
     def _columns(self, index: Index, result: SearchResult, session: judging.SessionJudgments, k: int,
                  score_view: str, collapse: bool, stages: Sequence[str]) -> Updates:

@@ -375,6 +375,10 @@ def test_a_rerank_triggered_while_the_sessions_last_one_runs_waits_for_it_instea
     import app
 
     demo = app.build_demo()
-    reranks = [dependency for dependency, block_fn in zip(demo.config["dependencies"], demo.fns.values(), strict=True)
-               if getattr(block_fn.fn, "__name__", "") == "rerank_stage"]
-    assert len(reranks) == 3 and {dependency["trigger_mode"] for dependency in reranks} == {"always_last"}
+    names = [getattr(block_fn.fn, "__name__", None) for block_fn in demo.fns.values()]
+    dependencies = demo.config["dependencies"]
+    reranks = [i for i, name in enumerate(names) if name == "rerank_stage"]
+    assert len(reranks) == 3 and {dependencies[i]["trigger_mode"] for i in reranks} == {"always_last"}
+    for rerank in reranks:  # then the estimate beside the slider, read once the rerank has measured and cached
+        followers = [names[i] for i, dependency in enumerate(dependencies) if dependency["trigger_after"] == rerank]
+        assert followers == ["rerank_estimate"], followers

@@ -4,11 +4,13 @@ Only the UI lives here; retrieval is `search.pipeline`, comparing stages is `sea
 `ui/`. The page is built region by region (corpus panel, search controls and columns, judging panel,
 Evaluate tab), each returning its components as a NamedTuple; `Callbacks` turns engine results into
 updates keyed by component. Each browser session keeps its own index in `gr.State`; loaded models are
-shared read-only through the engine's caches.
+shared read-only through the engine's caches, and `build_demo` starts warming the default models in the
+background (`search.warmup`), once per process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
 import json
@@ -19,7 +21,9 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -29,7 +33,9 @@ import gradio as gr
 
 from search.evaluation import depth_tradeoff, estimate_evaluation, evaluate
 from search.export import report_to_dict, result_to_dict, results_to_csv
+from search.inference import RerankCancelled
 from search.judgments import Judgments, load_judgments, match_judgments
+from search.loading import BACKEND_ENV, BACKENDS, resolve_backend
 from search.models import (
     AUTO_RERANKER,
     DENSE_ENV,
@@ -48,8 +54,11 @@ from search.pipeline import (
     max_passages_from_env,
 )
 from search.reading import ReadLimits, read_paths
+from search.score_cache import CachedReranker
 from search.types import FIRST_STAGES, STAGES, SearchResult
+from search.warmup import Role, Warmup, start_warmup
 from ui import build_summary, columns, evaluation_view, judging, stylesheet, texts
+from ui.model_status import render_model_status
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +94,8 @@ FIRST_STAGE_SLOTS = 4
 API_SEARCHES = 32
 BUNDLED_JUDGMENTS = ROOT / "corpora" / "polyglot-facts"
 DEPTHS = (10, 20, 50, 100)
+DEFAULT_RERANK_DEPTH = 20
+STATUS_POLL_SECONDS = 0.5  # how often the model line and a waiting build look at the warm-up
 # Gradio only hands out files from the working or the temp directory, so downloads are written under
 # the temp dir: one folder per session, replaced on each download and removed with the session.
 DOWNLOADS_DIR = Path(tempfile.gettempdir()) / "rerank-explorer-downloads"
@@ -132,6 +143,58 @@ class BuildIdle(threading.Event):
         return BuildIdle()
 
 
+class LatestSearch:
+    """A session's latest search: its result (the first stages, then with the rerank added) and its turn.
+
+    Each search begins a new turn (`begin`). A rerank works on the latest search and stops as soon as a
+    newer one begins (`is_current`), and its result is kept only while its turn is still the latest
+    (`finish`), so a rerank that was overtaken leaves nothing stale behind. Thread-safe. Gradio
+    deep-copies a State's default for each session; an empty holder is that copy (a lock can't be copied).
+
+    >>> latest = LatestSearch()
+    >>> first = latest.begin("first result"); second = latest.begin("second result")
+    >>> latest.is_current(first), latest.finish(first, "first, reranked"), latest.result
+    (False, False, 'second result')
+    """
+
+    def __init__(self, result: SearchResult | None = None) -> None:
+        self._lock = threading.Lock()
+        self._turn = 0
+        self._result = result
+
+    def __deepcopy__(self, memo: dict) -> LatestSearch:
+        return LatestSearch()
+
+    @property
+    def result(self) -> SearchResult | None:
+        with self._lock:
+            return self._result
+
+    def latest(self) -> tuple[int, SearchResult | None]:
+        """The current turn and its result."""
+        with self._lock:
+            return self._turn, self._result
+
+    def begin(self, result: SearchResult) -> int:
+        """Make `result` the latest search; returns its turn (a running rerank of an older one stops)."""
+        with self._lock:
+            self._turn += 1
+            self._result = result
+            return self._turn
+
+    def is_current(self, turn: int) -> bool:
+        with self._lock:
+            return turn == self._turn
+
+    def finish(self, turn: int, result: SearchResult) -> bool:
+        """Keep `result` (the reranked search of `turn`) if `turn` is still the latest; False otherwise."""
+        with self._lock:
+            if turn != self._turn:
+                return False
+            self._result = result
+            return True
+
+
 class ApiSlots(NamedTuple):
     """The two lines an API search waits in: its first stages, then (if it reranks) its rerank."""
 
@@ -145,7 +208,7 @@ class SessionState(NamedTuple):
     """What one browser session keeps between events."""
 
     index: gr.State
-    result: gr.State
+    latest: gr.State  # a LatestSearch: the latest result and its turn
     judged: gr.State
     eval_judgments: gr.State
     report: gr.State
@@ -162,6 +225,7 @@ class CorpusPanel(NamedTuple):
     overlap: gr.Slider
     dense_model: gr.Dropdown
     reranker_model: gr.Dropdown
+    backend: gr.Dropdown
     build_button: gr.Button
     cancel_button: gr.Button
     progress: gr.HTML
@@ -177,6 +241,7 @@ class SearchPanel(NamedTuple):
     button: gr.Button
     k: gr.Slider
     rerank_depth: gr.Slider
+    rerank_estimate: gr.HTML  # the expected rerank time at that depth, beside the slider
     candidates_from: gr.Radio
     score_view: gr.Radio
     collapse: gr.Checkbox
@@ -243,6 +308,7 @@ class Page(NamedTuple):
     """Every region of the page."""
 
     tabs: gr.Tabs
+    models: gr.HTML  # the model warm-up's line
     session: SessionState
     corpus: CorpusPanel
     search: SearchPanel
@@ -253,19 +319,24 @@ class Page(NamedTuple):
 
 def build_demo() -> gr.Blocks:
     """The whole app as a `gr.Blocks`; launch it with `build_demo().launch(**launch_kwargs())`."""
+    defaults = Settings.from_env()
+    warmup = model_warmup(defaults)
     with gr.Blocks(title="Multilingual retrieve-and-rerank explorer") as demo:
         session = _session_state()
         gr.Markdown(texts.INTRO)
+        models = gr.HTML(render_model_status(warmup.status()), elem_id="model-status")
         with gr.Tabs() as tabs:
             with gr.Tab("Search", id="search"):
-                corpus = _corpus_panel(Settings.from_env())
+                corpus = _corpus_panel(defaults)
                 search = _search_panel()
                 judging_panel = _judging_panel()
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate_panel = _evaluate_panel()
         api = ApiOnly(gr.Button(visible=False), gr.JSON(visible=False))
-        page = Page(tabs, session, corpus, search, judging_panel, evaluate_panel, api)
-        callbacks = Callbacks(page)
+        page = Page(tabs, models, session, corpus, search, judging_panel, evaluate_panel, api)
+        callbacks = Callbacks(page, warmup)
+        demo.load(callbacks.model_status, None, [models], api_visibility="undocumented", show_progress="hidden",
+                  concurrency_limit=None)
         _wire_corpus(page, callbacks)
         _wire_search(page, callbacks)
         _wire_judging(page, callbacks)
@@ -273,6 +344,14 @@ def build_demo() -> gr.Blocks:
         demo.unload(forget_session)
     demo.queue(default_concurrency_limit=4, max_size=64)
     return demo
+
+
+def model_warmup(defaults: Settings | None = None) -> Warmup:
+    """The process-wide warm-up of the default dense model and reranker (started by the first call, with
+    `defaults` or the env's settings; later calls return the same one). Tests can `wait()` on it."""
+    defaults = defaults or Settings.from_env()
+    return start_warmup(defaults.dense_model, defaults.reranker_model, device=defaults.device,
+                        backend=defaults.backend)
 
 
 def launch_kwargs() -> dict[str, object]:
@@ -284,7 +363,7 @@ def launch_kwargs() -> dict[str, object]:
 def _session_state() -> SessionState:
     return SessionState(
         index=gr.State(None, time_to_live=SESSION_TTL_S),
-        result=gr.State(None, time_to_live=SESSION_TTL_S),
+        latest=gr.State(LatestSearch(), time_to_live=SESSION_TTL_S),
         judged=gr.State(judging.SessionJudgments(), time_to_live=SESSION_TTL_S),
         eval_judgments=gr.State(None, time_to_live=SESSION_TTL_S),
         report=gr.State(None, time_to_live=SESSION_TTL_S),
@@ -312,6 +391,9 @@ def _corpus_panel(defaults: Settings) -> CorpusPanel:
                 reranker_model = gr.Dropdown(reranker_choices, value=defaults.reranker_model, label="Reranker",
                                              allow_custom_value=custom_models_allowed(),
                                              info=f"default from env {RERANKER_ENV}", elem_id="reranker-model")
+                backend = gr.Dropdown(backend_choices(), value=defaults.backend, label="Backend",
+                                      info=f"what runs both models; default from env {BACKEND_ENV} (auto: the best "
+                                           "available here)", elem_id="backend")
                 gr.Markdown(texts.MODELS_HELP)
             gr.Markdown(texts.CORPUS_HELP + texts.corpus_limits(max_upload_mb(), _shown_max_passages()))
             with gr.Row():
@@ -324,8 +406,8 @@ def _corpus_panel(defaults: Settings) -> CorpusPanel:
                                         tooltip=["name", "passages"], height=220, y_lim=[0, None], sort="-y",
                                         elem_id="languages-plot")
             build_json = gr.JSON(visible=False)
-    return CorpusPanel(files, sample, window, overlap, dense_model, reranker_model, build_button, cancel_button,
-                       progress, summary, languages_plot, build_json)
+    return CorpusPanel(files, sample, window, overlap, dense_model, reranker_model, backend, build_button,
+                       cancel_button, progress, summary, languages_plot, build_json)
 
 
 def _search_panel() -> SearchPanel:
@@ -335,8 +417,12 @@ def _search_panel() -> SearchPanel:
     gr.Examples([[text] for text in EXAMPLE_QUERIES], inputs=[query], label="Example queries (polyglot-facts)")
     with gr.Row():
         k = gr.Slider(1, 50, value=10, step=1, label="k (results per column)")
-        rerank_depth = gr.Slider(0, 100, value=20, step=1, label="Rerank depth",
-                                 info="first-stage candidates the reranker rescores; 0 = off")
+        with gr.Column(min_width=240):
+            rerank_depth = gr.Slider(0, 100, value=DEFAULT_RERANK_DEPTH, step=1, label="Rerank depth",
+                                     info="first-stage candidates the reranker rescores; 0 = off",
+                                     elem_id="rerank-depth")
+            rerank_estimate = gr.HTML(columns.render_rerank_estimate(None, DEFAULT_RERANK_DEPTH),
+                                      elem_id="rerank-estimate")
         candidates_from = gr.Radio(list(FIRST_STAGES), value="hybrid", label="Reranker candidates from")
         score_view = gr.Radio([("raw logit", "raw"), ("sigmoid 0–1", "sigmoid")], value="raw",
                               label="Reranker score")
@@ -346,7 +432,8 @@ def _search_panel() -> SearchPanel:
         stage_columns = tuple(gr.HTML(elem_id=f"column-{name}", min_height=120, js_on_load=columns.JUDGE_JS)
                               for name in STAGES)
     summary = gr.HTML(elem_id="search-summary")
-    return SearchPanel(query, button, k, rerank_depth, candidates_from, score_view, collapse, stage_columns, summary)
+    return SearchPanel(query, button, k, rerank_depth, rerank_estimate, candidates_from, score_view, collapse,
+                       stage_columns, summary)
 
 
 def _judging_panel() -> JudgingPanel:
@@ -411,10 +498,13 @@ def _wire_corpus(page: Page, callbacks: Callbacks) -> None:
     building = corpus.build_button.click(
         callbacks.build_corpus,
         [page.session.build_idle, corpus.files, corpus.sample, corpus.window, corpus.overlap, corpus.dense_model,
-         corpus.reranker_model],
+         corpus.reranker_model, corpus.backend],
         [page.session.index, corpus.progress, corpus.summary, corpus.languages_plot, corpus.build_json],
         api_name="build_index", concurrency_limit=BUILD_SLOTS, concurrency_id="build", show_progress="minimal",
     )
+    # A new index may have another reranker, measured or not: say what its depth will cost.
+    building.success(callbacks.new_index_estimate, [page.session.index, page.search.rerank_depth],
+                     [page.search.rerank_estimate], api_visibility="undocumented", show_progress="hidden")
     # Cancelling closes the build's event (as closing the page does), which stops the build at its next batch;
     # then the progress panel is cleared, once the build has stopped sending progress.
     corpus.cancel_button.click(None, None, None, cancels=[building], api_visibility="undocumented", queue=False).then(
@@ -431,8 +521,13 @@ def _wire_search(page: Page, callbacks: Callbacks) -> None:
                        callbacks.search_again)
     gr.on(
         [search.score_view.change, search.collapse.change], callbacks.rerender,
-        [session.index, session.judged, session.result, *search.view], [*search.columns, search.summary],
+        [session.index, session.judged, session.latest, *search.view], [*search.columns, search.summary],
         api_visibility="undocumented", show_progress="hidden",
+    )
+    gr.on(
+        [search.rerank_depth.change, search.candidates_from.change], callbacks.rerank_estimate,
+        [session.index, session.latest, search.rerank_depth, search.candidates_from], [search.rerank_estimate],
+        api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last", concurrency_limit=None,
     )
     page.api.button.click(
         callbacks.search_api, [session.index, search.query, search.k, search.rerank_depth, search.candidates_from],
@@ -447,15 +542,24 @@ def _wire_search_chain(page: Page, callbacks: Callbacks, listen: Callable[..., g
     search, session = page.search, page.session
     listen(
         first_stages,
-        [session.index, session.judged, search.query, search.k, search.rerank_depth, search.candidates_from,
-         search.score_view, search.collapse],
-        [session.result, *search.columns, search.summary],
+        [session.index, session.latest, session.judged, search.query, search.k, search.rerank_depth,
+         search.candidates_from, search.score_view, search.collapse],
+        [session.latest, *search.columns, search.summary, search.rerank_estimate],
         api_visibility="undocumented", concurrency_limit=FIRST_STAGE_SLOTS, concurrency_id="first_stages",
         show_progress="minimal",
     ).success(
-        callbacks.rerank_stage, [session.index, session.judged, session.result, *search.view],
-        [session.result, search.column("rerank"), search.summary],
+        callbacks.rerank_stage, [session.index, session.judged, session.latest, *search.view],
+        [search.column("rerank"), search.summary],
         api_visibility="undocumented", concurrency_limit=1, concurrency_id="rerank", show_progress="hidden",
+        # A new search while this session's rerank still runs cancels that one (LatestSearch); its own rerank
+        # must then run after it, not be dropped as Gradio's default ("once") would.
+        trigger_mode="always_last",
+    ).then(
+        # The rerank measured the speed and cached its pairs: the estimate beside the slider (read now, as it
+        # may have moved meanwhile) changes.
+        callbacks.rerank_estimate,
+        [session.index, session.latest, search.rerank_depth, search.candidates_from], [search.rerank_estimate],
+        api_visibility="undocumented", show_progress="hidden", concurrency_limit=None,
     )
 
 
@@ -463,10 +567,10 @@ def _wire_judging(page: Page, callbacks: Callbacks) -> None:
     search, session, panel = page.search, page.session, page.judging
     gr.on(
         [column.click for column in search.columns], callbacks.judge_result,
-        [session.index, session.judged, session.result, *search.view],
+        [session.index, session.judged, session.latest, *search.view],
         [session.judged, *search.columns, panel.metrics], api_visibility="undocumented", show_progress="hidden",
     )
-    panel.download_button.click(callbacks.download_judgments, [session.judged, session.result], [panel.downloads],
+    panel.download_button.click(callbacks.download_judgments, [session.judged, session.latest], [panel.downloads],
                                 api_visibility="undocumented")
     panel.load_button.click(callbacks.load_session_judgments, [session.judged, panel.upload],
                             [session.judged, panel.metrics], api_visibility="undocumented")
@@ -511,28 +615,40 @@ class Callbacks:
     """The app's event handlers. Each returns (or yields) a dict keyed by the components it updates, so
     adding an output cannot shift the others; outputs it leaves out are not changed."""
 
-    def __init__(self, page: Page) -> None:
+    def __init__(self, page: Page, warmup: Warmup) -> None:
         self.page = page
+        self.warmup = warmup
         self._api_slots: ApiSlots | None = None  # made on first use, inside the server's event loop
+
+    # models
+
+    async def model_status(self) -> AsyncIterator[Updates]:
+        """The page's model line: the warm-up's progress, streamed until every model is loaded (or failed)."""
+        while not (status := self.warmup.status()).done:
+            yield {self.page.models: render_model_status(status)}
+            await asyncio.sleep(STATUS_POLL_SECONDS)
+        yield {self.page.models: render_model_status(status)}
 
     # corpus
 
     def build_corpus(self, idle: BuildIdle, files: Sequence[str] | None, sample: str, window: int, overlap: int,
-                     dense_model: str, reranker_model: str, request: gr.Request) -> Iterator[Updates]:
+                     dense_model: str, reranker_model: str, backend: str, request: gr.Request) -> Iterator[Updates]:
         """Read, split, detect languages and index the uploaded files or a sample; streams step progress with
         the passage count and the time left for embedding. A corpus over $SEARCH_MAX_PASSAGES is refused
-        after reading; when the event is closed (Cancel, or the page went away) the build stops."""
+        after reading; when the event is closed (Cancel, or the page went away) the build stops. A build
+        with the default models waits for the model warm-up to have loaded them, showing its progress."""
         idle.clear()
         try:
-            yield from self._build_corpus(files, sample, window, overlap, dense_model, reranker_model, request)
+            yield from self._build_corpus(files, sample, window, overlap, dense_model, reranker_model, backend,
+                                          request)
         finally:  # also when the event is closed: the build has then stopped sending progress
             idle.set()
 
     def _build_corpus(self, files: Sequence[str] | None, sample: str, window: int, overlap: int, dense_model: str,
-                      reranker_model: str, request: gr.Request) -> Iterator[Updates]:
+                      reranker_model: str, backend: str, request: gr.Request) -> Iterator[Updates]:
         corpus = self.page.corpus
         paths, names, cache_dir = _corpus_inputs(files, sample, request)
-        settings = _settings(window, overlap, dense_model, reranker_model)
+        settings = _settings(window, overlap, dense_model, reranker_model, backend)
         max_passages = _max_passages()
         stop = threading.Event()  # set by _stream when this event is closed before the build is done
 
@@ -542,20 +658,31 @@ class Callbacks:
             def progress(step: str, done: int, total: int) -> None:
                 report(build_summary.BuildEvent(step, done, total, time.perf_counter() - started))
 
+            def models_ready(role: Role, requested: str) -> bool:
+                if _wait_for_warmup(self.warmup, role, requested, settings.backend, stop):
+                    return True
+                logger.info("build cancelled after %.1f s while waiting for the %s model",
+                            time.perf_counter() - started, role)
+                return False
+
             progress("read", 0, 1)
             # The upload itself is capped by SEARCH_MAX_UPLOAD_MB; what it may expand to (archives) and cost to
             # parse follows the reading limits' own settings, which every limit message names.
             read = read_paths(paths, names=names, limits=ReadLimits())
+            if not models_ready("dense", settings.dense_model):
+                return None
             try:
                 index = _build_index(read, settings, progress, cache_dir, max_passages, stop.is_set)
             except BuildCancelled as error:
                 logger.info("build cancelled after %.1f s: %s", time.perf_counter() - started, error)
                 return None
             logger.info("built %d passages in %.1f s", len(index), time.perf_counter() - started)
+            if not models_ready("reranker", settings.reranker_model):
+                return None
             return index, index.reranker()  # load the reranker now: a problem with it shows before any search
 
         def show(events: list, seconds: float) -> Updates:
-            return {corpus.progress: build_summary.render_build_progress(events, seconds)}
+            return {corpus.progress: build_summary.render_build_progress(events, seconds, self.warmup.status())}
 
         try:
             built = yield from _stream(work, show, stop)
@@ -576,7 +703,8 @@ class Callbacks:
             corpus.summary: build_summary.render_build_summary(index.report) + build_summary.render_reranker(loaded),
             corpus.languages_plot: build_summary.languages_frame(index.report),
             corpus.build_json: {**report_to_dict(index.report), "reranker": loaded.model.label,
-                                "reranker_fallback_reason": loaded.fallback_reason},
+                                "reranker_fallback_reason": loaded.fallback_reason,
+                                "backend": resolve_backend(index.settings.backend)},
         }
 
     def build_cancelled(self, idle: BuildIdle) -> Updates:
@@ -588,52 +716,116 @@ class Callbacks:
 
     # search
 
-    def first_stages(self, index: Index | None, session: judging.SessionJudgments, query: str, k: int,
-                     rerank_depth: int, candidates_from: str, score_view: str, collapse: bool) -> Updates:
-        """BM25, dense and hybrid for the query; the Reranked column shows a placeholder until `rerank_stage`."""
+    def first_stages(self, index: Index | None, latest: LatestSearch, session: judging.SessionJudgments, query: str,
+                     k: int, rerank_depth: int, candidates_from: str, score_view: str, collapse: bool) -> Updates:
+        """BM25, dense and hybrid for the query, begun as the session's latest search (a rerank still running
+        for an older one stops). The Reranked column shows a placeholder until `rerank_stage`, unless every
+        pair is in the score cache already (the same query again, another k): then it is drawn at once."""
         index = _require(index)
         try:
             result = index.retrieve(query, k=int(k), rerank_depth=int(rerank_depth), candidates_from=candidates_from)
         except ValueError as error:
             raise _fail(str(error)) from None
-        if result.rerank_depth:
-            pending = columns.render_rerank_pending(result, index.reranker().model.label)
+        if result.rerank_depth and index.expected_rerank_seconds(result) == 0.0:
+            with suppress(RerankCancelled):  # evicted meanwhile: it waits for the rerank queue like any other
+                result = index.rerank(result, should_stop=_cached_scores_only)
+        latest.begin(result)
+        if "rerank" in result.stages:
+            rerank = self._columns(index, result, session, k, score_view, collapse, ["rerank"])
+        elif result.rerank_depth:
+            rerank = {self.page.search.column("rerank"): columns.render_rerank_pending(
+                result, index.reranker().model.label)}
         else:
-            pending = columns.render_notice("Reranked", "Reranking is off (rerank depth 0).")
-        return {self.page.session.result: result,
-                **self._columns(index, result, session, k, score_view, collapse, FIRST_STAGES),
-                self.page.search.column("rerank"): pending, self.page.search.summary: _summary(result, k)}
+            rerank = {self.page.search.column("rerank"): _rerank_off()}
+        return {self.page.session.latest: latest,
+                **self._columns(index, result, session, k, score_view, collapse, FIRST_STAGES), **rerank,
+                self.page.search.summary: _summary(result, k),
+                self.page.search.rerank_estimate: _rerank_estimate(index, result, result.rerank_depth,
+                                                                   result.candidates_from)}
 
-    def search_again(self, index: Index | None, session: judging.SessionJudgments, query: str, k: int,
-                     rerank_depth: int, candidates_from: str, score_view: str, collapse: bool) -> Updates:
+    def search_again(self, index: Index | None, latest: LatestSearch, session: judging.SessionJudgments, query: str,
+                     k: int, rerank_depth: int, candidates_from: str, score_view: str, collapse: bool) -> Updates:
         """After k changes: search again (deeper lists) if there is something on screen, else do nothing."""
         if index is None or not (query or "").strip():
-            return {}
-        return self.first_stages(index, session, query, k, rerank_depth, candidates_from, score_view, collapse)
+            return _unchanged()
+        return self.first_stages(index, latest, session, query, k, rerank_depth, candidates_from, score_view,
+                                 collapse)
 
-    def rerank_stage(self, index: Index | None, session: judging.SessionJudgments, result: SearchResult | None,
-                     k: int, score_view: str, collapse: bool) -> Updates:
-        """Add the reranker's column to the first stages already on screen."""
-        if index is None or result is None or not result.rerank_depth or "rerank" in result.stages:
-            return {}
+    def rerank_stage(self, index: Index | None, session: judging.SessionJudgments, latest: LatestSearch, k: int,
+                     score_view: str, collapse: bool) -> Iterator[Updates]:
+        """Add the reranker's column to the session's latest search, streaming its progress: pairs scored of
+        the total and the time left at the speed measured on this machine, batch by batch.
+
+        A newer search of the session stops it within a batch; it then shows nothing more (the newer search's
+        own rerank follows in this queue). When the latest search needs no rerank (depth 0, or reranked
+        already) its Reranked column is drawn again, so the last rerank event to run always leaves the
+        latest search's column on screen."""
+        turn, result = latest.latest()
+        if index is None or result is None:
+            yield _unchanged()
+            return
+        if not result.rerank_depth or "rerank" in result.stages:
+            yield self._reranked(index, result, session, k, score_view, collapse)
+            return
         column = self.page.search.column("rerank")
-        try:
-            result = _rerank(index, result)
-        except Exception as error:  # noqa: BLE001 - the column says what failed; the rest keeps working
-            logger.error("reranking failed", exc_info=error)
-            return {column: columns.render_notice("Reranked", f"Reranking failed ({type(error).__name__}); the "
-                                                  "first stages are unaffected. Details are in the server log.")}
-        return {self.page.session.result: result,
-                **self._columns(index, result, session, k, score_view, collapse, ["rerank"]),
-                self.page.search.summary: _summary(result, k)}
+        stop = threading.Event()  # set by _stream when this event is closed (the page went away)
 
-    def rerender(self, index: Index | None, session: judging.SessionJudgments, result: SearchResult | None, k: int,
+        def should_stop() -> bool:
+            return stop.is_set() or not latest.is_current(turn)
+
+        def work(report: Callable[[object], None]):
+            try:
+                return _rerank(index, result, progress=lambda done, total: report((done, total)),
+                               should_stop=should_stop)
+            except RerankCancelled as cancelled:
+                logger.info("rerank of %r stopped: %s", result.query, cancelled)
+                return None
+            except Exception as error:  # noqa: BLE001 - the column says what failed; the rest keeps working
+                logger.error("reranking failed", exc_info=error)
+                return error
+
+        label = _reranker_label(index)
+        shown: list[object] = [None]
+
+        def show(events: list, seconds: float) -> Updates | None:
+            if not events or events[-1] == shown[0] or should_stop():
+                return None  # nothing new, or a newer search owns the column now
+            shown[0] = done, total = events[-1]
+            progress = columns.RerankProgress(done, total, _seconds_left(index, total - done))
+            return {column: columns.render_rerank_pending(result, label, progress)}
+
+        reranked = yield from _stream(work, show, stop)
+        if isinstance(reranked, Exception):
+            if latest.is_current(turn):
+                yield {column: columns.render_notice(
+                    "Reranked", f"Reranking failed ({type(reranked).__name__}); the first stages are unaffected. "
+                    "Details are in the server log.")}
+            else:
+                yield _unchanged()
+            return
+        if reranked is None or not latest.finish(turn, reranked):
+            yield _unchanged()  # overtaken by a newer search: its own rerank draws the column
+            return
+        yield self._reranked(index, reranked, session, k, score_view, collapse)
+
+    def rerender(self, index: Index | None, session: judging.SessionJudgments, latest: LatestSearch, k: int,
                  score_view: str, collapse: bool) -> Updates:
         """Draw the last result again with another score view or document collapsing (no new search)."""
+        result = latest.result
         if index is None or result is None:
-            return {}
+            return _unchanged()
         return {**self._columns(index, result, session, k, score_view, collapse, STAGES),
                 self.page.search.summary: _summary(result, k)}
+
+    def rerank_estimate(self, index: Index | None, latest: LatestSearch, rerank_depth: int,
+                        candidates_from: str) -> Updates:
+        """The expected rerank time beside the depth slider, for the latest search at this depth and source."""
+        return {self.page.search.rerank_estimate: _rerank_estimate(index, latest.result, int(rerank_depth),
+                                                                   candidates_from)}
+
+    def new_index_estimate(self, index: Index | None, rerank_depth: int) -> Updates:
+        """After a build: the expected rerank time at this depth with the new index's reranker."""
+        return {self.page.search.rerank_estimate: _rerank_estimate(index, None, int(rerank_depth), "hybrid")}
 
     async def search_api(self, index: Index | None, query: str, k: int, rerank_depth: int,
                          candidates_from: str) -> Updates:
@@ -655,26 +847,28 @@ class Callbacks:
 
     # judging
 
-    def judge_result(self, index: Index | None, session: judging.SessionJudgments, result: SearchResult | None,
+    def judge_result(self, index: Index | None, session: judging.SessionJudgments, latest: LatestSearch,
                      k: int, score_view: str, collapse: bool, event: gr.EventData) -> Updates:
         """Record the grade a user gave a result card: the clicked column (`event.target`) is the stage, the
         card's buttons send its rank in that stage and the grade (see `ui.columns.JUDGE_JS`)."""
+        result = latest.result
         stage_name = self._stage_of(event.target)
         stage = result.stages.get(stage_name) if result is not None and stage_name else None
         hit_rank, grade = _event_value(event, "hit_rank"), _event_value(event, "grade")
         hit = next((h for h in stage.hits if h.rank == hit_rank), None) if stage is not None else None
         if index is None or hit is None or grade not in (0, 1, 2):
-            return {}
+            return _unchanged()
         session = judging.judge(session, result, hit.passage_id, int(grade))
         return {self.page.session.judged: session,
                 **self._columns(index, result, session, k, score_view, collapse, STAGES),
                 self.page.judging.metrics: _judged_panel(session)}
 
-    def download_judgments(self, session: judging.SessionJudgments, result: SearchResult | None,
+    def download_judgments(self, session: judging.SessionJudgments, latest: LatestSearch,
                            request: gr.Request) -> Updates:
         """Write the session's qrels, queries and runs (TREC) and the current results (CSV, JSON) to files.
         A file that can't be written (an id with whitespace in a TREC file) is left out with a warning
         naming it and the id; every other file still comes."""
+        result = latest.result
         if session.judgment_count == 0 and result is None:
             raise _fail("Nothing to download yet: search, and judge a few results first.")
         files, left_out = judging.export_files(session)
@@ -745,7 +939,7 @@ class Callbacks:
     def resort_queries(self, report, first: str, second: str) -> Updates:
         """Sort the per-query table by the change from one stage to another."""
         if report is None:
-            return {}
+            return _unchanged()
         return {self.page.evaluate.per_query_table: evaluation_view.per_query_frame(report, first, second)}
 
     def open_query(self, table, event: gr.SelectData) -> Updates:
@@ -753,7 +947,7 @@ class Callbacks:
         row = event.index[0] if isinstance(event.index, list | tuple) else event.index
         query = str(table.iloc[row]["query"]) if table is not None and "query" in table else ""
         if not query:
-            return {}
+            return _unchanged()
         return {self.page.search.query: query, self.page.tabs: gr.Tabs(selected="search")}
 
     def run_depth_tradeoff(self, index: Index | None, judgments: Judgments | None, stop: StopFlag,
@@ -776,6 +970,14 @@ class Callbacks:
         yield {panel.depth_progress: "", panel.depth_quality: quality, panel.depth_latency: latency}
 
     # helpers
+
+    def _reranked(self, index: Index, result: SearchResult, session: judging.SessionJudgments, k: int,
+                  score_view: str, collapse: bool) -> Updates:
+        if "rerank" in result.stages:
+            column = self._columns(index, result, session, k, score_view, collapse, ["rerank"])
+        else:
+            column = {self.page.search.column("rerank"): _rerank_off()}
+        return {**column, self.page.search.summary: _summary(result, k)}
 
     def _columns(self, index: Index, result: SearchResult, session: judging.SessionJudgments, k: int,
                  score_view: str, collapse: bool, stages: Sequence[str]) -> Updates:
@@ -816,8 +1018,15 @@ def _build_index(read, settings: Settings, progress, cache_dir: Path, max_passag
 
 
 @gpu
-def _rerank(index: Index, result: SearchResult) -> SearchResult:
-    return index.rerank(result)
+def _rerank(index: Index, result: SearchResult, progress: Callable[[int, int], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> SearchResult:
+    return index.rerank(result, progress=progress, should_stop=should_stop)
+
+
+def _cached_scores_only() -> bool:
+    # As a rerank's should_stop: scores come from the score cache, and the first pair it would have to
+    # score stops it (RerankCancelled) before any model work.
+    return True
 
 
 def cancel_run(stop: StopFlag) -> None:
@@ -848,6 +1057,64 @@ def write_downloads(files: Mapping[str, str], folder: Path) -> list[str]:
 
 def _summary(result: SearchResult, k: int) -> str:
     return columns.render_summary(result, int(k))
+
+
+def _unchanged() -> Updates:
+    # Leaves every output of the event as it is (an empty dict would be read as one missing value).
+    return gr.skip()
+
+
+def _rerank_off() -> str:
+    return columns.render_notice("Reranked", "Reranking is off (rerank depth 0).")
+
+
+def _reranker_label(index: Index) -> str:
+    try:
+        return index.reranker().model.label
+    except ValueError:  # the rerank itself will say why, in the column
+        return index.settings.reranker_model
+
+
+def _measured_reranker(index: Index) -> CachedReranker | None:
+    # The index's reranker, when it is loaded and measures its speed (the app loads it with every build).
+    try:
+        model = index.reranker().model
+    except ValueError:
+        return None
+    return model if isinstance(model, CachedReranker) else None
+
+
+def _seconds_left(index: Index, pairs: int) -> float | None:
+    reranker = _measured_reranker(index)
+    return reranker.expected_seconds(max(0, pairs)) if reranker is not None else None
+
+
+def _rerank_estimate(index: Index | None, result: SearchResult | None, rerank_depth: int,
+                     candidates_from: str) -> str:
+    """The expected time of reranking `result` (the latest search) at `rerank_depth` from `candidates_from`;
+    without a search, of `rerank_depth` pairs none of which is cached."""
+    seconds: float | None = None
+    if index is not None and rerank_depth > 0:
+        if result is not None and candidates_from in result.stages:
+            seconds = index.expected_rerank_seconds(replace(result, candidates_from=candidates_from), rerank_depth)
+        else:
+            seconds = _seconds_left(index, min(rerank_depth, len(index)))
+    return columns.render_rerank_estimate(seconds, rerank_depth)
+
+
+def _wait_for_warmup(warmup: Warmup, role: Role, requested: str, backend: str, stop: threading.Event) -> bool:
+    """Wait until the warm-up has loaded `role`'s model when this build asks for the same one with the
+    same backend (else at once); False when the build was cancelled meanwhile."""
+    try:
+        same_backend = resolve_backend(warmup.backend) == resolve_backend(backend)
+    except ValueError:  # the operator's default names no backend: the warm-up loaded nothing to wait for
+        same_backend = False
+    if not same_backend or not warmup.serves(role, requested):
+        return True
+    while not warmup.wait(role, timeout=STATUS_POLL_SECONDS):
+        if stop.is_set():
+            return False
+    return True
 
 
 def _show_run_progress(component: gr.HTML, events: list, seconds: float) -> Updates:
@@ -917,7 +1184,12 @@ def model_choices() -> tuple[list[str], list[str]]:
     return dense, rerankers
 
 
-def _settings(window: int, overlap: int, dense_model: str, reranker_model: str) -> Settings:
+def backend_choices() -> list[str]:
+    """The backends the app offers (search.loading.BACKENDS), plus the env default if it names another."""
+    return list(dict.fromkeys([*BACKENDS, Settings.from_env().backend]))
+
+
+def _settings(window: int, overlap: int, dense_model: str, reranker_model: str, backend: str | None = None) -> Settings:
     dense_model, reranker_model = (dense_model or "").strip(), (reranker_model or "").strip()
     if not custom_models_allowed():
         dense_choices, reranker_choices = model_choices()
@@ -926,8 +1198,10 @@ def _settings(window: int, overlap: int, dense_model: str, reranker_model: str) 
                 raise _fail(f"{chosen} is not one of the models offered here ({', '.join(offered)}). "
                             f"The operator can allow any model with {CUSTOM_MODELS_ENV}=1.")
     try:
+        if backend:
+            resolve_backend(backend)  # an unknown one is refused here, with the choices, before anything is read
         return Settings.from_env(window=int(window), overlap=int(overlap), dense_model=dense_model or None,
-                                 reranker_model=reranker_model or None)
+                                 reranker_model=reranker_model or None, backend=(backend or "").strip() or None)
     except (TypeError, ValueError) as error:
         raise _fail(f"Invalid settings: {error}") from None
 
@@ -948,8 +1222,8 @@ def _load_judgments(files: Sequence[str] | None) -> Judgments:
 
 def _stream(work, show, stop: threading.Event | None = None):
     """Run `work(report)` in a thread, where `report(event)` records progress; while it runs, yield
-    `show(events, seconds)` with every event recorded so far. Returns what `work` returned. Errors reach
-    the user as messages, never as a trace."""
+    `show(events, seconds)` with every event recorded so far (unless it returns None: nothing to update).
+    Returns what `work` returned. Errors reach the user as messages, never as a trace."""
     events: queue.Queue[object] = queue.Queue()
     seen: list[object] = []
     outcome: dict[str, object] = {}
@@ -968,7 +1242,9 @@ def _stream(work, show, stop: threading.Event | None = None):
             worker.join(timeout=0.25)
             while not events.empty():
                 seen.append(events.get())
-            yield show(seen, time.perf_counter() - started)
+            update = show(seen, time.perf_counter() - started)
+            if update is not None:
+                yield update
     finally:
         if worker.is_alive() and stop is not None:
             stop.set()  # the page went away mid-run: let the worker stop at its next query

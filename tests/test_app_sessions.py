@@ -176,7 +176,7 @@ def test_download_with_a_spaced_id_gives_every_file_it_can_and_names_the_one_lef
                           make_stage("rerank", ranked("my notes#0", "a#0"))], candidates_from="bm25")
     session = judging.judge(judging.SessionJudgments(), result, "my notes#0", 2)
     with pytest.warns(UserWarning) as warned:
-        updates = callbacks.download_judgments(session, result, gr.Request(session_hash="spaced"))
+        updates = callbacks.download_judgments(session, app.LatestSearch(result), gr.Request(session_hash="spaced"))
     paths = updates[callbacks.page.judging.downloads]
     assert sorted(Path(path).name for path in paths) == ["queries.tsv", "results.csv", "results.json",
                                                           "run-dense.trec"]
@@ -329,3 +329,56 @@ def test_a_hostile_file_beside_a_good_one_does_not_hang_the_build_or_lose_the_go
         assert summary["documents"] == 2, summary
     result = client.predict("lighthouses ships", 5, 0, "hybrid", api_name="/search")
     assert result["stages"]["bm25"]["hits"][0]["doc_id"] == "good", result["stages"]["bm25"]["hits"]
+
+
+# -- the backend setting and the model warm-up's line ------------------------------------------------------
+
+def test_the_backend_dropdown_offers_the_engines_backends_and_reaches_the_index(app_url, tmp_path, monkeypatch):
+    import gradio as gr
+
+    import app
+    from search.loading import BACKENDS
+
+    monkeypatch.setenv("SEARCH_BACKEND", "torch")
+    demo = app.build_demo()
+    dropdown = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "backend")
+    assert [value for _, value in dropdown.choices] == list(BACKENDS) and dropdown.value == "torch"
+    assert app._settings(200, 40, "", "", "torch").backend == "torch"
+    with pytest.raises(gr.Error, match=r"no-such-backend.* is not one of auto, torch"):
+        app._settings(200, 40, "", "", "no-such-backend")
+
+    client = gradio_client.Client(app_url, verbose=False)
+    path = tmp_path / "a.txt"
+    path.write_text("Zebrafinch colonies nest in the reeds.", encoding="utf-8")
+    built = client.predict([gradio_client.handle_file(str(path))], "(none: use my files)", 200, 40, *MODELS, "torch",
+                           api_name="/build_index")[-1]
+    assert built["backend"] == "torch"
+    default = _build(client, tmp_path, "beta")[-1]  # the API may leave the backend out: "auto", resolved
+    assert default["backend"] == "torch"
+
+
+def test_the_page_says_which_models_are_loading_and_the_warm_up_is_started_once():
+    import app
+
+    demo = app.build_demo()
+    warmup = app.model_warmup()
+    assert app.build_demo() is not demo and app.model_warmup() is warmup, "one warm-up per process"
+    line = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "model-status")
+    assert "model-load" in line.value and ("Loading models:" in line.value or "Models ready:" in line.value)
+    loads = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "model_status"]
+    assert len(loads) == 1 and loads[0].concurrency_limit is None, "a page waiting for the models holds no slot"
+    assert warmup.wait(timeout=600), "the warm-up did not finish"
+    assert warmup.status().done
+
+
+def test_a_rerank_triggered_while_the_sessions_last_one_runs_waits_for_it_instead_of_being_dropped():
+    import app
+
+    demo = app.build_demo()
+    names = [getattr(block_fn.fn, "__name__", None) for block_fn in demo.fns.values()]
+    dependencies = demo.config["dependencies"]
+    reranks = [i for i, name in enumerate(names) if name == "rerank_stage"]
+    assert len(reranks) == 3 and {dependencies[i]["trigger_mode"] for i in reranks} == {"always_last"}
+    for rerank in reranks:  # then the estimate beside the slider, read once the rerank has measured and cached
+        followers = [names[i] for i, dependency in enumerate(dependencies) if dependency["trigger_after"] == rerank]
+        assert followers == ["rerank_estimate"], followers

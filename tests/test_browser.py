@@ -255,3 +255,65 @@ def test_a_spaced_file_name_still_gives_every_download_it_can(page, tmp_path):
     assert "qrels" not in files and "run-" not in files, files
     expect(page.locator(".toast-body").filter(has_text="qrels.trec was left out")).to_contain_text("my notes#0")
     assert not page.errors, page.errors
+
+
+def _two_topic_corpus(path: Path) -> Path:
+    """60 passages that say "zebrafinch" (ids finch-N) and 60 that say "glockenturm" (bell-N), each with its own
+    filler words, one passage per document: a query for one topic ranks that topic's passages first."""
+    import json
+    import random
+
+    rng = random.Random(9)
+    words = ["".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(300)]
+    with open(path, "w", encoding="utf-8") as out:
+        for topic, word in (("finch", "zebrafinch"), ("bell", "glockenturm")):
+            for number in range(60):
+                text = " ".join([word, *rng.choices(words, k=25), word])
+                out.write(json.dumps({"_id": f"{topic}-{number}", "text": text}) + "\n")
+    return path
+
+
+def test_the_reranked_column_shows_live_progress_and_a_new_query_cancels_the_old_rerank(page, tmp_path, caplog,
+                                                                                        monkeypatch):
+    import logging
+
+    from search.loading import load_reranker
+    from tests.gated import GatedReranker
+
+    caplog.set_level(logging.INFO, logger="app")
+    _upload_and_build(page, [_two_topic_corpus(tmp_path / "topics.jsonl")])
+    # The app's late-interaction reranker (shared by the process), paused after every batch of 32 passages.
+    cached = load_reranker("late-interaction").model
+    gate = GatedReranker(cached.inner)
+    monkeypatch.setattr(cached, "inner", gate)
+    try:
+        page.fill("#rerank-depth input[type=number]", "100")
+        page.press("#rerank-depth input[type=number]", "Enter")
+        page.fill("#query textarea", "zebrafinch")
+        page.click("#search-button")
+
+        progress = page.locator("#column-rerank .rerank-progress")
+        for pause, done in ((1, 32), (2, 64)):
+            assert gate.wait_for_pause(pause) == done
+            expect(progress).to_have_attribute("data-done", str(done), timeout=60_000)
+            expect(progress).to_contain_text(f"{done} of 100 pairs scored · ")
+            if pause == 1:
+                gate.release()
+        assert "left on this machine" in progress.inner_text() or "measuring" in progress.inner_text()
+
+        page.fill("#query textarea", "glockenturm")  # a new query while the first rerank is paused at 64 of 100
+        page.click("#search-button")
+        expect(page.locator("#column-bm25 li.hit[data-rank='1'] .passage-id")).to_contain_text("bell-",
+                                                                                               timeout=60_000)
+        gate.open()
+        page.wait_for_selector('#column-rerank section[data-state="done"]', timeout=180_000)
+        top = page.locator("#column-rerank li.hit .passage-id").all_inner_texts()[:5]
+        assert top and all(passage.startswith("bell-") for passage in top), top
+        expect(page.locator("#rerank-estimate .rerank-estimate")).not_to_have_attribute("data-state", "unmeasured")
+    finally:
+        gate.open()
+    stopped = [record.getMessage() for record in caplog.records
+               if record.name == "app" and "rerank of 'zebrafinch' stopped" in record.getMessage()]
+    assert stopped and "cancelled after 64 of 100 pairs" in stopped[0], stopped
+    expect(page.locator("#model-status .model-status")).to_have_attribute("data-state", "ready", timeout=300_000)
+    assert not page.errors, page.errors

@@ -4,6 +4,7 @@ No models, no browser."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import pytest
@@ -330,6 +331,83 @@ def test_pending_and_notice_columns():
     assert 'data-stage="rerank"' in notice and "Reranking is off" in notice
 
 
+def test_the_pending_rerank_column_gives_pairs_scored_and_the_time_left():
+    from ui.columns import RerankProgress
+
+    result = make_result(first_stages(), rerank_depth=20)
+    running = render_rerank_pending(result, "m", RerankProgress(12, 20, 3.4))
+    progress = Elements(running).with_class("rerank-progress")
+    assert progress == [{"class": "rerank-progress", "data-done": "12", "data-total": "20"}]
+    assert "12 of 20 pairs scored · about 3 s left on this machine" in running
+    assert '<progress max="20" value="12">' in running and 'data-state="pending"' in running
+    unmeasured = render_rerank_pending(result, "m", RerankProgress(0, 20, None))
+    assert "0 of 20 pairs scored · measuring this machine&#39;s speed…" in unmeasured
+    finished = render_rerank_pending(result, "m", RerankProgress(20, 20, 0.0))
+    assert "20 of 20 pairs scored<" in finished, "nothing left to say once every pair is scored"
+    assert "1 of 1 pair scored" in render_rerank_pending(result, "m", RerankProgress(1, 1, None))
+    assert_inert(render_rerank_pending(result, IMG, RerankProgress(1, 2, 1.0)))
+
+
+def test_the_expected_rerank_time_says_what_is_known():
+    from ui.columns import render_rerank_estimate
+
+    def said(seconds, depth):
+        fragment = render_rerank_estimate(seconds, depth)
+        return Elements(fragment).with_class("rerank-estimate")[0]["data-state"], re.sub(r"<[^>]+>", "", fragment)
+
+    assert said(None, 20) == ("unmeasured", "Expected rerank time: measured after the first rerank.")
+    assert said(4.2, 20) == ("measured", "Expected rerank time: about 4 s on this machine at depth 20")
+    assert said(0.4, 50) == ("measured", "Expected rerank time: under a second on this machine at depth 50")
+    assert said(200.0, 100) == ("measured", "Expected rerank time: about 3 min on this machine at depth 100")
+    assert said(0.0, 20) == ("cached", "Expected rerank time: none at depth 20, every pair is scored already.")
+    assert said(None, 0)[0] == said(3.0, 0)[0] == "off"
+
+
+def model_statuses():
+    from search.warmup import ModelLoad, WarmupStatus
+
+    dense = ModelLoad("dense", "intfloat/multilingual-e5-small", "intfloat/multilingual-e5-small")
+    reranker = ModelLoad("reranker", "auto", "BAAI/bge-reranker-v2-m3")
+    return [
+        WarmupStatus((replace(dense, state="downloading", bytes_done=120_400_000, bytes_total=470_000_000),
+                      reranker)),
+        WarmupStatus((replace(dense, state="loading"), reranker)),
+        WarmupStatus((replace(dense, state="ready", label="intfloat/multilingual-e5-small"),
+                      replace(reranker, state="ready", label=LATE_INTERACTION_LABEL,
+                              fallback_reason=f"offline {SCRIPT}"))),
+        WarmupStatus((replace(dense, state="failed", error=IMG), replace(reranker, state="ready", label="x"))),
+    ]
+
+
+def test_the_model_line_gives_downloads_in_bytes_then_what_loaded():
+    from ui.model_status import render_model_status
+
+    downloading, loading, ready, failed = (render_model_status(status) for status in model_statuses())
+    text = re.sub(r"<[^>]+>", "", downloading)
+    assert text == ("Loading models: multilingual-e5-small: downloading 120 MB of 470 MB · "
+                    "bge-reranker-v2-m3 (waiting)"), text
+    assert 'data-state="loading"' in downloading and 'data-role="dense" data-state="downloading"' in downloading
+    assert re.sub(r"<[^>]+>", "", loading).startswith("Loading models: multilingual-e5-small …")
+    text = re.sub(r"<[^>]+>", "", ready)
+    assert text == (f"Models ready: multilingual-e5-small … done · bge-reranker-v2-m3 → {LATE_INTERACTION_LABEL} "
+                    "… done"), text
+    assert Elements(ready).with_class("model-status")[0]["data-state"] == "ready"
+    assert Elements(ready).with_class("model-load")[1]["title"] == f"offline {SCRIPT}", "why: one hover away"
+    assert "multilingual-e5-small: failed (" in failed
+    for fragment in (ready, failed):
+        assert_inert(fragment)
+
+
+def test_a_build_waiting_for_the_models_shows_their_line_first():
+    from ui.build_summary import BuildEvent, render_build_progress
+
+    waiting = render_build_progress([BuildEvent("read", 1, 1, 0.5)], 0.6, model_statuses()[0])
+    assert waiting.index("build-models") < waiting.index("build-step") and "120 MB of 470 MB" in waiting
+    ready = render_build_progress([BuildEvent("read", 1, 1, 0.5)], 0.6, model_statuses()[2])
+    assert "build-models" not in ready
+    assert ready == render_build_progress([BuildEvent("read", 1, 1, 0.5)], 0.6)
+
+
 def test_language_badge_names_and_confidence():
     assert language_badge(HI) == ('<span class="lang-badge lang-indic" data-lang-family="indic" '
                                   'title="Hindi, detected with confidence 0.987">hi 0.99</span>')
@@ -483,8 +561,9 @@ def every_kind_of_fragment() -> list[str]:
     from search.inference import Loaded
     from search.judgments import JudgmentMatch, Judgments, Query
     from ui.build_summary import BuildEvent, render_build_progress, render_reranker
-    from ui.columns import LANGUAGE_FAMILIES, render_pending
+    from ui.columns import LANGUAGE_FAMILIES, RerankProgress, render_pending, render_rerank_estimate
     from ui.evaluation_view import judged_metrics_html, judgments_summary, run_progress
+    from ui.model_status import render_model_status
 
     languages = [Language(code, code, 0.9) for code in sorted(set(LANGUAGE_FAMILIES))] + [UNKNOWN_LANGUAGE]
     bm25 = make_stage("bm25", [make_hit(f"d{i}#0", i, language=language, title="T" if i % 2 else "",
@@ -508,6 +587,10 @@ def every_kind_of_fragment() -> list[str]:
         render_column(StageResult("rerank", (), 0.0, "m", error="broken"), result, k=10),
         render_column(make_stage("dense", []), result, k=10),
         render_pending("Reranked", "m", "working"), render_rerank_pending(result, "m"),
+        render_rerank_pending(result, "m", RerankProgress(4, 20, 3.0)),
+        *(render_rerank_estimate(seconds, depth) for seconds, depth in ((None, 20), (0.0, 20), (4.2, 20), (None, 0))),
+        *(render_model_status(status) for status in model_statuses()),
+        render_build_progress([BuildEvent("read", 1, 1, 0.5)], 0.6, model_statuses()[0]),
         render_notice("Reranked", "off"),
         render_summary(result, 10),
         render_build_summary(make_report(problems=problems, reused=True, dense_fallback_reason="offline"),

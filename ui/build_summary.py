@@ -3,6 +3,7 @@ time left for embedding), then counts, models (with the reason for any fallback,
 timings and the files or rows that were skipped.
 
     div.build-progress div.build-step[data-step][data-state=waiting|running|done]  p.build-estimate
+    div.build-models (the model warm-up's line, while a build waits for it; see ui.model_status)
     div.build-summary p.build-counts|build-model|build-fallback|build-reranker   li.problem.skipped|warning
 """
 
@@ -17,9 +18,11 @@ from search.inference import Loaded, Reranker
 from search.language import LANGUAGE_NAMES
 from search.pipeline import BuildReport
 from search.types import Problem
+from search.warmup import WarmupStatus
 
 from .html import Markup, element, join
 from .labels import count, duration
+from .model_status import render_model_status
 
 MAX_PROBLEMS_SHOWN = 50
 BUILD_STEP_NAMES = {"read": "reading", "languages": "language detection", "bm25": "BM25 index",
@@ -85,18 +88,22 @@ def render_reranker(loaded: Loaded[Reranker]) -> Markup:
     return element("div", *parts, class_="build-summary")
 
 
-def render_build_progress(events: Sequence[BuildEvent], seconds: float) -> Markup:
+def render_build_progress(events: Sequence[BuildEvent], seconds: float, models: WarmupStatus | None = None) -> Markup:
     """Return one progress bar per build step (reading, language detection, BM25, embeddings) from the
     build's reports so far (steps not started show as waiting), then how many passages the corpus has
     and, while embedding, the time left at the speed measured on this machine ("measuring" before the
-    first batch is done)."""
+    first batch is done). While `models` (the app's model warm-up) is not done, its line comes first:
+    the build waits for the models it shares with it."""
     progress = {event.step: (event.done, event.total) for event in events}
     steps = []
     for step, name in BUILD_STEP_NAMES.items():
         done, total = progress.get(step, (0, 0))
         state = "done" if total and done >= total else ("running" if step in progress else "waiting")
         steps.append(ProgressStep(step, name, done, total, state))
-    return render_progress(steps, seconds, note=_estimate(events, seconds))
+    panel = render_progress(steps, seconds, note=_estimate(events, seconds))
+    if models is None or models.done:
+        return panel
+    return join((element("div", render_model_status(models), class_="build-models"), panel))
 
 
 def embedding_rate(events: Sequence[BuildEvent], seconds: float) -> EmbeddingRate | None:

@@ -6,6 +6,7 @@ Classes and `data-` attributes come only from closed sets (stage names, movement
 families) and integers, so a browser test can select on them:
 
     section.stage-column[data-stage=rerank][data-state=done|error|pending|empty]
+    div.rerank-progress[data-done][data-total] (a pending rerank)   p.rerank-estimate[data-state]
     li.hit[data-stage][data-rank=<shown position>][data-hit-rank=<rank in the stage>]
     span.lang-badge[data-lang-family]   span.score   span.truncated-mark   p.snippet mark
     div.stage-model.fallback[title=<why>]   details.stage-note (the fallback's reason, closed)
@@ -17,7 +18,7 @@ families) and integers, so a browser test can select on them:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from search import compare
 from search.language import LANGUAGE_NAMES
@@ -26,7 +27,7 @@ from search.types import STAGES, Hit, Language, SearchResult, StageResult
 
 from .highlight import SNIPPET_CHARS, highlight_terms, snippet
 from .html import Markup, classes, element, join
-from .labels import STAGE_NAMES, STAGE_TITLES, count, duration
+from .labels import STAGE_NAMES, STAGE_TITLES, about, count, duration
 
 ScoreView = Literal["raw", "sigmoid"]
 
@@ -118,21 +119,54 @@ def render_column(stage: StageResult, result: SearchResult, *, k: int, score_vie
     return _column(key, "done", header, element("ol", join(cards), class_="hits"))
 
 
-def render_pending(stage_title: str, model_label: str, detail: str) -> Markup:
-    """Return a column placeholder with a spinner, shown while a stage (the reranker) runs."""
+class RerankProgress(NamedTuple):
+    """How far a running rerank is: `done` of `total` pairs scored (pairs found in the score cache count
+    as done at once) and the seconds left at the speed measured on this machine (None before any
+    measurement)."""
+
+    done: int
+    total: int
+    seconds_left: float | None
+
+
+def render_pending(stage_title: str, model_label: str, detail: str, extra: Markup | None = None) -> Markup:
+    """Return a column placeholder with a spinner, shown while a stage (the reranker) runs; `extra` goes
+    under the spinner line (the rerank's progress)."""
     header = element("header", element("h3", stage_title, class_="stage-title"),
                      element("div", model_label, class_="stage-model"), class_="stage-head")
     body = element("div", element("span", class_="spinner", aria_hidden="true"), element("span", detail),
                    class_="stage-pending", role="status", aria_live="polite")
-    return _column("rerank" if stage_title == STAGE_TITLES["rerank"] else "other", "pending", header, body)
+    return _column("rerank" if stage_title == STAGE_TITLES["rerank"] else "other", "pending", header, body, extra)
 
 
-def render_rerank_pending(result: SearchResult, model_label: str) -> Markup:
-    """Return the Reranked column's placeholder: "Reranking 20 candidates from hybrid with MODEL…"."""
+def render_rerank_pending(result: SearchResult, model_label: str, progress: RerankProgress | None = None) -> Markup:
+    """Return the Reranked column's placeholder: "Reranking 20 candidates from hybrid with MODEL…", and with
+    `progress` a bar and "12 of 20 pairs scored · about 3 s left on this machine"."""
     candidates = result.stages.get(result.candidates_from)
     number = min(result.rerank_depth, len(candidates.hits)) if candidates else result.rerank_depth
     detail = f"Reranking {number} candidates from {STAGE_NAMES[result.candidates_from]} with {model_label}…"
-    return render_pending(STAGE_TITLES["rerank"], model_label, detail)
+    extra = _rerank_progress_html(progress) if progress is not None else None
+    return render_pending(STAGE_TITLES["rerank"], model_label, detail, extra)
+
+
+def render_rerank_estimate(seconds: float | None, depth: int) -> Markup:
+    """Return the line beside the rerank-depth slider: how long reranking at `depth` should take here.
+
+    `seconds` comes from `Index.expected_rerank_seconds` (None: nothing measured yet; 0.0: every pair is
+    in the score cache). The state is a hook for tests: off, unmeasured, cached or measured.
+
+    >>> str(render_rerank_estimate(4.2, 20))
+    '<p class="rerank-estimate" data-state="measured">Expected rerank time: about 4 s on this machine at depth 20</p>'
+    """
+    if depth <= 0:
+        text, state = "Reranking is off at depth 0.", "off"
+    elif seconds is None:
+        text, state = "Expected rerank time: measured after the first rerank.", "unmeasured"
+    elif seconds <= 0:
+        text, state = f"Expected rerank time: none at depth {depth}, every pair is scored already.", "cached"
+    else:
+        text, state = f"Expected rerank time: {about(seconds)} on this machine at depth {depth}", "measured"
+    return element("p", text, class_="rerank-estimate", data_state=state)
 
 
 def render_notice(stage_title: str, message: str) -> Markup:
@@ -167,6 +201,18 @@ def render_summary(result: SearchResult, k: int) -> Markup:
 
 
 # -- parts of a column ------------------------------------------------------------------------------
+
+
+def _rerank_progress_html(progress: RerankProgress) -> Markup:
+    done, total = min(progress.done, progress.total), progress.total
+    text = f"{done:,} of {count(total, 'pair')} scored"
+    if done < total:
+        left = (f"{about(progress.seconds_left)} left on this machine" if progress.seconds_left is not None
+                else "measuring this machine's speed…")
+        text = f"{text} · {left}"
+    return element("div", element("progress", max=max(total, 1), value=done),
+                   element("span", text, class_="rerank-progress-text"),
+                   class_="rerank-progress", data_done=done, data_total=total)
 
 
 def _column(key: str, state: str, *inner: Markup) -> Markup:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from search.compare import STAGE_NAMES
 
-__all__ = ["STAGE_NAMES", "STAGE_TITLES", "count", "duration"]
+__all__ = ["STAGE_NAMES", "STAGE_TITLES", "about", "count", "duration", "megabytes"]
 
 # How a stage is titled on its own (column heads, tables); STAGE_NAMES is how it is named in a sentence.
 STAGE_TITLES = {"bm25": "BM25", "dense": "Dense", "hybrid": "Hybrid (RRF)", "rerank": "Reranked"}
@@ -33,3 +33,32 @@ def count(number: int, noun: str, plural: str | None = None) -> str:
     ('1 file', '1,204 passages', '3 skipped')
     """
     return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
+
+
+def about(seconds: float) -> str:
+    """Return an expected duration the way estimates say it: "under a second", "about 4 s", "about 3 min".
+
+    >>> about(0.3), about(4.4), about(75), about(200), about(9000)
+    ('under a second', 'about 4 s', 'about 75 s', 'about 3 min', 'about 2.5 h')
+    """
+    if seconds < 1:
+        return "under a second"
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"
+
+
+def megabytes(size: int) -> str:
+    """Return a size in MB of 1,000,000 bytes, as the upload limit counts them.
+
+    >>> megabytes(470_000_000), megabytes(1_234_567), megabytes(12_345)
+    ('470 MB', '1.2 MB', '0.01 MB')
+    """
+    value = size / 1_000_000
+    if value >= 100:
+        return f"{value:,.0f} MB"
+    if value >= 1:
+        return f"{value:.1f} MB"
+    return f"{value:.2f} MB"

@@ -28,6 +28,8 @@ SEARCH_HELP = """\
 Highlights use the same analysis as BM25 (stemming, Chinese/Japanese/Thai character n-grams). In the
 Reranked column, arrows show how far each passage moved against each first stage (↑ up, ↓ down, = same,
 *new* = not in that stage's top-k); a *lifted* badge marks a passage raised from below the top-k into the top 3.
+While the reranker works, its column counts the pairs scored and the time left on this machine; a new query
+stops it and reranks the new one instead. Scored pairs are kept, so k, the score view and judging never rerank.
 """
 
 NO_INDEX = "Build an index first: upload files or choose a sample corpus, then press Build index."

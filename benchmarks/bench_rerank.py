@@ -1,9 +1,13 @@
 """Pairs per second of a reranker: unbatched (batch 1), batched in input order, and batched after
-sorting by length (what `CrossEncoderReranker.score` does), side by side, medians over repeats.
+sorting by length (what `CrossEncoderReranker.score` does), side by side, medians over repeats; and,
+with --backends, the torch, onnx and int8 backends against sentence-transformers' CrossEncoder.predict.
 
     python benchmarks/bench_rerank.py                       # a small random XLM-R built here, offline
     python benchmarks/bench_rerank.py --model PATH_OR_ID    # a real cross-encoder, e.g. a local bge-reranker
     python benchmarks/bench_rerank.py --late-interaction    # add the offline fallback (cold and warm cache)
+    python benchmarks/bench_rerank.py --backends            # backends on a random bge-reranker-base-shaped
+                                                            # model (12 x 768, 250k vocabulary): speed,
+                                                            # score differences, export and memory
 
 Passages are XQuAD paragraphs in several languages, read from ../shared/xquad when it is there
 (they are never copied into the repository), otherwise generated sentences of mixed length.
@@ -24,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.interleaved import interleaved, peak_rss_mb, rss_mb, run_probe  # noqa: E402
 from search.backends.torch_reranker import CrossEncoderReranker  # noqa: E402
 from search.loading import load_reranker  # noqa: E402
 
@@ -70,6 +75,109 @@ def pairs_per_second(run: Callable[[], object], pairs: int, repeats: int) -> flo
     return pairs / statistics.median(timings)
 
 
+BASE_SHAPE = dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
+                  max_position_embeddings=514, vocab_size=250002, type_vocab_size=1)
+BACKEND_NAMES = ("torch", "onnx", "int8")
+BASELINE = "CrossEncoder.predict"
+
+
+def build_base_shaped(folder: Path, corpus: Sequence[str]) -> Path:
+    """A random XLMRobertaForSequenceClassification of bge-reranker-base's shape (278 M parameters) with a
+    small tokenizer trained on `corpus` (only the token counts matter for speed)."""
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+    from tests.tiny_models import train_xlmr_tokenizer
+
+    tokenizer = train_xlmr_tokenizer(corpus, vocab_size=6000, model_max_length=512)
+    config = XLMRobertaConfig(num_labels=1, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                              eos_token_id=tokenizer.eos_token_id, layer_norm_eps=1e-5,
+                              architectures=["XLMRobertaForSequenceClassification"], **BASE_SHAPE)
+    torch.manual_seed(0)
+    XLMRobertaForSequenceClassification(config).eval().save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def probe(args: argparse.Namespace) -> None:
+    """In a fresh process: load one backend (exporting it when the cache is empty), score the pairs once,
+    print memory and seconds as JSON (what `run_probe` reads)."""
+    import onnxruntime  # noqa: F401  (imported first, so the memory counted below is the model's)
+    import transformers  # noqa: F401
+    from sentence_transformers import CrossEncoder
+
+    passages = read_passages(args.pairs, seed=0)
+    before = rss_mb()
+    started = time.perf_counter()
+    if args.probe == BASELINE:
+        model = CrossEncoder(args.model, device="cpu")
+        score = lambda: model.predict([(QUERY, p) for p in passages], batch_size=16, show_progress_bar=False)  # noqa: E731
+    else:
+        reranker = load_reranker(args.model, "cpu", fallback=False, backend=args.probe).model.inner
+        score = lambda: reranker.score(QUERY, passages)  # noqa: E731
+    load_seconds = time.perf_counter() - started
+    loaded = rss_mb()
+    score()
+    print(json.dumps({"load_s": load_seconds, "imports_mb": before, "loaded_mb": loaded - before,
+                      "peak_mb": peak_rss_mb()}))
+
+
+def compare_backends(args: argparse.Namespace, folder: str) -> None:
+    """torch, onnx and int8 side by side with CrossEncoder.predict on the model in `folder`: pairs/s and
+    the speed ratio per interleaved round, max |score - torch|, then export cost and memory of each,
+    measured in fresh processes."""
+    import os
+
+    import numpy as np
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    passages = read_passages(args.pairs, seed=0)
+    script = str(Path(__file__).resolve())
+    common = ["--model", folder, "--pairs", str(args.pairs)]
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"SEARCH_ONNX_CACHE": cache}
+        print("exporting (fresh processes, empty cache) ...", flush=True)
+        exports = {name: run_probe(script, [*common, "--probe", name], env) for name in ("onnx", "int8")}
+        os.environ["SEARCH_ONNX_CACHE"] = cache
+        rerankers = {name: load_reranker(folder, "cpu", fallback=False, backend=name).model.inner
+                     for name in BACKEND_NAMES}
+        torch_reranker = rerankers["torch"]
+        cross_encoder = CrossEncoder(folder, device="cpu", max_length=torch_reranker.max_length)
+        pairs = [(QUERY, p) for p in passages]
+        runs = {BASELINE: lambda: cross_encoder.predict(pairs, batch_size=16, activation_fn=torch.nn.Identity(),
+                                                        show_progress_bar=False)}
+        runs.update({name: (lambda r=reranker: r.score(QUERY, passages)) for name, reranker in rerankers.items()})
+        lengths = sorted(len(ids) for ids in torch_reranker.pair_token_ids(QUERY, passages))
+        print(f"{len(passages)} pairs, tokens per pair min {lengths[0]} / median {lengths[len(lengths) // 2]} / "
+              f"max {lengths[-1]}; torch threads {torch.get_num_threads()}; {args.rounds} interleaved rounds",
+              flush=True)
+        timings = interleaved(runs, rounds=args.rounds, baseline=BASELINE)
+        reference = np.array([s.raw for s in torch_reranker.score(QUERY, passages)])
+        differences = {BASELINE: float(np.abs(np.asarray(runs[BASELINE](), dtype=float) - reference).max())}
+        differences.update({name: float(np.abs(np.array([s.raw for s in r.score(QUERY, passages)]) - reference).max())
+                            for name, r in rerankers.items()})
+        print("measuring memory (fresh processes, cache filled) ...", flush=True)
+        memory = {name: run_probe(script, [*common, "--probe", name], env) for name in runs}
+
+    print(f"\n| backend | pairs/s (median) | speed vs {BASELINE}, median [min-max] | max abs diff vs torch |")
+    print("| --- | ---: | --- | ---: |")
+    for name, timing in timings.items():
+        label = rerankers[name].label.rpartition(" · ")[2] if name in rerankers else name
+        label = "torch" if name == "torch" else label
+        print(f"| {label} | {len(passages) / timing.median_seconds:.2f} | {timing.ratio_text()} | "
+              f"{differences[name]:.1e} |")
+    print("\n| step (fresh process) | seconds | peak RSS MB |")
+    print("| --- | ---: | ---: |")
+    for name, result in exports.items():
+        what = "export fp32 + fuse + load" if name == "onnx" else "quantize int8 (from the fp32 export) + load"
+        print(f"| {what} | {result['load_s']:.1f} | {result['peak_mb']:.0f} |")
+    print("\n| loaded backend | load s (cached) | RSS after load, MB above imports | peak RSS MB (process) |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, result in memory.items():
+        print(f"| {name} | {result['load_s']:.1f} | {result['loaded_mb']:.0f} | {result['peak_mb']:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="Hub id or local folder of a cross-encoder (default: build a small one)")
@@ -79,7 +187,24 @@ def main() -> None:
     parser.add_argument("--late-interaction", action="store_true", help="also time the offline fallback")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--backends", action="store_true",
+                        help="compare the torch, onnx and int8 backends with CrossEncoder.predict")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds for --backends")
+    parser.add_argument("--probe", help=argparse.SUPPRESS)  # one backend in a fresh process, for memory
     args = parser.parse_args()
+
+    if args.probe:
+        probe(args)
+        return
+    if args.backends:
+        args.pairs = 20 if args.pairs == 64 else args.pairs
+        if args.model:
+            compare_backends(args, args.model)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            print("building a random bge-reranker-base-shaped model ...", flush=True)
+            compare_backends(args, str(build_base_shaped(Path(folder), [QUERY, *read_passages(2000, seed=1)])))
+        return
 
     import torch
 

@@ -1,13 +1,16 @@
 """Loading models by id: which backend builds a reranker or an encoder, one per process and device, and
 the offline fallbacks with the reason and the setting to change.
 
-- `load_reranker`: a cross-encoder (torch backend), or the late-interaction fallback over the bundled
-  all-MiniLM-L6-v2 when it can't be loaded (or when ``"late-interaction"`` is asked for).
-- `load_encoder` / `load_dense_encoder`: a dense encoder (torch backend), the latter falling back to the
-  bundled all-MiniLM-L6-v2.
+- `load_reranker`: a cross-encoder, or the late-interaction fallback over the bundled all-MiniLM-L6-v2
+  when it can't be loaded (or when ``"late-interaction"`` is asked for).
+- `load_encoder` / `load_dense_encoder`: a dense encoder, the latter falling back to the bundled
+  all-MiniLM-L6-v2.
 
-`backend` picks what runs a model: one of BACKENDS (``"auto"`` picks the best available, today
-``"torch"``); a new backend is a module in `search/backends/` plus its line in the tables below.
+`backend` picks what runs a model: one of BACKENDS. ``"torch"``: transformers on any device;
+``"onnx"``: ONNX Runtime on the CPU, exact; ``"int8"``: ONNX Runtime with int8 weights, approximate
+(labelled quantized). ``"auto"`` picks the fastest exact backend for the device (`AUTO_ORDER`), and when
+it can't run a model (no onnxruntime, a failed export) the next one, logging why. A new backend is a
+module in `search/backends/` plus its line in the tables below.
 Loaded models are cached per (model id, backend, device) and shared read-only between threads (see
 `search.inference` for how reranks share the CPU). Every reranker comes wrapped in a
 `score_cache.CachedReranker` over the process-wide score cache, so no caller scores a pair twice.
@@ -17,14 +20,18 @@ backend serves which model.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 
 from .backends.late_interaction import LateInteractionReranker
+from .backends.onnx_encoder import OnnxEncoder
+from .backends.onnx_reranker import OnnxReranker
 from .backends.torch_encoder import TorchEncoder
 from .backends.torch_reranker import CrossEncoderReranker
-from .inference import Loaded, Reranker, RerankerUnavailable, TextEncoder
+from .inference import Loaded, M, Reranker, RerankerUnavailable, TextEncoder
 from .models import (
     DENSE_ENV,
     FALLBACK_DENSE_ID,
@@ -53,12 +60,21 @@ AUTO_BACKEND = "auto"
 # (model id, device, spec, label, path or None). A new backend is a new module plus one line in each.
 _RERANKER_BACKENDS: dict[str, Callable[[str, str], Reranker]] = {
     "torch": CrossEncoderReranker,
+    "onnx": partial(OnnxReranker, precision="fp32"),
+    "int8": partial(OnnxReranker, precision="int8"),
 }
 _ENCODER_BACKENDS: dict[str, Callable[..., TextEncoder]] = {
     "torch": TorchEncoder,
+    "onnx": partial(OnnxEncoder, precision="fp32"),
+    "int8": partial(OnnxEncoder, precision="int8"),
 }
-# Tried in this order for "auto": the first that is available.
-_AUTO_ORDER = ("torch",)
+# What "auto" tries, per device, in this order: the fastest exact backend first (int8 is never chosen
+# by itself: it changes scores). The onnx backends need onnxruntime (`_REQUIRES`).
+AUTO_ORDER: dict[str, tuple[str, ...]] = {
+    "cpu": ("onnx", "torch"),
+    "other": ("torch",),  # CUDA, MPS: torch in half precision
+}
+_REQUIRES = {"onnx": "onnxruntime", "int8": "onnxruntime"}
 BACKENDS: tuple[str, ...] = (AUTO_BACKEND, *_RERANKER_BACKENDS)
 """The names `backend` takes: "auto" and each backend."""
 
@@ -66,23 +82,41 @@ _rerankers: dict[tuple[str, str, str], CachedReranker] = {}
 _rerankers_lock = threading.Lock()
 _encoders: dict[tuple[str, str, str], TextEncoder] = {}
 _encoders_lock = threading.Lock()
+# (model id, backend, device) that auto found unable to run the model, with why; not tried again.
+_auto_skipped: dict[tuple[str, str, str], str] = {}
 
 
-def resolve_backend(backend: str) -> str:
-    """Return the backend `backend` names (``"auto"``: the best available one).
+def resolve_backend(backend: str, device: str | None = None) -> str:
+    """Return the backend `backend` names; ``"auto"``: the first of `AUTO_ORDER` for `device` (``"cpu"``
+    when not given) whose package imports. `auto_backends` lists what auto would try in turn.
 
     Raises ValueError naming the choices for an unknown name.
 
-    >>> resolve_backend("auto"), resolve_backend(" Torch ")
+    >>> resolve_backend(" Torch "), resolve_backend("auto", "cuda")
     ('torch', 'torch')
     """
+    return auto_backends(backend, device)[0]
+
+
+def auto_backends(backend: str, device: str | None = None) -> tuple[str, ...]:
+    """The backends to try for `backend` on `device`, in order: itself alone for a named backend; for
+    ``"auto"`` those of `AUTO_ORDER` whose package imports. Raises ValueError for an unknown name."""
     name = backend.strip().lower()
     if name == AUTO_BACKEND:
-        return next(name for name in _AUTO_ORDER if name in _RERANKER_BACKENDS)
+        order = AUTO_ORDER["cpu" if (device or "cpu") == "cpu" else "other"]
+        return tuple(name for name in order if _importable(name))
     if name not in _RERANKER_BACKENDS:
         raise ValueError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}; set --backend or "
                          f"{BACKEND_ENV} to one of them ({AUTO_BACKEND!r} picks the best available)")
-    return name
+    return (name,)
+
+
+def _importable(backend: str) -> bool:
+    package = _REQUIRES.get(backend)
+    if package is None or importlib.util.find_spec(package) is not None:
+        return True
+    logger.info("backend auto: %s needs %s, which is not installed; skipping it", backend, package)
+    return False
 
 
 def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = True,
@@ -100,19 +134,20 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
     >>> loaded.model.is_cross_encoder, loaded.fallback_reason  # doctest: +SKIP
     (False, None)
     """
-    backend = resolve_backend(backend)
+    auto_backends(backend)  # an unknown name is refused before anything else
     device = choose_device(device)
+    backends = auto_backends(backend, device)
     if model_id.strip() == LATE_INTERACTION_ID:
-        return Loaded(_cached_reranker(LATE_INTERACTION_ID, backend, device), model_id)
+        return Loaded(_first_that_loads(LATE_INTERACTION_ID, device, backends, _cached_reranker), model_id)
     try:
-        return Loaded(_cached_reranker(model_id, backend, device), model_id)
+        return Loaded(_first_that_loads(model_id, device, backends, _cached_reranker), model_id)
     except RerankerUnavailable as error:
         # The backend says why; the setting to change is the loader's to say.
         reason = f"{error} {SETTING_HINT}"
         if not fallback:
             raise RerankerUnavailable(reason) from error
         logger.warning("%s Reranking with: %s.", reason, LATE_INTERACTION_LABEL)
-        return Loaded(_cached_reranker(LATE_INTERACTION_ID, backend, device), model_id, reason)
+        return Loaded(_first_that_loads(LATE_INTERACTION_ID, device, backends, _cached_reranker), model_id, reason)
 
 
 def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUTO_BACKEND) -> TextEncoder:
@@ -122,17 +157,12 @@ def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUT
     Raises OSError, ValueError or ImportError saying why it could not be loaded, and ValueError for an
     unknown `backend`.
     """
-    backend = resolve_backend(backend)
-    if backend not in _ENCODER_BACKENDS:
-        raise ValueError(f"backend {backend!r} runs no dense encoder; use one of "
-                         f"{', '.join((AUTO_BACKEND, *_ENCODER_BACKENDS))} ({BACKEND_ENV})")
+    for name in auto_backends(backend):
+        if name not in _ENCODER_BACKENDS:
+            raise ValueError(f"backend {name!r} runs no dense encoder; use one of "
+                             f"{', '.join((AUTO_BACKEND, *_ENCODER_BACKENDS))} ({BACKEND_ENV})")
     device = choose_device(device)
-    key = (model_id, backend, device)
-    with _encoders_lock:
-        if key not in _encoders:
-            _encoders[key] = _build_encoder(model_id, backend, device)
-            logger.info("loaded encoder %s (%s) on %s", model_id, backend, device)
-        return _encoders[key]
+    return _first_that_loads(model_id, device, auto_backends(backend, device), _cached_encoder)
 
 
 def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bool = True,
@@ -143,7 +173,7 @@ def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bo
     the bundled model itself fails) raises what `load_encoder` raised. An unknown `backend` is a
     ValueError whatever `fallback` says.
     """
-    backend = resolve_backend(backend)
+    auto_backends(backend)  # an unknown name is refused whatever `fallback` says
     try:
         return Loaded(load_encoder(model_id, device, backend=backend), model_id)
     except (OSError, ValueError, ImportError) as error:
@@ -153,6 +183,33 @@ def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bo
                   f"using {FALLBACK_LABEL}. {DENSE_SETTING_HINT}")
         logger.info(reason)
         return Loaded(load_encoder(FALLBACK_DENSE_ID, device, backend=backend), model_id, reason)
+
+
+def _first_that_loads(model_id: str, device: str, backends: tuple[str, ...], load: Callable[[str, str, str], M]) -> M:
+    """`load(model_id, backend, device)` with the first of `backends` that can run the model (auto's
+    order); each that can't is logged with its reason and remembered, so it is not tried again."""
+    for position, backend in enumerate(backends):
+        last = position == len(backends) - 1
+        if not last and (model_id, backend, device) in _auto_skipped:
+            continue
+        try:
+            return load(model_id, backend, device)
+        except (RerankerUnavailable, OSError, ValueError, ImportError) as error:
+            if last:
+                raise
+            _auto_skipped[(model_id, backend, device)] = error_summary(error)
+            logger.warning("backend auto: %s can't run %s (%s); using %s", backend, model_id,
+                           error_summary(error), backends[position + 1])
+    raise ValueError("no backend to try")  # auto_backends always returns at least torch
+
+
+def _cached_encoder(model_id: str, backend: str, device: str) -> TextEncoder:
+    key = (model_id, backend, device)
+    with _encoders_lock:
+        if key not in _encoders:
+            _encoders[key] = _build_encoder(model_id, backend, device)
+            logger.info("loaded encoder %s (%s) on %s", model_id, backend, device)
+        return _encoders[key]
 
 
 def _cached_reranker(model_id: str, backend: str, device: str) -> CachedReranker:

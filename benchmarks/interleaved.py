@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,15 @@ class Timing:
         return statistics.median(self.seconds)
 
     def ratio_text(self) -> str:
-        return f"{statistics.median(self.ratios):.2f} [{min(self.ratios):.2f}-{max(self.ratios):.2f}]"
+        return _ratio_text(self.ratios)
+
+    def ratio_to(self, other: Timing) -> str:
+        """This run's speed ratio to `other`'s (above 1: faster), per round: median [min-max]."""
+        return _ratio_text(tuple(o / s for o, s in zip(other.seconds, self.seconds, strict=True)))
+
+
+def _ratio_text(ratios: Sequence[float]) -> str:
+    return f"{statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]"
 
 
 def interleaved(runs: Mapping[str, Callable[[], object]], *, rounds: int, baseline: str,
@@ -55,16 +62,21 @@ def interleaved(runs: Mapping[str, Callable[[], object]], *, rounds: int, baseli
 
 def rss_mb() -> float:
     """This process's resident memory now, in MB (Linux)."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return _status_mb("VmRSS:")
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory so far, in MB: VmHWM, since getrusage's ru_maxrss survives exec
+    and would report the parent's peak for a process it started."""
+    return _status_mb("VmHWM:")
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def run_probe(script: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> dict:

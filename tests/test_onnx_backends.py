@@ -224,6 +224,16 @@ def test_onnx_encoders_against_torch(minilm_torch, backend, max_distance):
         assert all(np.abs(a - b).max() < 1e-4 for a, b in zip(tokens, expected_tokens, strict=True))
 
 
+def test_int8_embeddings_move_a_little_with_the_batch():
+    # Dynamic quantization scales activations per batch (per tensor), so an int8 embedding depends slightly
+    # on the texts batched with it; the exact backends don't (tests/test_dense.py).
+    encoder = load_encoder(FALLBACK_DENSE_ID, "cpu", backend="int8")
+    alone = np.vstack([encoder.embed([text], is_query=False) for text in PASSAGES])
+    batched = encoder.embed(PASSAGES, is_query=False, batch_size=len(PASSAGES))
+    distance = 1 - (alone * batched).sum(axis=1)
+    assert 0 < distance.max() <= 0.02, distance
+
+
 def test_encoder_progress_and_empty_input():
     encoder = load_encoder(FALLBACK_DENSE_ID, "cpu", backend="onnx")
     seen: list[tuple[int, int]] = []

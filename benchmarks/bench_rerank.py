@@ -1,17 +1,13 @@
 """Pairs per second of a reranker: unbatched (batch 1), batched in input order, and batched after
-sorting by length (what `CrossEncoderReranker.score` does), side by side, medians over repeats; then
-the length buckets: size-only batches (the old batching, ``max_padding=1.0``) against tight buckets
-(padding at most 10% of a batch's tokens, the default) and a batch-1 loop, run interleaved so that a
-busy machine slows all three alike, with the padding share of each and the ratios of the medians.
+sorting by length (what `CrossEncoderReranker.score` does), side by side, medians over repeats; and,
+with --backends, the torch, onnx and int8 backends against sentence-transformers' CrossEncoder.predict.
 
     python benchmarks/bench_rerank.py                       # a small random XLM-R built here, offline
     python benchmarks/bench_rerank.py --model PATH_OR_ID    # a real cross-encoder, e.g. a local bge-reranker
     python benchmarks/bench_rerank.py --late-interaction    # add the offline fallback (cold and warm cache)
-    python benchmarks/bench_rerank.py --buckets-only --bucket-pairs 20,64 --repeats 9
-    python benchmarks/bench_rerank.py --size base ...          # random weights in bge-reranker-base's shape
-
-The backends are timed directly (`load_reranker(...).model.inner`), past the score cache, which would
-otherwise answer every repeat from memory.
+    python benchmarks/bench_rerank.py --backends            # backends on a random bge-reranker-base-shaped
+                                                            # model (12 x 768, 250k vocabulary): speed,
+                                                            # score differences, export and memory
 
 Passages are XQuAD paragraphs in several languages, read from ../shared/xquad when it is there
 (they are never copied into the repository), otherwise generated sentences of mixed length.
@@ -32,23 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from search.backends.torch_reranker import (  # noqa: E402
-    DEFAULT_MAX_PADDING,
-    CrossEncoderReranker,
-    length_buckets,
-    padding_share,
-)
+from benchmarks.interleaved import interleaved, peak_rss_mb, rss_mb, run_probe  # noqa: E402
+from search.backends.torch_reranker import CrossEncoderReranker  # noqa: E402
 from search.loading import load_reranker  # noqa: E402
 
 XQUAD = ROOT.parent / "shared" / "xquad"
 LANGUAGES = ("en", "de", "hi", "zh", "ar")
 QUERY = "Which river flows through the city, and where does it end?"
-# Random XLM-R shapes: (description, build_tiny_xlmr_cross_encoder keyword arguments).
-SIZES = {
-    "small": ("random XLM-R, hidden 256, 4 layers", dict(hidden_size=256, num_hidden_layers=4)),
-    "base": ("random XLM-R in bge-reranker-base's shape (hidden 768, 12 layers, 12 heads, FFN 3072)",
-             dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)),
-}
 
 
 def read_passages(count: int, seed: int) -> list[str]:
@@ -89,44 +75,108 @@ def pairs_per_second(run: Callable[[], object], pairs: int, repeats: int) -> flo
     return pairs / statistics.median(timings)
 
 
-def interleaved(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Seconds per repeat of each run, the runs taking turns (in a rotating order) within every repeat."""
-    for run in runs.values():
-        run()  # warm-up
-    names = list(runs)
-    timings: dict[str, list[float]] = {name: [] for name in names}
-    for repeat in range(repeats):
-        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
-            started = time.perf_counter()
-            runs[name]()
-            timings[name].append(time.perf_counter() - started)
-    return timings
+BASE_SHAPE = dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
+                  max_position_embeddings=514, vocab_size=250002, type_vocab_size=1)
+BACKEND_NAMES = ("torch", "onnx", "int8")
+BASELINE = "CrossEncoder.predict"
 
 
-def compare_buckets(reranker: CrossEncoderReranker, passages: Sequence[str], repeats: int) -> None:
-    """Size-only batches against tight length buckets and a batch-1 loop: padding share, pairs/s, ratios."""
-    lengths = [len(ids) for ids in reranker.pair_token_ids(QUERY, passages)]
-    size = reranker.batch_size
-    variants = {
-        "size-only (old)": (size, 1.0),
-        f"tight <= {DEFAULT_MAX_PADDING:.0%} (new)": (size, DEFAULT_MAX_PADDING),
-        "batch-1 loop": (1, 1.0),
-    }
-    runs = {name: (lambda b=b, m=m: reranker.score(QUERY, passages, batch_size=b, max_padding=m))
-            for name, (b, m) in variants.items()}
-    timings = interleaved(runs, repeats)
-    old = "size-only (old)"
-    print(f"\n{len(passages)} pairs, {sum(lengths)} real tokens, batch size {size}, {repeats} interleaved repeats")
-    print(f"{'batching':>22}  {'batches':>7}  {'computed tokens':>15}  {'padding':>7}  {'pairs/s (median)':>16}  "
-          f"{'speed vs old: median ratio (min-max)':>36}")
-    for name, (batch_size, max_padding) in variants.items():
-        batches = length_buckets(lengths, batch_size, max_padding)
-        computed = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
-        # Old seconds over this variant's, per repeat: the runs of one repeat saw the same machine load.
-        ratios = [o / t for o, t in zip(timings[old], timings[name], strict=True)]
-        spread = f"{statistics.median(ratios):.3f}x ({min(ratios):.2f}-{max(ratios):.2f})"
-        print(f"{name:>22}  {len(batches):>7}  {computed:>15}  {padding_share(lengths, batches):>7.1%}  "
-              f"{len(passages) / statistics.median(timings[name]):>16.2f}  {spread:>36}")
+def build_base_shaped(folder: Path, corpus: Sequence[str]) -> Path:
+    """A random XLMRobertaForSequenceClassification of bge-reranker-base's shape (278 M parameters) with a
+    small tokenizer trained on `corpus` (only the token counts matter for speed)."""
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+    from tests.tiny_models import train_xlmr_tokenizer
+
+    tokenizer = train_xlmr_tokenizer(corpus, vocab_size=6000, model_max_length=512)
+    config = XLMRobertaConfig(num_labels=1, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                              eos_token_id=tokenizer.eos_token_id, layer_norm_eps=1e-5,
+                              architectures=["XLMRobertaForSequenceClassification"], **BASE_SHAPE)
+    torch.manual_seed(0)
+    XLMRobertaForSequenceClassification(config).eval().save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def probe(args: argparse.Namespace) -> None:
+    """In a fresh process: load one backend (exporting it when the cache is empty), score the pairs once,
+    print memory and seconds as JSON (what `run_probe` reads)."""
+    import onnxruntime  # noqa: F401  (imported first, so the memory counted below is the model's)
+    import transformers  # noqa: F401
+    from sentence_transformers import CrossEncoder
+
+    passages = read_passages(args.pairs, seed=0)
+    before = rss_mb()
+    started = time.perf_counter()
+    if args.probe == BASELINE:
+        model = CrossEncoder(args.model, device="cpu")
+        score = lambda: model.predict([(QUERY, p) for p in passages], batch_size=16, show_progress_bar=False)  # noqa: E731
+    else:
+        reranker = load_reranker(args.model, "cpu", fallback=False, backend=args.probe).model.inner
+        score = lambda: reranker.score(QUERY, passages)  # noqa: E731
+    load_seconds = time.perf_counter() - started
+    score()
+    # After one call: safetensors weights are memory-mapped and count once they are read.
+    print(json.dumps({"load_s": load_seconds, "imports_mb": before, "loaded_mb": rss_mb() - before,
+                      "peak_mb": peak_rss_mb()}))
+
+
+def compare_backends(args: argparse.Namespace, folder: str) -> None:
+    """torch, onnx and int8 side by side with CrossEncoder.predict on the model in `folder`: pairs/s and
+    the speed ratio per interleaved round, max |score - torch|, then export cost and memory of each,
+    measured in fresh processes."""
+    import os
+
+    import numpy as np
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    passages = read_passages(args.pairs, seed=0)
+    script = str(Path(__file__).resolve())
+    common = ["--model", folder, "--pairs", str(args.pairs)]
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"SEARCH_ONNX_CACHE": cache}
+        print("exporting (fresh processes, empty cache) ...", flush=True)
+        exports = {name: run_probe(script, [*common, "--probe", name], env) for name in ("onnx", "int8")}
+        os.environ["SEARCH_ONNX_CACHE"] = cache
+        rerankers = {name: load_reranker(folder, "cpu", fallback=False, backend=name).model.inner
+                     for name in BACKEND_NAMES}
+        torch_reranker = rerankers["torch"]
+        cross_encoder = CrossEncoder(folder, device="cpu", max_length=torch_reranker.max_length)
+        pairs = [(QUERY, p) for p in passages]
+        runs = {BASELINE: lambda: cross_encoder.predict(pairs, batch_size=16, activation_fn=torch.nn.Identity(),
+                                                        show_progress_bar=False)}
+        runs.update({name: (lambda r=reranker: r.score(QUERY, passages)) for name, reranker in rerankers.items()})
+        lengths = sorted(len(ids) for ids in torch_reranker.pair_token_ids(QUERY, passages))
+        print(f"{len(passages)} pairs, tokens per pair min {lengths[0]} / median {lengths[len(lengths) // 2]} / "
+              f"max {lengths[-1]}; torch threads {torch.get_num_threads()}; {args.rounds} interleaved rounds",
+              flush=True)
+        timings = interleaved(runs, rounds=args.rounds, baseline=BASELINE)
+        reference = np.array([s.raw for s in torch_reranker.score(QUERY, passages)])
+        differences = {BASELINE: float(np.abs(np.asarray(runs[BASELINE](), dtype=float) - reference).max())}
+        differences.update({name: float(np.abs(np.array([s.raw for s in r.score(QUERY, passages)]) - reference).max())
+                            for name, r in rerankers.items()})
+        print("measuring memory (fresh processes, cache filled) ...", flush=True)
+        memory = {name: run_probe(script, [*common, "--probe", name], env) for name in runs}
+
+    print(f"\n| backend | pairs/s (median) | speed vs {BASELINE}, median [min-max] | speed vs torch | "
+          "max abs diff vs torch |")
+    print("| --- | ---: | --- | --- | ---: |")
+    for name, timing in timings.items():
+        label = rerankers[name].label.rpartition(" · ")[2] if name in rerankers else name
+        label = "torch" if name == "torch" else label
+        print(f"| {label} | {len(passages) / timing.median_seconds:.2f} | {timing.ratio_text()} | "
+              f"{timing.ratio_to(timings['torch'])} | {differences[name]:.1e} |")
+    print("\n| step (fresh process) | seconds | peak RSS MB |")
+    print("| --- | ---: | ---: |")
+    for name, result in exports.items():
+        what = "export fp32 + fuse + load" if name == "onnx" else "quantize int8 (from the fp32 export) + load"
+        print(f"| {what} | {result['load_s']:.1f} | {result['peak_mb']:.0f} |")
+    print("\n| loaded backend | load s (cached) | RSS after load + one call, MB above imports | peak RSS MB |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, result in memory.items():
+        print(f"| {name} | {result['load_s']:.1f} | {result['loaded_mb']:.0f} | {result['peak_mb']:.0f} |")
 
 
 def main() -> None:
@@ -138,21 +188,31 @@ def main() -> None:
     parser.add_argument("--late-interaction", action="store_true", help="also time the offline fallback")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--bucket-pairs", default="20,64",
-                        help="comma-separated pair counts for the length-bucket comparison (default 20,64)")
-    parser.add_argument("--buckets-only", action="store_true", help="run only the length-bucket comparison")
-    parser.add_argument("--size", choices=SIZES, default="small",
-                        help="shape of the random model built without --model: small (hidden 256, 4 layers, fast "
-                             "but dominated by per-batch overhead) or base (bge-reranker-base: 768, 12 layers)")
+    parser.add_argument("--backends", action="store_true",
+                        help="compare the torch, onnx and int8 backends with CrossEncoder.predict")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds for --backends")
+    parser.add_argument("--probe", help=argparse.SUPPRESS)  # one backend in a fresh process, for memory
     args = parser.parse_args()
+
+    if args.probe:
+        probe(args)
+        return
+    if args.backends:
+        args.pairs = 20 if args.pairs == 64 else args.pairs
+        if args.model:
+            compare_backends(args, args.model)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            print("building a random bge-reranker-base-shaped model ...", flush=True)
+            compare_backends(args, str(build_base_shaped(Path(folder), [QUERY, *read_passages(2000, seed=1)])))
+        return
 
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    bucket_pairs = [int(n) for n in args.bucket_pairs.split(",") if n.strip()]
-    passages = read_passages(max([args.pairs, *bucket_pairs]), seed=0)
+    passages = read_passages(args.pairs, seed=0)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     with tempfile.TemporaryDirectory() as folder:
         if args.model:
@@ -160,25 +220,19 @@ def main() -> None:
         else:
             from tests.tiny_models import build_tiny_xlmr_cross_encoder
 
-            model_id = str(build_tiny_xlmr_cross_encoder(Path(folder) / "random-xlmr", [QUERY, *passages],
-                                                         vocab_size=8000, **SIZES[args.size][1]))
-        reranker = load_reranker(model_id, args.device, fallback=False).model.inner
+            model_id = str(build_tiny_xlmr_cross_encoder(Path(folder) / "small-xlmr", [QUERY, *passages],
+                                                         hidden_size=256, num_hidden_layers=4, vocab_size=8000))
+        reranker = load_reranker(model_id, args.device, fallback=False).model
         if not isinstance(reranker, CrossEncoderReranker):
             parser.error(f"--model {model_id} is not a cross-encoder")
-        all_passages, passages = passages, passages[:args.pairs]
         ids = reranker.pair_token_ids(QUERY, passages)
         lengths = sorted(len(i) for i in ids)
-        print(f"model: {model_id if args.model else SIZES[args.size][0]} "
+        print(f"model: {model_id if args.model else 'random XLM-R, hidden 256, 4 layers'} "
               f"({sum(p.numel() for p in reranker.model.parameters()) / 1e6:.1f} M parameters), "
               f"device {args.device}, torch threads {torch.get_num_threads()}")
         print(f"{len(passages)} pairs, tokens per pair min {lengths[0]} / median {lengths[len(lengths) // 2]} / "
-              f"max {lengths[-1]} (window {reranker.max_length}); median of {args.repeats} repeats")
-        for count in bucket_pairs:
-            compare_buckets(reranker, all_passages[:count], args.repeats)
-        if args.buckets_only:
-            return
-        print(f"\n{'batch size':>10}  {'input order (pairs/s)':>22}  {'sorted by length (pairs/s)':>27}  "
-              f"{'speed-up':>8}")
+              f"max {lengths[-1]} (window {reranker.max_length}); median of {args.repeats} repeats\n")
+        print(f"{'batch size':>10}  {'input order (pairs/s)':>22}  {'sorted by length (pairs/s)':>27}  {'speed-up':>8}")
         baseline = None
         for batch_size in batch_sizes:
             plain = pairs_per_second(lambda b=batch_size: unsorted_batches(reranker, QUERY, passages, b),
@@ -190,7 +244,7 @@ def main() -> None:
         print("\nspeed-up: sorted batching against the unbatched baseline (batch size 1, input order)")
 
     if args.late_interaction:
-        fallback = load_reranker("late-interaction", args.device).model.inner
+        fallback = load_reranker("late-interaction", args.device).model
 
         def cold() -> None:
             fallback.clear_cache()

@@ -1,13 +1,16 @@
 """Loading models by id: which backend builds a reranker or an encoder, one per process and device, and
 the offline fallbacks with the reason and the setting to change.
 
-- `load_reranker`: a cross-encoder (torch backend), or the late-interaction fallback over the bundled
-  all-MiniLM-L6-v2 when it can't be loaded (or when ``"late-interaction"`` is asked for).
-- `load_encoder` / `load_dense_encoder`: a dense encoder (torch backend), the latter falling back to the
-  bundled all-MiniLM-L6-v2.
+- `load_reranker`: a cross-encoder, or the late-interaction fallback over the bundled all-MiniLM-L6-v2
+  when it can't be loaded (or when ``"late-interaction"`` is asked for).
+- `load_encoder` / `load_dense_encoder`: a dense encoder, the latter falling back to the bundled
+  all-MiniLM-L6-v2.
 
-`backend` picks what runs a model: one of BACKENDS (``"auto"`` picks the best available, today
-``"torch"``); a new backend is a module in `search/backends/` plus its line in the tables below.
+`backend` picks what runs a model: one of BACKENDS. ``"torch"``: transformers on any device;
+``"onnx"``: ONNX Runtime on the CPU, exact; ``"int8"``: ONNX Runtime with int8 weights, approximate
+(labelled quantized). ``"auto"`` picks the fastest exact backend for the device (`AUTO_ORDER`), and when
+it can't run a model (no onnxruntime, a failed export) the next one, logging why. A new backend is a
+module in `search/backends/` plus its line in the tables below.
 A remote backend (``"tei"``: a text-embeddings-inference endpoint) runs the model elsewhere: its "device"
 is the endpoint's URL (`endpoint=`, else $SEARCH_TEI_URL), and its fallbacks run here, on the first
 local backend.
@@ -20,13 +23,17 @@ backend serves which model.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
 from .backends.late_interaction import LateInteractionReranker
+from .backends.onnx_encoder import OnnxEncoder
+from .backends.onnx_reranker import OnnxReranker
 from .backends.tei import TEI_URL_ENV, TEIEncoder, TEIReranker, endpoint_urls
 from .backends.torch_encoder import TorchEncoder
 from .backends.torch_reranker import CrossEncoderReranker
@@ -61,14 +68,26 @@ AUTO_BACKEND = "auto"
 # (model id, device, spec, label, path or None). A new backend is a new module plus one line in each.
 _RERANKER_BACKENDS: dict[str, Callable[[str, str], Reranker]] = {
     "torch": CrossEncoderReranker,
+    "onnx": partial(OnnxReranker, precision="fp32"),
+    "int8": partial(OnnxReranker, precision="int8"),
     "tei": TEIReranker,
 }
 _ENCODER_BACKENDS: dict[str, Callable[..., TextEncoder]] = {
     "torch": TorchEncoder,
+    "onnx": partial(OnnxEncoder, precision="fp32"),
+    "int8": partial(OnnxEncoder, precision="int8"),
     "tei": TEIEncoder,
 }
-# Tried in this order for "auto": the first that is available. Remote backends are never picked by "auto".
-_AUTO_ORDER = ("torch",)
+# What "auto" tries, per device, in this order: the fastest exact backend first (int8 is never chosen
+# by itself: it changes scores; remote backends neither). On the CPU onnx scored a bge-reranker-base-shaped
+# model about 2x as fast as torch (benchmarks/bench_rerank.py --backends); onnx needs onnxruntime.
+AUTO_ORDER: dict[str, tuple[str, ...]] = {
+    "cpu": ("onnx", "torch"),
+    "other": ("torch",),  # CUDA, MPS: torch in half precision
+}
+_REQUIRES = {"onnx": "onnxruntime", "int8": "onnxruntime"}
+# Where the fallbacks of a remote backend run: the one backend every machine has.
+_LOCAL_FALLBACK_BACKEND = "torch"
 # Backends whose "device" is an endpoint URL (from `endpoint=` or their environment variable).
 _REMOTE_BACKENDS: dict[str, str] = {"tei": TEI_URL_ENV}
 REMOTE_BACKENDS = frozenset(_REMOTE_BACKENDS)
@@ -85,23 +104,41 @@ _encoders_lock = threading.Lock()
 # The global locks above guard the dicts only and are never held while a model is built.
 _building: dict[tuple[str, tuple[str, str, str]], threading.Lock] = {}
 _T = TypeVar("_T")
+# (model id, backend, device) that auto found unable to run the model, with why; not tried again.
+_auto_skipped: dict[tuple[str, str, str], str] = {}
 
 
-def resolve_backend(backend: str) -> str:
-    """Return the backend `backend` names (``"auto"``: the best available one).
+def resolve_backend(backend: str, device: str | None = None) -> str:
+    """Return the backend `backend` names; ``"auto"``: the first of `AUTO_ORDER` for `device` (``"cpu"``
+    when not given) whose package imports. `auto_backends` lists what auto would try in turn.
 
     Raises ValueError naming the choices for an unknown name.
 
-    >>> resolve_backend("auto"), resolve_backend(" Torch ")
-    ('torch', 'torch')
+    >>> resolve_backend(" Torch "), resolve_backend("auto", "cuda"), resolve_backend("auto", "cpu")
+    ('torch', 'torch', 'onnx')
     """
+    return auto_backends(backend, device)[0]
+
+
+def auto_backends(backend: str, device: str | None = None) -> tuple[str, ...]:
+    """The backends to try for `backend` on `device`, in order: itself alone for a named backend; for
+    ``"auto"`` those of `AUTO_ORDER` whose package imports. Raises ValueError for an unknown name."""
     name = backend.strip().lower()
     if name == AUTO_BACKEND:
-        return next(name for name in _AUTO_ORDER if name in _RERANKER_BACKENDS)
+        order = AUTO_ORDER["cpu" if (device or "cpu") == "cpu" else "other"]
+        return tuple(name for name in order if _importable(name))
     if name not in _RERANKER_BACKENDS:
         raise ValueError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}; set --backend or "
                          f"{BACKEND_ENV} to one of them ({AUTO_BACKEND!r} picks the best available)")
-    return name
+    return (name,)
+
+
+def _importable(backend: str) -> bool:
+    package = _REQUIRES.get(backend)
+    if package is None or importlib.util.find_spec(package) is not None:
+        return True
+    logger.info("backend auto: %s needs %s, which is not installed; skipping it", backend, package)
+    return False
 
 
 def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = True,
@@ -120,23 +157,29 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
     >>> loaded.model.is_cross_encoder, loaded.fallback_reason  # doctest: +SKIP
     (False, None)
     """
-    backend = resolve_backend(backend)
-    local = _local_backend(backend)
+    auto_backends(backend)  # an unknown name is refused before anything else
+    local_device = choose_device(device)
+    remote = backend.strip().lower() in _REMOTE_BACKENDS
+    local = (_LOCAL_FALLBACK_BACKEND,) if remote else auto_backends(backend, local_device)
     if model_id.strip() == LATE_INTERACTION_ID:
-        return Loaded(_cached_reranker(LATE_INTERACTION_ID, local, choose_device(device)), model_id)
+        return Loaded(_first_that_loads(LATE_INTERACTION_ID, local_device, local, _cached_reranker), model_id)
     try:
-        try:
-            where = _where(backend, device, endpoint)
-        except ValueError as error:  # no or a bad endpoint URL
-            raise RerankerUnavailable(str(error)) from error
-        return Loaded(_cached_reranker(model_id, backend, where), model_id)
+        if remote:
+            backend = backend.strip().lower()
+            try:
+                where = _where(backend, device, endpoint)
+            except ValueError as error:  # no or a bad endpoint URL
+                raise RerankerUnavailable(str(error)) from error
+            return Loaded(_cached_reranker(model_id, backend, where), model_id)
+        return Loaded(_first_that_loads(model_id, local_device, local, _cached_reranker), model_id)
     except RerankerUnavailable as error:
         # The backend says why; the setting to change is the loader's to say.
-        reason = f"{error} {TEI_SETTING_HINT if backend in _REMOTE_BACKENDS else SETTING_HINT}"
+        reason = f"{error} {TEI_SETTING_HINT if remote else SETTING_HINT}"
         if not fallback:
             raise RerankerUnavailable(reason) from error
         logger.warning("%s Reranking with: %s.", reason, LATE_INTERACTION_LABEL)
-        return Loaded(_cached_reranker(LATE_INTERACTION_ID, local, choose_device(device)), model_id, reason)
+        return Loaded(_first_that_loads(LATE_INTERACTION_ID, local_device, local, _cached_reranker), model_id,
+                      reason)
 
 
 def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUTO_BACKEND,
@@ -148,13 +191,15 @@ def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUT
     Raises OSError, ValueError or ImportError saying why it could not be loaded, and ValueError for an
     unknown `backend`.
     """
-    backend = resolve_backend(backend)
-    if backend not in _ENCODER_BACKENDS:
-        raise ValueError(f"backend {backend!r} runs no dense encoder; use one of "
-                         f"{', '.join((AUTO_BACKEND, *_ENCODER_BACKENDS))} ({BACKEND_ENV})")
-    device = _where(backend, device, endpoint)
-    return _once("encoder", _encoders, _encoders_lock, (model_id, backend, device),
-                 lambda: _build_encoder(model_id, backend, device))
+    for name in auto_backends(backend):
+        if name not in _ENCODER_BACKENDS:
+            raise ValueError(f"backend {name!r} runs no dense encoder; use one of "
+                             f"{', '.join((AUTO_BACKEND, *_ENCODER_BACKENDS))} ({BACKEND_ENV})")
+    name = backend.strip().lower()
+    if name in _REMOTE_BACKENDS:
+        return _cached_encoder(model_id, name, _where(name, device, endpoint))
+    device = choose_device(device)
+    return _first_that_loads(model_id, device, auto_backends(backend, device), _cached_encoder)
 
 
 def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bool = True,
@@ -166,8 +211,9 @@ def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bo
     the bundled model itself fails) raises what `load_encoder` raised. An unknown `backend` is a
     ValueError whatever `fallback` says.
     """
-    backend = resolve_backend(backend)
-    local = _local_backend(backend)
+    auto_backends(backend)  # an unknown name is refused whatever `fallback` says
+    backend = backend.strip().lower()
+    local = _LOCAL_FALLBACK_BACKEND if backend in _REMOTE_BACKENDS else backend
     try:
         return Loaded(load_encoder(model_id, device, backend=backend, endpoint=endpoint), model_id)
     except (OSError, ValueError, ImportError) as error:
@@ -180,17 +226,36 @@ def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bo
         return Loaded(load_encoder(FALLBACK_DENSE_ID, device, backend=local), model_id, reason)
 
 
-def _local_backend(backend: str) -> str:
-    """`backend` itself, or for a remote backend the local one its fallbacks run on."""
-    return _AUTO_ORDER[0] if backend in _REMOTE_BACKENDS else backend
-
-
 def _where(backend: str, device: str | None, endpoint: str | None) -> str:
     """Where `backend` runs a model: a torch device, or a remote backend's endpoint URL(s), normalised so
     that one endpoint is one cache key. Raises ValueError for a missing or bad endpoint URL."""
     if backend in _REMOTE_BACKENDS:
         return ",".join(endpoint_urls(endpoint or os.environ.get(_REMOTE_BACKENDS[backend])))
     return choose_device(device)
+
+
+def _first_that_loads(model_id: str, device: str, backends: tuple[str, ...],
+                      load: Callable[[str, str, str], _T]) -> _T:
+    """`load(model_id, backend, device)` with the first of `backends` that can run the model (auto's
+    order); each that can't is logged with its reason and remembered, so it is not tried again."""
+    for position, backend in enumerate(backends):
+        last = position == len(backends) - 1
+        if not last and (model_id, backend, device) in _auto_skipped:
+            continue
+        try:
+            return load(model_id, backend, device)
+        except (RerankerUnavailable, OSError, ValueError, ImportError) as error:
+            if last:
+                raise
+            _auto_skipped[(model_id, backend, device)] = error_summary(error)
+            logger.warning("backend auto: %s can't run %s (%s); using %s", backend, model_id,
+                           error_summary(error), backends[position + 1])
+    raise ValueError("no backend to try")  # auto_backends always returns at least torch
+
+
+def _cached_encoder(model_id: str, backend: str, device: str) -> TextEncoder:
+    return _once("encoder", _encoders, _encoders_lock, (model_id, backend, device),
+                 lambda: _build_encoder(model_id, backend, device))
 
 
 def _cached_reranker(model_id: str, backend: str, device: str) -> CachedReranker:

@@ -529,11 +529,13 @@ def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None =
 
 def index_key(passages: Sequence[Passage], settings: Settings, encoder: Loaded[TextEncoder]) -> str:
     """A hash of everything an index depends on: passages, analysis settings, the language detector that
-    answers for `settings.langid` and the dense model."""
+    answers for `settings.langid` and the dense model (and its backend, unless torch)."""
     digest = hashlib.sha256()
     header = {"format": INDEX_FORMAT, "analysis": analysis.ANALYSIS_VERSION, "window": settings.window,
               "overlap": settings.overlap, "titles": settings.index_titles, "dense": encoder.model.model_id,
               "langid": load_detector(settings.langid).name}
+    if encoder.model.backend != "torch":  # int8 gives other embeddings; torch keeps the keys it always had
+        header["dense_backend"] = encoder.model.backend
     digest.update(json.dumps(header, sort_keys=True).encode())
     for passage in passages:
         digest.update(json.dumps([passage.passage_id, passage.doc_id, passage.title, passage.text],

@@ -20,6 +20,19 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory):
+    """ONNX exports made by the tests go to a temporary folder, never the user's cache."""
+    saved = os.environ.get("SEARCH_ONNX_CACHE")
+    folder = tmp_path_factory.mktemp("onnx-cache")
+    os.environ["SEARCH_ONNX_CACHE"] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop("SEARCH_ONNX_CACHE", None)
+    else:
+        os.environ["SEARCH_ONNX_CACHE"] = saved
+
+
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory):
     """Launch `app.build_demo()` in this process with the offline models; yield its URL."""

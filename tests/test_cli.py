@@ -35,8 +35,9 @@ def test_index_then_query_the_saved_index_as_json(tmp_path, capsys):
     assert list(result["stages"]) == ["bm25", "dense", "hybrid", "rerank"]
     top = result["stages"]["bm25"]["hits"][0]
     assert top["language"] == "de" and "Rhein" in top["text"], top
-    assert result["stages"]["rerank"]["model"] == LATE_INTERACTION_LABEL
-    assert result["stages"]["dense"]["model"] == FALLBACK_LABEL
+    # The default backend (auto) is onnx on the CPU, and labels say so.
+    assert result["stages"]["rerank"]["model"] == f"{LATE_INTERACTION_LABEL} · onnx"
+    assert result["stages"]["dense"]["model"] == f"{FALLBACK_LABEL} · onnx"
     assert len(result["stages"]["hybrid"]["hits"]) == 3
 
 
@@ -61,7 +62,7 @@ def test_eval_on_the_sample_corpus_prints_one_json_object(capsys):
         assert all(0.0 <= value <= 1.0 for value in metrics.values())
     # Every query has its grade-2 answer in its own language, which BM25 finds nearly always.
     assert report["stages"]["bm25"]["mrr@10"] > 0.9, report["stages"]["bm25"]
-    assert report["models"]["rerank"] == LATE_INTERACTION_LABEL
+    assert report["models"]["rerank"] == f"{LATE_INTERACTION_LABEL} · onnx"
     assert report["level"] == "document" and report["matched_ids"] == report["judged_ids"] == 80
 
 

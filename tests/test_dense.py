@@ -21,21 +21,34 @@ PASSAGES = [
 
 @pytest.fixture(scope="module")
 def minilm():
-    return load_encoder(FALLBACK_DENSE_ID, "cpu")
+    return load_encoder(FALLBACK_DENSE_ID, "cpu", backend="torch")
 
 
-def test_a_paraphrase_sharing_no_words_with_the_query_is_found_first(minilm):
+@pytest.fixture(scope="module", params=["torch", "onnx", "int8"])
+def each_backend(request):
+    """The bundled MiniLM run by each encoder backend."""
+    return load_encoder(FALLBACK_DENSE_ID, "cpu", backend=request.param)
+
+
+@pytest.fixture(scope="module", params=["torch", "onnx"])
+def each_exact_backend(request):
+    """The bundled MiniLM run by each exact encoder backend (int8 quantizes activations per batch, so its
+    embeddings move a little with the batch: see tests/test_onnx_backends.py)."""
+    return load_encoder(FALLBACK_DENSE_ID, "cpu", backend=request.param)
+
+
+def test_a_paraphrase_sharing_no_words_with_the_query_is_found_first(each_backend):
     query = "my cat sleeps near a window"  # no word in common with passage 2
     assert not set(query.lower().split()) & set(PASSAGES[2].lower().replace(".", "").split())
-    index = DenseIndex.build(minilm, PASSAGES)
-    hits = index.search(minilm.embed([query], is_query=True)[0], k=4)
+    index = DenseIndex.build(each_backend, PASSAGES)
+    hits = index.search(each_backend.embed([query], is_query=True)[0], k=4)
     assert [hit.index for hit in hits][0] == 2, hits
     assert hits[0].score > hits[1].score + 0.1, "the semantic match should win clearly"
 
 
-def test_embeddings_are_unit_float32_and_order_independent(minilm):
-    forward = minilm.embed(PASSAGES, is_query=False, batch_size=3)
-    backward = minilm.embed(PASSAGES[::-1], is_query=False, batch_size=2)[::-1]
+def test_embeddings_are_unit_float32_and_order_independent(each_exact_backend):
+    forward = each_exact_backend.embed(PASSAGES, is_query=False, batch_size=3)
+    backward = each_exact_backend.embed(PASSAGES[::-1], is_query=False, batch_size=2)[::-1]
     assert forward.dtype == np.float32 and forward.flags["C_CONTIGUOUS"]
     assert np.linalg.norm(forward, axis=1) == pytest.approx(np.ones(len(PASSAGES)), abs=1e-5)
     assert forward == pytest.approx(backward, abs=1e-5), "batching and length sorting must not change embeddings"

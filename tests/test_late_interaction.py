@@ -23,7 +23,8 @@ UNRELATED = [
 
 @pytest.fixture(scope="module")
 def encoder():
-    return load_encoder(FALLBACK_DENSE_ID, "cpu")
+    # MaxSim over the torch encoder; over the onnx ones see tests/test_onnx_backends.py.
+    return load_encoder(FALLBACK_DENSE_ID, "cpu", backend="torch")
 
 
 @pytest.fixture

@@ -47,8 +47,8 @@ def offline(monkeypatch):
 
 
 def test_loaded_models_are_cached_per_id_and_device(tiny_folder):
-    first = load_reranker(str(tiny_folder), "cpu").model
-    assert load_reranker(str(tiny_folder), "cpu").model is first
+    first = load_reranker(str(tiny_folder), "cpu", backend="torch").model
+    assert load_reranker(str(tiny_folder), "cpu", backend="torch").model is first
     assert isinstance(first, CachedReranker) and isinstance(first.inner, CrossEncoderReranker)
     assert load_encoder(FALLBACK_DENSE_ID, "cpu") is load_encoder(FALLBACK_DENSE_ID, "cpu")
 
@@ -64,7 +64,7 @@ def test_unloadable_model_names_the_setting_and_falls_back(offline, model_id):
     assert loaded.is_fallback and loaded.requested == model_id
     assert loaded.fallback_reason == str(error.value)
     assert not loaded.model.is_cross_encoder
-    assert loaded.model.label == LATE_INTERACTION_LABEL
+    assert loaded.model.label == f"{LATE_INTERACTION_LABEL} · onnx"  # auto: onnx on the CPU
 
 
 def test_the_backend_says_why_and_the_loader_adds_the_setting(offline):
@@ -80,7 +80,8 @@ def test_the_backend_says_why_and_the_loader_adds_the_setting(offline):
 
 def test_late_interaction_id_selects_the_fallback_directly():
     loaded = load_reranker("late-interaction", "cpu")
-    assert loaded.fallback_reason is None and loaded.model.label == LATE_INTERACTION_LABEL
+    assert loaded.fallback_reason is None and loaded.model.label == f"{LATE_INTERACTION_LABEL} · onnx"
+    assert load_reranker("late-interaction", "cpu", backend="torch").model.label == LATE_INTERACTION_LABEL
     scores = loaded.model.score(QUERY, PASSAGES[:2])
     assert all(isinstance(s, PairScore) and s.sigmoid is None for s in scores)
 
@@ -90,7 +91,7 @@ def test_the_late_interaction_fallback_runs_on_the_cached_bundled_minilm():
     reranker = loaded.inner
     assert isinstance(reranker, LateInteractionReranker) and isinstance(reranker, Reranker)
     assert isinstance(loaded, Reranker), "the score cache in front is a Reranker too"
-    assert reranker.model_id == LATE_INTERACTION_ID and reranker.backend == "late-interaction"
+    assert reranker.model_id == LATE_INTERACTION_ID and reranker.backend == "late-interaction over onnx"
     assert (loaded.model_id, loaded.backend, loaded.label) == (reranker.model_id, reranker.backend, reranker.label)
     assert reranker.encoder is load_encoder(FALLBACK_DENSE_ID, "cpu"), "one MiniLM in memory, not two"
     assert load_reranker(LATE_INTERACTION_ID, "cpu").model is loaded
@@ -98,7 +99,7 @@ def test_the_late_interaction_fallback_runs_on_the_cached_bundled_minilm():
 
 def test_unloadable_dense_model_falls_back_to_bundled_minilm_and_says_why(tmp_path):
     loaded = load_dense_encoder(str(tmp_path / "no-such-model"), "cpu")
-    assert loaded.is_fallback and loaded.model.label == FALLBACK_LABEL
+    assert loaded.is_fallback and loaded.model.label == f"{FALLBACK_LABEL} · onnx"
     assert "no-such-model" in loaded.fallback_reason and "SEARCH_DENSE_MODEL" in loaded.fallback_reason
     assert DENSE_ENV == "SEARCH_DENSE_MODEL"
     with pytest.raises(OSError, match="no model folder"):
@@ -109,7 +110,7 @@ def test_a_loadable_dense_model_is_no_fallback():
     loaded = load_dense_encoder(FALLBACK_DENSE_ID, "cpu")
     assert loaded == Loaded(load_encoder(FALLBACK_DENSE_ID, "cpu"), FALLBACK_DENSE_ID)
     assert not loaded.is_fallback and loaded.fallback_reason is None
-    assert isinstance(loaded.model, TextEncoder) and loaded.model.backend == "torch"
+    assert isinstance(loaded.model, TextEncoder) and loaded.model.backend == "onnx"
 
 
 def test_loaded_is_a_frozen_record():
@@ -119,13 +120,17 @@ def test_loaded_is_a_frozen_record():
         loaded.model = "another"  # type: ignore[misc]
 
 
-def test_backend_auto_is_torch_today_and_shares_the_cached_model(tiny_folder):
+def test_backend_auto_is_onnx_on_the_cpu_and_shares_the_cached_model(tiny_folder):
+    # onnx: exact and about twice as fast as torch on a CPU (benchmarks/bench_rerank.py --backends).
     auto = load_reranker(str(tiny_folder), "cpu").model
-    assert load_reranker(str(tiny_folder), "cpu", backend="torch").model is auto
-    assert load_reranker(str(tiny_folder), "cpu", backend=" TORCH ").model is auto
-    assert load_encoder(FALLBACK_DENSE_ID, "cpu", backend="torch") is load_encoder(FALLBACK_DENSE_ID, "cpu")
+    assert load_reranker(str(tiny_folder), "cpu", backend="onnx").model is auto
+    assert load_reranker(str(tiny_folder), "cpu", backend=" ONNX ").model is auto
+    assert load_reranker(str(tiny_folder), "cpu", backend="torch").model is not auto
+    assert load_encoder(FALLBACK_DENSE_ID, "cpu", backend="onnx") is load_encoder(FALLBACK_DENSE_ID, "cpu")
     assert load_dense_encoder(FALLBACK_DENSE_ID, "cpu", backend="torch").model.backend == "torch"
-    assert BACKENDS == ("auto", "torch", "tei") and resolve_backend("auto") == "torch", "auto never picks a remote one"
+    assert BACKENDS == ("auto", "torch", "onnx", "int8", "tei") and resolve_backend("auto") == "onnx", \
+        "auto never picks a remote one"
+    assert resolve_backend("auto", "cuda") == "torch", "on a GPU auto stays torch"
 
 
 @pytest.mark.parametrize("load", [
@@ -135,7 +140,7 @@ def test_backend_auto_is_torch_today_and_shares_the_cached_model(tiny_folder):
     lambda backend: load_dense_encoder("/no/such/dense-folder", "cpu", backend=backend),
 ])
 def test_an_unknown_backend_is_refused_with_the_choices(load):
-    with pytest.raises(ValueError, match="backend='onnx-gpu' is not one of auto, torch, tei") as error:
+    with pytest.raises(ValueError, match="backend='onnx-gpu' is not one of auto, torch, onnx, int8, tei") as error:
         load("onnx-gpu")
     assert BACKEND_ENV in str(error.value) and "--backend" in str(error.value)
 

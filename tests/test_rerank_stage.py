@@ -32,7 +32,8 @@ def index(tmp_path_factory):
         (corpus / name).write_text(text, encoding="utf-8")
     folder = build_tiny_xlmr_cross_encoder(tmp_path_factory.mktemp("tiny-stage"),
                                            [*DOCS.values(), "where does tea grow", "volcano magma"] * 3)
-    settings = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model=str(folder), device="cpu")
+    # torch: the `scored` fixture counts the rows of each forward pass of its model
+    settings = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model=str(folder), device="cpu", backend="torch")
     return build([corpus], settings)
 
 
@@ -122,6 +123,8 @@ def test_the_backend_setting_comes_from_the_environment_and_reaches_the_loader(i
     assert stage.hits == ()
 
     index.save(tmp_path / "saved")
-    loaded = Index.load(tmp_path / "saved", backend="torch")
-    assert loaded.settings.backend == "torch"
-    assert loaded.reranker().model is index.reranker().model, "auto is torch today: one model, one cache"
+    loaded = Index.load(tmp_path / "saved", backend="auto")
+    assert loaded.settings.backend == "auto" and index.settings.backend == "torch"
+    assert loaded.reranker().model.backend == "onnx", "auto is onnx on the CPU"
+    again = Index.load(tmp_path / "saved", backend="torch")
+    assert again.reranker().model is index.reranker().model, "one model, one cache per backend"

@@ -41,8 +41,10 @@ def tiny_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def served(tiny_folder):
     """The tiny cross-encoder and MiniLM served on 127.0.0.1; yields the URL."""
-    service = TEIService.from_models(reranker=load_reranker(str(tiny_folder), "cpu", fallback=False),
-                                     encoder=load_dense_encoder(FALLBACK_DENSE_ID, "cpu", fallback=False),
+    # torch on both sides: the client's scores are compared with CrossEncoderReranker run here.
+    service = TEIService.from_models(reranker=load_reranker(str(tiny_folder), "cpu", fallback=False, backend="torch"),
+                                     encoder=load_dense_encoder(FALLBACK_DENSE_ID, "cpu", fallback=False,
+                                                                backend="torch"),
                                      limits=ServeLimits(max_client_batch_size=BATCH))
     with uvicorn_server(create_app(service)) as url:
         yield url

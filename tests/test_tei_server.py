@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from search.loading import load_dense_encoder, load_reranker
+from search.loading import load_dense_encoder, load_reranker, resolve_backend
 from search.models import FALLBACK_DENSE_ID
 from search.serve import (
     SERVE_TEI_ENV,
@@ -282,7 +282,8 @@ def test_mounted_routes_load_the_settings_models_on_first_use(monkeypatch):
     assert [model["model_id"] for model in info["models"]] == ["late-interaction", FALLBACK_DENSE_ID]
     served = service.ensure_loaded()
     assert served.encoder.model is load_dense_encoder(FALLBACK_DENSE_ID, "cpu").model, "the app's cached model"
-    assert served.encoder.model.backend == "torch", "a server runs its models here, whatever backend says"
+    assert served.encoder.model.backend == resolve_backend("auto"), \
+        "a server runs its models here (auto's backend), whatever backend says"
 
 
 def test_the_switch_is_off_unless_set(monkeypatch):

@@ -1,6 +1,6 @@
 """The torch cross-encoder backend against a plain one-pair-at-a-time reference, on tiny local XLM-R models
 (loaded through `search.loading.load_reranker`, as the app does; its `.inner` is the backend itself, without
-the score cache in front)."""
+the score cache in front). The fidelity tests run for every exact backend (`EXACT_BACKENDS`)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaModel
 
-from search.backends.torch_reranker import CrossEncoderReranker, length_buckets, padding_share
+from search.backends.torch_reranker import CrossEncoderReranker
 from search.inference import RERANK_LOCK, RerankCancelled, Reranker, RerankerUnavailable, sigmoid
 from search.loading import load_reranker
 from search.models import RERANKER_ENV
+from search.pairs import length_buckets, padding_share
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
 
 QUERY = "Which river flows through Berlin?"
@@ -44,6 +45,7 @@ LONG_PASSAGES = [
 LONG_QUERY = " ".join([QUERY] * 12)
 CORPUS = [QUERY, *PASSAGES]
 SHORT_MAX_LENGTH = 48
+EXACT_BACKENDS = ("torch", "onnx")  # scores equal the unbatched torch reference within 1e-4
 
 
 @pytest.fixture(scope="session")
@@ -76,9 +78,11 @@ def untruncated_length(folder: Path, query: str, passage: str) -> int:
     return len(tokenizer(query, passage, verbose=False)["input_ids"])
 
 
+@pytest.mark.parametrize("backend", EXACT_BACKENDS)
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
-def test_scores_equal_unbatched_reference_for_any_batch_size(tiny_folder, batch_size):
-    reranker = load_reranker(str(tiny_folder), fallback=False).model.inner
+def test_scores_equal_unbatched_reference_for_any_batch_size(tiny_folder, batch_size, backend):
+    reranker = load_reranker(str(tiny_folder), fallback=False, backend=backend).model.inner
+    assert reranker.backend == backend
     expected = reference_scores(tiny_folder, QUERY, PASSAGES, 512)
     assert max(expected) - min(expected) > 0.1, "random weights too flat for the comparison to mean anything"
 
@@ -88,8 +92,9 @@ def test_scores_equal_unbatched_reference_for_any_batch_size(tiny_folder, batch_
     assert not any(s.truncated or s.query_truncated for s in scores)
 
 
-def test_scores_follow_input_order_when_shuffled(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).model.inner
+@pytest.mark.parametrize("backend", EXACT_BACKENDS)
+def test_scores_follow_input_order_when_shuffled(tiny_folder, backend):
+    reranker = load_reranker(str(tiny_folder), fallback=False, backend=backend).model.inner
     shuffled = PASSAGES[:]
     random.Random(7).shuffle(shuffled)
     assert shuffled != PASSAGES
@@ -107,15 +112,16 @@ def test_sigmoid_is_the_logistic_of_the_raw_logit(tiny_folder):
 
 
 def test_protocol_and_label(tiny_folder):
-    reranker = load_reranker(str(tiny_folder), fallback=False).model.inner
+    reranker = load_reranker(str(tiny_folder), fallback=False, backend="torch").model.inner
     assert isinstance(reranker, CrossEncoderReranker) and isinstance(reranker, Reranker)
     assert reranker.is_cross_encoder and reranker.backend == "torch"
     assert reranker.label == reranker.model_id == str(tiny_folder)
     assert reranker.max_length == 512
 
 
-def test_truncation_cuts_only_the_passage_and_is_reported_exactly(short_folder):
-    reranker = load_reranker(str(short_folder), fallback=False).model.inner
+@pytest.mark.parametrize("backend", EXACT_BACKENDS)
+def test_truncation_cuts_only_the_passage_and_is_reported_exactly(short_folder, backend):
+    reranker = load_reranker(str(short_folder), fallback=False, backend=backend).model.inner
     assert reranker.max_length == SHORT_MAX_LENGTH
     passages = PASSAGES + LONG_PASSAGES
     expected_cut = [untruncated_length(short_folder, QUERY, p) > SHORT_MAX_LENGTH for p in passages]
@@ -134,8 +140,9 @@ def test_truncation_cuts_only_the_passage_and_is_reported_exactly(short_folder):
         assert (len(ids) == SHORT_MAX_LENGTH) or not cut
 
 
-def test_a_query_longer_than_half_the_window_is_cut_to_half(short_folder):
-    reranker = load_reranker(str(short_folder), fallback=False).model.inner
+@pytest.mark.parametrize("backend", EXACT_BACKENDS)
+def test_a_query_longer_than_half_the_window_is_cut_to_half(short_folder, backend):
+    reranker = load_reranker(str(short_folder), fallback=False, backend=backend).model.inner
     half = (SHORT_MAX_LENGTH - reranker.tokenizer.num_special_tokens_to_add(pair=True)) // 2
 
     scores = reranker.score(LONG_QUERY, [PASSAGES[0], LONG_PASSAGES[0]])
@@ -209,7 +216,7 @@ def test_classifier_config_without_trained_head_weights_is_refused(tiny_folder, 
 @pytest.fixture
 def counted(tiny_folder):
     """The tiny cross-encoder with a hook that records each forward pass's input shape."""
-    reranker = load_reranker(str(tiny_folder), fallback=False).model.inner
+    reranker = load_reranker(str(tiny_folder), fallback=False, backend="torch").model.inner
     shapes: list[tuple[int, int]] = []
     handle = reranker.model.register_forward_pre_hook(
         lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)

@@ -72,6 +72,11 @@ class LateInteractionReranker:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be at least 1")
         self.encoder = encoder
+        if getattr(encoder, "backend", "torch") != "torch":
+            # Another encoder backend gives other vectors (int8: other scores): the score cache keys and
+            # the label must tell them apart.
+            self.backend = f"late-interaction over {encoder.backend}"
+            self.label = f"{LATE_INTERACTION_LABEL} · {encoder.label.rpartition(' · ')[2]}"
         self.cache_size = cache_size
         self.batch_size = batch_size
         self._cache: OrderedDict[str, _PassageVectors] = OrderedDict()

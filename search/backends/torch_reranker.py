@@ -7,31 +7,21 @@ model can't be used; `search.loading` adds which setting to change and falls bac
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 
-from ..inference import (
-    PairScore,
-    ProgressFn,
-    RerankCancelled,
-    RerankerUnavailable,
-    StopFn,
-    rerank_turn,
-    sigmoid,
+from ..inference import PairScore, ProgressFn, RerankerUnavailable, StopFn
+from ..models import error_summary, load_kwargs, pretrained_source
+from ..pairs import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_PADDING,
+    PairTokenizer,
+    Row,
+    check_batching,
+    check_one_logit_classifier,
+    check_trained_head,
+    score_in_buckets,
 )
-from ..models import error_summary, load_kwargs, model_spec, pretrained_source
-
-logger = logging.getLogger(__name__)
-
-DEFAULT_BATCH_SIZE = 16
-# A batch is closed before padding would exceed this share of its tokens: padded positions are computed
-# like real ones, and on a CPU a batch-1 loop (no padding at all) beat loose buckets by 7-12%.
-DEFAULT_MAX_PADDING = 0.1
-
-# Models whose position ids count from padding_idx + 1 (RoBERTa family): they have two fewer usable
-# positions than `max_position_embeddings` says.
-_PADDING_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert"})
 
 
 class CrossEncoderReranker:
@@ -53,7 +43,7 @@ class CrossEncoderReranker:
 
     def __init__(self, model_id: str, device: str = "cpu", *, batch_size: int = DEFAULT_BATCH_SIZE,
                  max_padding: float = DEFAULT_MAX_PADDING) -> None:
-        _check_batching(batch_size, max_padding)
+        check_batching(batch_size, max_padding)
         self.model_id = model_id
         self.label = model_id
         self.device = device
@@ -61,10 +51,9 @@ class CrossEncoderReranker:
         self.max_padding = max_padding
         self.tokenizer, self.model = _load_sequence_classifier(model_id, device)
         self.model.eval()
-        self.max_length = _max_length(model_id, self.tokenizer, self.model.config)
-        self._pair_specials = self.tokenizer.num_special_tokens_to_add(pair=True)
-        # The query may take at most half of what the special tokens leave.
-        self.max_query_tokens = (self.max_length - self._pair_specials) // 2
+        self.pairs = PairTokenizer(model_id, self.tokenizer, self.model.config)
+        self.max_length = self.pairs.max_length
+        self.max_query_tokens = self.pairs.max_query_tokens
 
     def __repr__(self) -> str:
         return f"CrossEncoderReranker({self.model_id!r}, device={self.device!r}, max_length={self.max_length})"
@@ -82,123 +71,20 @@ class CrossEncoderReranker:
         """
         import torch
 
-        batch_size = self.batch_size if batch_size is None else batch_size
-        max_padding = self.max_padding if max_padding is None else max_padding
-        _check_batching(batch_size, max_padding)
-        if not passages:
-            return []
-        total = len(passages)
-        with rerank_turn(should_stop, total=total):
-            rows, truncated, query_truncated = self._encode(query, passages)
-            logits: dict[int, float] = {}
-
-            def finished() -> dict[int, PairScore]:
-                return {i: PairScore(raw, sigmoid(raw), truncated[i], query_truncated) for i, raw in logits.items()}
-
-            # On CPU batching itself gains little (see benchmarks/bench_rerank.py); on a GPU it is most of
-            # the speed. Padding is pure waste either way, hence the length buckets.
+        def run_batch(rows: Sequence[Row]) -> list[float]:
+            batch = {key: value.to(self.model.device) for key, value in self.pairs.pad(rows, "pt").items()}
             with torch.inference_mode():
-                for positions in length_buckets([len(row["input_ids"]) for row in rows], batch_size, max_padding):
-                    if should_stop is not None and should_stop():
-                        raise RerankCancelled(len(logits), total, finished())
-                    # Right padding: positions count from the left, so real tokens keep the position ids
-                    # they have in an unpadded pass and the attention mask hides the padding.
-                    batch = self.tokenizer.pad([rows[i] for i in positions], padding=True, padding_side="right",
-                                               return_tensors="pt")
-                    batch = {key: value.to(self.model.device) for key, value in batch.items()}
-                    out = self.model(**batch).logits[:, 0].float().cpu().tolist()
-                    logits.update(zip(positions, out, strict=True))
-                    if progress is not None:
-                        progress(len(logits), total)
-            scores = finished()
-        return [scores[i] for i in range(total)]
+                return self.model(**batch).logits[:, 0].float().cpu().tolist()
+
+        return score_in_buckets(self.pairs, query, passages, run_batch,
+                                batch_size=self.batch_size if batch_size is None else batch_size,
+                                max_padding=self.max_padding if max_padding is None else max_padding,
+                                progress=progress, should_stop=should_stop)
 
     def pair_token_ids(self, query: str, passages: Sequence[str]) -> list[list[int]]:
         """Return the token ids the model reads for each pair, after truncation (to show what was cut)."""
-        rows, _, _ = self._encode(query, passages)
+        rows, _, _ = self.pairs.encode(query, passages)
         return [list(row["input_ids"]) for row in rows]
-
-    def _encode(self, query: str, passages: Sequence[str]) -> tuple[list[dict], list[bool], bool]:
-        if not query.strip():
-            raise ValueError("the query is empty; type a question or keywords to rerank against")
-        query, query_tokens, query_truncated = self._fit_query(query)
-        # Un-truncated lengths; verbose=False silences the "longer than the maximum" warning we expect here.
-        passage_tokens = [len(ids) for ids in self.tokenizer(list(passages), add_special_tokens=False,
-                                                             verbose=False)["input_ids"]]
-        truncated = [query_tokens + n + self._pair_specials > self.max_length for n in passage_tokens]
-        encoded = self.tokenizer([query] * len(passages), list(passages), truncation="only_second",
-                                 max_length=self.max_length)
-        rows = [{key: encoded[key][i] for key in encoded.keys()} for i in range(len(passages))]
-        return rows, truncated, query_truncated
-
-    def _fit_query(self, query: str) -> tuple[str, int, bool]:
-        fast = getattr(self.tokenizer, "is_fast", False)
-        encoded = self.tokenizer(query, add_special_tokens=False, return_offsets_mapping=fast, verbose=False)
-        if len(encoded["input_ids"]) <= self.max_query_tokens:
-            return query, len(encoded["input_ids"]), False
-        # Cut the text at a token boundary; re-tokenising a prefix can rarely add a token, so re-check.
-        cut, cut_tokens = "", 0
-        for keep in range(self.max_query_tokens, 0, -1):
-            candidate = (query[:encoded["offset_mapping"][keep - 1][1]] if fast
-                         else self.tokenizer.decode(encoded["input_ids"][:keep]))
-            candidate_tokens = len(self.tokenizer(candidate, add_special_tokens=False)["input_ids"])
-            if candidate_tokens <= self.max_query_tokens:
-                cut, cut_tokens = candidate, candidate_tokens
-                break
-        logger.warning("query of %d tokens cut to %d for %s (at most half of its %d-token window)",
-                       len(encoded["input_ids"]), cut_tokens, self.model_id, self.max_length)
-        return cut, cut_tokens, True
-
-
-def length_buckets(lengths: Sequence[int], batch_size: int,
-                   max_padding: float = DEFAULT_MAX_PADDING) -> list[list[int]]:
-    """Group positions of `lengths` (tokens per pair) into batches of similar length, shortest first.
-
-    Positions are sorted by length; a batch is closed when it holds `batch_size` pairs or when adding the
-    next (longer) pair would make padding more than `max_padding` of the batch's tokens (every pair is
-    padded to the longest in its batch). ``max_padding=1.0`` closes batches by size only.
-
-    >>> length_buckets([10, 30, 11, 12, 29], batch_size=4)
-    [[0, 2, 3], [4, 1]]
-    >>> length_buckets([10, 30, 11, 12, 29], batch_size=4, max_padding=1.0)
-    [[0, 2, 3, 4], [1]]
-    """
-    _check_batching(batch_size, max_padding)
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    real = 0
-    for position in order:
-        length = lengths[position]
-        if current:
-            padded = (len(current) + 1) * length  # sorted: this pair is the longest so far
-            if len(current) == batch_size or padded - (real + length) > max_padding * padded:
-                batches.append(current)
-                current, real = [], 0
-        current.append(position)
-        real += length
-    if current:
-        batches.append(current)
-    return batches
-
-
-def padding_share(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
-    """The share of computed tokens that are padding when `batches` (positions of `lengths`) each run
-    padded to their longest pair.
-
-    >>> round(padding_share([10, 30, 11, 12], [[0, 2, 3], [1]]), 4)  # 36 + 30 computed, 63 real
-    0.0455
-    """
-    computed = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches if batch)
-    return 1.0 - sum(lengths[i] for batch in batches for i in batch) / computed if computed else 0.0
-
-
-def _check_batching(batch_size: int, max_padding: float) -> None:
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} must be at least 1")
-    if not 0.0 <= max_padding <= 1.0:
-        raise ValueError(f"max_padding={max_padding} is a share of a batch's tokens; use 0 <= max_padding <= 1 "
-                         "(0: only equal lengths share a batch, 1: batch by size only)")
 
 
 def _load_sequence_classifier(model_id: str, device: str):
@@ -208,7 +94,7 @@ def _load_sequence_classifier(model_id: str, device: str):
     try:
         source = pretrained_source(location)
         config = AutoConfig.from_pretrained(location, **source, trust_remote_code=False)
-        _check_one_logit_classifier(model_id, config)
+        check_one_logit_classifier(model_id, config)
         tokenizer = AutoTokenizer.from_pretrained(location, **source, trust_remote_code=False)
         model, info = AutoModelForSequenceClassification.from_pretrained(
             location, **source, **load_kwargs(device), output_loading_info=True)
@@ -216,37 +102,8 @@ def _load_sequence_classifier(model_id: str, device: str):
         raise
     except (OSError, ValueError, ImportError, KeyError) as error:
         raise RerankerUnavailable(f"reranker {model_id!r} could not be loaded: {_first_line(error)}") from error
-    missing = sorted(info.get("missing_keys") or ())
-    if missing:
-        raise RerankerUnavailable(
-            f"reranker {model_id!r} has no trained classification head (missing weights: "
-            f"{', '.join(missing[:4])}); it is not a cross-encoder.")
+    check_trained_head(model_id, info.get("missing_keys") or ())
     return tokenizer, model.to(device)
-
-
-def _check_one_logit_classifier(model_id: str, config) -> None:
-    architectures = list(getattr(config, "architectures", None) or [])
-    if not any(name.endswith("ForSequenceClassification") for name in architectures):
-        found = ", ".join(architectures) or "no architecture"
-        raise RerankerUnavailable(f"reranker {model_id!r} is not a sequence classifier ({found}); a cross-encoder "
-                                  "reranker is one with a single relevance logit.")
-    # Two or more labels are classes (e.g. entailment / contradiction), not one relevance score; picking
-    # a class to rank by would be a guess, so such models are refused.
-    if config.num_labels != 1:
-        raise RerankerUnavailable(f"reranker {model_id!r} has num_labels={config.num_labels}; a cross-encoder "
-                                  "reranker has exactly 1 label (one relevance logit).")
-
-
-def _max_length(model_id: str, tokenizer, config) -> int:
-    limits = [model_spec(model_id, "reranker").max_length]
-    tokenizer_limit = int(getattr(tokenizer, "model_max_length", 0) or 0)
-    if 0 < tokenizer_limit < 1_000_000:  # unset limits are reported as a huge sentinel
-        limits.append(tokenizer_limit)
-    positions = getattr(config, "max_position_embeddings", None)
-    if positions:
-        offset = (config.pad_token_id or 0) + 1 if config.model_type in _PADDING_OFFSET_POSITIONS else 0
-        limits.append(int(positions) - offset)
-    return min(limits)
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,0 +1,152 @@
+"""The ONNX Runtime reranker backends: the same cross-encoders as the torch backend, exported once to ONNX
+(`search.onnx_export`) and run on the CPU.
+
+- ``"onnx"``: the fp32 graph with ONNX Runtime's transformer fusions; exact (scores match torch within
+  1e-6) and faster than torch on a CPU (see the README's *Models* section).
+- ``"int8"``: the same graph with int8 MatMul weights (dynamic quantization); faster still, and
+  approximate: it is labelled ``int8 (quantized)`` wherever it is shown.
+
+Pairs are tokenised, truncated and batched exactly as by the torch backend (`search.pairs`) with the
+model's own tokenizer. Loads safetensors weights only and never runs remote code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..inference import PairScore, ProgressFn, RerankerUnavailable, StopFn
+from ..models import error_summary, load_kwargs, pretrained_source
+from ..onnx_export import (
+    ExportFailed,
+    ExportRecipe,
+    Precision,
+    exported_session,
+    model_folder,
+    require_onnxruntime,
+)
+from ..pairs import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_PADDING,
+    PairTokenizer,
+    Row,
+    check_batching,
+    check_one_logit_classifier,
+    check_trained_head,
+    score_in_buckets,
+)
+
+BACKEND_LABELS: dict[Precision, str] = {"fp32": "onnx", "int8": "onnx int8 (quantized)"}
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class OnnxReranker:
+    """A one-logit cross-encoder run by ONNX Runtime on the CPU, from an export cached on disk.
+
+    `precision` ``"fp32"`` is the ``"onnx"`` backend, ``"int8"`` the ``"int8"`` one. The first load of a
+    model exports it (seconds for a small model, a few minutes for bge-reranker-base); later loads, in
+    any process, open the cached export. `label` says the backend: ``BAAI/bge-reranker-base · onnx int8
+    (quantized)``.
+
+    Raises RerankerUnavailable when the model can't be loaded, exported or opened, or is not a one-logit
+    classifier (the message says why), and ValueError for a device other than the CPU.
+    """
+
+    is_cross_encoder = True
+
+    def __init__(self, model_id: str, device: str = "cpu", *, precision: Precision = "fp32",
+                 batch_size: int = DEFAULT_BATCH_SIZE, max_padding: float = DEFAULT_MAX_PADDING) -> None:
+        if device != "cpu":
+            raise ValueError(f"the onnx backends run on the CPU only, not device={device!r}; use --device cpu, "
+                             "or --backend torch on a GPU")
+        check_batching(batch_size, max_padding)
+        self.model_id = model_id
+        self.precision = precision
+        self.backend = "onnx" if precision == "fp32" else "int8"
+        self.label = f"{model_id} · {BACKEND_LABELS[precision]}"
+        self.device = device
+        self.batch_size = batch_size
+        self.max_padding = max_padding
+        try:
+            require_onnxruntime()
+        except ImportError as error:
+            raise RerankerUnavailable(str(error)) from error
+        self.tokenizer, config, folder, source = _load_tokenizer_and_config(model_id)
+        self.pairs = PairTokenizer(model_id, self.tokenizer, config)
+        self.max_length = self.pairs.max_length
+        self.max_query_tokens = self.pairs.max_query_tokens
+        names = tuple(name for name in _INPUTS if name in self.tokenizer.model_input_names)
+        recipe = ExportRecipe("reranker", lambda: _load_for_export(model_id, folder, source), names, "logits",
+                              output_is_sequence=False)
+        self.export, self.session = _open(model_id, folder, recipe, precision)
+
+    def __repr__(self) -> str:
+        return f"OnnxReranker({self.model_id!r}, precision={self.precision!r}, max_length={self.max_length})"
+
+    def score(self, query: str, passages: Sequence[str], *, progress: ProgressFn | None = None,
+              should_stop: StopFn | None = None, batch_size: int | None = None,
+              max_padding: float | None = None) -> list[PairScore]:
+        """Return raw logits and their sigmoids for `passages` against `query`, in input order.
+
+        As `CrossEncoderReranker.score`: progress after every batch, `should_stop` polled before every
+        batch (RerankCancelled with the finished scores), `batch_size` / `max_padding` overrides. Raises
+        ValueError for an empty query or a bad batch setting.
+        """
+        names = self.export.input_names
+
+        def run_batch(rows: Sequence[Row]) -> list[float]:
+            batch = self.pairs.pad(rows, "np")
+            feed = {name: np.asarray(batch[name], dtype=np.int64) for name in names}
+            return self.session.run(None, feed)[0][:, 0].astype(np.float64).tolist()
+
+        return score_in_buckets(self.pairs, query, passages, run_batch,
+                                batch_size=self.batch_size if batch_size is None else batch_size,
+                                max_padding=self.max_padding if max_padding is None else max_padding,
+                                progress=progress, should_stop=should_stop)
+
+    def pair_token_ids(self, query: str, passages: Sequence[str]) -> list[list[int]]:
+        """Return the token ids the model reads for each pair, after truncation (to show what was cut)."""
+        rows, _, _ = self.pairs.encode(query, passages)
+        return [list(row["input_ids"]) for row in rows]
+
+
+def _load_tokenizer_and_config(model_id: str):
+    from transformers import AutoConfig, AutoTokenizer
+
+    location = os.path.expanduser(model_id)
+    try:
+        source = pretrained_source(location)
+        config = AutoConfig.from_pretrained(location, **source, trust_remote_code=False)
+        check_one_logit_classifier(model_id, config)
+        tokenizer = AutoTokenizer.from_pretrained(location, **source, trust_remote_code=False)
+        folder = model_folder(location, source)
+    except RerankerUnavailable:
+        raise
+    except (OSError, ValueError, ImportError, KeyError) as error:
+        raise RerankerUnavailable(f"reranker {model_id!r} could not be loaded: {_first_line(error)}") from error
+    return tokenizer, config, folder, source
+
+
+def _load_for_export(model_id: str, folder, source: dict[str, object]):
+    from transformers import AutoModelForSequenceClassification
+
+    # Eager attention: the legacy exporter then writes attention as MatMul/Softmax, which ONNX Runtime's
+    # optimizer fuses into Attention; SDPA's graph is left unfused (slower).
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        str(folder), **source, **load_kwargs("cpu"), attn_implementation="eager", output_loading_info=True)
+    check_trained_head(model_id, info.get("missing_keys") or ())
+    return model.float().eval()
+
+
+def _open(model_id: str, folder, recipe: ExportRecipe, precision: Precision):
+    try:
+        return exported_session(model_id, folder, recipe, precision)
+    except (ExportFailed, OSError) as error:
+        raise RerankerUnavailable(f"reranker {model_id!r} could not be run by ONNX Runtime: "
+                                  f"{error_summary(error)}; --backend torch runs it without ONNX.") from error
+
+
+def _first_line(error: BaseException) -> str:
+    return error_summary(error).rstrip(".") + "."

@@ -1,0 +1,420 @@
+"""ONNX exports of transformers models, made once into a cache folder that every process reuses, and the
+ONNX Runtime sessions that run them; shared by the onnx backends, not a backend itself.
+
+- `exported(...)` -> `Export`: the cached export of a model for a precision, made when it is missing or
+  broken. ``"fp32"`` is exact: the legacy TorchScript exporter (``dynamo=False``) over eager attention,
+  then ONNX Runtime's transformer fusions (Attention, SkipLayerNorm, BiasGelu), which the dynamo exporter's
+  graph does not get. ``"int8"`` is that graph with its MatMul weights quantized to int8 per channel
+  (dynamic quantization: activations are quantized per batch at run time); embeddings and the
+  classification head (a Gemm) stay fp32.
+- `open_session(export)`: an `onnxruntime.InferenceSession` using the process's CPU share;
+  `exported_session` gives both, exporting again once when a cached entry can't be opened.
+- `onnx_cache_dir()`: $SEARCH_ONNX_CACHE, or ~/.cache/multilingual-rerank-explorer/onnx.
+
+Cache layout: ``<cache>/<model id, filesystem-safe>/<weights key>/<task>-<precision>/`` holding
+``model.onnx`` (plus ``model.onnx.data`` above protobuf's 2 GB limit) and ``meta.json``, written last,
+which lists every file with its size. The weights key hashes the Hub revision (a snapshot's commit), or
+for a local folder config.json and each weight file's name, size and first and last MiB; a changed
+checkpoint gets a new folder. An export is written to a temporary folder beside its destination and
+renamed into place, so a crash never leaves a half-written entry; a folder whose meta.json is missing or
+does not match its files (or that ONNX Runtime cannot open) is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .models import error_summary
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "int8"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "int8")
+
+ONNX_CACHE_ENV = "SEARCH_ONNX_CACHE"
+DEFAULT_ONNX_CACHE = Path.home() / ".cache" / "multilingual-rerank-explorer" / "onnx"
+INSTALL_HINT = "pip install onnxruntime onnx"
+
+# Bumped when the export recipe changes, so older cache entries are not reused.
+RECIPE_VERSION = 1
+OPSET = 17
+# Above this many bytes of weights the graph is saved with external data (protobuf's 2 GB limit, with margin).
+EXTERNAL_DATA_BYTES = 1_800_000_000
+# ORT's Python fusion holds several copies of the graph: bge-reranker-base (1.1 GB of fp32 weights)
+# fused at a 6.6 GB peak, the v2-m3 shape (2.3 GB) passed 13.8 GB and was stopped. Larger models run
+# the unfused graph (still exact; ORT's own session optimizer fuses LayerNorm and Gelu, not Attention).
+FUSION_MAX_BYTES = 1_500_000_000
+MODEL_FILE = "model.onnx"
+META_FILE = "meta.json"
+
+
+class ExportFailed(RuntimeError):
+    """A model could not be exported, optimised, quantized or opened; the message says which step and why."""
+
+
+@dataclass(frozen=True)
+class Export:
+    """A cached export: its `folder`, the ONNX file to run, the graph's input names and what `meta.json`
+    says (task, precision, fusion, files, seconds the export took)."""
+
+    folder: Path
+    precision: Precision
+    input_names: tuple[str, ...]
+    meta: dict[str, Any] = field(hash=False, compare=False)
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / MODEL_FILE
+
+
+@dataclass(frozen=True)
+class ExportRecipe:
+    """What to export: `load()` returns the torch model (fp32, eager attention, checks done); the graph
+    reads `input_names` (int64, shape batch x sequence) and returns its output field `output`."""
+
+    task: str  # "reranker" or "encoder": part of the cache folder's name
+    load: Callable[[], Any]
+    input_names: tuple[str, ...]
+    output: str
+    output_is_sequence: bool  # the output has a sequence axis (last_hidden_state) or not (logits)
+
+
+# A MatMul inside a transformer block: "/encoder/layer.3/..." (BERT, XLM-R), "layers.3" elsewhere.
+_LAYER_NODE = re.compile(r"[/.]layers?[._]\d+[/.]")
+_export_lock = threading.Lock()  # one export at a time in a process; across processes the rename decides
+
+
+def onnx_cache_dir() -> Path:
+    """$SEARCH_ONNX_CACHE, or ~/.cache/multilingual-rerank-explorer/onnx."""
+    return Path(os.environ.get(ONNX_CACHE_ENV) or DEFAULT_ONNX_CACHE).expanduser()
+
+
+def require_onnxruntime() -> None:
+    """Raise ImportError with the install line when onnxruntime or onnx is missing."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as error:
+        raise ImportError(f"the onnx backends need onnxruntime and onnx ({error}); install them with: "
+                          f"{INSTALL_HINT}") from error
+
+
+def weights_key(location: str | Path) -> str:
+    """A short hash naming the weights at `location` (a model folder, maybe a Hub snapshot).
+
+    A Hub snapshot (``.../snapshots/<commit>/``) is named by its commit; any other folder by config.json
+    and each weight file's name, size and first and last MiB (cheap even for 2 GB files).
+    """
+    folder = Path(location)
+    digest = hashlib.sha256(f"recipe {RECIPE_VERSION} opset {OPSET}\n".encode())
+    if folder.parent.name == "snapshots":
+        digest.update(f"revision {folder.name}".encode())
+        return digest.hexdigest()[:16]
+    config = folder / "config.json"
+    if config.exists():
+        digest.update(config.read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.safetensors.index.json")):
+        size = weights.stat().st_size
+        digest.update(f"{weights.name}:{size}".encode())
+        with weights.open("rb") as stream:
+            digest.update(stream.read(1 << 20))
+            stream.seek(max(0, size - (1 << 20)))
+            digest.update(stream.read(1 << 20))
+    return digest.hexdigest()[:16]
+
+
+def model_folder(model_id: str, source: dict[str, object]) -> Path:
+    """The folder `model_id`'s files are in: itself when it is a folder, else its HF cache snapshot (which
+    `from_pretrained` with `source` fills first when the Hub answers). Raises OSError when it is neither."""
+    location = Path(os.path.expanduser(model_id))
+    if location.is_dir():
+        return location
+    from transformers.utils import cached_file
+
+    config = cached_file(model_id, "config.json", **source)
+    if config is None:
+        raise OSError(f"{model_id!r} has no config.json in the Hugging Face cache")
+    return Path(config).parent
+
+
+def exported(model_id: str, folder: Path, recipe: ExportRecipe, precision: Precision, *,
+             cache_dir: Path | None = None) -> Export:
+    """Return the cached export of the model in `folder` (named `model_id`) for `precision`, exporting it
+    first when it is missing or broken (an int8 export starts from the fp32 one, exporting that too).
+
+    Raises ExportFailed naming the step that failed, ImportError (with the install line) without onnxruntime.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; use one of {', '.join(PRECISIONS)}")
+    require_onnxruntime()
+    root = (cache_dir or onnx_cache_dir()) / _safe_name(model_id) / weights_key(folder)
+    with _export_lock:
+        fp32 = _ensure(root / f"{recipe.task}-fp32", lambda out: _export_fp32(model_id, recipe, out))
+        if precision == "fp32":
+            return fp32
+        return _ensure(root / f"{recipe.task}-int8", lambda out: _quantize(fp32, out))
+
+
+def exported_session(model_id: str, folder: Path, recipe: ExportRecipe, precision: Precision, *,
+                     cache_dir: Path | None = None):
+    """`exported(...)` and its `open_session`, as (Export, session). A cached entry ONNX Runtime can't open
+    (a damaged file of the right size) is exported again, once. Raises what `exported` raises, and
+    ExportFailed when the new export can't be opened either."""
+    export = exported(model_id, folder, recipe, precision, cache_dir=cache_dir)
+    try:
+        return export, open_session(export)
+    except Exception as error:  # onnxruntime's errors derive from Exception only
+        logger.warning("ONNX Runtime could not open %s (%s); exporting it again", export.folder,
+                       error_summary(error))
+        discard(export)
+    export = exported(model_id, folder, recipe, precision, cache_dir=cache_dir)
+    try:
+        return export, open_session(export)
+    except Exception as error:
+        raise ExportFailed(f"ONNX Runtime could not open the export of {model_id!r}: {error_summary(error)}") from error
+
+
+def open_session(export: Export, *, threads: int | None = None):
+    """An ONNX Runtime CPU session for `export`: intra-op threads = this process's CPU share (or
+    `threads`), one inter-op thread, sequential execution, every graph optimisation on."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or cpu_share()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if export.precision == "int8":
+        # x64 CPUs without AVX-512 VNNI / AVX-VNNI (AVX2-only hosts) run ORT's default U8S8 int8 kernels
+        # through 16-bit intermediate sums that can saturate, giving wrong scores. "1" selects U8U8
+        # kernels there, exact with the reduce_range=True weights of `_quantize`; VNNI hosts ignore it.
+        options.add_session_config_entry("session.x64quantprecision", "1")
+    return ort.InferenceSession(str(export.model_path), options, providers=["CPUExecutionProvider"])
+
+
+def cpu_share() -> int:
+    """The CPUs this process may run on (its affinity mask, which container limits often set)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def discard(export: Export) -> None:
+    """Remove a cache entry that turned out unusable (ONNX Runtime could not open it), so the next
+    `exported` call rebuilds it."""
+    _remove(export.folder)
+
+
+# -- the cache ----------------------------------------------------------------------------------------------
+
+def _ensure(destination: Path, build: Callable[[Path], dict[str, Any]]) -> Export:
+    found = _read_entry(destination)
+    if found is not None:
+        return found
+    if destination.exists():
+        logger.warning("ONNX cache entry %s is incomplete or broken; rebuilding it", destination)
+        _remove(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}-"))
+    try:
+        started = time.perf_counter()
+        meta = build(temporary)
+        meta["seconds"] = round(time.perf_counter() - started, 1)
+        meta["files"] = {path.name: path.stat().st_size for path in sorted(temporary.iterdir())}
+        (temporary / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        try:
+            temporary.rename(destination)
+        except OSError:
+            # Another process finished the same export first; use its entry if it is whole.
+            if _read_entry(destination) is None:
+                raise
+            logger.info("ONNX export %s was made by another process meanwhile", destination)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary, ignore_errors=True)
+    entry = _read_entry(destination)
+    if entry is None:
+        raise ExportFailed(f"the ONNX export in {destination} is unreadable right after it was written")
+    logger.info("exported %s in %.1f s", destination, entry.meta.get("seconds", 0.0))
+    return entry
+
+
+def _read_entry(folder: Path) -> Export | None:
+    try:
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        files = meta["files"]
+        whole = MODEL_FILE in files and all((folder / name).stat().st_size == size for name, size in files.items())
+        if not whole or meta.get("recipe") != RECIPE_VERSION:
+            return None
+        return Export(folder, meta["precision"], tuple(meta["input_names"]), meta)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _remove(folder: Path) -> None:
+    # Renamed aside first, so no reader ever sees a half-deleted entry.
+    if not folder.exists():
+        return
+    aside = folder.with_name(f".{folder.name}-removed-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        folder.rename(aside)
+    except OSError:
+        aside = folder
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _safe_name(model_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "--", model_id.strip()).strip("-.") or "model"
+
+
+# -- export, fusion, quantization ---------------------------------------------------------------------------
+
+def _export_fp32(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, Any]:
+    import torch
+
+    model = recipe.load()
+    config = model.config
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    external = weight_bytes > EXTERNAL_DATA_BYTES
+    raw = out / "raw"
+    raw.mkdir()
+    names = list(recipe.input_names)
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes[recipe.output] = {0: "batch", 1: "sequence"} if recipe.output_is_sequence else {0: "batch"}
+    # Traced with one padded row, so the graph is the one for padded batches.
+    input_ids = torch.full((2, 8), 5, dtype=torch.int64)
+    mask = torch.ones_like(input_ids)
+    mask[1, 6:] = 0
+    dummy = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(input_ids)}
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # The tracer warns about every data-dependent Python branch (padding checks in masking_utils);
+            # the graph is traced with a padded row and tested against unpadded torch passes.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_ByName(model, names, recipe.output), tuple(dummy[name] for name in names),
+                              str(raw / MODEL_FILE), input_names=names, output_names=[recipe.output],
+                              opset_version=OPSET, do_constant_folding=True, dynamo=False, dynamic_axes=axes)
+    except Exception as error:
+        raise ExportFailed(f"{model_id!r} could not be exported to ONNX: {error_summary(error)}") from error
+    del model
+    meta: dict[str, Any] = {
+        "recipe": RECIPE_VERSION, "model_id": model_id, "task": recipe.task, "precision": "fp32",
+        "input_names": names, "output": recipe.output, "weight_bytes": weight_bytes, "external_data": external,
+        "versions": _versions(),
+    }
+    layers, heads, hidden = (int(getattr(config, name)) for name in
+                             ("num_hidden_layers", "num_attention_heads", "hidden_size"))
+    fused = None
+    if weight_bytes > FUSION_MAX_BYTES:
+        meta["fusion"] = (f"skipped: {weight_bytes / 1e9:.1f} GB of weights (fusing needs over 6x that in memory); "
+                          "the unfused graph is exact too")
+        logger.info("%s: ONNX fusion %s", model_id, meta["fusion"])
+    else:
+        fused = _fuse(raw / MODEL_FILE, heads, hidden, layers, meta)
+    if fused is not None:
+        fused.save_model_to_file(str(out / MODEL_FILE), use_external_data_format=external,
+                                 all_tensors_to_one_file=True)
+    else:
+        _save(raw / MODEL_FILE, out / MODEL_FILE, external)
+    shutil.rmtree(raw)
+    return meta
+
+
+def _fuse(path: Path, heads: int, hidden: int, layers: int, meta: dict[str, Any]):
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    try:
+        fused = optimize_model(str(path), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0)
+    except Exception as error:  # an architecture the bert fusions do not know: run the unfused graph
+        meta["fusion"] = f"failed ({error_summary(error)}); the unfused graph is used"
+        logger.warning("ONNX fusion %s", meta["fusion"])
+        return None
+    counts = {name: count for name, count in fused.get_fused_operator_statistics().items() if count}
+    meta["fused_operators"] = counts
+    if counts.get("Attention", 0) != layers:
+        meta["fusion"] = (f"found {counts.get('Attention', 0)} Attention for {layers} layers; "
+                          "the unfused graph is used")
+        logger.warning("ONNX fusion %s", meta["fusion"])
+        return None
+    meta["fusion"] = f"{layers} of {layers} attention layers fused"
+    return fused
+
+
+def _save(source: Path, target: Path, external: bool) -> None:
+    if not external:
+        shutil.move(source, target)
+        return
+    import onnx
+
+    # One data file beside the graph instead of the exporter's file per tensor.
+    model = onnx.load(str(source))
+    onnx.save_model(model, str(target), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=f"{MODEL_FILE}.data")
+
+
+def _quantize(fp32: Export, out: Path) -> dict[str, Any]:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model_id = fp32.meta["model_id"]
+    # Only the transformer layers' MatMuls: the quantizer would otherwise turn the classification head's
+    # Gemms into MatMuls and quantize them too. Embeddings (Gather) are never quantized.
+    graph = onnx.load(str(fp32.model_path), load_external_data=False).graph
+    layers = [node.name for node in graph.node if node.op_type == "MatMul" and _LAYER_NODE.search(node.name)]
+    if not layers:
+        raise ExportFailed(f"{model_id!r}: no transformer-layer MatMul found to quantize in {fp32.model_path}")
+    try:
+        quantize_dynamic(
+            str(fp32.model_path), str(out / MODEL_FILE), op_types_to_quantize=["MatMul"], nodes_to_quantize=layers,
+            per_channel=True, weight_type=QuantType.QInt8, use_external_data_format=fp32.meta["external_data"],
+            # 7-bit weights: exact on CPUs without VNNI too (see open_session's x64quantprecision).
+            reduce_range=True,
+            # MatMulConstBOnly: weight MatMuls only, not attention's activation x activation ones.
+            # DefaultTensorType: the fused contrib ops leave tensors without shape inference, and without a
+            # default the quantizer stops with "Unable to find data type for weight_name=...".
+            extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT})
+    except Exception as error:
+        raise ExportFailed(f"{model_id!r} could not be quantized to int8: {error_summary(error)}") from error
+    return {**fp32.meta, "precision": "int8", "from": str(fp32.folder),
+            "quantization": (f"dynamic int8: {len(layers)} layer MatMul weights per channel (reduce_range); "
+                             "embeddings, fused attention projections and the head stay fp32")}
+
+
+def _ByName(model, names: Sequence[str], output: str):
+    """The model called with its inputs by name: transformers 5 changed some models' positional order."""
+    import torch
+
+    class ByName(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            return getattr(self.model(**dict(zip(names, inputs, strict=True))), output)
+
+    return ByName()
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__}
+

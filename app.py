@@ -1047,7 +1047,7 @@ def downloads_folder(request: gr.Request) -> Path:
 def write_downloads(files: Mapping[str, str], folder: Path) -> list[str]:
     """Write file name -> text into `folder`, replacing whatever an earlier download left there; returns the paths."""
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)  # two quick clicks: the second must not fail on the first's folder
     for name, content in files.items():
         (folder / name).write_text(content, encoding="utf-8")
     return [str(folder / name) for name in files]
@@ -1278,6 +1278,23 @@ def _require(index: Index | None) -> Index:
     return index
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Serve the app; with SEARCH_SERVE_TEI=1 also TEI's /rerank, /embed, /info and /health under /tei.
+
+    The routes are mounted after `launch()`, which creates the server app they are added to.
+    """
+    from search.serve import mount_tei_routes, tei_routes_enabled
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    build_demo().launch(**launch_kwargs())
+    demo = build_demo()
+    if not tei_routes_enabled():
+        demo.launch(**launch_kwargs())
+        return
+    server_app, _, _ = demo.launch(prevent_thread_lock=True, **launch_kwargs())
+    mount_tei_routes(server_app)
+    logger.info("TEI routes served under /tei (SEARCH_SERVE_TEI)")
+    demo.block_thread()
+
+
+if __name__ == "__main__":
+    main()

@@ -40,7 +40,8 @@ def index(tmp_path_factory):
         (corpus / name).write_text(text, encoding="utf-8")
     folder = build_tiny_xlmr_cross_encoder(tmp_path_factory.mktemp("tiny-app-reranker"),
                                            [*DOCS.values(), QUERY, OTHER_QUERY] * 3)
-    index = build([corpus], Settings(dense_model=FALLBACK_DENSE_ID, reranker_model=str(folder), device="cpu"))
+    index = build([corpus], Settings(dense_model=FALLBACK_DENSE_ID, reranker_model=str(folder), device="cpu",
+                                     backend="torch"))  # the tests reach into the torch model
     index.reranker().model.inner.batch_size = 3  # several batches for 10 pairs
     return index
 

@@ -258,7 +258,7 @@ def test_late_interaction_over_int8_says_so_and_keeps_its_own_scores():
 # -- choosing a backend ------------------------------------------------------------------------------------
 
 def test_backends_and_the_auto_order():
-    assert BACKENDS == ("auto", "torch", "onnx", "int8")
+    assert BACKENDS == ("auto", "torch", "onnx", "int8", "tei")
     assert auto_backends("auto", "cuda") == ("torch",) and resolve_backend("auto", "cuda:1") == "torch"
     assert "int8" not in auto_backends("auto", "cpu"), "auto never picks an approximate backend"
     assert auto_backends("auto", "cpu")[-1] == "torch", "torch is the last resort"

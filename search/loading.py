@@ -149,17 +149,17 @@ def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bo
     multilingual-e5-small (`FALLBACK_DENSE_ID`), or the bundled all-MiniLM-L6-v2 when that fails too.
 
     The returned `fallback_reason` says why and which setting to change. With `fallback=False` (or when
-    no bundled model loads) raises what `load_encoder` raised for `model_id`. An unknown `backend` is a
+    no other bundled model loads) raises what `load_encoder` raised for `model_id`. An unknown `backend` is a
     ValueError whatever `fallback` says.
     """
     backend = resolve_backend(backend)
     try:
         return Loaded(load_encoder(model_id, device, backend=backend), model_id)
     except (OSError, ValueError, ImportError) as error:
-        if not fallback or model_id in _BUNDLED_FALLBACKS:
+        if not fallback:
             raise
         reason = f"dense model {model_id!r} could not be loaded ({error_summary(error)})"
-        for candidate in _BUNDLED_FALLBACKS:
+        for candidate in (candidate for candidate in _BUNDLED_FALLBACKS if candidate != model_id):
             try:
                 encoder = load_encoder(candidate, device, backend=backend)
             except (OSError, ValueError, ImportError) as bundled_error:

@@ -63,6 +63,18 @@ def test_eval_on_the_sample_corpus_prints_one_json_object(capsys):
     assert report["stages"]["bm25"]["mrr@10"] > 0.9, report["stages"]["bm25"]
     assert report["models"]["rerank"] == LATE_INTERACTION_LABEL
     assert report["level"] == "document" and report["matched_ids"] == report["judged_ids"] == 80
+    # What the app is for: offline, the bundled multilingual model finds the other languages' versions too.
+    ndcg = {stage: metrics["ndcg@10"] for stage, metrics in report["stages"].items()}
+    assert ndcg["dense"] > ndcg["bm25"] and ndcg["hybrid"] > ndcg["bm25"], ndcg
+    assert report["models"]["dense"] == FALLBACK_LABEL and len(report["query_languages"]) == 10
+
+    tea_question = "茶是什么时候传入日本的？"  # in no document's words: BM25 finds it by characters at best
+    assert main(["query", str(POLYGLOT / "corpus.jsonl"), "--query", tea_question, "--rerank-depth", "0",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for stage in ("dense", "hybrid"):
+        top = result["stages"][stage]["hits"][0]
+        assert top["doc_id"].startswith("tea-"), (stage, top["doc_id"], top["text"][:60])
 
 
 def test_rerank_command_scores_in_input_order(tmp_path, capsys):

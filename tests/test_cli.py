@@ -68,7 +68,7 @@ def test_eval_on_the_sample_corpus_prints_one_json_object(capsys):
     assert ndcg["dense"] > ndcg["bm25"] and ndcg["hybrid"] > ndcg["bm25"], ndcg
     assert report["models"]["dense"] == FALLBACK_LABEL and len(report["query_languages"]) == 10
 
-    tea_question = "茶是什么时候传入日本的？"  # in no document's words: BM25 finds it by characters at best
+    tea_question = "茶是什么时候传入日本的？"
     assert main(["query", str(POLYGLOT / "corpus.jsonl"), "--query", tea_question, "--rerank-depth", "0",
                  "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

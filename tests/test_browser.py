@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from search.models import FALLBACK_LABEL
+
 ROOT = Path(__file__).resolve().parents[1]
 MIXED = ROOT / "corpora" / "mixed-formats"
 SCREENSHOT = ROOT / "artifacts" / "screenshot.png"
@@ -62,7 +64,7 @@ def test_upload_build_and_search_shows_four_columns_with_languages_and_movements
     assert {"de", "hi", "zh-cn"} <= badges, badges
     assert page.locator("#column-rerank span.move[data-against='hybrid']").count() >= 3
     assert "late-interaction fallback, not a cross-encoder" in page.inner_text("#column-rerank .stage-model")
-    assert "offline fallback, English-centric" in page.inner_text("#column-dense .stage-model")
+    assert FALLBACK_LABEL in page.inner_text("#column-dense .stage-model")
     assert page.locator("#column-bm25 li.hit mark").count() >= 1, "query terms are highlighted"
     assert "shared@10" in page.inner_text("#search-summary")
     SCREENSHOT.parent.mkdir(exist_ok=True)

@@ -9,7 +9,7 @@ from search.backends.torch_encoder import TorchEncoder
 from search.dense import DenseIndex
 from search.inference import TextEncoder
 from search.loading import load_encoder
-from search.models import FALLBACK_DENSE_ID, FALLBACK_LABEL
+from search.models import MINILM_ID, MINILM_LABEL
 
 PASSAGES = [
     "The stock exchange closed lower on Friday after weak earnings reports.",
@@ -21,20 +21,20 @@ PASSAGES = [
 
 @pytest.fixture(scope="module")
 def minilm():
-    return load_encoder(FALLBACK_DENSE_ID, "cpu", backend="torch")
+    return load_encoder(MINILM_ID, "cpu", backend="torch")
 
 
 @pytest.fixture(scope="module", params=["torch", "onnx", "int8"])
 def each_backend(request):
     """The bundled MiniLM run by each encoder backend."""
-    return load_encoder(FALLBACK_DENSE_ID, "cpu", backend=request.param)
+    return load_encoder(MINILM_ID, "cpu", backend=request.param)
 
 
 @pytest.fixture(scope="module", params=["torch", "onnx"])
 def each_exact_backend(request):
     """The bundled MiniLM run by each exact encoder backend (int8 quantizes activations per batch, so its
     embeddings move a little with the batch: see tests/test_onnx_backends.py)."""
-    return load_encoder(FALLBACK_DENSE_ID, "cpu", backend=request.param)
+    return load_encoder(MINILM_ID, "cpu", backend=request.param)
 
 
 def test_a_paraphrase_sharing_no_words_with_the_query_is_found_first(each_backend):
@@ -56,7 +56,7 @@ def test_embeddings_are_unit_float32_and_order_independent(each_exact_backend):
 
 def test_the_bundled_minilm_is_a_torch_text_encoder(minilm):
     assert isinstance(minilm, TorchEncoder) and isinstance(minilm, TextEncoder)
-    assert (minilm.backend, minilm.label, minilm.spec.model_id) == ("torch", FALLBACK_LABEL, FALLBACK_DENSE_ID)
+    assert (minilm.backend, minilm.label, minilm.spec.model_id) == ("torch", MINILM_LABEL, MINILM_ID)
     assert (minilm.dimension, minilm.max_length, minilm.device) == (384, 256, "cpu")
 
 

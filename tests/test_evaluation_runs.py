@@ -57,8 +57,9 @@ def test_landed_ranks_of_the_relevant_documents(index):
             assert report.landed[stage][query.query_id] == expected, (stage, query)
     assert set(report.per_query) == set(report.landed) == {"bm25", "dense", "hybrid", "rerank"}
     assert report.per_query["bm25"]["q4"]["ndcg@10"] == 0.0
-    assert set(report.to_json()) == {"passages", "queries", "languages", "models", "stages", "timings_s", "level",
-                                     "judged_ids", "matched_ids", "notes", "cancelled"}
+    assert set(report.to_json()) == {"passages", "queries", "languages", "query_languages", "models", "stages",
+                                     "timings_s", "level", "judged_ids", "matched_ids", "notes", "cancelled"}
+    assert report.query_languages == report.to_json()["query_languages"] and sum(report.query_languages.values()) == 4
 
 
 def test_cancelling_keeps_the_finished_queries(index):
@@ -201,3 +202,54 @@ def test_evaluate_reports_the_rerankers_measured_speed_and_cancels_inside_a_rera
                          should_stop=lambda: polls.append(1) or len(polls) >= 2)
     assert len(polls) == 2, "the second poll is the reranker's, before its first batch"
     assert cancelled.cancelled and cancelled.queries == 0 and cancelled.stages == {}
+
+
+def _squad(paragraphs: list[tuple[str, list[tuple[str, str]]]]) -> dict:
+    return {"version": "1.1", "data": [{"title": "t", "paragraphs": [
+        {"context": context, "qas": [{"id": qid, "question": question, "answers": []} for qid, question in qas]}
+        for context, qas in paragraphs]}]}
+
+
+GERMAN = _squad([
+    ("Der Tee kam im neunten Jahrhundert mit buddhistischen Mönchen aus China nach Japan und wurde dort "
+     "zuerst in Klöstern getrunken.", [("q-tea", "Wie kam der Tee nach Japan?")]),
+    ("Der Rhein entspringt in den Schweizer Alpen, fließt durch Basel, Köln und Düsseldorf und mündet in "
+     "den Niederlanden in die Nordsee.", [("q-rhine", "Wo mündet der Rhein?")]),
+    ("Honigbienen zeigen ihren Schwestern mit einem Schwänzeltanz, in welcher Richtung und Entfernung die "
+     "besten Blüten zu finden sind.", [("q-bees", "Wie zeigen Bienen den Weg zu Blüten?")]),
+])
+ENGLISH = _squad([
+    ("Tea reached Japan from China in the ninth century.", [("q-tea", "How did tea come to Japan?")]),
+    ("The Rhine flows into the North Sea.", [("q-rhine", "Where does the Rhine river end?"),
+                                              ("q-extra", "A question the German file does not have")]),
+    ("Honeybees dance.", [("q-bees", "How do honeybees show the way to flowers?")]),
+])
+
+
+def test_questions_of_one_language_against_the_passages_of_another(tmp_path):
+    import json
+
+    from search.evaluation import load_dataset
+
+    german, english = tmp_path / "xq.de.json", tmp_path / "xq.en.json"
+    german.write_text(json.dumps(GERMAN, ensure_ascii=False), encoding="utf-8")
+    english.write_text(json.dumps(ENGLISH), encoding="utf-8")
+    dataset = load_dataset(german, queries_from=english)
+    assert dataset.name == "xq.de (queries of xq.en)"
+    assert [document.text[:10] for document in dataset.corpus.documents] == ["Der Tee ka", "Der Rhein ", "Honigbiene"]
+    assert [query.text for query in dataset.judgments.queries] == [
+        "How did tea come to Japan?", "Where does the Rhine river end?", "How do honeybees show the way to flowers?"]
+    assert dict(dataset.judgments.qrels) == {"q-tea": {"0-0": 1}, "q-rhine": {"0-1": 1}, "q-bees": {"0-2": 1}}
+    assert [str(problem) for problem in dataset.judgments.problems] == [
+        f"{english}: 1 of its 4 queries has no judgments in the dataset and is left out"]
+
+    index = build(dataset.corpus, SETTINGS)
+    report = evaluate(index, dataset.judgments, stages=("bm25", "dense", "hybrid"))
+    assert report.languages == {"de": 3} and report.query_languages == {"en": 3}, report
+    assert report.to_json()["query_languages"] == {"en": 3}
+    assert report.landed["dense"] == {"q-tea": (1,), "q-rhine": (1,), "q-bees": (1,)}, "the multilingual fallback"
+
+    unrelated = tmp_path / "other.json"
+    unrelated.write_text(json.dumps(_squad([("Text.", [("zz", "Question?")])])), encoding="utf-8")
+    with pytest.raises(ValueError, match="none of the 1 queries of .*other.json has an id that the dataset judges"):
+        load_dataset(german, queries_from=unrelated)

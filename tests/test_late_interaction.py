@@ -1,4 +1,4 @@
-"""The late-interaction (MaxSim) fallback reranker over the bundled all-MiniLM-L6-v2."""
+"""The late-interaction (MaxSim) fallback reranker over the bundled 4-bit multilingual-e5-small."""
 
 from __future__ import annotations
 
@@ -40,8 +40,9 @@ def test_the_answering_passage_outscores_unrelated_ones(reranker):
 
 
 def test_score_is_the_mean_of_per_query_token_max_cosine(reranker, encoder):
-    query_vectors = encoder.token_embeddings([QUERY])[0]
-    passage_vectors = encoder.token_embeddings([ANSWER])[0]
+    # Read as E5 reads them, "query: " + text and "passage: " + text, the prefixes' tokens left out.
+    query_vectors = encoder.token_embeddings(["query: " + QUERY])[0][3:]  # "▁que", "ry", ":"
+    passage_vectors = encoder.token_embeddings(["passage: " + ANSWER])[0][2:]  # "▁passage", ":"
     best = []
     for q in query_vectors:
         cosines = [float(np.dot(q, p) / (np.linalg.norm(q) * np.linalg.norm(p))) for p in passage_vectors]
@@ -83,10 +84,22 @@ def test_the_cache_is_bounded_and_keeps_recent_passages(encoder):
 
 
 def test_long_passages_are_flagged_as_truncated(reranker, encoder):
-    long_passage = " ".join([ANSWER] * 40)
+    long_passage = " ".join([ANSWER] * 60)
     assert len(encoder.tokenizer(long_passage, verbose=False)["input_ids"]) > encoder.max_length
     scores = reranker.score(QUERY, [long_passage, ANSWER])
     assert [s.truncated for s in scores] == [True, False]
+
+
+def test_texts_are_read_with_the_encoders_prefixes_and_the_prefix_tokens_left_out(reranker, encoder):
+    assert (encoder.spec.query_prefix, encoder.spec.passage_prefix) == ("query: ", "passage: ")
+    tokens = encoder.tokenizer.convert_ids_to_tokens(encoder.tokenizer("query: " + QUERY)["input_ids"])
+    assert tokens[:5] == ["<s>", "▁que", "ry", ":", "▁What"], "the prefix's space goes to the first word"
+    query = encoder.token_embeddings(["query: " + QUERY])[0][3:]
+    passage = encoder.token_embeddings(["passage: " + ANSWER])[0][2:]
+    assert len(query) == len(encoder.tokenizer(QUERY, add_special_tokens=False)["input_ids"])
+    assert reranker.score(QUERY, [ANSWER])[0].raw == pytest.approx(maxsim(query, passage), abs=1e-5)
+    unprefixed = maxsim(encoder.token_embeddings([QUERY])[0], encoder.token_embeddings([ANSWER])[0])
+    assert reranker.score(QUERY, [ANSWER])[0].raw != pytest.approx(unprefixed, abs=1e-4)
 
 
 def test_label_and_interface(reranker):

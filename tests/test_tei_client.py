@@ -16,7 +16,7 @@ from search.backends.tei import TEI_URL_ENV, TEIEncoder, TEIError, TEIReranker
 from search.backends.torch_reranker import CrossEncoderReranker
 from search.inference import RerankCancelled, RerankerUnavailable, sigmoid
 from search.loading import load_dense_encoder, load_encoder, load_reranker
-from search.models import FALLBACK_DENSE_ID
+from search.models import MINILM_ID
 from search.pipeline import Index, Settings, build
 from search.score_cache import CachedReranker
 from search.serve import ServeLimits, TEIService, create_app
@@ -43,7 +43,7 @@ def served(tiny_folder):
     """The tiny cross-encoder and MiniLM served on 127.0.0.1; yields the URL."""
     # torch on both sides: the client's scores are compared with CrossEncoderReranker run here.
     service = TEIService.from_models(reranker=load_reranker(str(tiny_folder), "cpu", fallback=False, backend="torch"),
-                                     encoder=load_dense_encoder(FALLBACK_DENSE_ID, "cpu", fallback=False,
+                                     encoder=load_dense_encoder(MINILM_ID, "cpu", fallback=False,
                                                                 backend="torch"),
                                      limits=ServeLimits(max_client_batch_size=BATCH))
     with uvicorn_server(create_app(service)) as url:
@@ -70,9 +70,9 @@ def test_reranker_scores_equal_the_local_model_in_input_order(served, tiny_folde
 
 
 def test_encoder_embeddings_equal_the_local_model(served):
-    remote = TEIEncoder(FALLBACK_DENSE_ID, served)
-    local = load_encoder(FALLBACK_DENSE_ID, "cpu")
-    assert (remote.model_id, remote.dimension, remote.max_length) == (FALLBACK_DENSE_ID, 384, 256)
+    remote = TEIEncoder(MINILM_ID, served)
+    local = load_encoder(MINILM_ID, "cpu")
+    assert (remote.model_id, remote.dimension, remote.max_length) == (MINILM_ID, 384, 256)
     seen = []
     vectors = remote.embed(PASSAGES, is_query=False, progress=lambda done, total: seen.append((done, total)))
     np.testing.assert_allclose(vectors, local.embed(PASSAGES, is_query=False), atol=1e-5)
@@ -107,15 +107,15 @@ def test_the_loader_builds_it_behind_the_score_cache_from_the_setting(served, ti
     local = load_reranker(str(tiny_folder), "cpu").model
     # Other batch shapes than the server's: float noise of about 1e-5 (see the first test).
     assert [s.raw for s in first] == pytest.approx([s.raw for s in local.score(query, PASSAGES)], abs=1e-4)
-    encoder = load_dense_encoder(FALLBACK_DENSE_ID, backend="tei").model
-    assert isinstance(encoder, TEIEncoder) and encoder is load_encoder(FALLBACK_DENSE_ID, backend="tei",
+    encoder = load_dense_encoder(MINILM_ID, backend="tei").model
+    assert isinstance(encoder, TEIEncoder) and encoder is load_encoder(MINILM_ID, backend="tei",
                                                                        endpoint=served)
 
 
 def test_the_pipeline_runs_both_models_on_the_endpoint(served, tiny_folder, tmp_path):
     for name, text in DOCS.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
-    common = {"dense_model": FALLBACK_DENSE_ID, "reranker_model": str(tiny_folder), "device": "cpu"}
+    common = {"dense_model": MINILM_ID, "reranker_model": str(tiny_folder), "device": "cpu"}
     remote = build([tmp_path], Settings(**common, backend="tei", tei_url=served))
     local = build([tmp_path], Settings(**common))
     assert remote.report.dense_model.endswith(f"via TEI ({served.removeprefix('http://')})")
@@ -140,14 +140,14 @@ def test_the_late_interaction_fallback_served_is_no_cross_encoder():
 
 def test_each_model_takes_the_endpoint_that_serves_its_kind(tiny_folder):
     reranker_only = TEIService.from_models(reranker=load_reranker(str(tiny_folder), "cpu", fallback=False))
-    dense_only = TEIService.from_models(encoder=load_dense_encoder(FALLBACK_DENSE_ID, "cpu"))
+    dense_only = TEIService.from_models(encoder=load_dense_encoder(MINILM_ID, "cpu"))
     with uvicorn_server(create_app(dense_only)) as dense_url, uvicorn_server(create_app(reranker_only)) as rerank_url:
         both = f"{dense_url}, {rerank_url}"
         assert TEIReranker("any", both).device == rerank_url
         assert TEIEncoder("any", both).device == dense_url
         with pytest.raises(RerankerUnavailable, match="no TEI endpoint serves a reranker") as error:
             TEIReranker("BAAI/bge-reranker-v2-m3", dense_url)
-        assert f"serves {FALLBACK_DENSE_ID} (an embedding model)" in str(error.value)
+        assert f"serves {MINILM_ID} (an embedding model)" in str(error.value)
         assert TEI_URL_ENV in str(error.value) and "--backend torch" in str(error.value)
         with pytest.raises(TEIError, match="no TEI endpoint serves an embedding model") as error:
             TEIEncoder("intfloat/multilingual-e5-small", rerank_url)
@@ -157,7 +157,7 @@ def test_each_model_takes_the_endpoint_that_serves_its_kind(tiny_folder):
 def test_a_reranker_whose_endpoint_stops_gives_the_stage_an_error_and_keeps_the_rest(tiny_folder, tmp_path):
     for name, text in DOCS.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
-    index = build([tmp_path], Settings(dense_model=FALLBACK_DENSE_ID, reranker_model=str(tiny_folder), device="cpu"))
+    index = build([tmp_path], Settings(dense_model=MINILM_ID, reranker_model=str(tiny_folder), device="cpu"))
     service = TEIService.from_models(reranker=load_reranker(str(tiny_folder), "cpu", fallback=False))
     with uvicorn_server(create_app(service)) as url:
         loaded = load_reranker(str(tiny_folder), backend="tei", endpoint=url, fallback=False)
@@ -192,7 +192,7 @@ def write_docs(folder):
 
 def test_loading_an_index_on_an_endpoint_serving_another_model_is_refused(tmp_path):
     """Same dimension, other model: the saved embeddings would be compared with another model's."""
-    index = build([write_docs(tmp_path / "docs")], Settings(dense_model=FALLBACK_DENSE_ID, device="cpu"))
+    index = build([write_docs(tmp_path / "docs")], Settings(dense_model=MINILM_ID, device="cpu"))
     folder = index.save(tmp_path / "index")
     other = {"model_id": "intfloat/multilingual-e5-small", "model_type": {"embedding": {"pooling": "mean"}},
              "max_input_length": 512, "max_client_batch_size": 8, "auto_truncate": True}
@@ -205,14 +205,14 @@ def test_loading_an_index_on_an_endpoint_serving_another_model_is_refused(tmp_pa
         with pytest.raises(ValueError) as error:
             Index.load(folder, backend="tei", tei_url=stub.url)
     message = str(error.value)
-    assert FALLBACK_DENSE_ID in message and "intfloat/multilingual-e5-small" in message
+    assert MINILM_ID in message and "intfloat/multilingual-e5-small" in message
     assert TEI_URL_ENV in message and "--backend torch" in message
-    assert Index.load(folder).encoder.model.model_id == FALLBACK_DENSE_ID, "the local load still works"
+    assert Index.load(folder).encoder.model.model_id == MINILM_ID, "the local load still works"
 
 
 def test_a_dense_endpoint_that_stops_fails_dense_and_hybrid_and_keeps_bm25(tmp_path, capsys):
-    service = TEIService.from_models(encoder=load_dense_encoder(FALLBACK_DENSE_ID, "cpu", fallback=False))
-    settings = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model="late-interaction", device="cpu")
+    service = TEIService.from_models(encoder=load_dense_encoder(MINILM_ID, "cpu", fallback=False))
+    settings = Settings(dense_model=MINILM_ID, reranker_model="late-interaction", device="cpu")
     with uvicorn_server(create_app(service)) as url:
         index = build([write_docs(tmp_path)], replace(settings, backend="tei", tei_url=url))
     result = index.retrieve("bridges over the river", k=3, rerank_depth=3)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from search.loading import load_dense_encoder, load_reranker, resolve_backend
-from search.models import FALLBACK_DENSE_ID
+from search.models import MINILM_ID
 from search.serve import (
     SERVE_TEI_ENV,
     ServeLimits,
@@ -41,7 +41,7 @@ def reranker(tiny_folder):
 
 @pytest.fixture(scope="module")
 def encoder():
-    return load_dense_encoder(FALLBACK_DENSE_ID, "cpu", fallback=False)
+    return load_dense_encoder(MINILM_ID, "cpu", fallback=False)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_embed_adds_no_prefix_the_client_would_add(tmp_path):
     """TEI embeds the text as given: an E5-style encoder's "query: " prefix is the client's to add."""
     from dataclasses import replace
 
-    encoder = load_dense_encoder(FALLBACK_DENSE_ID, "cpu").model
+    encoder = load_dense_encoder(MINILM_ID, "cpu").model
     prefixed = _with_spec(encoder, replace(encoder.spec, query_prefix="query: ", passage_prefix="passage: "))
     service = TEIService.from_models(encoder=prefixed)
     vectors = np.array(service.embed({"inputs": ["green tea"]}))
@@ -129,7 +129,7 @@ def test_info_describes_the_reranker_first_and_lists_every_model(both, rerank_on
     assert info["model_id"] == str(tiny_folder) and "reranker" in info["model_type"]
     assert info["max_client_batch_size"] == 4 and info["auto_truncate"] is True
     assert info["max_input_length"] == 512, "the tiny XLM-R's window: 514 positions less 2"
-    assert [model["model_id"] for model in info["models"]] == [str(tiny_folder), FALLBACK_DENSE_ID]
+    assert [model["model_id"] for model in info["models"]] == [str(tiny_folder), MINILM_ID]
     assert info["models"][1]["max_input_length"] == 256, "MiniLM's window"
     for url, kind in ((rerank_only, "reranker"), (dense_only, "embedding")):
         answer = httpx.get(url + "/info", timeout=10)
@@ -276,12 +276,12 @@ def test_mounted_routes_load_the_settings_models_on_first_use(monkeypatch):
 
     app = fastapi.FastAPI()
     service = mount_tei_routes(app, settings=Settings(reranker_model="late-interaction",
-                                                      dense_model=FALLBACK_DENSE_ID, device="cpu", backend="tei"))
+                                                      dense_model=MINILM_ID, device="cpu", backend="tei"))
     with uvicorn_server(app) as url:
         info = httpx.get(url + "/tei/info", timeout=60).json()
-    assert [model["model_id"] for model in info["models"]] == ["late-interaction", FALLBACK_DENSE_ID]
+    assert [model["model_id"] for model in info["models"]] == ["late-interaction", MINILM_ID]
     served = service.ensure_loaded()
-    assert served.encoder.model is load_dense_encoder(FALLBACK_DENSE_ID, "cpu").model, "the app's cached model"
+    assert served.encoder.model is load_dense_encoder(MINILM_ID, "cpu").model, "the app's cached model"
     assert served.encoder.model.backend == resolve_backend("auto"), \
         "a server runs its models here (auto's backend), whatever backend says"
 

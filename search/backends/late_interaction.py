@@ -1,6 +1,10 @@
 """The late-interaction reranker backend: ColBERT-style MaxSim scoring over the token embeddings of
-any `TextEncoder`. `search.loading` builds it over the bundled all-MiniLM-L6-v2 as the offline
-fallback, used when no cross-encoder can be loaded.
+any `TextEncoder`. `search.loading` builds it over the bundled 4-bit multilingual-e5-small as the
+offline fallback, used when no cross-encoder can be loaded.
+
+Texts are encoded with the encoder's own query and passage prefixes (``query: `` / ``passage: `` for
+E5, none for MiniLM), the way the model was trained to read them; the prefix's own token vectors are
+then dropped, so only the text's tokens are matched.
 
 For each query token, take its best cosine similarity with any passage token; the score is the mean
 over query tokens, in [-1, 1]. Mean and sum rank a query's passages identically (the number of query
@@ -95,7 +99,7 @@ class LateInteractionReranker:
               should_stop: StopFn | None = None) -> list[PairScore]:
         """Return MaxSim scores (sigmoid None) for `passages` against `query`, in input order.
 
-        `truncated` is True for passages longer than the encoder's window (256 tokens for MiniLM).
+        `truncated` is True for passages longer than the encoder's window (512 tokens for e5, 256 for MiniLM).
         `progress(done, total)` is called after every encoded batch (passages found in the passage cache
         count as done with the first); `should_stop()` is polled before any work and before every further
         batch, and raises RerankCancelled with the scores finished so far. Raises ValueError for an empty query.
@@ -108,7 +112,7 @@ class LateInteractionReranker:
         with rerank_turn(should_stop, total=total):
             if should_stop is not None and should_stop():
                 raise RerankCancelled(0, total)
-            query_vectors = self.encoder.token_embeddings([query])[0]
+            query_vectors = self._token_vectors([query], self.encoder.spec.query_prefix)[0]
 
             def scores(found: dict[str, _PassageVectors]) -> dict[int, PairScore]:
                 return {i: PairScore(maxsim(query_vectors, found[text].vectors), None, found[text].truncated)
@@ -159,9 +163,19 @@ class LateInteractionReranker:
                     self._misses += 1
         return found
 
+    def _token_vectors(self, texts: Sequence[str], prefix: str) -> list[np.ndarray]:
+        """Token vectors of `texts` read with `prefix` in front, the prefix's own vectors left out."""
+        if not prefix:
+            return self.encoder.token_embeddings(texts, batch_size=self.batch_size)
+        # Counted without the prefix's closing space, which the text's first word takes ("query:" + "▁tea").
+        skip = len(self.encoder.tokenizer(prefix.rstrip(), add_special_tokens=False, verbose=False)["input_ids"])
+        vectors = self.encoder.token_embeddings([prefix + text for text in texts], batch_size=self.batch_size)
+        return [np.ascontiguousarray(v[skip:]) for v in vectors]
+
     def _encode_and_cache(self, texts: Sequence[str]) -> dict[str, _PassageVectors]:
-        lengths = self.encoder.tokenizer(list(texts), verbose=False)["input_ids"]
-        vectors = self.encoder.token_embeddings(texts, batch_size=self.batch_size)
+        prefix = self.encoder.spec.passage_prefix
+        lengths = self.encoder.tokenizer([prefix + text for text in texts], verbose=False)["input_ids"]
+        vectors = self._token_vectors(texts, prefix)
         fresh = {text: _PassageVectors(v, len(ids) > self.encoder.max_length)
                  for text, v, ids in zip(texts, vectors, lengths, strict=True)}
         with self._cache_lock:

@@ -27,6 +27,8 @@ from urllib.parse import quote, urlencode
 
 from search.types import FIRST_STAGES
 
+from .html import Markup, element, join
+
 MAX_QUERY_CHARS = 500
 MAX_PARAM_CHARS = 2_000  # longer values are refused before they are read
 SCORE_VIEWS = ("raw", "sigmoid")
@@ -217,6 +219,19 @@ def share_link(state: ViewState, *, uploaded: bool) -> ShareLink:
     if uploaded:
         return ShareLink(query_string(replace(state, sample=None)), UPLOADED_NOTE)
     return ShareLink(query_string(state), "")
+
+
+def render_share_note(note: str, problems: Sequence[str] = ()) -> Markup:
+    """Return the lines beside the link: what it cannot carry, and what was wrong with the link this page
+    was opened with (each a `p.share-note`, problems with ``data-kind="problem"``); all text escaped.
+
+    >>> str(render_share_note("", ["k=<b> is bad."]))
+    '<div class="share-notes"><p class="share-note" data-kind="problem">k=&lt;b&gt; is bad.</p></div>'
+    """
+    lines = [element("p", text, class_="share-note", data_kind="problem") for text in problems]
+    if note:
+        lines.append(element("p", note, class_="share-note", data_kind="note"))
+    return element("div", join(lines), class_="share-notes")
 
 
 def _shown(value: str) -> str:

@@ -236,3 +236,29 @@ def render_share_note(note: str, problems: Sequence[str] = ()) -> Markup:
 
 def _shown(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+# In the browser (wired with `js=`): the hidden box's "?sample=..." becomes the full link in the link box,
+# and the address bar shows it too, without a reload. Same origin and path as the page, so replaceState
+# cannot throw; the try is for browsers that refuse it in a sandboxed frame.
+LINK_JS = """
+(query) => {
+  if (!query) return "";
+  const url = window.location.origin + window.location.pathname + query;
+  try { window.history.replaceState(window.history.state, "", url); } catch (error) { /* the box still has it */ }
+  return url;
+}
+"""
+# Copy link: the clipboard API where the page is a secure context, else select the box's text and copy it.
+COPY_JS = """
+async (link) => {
+  const button = document.querySelector('#copy-link');
+  try {
+    await navigator.clipboard.writeText(link);
+  } catch (error) {
+    const box = document.querySelector('#share-link textarea, #share-link input');
+    if (box) { box.select(); document.execCommand('copy'); }
+  }
+  if (button) button.dataset.copied = String(Date.now());
+}
+"""

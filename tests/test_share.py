@@ -111,3 +111,19 @@ def test_any_parameters_give_a_valid_view_and_never_raise(params):
     assert state.candidates_from in ("bm25", "dense", "hybrid") and state.score_view in ("raw", "sigmoid")
     assert state.overlap < state.window
     assert parse_view(dict(parse_qsl(query_string(state)[1:], keep_blank_values=True)), OPTIONS).state == state
+
+
+def test_the_apps_own_view_reads_back_from_its_link():
+    import app
+
+    options = app._share_options()
+    assert options.samples == ("polyglot-facts", "mixed-formats")
+    label = app.SAMPLE_NAMES["mixed-formats"]
+    defaults = options.defaults
+    view = app._view_state(label, " tea ", 5, 0, "dense", "sigmoid", True, defaults.window, defaults.overlap,
+                           defaults.dense_model, defaults.reranker_model, defaults.backend)
+    assert view.sample == "mixed-formats" and view.query == "tea" and view.rerank_depth == 0
+    parsed = _read(query_string(view), options)
+    assert parsed.state == view and parsed.problems == ()
+    uploads = app._view_state(app.NO_SAMPLE, "", 10, 20, "hybrid", "raw", False, 200, 40, "", "", "")
+    assert uploads.sample is None and uploads.reranker_model is None

@@ -57,7 +57,8 @@ from search.reading import ReadLimits, read_paths
 from search.score_cache import CachedReranker
 from search.types import FIRST_STAGES, STAGES, SearchResult
 from search.warmup import Role, Warmup, start_warmup
-from ui import build_summary, columns, evaluation_view, judging, stylesheet, texts
+from ui import build_summary, columns, evaluation_view, judging, share, stylesheet, texts
+from ui.bundle import BUNDLE_NAME, make_bundle
 from ui.model_status import render_model_status
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ SAMPLES = {
     "mixed-formats: 6 files, 6 languages": ROOT / "corpora" / "mixed-formats",
 }
 NO_SAMPLE = "(none: use my files)"
+# A link names a sample by the short name before the colon ("polyglot-facts").
+SAMPLE_NAMES = {label.split(":")[0]: label for label in SAMPLES}
 EXAMPLE_QUERIES = [
     "When did the Luna 2 probe reach the Moon?",
     "Wie viele Bienen leben in einem Volk?",
@@ -304,6 +307,19 @@ class ApiOnly(NamedTuple):
     result: gr.JSON
 
 
+class SharePanel(NamedTuple):
+    """The link to this view (kept in the page's URL too), Copy link, and the Download bundle zip."""
+
+    link: gr.Textbox
+    copy_button: gr.Button
+    notes: gr.HTML  # what the link cannot carry (uploaded files)
+    problems: gr.HTML  # what was wrong with the link this page was opened with
+    query_string: gr.Textbox  # hidden: the server's "?sample=...", made a full URL in the browser
+    restoring: gr.State  # the ViewState read from the page's URL; setting it builds and searches
+    bundle_button: gr.Button
+    bundle: gr.File
+
+
 class Page(NamedTuple):
     """Every region of the page."""
 
@@ -315,6 +331,7 @@ class Page(NamedTuple):
     judging: JudgingPanel
     evaluate: EvaluatePanel
     api: ApiOnly
+    share: SharePanel
 
 
 def build_demo() -> gr.Blocks:
@@ -329,11 +346,12 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Search", id="search"):
                 corpus = _corpus_panel(defaults)
                 search = _search_panel()
+                share_panel = _share_panel()
                 judging_panel = _judging_panel()
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate_panel = _evaluate_panel()
         api = ApiOnly(gr.Button(visible=False), gr.JSON(visible=False))
-        page = Page(tabs, models, session, corpus, search, judging_panel, evaluate_panel, api)
+        page = Page(tabs, models, session, corpus, search, judging_panel, evaluate_panel, api, share_panel)
         callbacks = Callbacks(page, warmup)
         demo.load(callbacks.model_status, None, [models], api_visibility="undocumented", show_progress="hidden",
                   concurrency_limit=None)
@@ -341,6 +359,7 @@ def build_demo() -> gr.Blocks:
         _wire_search(page, callbacks)
         _wire_judging(page, callbacks)
         _wire_evaluate(page, callbacks)
+        _wire_share(demo, page, callbacks)
         demo.unload(forget_session)
     demo.queue(default_concurrency_limit=4, max_size=64)
     return demo
@@ -434,6 +453,20 @@ def _search_panel() -> SearchPanel:
     summary = gr.HTML(elem_id="search-summary")
     return SearchPanel(query, button, k, rerank_depth, rerank_estimate, candidates_from, score_view, collapse,
                        stage_columns, summary)
+
+
+def _share_panel() -> SharePanel:
+    with gr.Row(equal_height=True):
+        link = gr.Textbox(label="Link to this view", interactive=False, scale=5, elem_id="share-link",
+                          info="the sample corpus, query, k, rerank settings, score view and models")
+        copy_button = gr.Button("Copy link", scale=1, elem_id="copy-link")
+        bundle_button = gr.Button("Download bundle", scale=1, elem_id="bundle-button")
+    notes = gr.HTML(elem_id="share-notes")
+    problems = gr.HTML(elem_id="share-problems")
+    bundle = gr.File(label="Bundle: settings, results, judgments, runs and an offline page", interactive=False,
+                     elem_id="bundle")
+    query_string = gr.Textbox(visible="hidden", elem_id="share-query")
+    return SharePanel(link, copy_button, notes, problems, query_string, gr.State(None), bundle_button, bundle)
 
 
 def _judging_panel() -> JudgingPanel:
@@ -603,6 +636,45 @@ def _wire_evaluate(page: Page, callbacks: Callbacks) -> None:
         [session.index, session.eval_judgments, session.stop, panel.candidates_from, panel.max_queries],
         [panel.depth_progress, panel.depth_quality, panel.depth_latency], api_visibility="undocumented",
         concurrency_limit=1, concurrency_id="evaluate",
+    )
+
+
+def _wire_share(demo: gr.Blocks, page: Page, callbacks: Callbacks) -> None:
+    """The link follows the page's settings; a page opened with one restores its view, builds its sample
+    and searches (the same chain as the Search button); Copy link and Download bundle."""
+    share_panel, corpus, search, session = page.share, page.corpus, page.search, page.session
+    view_inputs = [corpus.files, corpus.sample, search.query, search.k, search.rerank_depth, search.candidates_from,
+                   search.score_view, search.collapse, corpus.window, corpus.overlap, corpus.dense_model,
+                   corpus.reranker_model, corpus.backend]
+    gr.on(
+        [corpus.files.change, corpus.sample.change, search.query.blur, search.query.submit, search.button.click,
+         search.k.change, search.rerank_depth.change, search.candidates_from.change, search.score_view.change,
+         search.collapse.change, corpus.window.change, corpus.overlap.change, corpus.dense_model.change,
+         corpus.reranker_model.change, corpus.backend.change],
+        callbacks.share_link, view_inputs, [share_panel.query_string, share_panel.notes],
+        api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last", queue=False,
+    )
+    # In the browser: the link box gets the full URL, and the address bar follows without a reload.
+    share_panel.query_string.change(None, [share_panel.query_string], [share_panel.link], js=share.LINK_JS,
+                                    api_visibility="undocumented", show_progress="hidden")
+    share_panel.copy_button.click(None, [share_panel.link], None, js=share.COPY_JS, api_visibility="undocumented")
+    demo.load(callbacks.share_link, view_inputs, [share_panel.query_string, share_panel.notes],
+              api_visibility="undocumented", show_progress="hidden", queue=False)
+    demo.load(callbacks.restore_view, None,
+              [*callbacks.restorable.values(), share_panel.problems, share_panel.query_string,
+               share_panel.restoring], api_visibility="undocumented", show_progress="hidden")
+    built = share_panel.restoring.change(
+        callbacks.build_restored,
+        [share_panel.restoring, session.build_idle, corpus.files, corpus.sample, corpus.window, corpus.overlap,
+         corpus.dense_model, corpus.reranker_model, corpus.backend],
+        [session.index, corpus.progress, corpus.summary, corpus.languages_plot, corpus.build_json],
+        api_visibility="undocumented", concurrency_limit=BUILD_SLOTS, concurrency_id="build", show_progress="minimal",
+    )
+    _wire_search_chain(page, callbacks, built.success, callbacks.search_restored)
+    share_panel.bundle_button.click(
+        callbacks.download_bundle,
+        [session.index, session.judged, session.latest, *view_inputs, share_panel.link], [share_panel.bundle],
+        api_visibility="undocumented",
     )
 
 
@@ -887,6 +959,102 @@ class Callbacks:
         session = judging.merge(session, loaded)
         _info(f"Loaded {sum(len(m) for m in loaded.qrels.values())} judgments on {len(loaded.queries)} queries.")
         return {self.page.session.judged: session, self.page.judging.metrics: _judged_panel(session)}
+
+    # sharing
+
+    @property
+    def restorable(self) -> dict[str, gr.components.Component]:
+        """The controls a link sets, by ViewState field. The compare reranker has no control here yet: a
+        link's `compare` is read (and checked) but not shown."""
+        corpus, search = self.page.corpus, self.page.search
+        return {"sample": corpus.sample, "query": search.query, "k": search.k, "rerank_depth": search.rerank_depth,
+                "candidates_from": search.candidates_from, "score_view": search.score_view,
+                "collapse": search.collapse, "window": corpus.window, "overlap": corpus.overlap,
+                "dense_model": corpus.dense_model, "reranker_model": corpus.reranker_model,
+                "backend": corpus.backend}
+
+    def share_link(self, files: Sequence[str] | None, sample: str, query: str, k: int, rerank_depth: int,
+                   candidates_from: str, score_view: str, collapse: bool, window: int, overlap: int,
+                   dense_model: str, reranker_model: str, backend: str) -> Updates:
+        """The link of the page's current settings, and whether it can carry the corpus (not uploads)."""
+        view = _view_state(sample, query, k, rerank_depth, candidates_from, score_view, collapse, window, overlap,
+                           dense_model, reranker_model, backend)
+        link = share.share_link(view, uploaded=bool(files))
+        return {self.page.share.query_string: link.query_string,
+                self.page.share.notes: share.render_share_note(link.note)}
+
+    def restore_view(self, request: gr.Request) -> Updates:
+        """On page load: the view a link carries (`ui.share.parse_view`) set into the controls; a bad value
+        keeps the default and is said beside the link. Setting `restoring` builds the sample and searches."""
+        params = dict(request.query_params) if request is not None else {}
+        if not set(params) & set(share.PARAMETERS):
+            return _unchanged()
+        parsed = share.parse_view(params, _share_options())
+        state = parsed.state
+        updates: Updates = {self.restorable[name]: getattr(state, name) for name in parsed.given
+                            if name in self.restorable}
+        if state.sample is not None:
+            updates[self.page.corpus.sample] = SAMPLE_NAMES[state.sample]
+        problems = list(parsed.problems)
+        if state.sample is None and state.query:
+            problems.append("The link names no sample corpus (a link cannot carry uploaded files): upload the "
+                            "files it was made from, press Build index, then Search.")
+        updates[self.page.share.problems] = share.render_share_note("", problems)
+        updates[self.page.share.query_string] = share.query_string(state)
+        updates[self.page.share.restoring] = state
+        return updates
+
+    def build_restored(self, restoring: share.ViewState | None, idle: BuildIdle, files: Sequence[str] | None,
+                       sample: str, window: int, overlap: int, dense_model: str, reranker_model: str, backend: str,
+                       request: gr.Request) -> Iterator[Updates]:
+        """Build the sample a link names (with the link's settings, set into the controls already)."""
+        if restoring is None or restoring.sample is None or files:
+            yield _unchanged()
+            return
+        yield from self.build_corpus(idle, None, SAMPLE_NAMES[restoring.sample], window, overlap, dense_model,
+                                     reranker_model, backend, request)
+
+    def search_restored(self, index: Index | None, latest: LatestSearch, session: judging.SessionJudgments,
+                        query: str, k: int, rerank_depth: int, candidates_from: str, score_view: str,
+                        collapse: bool) -> Updates:
+        """After a link's build: its query, searched as the Search button would (nothing without a query)."""
+        if index is None or not (query or "").strip():
+            return _unchanged()
+        return self.first_stages(index, latest, session, query, k, rerank_depth, candidates_from, score_view,
+                                 collapse)
+
+    def download_bundle(self, index: Index | None, session: judging.SessionJudgments, latest: LatestSearch,
+                        files: Sequence[str] | None, sample: str, query: str, k: int, rerank_depth: int,
+                        candidates_from: str, score_view: str, collapse: bool, window: int, overlap: int,
+                        dense_model: str, reranker_model: str, backend: str, link: str,
+                        request: gr.Request) -> Updates:
+        """One zip (`ui.bundle`) of the latest search as drawn, the session's judgments and runs, and a
+        static page of the columns; a TREC file that can't hold an id is left out with a warning."""
+        result = latest.result
+        view = _view_state(sample, result.query if result else query, k,
+                           result.rerank_depth if result else rerank_depth,
+                           result.candidates_from if result else candidates_from, score_view, collapse, window,
+                           overlap, dense_model, reranker_model, backend)
+        if index is not None:  # what the index was built with, even if the controls moved since
+            settings = index.settings
+            view = replace(view, window=settings.window, overlap=settings.overlap,
+                           dense_model=settings.dense_model, reranker_model=settings.reranker_model,
+                           backend=settings.backend)
+        uploaded = bool(files)
+        corpus = ("uploaded files: " + ", ".join(Path(file).name for file in files)) if files else (view.sample or "")
+        try:
+            bundle = make_bundle(result, session, view, link=link or "",
+                                 link_note=share.UPLOADED_NOTE if uploaded else "", corpus=corpus,
+                                 corpus_languages=index.languages if index is not None else ())
+        except ValueError as error:
+            raise _fail(str(error)) from None
+        for name, reason in bundle.left_out.items():
+            _warn(f"{name} was left out of the bundle: {reason}")
+        folder = downloads_folder(request) / "bundle"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / BUNDLE_NAME).write_bytes(bundle.data)
+        return {self.page.share.bundle: str(folder / BUNDLE_NAME)}
 
     # evaluation
 
@@ -1204,6 +1372,32 @@ def _settings(window: int, overlap: int, dense_model: str, reranker_model: str, 
                                  reranker_model=reranker_model or None, backend=(backend or "").strip() or None)
     except (TypeError, ValueError) as error:
         raise _fail(f"Invalid settings: {error}") from None
+
+
+def _share_options() -> share.ShareOptions:
+    """What a link may name here: the samples, the offered models (any, if the operator allows custom ones),
+    the backends, the sliders' ranges, and the page's defaults."""
+    defaults = Settings.from_env()
+    dense, rerankers = model_choices()
+    custom = custom_models_allowed()
+    return share.ShareOptions(
+        samples=tuple(SAMPLE_NAMES), dense_models=None if custom else tuple(dense),
+        rerankers=None if custom else tuple(rerankers), backends=tuple(backend_choices()),
+        defaults=share.ViewState(rerank_depth=DEFAULT_RERANK_DEPTH, window=defaults.window, overlap=defaults.overlap,
+                                 dense_model=defaults.dense_model, reranker_model=defaults.reranker_model,
+                                 backend=defaults.backend))
+
+
+def _view_state(sample: str, query: str, k: int, rerank_depth: int, candidates_from: str, score_view: str,
+                collapse: bool, window: int, overlap: int, dense_model: str, reranker_model: str,
+                backend: str) -> share.ViewState:
+    # The page's controls as a view; a sample is named by its short name.
+    short = next((name for name, label in SAMPLE_NAMES.items() if label == sample), None)
+    return share.ViewState(sample=short, query=(query or "").strip(), k=int(k), rerank_depth=int(rerank_depth),
+                           candidates_from=candidates_from, score_view=score_view, collapse=bool(collapse),
+                           window=int(window), overlap=int(overlap), dense_model=(dense_model or "").strip() or None,
+                           reranker_model=(reranker_model or "").strip() or None,
+                           backend=(backend or "").strip() or None)
 
 
 def _judged_panel(session: judging.SessionJudgments) -> str:

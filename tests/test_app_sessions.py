@@ -380,7 +380,8 @@ def test_a_rerank_triggered_while_the_sessions_last_one_runs_waits_for_it_instea
     names = [getattr(block_fn.fn, "__name__", None) for block_fn in demo.fns.values()]
     dependencies = demo.config["dependencies"]
     reranks = [i for i, name in enumerate(names) if name == "rerank_stage"]
-    assert len(reranks) == 3 and {dependencies[i]["trigger_mode"] for i in reranks} == {"always_last"}
+    # search button, k, a per-query row, a shared link (one chain each)
+    assert len(reranks) == 4 and {dependencies[i]["trigger_mode"] for i in reranks} == {"always_last"}
     for rerank in reranks:  # then the estimate beside the slider, read once the rerank has measured and cached
         followers = [names[i] for i, dependency in enumerate(dependencies) if dependency["trigger_after"] == rerank]
         assert followers == ["rerank_estimate"], followers

@@ -319,3 +319,79 @@ def test_the_reranked_column_shows_live_progress_and_a_new_query_cancels_the_old
     assert stopped and "cancelled after 64 of 100 pairs" in stopped[0], stopped
     expect(page.locator("#model-status .model-status")).to_have_attribute("data-state", "ready", timeout=300_000)
     assert not page.errors, page.errors
+
+
+def test_a_shared_link_restores_the_view_builds_the_sample_and_searches(browser, app_url):
+    from urllib.parse import quote
+
+    context = browser.new_context(viewport={"width": 1600, "height": 1100})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app_url.rstrip("/"))
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    query = "When did the Luna 2 probe reach the Moon?"
+    page.goto(f"{app_url}?sample=polyglot-facts&q={quote(query)}&k=4&depth=8&from=bm25&score=sigmoid"
+              "&reranker=no/such-model&compare=late-interaction&zzz=<b>x</b>")
+    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    expect(page.locator("#query textarea")).to_have_value(query, timeout=30_000)
+    page.wait_for_selector('#column-bm25 section[data-state="done"]', timeout=60_000)
+    page.wait_for_selector('#column-rerank section[data-state="done"]', timeout=180_000)
+    assert "polyglot-facts" in page.locator("#sample-corpus input").input_value()
+    assert page.locator("#rerank-depth input[type=number]").input_value() == "8"
+    for name in ("bm25", "dense", "hybrid", "rerank"):
+        assert page.locator(f"#column-{name} li.hit").count() == 4, name
+    assert page.locator("#column-rerank span.move.primary[data-against='bm25']").count() >= 1, "candidates from bm25"
+    assert page.locator("#column-rerank span.score").first.inner_text().startswith("score"), "sigmoid n/a view"
+    problems = page.inner_text("#share-problems")
+    assert "reranker='no/such-model' in the link is not a reranker offered here" in problems, problems
+    assert page.locator("#share-problems b").count() == 0
+
+    link = page.locator("#share-link textarea, #share-link input").first
+    expect(link).to_have_value(re.compile(r"^http://127\.0\.0\.1:\d+/\?sample=polyglot-facts&q=When%20did"),
+                               timeout=30_000)
+    shared = link.input_value()
+    for part in ("k=4", "depth=8", "from=bm25", "score=sigmoid", "reranker=late-interaction"):
+        assert part in shared, (part, shared)
+    assert page.url == shared, "the address bar follows the view"
+    page.click("#copy-link")
+    expect(page.locator("#copy-link")).to_have_attribute("data-copied", re.compile(r"\d+"), timeout=10_000)
+    assert page.evaluate("navigator.clipboard.readText()") == shared
+
+    page.fill("#query textarea", "volcano")
+    page.click("#search-button")
+    expect(link).to_have_value(re.compile(r"q=volcano"), timeout=30_000)
+    assert "q=volcano" in page.url
+    assert not errors, errors
+    context.close()
+
+
+def test_a_link_made_from_uploads_says_it_cannot_carry_them_and_the_bundle_downloads(page, browser, tmp_path):
+    import io
+    import zipfile
+
+    hostile = tmp_path / "hostile.jsonl"
+    hostile.write_text('{"_id": "x1", "text": "Tulips <script>window.__pwned = 1</script> and '
+                       '<img src=x onerror=\\"window.__pwned=2\\"> bloom."}\n', encoding="utf-8")
+    _upload_and_build(page, [hostile])
+    expect(page.locator("#share-notes")).to_contain_text("cannot carry uploaded files", timeout=30_000)
+    _search(page, "tulips")
+    link = page.locator("#share-link textarea, #share-link input").first
+    expect(link).to_have_value(re.compile(r"q=tulips"), timeout=30_000)
+    assert "sample=" not in link.input_value()
+    page.click("#bundle-button")
+    anchor = page.locator("#bundle a").first
+    anchor.wait_for(timeout=30_000)
+    with page.expect_download() as download_info:
+        anchor.click()
+    with zipfile.ZipFile(io.BytesIO(Path(download_info.value.path()).read_bytes())) as archive:
+        names = set(archive.namelist())
+        view = archive.read("view.html").decode("utf-8")
+    assert {"settings.json", "results.json", "results.csv", "view.html"} <= names, names
+    assert "<script" not in view.lower() and "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in view
+    offline = browser.new_page(offline=True)  # the page needs no network
+    offline.set_content(view)
+    assert offline.locator("section.stage-column").count() == 4
+    assert "<script>window.__pwned = 1</script>" in offline.inner_text("section.stage-column[data-stage=bm25]")
+    assert offline.evaluate("window.__pwned === undefined")
+    offline.close()
+    assert not page.errors, page.errors

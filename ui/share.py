@@ -1,0 +1,264 @@
+"""A shareable view: what the page's URL carries, and reading it back strictly.
+
+`ViewState` is the view a link restores: the sample corpus, the query, k, the rerank depth, the candidate
+stage, the score view, document collapsing, the passage window and the models (dense, reranker, backend,
+and the optional compare reranker). Uploaded files are never in a link; `ShareLink.note` says so.
+
+`FIELDS` maps each `ViewState` field to its URL parameter and its reader, so a new field is one line in the
+dataclass and one in the table. `parse_view` never raises: a bad value (an unknown sample or model, k out of
+range, a word where a number goes) gives the default and a message naming the value and the fix.
+
+>>> options = ShareOptions(samples=("polyglot-facts",), rerankers=("late-interaction",))
+>>> parsed = parse_view({"sample": "polyglot-facts", "q": "tea", "k": "500"}, options)
+>>> parsed.state.sample, parsed.state.query, parsed.state.k, parsed.problems
+('polyglot-facts', 'tea', 10, ('k=500 in the link is out of range; use 1 to 50. Using k=10.',))
+>>> query_string(parsed.state)
+'?sample=polyglot-facts&q=tea&k=10&depth=20&from=hybrid&score=raw&docs=0'
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import NamedTuple
+from urllib.parse import quote, urlencode
+
+from search.types import FIRST_STAGES
+
+from .html import Markup, element, join
+
+MAX_QUERY_CHARS = 500
+MAX_PARAM_CHARS = 2_000  # longer values are refused before they are read
+SCORE_VIEWS = ("raw", "sigmoid")
+UPLOADED_NOTE = "The link cannot carry uploaded files: whoever opens it uploads them and builds again."
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """One view of the page, as a link carries it. None means "not in the link" (the opener's default)."""
+
+    sample: str | None = None  # a sample corpus's short name, e.g. "polyglot-facts"
+    query: str = ""
+    k: int = 10
+    rerank_depth: int = 20
+    candidates_from: str = "hybrid"
+    score_view: str = "raw"
+    collapse: bool = False
+    window: int | None = None
+    overlap: int | None = None
+    dense_model: str | None = None
+    reranker_model: str | None = None
+    backend: str | None = None
+    # The second reranker of a comparison; an app without that field reads and keeps it but shows nothing.
+    compare_reranker: str | None = None
+    compare_backend: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """Every field by name (for a settings file)."""
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+
+@dataclass(frozen=True)
+class ShareOptions:
+    """What the app offers, which a link's values are checked against. A model list of None accepts any
+    name (the operator allowed custom models); an empty one accepts none."""
+
+    samples: tuple[str, ...] = ()
+    dense_models: tuple[str, ...] | None = ()
+    rerankers: tuple[str, ...] | None = ()
+    backends: tuple[str, ...] = ()
+    k_range: tuple[int, int] = (1, 50)
+    depth_range: tuple[int, int] = (0, 100)
+    window_range: tuple[int, int] = (32, 1024)
+    overlap_range: tuple[int, int] = (0, 256)
+    defaults: ViewState = field(default_factory=ViewState)
+
+
+class ParsedView(NamedTuple):
+    """A link read back: the view (defaults where a value was missing or bad), what was wrong, and which
+    fields the link set."""
+
+    state: ViewState
+    problems: tuple[str, ...]
+    given: frozenset[str]
+
+
+class ShareLink(NamedTuple):
+    """The query string of a view and the note shown beside it (e.g. that uploads are not in it)."""
+
+    query_string: str
+    note: str
+
+
+Reader = Callable[[str, str, ShareOptions], object]  # (raw value, parameter, options) -> value; ValueError if bad
+
+
+class Field(NamedTuple):
+    name: str  # the ViewState field
+    parameter: str  # its URL parameter
+    read: Reader
+
+
+# -- readers: each returns the value or raises ValueError with the message the user sees -------------
+
+def _integer(bounds: Callable[[ShareOptions], tuple[int, int]]) -> Reader:
+    def read(raw: str, parameter: str, options: ShareOptions) -> int:
+        low, high = bounds(options)
+        if not re.fullmatch(r"[+-]?\d{1,9}", raw.strip()):
+            raise ValueError(f"{parameter}={raw!r} in the link is not a whole number; use {low} to {high}.")
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"{parameter}={value} in the link is out of range; use {low} to {high}.")
+        return value
+    return read
+
+
+def _choice(choices: Callable[[ShareOptions], Sequence[str] | None], what: str) -> Reader:
+    def read(raw: str, parameter: str, options: ShareOptions) -> str:
+        value = raw.strip()
+        offered = choices(options)
+        if not value:
+            raise ValueError(f"{parameter} in the link is empty; name a {what}.")
+        if offered is None:  # any name, but still one line of plain text
+            if len(value) > 200 or not value.isprintable():
+                raise ValueError(f"{parameter} in the link is not a {what} name.")
+            return value
+        if value not in offered:
+            listed = ", ".join(offered) or "none"
+            raise ValueError(f"{parameter}={_shown(value)} in the link is not a {what} offered here ({listed}).")
+        return value
+    return read
+
+
+def _flag(raw: str, parameter: str, options: ShareOptions) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"{parameter}={_shown(raw)} in the link is not 0 or 1.")
+
+
+def _query(raw: str, parameter: str, options: ShareOptions) -> str:
+    # Control characters (a pasted NUL, a bidi override) become spaces; the text stays text.
+    text = "".join(" " if unicodedata.category(char) in {"Cc", "Cf"} else char for char in raw)
+    text = " ".join(text.split())
+    if len(text) > MAX_QUERY_CHARS:
+        raise ValueError(f"{parameter} in the link is {len(text):,} characters long; a query has at most "
+                         f"{MAX_QUERY_CHARS}.")
+    return text
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("sample", "sample", _choice(lambda options: options.samples, "sample corpus")),
+    Field("query", "q", _query),
+    Field("k", "k", _integer(lambda options: options.k_range)),
+    Field("rerank_depth", "depth", _integer(lambda options: options.depth_range)),
+    Field("candidates_from", "from", _choice(lambda options: FIRST_STAGES, "candidate stage")),
+    Field("score_view", "score", _choice(lambda options: SCORE_VIEWS, "score view")),
+    Field("collapse", "docs", _flag),
+    Field("window", "window", _integer(lambda options: options.window_range)),
+    Field("overlap", "overlap", _integer(lambda options: options.overlap_range)),
+    Field("dense_model", "dense", _choice(lambda options: options.dense_models, "dense model")),
+    Field("reranker_model", "reranker", _choice(lambda options: options.rerankers, "reranker")),
+    Field("backend", "backend", _choice(lambda options: options.backends, "backend")),
+    Field("compare_reranker", "compare", _choice(lambda options: options.rerankers, "reranker")),
+    Field("compare_backend", "compare_backend", _choice(lambda options: options.backends, "backend")),
+)
+PARAMETERS = {item.parameter: item for item in FIELDS}
+
+
+def parse_view(params: Mapping[str, str], options: ShareOptions) -> ParsedView:
+    """Read a link's query parameters into a `ViewState`; never raises.
+
+    Each bad value is replaced by `options.defaults`' and described in `problems` (naming the parameter,
+    the value and what is accepted). Parameters the app does not know (Gradio's own, e.g. ``__theme``) are
+    ignored. Raw values are never echoed in full: a message quotes at most 60 characters of one.
+    """
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    given: set[str] = set()
+    for parameter, raw in params.items():
+        item = PARAMETERS.get(parameter)
+        if item is None:
+            continue
+        default = getattr(options.defaults, item.name)
+        try:
+            if not isinstance(raw, str) or len(raw) > MAX_PARAM_CHARS:
+                raise ValueError(f"{parameter} in the link is too long to be a setting.")
+            values[item.name] = item.read(raw, parameter, options)
+            given.add(item.name)
+        except ValueError as error:
+            fallback = f" Using {parameter}={default}." if default not in (None, "") else " Using the default."
+            problems.append(f"{error}{fallback}")
+    state = replace(options.defaults, **values)
+    window = state.window or 0
+    if state.overlap is not None and state.window is not None and state.overlap >= window:
+        problems.append(f"overlap={state.overlap} in the link is not smaller than window={window}; "
+                        f"using overlap={options.defaults.overlap}.")
+        state = replace(state, overlap=options.defaults.overlap)
+    return ParsedView(state, tuple(problems), frozenset(given))
+
+
+def query_string(state: ViewState) -> str:
+    """The URL query string of a view ("?sample=...&q=..."), fields in `FIELDS` order; None fields and an
+    empty query are left out. `parse_view` reads it back to the same view."""
+    pairs = []
+    for item in FIELDS:
+        value = getattr(state, item.name)
+        if value is None or (item.name == "query" and not value):
+            continue
+        pairs.append((item.parameter, ("1" if value else "0") if isinstance(value, bool) else str(value)))
+    return "?" + urlencode(pairs, quote_via=quote, safe="")
+
+
+def share_link(state: ViewState, *, uploaded: bool) -> ShareLink:
+    """The link of a view and its note: a view of uploaded files carries no corpus, and says so."""
+    if uploaded:
+        return ShareLink(query_string(replace(state, sample=None)), UPLOADED_NOTE)
+    return ShareLink(query_string(state), "")
+
+
+def render_share_note(note: str, problems: Sequence[str] = ()) -> Markup:
+    """Return the lines beside the link: what it cannot carry, and what was wrong with the link this page
+    was opened with (each a `p.share-note`, problems with ``data-kind="problem"``); all text escaped.
+
+    >>> str(render_share_note("", ["k=<b> is bad."]))
+    '<div class="share-notes"><p class="share-note" data-kind="problem">k=&lt;b&gt; is bad.</p></div>'
+    """
+    lines = [element("p", text, class_="share-note", data_kind="problem") for text in problems]
+    if note:
+        lines.append(element("p", note, class_="share-note", data_kind="note"))
+    return element("div", join(lines), class_="share-notes")
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+# In the browser (wired with `js=`): the hidden box's "?sample=..." becomes the full link in the link box,
+# and the address bar shows it too, without a reload. Same origin and path as the page, so replaceState
+# cannot throw; the try is for browsers that refuse it in a sandboxed frame.
+LINK_JS = """
+(query) => {
+  if (!query) return "";
+  const url = window.location.origin + window.location.pathname + query;
+  try { window.history.replaceState(window.history.state, "", url); } catch (error) { /* the box still has it */ }
+  return url;
+}
+"""
+# Copy link: the clipboard API where the page is a secure context, else select the box's text and copy it.
+COPY_JS = """
+async (link) => {
+  const button = document.querySelector('#copy-link');
+  try {
+    await navigator.clipboard.writeText(link);
+  } catch (error) {
+    const box = document.querySelector('#share-link textarea, #share-link input');
+    if (box) { box.select(); document.execCommand('copy'); }
+  }
+  if (button) button.dataset.copied = String(Date.now());
+}
+"""

@@ -7,6 +7,7 @@ part is the reranker's own score of the passage with that part left out, and the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import pytest
@@ -194,3 +195,51 @@ def test_on_a_real_cross_encoder_each_score_is_the_passage_scored_without_that_p
     assert len({round(part.drop, 4) for part in explanation.parts}) > 1, "random weights still tell parts apart"
     assert cached.uncached(QUERY, [passage]) == 0, "every pair went through the score cache"
     assert explain_cost(cached, QUERY, passage).pairs == 0
+
+
+# -- the command line ---------------------------------------------------------------------------------
+
+def test_cli_explain_prints_spans_scores_and_drops_as_json(tiny, tmp_path, capsys):
+    from search.cli import main
+    from search.loading import load_reranker
+
+    file = tmp_path / "passage.txt"
+    file.write_text(f"\n{PASSAGE}\n", encoding="utf-8")
+    folder = tiny.model_id
+    assert main(["explain", "--model", folder, "--backend", "torch", "--query", QUERY, "--passage", str(file),
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)  # stdout holds the JSON document alone
+    assert "3 sentence(s), " in captured.err, captured.err
+    assert data["passage"] == PASSAGE and data["kind"] == "sentence"
+    assert [(part["start"], part["end"]) for part in data["parts"]] == [(0, 32), (33, 70), (71, 91)]
+    reference = load_reranker(folder, "cpu", fallback=False, backend="torch").model.inner
+    full = reference.score(QUERY, [PASSAGE])[0].raw
+    assert data["score"] == pytest.approx(full, abs=1e-5)
+    for part in data["parts"]:
+        without = reference.score(QUERY, [passage_without(PASSAGE, Part(part["start"], part["end"], part["text"]))])
+        assert part["score_without"] == pytest.approx(without[0].raw, abs=1e-5)
+        assert part["drop"] == pytest.approx(full - without[0].raw, abs=1e-5)
+
+
+def test_cli_explain_plain_text_shades_each_sentence_with_a_bar(tiny, tmp_path, capsys):
+    from search.cli import main
+
+    file = tmp_path / "passage.txt"
+    file.write_text(PASSAGE, encoding="utf-8")
+    assert main(["explain", "--model", tiny.model_id, "--backend", "torch", "--query", QUERY,
+                 "--passage", str(file)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("score ") and "drop = score - score without" in lines[1], lines
+    rows = lines[2:]
+    assert len(rows) == 3 and "[33:70] Green tea plants grow on steep hills." in rows[1], rows
+    assert sum(row.count("█") + row.count("░") for row in rows) >= 20, "the largest drop has a full bar"
+
+
+def test_cli_explain_refuses_an_empty_passage_file(tmp_path, capsys):
+    from search.cli import main
+
+    file = tmp_path / "empty.txt"
+    file.write_text("  \n", encoding="utf-8")
+    assert main(["explain", "--model", "late-interaction", "--query", "x", "--passage", str(file)]) == 2
+    assert "holds no text" in capsys.readouterr().err

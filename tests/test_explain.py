@@ -8,6 +8,7 @@ part is the reranker's own score of the passage with that part left out, and the
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 
 import pytest
@@ -243,3 +244,52 @@ def test_cli_explain_refuses_an_empty_passage_file(tmp_path, capsys):
     file.write_text("  \n", encoding="utf-8")
     assert main(["explain", "--model", "late-interaction", "--query", "x", "--passage", str(file)]) == 2
     assert "holds no text" in capsys.readouterr().err
+
+
+# -- the app's rendering ------------------------------------------------------------------------------
+
+def test_the_explain_view_escapes_the_passage_and_shades_parts_by_their_drop():
+    from tests.hand_made import make_hit, make_result, make_stage
+    from tests.test_render import css_classes, css_rules, emitted_classes
+    from ui import stylesheet
+    from ui.explain_view import passage_choices, render_cost, render_explanation, render_message, render_progress
+
+    passage = "Green tea grows on hills. Bees <script>alert(1)</script> hum. Owls hunt."
+    explanation = explain(WordCountReranker(), "green tea", passage)
+    hit = make_hit("tea#0", 1, text=passage)
+    html = str(render_explanation(explanation, hit, {"green", "tea"}))
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    spans = re.findall(r'<span class="explain-part (\w+)" data-level="(\d)" data-drop="([^"]+)"', html)
+    assert spans == [("gain", "5", "+2.0000"), ("flat", "0", "+0.0000"), ("flat", "0", "+0.0000")], spans
+    assert "<mark>Green</mark> <mark>tea</mark>" in html, "query terms stay marked"
+    assert 'data-kind="sentence"' in html and "score 2.0000" in html
+
+    cheaper = explain(WordCountReranker(), "tea owls", "Tea. Tea tea tea tea owls. Bees.")
+    levels = re.findall(r'class="explain-part (\w+)" data-level="(\d)"', str(render_explanation(
+        cheaper, make_hit("x#0", 1, text=cheaper.passage), set())))
+    assert levels[2:] == [("gain", "1"), ("gain", "5"), ("flat", "0")], "levels relative to the largest drop"
+
+    result = make_result([make_stage("rerank", [hit])])
+    assert passage_choices(result) == [("#1 · tea#0 · " + passage[:69] + "…", "tea#0")]
+    costs = [render_cost(hit, ExplainCost(3, "sentence", pairs, seconds))
+             for pairs, seconds in ((3, 4.2), (3, None), (0, 0.0))]
+    assert [re.search(r'data-state="(\w+)"', str(cost)).group(1) for cost in costs] == [
+        "measured", "unmeasured", "cached"]
+    assert "3 extra pairs, about 4 s on this machine" in str(costs[0])
+    assert 'data-state="none"' in str(render_cost(None, None))
+
+    fragments = [html, *map(str, costs), str(render_progress(2, 4)), str(render_message("x"))]
+    unstyled = emitted_classes(*fragments) - css_classes(css_rules(stylesheet()))
+    assert not unstyled, f"classes without a CSS rule: {sorted(unstyled)}"
+
+
+def test_reranked_cards_carry_an_explain_button_and_other_columns_do_not():
+    from tests.hand_made import make_hit, make_result, make_stage
+    from ui.columns import JUDGE_JS, render_column
+
+    result = make_result([make_stage("bm25", [make_hit("a#0", 1)]),
+                          make_stage("rerank", [make_hit("a#0", 1, sigmoid=0.5, ranks={"bm25": 1})])],
+                         candidates_from="bm25")
+    assert str(render_column(result.stages["rerank"], result, k=5)).count('class="explain-btn"') == 1
+    assert 'class="explain-btn"' not in str(render_column(result.stages["bm25"], result, k=5))
+    assert "button.explain-btn" in JUDGE_JS and "explain_rank" in JUDGE_JS

@@ -19,7 +19,7 @@ TEA = ("Farmers ask where the rain goes. Green tea grows on steep hills in Yunna
 def test_explain_on_a_card_says_the_cost_then_shades_each_sentence(page, tmp_path):  # noqa: F811
     corpus = tmp_path / "tea.jsonl"
     corpus.write_text("\n".join(json.dumps(row) for row in (
-        {"_id": "tea", "text": TEA},
+        {"_id": "tea", "title": "Tea <b>farms</b>", "text": TEA},
         {"_id": "owls", "text": "Owls hunt at night. They fly without a sound."},
         {"_id": "rivers", "text": "The Rhine flows to the North Sea. Boats carry coal on it."},
     )) + "\n", encoding="utf-8")
@@ -31,7 +31,8 @@ def test_explain_on_a_card_says_the_cost_then_shades_each_sentence(page, tmp_pat
     card.locator("button.explain-btn").click()
     cost = page.locator("#explain-cost .explain-cost")
     expect(cost).to_contain_text("tea#0: 3 sentences, each left out in turn", timeout=30_000)
-    expect(cost).to_contain_text("3 extra pairs")  # the full passage is cached from the rerank
+    # The full passage, read with its title as the rerank read it, is in the score cache: it costs nothing.
+    expect(cost).to_contain_text("3 extra pairs")
     assert cost.get_attribute("data-state") in ("measured", "unmeasured")
     expect(page.locator("#explain-passage input")).to_have_value(f"#{rank} · tea#0 · {TEA[:69]}…")
     assert page.locator("#explain-result .explain-part").count() == 0, "nothing runs before Explain is pressed"
@@ -40,6 +41,9 @@ def test_explain_on_a_card_says_the_cost_then_shades_each_sentence(page, tmp_pat
     parts = page.locator("#explain-result .explain-passage .explain-part")
     expect(parts).to_have_count(3, timeout=120_000)
     assert parts.nth(1).inner_text() == "Green tea grows on steep hills in Yunnan."
+    card_score = float(card.locator(".score").get_attribute("title").split()[-1])
+    shown = float(page.inner_text("#explain-result .explain-head").split("score ")[1].split()[0])
+    assert shown == pytest.approx(card_score, abs=1e-4), "the full score is the card's"
     drops = [float(parts.nth(i).get_attribute("data-drop")) for i in range(3)]
     assert drops[1] == max(drops) > 0, drops
     assert parts.nth(1).get_attribute("data-level") == "5" and "gain" in parts.nth(1).get_attribute("class")

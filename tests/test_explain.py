@@ -293,3 +293,23 @@ def test_reranked_cards_carry_an_explain_button_and_other_columns_do_not():
     assert str(render_column(result.stages["rerank"], result, k=5)).count('class="explain-btn"') == 1
     assert 'class="explain-btn"' not in str(render_column(result.stages["bm25"], result, k=5))
     assert "button.explain-btn" in JUDGE_JS and "explain_rank" in JUDGE_JS
+
+
+def test_the_app_panel_offers_the_latest_reranked_passages_and_keeps_the_choice_while_it_is_there():
+    import app
+    from tests.hand_made import make_hit, make_result, make_stage
+
+    demo = app.build_demo()
+    callbacks = next(block_fn.fn.__self__ for block_fn in demo.fns.values()
+                     if getattr(block_fn.fn, "__name__", "") == "refresh")
+    first = make_result([make_stage("rerank", [make_hit("a#0", 1, text="Alpha one."),
+                                               make_hit("b#0", 2, text="Beta two.")])])
+    second = make_result([make_stage("rerank", [make_hit("b#0", 1, text="Beta two.")])])
+    latest = app.LatestSearch(first)
+    update = callbacks.refresh(None, latest, "b#0")[callbacks.panel.passage]
+    assert [value for _, value in update.choices] == ["a#0", "b#0"] and update.value == "b#0"
+    latest.begin(second)
+    assert callbacks.refresh(None, latest, "a#0")[callbacks.panel.passage].value is None, "a#0 went away"
+    assert callbacks.refresh(None, app.LatestSearch(), None)[callbacks.panel.passage].choices == []
+    with pytest.raises(app.gr.Error):  # running needs a built index (the browser test runs one)
+        list(callbacks.run(None, latest, "b#0"))

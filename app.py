@@ -32,6 +32,7 @@ import anyio
 import gradio as gr
 
 from search.evaluation import depth_tradeoff, estimate_evaluation, evaluate
+from search.explain import explain, explain_cost
 from search.export import report_to_dict, result_to_dict, results_to_csv
 from search.inference import RerankCancelled
 from search.judgments import Judgments, load_judgments, match_judgments
@@ -55,10 +56,11 @@ from search.pipeline import (
 )
 from search.reading import ReadLimits, read_paths
 from search.score_cache import CachedReranker
-from search.types import FIRST_STAGES, STAGES, SearchResult
+from search.types import FIRST_STAGES, STAGES, Hit, SearchResult
 from search.warmup import Role, Warmup, start_warmup
-from ui import build_summary, columns, evaluation_view, judging, share, stylesheet, texts
+from ui import build_summary, columns, evaluation_view, explain_view, judging, share, stylesheet, texts
 from ui.bundle import BUNDLE_NAME, make_bundle
+from ui.highlight import highlight_terms
 from ui.model_status import render_model_status
 
 logger = logging.getLogger(__name__)
@@ -346,6 +348,7 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Search", id="search"):
                 corpus = _corpus_panel(defaults)
                 search = _search_panel()
+                explain_panel = _explain_panel()
                 share_panel = _share_panel()
                 judging_panel = _judging_panel()
             with gr.Tab("Evaluate", id="evaluate"):
@@ -360,6 +363,7 @@ def build_demo() -> gr.Blocks:
         _wire_judging(page, callbacks)
         _wire_evaluate(page, callbacks)
         _wire_share(demo, page, callbacks)
+        _wire_explain(page, explain_panel, ExplainCallbacks(page, explain_panel))
         demo.unload(forget_session)
     demo.queue(default_concurrency_limit=4, max_size=64)
     return demo
@@ -1176,6 +1180,124 @@ class Callbacks:
         elem_id = getattr(column, "elem_id", None)
         return next((name for name, html_column in zip(STAGES, self.page.search.columns, strict=True)
                      if html_column.elem_id == elem_id), None)
+
+
+# -- explain: why a reranked passage scored so ---------------------------------------------------------
+
+class ExplainPanel(NamedTuple):
+    """Pick a reranked passage (or press Explain on its card), see the cost, run, see each sentence shaded."""
+
+    passage: gr.Dropdown
+    button: gr.Button
+    cost: gr.HTML
+    result: gr.HTML
+
+
+def _explain_panel() -> ExplainPanel:
+    with gr.Accordion("Why did this passage score so? (Explain)", open=True, elem_id="explain-panel"):
+        gr.Markdown(explain_view.EXPLAIN_HELP)
+        with gr.Row(equal_height=True):
+            passage = gr.Dropdown([], value=None, label="Reranked passage", scale=4, elem_id="explain-passage")
+            button = gr.Button("Explain", variant="secondary", scale=1, elem_id="explain-button")
+        cost = gr.HTML(explain_view.render_cost(None, None), elem_id="explain-cost")
+        result = gr.HTML(elem_id="explain-result")
+    return ExplainPanel(passage, button, cost, result)
+
+
+def _wire_explain(page: Page, panel: ExplainPanel, callbacks: ExplainCallbacks) -> None:
+    session, column = page.session, page.search.column("rerank")
+    quiet = {"api_visibility": "undocumented", "show_progress": "hidden"}
+    # A new reranked column (a search, a rerank finishing, a judgment) offers its passages.
+    column.change(callbacks.refresh, [session.index, session.latest, panel.passage], [panel.passage, panel.cost],
+                  trigger_mode="always_last", concurrency_limit=None, **quiet)
+    # Explain on a card (ui.columns.JUDGE_JS sends its rank) picks that passage and says the cost; no more.
+    column.click(callbacks.pick, [session.index, session.latest], [panel.passage, panel.cost],
+                 concurrency_limit=None, **quiet)
+    panel.passage.input(callbacks.preview, [session.index, session.latest, panel.passage], [panel.cost],
+                        concurrency_limit=None, **quiet)
+    # Explaining scores pairs: it waits in the rerank queue like a rerank.
+    panel.button.click(callbacks.run, [session.index, session.latest, panel.passage], [panel.result, panel.cost],
+                       api_visibility="undocumented", concurrency_limit=1, concurrency_id="rerank",
+                       show_progress="minimal")
+
+
+class ExplainCallbacks:
+    """The Explain panel's handlers: its choices follow the latest reranked column; the cost is said first;
+    the reranker scores the passage with each sentence left out only when Explain is pressed."""
+
+    def __init__(self, page: Page, panel: ExplainPanel) -> None:
+        self.page = page
+        self.panel = panel
+
+    def refresh(self, index: Index | None, latest: LatestSearch, chosen: str | None) -> Updates:
+        """Offer the latest search's reranked passages, keeping the chosen one while it is still there."""
+        result = latest.result
+        choices = explain_view.passage_choices(result)
+        value = chosen if any(passage_id == chosen for _, passage_id in choices) else None
+        return {self.panel.passage: gr.Dropdown(choices=choices, value=value),
+                self.panel.cost: self._cost(index, result, value)}
+
+    def pick(self, index: Index | None, latest: LatestSearch, event: gr.EventData) -> Updates:
+        """A card's Explain button: choose its passage and say what explaining it costs (nothing runs)."""
+        rank = _event_value(event, "explain_rank")
+        result = latest.result
+        stage = result.stages.get("rerank") if result is not None else None
+        hit = next((h for h in stage.hits if h.rank == rank), None) if stage is not None else None
+        if hit is None:
+            return _unchanged()  # a judging click, or a card of an older search
+        return {self.panel.passage: gr.Dropdown(choices=explain_view.passage_choices(result), value=hit.passage_id),
+                self.panel.cost: self._cost(index, result, hit.passage_id)}
+
+    def preview(self, index: Index | None, latest: LatestSearch, chosen: str | None) -> Updates:
+        """The cost of explaining the passage chosen in the dropdown."""
+        return {self.panel.cost: self._cost(index, latest.result, chosen)}
+
+    def run(self, index: Index | None, latest: LatestSearch, chosen: str | None) -> Iterator[Updates]:
+        """Score the chosen passage with each sentence left out in turn (through the score cache), streaming
+        progress, then show it shaded by the drops with the query terms marked."""
+        index = _require(index)
+        result = latest.result
+        hit = explain_view.reranked_hit(result, chosen)
+        if result is None or hit is None:
+            yield {self.panel.result: explain_view.render_message(
+                "Search first, then pick a passage of the Reranked column (or press Explain on its card).")}
+            return
+        try:
+            reranker = index.reranker().model
+        except ValueError as error:
+            raise _fail(str(error)) from None
+        stop = threading.Event()  # set by _stream when the page goes away
+
+        def work(report: Callable[[object], None]):
+            try:
+                return explain(reranker, result.query, hit.text, title=_explain_title(index, hit),
+                               progress=lambda done, total: report((done, total)), should_stop=stop.is_set)
+            except RerankCancelled:
+                return None
+
+        def show(events: list, seconds: float) -> Updates | None:
+            return {self.panel.result: explain_view.render_progress(*events[-1])} if events else None
+
+        explanation = yield from _stream(work, show, stop)
+        if explanation is None:
+            yield _unchanged()
+            return
+        terms = highlight_terms(result, hit.language.group, index.languages)
+        yield {self.panel.result: explain_view.render_explanation(explanation, hit, terms),
+               self.panel.cost: self._cost(index, result, hit.passage_id)}
+
+    def _cost(self, index: Index | None, result: SearchResult | None, chosen: str | None) -> str:
+        hit = explain_view.reranked_hit(result, chosen)
+        reranker = _measured_reranker(index) if index is not None else None
+        if hit is None or result is None or reranker is None:
+            return explain_view.render_cost(None, None)
+        return explain_view.render_cost(hit, explain_cost(reranker, result.query, hit.text,
+                                                          title=_explain_title(index, hit)))
+
+
+def _explain_title(index: Index, hit: Hit) -> str:
+    # What the reranker read in front of the passage: as search.pipeline.Index._rerank_text.
+    return hit.title if index.settings.index_titles and hit.title else ""
 
 
 @gpu

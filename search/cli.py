@@ -1,4 +1,4 @@
-"""Command line: `python -m search index|query|eval|rerank|serve ...`.
+"""Command line: `python -m search index|query|eval|rerank|explain|serve ...`.
 
 Progress and messages go to stderr; with --json, stdout carries exactly one JSON document.
 """
@@ -102,6 +102,17 @@ def _parser() -> argparse.ArgumentParser:
                         help="a JSON list of strings, or a text file with one passage per line")
     rerank.add_argument("--json", action="store_true", help="print a JSON list in input order")
     rerank.set_defaults(run=_rerank)
+
+    explain = commands.add_parser("explain", parents=[models], help="why a passage scored so: its score with "
+                                  "each sentence (or window) left out in turn")
+    explain.add_argument("--model", help="Hub id or local folder (default: --reranker-model / env / auto)")
+    explain.add_argument("--query", required=True)
+    explain.add_argument("--passage", type=Path, required=True,
+                         help="a text file holding the passage (spans in the output index its text with surrounding "
+                              "whitespace stripped, the JSON's \"passage\")")
+    explain.add_argument("--title", default="", help="the passage's title, scored in front of it as the index does")
+    explain.add_argument("--json", action="store_true", help="print the spans, scores and drops as one JSON document")
+    explain.set_defaults(run=_explain)
 
     # Defaults are search.serve's (ServeLimits, DEFAULT_HOST/PORT), not imported here: it loads FastAPI.
     serve = commands.add_parser("serve", parents=[models], help="serve the models with TEI's HTTP API "
@@ -224,6 +235,29 @@ def _rerank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from .explain import explain, explain_cost
+
+    passage = args.passage.read_text(encoding="utf-8-sig").strip()
+    if not passage:
+        raise ValueError(f"{args.passage} holds no text; put the passage to explain in it")
+    reranker = _load_command_reranker(args, [args.query, passage])
+    cost = explain_cost(reranker, args.query, passage, title=args.title)
+    time = "" if cost.seconds is None else f", about {cost.seconds:.1f} s"
+    print(f"explaining: {cost.parts} {cost.kind}(s), {cost.pairs} pair(s) to score{time}", file=sys.stderr)
+    explanation = explain(reranker, args.query, passage, title=args.title, progress=_progress_printer("pairs"))
+    if args.json:
+        print(json.dumps(explanation.to_dict(), ensure_ascii=False, indent=1))
+        return 0
+    sigmoid = "" if explanation.sigmoid is None else f"  sigmoid {explanation.sigmoid:.4f}"
+    print(f"score {explanation.score:.4f}{sigmoid}  ({explanation.model})")
+    print(f"drop = score - score without the {explanation.kind}; █ the {explanation.kind} raised the score, "
+          "░ it lowered it")
+    for part, bar in zip(explanation.parts, _bars([part.drop for part in explanation.parts]), strict=True):
+        print(f"{part.drop:>+9.4f} {bar:<20} [{part.start}:{part.end}] {_snippet(part.text, 80)}")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     import os
 
@@ -264,6 +298,38 @@ def _cache_dir(args: argparse.Namespace) -> Path | None:
     if args.no_cache:
         return None
     return args.cache_dir or default_cache_dir()
+
+
+def _load_command_reranker(args: argparse.Namespace, texts: Sequence[str]):
+    """The reranker of `explain`: --model, else the settings' reranker (``auto`` chosen from `texts`)."""
+    from .loading import load_reranker
+
+    settings = _settings(args)
+    model_id = args.model or settings.reranker_model
+    if model_id == AUTO_RERANKER:
+        from .language import detect_languages
+        from .models import choose_device, choose_reranker
+
+        groups = {language.group for language in detect_languages(list(texts))}
+        model_id = choose_reranker(model_id, groups, has_gpu=choose_device(args.device).startswith("cuda"))
+    loaded = load_reranker(model_id, args.device, backend=settings.backend, endpoint=settings.tei_url or None)
+    if loaded.fallback_reason:
+        print(f"note: {loaded.fallback_reason}", file=sys.stderr)
+    print(f"reranker: {loaded.model.label}", file=sys.stderr)
+    return loaded.model
+
+
+def _bars(drops: Sequence[float], width: int = 20) -> list[str]:
+    """One bar per drop: █ for a drop (the part raised the score), ░ for a rise, as long as the drop
+    relative to the largest in absolute value.
+
+    >>> _bars([2.0, -1.0, 0.0], width=4)
+    ['████', '░░', '']
+    """
+    largest = max((abs(drop) for drop in drops), default=0.0)
+    if largest <= 0:
+        return ["" for _ in drops]
+    return [("█" if drop > 0 else "░") * round(width * abs(drop) / largest) for drop in drops]
 
 
 def _read_passages_file(path: Path) -> list[str]:

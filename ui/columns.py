@@ -12,7 +12,7 @@ families) and integers, so a browser test can select on them:
     div.stage-model.fallback[title=<why>]   details.stage-note (the fallback's reason, closed)
     span.move.up|down|same|new[data-against=bm25|dense|hybrid] (.primary: the stage that fed the reranker)
     span.found[data-by=bm25|dense]   span.lifted   span.xrank[data-against]   div.stage-error
-    div.search-summary span.overlap[data-pair=bm25-dense]
+    div.search-summary span.overlap[data-pair=bm25-dense]   button.explain-btn (reranked cards)
 """
 
 from __future__ import annotations
@@ -41,7 +41,16 @@ element.addEventListener('click', (event) => {
   if (!card) return;
   trigger('click', {hit_rank: Number(card.dataset.hitRank), grade: Number(button.dataset.grade)});
 });
-"""
+""" + """
+element.addEventListener('click', (event) => {
+  const button = event.target.closest('button.explain-btn');
+  const card = button && button.closest('li.hit');
+  if (!card) return;
+  trigger('click', {explain_rank: Number(card.dataset.hitRank)});
+  const panel = document.getElementById('explain-panel');
+  if (panel) panel.scrollIntoView({block: 'nearest', behavior: 'smooth'});
+});
+"""  # Explain on a reranked card: sends the card's rank in its stage (app.py's Explain panel picks it up)
 
 # Badge colours go by script family, so 55 languages need six colours, not 55.
 _FAMILY_CODES = {
@@ -285,7 +294,14 @@ def _card(hit: Hit, position: int, key: str, result: SearchResult, *, k: int, sc
                         dir="auto"))
     if judgments is not None:
         body.append(_judge_html(judgments.get(hit.passage_id)))
+    if key == "rerank":
+        body.append(_explain_button())
     return element("li", *body, class_="hit", data_stage=key, data_rank=position, data_hit_rank=int(hit.rank))
+
+
+def _explain_button() -> Markup:
+    return element("button", "Explain", type="button", class_="explain-btn",
+                   title="why did this passage score so? Shows the cost first, runs only when asked")
 
 
 def _judge_html(grade: int | None) -> Markup:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ir_measures
 
+from .compare import Agreement, agreement
 from .decoding import decode_text
 from .formats.json_records import JsonError, load_json
 from .formats.squad import is_squad, squad_paragraphs
@@ -49,7 +50,8 @@ if TYPE_CHECKING:
     from .pipeline import Index
 
 __all__ = [
-    "DEPTHS", "RETRIEVAL_DEPTH", "Dataset", "DepthPoint", "Estimate", "EvalReport", "Judgments", "Level", "Query",
+    "DEPTHS", "RETRIEVAL_DEPTH", "Dataset", "DepthPoint", "Estimate", "EvalReport", "Judgments", "Level",
+    "MeanAgreement", "Query",
     "compute_metrics", "depth_tradeoff", "estimate_evaluation", "evaluate", "judgment_level", "landed_ranks",
     "load_dataset", "metric_names", "ranked_ids", "read_judgments", "read_qrels", "read_queries",
     "reranked_at_depth", "stage_rankings",
@@ -93,6 +95,8 @@ class EvalReport:
     cancelled: bool = False
     landed: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
     query_texts: dict[str, str] = field(default_factory=dict)
+    # With rerank and rerank-b: their mean agreement over the queries (see `MeanAgreement`).
+    agreement: MeanAgreement | None = None
 
     def to_json(self) -> dict[str, object]:
         """The CLI's `--json` object (per-query figures left out)."""
@@ -101,7 +105,20 @@ class EvalReport:
             "models": self.models, "stages": self.stages, "timings_s": self.timings_s, "level": self.level,
             "judged_ids": self.judged_ids, "matched_ids": self.matched_ids, "notes": list(self.notes),
             "cancelled": self.cancelled,
+            **({"agreement": asdict(self.agreement)} if self.agreement is not None else {}),
         }
+
+
+@dataclass(frozen=True)
+class MeanAgreement:
+    """How far the two rerankers (rerank, rerank-b) agreed, averaged over `queries` queries: shared@k and
+    Jaccard@k of their top k, and Kendall's tau over the candidates (over the queries that had one)."""
+
+    k: int
+    queries: int
+    shared: float
+    jaccard: float
+    kendall_tau: float | None
 
 
 @dataclass(frozen=True)
@@ -285,6 +302,7 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
     models: dict[str, str] = {}
     notes: dict[str, list[str]] = {}  # note -> the stages it concerns
     query_texts: dict[str, str] = {}
+    agreements: list[Agreement] = []
     pairs = pairs_b = 0
     rerank_seconds = rerank_b_seconds = 0.0
     started = time.perf_counter()
@@ -302,6 +320,9 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
             cancelled = True
             break
         query_texts[query.query_id] = query.text
+        both = agreement(result, k)
+        if both is not None:
+            agreements.append(both)
         for name, ranking in stage_rankings(result, level).items():
             if name in rankings:
                 rankings[name][query.query_id] = ranking
@@ -346,8 +367,17 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
         models={"dense": index.encoder.model.label, **models}, stages=metrics, timings_s=timings, level=level,
         judged_ids=judged_ids, matched_ids=matched_ids, per_query=per_query, cancelled=cancelled,
         notes=tuple(f"{', '.join(concerned)}: {text}" for text, concerned in notes.items()),
-        landed=landed, query_texts=query_texts,
+        landed=landed, query_texts=query_texts, agreement=_mean_agreement(agreements, k),
     )
+
+
+def _mean_agreement(agreements: Sequence[Agreement], k: int) -> MeanAgreement | None:
+    if not agreements:
+        return None
+    taus = [one.kendall_tau for one in agreements if one.kendall_tau is not None]
+    return MeanAgreement(k, len(agreements), sum(one.shared for one in agreements) / len(agreements),
+                         sum(one.jaccard for one in agreements) / len(agreements),
+                         sum(taus) / len(taus) if taus else None)
 
 
 def estimate_evaluation(index: Index, n_queries: int, *, stages: Sequence[str], rerank_depth: int,

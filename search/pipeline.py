@@ -238,6 +238,8 @@ class Index:
         without a meter.
         """
         name, model_setting = self._rerank_stage(stage)
+        if name == COMPARE_STAGE and reranker is None and not self.has_compare_reranker:
+            self._loaded_compare_reranker()  # raises ValueError: no second reranker is set
         source = result.stages[result.candidates_from]
         if source.error:
             failed = StageResult(name, (), 0.0, model_setting,

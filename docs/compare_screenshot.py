@@ -62,7 +62,8 @@ def main() -> int:
                 "row => row.querySelectorAll('li.hit').forEach(card => { if (Number(card.dataset.rank) > 3) "
                 "card.style.display = 'none'; })")
             page.locator(".rr-columns").scroll_into_view_if_needed()
-            columns, summary = page.locator(".rr-columns").bounding_box(), page.locator("#search-summary").bounding_box()
+            columns = page.locator(".rr-columns").bounding_box()
+            summary = page.locator("#search-summary").bounding_box()
             scrolled = page.evaluate("window.scrollY")  # boxes are in the viewport, a full-page clip in the page
             top = columns["y"] + scrolled
             clip = {"x": columns["x"], "y": top, "width": columns["width"],

@@ -31,6 +31,7 @@ from typing import NamedTuple
 import anyio
 import gradio as gr
 
+from search.backends.tei import TEI_TOKEN_ENV, TEI_URL_ENV, TOKEN_ENV, endpoint_urls, host_of
 from search.evaluation import depth_tradeoff, estimate_evaluation, evaluate
 from search.explain import explain, explain_cost
 from search.export import report_to_dict, result_to_dict, results_to_csv
@@ -42,6 +43,7 @@ from search.models import (
     DENSE_ENV,
     KNOWN_MODELS,
     LATE_INTERACTION_ID,
+    LATE_INTERACTION_MINILM_ID,
     RERANKER_BASE,
     RERANKER_ENV,
     RERANKER_V2_M3,
@@ -56,11 +58,12 @@ from search.pipeline import (
 )
 from search.reading import ReadLimits, read_paths
 from search.score_cache import CachedReranker
-from search.types import FIRST_STAGES, STAGES, Hit, SearchResult
+from search.types import ALL_STAGES, COMPARE_STAGE, FIRST_STAGES, STAGES, Hit, SearchResult
 from search.warmup import Role, Warmup, start_warmup
 from ui import build_summary, columns, evaluation_view, explain_view, judging, share, stylesheet, texts
 from ui.bundle import BUNDLE_NAME, make_bundle
 from ui.highlight import highlight_terms
+from ui.labels import STAGE_TITLES
 from ui.model_status import render_model_status
 
 logger = logging.getLogger(__name__)
@@ -86,6 +89,11 @@ UPLOAD_ENV = "SEARCH_MAX_UPLOAD_MB"
 # A public Space must not let visitors load any Hub id or probe server folders: only the model table's
 # models (and the operator's env defaults) are offered unless the operator opts in.
 CUSTOM_MODELS_ENV = "SEARCH_ALLOW_CUSTOM_MODELS"
+# The model panel's TEI URL field lets visitors point the tei backend at any endpoint; an operator hides it
+# with this variable (the app then uses $SEARCH_TEI_URL alone, whatever a request sends).
+HIDE_TEI_URL_ENV = "SEARCH_HIDE_TEI_URL"
+NO_COMPARE = "none"  # the "Compare with" choice that turns the second reranker off
+SAME_BACKEND = "same as A"  # reranker B's backend choice that follows the Backend field
 SESSION_TTL_S = 6 * 3600  # an idle session's index is dropped after this
 # Two builds at a time: a small corpus is built beside a long one instead of waiting for it, and a third
 # waits in the queue. Each build is bounded by $SEARCH_MAX_PASSAGES and stops when its page goes away.
@@ -237,6 +245,14 @@ class CorpusPanel(NamedTuple):
     summary: gr.HTML
     languages_plot: gr.BarPlot
     build_json: gr.JSON
+    compare_model: gr.Dropdown  # reranker B ("Compare with"), or none
+    compare_backend: gr.Dropdown  # what runs B, or the same as A
+    tei_url: gr.Textbox  # the tei backend's endpoint(s); hidden by $SEARCH_HIDE_TEI_URL
+
+    @property
+    def model_settings(self) -> list[gr.components.Component]:
+        """The fields that pick the models, after the three of the first reranker (build inputs' order)."""
+        return [self.compare_model, self.compare_backend, self.tei_url]
 
 
 class SearchPanel(NamedTuple):
@@ -250,7 +266,7 @@ class SearchPanel(NamedTuple):
     candidates_from: gr.Radio
     score_view: gr.Radio
     collapse: gr.Checkbox
-    columns: tuple[gr.HTML, ...]  # one per stage, in STAGES order
+    columns: tuple[gr.HTML, ...]  # one per stage, in ALL_STAGES order (rerank-b: shown with a reranker B)
     summary: gr.HTML
 
     @property
@@ -259,7 +275,7 @@ class SearchPanel(NamedTuple):
         return [self.k, self.score_view, self.collapse]
 
     def column(self, stage: str) -> gr.HTML:
-        return self.columns[STAGES.index(stage)]
+        return self.columns[ALL_STAGES.index(stage)]
 
 
 class JudgingPanel(NamedTuple):
@@ -417,6 +433,16 @@ def _corpus_panel(defaults: Settings) -> CorpusPanel:
                 backend = gr.Dropdown(backend_choices(), value=defaults.backend, label="Backend",
                                       info=f"what runs both models; default from env {BACKEND_ENV} (auto: the best "
                                            "available here)", elem_id="backend")
+                tei_url = _tei_url_field()
+                with gr.Row():
+                    compare_model = gr.Dropdown([NO_COMPARE, *reranker_choices], value=NO_COMPARE,
+                                                label="Compare with (reranker B)",
+                                                allow_custom_value=custom_models_allowed(),
+                                                info="a second reranker for the same candidates: a fifth column",
+                                                elem_id="compare-model")
+                    compare_backend = gr.Dropdown([SAME_BACKEND, *backend_choices()], value=SAME_BACKEND,
+                                                  label="Backend of B", info="e.g. int8 against A's onnx, or tei",
+                                                  elem_id="compare-backend")
                 gr.Markdown(texts.MODELS_HELP)
             gr.Markdown(texts.CORPUS_HELP + texts.corpus_limits(max_upload_mb(), _shown_max_passages()))
             with gr.Row():
@@ -430,7 +456,8 @@ def _corpus_panel(defaults: Settings) -> CorpusPanel:
                                         elem_id="languages-plot")
             build_json = gr.JSON(visible=False)
     return CorpusPanel(files, sample, window, overlap, dense_model, reranker_model, backend, build_button,
-                       cancel_button, progress, summary, languages_plot, build_json)
+                       cancel_button, progress, summary, languages_plot, build_json, compare_model=compare_model,
+                       compare_backend=compare_backend, tei_url=tei_url)
 
 
 def _search_panel() -> SearchPanel:
@@ -452,8 +479,9 @@ def _search_panel() -> SearchPanel:
         collapse = gr.Checkbox(False, label="Best passage per document")
     gr.Markdown(texts.SEARCH_HELP)
     with gr.Row(elem_classes="rr-columns", equal_height=False):
-        stage_columns = tuple(gr.HTML(elem_id=f"column-{name}", min_height=120, js_on_load=columns.JUDGE_JS)
-                              for name in STAGES)
+        stage_columns = tuple(gr.HTML(elem_id=f"column-{name}", min_height=120, js_on_load=columns.JUDGE_JS,
+                                      visible=name != COMPARE_STAGE)  # B's column: shown once B is set
+                              for name in ALL_STAGES)
     summary = gr.HTML(elem_id="search-summary")
     return SearchPanel(query, button, k, rerank_depth, rerank_estimate, candidates_from, score_view, collapse,
                        stage_columns, summary)
@@ -494,7 +522,8 @@ def _evaluate_panel() -> EvaluatePanel:
             files = gr.File(label="…or upload qrels + queries, or a BEIR folder as .zip", file_count="multiple",
                             type="filepath")
             upload_button = gr.Button("Load uploaded judgments")
-            stages = gr.CheckboxGroup(list(STAGES), value=list(STAGES), label="Stages")
+            stages = gr.CheckboxGroup(list(ALL_STAGES), value=list(STAGES), label="Stages",
+                                      info="rerank-b: the second reranker (Compare with), when one is set")
             with gr.Row():
                 rerank_depth = gr.Slider(0, 100, value=20, step=1, label="Rerank depth")
                 candidates_from = gr.Radio(list(FIRST_STAGES), value="hybrid", label="Candidates from")
@@ -509,16 +538,16 @@ def _evaluate_panel() -> EvaluatePanel:
             metrics_chart = gr.BarPlot(x="stage", y="value", color="stage", title="nDCG@10 by stage", y_lim=[0, 1],
                                        height=260, sort=None, elem_id="metrics-chart")
     with gr.Row():
-        compare_first = gr.Dropdown(list(STAGES), value="hybrid", label="Change from")
-        compare_second = gr.Dropdown(list(STAGES), value="rerank", label="to")
+        compare_first = gr.Dropdown(list(ALL_STAGES), value="hybrid", label="Change from")
+        compare_second = gr.Dropdown(list(ALL_STAGES), value="rerank", label="to")
     per_query_table = gr.Dataframe(label="Per query (click a row to open it in Search)", interactive=False,
                                    elem_id="per-query-table")
     depth_button = gr.Button("Plot rerank depth against quality and time", elem_id="depth-button")
     depth_progress = gr.HTML()
     with gr.Row():
-        depth_quality = gr.LinePlot(x="rerank depth", y="nDCG@10", title="nDCG@10 by rerank depth", height=240,
-                                    elem_id="depth-quality")
-        depth_latency = gr.LinePlot(x="rerank depth", y="seconds per query", height=240,
+        depth_quality = gr.LinePlot(x="rerank depth", y="nDCG@10", color="reranker", title="nDCG@10 by rerank depth",
+                                    height=240, elem_id="depth-quality")
+        depth_latency = gr.LinePlot(x="rerank depth", y="seconds per query", color="reranker", height=240,
                                     title="Time per query by rerank depth (from measured pairs/s)",
                                     elem_id="depth-latency")
     eval_json = gr.JSON(visible=False)
@@ -535,13 +564,17 @@ def _wire_corpus(page: Page, callbacks: Callbacks) -> None:
     building = corpus.build_button.click(
         callbacks.build_corpus,
         [page.session.build_idle, corpus.files, corpus.sample, corpus.window, corpus.overlap, corpus.dense_model,
-         corpus.reranker_model, corpus.backend],
+         corpus.reranker_model, corpus.backend, *corpus.model_settings],
         [page.session.index, corpus.progress, corpus.summary, corpus.languages_plot, corpus.build_json],
         api_name="build_index", concurrency_limit=BUILD_SLOTS, concurrency_id="build", show_progress="minimal",
     )
     # A new index may have another reranker, measured or not: say what its depth will cost.
     building.success(callbacks.new_index_estimate, [page.session.index, page.search.rerank_depth],
                      [page.search.rerank_estimate], api_visibility="undocumented", show_progress="hidden")
+    # A reranker B shows its column (and offers its stage to the Evaluate tab); none hides it.
+    building.success(callbacks.compare_column, [page.session.index],
+                     [page.search.column(COMPARE_STAGE), page.evaluate.stages], api_visibility="undocumented",
+                     show_progress="hidden")
     # Cancelling closes the build's event (as closing the page does), which stops the build at its next batch;
     # then the progress panel is cleared, once the build has stopped sending progress.
     corpus.cancel_button.click(None, None, None, cancels=[building], api_visibility="undocumented", queue=False).then(
@@ -597,6 +630,12 @@ def _wire_search_chain(page: Page, callbacks: Callbacks, listen: Callable[..., g
         callbacks.rerank_estimate,
         [session.index, session.latest, search.rerank_depth, search.candidates_from], [search.rerank_estimate],
         api_visibility="undocumented", show_progress="hidden", concurrency_limit=None,
+    ).then(
+        # Reranker B after A, in the same queue as A (one rerank at a time), cancelled by a newer search alike.
+        callbacks.compare_rerank_stage, [session.index, session.judged, session.latest, *search.view],
+        [search.column(COMPARE_STAGE), search.summary],
+        api_visibility="undocumented", concurrency_limit=1, concurrency_id="rerank", show_progress="hidden",
+        trigger_mode="always_last",
     )
 
 
@@ -649,12 +688,13 @@ def _wire_share(demo: gr.Blocks, page: Page, callbacks: Callbacks) -> None:
     share_panel, corpus, search, session = page.share, page.corpus, page.search, page.session
     view_inputs = [corpus.files, corpus.sample, search.query, search.k, search.rerank_depth, search.candidates_from,
                    search.score_view, search.collapse, corpus.window, corpus.overlap, corpus.dense_model,
-                   corpus.reranker_model, corpus.backend]
+                   corpus.reranker_model, corpus.backend, corpus.compare_model, corpus.compare_backend]
     gr.on(
         [corpus.files.change, corpus.sample.change, search.query.blur, search.query.submit, search.button.click,
          search.k.change, search.rerank_depth.change, search.candidates_from.change, search.score_view.change,
          search.collapse.change, corpus.window.change, corpus.overlap.change, corpus.dense_model.change,
-         corpus.reranker_model.change, corpus.backend.change],
+         corpus.reranker_model.change, corpus.backend.change, corpus.compare_model.change,
+         corpus.compare_backend.change],
         callbacks.share_link, view_inputs, [share_panel.query_string, share_panel.notes],
         api_visibility="undocumented", show_progress="hidden", trigger_mode="always_last", queue=False,
     )
@@ -670,7 +710,7 @@ def _wire_share(demo: gr.Blocks, page: Page, callbacks: Callbacks) -> None:
     built = share_panel.restoring.change(
         callbacks.build_restored,
         [share_panel.restoring, session.build_idle, corpus.files, corpus.sample, corpus.window, corpus.overlap,
-         corpus.dense_model, corpus.reranker_model, corpus.backend],
+         corpus.dense_model, corpus.reranker_model, corpus.backend, *corpus.model_settings],
         [session.index, corpus.progress, corpus.summary, corpus.languages_plot, corpus.build_json],
         api_visibility="undocumented", concurrency_limit=BUILD_SLOTS, concurrency_id="build", show_progress="minimal",
     )
@@ -708,23 +748,28 @@ class Callbacks:
     # corpus
 
     def build_corpus(self, idle: BuildIdle, files: Sequence[str] | None, sample: str, window: int, overlap: int,
-                     dense_model: str, reranker_model: str, backend: str, request: gr.Request) -> Iterator[Updates]:
+                     dense_model: str, reranker_model: str, backend: str, request: gr.Request,
+                     compare_model: str = NO_COMPARE, compare_backend: str = SAME_BACKEND,
+                     tei_url: str = "") -> Iterator[Updates]:
         """Read, split, detect languages and index the uploaded files or a sample; streams step progress with
         the passage count and the time left for embedding. A corpus over $SEARCH_MAX_PASSAGES is refused
         after reading; when the event is closed (Cancel, or the page went away) the build stops. A build
-        with the default models waits for the model warm-up to have loaded them, showing its progress."""
+        with the default models waits for the model warm-up to have loaded them, showing its progress.
+        `compare_model` (reranker B, or "none"), `compare_backend` and `tei_url` come from the model panel."""
         idle.clear()
         try:
             yield from self._build_corpus(files, sample, window, overlap, dense_model, reranker_model, backend,
-                                          request)
+                                          request, compare_model, compare_backend, tei_url)
         finally:  # also when the event is closed: the build has then stopped sending progress
             idle.set()
 
     def _build_corpus(self, files: Sequence[str] | None, sample: str, window: int, overlap: int, dense_model: str,
-                      reranker_model: str, backend: str, request: gr.Request) -> Iterator[Updates]:
+                      reranker_model: str, backend: str, request: gr.Request, compare_model: str = NO_COMPARE,
+                      compare_backend: str = SAME_BACKEND, tei_url: str = "") -> Iterator[Updates]:
         corpus = self.page.corpus
         paths, names, cache_dir = _corpus_inputs(files, sample, request)
-        settings = _settings(window, overlap, dense_model, reranker_model, backend)
+        settings = _settings(window, overlap, dense_model, reranker_model, backend, compare_model=compare_model,
+                             compare_backend=compare_backend, tei_url=tei_url)
         max_passages = _max_passages()
         stop = threading.Event()  # set by _stream when this event is closed before the build is done
 
@@ -755,7 +800,8 @@ class Callbacks:
             logger.info("built %d passages in %.1f s", len(index), time.perf_counter() - started)
             if not models_ready("reranker", settings.reranker_model):
                 return None
-            return index, index.reranker()  # load the reranker now: a problem with it shows before any search
+            # Load the rerankers now: a problem with either shows before any search.
+            return index, index.reranker(), index.compare_reranker()
 
         def show(events: list, seconds: float) -> Updates:
             return {corpus.progress: build_summary.render_build_progress(events, seconds, self.warmup.status())}
@@ -768,7 +814,7 @@ class Callbacks:
         if built is None:
             yield {corpus.progress: ""}
             return
-        index, loaded = built
+        index, loaded, loaded_b = built
         skipped = index.report.skipped
         if skipped:
             _warn(f"{len(skipped)} file(s) or line(s) skipped, e.g. {skipped[0]}. The rest was indexed; "
@@ -776,11 +822,15 @@ class Callbacks:
         yield {
             self.page.session.index: index,
             corpus.progress: "",
-            corpus.summary: build_summary.render_build_summary(index.report) + build_summary.render_reranker(loaded),
+            corpus.summary: build_summary.render_build_summary(index.report) + build_summary.render_reranker(loaded)
+            + (build_summary.render_reranker(loaded_b, "Reranker B (compare with)") if loaded_b else ""),
             corpus.languages_plot: build_summary.languages_frame(index.report),
             corpus.build_json: {**report_to_dict(index.report), "reranker": loaded.model.label,
                                 "reranker_fallback_reason": loaded.fallback_reason,
-                                "backend": resolve_backend(index.settings.backend)},
+                                "backend": resolve_backend(index.settings.backend),
+                                **({"compare_reranker": loaded_b.model.label,
+                                    "compare_reranker_fallback_reason": loaded_b.fallback_reason}
+                                   if loaded_b else {})},
         }
 
     def build_cancelled(self, idle: BuildIdle) -> Updates:
@@ -805,6 +855,10 @@ class Callbacks:
         if result.rerank_depth and index.expected_rerank_seconds(result) == 0.0:
             with suppress(RerankCancelled):  # evicted meanwhile: it waits for the rerank queue like any other
                 result = index.rerank(result, should_stop=_cached_scores_only)
+        if ("rerank" in result.stages and index.has_compare_reranker
+                and index.expected_rerank_seconds(result, stage=COMPARE_STAGE) == 0.0):
+            with suppress(RerankCancelled):  # reranker B's pairs are all cached too: draw its column at once
+                result = index.rerank(result, should_stop=_cached_scores_only, stage=COMPARE_STAGE)
         latest.begin(result)
         if "rerank" in result.stages:
             rerank = self._columns(index, result, session, k, score_view, collapse, ["rerank"])
@@ -815,6 +869,7 @@ class Callbacks:
             rerank = {self.page.search.column("rerank"): _rerank_off()}
         return {self.page.session.latest: latest,
                 **self._columns(index, result, session, k, score_view, collapse, FIRST_STAGES), **rerank,
+                **self._compare_column(index, result, session, k, score_view, collapse),
                 self.page.search.summary: _summary(result, k),
                 self.page.search.rerank_estimate: _rerank_estimate(index, result, result.rerank_depth,
                                                                    result.candidates_from)}
@@ -884,13 +939,78 @@ class Callbacks:
             return
         yield self._reranked(index, reranked, session, k, score_view, collapse)
 
+    def compare_rerank_stage(self, index: Index | None, session: judging.SessionJudgments, latest: LatestSearch,
+                             k: int, score_view: str, collapse: bool) -> Iterator[Updates]:
+        """Add reranker B's column (rerank-b) to the session's latest search once A has reranked it,
+        streaming its progress as `rerank_stage` does for A, in the same queue and under the same lock.
+
+        A newer search stops it within a batch and it then shows nothing more (the newer search's own B
+        follows). Without a reranker B it changes nothing; when the latest search needs no rerank by B
+        (depth 0, or done already) B's column is drawn again."""
+        turn, result = latest.latest()
+        if index is None or result is None or not index.has_compare_reranker:
+            yield _unchanged()
+            return
+        if not result.rerank_depth or COMPARE_STAGE in result.stages:
+            yield {**self._compare_column(index, result, session, k, score_view, collapse),
+                   self.page.search.summary: _summary(result, k)}
+            return
+        if "rerank" not in result.stages:
+            yield _unchanged()  # A did not finish this search (a newer one overtook it): B follows that one
+            return
+        column = self.page.search.column(COMPARE_STAGE)
+        stop = threading.Event()  # set by _stream when this event is closed (the page went away)
+
+        def should_stop() -> bool:
+            return stop.is_set() or not latest.is_current(turn)
+
+        def work(report: Callable[[object], None]):
+            try:
+                return _rerank(index, result, progress=lambda done, total: report((done, total)),
+                               should_stop=should_stop, stage=COMPARE_STAGE)
+            except RerankCancelled as cancelled:
+                logger.info("rerank B of %r stopped: %s", result.query, cancelled)
+                return None
+            except Exception as error:  # noqa: BLE001 - the column says what failed; the rest keeps working
+                logger.error("reranking with B failed", exc_info=error)
+                return error
+
+        label = _reranker_label(index, COMPARE_STAGE)
+        shown: list[object] = [None]
+
+        def show(events: list, seconds: float) -> Updates | None:
+            if not events or events[-1] == shown[0] or should_stop():
+                return None
+            shown[0] = done, total = events[-1]
+            progress = columns.RerankProgress(done, total, _seconds_left(index, total - done, COMPARE_STAGE))
+            return {column: columns.render_rerank_pending(result, label, progress, stage=COMPARE_STAGE)}
+
+        reranked = yield from _stream(work, show, stop)
+        if isinstance(reranked, Exception):
+            yield ({column: columns.render_notice(
+                STAGE_TITLE_B, f"Reranking with B failed ({type(reranked).__name__}); the other columns are "
+                "unaffected. Details are in the server log.")} if latest.is_current(turn) else _unchanged())
+            return
+        if reranked is None or not latest.finish(turn, reranked):
+            yield _unchanged()
+            return
+        yield {**self._compare_column(index, reranked, session, k, score_view, collapse),
+               self.page.search.summary: _summary(reranked, k)}
+
+    def compare_column(self, index: Index | None) -> Updates:
+        """After a build: show reranker B's column (empty until a search) and offer its stage to the Evaluate
+        tab when the index has a reranker B; hide it otherwise."""
+        shown = index is not None and index.has_compare_reranker
+        return {self.page.search.column(COMPARE_STAGE): gr.HTML("", visible=shown),
+                self.page.evaluate.stages: gr.CheckboxGroup(value=list(ALL_STAGES if shown else STAGES))}
+
     def rerender(self, index: Index | None, session: judging.SessionJudgments, latest: LatestSearch, k: int,
                  score_view: str, collapse: bool) -> Updates:
         """Draw the last result again with another score view or document collapsing (no new search)."""
         result = latest.result
         if index is None or result is None:
             return _unchanged()
-        return {**self._columns(index, result, session, k, score_view, collapse, STAGES),
+        return {**self._columns(index, result, session, k, score_view, collapse, ALL_STAGES),
                 self.page.search.summary: _summary(result, k)}
 
     def rerank_estimate(self, index: Index | None, latest: LatestSearch, rerank_depth: int,
@@ -919,6 +1039,9 @@ class Callbacks:
             raise _fail(str(error)) from None
         if result.rerank_depth:
             result = await anyio.to_thread.run_sync(_rerank, index, result, limiter=slots.rerank)
+        if result.rerank_depth and index.has_compare_reranker:
+            result = await anyio.to_thread.run_sync(partial(_rerank, index, result, stage=COMPARE_STAGE),
+                                                    limiter=slots.rerank)
         return {self.page.api.result: await anyio.to_thread.run_sync(result_to_dict, result, int(k))}
 
     # judging
@@ -936,7 +1059,7 @@ class Callbacks:
             return _unchanged()
         session = judging.judge(session, result, hit.passage_id, int(grade))
         return {self.page.session.judged: session,
-                **self._columns(index, result, session, k, score_view, collapse, STAGES),
+                **self._columns(index, result, session, k, score_view, collapse, ALL_STAGES),
                 self.page.judging.metrics: _judged_panel(session)}
 
     def download_judgments(self, session: judging.SessionJudgments, latest: LatestSearch,
@@ -968,21 +1091,22 @@ class Callbacks:
 
     @property
     def restorable(self) -> dict[str, gr.components.Component]:
-        """The controls a link sets, by ViewState field. The compare reranker has no control here yet: a
-        link's `compare` is read (and checked) but not shown."""
+        """The controls a link sets, by ViewState field."""
         corpus, search = self.page.corpus, self.page.search
         return {"sample": corpus.sample, "query": search.query, "k": search.k, "rerank_depth": search.rerank_depth,
                 "candidates_from": search.candidates_from, "score_view": search.score_view,
                 "collapse": search.collapse, "window": corpus.window, "overlap": corpus.overlap,
                 "dense_model": corpus.dense_model, "reranker_model": corpus.reranker_model,
-                "backend": corpus.backend}
+                "backend": corpus.backend, "compare_reranker": corpus.compare_model,
+                "compare_backend": corpus.compare_backend}
 
     def share_link(self, files: Sequence[str] | None, sample: str, query: str, k: int, rerank_depth: int,
                    candidates_from: str, score_view: str, collapse: bool, window: int, overlap: int,
-                   dense_model: str, reranker_model: str, backend: str) -> Updates:
+                   dense_model: str, reranker_model: str, backend: str, compare_model: str = NO_COMPARE,
+                   compare_backend: str = SAME_BACKEND) -> Updates:
         """The link of the page's current settings, and whether it can carry the corpus (not uploads)."""
         view = _view_state(sample, query, k, rerank_depth, candidates_from, score_view, collapse, window, overlap,
-                           dense_model, reranker_model, backend)
+                           dense_model, reranker_model, backend, compare_model, compare_backend)
         link = share.share_link(view, uploaded=bool(files))
         return {self.page.share.query_string: link.query_string,
                 self.page.share.notes: share.render_share_note(link.note)}
@@ -1010,13 +1134,14 @@ class Callbacks:
 
     def build_restored(self, restoring: share.ViewState | None, idle: BuildIdle, files: Sequence[str] | None,
                        sample: str, window: int, overlap: int, dense_model: str, reranker_model: str, backend: str,
+                       compare_model: str, compare_backend: str, tei_url: str,
                        request: gr.Request) -> Iterator[Updates]:
         """Build the sample a link names (with the link's settings, set into the controls already)."""
         if restoring is None or restoring.sample is None or files:
             yield _unchanged()
             return
         yield from self.build_corpus(idle, None, SAMPLE_NAMES[restoring.sample], window, overlap, dense_model,
-                                     reranker_model, backend, request)
+                                     reranker_model, backend, request, compare_model, compare_backend, tei_url)
 
     def search_restored(self, index: Index | None, latest: LatestSearch, session: judging.SessionJudgments,
                         query: str, k: int, rerank_depth: int, candidates_from: str, score_view: str,
@@ -1030,20 +1155,21 @@ class Callbacks:
     def download_bundle(self, index: Index | None, session: judging.SessionJudgments, latest: LatestSearch,
                         files: Sequence[str] | None, sample: str, query: str, k: int, rerank_depth: int,
                         candidates_from: str, score_view: str, collapse: bool, window: int, overlap: int,
-                        dense_model: str, reranker_model: str, backend: str, link: str,
-                        request: gr.Request) -> Updates:
+                        dense_model: str, reranker_model: str, backend: str, compare_model: str,
+                        compare_backend: str, link: str, request: gr.Request) -> Updates:
         """One zip (`ui.bundle`) of the latest search as drawn, the session's judgments and runs, and a
         static page of the columns; a TREC file that can't hold an id is left out with a warning."""
         result = latest.result
         view = _view_state(sample, result.query if result else query, k,
                            result.rerank_depth if result else rerank_depth,
                            result.candidates_from if result else candidates_from, score_view, collapse, window,
-                           overlap, dense_model, reranker_model, backend)
+                           overlap, dense_model, reranker_model, backend, compare_model, compare_backend)
         if index is not None:  # what the index was built with, even if the controls moved since
             settings = index.settings
             view = replace(view, window=settings.window, overlap=settings.overlap,
                            dense_model=settings.dense_model, reranker_model=settings.reranker_model,
-                           backend=settings.backend)
+                           backend=settings.backend, compare_reranker=settings.compare_reranker_model or None,
+                           compare_backend=settings.compare_backend or None)
         uploaded = bool(files)
         corpus = ("uploaded files: " + ", ".join(Path(file).name for file in files)) if files else (view.sample or "")
         try:
@@ -1085,6 +1211,10 @@ class Callbacks:
         if int(rerank_depth) == 0 and "rerank" in stages:
             stages = [stage for stage in stages if stage != "rerank"]
             _info("Rerank depth 0: the Reranked stage is left out.")
+        if COMPARE_STAGE in stages and (int(rerank_depth) == 0 or not index.has_compare_reranker):
+            stages = [stage for stage in stages if stage != COMPARE_STAGE]
+            _info("The Reranked (B) stage is left out: " + ("rerank depth 0." if int(rerank_depth) == 0 else
+                  "no second reranker is set (Compare with, in the model panel, then Build index)."))
         if not stages:
             raise _fail("Choose at least one stage to evaluate.")
         stop.clear()
@@ -1135,7 +1265,8 @@ class Callbacks:
         def work(report: Callable[[object], None]):
             return depth_tradeoff(index, judgments, depths=DEPTHS, candidates_from=candidates_from,
                                   max_queries=limit, progress=lambda done, total: report((done, total)),
-                                  should_stop=stop.is_set)
+                                  should_stop=stop.is_set,
+                                  stages=("rerank", COMPARE_STAGE) if index.has_compare_reranker else ("rerank",))
 
         points = yield from _stream(work, partial(_show_run_progress, panel.depth_progress), stop)
         quality, latency = evaluation_view.depth_frames(points)
@@ -1150,6 +1281,19 @@ class Callbacks:
         else:
             column = {self.page.search.column("rerank"): _rerank_off()}
         return {**column, self.page.search.summary: _summary(result, k)}
+
+    def _compare_column(self, index: Index, result: SearchResult, session: judging.SessionJudgments, k: int,
+                        score_view: str, collapse: bool) -> Updates:
+        # Reranker B's column: its results, a placeholder until it has run, or nothing without a B.
+        column = self.page.search.column(COMPARE_STAGE)
+        if COMPARE_STAGE in result.stages:
+            return self._columns(index, result, session, k, score_view, collapse, [COMPARE_STAGE])
+        if not index.has_compare_reranker:
+            return {column: ""}
+        if not result.rerank_depth:
+            return {column: columns.render_notice(STAGE_TITLE_B, "Reranking is off (rerank depth 0).")}
+        return {column: columns.render_rerank_pending(result, _reranker_label(index, COMPARE_STAGE),
+                                                      stage=COMPARE_STAGE)}
 
     def _columns(self, index: Index, result: SearchResult, session: judging.SessionJudgments, k: int,
                  score_view: str, collapse: bool, stages: Sequence[str]) -> Updates:
@@ -1178,7 +1322,7 @@ class Callbacks:
 
     def _stage_of(self, column: object) -> str | None:
         elem_id = getattr(column, "elem_id", None)
-        return next((name for name, html_column in zip(STAGES, self.page.search.columns, strict=True)
+        return next((name for name, html_column in zip(ALL_STAGES, self.page.search.columns, strict=True)
                      if html_column.elem_id == elem_id), None)
 
 
@@ -1309,8 +1453,8 @@ def _build_index(read, settings: Settings, progress, cache_dir: Path, max_passag
 
 @gpu
 def _rerank(index: Index, result: SearchResult, progress: Callable[[int, int], None] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> SearchResult:
-    return index.rerank(result, progress=progress, should_stop=should_stop)
+            should_stop: Callable[[], bool] | None = None, stage: str = "rerank") -> SearchResult:
+    return index.rerank(result, progress=progress, should_stop=should_stop, stage=stage)
 
 
 def _cached_scores_only() -> bool:
@@ -1354,28 +1498,35 @@ def _unchanged() -> Updates:
     return gr.skip()
 
 
+STAGE_TITLE_B = STAGE_TITLES[COMPARE_STAGE]
+
+
 def _rerank_off() -> str:
     return columns.render_notice("Reranked", "Reranking is off (rerank depth 0).")
 
 
-def _reranker_label(index: Index) -> str:
+def _reranker_label(index: Index, stage: str = "rerank") -> str:
     try:
-        return index.reranker().model.label
+        loaded = index.reranker() if stage == "rerank" else index.compare_reranker()
     except ValueError:  # the rerank itself will say why, in the column
-        return index.settings.reranker_model
+        loaded = None
+    if loaded is None:
+        return index.settings.reranker_model if stage == "rerank" else index.settings.compare_reranker_model
+    return loaded.model.label
 
 
-def _measured_reranker(index: Index) -> CachedReranker | None:
-    # The index's reranker, when it is loaded and measures its speed (the app loads it with every build).
+def _measured_reranker(index: Index, stage: str = "rerank") -> CachedReranker | None:
+    # The index's reranker (of `stage`), when it is loaded and measures its speed (the app loads it with every build).
     try:
-        model = index.reranker().model
+        loaded = index.reranker() if stage == "rerank" else index.compare_reranker()
     except ValueError:
         return None
+    model = loaded.model if loaded is not None else None
     return model if isinstance(model, CachedReranker) else None
 
 
-def _seconds_left(index: Index, pairs: int) -> float | None:
-    reranker = _measured_reranker(index)
+def _seconds_left(index: Index, pairs: int, stage: str = "rerank") -> float | None:
+    reranker = _measured_reranker(index, stage)
     return reranker.expected_seconds(max(0, pairs)) if reranker is not None else None
 
 
@@ -1468,7 +1619,7 @@ def model_choices() -> tuple[list[str], list[str]]:
     """The dense and reranker models the app offers: the model table's, plus the env defaults."""
     defaults = Settings.from_env()
     dense = [model_id for model_id, spec in KNOWN_MODELS.items() if spec.kind == "dense"]
-    rerankers = [AUTO_RERANKER, RERANKER_V2_M3, RERANKER_BASE, LATE_INTERACTION_ID]
+    rerankers = [AUTO_RERANKER, RERANKER_V2_M3, RERANKER_BASE, LATE_INTERACTION_ID, LATE_INTERACTION_MINILM_ID]
     dense = list(dict.fromkeys([defaults.dense_model, *dense]))
     rerankers = list(dict.fromkeys([defaults.reranker_model, *rerankers]))
     return dense, rerankers
@@ -1479,19 +1630,69 @@ def backend_choices() -> list[str]:
     return list(dict.fromkeys([*BACKENDS, Settings.from_env().backend]))
 
 
-def _settings(window: int, overlap: int, dense_model: str, reranker_model: str, backend: str | None = None) -> Settings:
+def tei_url_field_shown() -> bool:
+    """Whether the model panel offers the TEI URL field (unless $SEARCH_HIDE_TEI_URL=1)."""
+    return os.environ.get(HIDE_TEI_URL_ENV, "").strip().lower() not in {"1", "true", "yes"}
+
+
+def _tei_url_field() -> gr.Textbox:
+    # Empty by default: the operator's own endpoint ($SEARCH_TEI_URL) is used and never written into the page,
+    # nor is the token, which only ever comes from the server's environment.
+    shown = tei_url_field_shown()
+    default = "set by the server" if os.environ.get(TEI_URL_ENV, "").strip() else "none set"
+    return gr.Textbox("", label="TEI URL", visible=shown, elem_id="tei-url",
+                      placeholder="https://…endpoints.huggingface.cloud (comma-separate several)",
+                      info=f"the text-embeddings-inference endpoint the tei backend calls; empty: the server's "
+                           f"default ({default}). A token, if needed, is the server's {TOKEN_ENV}, never typed here.")
+
+
+def _tei_url(value: str | None) -> str | None:
+    """The TEI URL a build uses: the field's, when it is shown and filled, else None (the server's $SEARCH_TEI_URL).
+
+    With a token on the server, only the operator's own endpoints are accepted: the token must never be sent
+    to an address a visitor typed."""
+    value = (value or "").strip()
+    if not value or not tei_url_field_shown():
+        return None
+    try:
+        urls = endpoint_urls(value)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    has_token = bool(os.environ.get(TEI_TOKEN_ENV, "").strip() or os.environ.get(TOKEN_ENV, "").strip())
+    if has_token:
+        try:
+            allowed = set(endpoint_urls(os.environ.get(TEI_URL_ENV, "")))
+        except ValueError:
+            allowed = set()
+        others = [host_of(url) for url in urls if url not in allowed]
+        if others:
+            raise _fail(f"This server holds a TEI token and sends it only to the endpoints its operator set "
+                        f"({TEI_URL_ENV}); {', '.join(others)} is not one of them. Leave the TEI URL empty, or run "
+                        "the app yourself to use another endpoint.")
+    return ",".join(urls)
+
+
+def _settings(window: int, overlap: int, dense_model: str, reranker_model: str, backend: str | None = None, *,
+              compare_model: str | None = None, compare_backend: str | None = None,
+              tei_url: str | None = None) -> Settings:
     dense_model, reranker_model = (dense_model or "").strip(), (reranker_model or "").strip()
+    compare_model = "" if (compare_model or "").strip() in ("", NO_COMPARE) else compare_model.strip()
+    compare_backend = "" if (compare_backend or "").strip() in ("", SAME_BACKEND) else compare_backend.strip()
     if not custom_models_allowed():
         dense_choices, reranker_choices = model_choices()
-        for chosen, offered in ((dense_model, dense_choices), (reranker_model, reranker_choices)):
+        for chosen, offered in ((dense_model, dense_choices), (reranker_model, reranker_choices),
+                                (compare_model, reranker_choices)):
             if chosen and chosen not in offered:
                 raise _fail(f"{chosen} is not one of the models offered here ({', '.join(offered)}). "
                             f"The operator can allow any model with {CUSTOM_MODELS_ENV}=1.")
     try:
-        if backend:
-            resolve_backend(backend)  # an unknown one is refused here, with the choices, before anything is read
+        for chosen in (backend, compare_backend):
+            if chosen:
+                resolve_backend(chosen)  # an unknown one is refused here, with the choices, before anything is read
         return Settings.from_env(window=int(window), overlap=int(overlap), dense_model=dense_model or None,
-                                 reranker_model=reranker_model or None, backend=(backend or "").strip() or None)
+                                 reranker_model=reranker_model or None, backend=(backend or "").strip() or None,
+                                 compare_reranker_model=compare_model, compare_backend=compare_backend,
+                                 tei_url=_tei_url(tei_url))
     except (TypeError, ValueError) as error:
         raise _fail(f"Invalid settings: {error}") from None
 
@@ -1512,14 +1713,22 @@ def _share_options() -> share.ShareOptions:
 
 def _view_state(sample: str, query: str, k: int, rerank_depth: int, candidates_from: str, score_view: str,
                 collapse: bool, window: int, overlap: int, dense_model: str, reranker_model: str,
-                backend: str) -> share.ViewState:
-    # The page's controls as a view; a sample is named by its short name.
+                backend: str, compare_model: str = NO_COMPARE, compare_backend: str = SAME_BACKEND) -> share.ViewState:
+    # The page's controls as a view; a sample is named by its short name, reranker B "none" and its
+    # backend "same as A" as no value.
     short = next((name for name, label in SAMPLE_NAMES.items() if label == sample), None)
     return share.ViewState(sample=short, query=(query or "").strip(), k=int(k), rerank_depth=int(rerank_depth),
                            candidates_from=candidates_from, score_view=score_view, collapse=bool(collapse),
                            window=int(window), overlap=int(overlap), dense_model=(dense_model or "").strip() or None,
                            reranker_model=(reranker_model or "").strip() or None,
-                           backend=(backend or "").strip() or None)
+                           backend=(backend or "").strip() or None,
+                           compare_reranker=_chosen(compare_model, NO_COMPARE),
+                           compare_backend=_chosen(compare_backend, SAME_BACKEND))
+
+
+def _chosen(value: str | None, off: str) -> str | None:
+    value = (value or "").strip()
+    return None if value in ("", off) else value
 
 
 def _judged_panel(session: judging.SessionJudgments) -> str:

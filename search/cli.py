@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .compare import STAGE_NAMES, RerankedHit, compare
+from .compare import STAGE_NAMES, Agreement, RerankedHit, compare
 from .export import result_to_dict
 from .language import LANGID_CHOICES
 from .models import AUTO_RERANKER, DENSE_ENV, RERANKER_ENV
-from .types import FIRST_STAGES, STAGES, SearchResult
+from .types import ALL_STAGES, COMPARE_STAGE, FIRST_STAGES, RERANK_STAGES, STAGES, SearchResult
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="first-stage candidates the reranker rescores; 0 turns reranking off (default 20)")
     ranking.add_argument("--candidates-from", choices=FIRST_STAGES, default="hybrid",
                          help="the first stage that feeds the reranker (default hybrid)")
+    ranking.add_argument("--compare-reranker-model", help="a second reranker (Hub id, local folder, 'auto' or "
+                         "'late-interaction') that reranks the same candidates as the stage rerank-b, compared "
+                         "with the first (shared@k, Jaccard@k, Kendall's tau)")
+    ranking.add_argument("--compare-backend", choices=BACKENDS, help="what runs the second reranker (default: "
+                                                                     "--backend)")
     ranking.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
     parser = argparse.ArgumentParser(prog="python -m search", description=(
@@ -88,8 +93,8 @@ def _parser() -> argparse.ArgumentParser:
                                    help="metrics per stage on a SQuAD JSON file or a BEIR folder")
     evaluate.add_argument("dataset", type=Path, help="SQuAD-format .json, or a folder with corpus.jsonl, "
                                                      "queries.jsonl and qrels/test.tsv (or qrels.trec)")
-    evaluate.add_argument("--stages", default=",".join(STAGES), help="comma-separated, from "
-                                                                     f"{','.join(STAGES)} (default all)")
+    evaluate.add_argument("--stages", help=f"comma-separated, from {','.join(ALL_STAGES)} (default: "
+                                           f"{','.join(STAGES)}, and {COMPARE_STAGE} with --compare-reranker-model)")
     evaluate.add_argument("--max-queries", type=int, help="evaluate only the first N judged queries")
     evaluate.add_argument("--queries-from", type=Path, help="ask the questions of this dataset (same query ids, "
                                                             "e.g. another language of XQuAD) instead of DATASET's")
@@ -155,7 +160,9 @@ def _query(args: argparse.Namespace) -> int:
     if args.index:
         settings = _settings(args)
         index = Index.load(args.index, device=args.device, reranker_model=settings.reranker_model,
-                           backend=settings.backend, tei_url=settings.tei_url)
+                           backend=settings.backend, tei_url=settings.tei_url,
+                           compare_reranker_model=settings.compare_reranker_model,
+                           compare_backend=settings.compare_backend)
     else:
         index = build(args.paths, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args),
                       max_passages=max_passages_from_env(default=None))
@@ -173,10 +180,12 @@ def _eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate, load_dataset
     from .pipeline import build, max_passages_from_env
 
-    stages = [stage.strip() for stage in args.stages.split(",") if stage.strip()]
-    if args.rerank_depth == 0 and "rerank" in stages:
-        stages.remove("rerank")  # --rerank-depth 0 turns reranking off
-        print("note: --rerank-depth 0: the rerank stage is left out", file=sys.stderr)
+    default = [*STAGES, COMPARE_STAGE] if args.compare_reranker_model else list(STAGES)
+    stages = [stage.strip() for stage in args.stages.split(",") if stage.strip()] if args.stages else default
+    for name in RERANK_STAGES:
+        if args.rerank_depth == 0 and name in stages:
+            stages.remove(name)  # --rerank-depth 0 turns reranking off
+            print(f"note: --rerank-depth 0: the {name} stage is left out", file=sys.stderr)
     dataset = load_dataset(args.dataset, queries_from=args.queries_from)
     for problem in dataset.judgments.problems:
         print(f"warning: {problem}", file=sys.stderr)
@@ -194,13 +203,20 @@ def _eval(args: argparse.Namespace) -> int:
     print("languages: " + ", ".join(f"{lang} {count}" for lang, count in report.languages.items()))
     print("query languages: " + ", ".join(f"{lang} {count}" for lang, count in report.query_languages.items()))
     names = list(next(iter(report.stages.values()), {}))
-    print(f"{'stage':<8}" + "".join(f"{name:>12}" for name in names) + f"{'ms/query':>10}  model")
+    print(f"{'stage':<9}" + "".join(f"{name:>12}" for name in names) + f"{'ms/query':>10}  model")
     for stage, metrics in report.stages.items():
         mean = report.timings_s.get(f"{stage}_mean_query", 0.0) * 1000
-        print(f"{stage:<8}" + "".join(f"{metrics[name]:>12.4f}" for name in names)
+        print(f"{stage:<9}" + "".join(f"{metrics[name]:>12.4f}" for name in names)
               + f"{mean:>10.1f}  {report.models.get(stage, '')}")
     if "rerank_pairs_per_second" in report.timings_s:
         print(f"reranker: {report.timings_s['rerank_pairs_per_second']:.1f} pairs/s")
+    if f"{COMPARE_STAGE}_pairs_per_second" in report.timings_s:
+        print(f"reranker B: {report.timings_s[f'{COMPARE_STAGE}_pairs_per_second']:.1f} pairs/s")
+    if report.agreement is not None:
+        mean = report.agreement
+        tau = "n/a" if mean.kendall_tau is None else f"{mean.kendall_tau:.2f}"
+        print(f"agreement rerank-{COMPARE_STAGE} (mean of {mean.queries} queries): {mean.shared:.1f} "
+              f"shared@{mean.k}, Jaccard@{mean.k} {mean.jaccard:.2f}, Kendall's tau {tau}")
     for note in report.notes:
         print(f"note: {note}")
     return 0
@@ -286,7 +302,8 @@ def _settings(args: argparse.Namespace):
 
     return Settings.from_env(
         dense_model=args.dense_model, reranker_model=args.reranker_model, device=args.device, backend=args.backend,
-        tei_url=args.tei_url,
+        tei_url=args.tei_url, compare_reranker_model=getattr(args, "compare_reranker_model", None),
+        compare_backend=getattr(args, "compare_backend", None),
         window=getattr(args, "window", None), overlap=getattr(args, "overlap", None),
         text_column=getattr(args, "text_column", None), langid=getattr(args, "langid", None),
     )
@@ -383,6 +400,7 @@ def _print_build_report(report, stream) -> None:
 def _print_result(result: SearchResult, k: int) -> None:
     comparison = compare(result, k)
     reranked = {hit.passage_id: hit for hit in comparison.reranked}
+    reranked_b = {hit.passage_id: hit for hit in comparison.reranked_b}
     print(f"query language: {result.query_language.group} ({result.query_language.probability:.2f})")
     for name, stage in result.stages.items():
         header = f"== {name}: {stage.model} ({stage.seconds * 1000:.0f} ms"
@@ -398,16 +416,28 @@ def _print_result(result: SearchResult, k: int) -> None:
             print(f"{hit.rank:>3}. {hit.score:>9.4f} [{hit.language.group}] {hit.passage_id}  ({others})")
             if name == "rerank" and hit.passage_id in reranked:
                 print(f"      {_describe(reranked[hit.passage_id], k)}")
+            if name == COMPARE_STAGE and hit.passage_id in reranked_b:
+                print(f"      {_describe(reranked_b[hit.passage_id], k)}")
             print(f"      {_snippet(hit.text)}")
     for pair in comparison.overlaps:
         print(f"overlap {pair.first}-{pair.second}: {pair.shared} shared@{k}, Jaccard@{k} {pair.jaccard:.2f}")
+    if comparison.agreement is not None:
+        print(_describe_agreement(comparison.agreement))
 
 
 def _describe(reranked: RerankedHit, k: int) -> str:
     found = " and ".join(STAGE_NAMES[name] for name in reranked.found_by) or f"neither retriever in top-{k}"
     source = reranked.movements[0] if reranked.movements else None  # the stage that fed the reranker
     lifted = f" · lifted from {STAGE_NAMES[source.against]} #{source.before}" if reranked.lifted and source else ""
-    return " · ".join(move.text for move in reranked.movements) + f" · found by {found}{lifted}"
+    versus = f"{reranked.versus_a.text} · " if reranked.versus_a is not None else ""
+    return versus + " · ".join(move.text for move in reranked.movements) + f" · found by {found}{lifted}"
+
+
+def _describe_agreement(agreement: Agreement) -> str:
+    tau = "n/a" if agreement.kendall_tau is None else f"{agreement.kendall_tau:.2f}"
+    return (f"agreement {agreement.first}-{agreement.second}: {agreement.shared} shared@{agreement.k}, "
+            f"Jaccard@{agreement.k} {agreement.jaccard:.2f}, Kendall's tau {tau} over {agreement.candidates} "
+            "candidates")
 
 
 def _snippet(text: str, width: int = 100) -> str:

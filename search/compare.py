@@ -1,5 +1,6 @@
 """Comparing the stages of one search: how the reranker moved each passage, which retrievers had found
-it, how much two stages' top-k lists overlap, and the best passage of each document.
+it, how much two stages' top-k lists overlap, the best passage of each document, and how far two
+rerankers of the same candidates agree (shared@k, Jaccard@k, Kendall's tau; "↑3 vs A" per passage).
 
 Pure functions over `SearchResult` and `Hit` (no model, no HTML): the app draws these records, and the
 CLI (`python -m search query`) and the exports (`search.export`) report the same numbers.
@@ -10,16 +11,19 @@ reranked hit found there counts as "new" against dense when k=10.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from .types import FIRST_STAGES, STAGES, Hit, SearchResult, StageResult
+from .types import ALL_STAGES, COMPARE_STAGE, FIRST_STAGES, Hit, SearchResult, StageResult
 
 MoveKind = Literal["up", "down", "same", "new"]
 
 # How a stage is named inside a sentence ("↑6 from BM25 #8", "not in dense top-10").
-STAGE_NAMES = {"bm25": "BM25", "dense": "dense", "hybrid": "hybrid", "rerank": "reranked"}
+STAGE_NAMES = {"bm25": "BM25", "dense": "dense", "hybrid": "hybrid", "rerank": "reranked",
+               COMPARE_STAGE: "reranked (B)"}
+# How a card of the second reranker's column names the first reranker: "↑3 vs A".
+RERANKER_A = "A"
 # The retrievers a passage can be "found by"; hybrid only fuses their lists.
 RETRIEVERS = ("bm25", "dense")
 # Every pair of stages whose top-k overlap is reported, in this order.
@@ -71,15 +75,34 @@ class RerankedHit:
     movements: tuple[Movement, ...]
     found_by: tuple[str, ...]
     lifted: bool
+    versus_a: Movement | None = None  # a hit of the second reranker (rerank-b): how it moved against A
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How far two rerankings of the same candidates agree: shared@k and Jaccard@k of their top-k lists,
+    Kendall's tau over every candidate both ranked (`candidates`; None below 2), `first` and `second`
+    naming the stages (rerank, rerank-b)."""
+
+    first: str
+    second: str
+    k: int
+    shared: int
+    jaccard: float
+    kendall_tau: float | None
+    candidates: int
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Everything `compare` reports for one search at one k."""
+    """Everything `compare` reports for one search at one k (`reranked_b`, `agreement`: with a second
+    reranker only)."""
 
     k: int
     overlaps: tuple[StageOverlap, ...]
     reranked: tuple[RerankedHit, ...]
+    reranked_b: tuple[RerankedHit, ...] = ()
+    agreement: Agreement | None = None
 
 
 def movement(hit: Hit, first_stage: str, k: int) -> Movement:
@@ -160,8 +183,67 @@ def overlaps(result: SearchResult, k: int) -> tuple[StageOverlap, ...]:
 
 
 def stages_that_ran(result: SearchResult) -> tuple[str, ...]:
-    """Return the stages of `result` that ran without an error, in stage order."""
-    return tuple(name for name in STAGES if name in result.stages and not result.stages[name].error)
+    """Return the stages of `result` that ran without an error, in stage order (rerank-b last)."""
+    return tuple(name for name in ALL_STAGES if name in result.stages and not result.stages[name].error)
+
+
+def kendall_tau(first: Sequence[str], second: Sequence[str]) -> float | None:
+    """Return Kendall's tau between two rankings (ids, best first) over the ids both contain:
+    (concordant - discordant pairs) / all pairs, from 1.0 (same order) to -1.0 (reversed). Rankings have
+    no ties, so this is tau-a and tau-b alike. None when fewer than 2 ids are shared. Raises ValueError
+    when an id repeats within a ranking.
+
+    >>> kendall_tau(["a", "b", "c", "d"], ["a", "b", "c", "d"]), kendall_tau(["a", "b", "c"], ["c", "b", "a"])
+    (1.0, -1.0)
+    >>> round(kendall_tau(["a", "b", "c", "d"], ["b", "a", "c", "d"]), 4)  # 1 of 6 pairs swapped: (5 - 1) / 6
+    0.6667
+    >>> kendall_tau(["a", "b", "x"], ["b", "a", "y"]), kendall_tau(["a"], ["a"])  # only a and b are shared
+    (-1.0, None)
+    """
+    for name, ranking in (("first", first), ("second", second)):
+        if len(set(ranking)) != len(ranking):
+            raise ValueError(f"the {name} ranking repeats an id; pass each id once, best first")
+    position = {item: rank for rank, item in enumerate(second)}
+    shared = [position[item] for item in first if item in position]  # second's ranks, in first's order
+    n = len(shared)
+    if n < 2:
+        return None
+    balance = sum(1 if shared[i] < shared[j] else -1 for i in range(n) for j in range(i + 1, n))
+    return balance / (n * (n - 1) / 2)
+
+
+def versus(hit: Hit, against: str = "rerank", name: str = RERANKER_A) -> Movement | None:
+    """Return how `hit` (a hit of the second reranker) moved against its rank in the stage `against`
+    (the first reranker), over the whole candidate list, not only the top k: "↑3 vs A", "↓1 vs A",
+    "= A". None when `against` did not rank it (it did not run, or failed).
+
+    >>> from search.types import Language
+    >>> versus(Hit("p", "d", 2, 1.0, Language("en", "en", 1.0), "", ranks={"rerank": 5})).text
+    '↑3 vs A'
+    """
+    before, after = hit.ranks.get(against), hit.rank
+    if before is None:
+        return None
+    if before > after:
+        return Movement("up", against, before, after, f"↑{before - after} vs {name}")
+    if before < after:
+        return Movement("down", against, before, after, f"↓{after - before} vs {name}")
+    return Movement("same", against, before, after, f"= {name}")
+
+
+def agreement(result: SearchResult, k: int, first: str = "rerank",
+              second: str = COMPARE_STAGE) -> Agreement | None:
+    """Return how the stages `first` and `second` (the two rerankers) agree: shared@k and Jaccard@k of
+    their top k, and Kendall's tau over every candidate both ranked. None unless both ran without an
+    error. Raises ValueError for k < 1."""
+    _check_k(k)
+    ran = stages_that_ran(result)
+    if first not in ran or second not in ran:
+        return None
+    a, b = result.stages[first], result.stages[second]
+    ids_a, ids_b = [hit.passage_id for hit in a.hits], [hit.passage_id for hit in b.hits]
+    shared, jaccard = overlap(a, b, k)
+    return Agreement(first, second, k, shared, jaccard, kendall_tau(ids_a, ids_b), len(set(ids_a) & set(ids_b)))
 
 
 def best_per_document(hits: Iterable[Hit]) -> tuple[Hit, ...]:
@@ -175,19 +257,25 @@ def best_per_document(hits: Iterable[Hit]) -> tuple[Hit, ...]:
     return tuple(best)
 
 
-def reranked_hit(hit: Hit, result: SearchResult, k: int) -> RerankedHit:
-    """Return what the reranker did with `hit`, one of `result`'s reranked hits. Raises ValueError for k < 1."""
+def reranked_hit(hit: Hit, result: SearchResult, k: int, stage: str = "rerank") -> RerankedHit:
+    """Return what the reranker did with `hit`, one of `result`'s reranked hits; for a hit of the second
+    reranker (`stage` rerank-b) also how it moved against the first. Raises ValueError for k < 1."""
     return RerankedHit(hit.passage_id, hit.rank, movements(hit, result, k), found_by(hit, k),
-                       is_lifted(hit, result.candidates_from, k))
+                       is_lifted(hit, result.candidates_from, k), versus(hit) if stage == COMPARE_STAGE else None)
 
 
 def compare(result: SearchResult, k: int) -> Comparison:
     """Return the overlaps of every pair of stages that ran and, for each reranked hit in the top k,
-    what the reranker did with it (none when the rerank stage did not run). Raises ValueError for k < 1."""
+    what the reranker did with it (none when the rerank stage did not run); with a second reranker also
+    its hits and how it agrees with the first. Raises ValueError for k < 1."""
     pairs = overlaps(result, k)
-    rerank = result.stages.get("rerank") if "rerank" in stages_that_ran(result) else None
+    ran = stages_that_ran(result)
+    rerank = result.stages.get("rerank") if "rerank" in ran else None
     reranked = tuple(reranked_hit(hit, result, k) for hit in rerank.hits[:k]) if rerank else ()
-    return Comparison(k, pairs, reranked)
+    second = result.stages.get(COMPARE_STAGE) if COMPARE_STAGE in ran else None
+    reranked_b = (tuple(reranked_hit(hit, result, k, COMPARE_STAGE) for hit in second.hits[:k])
+                  if second else ())
+    return Comparison(k, pairs, reranked, reranked_b, agreement(result, k))
 
 
 def _check_k(k: int) -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ir_measures
 
+from .compare import Agreement, agreement
 from .decoding import decode_text
 from .formats.json_records import JsonError, load_json
 from .formats.squad import is_squad, squad_paragraphs
@@ -34,13 +35,25 @@ from .judgments import (
 from .limits import FileBudget, LimitExceeded, ReadLimits
 from .reading import read_paths
 from .score_cache import CachedReranker
-from .types import FIRST_STAGES, STAGES, FirstStage, Hit, Problem, ReadResult, SearchResult
+from .types import (
+    ALL_STAGES,
+    COMPARE_STAGE,
+    FIRST_STAGES,
+    RERANK_STAGES,
+    STAGES,
+    FirstStage,
+    Hit,
+    Problem,
+    ReadResult,
+    SearchResult,
+)
 
 if TYPE_CHECKING:
     from .pipeline import Index
 
 __all__ = [
-    "DEPTHS", "RETRIEVAL_DEPTH", "Dataset", "DepthPoint", "Estimate", "EvalReport", "Judgments", "Level", "Query",
+    "DEPTHS", "RETRIEVAL_DEPTH", "Dataset", "DepthPoint", "Estimate", "EvalReport", "Judgments", "Level",
+    "MeanAgreement", "Query",
     "compute_metrics", "cross_lingual_judgments", "depth_tradeoff", "estimate_evaluation", "evaluate",
     "judgment_level", "landed_ranks", "load_dataset", "metric_names", "ranked_ids", "read_judgments", "read_qrels",
     "read_queries", "reranked_at_depth", "stage_rankings",
@@ -86,6 +99,8 @@ class EvalReport:
     landed: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
     query_texts: dict[str, str] = field(default_factory=dict)
     query_languages: dict[str, int] = field(default_factory=dict)
+    # With rerank and rerank-b: their mean agreement over the queries (see `MeanAgreement`).
+    agreement: MeanAgreement | None = None
 
     def to_json(self) -> dict[str, object]:
         """The CLI's `--json` object (per-query figures left out)."""
@@ -95,7 +110,20 @@ class EvalReport:
             "models": self.models, "stages": self.stages, "timings_s": self.timings_s, "level": self.level,
             "judged_ids": self.judged_ids, "matched_ids": self.matched_ids, "notes": list(self.notes),
             "cancelled": self.cancelled,
+            **({"agreement": asdict(self.agreement)} if self.agreement is not None else {}),
         }
+
+
+@dataclass(frozen=True)
+class MeanAgreement:
+    """How far the two rerankers (rerank, rerank-b) agreed, averaged over `queries` queries: shared@k and
+    Jaccard@k of their top k, and Kendall's tau over the candidates (over the queries that had one)."""
+
+    k: int
+    queries: int
+    shared: float
+    jaccard: float
+    kendall_tau: float | None
 
 
 @dataclass(frozen=True)
@@ -111,11 +139,13 @@ class Estimate:
 
 @dataclass(frozen=True)
 class DepthPoint:
-    """nDCG@10 of the rerank stage at one rerank depth, and the seconds a query costs at that depth."""
+    """nDCG@10 of a rerank stage (rerank, or rerank-b: the second reranker) at one rerank depth, and the
+    seconds a query costs at that depth."""
 
     depth: int
     ndcg_at_10: float
     seconds_per_query: float
+    stage: str = "rerank"
 
 
 # -- datasets -----------------------------------------------------------------------------------------
@@ -275,15 +305,16 @@ def ranked_ids(hits: Sequence[Hit], level: Level) -> list[str]:
 
 
 def stage_rankings(result: SearchResult, level: Level) -> dict[str, list[str]]:
-    """Ranked ids per stage of one search. The rerank stage continues past its depth with the rest of
-    the first stage's candidates, in first-stage order, as a real two-stage system would."""
+    """Ranked ids per stage of one search. A rerank stage (rerank, rerank-b) continues past its depth
+    with the rest of the first stage's candidates, in first-stage order, as a real two-stage system would."""
     rankings = {name: ranked_ids(stage.hits, level) for name, stage in result.stages.items()
-                if stage.error is None and name != "rerank"}
-    rerank = result.stages.get("rerank")
-    if rerank is not None and rerank.error is None:
-        reranked = {hit.passage_id for hit in rerank.hits}
-        tail = [hit for hit in result.stages[result.candidates_from].hits if hit.passage_id not in reranked]
-        rankings["rerank"] = ranked_ids([*rerank.hits, *tail], level)
+                if stage.error is None and name not in RERANK_STAGES}
+    for name in RERANK_STAGES:
+        rerank = result.stages.get(name)
+        if rerank is not None and rerank.error is None:
+            reranked = {hit.passage_id for hit in rerank.hits}
+            tail = [hit for hit in result.stages[result.candidates_from].hits if hit.passage_id not in reranked]
+            rankings[name] = ranked_ids([*rerank.hits, *tail], level)
     return rankings
 
 
@@ -311,17 +342,25 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
              should_stop: Callable[[], bool] | None = None) -> EvalReport:
     """Run every judged query through the stages and compute the metrics of each stage.
 
+    `stages` may include rerank-b, the second reranker (`Settings.compare_reranker_model`), which reranks
+    the same candidates after rerank.
     `should_stop` is polled between queries and by the reranker between batches; a stopped run reports
     the queries finished so far (`cancelled` set; no metrics when none finished). Raises ValueError for
-    an unknown stage, a max_queries below 1, or when no query has judgments.
+    an unknown stage, rerank-b without a second reranker, a max_queries below 1, or when no query has
+    judgments.
     """
     _check_stages(stages)
-    if "rerank" in stages and rerank_depth <= 0:
-        raise ValueError("the rerank stage needs rerank_depth >= 1 (it reranks that many first-stage candidates); "
-                         "raise the rerank depth or leave the rerank stage out")
+    for name in RERANK_STAGES:
+        if name in stages and rerank_depth <= 0:
+            raise ValueError(f"the {name} stage needs rerank_depth >= 1 (it reranks that many first-stage "
+                             f"candidates); raise the rerank depth or leave the {name} stage out")
+    if COMPARE_STAGE in stages and not index.has_compare_reranker:
+        raise ValueError(f"the {COMPARE_STAGE} stage needs a second reranker; set one (--compare-reranker-model, "
+                         f"or 'Compare with' in the app's model panel) or leave {COMPARE_STAGE} out")
     queries = _judged_queries(judgments, max_queries)
     level, judged_ids, matched_ids = judgment_level(index, {q.query_id: judgments.qrels[q.query_id] for q in queries})
-    rerank = "rerank" in stages
+    reranks = [name for name in RERANK_STAGES if name in stages]
+    rerank = bool(reranks)
     depth = max(RETRIEVAL_DEPTH, k, rerank_depth)
     rankings: dict[str, dict[str, list[str]]] = {stage: {} for stage in stages}
     seconds: dict[str, list[float]] = {stage: [] for stage in stages}
@@ -329,8 +368,9 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
     notes: dict[str, list[str]] = {}  # note -> the stages it concerns
     query_texts: dict[str, str] = {}
     query_languages: Counter[str] = Counter()
-    pairs = 0
-    rerank_seconds = 0.0
+    agreements: list[Agreement] = []
+    pairs = pairs_b = 0
+    rerank_seconds = rerank_b_seconds = 0.0
     started = time.perf_counter()
     cancelled = False
     for done, query in enumerate(queries, start=1):
@@ -339,14 +379,17 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
             break
         result = index.retrieve(query.text, k=depth, rerank_depth=rerank_depth if rerank else 0,
                                 candidates_from=candidates_from, stages=stages)
-        if rerank:
-            try:
-                result = index.rerank(result, should_stop=should_stop)
-            except RerankCancelled:
-                cancelled = True
-                break
+        try:
+            for name in reranks:
+                result = index.rerank(result, should_stop=should_stop, stage=name)
+        except RerankCancelled:
+            cancelled = True
+            break
         query_texts[query.query_id] = query.text
         query_languages[result.query_language.group] += 1
+        both = agreement(result, k)
+        if both is not None:
+            agreements.append(both)
         for name, ranking in stage_rankings(result, level).items():
             if name in rankings:
                 rankings[name][query.query_id] = ranking
@@ -362,6 +405,9 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
             if name == "rerank":
                 pairs += len(stage.hits)
                 rerank_seconds += stage.seconds
+            elif name == COMPARE_STAGE:
+                pairs_b += len(stage.hits)
+                rerank_b_seconds += stage.seconds
         if progress is not None:
             progress(done, len(queries))
     names = metric_names(k)
@@ -377,16 +423,29 @@ def evaluate(index: Index, judgments: Judgments, *, stages: Sequence[str] = STAG
     timings = {f"{name}_mean_query": sum(values) / len(values) for name, values in seconds.items() if values}
     timings.update({f"build_{step}": value for step, value in index.report.timings_s.items()})
     timings["queries_total"] = time.perf_counter() - started
-    if rerank and rerank_seconds > 0:
+    if "rerank" in reranks and rerank_seconds > 0:
         # Pairs found in the score cache take no time: the reranker's measured speed is the honest figure.
         timings["rerank_pairs_per_second"] = _measured_pairs_per_second(index) or pairs / rerank_seconds
+    if COMPARE_STAGE in reranks and rerank_b_seconds > 0:
+        timings[f"{COMPARE_STAGE}_pairs_per_second"] = (_measured_pairs_per_second(index, COMPARE_STAGE)
+                                                        or pairs_b / rerank_b_seconds)
     return EvalReport(
         passages=len(index), queries=len(query_texts), languages=dict(index.report.languages),
         models={"dense": index.encoder.model.label, **models}, stages=metrics, timings_s=timings, level=level,
         judged_ids=judged_ids, matched_ids=matched_ids, per_query=per_query, cancelled=cancelled,
         notes=tuple(f"{', '.join(concerned)}: {text}" for text, concerned in notes.items()),
         landed=landed, query_texts=query_texts, query_languages=dict(query_languages.most_common()),
+        agreement=_mean_agreement(agreements, k),
     )
+
+
+def _mean_agreement(agreements: Sequence[Agreement], k: int) -> MeanAgreement | None:
+    if not agreements:
+        return None
+    taus = [one.kendall_tau for one in agreements if one.kendall_tau is not None]
+    return MeanAgreement(k, len(agreements), sum(one.shared for one in agreements) / len(agreements),
+                         sum(one.jaccard for one in agreements) / len(agreements),
+                         sum(taus) / len(taus) if taus else None)
 
 
 def estimate_evaluation(index: Index, n_queries: int, *, stages: Sequence[str], rerank_depth: int,
@@ -426,6 +485,11 @@ def estimate_evaluation(index: Index, n_queries: int, *, stages: Sequence[str], 
     per_query = first_stage_seconds
     if pairs_per_second:
         per_query += min(rerank_depth, len(index)) / pairs_per_second
+    if COMPARE_STAGE in stages and rerank_depth > 0:
+        # The second reranker counts once it has been measured (a search with it, or an earlier run).
+        measured_b = _measured_pairs_per_second(index, COMPARE_STAGE)
+        if measured_b:
+            per_query += min(rerank_depth, len(index)) / measured_b
     return Estimate(n_queries * per_query, n_queries, first_stage_seconds, pairs_per_second)
 
 
@@ -449,11 +513,13 @@ def _measure_pairs_per_second(index: Index, results: Sequence[SearchResult]) -> 
     return index.rerank(probe, loaded).stages["rerank"].pairs_per_second
 
 
-def _measured_pairs_per_second(index: Index) -> float | None:
-    """The loaded reranker's measured speed (cached pairs excluded), or None without a measurement."""
+def _measured_pairs_per_second(index: Index, stage: str = "rerank") -> float | None:
+    """The loaded reranker's (of `stage`) measured speed (cached pairs excluded), or None without a measurement."""
     try:
-        loaded = index.reranker()
+        loaded = index.reranker() if stage == "rerank" else index.compare_reranker()
     except ValueError:
+        return None
+    if loaded is None:
         return None
     return loaded.model.throughput().pairs_per_second if isinstance(loaded.model, CachedReranker) else None
 
@@ -461,8 +527,10 @@ def _measured_pairs_per_second(index: Index) -> float | None:
 def depth_tradeoff(index: Index, judgments: Judgments, *, depths: Sequence[int] = DEPTHS,
                    candidates_from: FirstStage = "hybrid", max_queries: int | None = None,
                    progress: Callable[[int, int], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> tuple[DepthPoint, ...]:
-    """nDCG@10 of the rerank stage and seconds per query at each rerank depth, deepest work done once.
+                   should_stop: Callable[[], bool] | None = None,
+                   stages: Sequence[str] = ("rerank",)) -> tuple[DepthPoint, ...]:
+    """nDCG@10 of each rerank stage of `stages` (rerank, and rerank-b: the second reranker) and seconds
+    per query at each rerank depth, deepest work done once.
 
     Each judged query is retrieved once and its top max(depths) candidates are reranked once: a
     reranker scores each (query, passage) pair on its own, so the ranking at depth d is the top d
@@ -475,74 +543,92 @@ def depth_tradeoff(index: Index, judgments: Judgments, *, depths: Sequence[int] 
     plus the mean number of pairs reranked at that depth times the reranker's measured seconds per pair
     (its `throughput()`, so pairs found in the score cache do not make a depth look cheap).
     `should_stop` is polled between queries and by the reranker between batches; the points then cover
-    the finished queries (none: ()).
-    Raises ValueError for a depth below 1, a bad `candidates_from`, no judged query, or a reranker that
-    can't be loaded.
+    the finished queries (none: ()). Points come stage by stage (in `stages` order), each in increasing depth.
+    Raises ValueError for a depth below 1, a bad `candidates_from`, a stage that is not a rerank stage,
+    rerank-b without a second reranker, no judged query, or a reranker that can't be loaded.
     """
     if candidates_from not in FIRST_STAGES:
         raise ValueError(f"candidates_from={candidates_from!r} is not a first stage; use one of "
                          f"{', '.join(FIRST_STAGES)}")
     if not depths or any(int(depth) < 1 for depth in depths):
         raise ValueError(f"depths={tuple(depths)!r}: give one or more rerank depths, each at least 1")
+    if not stages or any(stage not in RERANK_STAGES for stage in stages):
+        raise ValueError(f"stages={tuple(stages)!r}: give one or more of {', '.join(RERANK_STAGES)}")
     clipped = sorted({min(int(depth), len(index)) for depth in depths})
     deepest = clipped[-1]
     queries = _judged_queries(judgments, max_queries)
     level = judgment_level(index, {q.query_id: judgments.qrels[q.query_id] for q in queries})[0]
-    loaded = index.reranker()
-    rankings: dict[int, dict[str, list[str]]] = {depth: {} for depth in clipped}
-    pairs_at: dict[int, int] = dict.fromkeys(clipped, 0)
-    retrieve_seconds = rerank_seconds = 0.0
-    pairs = 0
+    stages = list(dict.fromkeys(stages))
+    loaded_by_stage = {stage: _stage_reranker(index, stage) for stage in stages}
+    rankings = {stage: {depth: {} for depth in clipped} for stage in stages}
+    pairs_at = {stage: dict.fromkeys(clipped, 0) for stage in stages}
+    rerank_seconds = dict.fromkeys(stages, 0.0)
+    pairs = dict.fromkeys(stages, 0)
+    retrieve_seconds = 0.0
+    finished = 0
     for done, query in enumerate(queries, start=1):
         if should_stop is not None and should_stop():
             break
         started = time.perf_counter()
         result = index.retrieve(query.text, k=max(RETRIEVAL_DEPTH, deepest), rerank_depth=deepest,
                                 candidates_from=candidates_from, stages=(candidates_from,))
-        retrieve_seconds += time.perf_counter() - started
+        query_seconds = time.perf_counter() - started
         try:
-            result = index.rerank(result, loaded, should_stop=should_stop)
+            for stage in stages:
+                result = index.rerank(result, loaded_by_stage[stage], should_stop=should_stop, stage=stage)
         except RerankCancelled:
             break
-        rerank = result.stages["rerank"]
-        rerank_seconds += rerank.seconds
-        pairs += len(rerank.hits)
-        for depth in clipped:
-            at_depth = reranked_at_depth(result, depth)
-            rankings[depth][query.query_id] = stage_rankings(at_depth, level)["rerank"]
-            pairs_at[depth] += len(at_depth.stages["rerank"].hits)
+        retrieve_seconds += query_seconds
+        finished += 1
+        for stage in stages:
+            rerank = result.stages[stage]
+            rerank_seconds[stage] += rerank.seconds
+            pairs[stage] += len(rerank.hits)
+            for depth in clipped:
+                at_depth = reranked_at_depth(result, depth, stage)
+                rankings[stage][depth][query.query_id] = stage_rankings(at_depth, level)[stage]
+                pairs_at[stage][depth] += len(at_depth.stages[stage].hits)
         if progress is not None:
             progress(done, len(queries))
-    finished = len(rankings[deepest])
     if finished == 0:
         return ()
-    measured = loaded.model.throughput().seconds_per_pair if isinstance(loaded.model, CachedReranker) else None
-    seconds_per_pair = measured or (rerank_seconds / pairs if pairs else 0.0)
     points = []
-    for depth in clipped:
-        means, _ = compute_metrics(judgments.qrels, rankings[depth], ("ndcg@10",))
-        seconds = (retrieve_seconds + pairs_at[depth] * seconds_per_pair) / finished
-        points.append(DepthPoint(depth, means["ndcg@10"], seconds))
+    for stage in stages:
+        model = loaded_by_stage[stage].model
+        measured = model.throughput().seconds_per_pair if isinstance(model, CachedReranker) else None
+        seconds_per_pair = measured or (rerank_seconds[stage] / pairs[stage] if pairs[stage] else 0.0)
+        for depth in clipped:
+            means, _ = compute_metrics(judgments.qrels, rankings[stage][depth], ("ndcg@10",))
+            seconds = (retrieve_seconds + pairs_at[stage][depth] * seconds_per_pair) / finished
+            points.append(DepthPoint(depth, means["ndcg@10"], seconds, stage))
     return tuple(points)
 
 
-def reranked_at_depth(result: SearchResult, depth: int) -> SearchResult:
-    """`result` (with a rerank stage) as if only its top `depth` candidates had been reranked.
+def _stage_reranker(index: Index, stage: str):
+    loaded = index.reranker() if stage == "rerank" else index.compare_reranker()
+    if loaded is None:
+        raise ValueError(f"the {COMPARE_STAGE} stage needs a second reranker; set one (--compare-reranker-model, "
+                         f"or 'Compare with' in the app's model panel) or leave {COMPARE_STAGE} out")
+    return loaded
+
+
+def reranked_at_depth(result: SearchResult, depth: int, stage: str = "rerank") -> SearchResult:
+    """`result` (with the rerank stage `stage`) as if only its top `depth` candidates had been reranked.
 
     Valid because a pair's score does not depend on the other candidates; ties keep candidate order,
     as in `Index.rerank`.
     """
     candidates = {hit.passage_id for hit in result.stages[result.candidates_from].hits[:depth]}
-    rerank = result.stages["rerank"]
+    rerank = result.stages[stage]
     hits = tuple(replace(hit, rank=rank) for rank, hit in
                  enumerate((hit for hit in rerank.hits if hit.passage_id in candidates), start=1))
-    return replace(result, rerank_depth=depth, stages={**result.stages, "rerank": replace(rerank, hits=hits)})
+    return replace(result, rerank_depth=depth, stages={**result.stages, stage: replace(rerank, hits=hits)})
 
 
 def _check_stages(stages: Sequence[str]) -> None:
-    unknown = [stage for stage in stages if stage not in STAGES]
+    unknown = [stage for stage in stages if stage not in ALL_STAGES]
     if unknown:
-        raise ValueError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+        raise ValueError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(ALL_STAGES)}")
 
 
 def _judged_queries(judgments: Judgments, max_queries: int | None) -> list[Query]:

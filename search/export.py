@@ -2,7 +2,8 @@
 
 Both carry the comparison of the stages (`search.compare`): per reranked hit its movement against
 each first stage, the retrievers that found it and whether it was lifted; per pair of stages the
-top-k overlap (JSON only).
+top-k overlap (JSON only). With a second reranker (the stage rerank-b) its hits also say how they
+moved against the first (`versus_a`), and the comparison holds the two rerankers' `agreement`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import io
 import re
 from dataclasses import asdict
 
-from .compare import Comparison, Movement, RerankedHit, StageOverlap, compare
+from .compare import Agreement, Comparison, Movement, RerankedHit, StageOverlap, compare
 from .pipeline import BuildReport
-from .types import FIRST_STAGES, STAGES, Hit, SearchResult, StageResult
+from .types import COMPARE_STAGE, FIRST_STAGES, RERANK_STAGES, STAGES, Hit, SearchResult, StageResult
 
 CSV_COLUMNS = ("query", "stage", "rank", "passage_id", "doc_id", "score", "sigmoid", "language",
                "language_probability", *(f"rank_in_{stage}" for stage in STAGES),
@@ -36,6 +37,8 @@ def hit_to_dict(hit: Hit, reranked: RerankedHit | None = None) -> dict[str, obje
     if reranked is not None:
         fields.update(movements=[movement_to_dict(move) for move in reranked.movements],
                       found_by=list(reranked.found_by), lifted=reranked.lifted)
+        if reranked.versus_a is not None:
+            fields["versus_a"] = movement_to_dict(reranked.versus_a)
     return fields
 
 
@@ -50,12 +53,18 @@ def overlap_to_dict(pair: StageOverlap) -> dict[str, object]:
     return {"stages": [pair.first, pair.second], "k": pair.k, "shared": pair.shared, "jaccard": pair.jaccard}
 
 
+def agreement_to_dict(agreement: Agreement) -> dict[str, object]:
+    """``{"stages": [first, second], "k", "shared", "jaccard", "kendall_tau", "candidates"}``."""
+    return {"stages": [agreement.first, agreement.second], "k": agreement.k, "shared": agreement.shared,
+            "jaccard": agreement.jaccard, "kendall_tau": agreement.kendall_tau, "candidates": agreement.candidates}
+
+
 def stage_to_dict(stage: StageResult, k: int | None = None,
                   comparison: Comparison | None = None) -> dict[str, object]:
     """A stage's model, timing, notes and its top `k` hits (all when k is None); rerank hits carry
     their part of `comparison` when it is given."""
     hits = stage.hits if k is None else stage.hits[:k]
-    reranked = _reranked_by_id(comparison) if stage.stage == "rerank" else {}
+    reranked = _reranked_by_id(comparison, stage.stage) if stage.stage in RERANK_STAGES else {}
     return {
         "model": stage.model, "seconds": stage.seconds, "note": stage.note or None, "error": stage.error,
         "pairs_per_second": stage.pairs_per_second,
@@ -78,7 +87,9 @@ def result_to_dict(result: SearchResult, k: int | None = None) -> dict[str, obje
         "candidates_from": result.candidates_from,
         "rerank_depth": result.rerank_depth,
         "stages": {name: stage_to_dict(stage, k, comparison) for name, stage in result.stages.items()},
-        "comparison": {"k": comparison.k, "overlap": [overlap_to_dict(pair) for pair in comparison.overlaps]},
+        "comparison": {"k": comparison.k, "overlap": [overlap_to_dict(pair) for pair in comparison.overlaps],
+                       **({"agreement": agreement_to_dict(comparison.agreement)}
+                          if comparison.agreement is not None else {})},
     }
 
 
@@ -96,14 +107,15 @@ def results_to_csv(result: SearchResult, k: int | None = None) -> str:
     compared at `k` as in `result_to_dict`. Fields holding commas, quotes or line breaks are quoted
     (RFC 4180, ``\\r\\n`` row ends), and every cell is passed through `neutralise_cell`, so a passage
     such as ``=HYPERLINK(...)`` opens as text in a spreadsheet."""
-    reranked = _reranked_by_id(compare(result, comparison_depth(result, k)))
+    comparison = compare(result, comparison_depth(result, k))
+    reranked = {name: _reranked_by_id(comparison, name) for name in RERANK_STAGES}
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for name, stage in result.stages.items():
         for hit in stage.hits if k is None else stage.hits[:k]:
             ranks = {**hit.ranks, name: hit.rank}
-            compared = reranked.get(hit.passage_id) if name == "rerank" else None
+            compared = reranked[name].get(hit.passage_id) if name in reranked else None
             writer.writerow(neutralise_cell(cell) for cell in [
                 result.query, name, hit.rank, hit.passage_id, hit.doc_id, hit.score,
                 "" if hit.sigmoid is None else hit.sigmoid, hit.language.code, hit.language.probability,
@@ -134,8 +146,10 @@ def comparison_depth(result: SearchResult, k: int | None) -> int:
     return max((len(stage.hits) for stage in result.stages.values()), default=1) or 1
 
 
-def _reranked_by_id(comparison: Comparison | None) -> dict[str, RerankedHit]:
-    return {hit.passage_id: hit for hit in comparison.reranked} if comparison is not None else {}
+def _reranked_by_id(comparison: Comparison | None, stage: str = "rerank") -> dict[str, RerankedHit]:
+    if comparison is None:
+        return {}
+    return {hit.passage_id: hit for hit in (comparison.reranked_b if stage == COMPARE_STAGE else comparison.reranked)}
 
 
 def _comparison_cells(compared: RerankedHit | None) -> list[str]:

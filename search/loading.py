@@ -45,7 +45,10 @@ from .models import (
     FALLBACK_DENSE_ID,
     FALLBACK_LABEL,
     LATE_INTERACTION_ID,
+    LATE_INTERACTION_IDS,
     LATE_INTERACTION_LABEL,
+    LATE_INTERACTION_MINILM_ID,
+    LATE_INTERACTION_MINILM_LABEL,
     MINILM_ID,
     MINILM_LABEL,
     RERANKER_ENV,
@@ -168,8 +171,8 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
     local_device = choose_device(device)
     remote = backend.strip().lower() in _REMOTE_BACKENDS
     local = (_LOCAL_FALLBACK_BACKEND,) if remote else auto_backends(backend, local_device)
-    if model_id.strip() == LATE_INTERACTION_ID:
-        return Loaded(_first_that_loads(LATE_INTERACTION_ID, local_device, local, _cached_reranker), model_id)
+    if model_id.strip() in LATE_INTERACTION_IDS:
+        return Loaded(_first_that_loads(model_id.strip(), local_device, local, _cached_reranker), model_id)
     try:
         if remote:
             backend = backend.strip().lower()
@@ -313,6 +316,9 @@ def _build_reranker(model_id: str, backend: str, device: str) -> Reranker:
                            FALLBACK_DENSE_ID, error_summary(error))
             encoder = load_encoder(MINILM_ID, device, backend=backend)
         return LateInteractionReranker(encoder)
+    if model_id == LATE_INTERACTION_MINILM_ID:
+        return LateInteractionReranker(load_encoder(MINILM_ID, device, backend=backend), model_id=model_id,
+                                       label=LATE_INTERACTION_MINILM_LABEL)
     return _RERANKER_BACKENDS[backend](model_id, device)
 
 

@@ -39,6 +39,11 @@ MINILM_LABEL = "all-MiniLM-L6-v2 (bundled, English-centric)"
 # The reranker id of the offline fallback: MaxSim over a bundled encoder's token embeddings.
 LATE_INTERACTION_ID = "late-interaction"
 LATE_INTERACTION_LABEL = "late-interaction fallback, not a cross-encoder"
+# The same over the bundled all-MiniLM-L6-v2 (English-centric; it has onnx and int8 forms), chosen by id,
+# e.g. as reranker B beside the multilingual one.
+LATE_INTERACTION_MINILM_ID = "late-interaction-minilm"
+LATE_INTERACTION_MINILM_LABEL = "late interaction over all-MiniLM-L6-v2 (English-centric), not a cross-encoder"
+LATE_INTERACTION_IDS = frozenset({LATE_INTERACTION_ID, LATE_INTERACTION_MINILM_ID})
 
 
 @dataclass(frozen=True)

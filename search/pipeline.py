@@ -40,6 +40,7 @@ from .passages import split_documents
 from .reading import read_paths
 from .score_cache import CachedReranker
 from .types import (
+    COMPARE_STAGE,
     FIRST_STAGES,
     FirstStage,
     Hit,
@@ -73,7 +74,9 @@ ProgressCallback = Callable[[str, int, int], None]
 class Settings:
     """What an index is built with. Model fields take a Hub id or a local folder; `backend` is what runs
     the models (one of `search.loading.BACKENDS`, ``"auto"`` for the best available); `tei_url` is the
-    TEI endpoint (or endpoints, comma-separated) of ``backend="tei"`` ("" for $SEARCH_TEI_URL)."""
+    TEI endpoint (or endpoints, comma-separated) of ``backend="tei"`` ("" for $SEARCH_TEI_URL).
+    `compare_reranker_model` is an optional second reranker ("" for none) that reranks the same
+    candidates as the stage rerank-b, run by `compare_backend` ("" for the same backend as the first)."""
 
     window: int = 200
     overlap: int = 40
@@ -85,6 +88,8 @@ class Settings:
     langid: str = AUTO_LANGID  # the language detector: auto, fasttext or langdetect (see search.language)
     backend: str = AUTO_BACKEND  # the inference backend of both models (see search.loading)
     tei_url: str = ""  # where backend "tei" finds its models (see search.backends.tei)
+    compare_reranker_model: str = ""  # reranker B, "compare with" ("": none)
+    compare_backend: str = ""  # what runs reranker B ("": `backend`)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -158,6 +163,7 @@ class Index:
         self.report = report
         self.languages = frozenset(report.languages)
         self._reranker: Loaded[Reranker] | None = None
+        self._compare_reranker: Loaded[Reranker] | None = None
         self._reranker_lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -216,9 +222,12 @@ class Index:
         return SearchResult(query, query_language, _cross_ranked(ranked), candidates_from, rerank_depth)
 
     def rerank(self, result: SearchResult, reranker: Loaded[Reranker] | None = None, *,
-               progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> SearchResult:
+               progress: ProgressFn | None = None, should_stop: StopFn | None = None,
+               stage: str = "rerank") -> SearchResult:
         """Add the rerank stage: the top `result.rerank_depth` candidates of `result.candidates_from`,
         rescored by the reranker. A reranker that can't be loaded gives a stage with `error` set.
+        With `stage="rerank-b"` the same candidates are rescored by the second reranker
+        (`compare_reranker`) as the stage rerank-b; raises ValueError when none is set.
 
         `progress(done_pairs, total_pairs)` and `should_stop()` go to the reranker's `score`: pairs found
         in the score cache are reported done at once, then progress follows every scored batch;
@@ -228,25 +237,28 @@ class Index:
         excluded; see `score_cache.CachedReranker.throughput`), or pairs over seconds for a reranker
         without a meter.
         """
+        name, model_setting = self._rerank_stage(stage)
+        if name == COMPARE_STAGE and reranker is None and not self.has_compare_reranker:
+            self._loaded_compare_reranker()  # raises ValueError: no second reranker is set
         source = result.stages[result.candidates_from]
         if source.error:
-            stage = StageResult("rerank", (), 0.0, self.settings.reranker_model,
-                                error=f"no candidates to rerank: the {result.candidates_from} stage failed "
-                                      f"({source.error})")
-            return replace(result, stages={**result.stages, "rerank": stage})
+            failed = StageResult(name, (), 0.0, model_setting,
+                                 error=f"no candidates to rerank: the {result.candidates_from} stage failed "
+                                       f"({source.error})")
+            return replace(result, stages={**result.stages, name: failed})
         candidates = source.hits[: result.rerank_depth]
         try:
-            loaded = reranker or self.reranker()
+            loaded = reranker or (self.reranker() if name == "rerank" else self._loaded_compare_reranker())
         except ValueError as error:
-            stage = StageResult("rerank", (), 0.0, self.settings.reranker_model, error=str(error))
-            return replace(result, stages={**result.stages, "rerank": stage})
+            failed = StageResult(name, (), 0.0, model_setting, error=str(error))
+            return replace(result, stages={**result.stages, name: failed})
         started = time.perf_counter()
         try:
             scores = loaded.model.score(result.query, [self._rerank_text(hit) for hit in candidates],
                                         progress=progress, should_stop=should_stop)
         except RerankerUnavailable as error:  # e.g. a remote endpoint that stopped answering
-            stage = StageResult("rerank", (), time.perf_counter() - started, loaded.model.label, error=str(error))
-            return replace(result, stages={**result.stages, "rerank": stage})
+            failed = StageResult(name, (), time.perf_counter() - started, loaded.model.label, error=str(error))
+            return replace(result, stages={**result.stages, name: failed})
         seconds = time.perf_counter() - started
         order = sorted(range(len(candidates)), key=lambda i: (-scores[i].raw, i))
         hits = tuple(
@@ -258,16 +270,18 @@ class Index:
             pairs_per_second = loaded.model.throughput().pairs_per_second if candidates else None
         else:
             pairs_per_second = len(candidates) / seconds if candidates and seconds > 0 else None
-        stage = StageResult(
-            "rerank", hits, seconds, loaded.model.label,
+        reranked = StageResult(
+            name, hits, seconds, loaded.model.label,  # type: ignore[arg-type]
             note=loaded.fallback_reason or "",
             pairs_per_second=pairs_per_second,
         )
-        return replace(result, stages=_cross_ranked({**result.stages, "rerank": stage}))
+        return replace(result, stages=_cross_ranked({**result.stages, name: reranked}))
 
-    def expected_rerank_seconds(self, result: SearchResult, rerank_depth: int | None = None) -> float | None:
+    def expected_rerank_seconds(self, result: SearchResult, rerank_depth: int | None = None, *,
+                                stage: str = "rerank") -> float | None:
         """How long `rerank` should take for `result` at `rerank_depth` (default `result.rerank_depth`):
-        the pairs not in the score cache times the reranker's measured seconds per pair.
+        the pairs not in the score cache times the reranker's measured seconds per pair (of the second
+        reranker with `stage="rerank-b"`; None when none is set).
 
         Candidates beyond those `result` retrieved count as uncached. 0.0 for depth 0 or when every pair
         is cached; otherwise None when the reranker is not loaded yet (this never loads it) or has not
@@ -280,7 +294,7 @@ class Index:
         if not 0 <= depth <= MAX_RERANK_DEPTH:
             raise ValueError(f"rerank_depth={depth} is out of range; use 0 <= rerank_depth <= {MAX_RERANK_DEPTH}")
         depth = min(depth, len(self))
-        loaded = self._reranker
+        loaded = self._reranker if self._rerank_stage(stage)[0] == "rerank" else self._compare_reranker
         if depth == 0:
             return 0.0
         if loaded is None or not isinstance(loaded.model, CachedReranker):
@@ -292,9 +306,13 @@ class Index:
 
     def search(self, query: str, *, k: int = 10, rerank_depth: int = 20,
                candidates_from: FirstStage = "hybrid") -> SearchResult:
-        """Every stage for `query`: BM25, dense, hybrid and, when rerank_depth > 0, rerank."""
+        """Every stage for `query`: BM25, dense, hybrid and, when rerank_depth > 0, rerank (and rerank-b
+        after it, when a second reranker is set)."""
         result = self.retrieve(query, k=k, rerank_depth=rerank_depth, candidates_from=candidates_from)
-        return self.rerank(result) if rerank_depth > 0 else result
+        if rerank_depth <= 0:
+            return result
+        result = self.rerank(result)
+        return self.rerank(result, stage=COMPARE_STAGE) if self.has_compare_reranker else result
 
     def reranker(self) -> Loaded[Reranker]:
         """Load (once) the reranker these settings name; ``auto`` is resolved from the corpus' languages.
@@ -309,6 +327,41 @@ class Index:
                 self._reranker = load_reranker(model_id, device, backend=self.settings.backend,
                                                endpoint=self.settings.tei_url or None)
             return self._reranker
+
+    @property
+    def has_compare_reranker(self) -> bool:
+        """Whether a second reranker ("compare with", the stage rerank-b) is set."""
+        return bool(self.settings.compare_reranker_model.strip())
+
+    def compare_reranker(self) -> Loaded[Reranker] | None:
+        """Load (once) the second reranker (`Settings.compare_reranker_model`, run by `compare_backend` or
+        else `backend`), as `reranker` loads the first, falling back alike; None when none is set."""
+        if not self.has_compare_reranker:
+            return None
+        with self._reranker_lock:
+            if self._compare_reranker is None:
+                device = choose_device(self.settings.device)
+                model_id = choose_reranker(self.settings.compare_reranker_model.strip(), self.languages,
+                                           has_gpu=device.startswith("cuda"))
+                self._compare_reranker = load_reranker(
+                    model_id, device, backend=self.settings.compare_backend.strip() or self.settings.backend,
+                    endpoint=self.settings.tei_url or None)
+            return self._compare_reranker
+
+    def _loaded_compare_reranker(self) -> Loaded[Reranker]:
+        loaded = self.compare_reranker()
+        if loaded is None:
+            raise ValueError("no second reranker is set; choose one under 'Compare with' in the model panel "
+                             "(--compare-reranker-model on the command line)")
+        return loaded
+
+    def _rerank_stage(self, stage: str) -> tuple[str, str]:
+        # The stage's name and the model setting that names its reranker.
+        if stage == "rerank":
+            return "rerank", self.settings.reranker_model
+        if stage == COMPARE_STAGE:
+            return COMPARE_STAGE, self.settings.compare_reranker_model
+        raise ValueError(f"stage={stage!r} is not a rerank stage; use 'rerank' or {COMPARE_STAGE!r}")
 
     def _check_depths(self, k: int, rerank_depth: int, candidates_from: str) -> None:
         if not 1 <= k <= MAX_K:
@@ -362,11 +415,13 @@ class Index:
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str | None = None, reranker_model: str | None = None,
-             read: ReadResult | None = None, backend: str | None = None, tei_url: str | None = None) -> Index:
+             read: ReadResult | None = None, backend: str | None = None, tei_url: str | None = None,
+             compare_reranker_model: str | None = None, compare_backend: str | None = None) -> Index:
         """Load an index written by `save`. Raises ValueError when `folder` holds no complete index.
 
-        `device`, `reranker_model`, `backend` and `tei_url` override the saved settings (none changes the
-        index); `read` replaces the saved reading report with a fresh one (used when a cached index is reused).
+        `device`, `reranker_model`, `backend`, `tei_url`, `compare_reranker_model` and `compare_backend`
+        override the saved settings (none changes the index; "" turns the second reranker off); `read`
+        replaces the saved reading report with a fresh one (used when a cached index is reused).
         """
         folder = Path(folder)
         manifest_path = folder / "manifest.json"
@@ -381,7 +436,10 @@ class Index:
         settings = replace(settings, device=device or settings.device,
                            reranker_model=reranker_model or settings.reranker_model,
                            backend=backend or settings.backend,
-                           tei_url=settings.tei_url if tei_url is None else tei_url)
+                           tei_url=settings.tei_url if tei_url is None else tei_url,
+                           compare_reranker_model=(settings.compare_reranker_model if compare_reranker_model is None
+                                                   else compare_reranker_model),
+                           compare_backend=settings.compare_backend if compare_backend is None else compare_backend)
         passages = []
         with open(folder / "passages.jsonl", encoding="utf-8") as lines:
             for line in lines:
@@ -476,7 +534,9 @@ def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None =
         if (cached / "manifest.json").is_file():
             try:
                 index = Index.load(cached, device=settings.device, reranker_model=settings.reranker_model,
-                                   read=read, backend=settings.backend, tei_url=settings.tei_url)
+                                   read=read, backend=settings.backend, tei_url=settings.tei_url,
+                                   compare_reranker_model=settings.compare_reranker_model,
+                                   compare_backend=settings.compare_backend)
             except (ValueError, OSError, KeyError, TypeError, json.JSONDecodeError) as error:
                 logger.warning("ignoring the unreadable cached index %s: %s", cached, error)
             else:

@@ -28,7 +28,8 @@ from .loading import AUTO_BACKEND, load_dense_encoder, load_reranker
 from .models import (
     AUTO_RERANKER,
     FALLBACK_DENSE_ID,
-    LATE_INTERACTION_ID,
+    LATE_INTERACTION_IDS,
+    MINILM_ID,
     RERANKER_V2_M3,
     error_summary,
     hub_reachable,
@@ -221,7 +222,7 @@ def needs_hub(model_id: str) -> bool:
     (True, False)
     """
     model_id = model_id.strip()
-    if model_id in {LATE_INTERACTION_ID, FALLBACK_DENSE_ID} or model_id.startswith((".", "/", "~")):
+    if model_id in {*LATE_INTERACTION_IDS, FALLBACK_DENSE_ID, MINILM_ID} or model_id.startswith((".", "/", "~")):
         return False
     return model_id.count("/") <= 1 and not Path(model_id).is_dir()
 

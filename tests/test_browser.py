@@ -394,4 +394,39 @@ def test_a_link_made_from_uploads_says_it_cannot_carry_them_and_the_bundle_downl
     assert "<script>window.__pwned = 1</script>" in offline.inner_text("section.stage-column[data-stage=bm25]")
     assert offline.evaluate("window.__pwned === undefined")
     offline.close()
+
+
+def _choose(page, elem_id: str, value: str) -> None:
+    # A Gradio dropdown: open its list, then click the option.
+    page.click(f"#{elem_id} input")
+    page.get_by_role("option", name=value, exact=True).click()
+    expect(page.locator(f"#{elem_id} input")).to_have_value(value)
+
+
+def test_a_second_reranker_adds_a_fifth_column_whose_cards_move_against_a(page):
+    # The polyglot-facts sample; A: late interaction over the bundled multilingual e5, B: over the bundled
+    # MiniLM in int8 (English-centric, quantized: it orders the Chinese question's candidates otherwise).
+    page.get_by_text("Passages and models").click()
+    assert not page.locator("#column-rerank-b").is_visible(), "no fifth column without a reranker B"
+    _choose(page, "compare-model", "late-interaction-minilm")
+    _choose(page, "compare-backend", "int8")
+    page.click("#build-button")
+    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    expect(page.locator("#build-summary")).to_contain_text("Reranker B (compare with)", timeout=30_000)
+    _search(page, "茶是什么时候传入日本的？")
+    page.wait_for_selector('#column-rerank-b section[data-state="done"]', timeout=180_000)
+
+    assert page.inner_text("#column-rerank-b h3.stage-title") == "Reranked (B)"
+    model_a, model_b = (page.inner_text(f"#column-{name} .stage-model") for name in ("rerank", "rerank-b"))
+    assert model_a.startswith("late-interaction fallback") and "all-MiniLM-L6-v2" in model_b, (model_a, model_b)
+    assert "int8" in model_b, model_b
+    versus = page.locator("#column-rerank-b span.move.vs-a").all_inner_texts()
+    assert len(versus) >= 5 and all(re.fullmatch(r"[↑↓]\d+ vs A|= A", text) for text in versus), versus
+    assert any(text != "= A" for text in versus), "two different models order the candidates differently"
+    assert page.locator("#column-rerank-b span.move[data-against='hybrid']").count() >= 5, "B's cards move too"
+    agreement = page.inner_text("#search-summary .agreement")
+    assert re.search(r"A vs B: \d+ shared@10, Jaccard@10 [01]\.\d\d, Kendall's τ -?[01]\.\d\d over 20 candidates",
+                     agreement), agreement
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT.with_name("compare.png")), full_page=True)
     assert not page.errors, page.errors

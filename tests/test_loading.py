@@ -28,11 +28,14 @@ from search.models import (
     FALLBACK_LABEL,
     LATE_INTERACTION_ID,
     LATE_INTERACTION_LABEL,
+    LATE_INTERACTION_MINILM_ID,
+    LATE_INTERACTION_MINILM_LABEL,
     MINILM_ID,
     MINILM_LABEL,
     RERANKER_ENV,
 )
 from search.score_cache import CachedReranker, shared_cache
+from search.warmup import needs_hub
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
 
 QUERY = "Which river flows through Berlin?"
@@ -181,3 +184,18 @@ def test_an_unknown_backend_is_refused_with_the_choices(load):
 def test_every_loaded_reranker_shares_the_process_score_cache(tiny_folder):
     assert load_reranker(str(tiny_folder), "cpu").model.cache is shared_cache()
     assert load_reranker(LATE_INTERACTION_ID, "cpu").model.cache is shared_cache()
+
+
+def test_late_interaction_over_the_bundled_minilm_is_a_reranker_of_its_own():
+    # Chosen by id (e.g. as reranker B beside the multilingual one); MiniLM has onnx and int8 forms.
+    loaded = load_reranker(LATE_INTERACTION_MINILM_ID, "cpu", backend="torch")
+    reranker = loaded.model.inner
+    assert loaded.fallback_reason is None and reranker.model_id == LATE_INTERACTION_MINILM_ID
+    assert loaded.model.label == LATE_INTERACTION_MINILM_LABEL and "English-centric" in loaded.model.label
+    assert reranker.encoder is load_encoder(MINILM_ID, "cpu", backend="torch"), "the bundled MiniLM, shared"
+    quantized = load_reranker(LATE_INTERACTION_MINILM_ID, "cpu", backend="int8").model
+    assert quantized.label == f"{LATE_INTERACTION_MINILM_LABEL} · onnx int8 (quantized)"
+    assert quantized.backend != loaded.model.backend, "the score cache keys differ"
+    multilingual = load_reranker(LATE_INTERACTION_ID, "cpu").model
+    assert multilingual.model_id != loaded.model.model_id and multilingual.label == LATE_INTERACTION_LABEL
+    assert not needs_hub(LATE_INTERACTION_MINILM_ID) and not needs_hub(MINILM_ID)

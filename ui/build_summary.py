@@ -78,10 +78,11 @@ def render_build_summary(report: BuildReport, *, max_problems: int = MAX_PROBLEM
     return element("div", *parts, class_="build-summary")
 
 
-def render_reranker(loaded: Loaded[Reranker]) -> Markup:
-    """Return which reranker this index uses, and why when it is a fallback."""
+def render_reranker(loaded: Loaded[Reranker], title: str = "Reranker") -> Markup:
+    """Return which reranker this index uses (`title`: "Reranker", or "Reranker B" for the second), and
+    why when it is a fallback."""
     kind = "cross-encoder" if loaded.model.is_cross_encoder else "not a cross-encoder"
-    parts = [element("p", "Reranker: ", element("span", loaded.model.label, class_="model-label"), " ",
+    parts = [element("p", f"{title}: ", element("span", loaded.model.label, class_="model-label"), " ",
                      element("span", f"({kind})", class_="reranker-kind"), class_="build-reranker")]
     if loaded.fallback_reason:
         parts.append(element("p", f"Fallback: {loaded.fallback_reason}", class_="build-fallback reranker-fallback"))

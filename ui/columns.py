@@ -5,14 +5,16 @@ only draws it. Every element is built with `ui.html`, so corpus text is escaped 
 Classes and `data-` attributes come only from closed sets (stage names, movement kinds, language
 families) and integers, so a browser test can select on them:
 
-    section.stage-column[data-stage=rerank][data-state=done|error|pending|empty]
+    section.stage-column[data-stage=rerank|rerank-b][data-state=done|error|pending|empty]
     div.rerank-progress[data-done][data-total] (a pending rerank)   p.rerank-estimate[data-state]
     li.hit[data-stage][data-rank=<shown position>][data-hit-rank=<rank in the stage>]
     span.lang-badge[data-lang-family]   span.score   span.truncated-mark   p.snippet mark
     div.stage-model.fallback[title=<why>]   details.stage-note (the fallback's reason, closed)
     span.move.up|down|same|new[data-against=bm25|dense|hybrid] (.primary: the stage that fed the reranker)
+    span.move.vs-a.up|down|same[data-against=rerank] (rerank-b cards: "↑3 vs A")
     span.found[data-by=bm25|dense]   span.lifted   span.xrank[data-against]   div.stage-error
-    div.search-summary span.overlap[data-pair=bm25-dense]   button.explain-btn (reranked cards)
+    div.search-summary span.overlap[data-pair=bm25-dense]   span.agreement[data-pair=rerank-rerank-b][data-tau]
+    button.explain-btn (reranked cards)
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Literal, NamedTuple
 from search import compare
 from search.language import LANGUAGE_NAMES
 from search.models import FALLBACK_LABEL, LATE_INTERACTION_ID, LATE_INTERACTION_LABEL
-from search.types import STAGES, Hit, Language, SearchResult, StageResult
+from search.types import ALL_STAGES, COMPARE_STAGE, RERANK_STAGES, Hit, Language, SearchResult, StageResult
 
 from .highlight import SNIPPET_CHARS, highlight_terms, snippet
 from .html import Markup, classes, element, join
@@ -122,7 +124,8 @@ def render_column(stage: StageResult, result: SearchResult, *, k: int, score_vie
     cards = [
         _card(hit, position, key, result, k=k, score_view=score_view, collapsed=collapse_documents,
               terms=highlight_terms(result, hit.language.group, languages), snippet_chars=snippet_chars,
-              judgments=judgments, reranked=compare.reranked_hit(hit, result, k) if key == "rerank" else None)
+              judgments=judgments,
+              reranked=compare.reranked_hit(hit, result, k, key) if key in RERANK_STAGES else None)
         for position, hit in enumerate(hits, start=1)
     ]
     return _column(key, "done", header, element("ol", join(cards), class_="hits"))
@@ -145,17 +148,22 @@ def render_pending(stage_title: str, model_label: str, detail: str, extra: Marku
                      element("div", model_label, class_="stage-model"), class_="stage-head")
     body = element("div", element("span", class_="spinner", aria_hidden="true"), element("span", detail),
                    class_="stage-pending", role="status", aria_live="polite")
-    return _column("rerank" if stage_title == STAGE_TITLES["rerank"] else "other", "pending", header, body, extra)
+    key = next((name for name in RERANK_STAGES if STAGE_TITLES[name] == stage_title), "other")
+    return _column(key, "pending", header, body, extra)
 
 
-def render_rerank_pending(result: SearchResult, model_label: str, progress: RerankProgress | None = None) -> Markup:
+def render_rerank_pending(result: SearchResult, model_label: str, progress: RerankProgress | None = None,
+                          stage: str = "rerank") -> Markup:
     """Return the Reranked column's placeholder: "Reranking 20 candidates from hybrid with MODEL…", and with
-    `progress` a bar and "12 of 20 pairs scored · about 3 s left on this machine"."""
+    `progress` a bar and "12 of 20 pairs scored · about 3 s left on this machine". With `stage` rerank-b,
+    the second reranker's column, which waits for the first ("…after A")."""
     candidates = result.stages.get(result.candidates_from)
     number = min(result.rerank_depth, len(candidates.hits)) if candidates else result.rerank_depth
     detail = f"Reranking {number} candidates from {STAGE_NAMES[result.candidates_from]} with {model_label}…"
+    if stage == COMPARE_STAGE and progress is None:
+        detail = f"{detail} (after A)"
     extra = _rerank_progress_html(progress) if progress is not None else None
-    return render_pending(STAGE_TITLES["rerank"], model_label, detail, extra)
+    return render_pending(STAGE_TITLES[stage], model_label, detail, extra)
 
 
 def render_rerank_estimate(seconds: float | None, depth: int) -> Markup:
@@ -196,16 +204,26 @@ def render_summary(result: SearchResult, k: int) -> Markup:
             "span", f"{first} ∩ {second}: {pair.shared} shared@{k}, Jaccard@{k} {pair.jaccard:.2f}",
             class_="summary-item overlap", data_pair=f"{pair.first}-{pair.second}",
             title=f"passages in both top-{k} lists; Jaccard = shared / passages in either"))
-    for name in STAGES:
+    both = compare.agreement(result, k)
+    if both is not None:
+        tau = "n/a" if both.kendall_tau is None else f"{both.kendall_tau:.2f}"
+        items.append(element(
+            "span", f"A vs B: {both.shared} shared@{k}, Jaccard@{k} {both.jaccard:.2f}, Kendall's τ {tau} over "
+                    f"{count(both.candidates, 'candidate')}",
+            class_="summary-item agreement", data_pair=f"{both.first}-{both.second}", data_tau=tau,
+            title=f"how far the two rerankers agree: passages in both top-{k} lists, and Kendall's tau over "
+                  "every candidate both reranked (1: same order, -1: reversed)"))
+    for name in ALL_STAGES:
         if name in result.stages:
             stage = result.stages[name]
             timing = "failed" if stage.error else duration(stage.seconds)
             items.append(element("span", f"{STAGE_TITLES[name]} {timing}", class_="summary-item latency",
                                  data_stage=name))
-    rerank = result.stages.get("rerank")
-    if rerank is not None and rerank.pairs_per_second is not None:
-        items.append(element("span", f"reranker {rerank.pairs_per_second:,.1f} pairs/s",
-                             class_="summary-item throughput"))
+    for name, who in (("rerank", "reranker"), (COMPARE_STAGE, "reranker B")):
+        rerank = result.stages.get(name)
+        if rerank is not None and rerank.pairs_per_second is not None:
+            items.append(element("span", f"{who} {rerank.pairs_per_second:,.1f} pairs/s",
+                                 class_="summary-item throughput", data_stage=name))
     return element("div", join(items), class_="search-summary", data_k=int(k))
 
 
@@ -229,7 +247,7 @@ def _column(key: str, state: str, *inner: Markup) -> Markup:
 
 
 def _stage_key(stage: str) -> str:
-    return stage if stage in STAGES else "other"
+    return stage if stage in ALL_STAGES else "other"
 
 
 def _stage_header(stage: StageResult, result: SearchResult) -> Markup:
@@ -244,7 +262,7 @@ def _stage_header(stage: StageResult, result: SearchResult) -> Markup:
         # The full reason is in the build summary; here it is one click (or the hover above) away.
         parts.append(element("details", element("summary", "fallback: why?"), element("p", stage.note),
                              class_="stage-note"))
-    if stage.stage == "rerank" and not stage.error:
+    if stage.stage in RERANK_STAGES and not stage.error:
         detail = f"{count(len(stage.hits), 'candidate')} from {STAGE_NAMES.get(result.candidates_from, '?')} rescored"
         if stage.pairs_per_second is not None:
             detail += f" · {stage.pairs_per_second:,.1f} pairs/s"
@@ -253,7 +271,10 @@ def _stage_header(stage: StageResult, result: SearchResult) -> Markup:
 
 
 def _error_html(key: str, error: str) -> Markup:
-    if key == "rerank":
+    if key == COMPARE_STAGE:
+        fix = ("To fix it, choose another reranker (or backend, or TEI URL) under 'Compare with' in the model "
+               "panel and build the index again, or set it to none. The other columns are unaffected.")
+    elif key == "rerank":
         fix = ("To fix it, put a reranker that is in the Hugging Face cache, or a local model folder, in the "
                f"reranker model field, or enter {LATE_INTERACTION_ID} for the offline fallback, then search "
                "again. The BM25, dense and hybrid columns are unaffected.")
@@ -314,7 +335,7 @@ def _judge_html(grade: int | None) -> Markup:
 
 
 def _score_html(key: str, hit: Hit, score_view: ScoreView) -> Markup:
-    if key == "rerank":
+    if key in RERANK_STAGES:
         if hit.sigmoid is None:
             note = (element("span", "sigmoid n/a", class_="score-note",
                             title="the late-interaction fallback gives a similarity, not a logit")
@@ -333,6 +354,11 @@ def _moves_html(reranked: compare.RerankedHit, result: SearchResult) -> Markup:
                                                        move.against == result.candidates_from and "primary"),
                      data_against=move.against)
              for move in reranked.movements]
+    if reranked.versus_a is not None:
+        versus = reranked.versus_a
+        moves.insert(0, element("span", versus.text, class_=classes("move", "vs-a", versus.kind),
+                                data_against=versus.against,
+                                title=f"rank {versus.after} here, {versus.before} in the first reranker (A)"))
     return element("div", *moves, class_="moves")
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from search.evaluation import DepthPoint, Estimate, EvalReport
 from search.judgments import JudgmentMatch, Judgments
-from search.types import STAGES
+from search.types import ALL_STAGES
 
 from .build_summary import ProgressStep, render_progress
 from .html import Markup, element
@@ -22,7 +22,7 @@ MAX_PROBLEMS_SHOWN = 30
 def metrics_frame(report: EvalReport) -> pd.DataFrame:
     """One row per stage: the four metrics and the mean latency per query in ms."""
     rows = []
-    for stage in STAGES:
+    for stage in ALL_STAGES:
         if stage not in report.stages:
             continue
         metrics = report.stages[stage]
@@ -36,14 +36,14 @@ def metrics_frame(report: EvalReport) -> pd.DataFrame:
 def chart_frame(report: EvalReport, metric: str = "ndcg@10") -> pd.DataFrame:
     """(stage, value) of one metric, in stage order, for a bar chart comparing the stages."""
     rows = [{"stage": STAGE_TITLES[stage], "value": report.stages[stage].get(metric, 0.0)}
-            for stage in STAGES if stage in report.stages]
+            for stage in ALL_STAGES if stage in report.stages]
     return pd.DataFrame(rows, columns=["stage", "value"])
 
 
 def per_query_frame(report: EvalReport, first: str, second: str) -> pd.DataFrame:
     """One row per query: nDCG@10 in each stage, the change from `first` to `second` (rows sorted by it,
     biggest gain first), and where the relevant items landed in each stage."""
-    stages = [stage for stage in STAGES if stage in report.stages]
+    stages = [stage for stage in ALL_STAGES if stage in report.stages]
     rows = []
     for query_id, text in report.query_texts.items():
         row: dict[str, object] = {"query id": query_id, "query": text}
@@ -64,9 +64,12 @@ def per_query_frame(report: EvalReport, first: str, second: str) -> pd.DataFrame
 
 
 def depth_frames(points: Sequence[DepthPoint]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(nDCG@10 by rerank depth, seconds per query by rerank depth) for two line plots."""
-    quality = pd.DataFrame([{"rerank depth": p.depth, "nDCG@10": p.ndcg_at_10} for p in points])
-    latency = pd.DataFrame([{"rerank depth": p.depth, "seconds per query": p.seconds_per_query} for p in points])
+    """(nDCG@10 by rerank depth, seconds per query by rerank depth) for two line plots, each row with its
+    reranker's stage title ("Reranked", "Reranked (B)") in "reranker", one line per reranker."""
+    quality = pd.DataFrame([{"rerank depth": p.depth, "nDCG@10": p.ndcg_at_10,
+                             "reranker": STAGE_TITLES.get(p.stage, p.stage)} for p in points])
+    latency = pd.DataFrame([{"rerank depth": p.depth, "seconds per query": p.seconds_per_query,
+                             "reranker": STAGE_TITLES.get(p.stage, p.stage)} for p in points])
     return quality, latency
 
 
@@ -109,7 +112,7 @@ def judged_metrics_html(metrics: Mapping[str, Mapping[str, float]], queries: int
     head = element("tr", element("th", "stage"), *(element("th", METRIC_TITLES[name]) for name in METRICS))
     rows = [element("tr", element("th", STAGE_TITLES[stage]),
                     *(element("td", f"{metrics[stage].get(name, 0.0):.4f}") for name in METRICS), data_stage=stage)
-            for stage in STAGES if stage in metrics]
+            for stage in ALL_STAGES if stage in metrics]
     summary = (f"{judgments} judgment(s) on {queries} quer{'y' if queries == 1 else 'ies'}; unjudged results "
                "count as not relevant.")
     return element("div", element("p", summary), element("table", element("thead", head), element("tbody", *rows)),

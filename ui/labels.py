@@ -7,7 +7,8 @@ from search.compare import STAGE_NAMES
 __all__ = ["STAGE_NAMES", "STAGE_TITLES", "about", "count", "duration", "megabytes"]
 
 # How a stage is titled on its own (column heads, tables); STAGE_NAMES is how it is named in a sentence.
-STAGE_TITLES = {"bm25": "BM25", "dense": "Dense", "hybrid": "Hybrid (RRF)", "rerank": "Reranked"}
+STAGE_TITLES = {"bm25": "BM25", "dense": "Dense", "hybrid": "Hybrid (RRF)", "rerank": "Reranked",
+                "rerank-b": "Reranked (B)"}
 
 
 def duration(seconds: float) -> str:

@@ -22,6 +22,8 @@ BAAI/bge-reranker-v2-m3 when the corpus has languages other than English and Chi
 BAAI/bge-reranker-base otherwise; `late-interaction` selects the offline fallback. When a model can't be
 loaded (no network, not cached), the app says why and falls back to all-MiniLM-L6-v2 (offline fallback,
 English-centric) for dense retrieval and to late-interaction scoring, not a cross-encoder, for reranking.
+*Compare with* adds a second reranker (B, with its own backend: another model, fp32 against int8, or a TEI
+endpoint) in a fifth column; it takes effect with *Build index*.
 """
 
 SEARCH_HELP = """\
@@ -30,6 +32,8 @@ Reranked column, arrows show how far each passage moved against each first stage
 *new* = not in that stage's top-k); a *lifted* badge marks a passage raised from below the top-k into the top 3.
 While the reranker works, its column counts the pairs scored and the time left on this machine; a new query
 stops it and reranks the new one instead. Scored pairs are kept, so k, the score view and judging never rerank.
+With a reranker B, the Reranked (B) column follows A and each of its cards says how far B moved the passage
+against A (`↑3 vs A`); the line under the columns gives their shared@k, Jaccard@k and Kendall's τ.
 """
 
 NO_INDEX = "Build an index first: upload files or choose a sample corpus, then press Build index."

@@ -70,17 +70,19 @@ class LateInteractionReranker:
     is_cross_encoder = False
 
     def __init__(self, encoder: TextEncoder, *, cache_size: int = DEFAULT_CACHE_SIZE,
-                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+                 batch_size: int = DEFAULT_BATCH_SIZE, model_id: str = LATE_INTERACTION_ID,
+                 label: str = LATE_INTERACTION_LABEL) -> None:
         if cache_size < 0:
             raise ValueError(f"cache_size={cache_size} must be 0 or more")
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be at least 1")
         self.encoder = encoder
+        self.model_id, self.label = model_id, label
         if getattr(encoder, "backend", "torch") != "torch":
             # Another encoder backend gives other vectors (int8: other scores): the score cache keys and
             # the label must tell them apart.
             self.backend = f"late-interaction over {encoder.backend}"
-            self.label = f"{LATE_INTERACTION_LABEL} · {encoder.label.rpartition(' · ')[2]}"
+            self.label = f"{label} · {encoder.label.rpartition(' · ')[2]}"
         self.cache_size = cache_size
         self.batch_size = batch_size
         self._cache: OrderedDict[str, _PassageVectors] = OrderedDict()

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..inference import PairScore, ProgressFn, RerankCancelled, RerankerUnavailable, StopFn, sigmoid
-from ..models import LATE_INTERACTION_ID, ModelSpec, model_spec
+from ..models import LATE_INTERACTION_IDS, ModelSpec, model_spec
 
 logger = logging.getLogger(__name__)
 
@@ -440,7 +440,7 @@ def _model_info(url: str, fields: dict[str, Any], source: dict[str, Any]) -> End
         raise TEIError(f"the endpoint at {host_of(url)} serves a model of unknown type {name!r}", "protocol")
     return EndpointInfo(url, fields["model_id"], kind, _count(fields, "max_input_length", 512),
                         _count(fields, "max_client_batch_size", DEFAULT_CHUNK), bool(fields.get("auto_truncate")),
-                        fields["model_id"] != LATE_INTERACTION_ID, labels)
+                        fields["model_id"] not in LATE_INTERACTION_IDS, labels)
 
 
 def _count(fields: dict[str, Any], name: str, default: int) -> int:
@@ -653,7 +653,7 @@ class TEIEncoder:
 
 
 def _note_other_model(requested: str, served: str, host: str) -> None:
-    if requested and requested not in (served, "auto") and requested != LATE_INTERACTION_ID:
+    if requested and requested not in (served, "auto") and requested not in LATE_INTERACTION_IDS:
         logger.info("the settings name %s; the TEI endpoint at %s serves %s, which is used", requested, host, served)
 
 

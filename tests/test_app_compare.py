@@ -1,0 +1,215 @@
+"""The app's fifth column, Reranked (B), through its callbacks with two tiny local cross-encoders (A and B,
+different random weights): B runs after A and streams its progress, its cards say how far they moved against
+A, the summary says how far the two agree, a new search cancels B like A, and the score cache serves both.
+Also the model panel's TEI URL field, which an operator can hide ($SEARCH_HIDE_TEI_URL)."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+
+from search.compare import agreement
+from search.models import FALLBACK_DENSE_ID
+from search.pipeline import Settings, build
+from tests.gated import GatedReranker
+from tests.tiny_models import build_tiny_xlmr_cross_encoder
+from ui import judging
+
+DOCS = {
+    f"{topic}-{number}.txt": f"{sentence} Note {number} on {topic}."
+    for topic, sentence in (
+        ("tea", "Green tea is grown on terraced hillsides and picked by hand in spring."),
+        ("volcano", "A volcano erupts when magma rises through cracks in the crust of the Earth."),
+        ("bees", "Honeybees dance to tell their sisters where the best flowers are blooming."),
+    )
+    for number in range(1, 5)
+}
+QUERY, OTHER_QUERY = "volcano magma crust", "where does green tea grow"
+DEPTH = 10
+VIEW = (5, "raw", False)  # k, score view, best passage per document
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    corpus = tmp_path_factory.mktemp("compare-corpus")
+    for name, text in DOCS.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    texts = [*DOCS.values(), QUERY, OTHER_QUERY] * 3
+    a = build_tiny_xlmr_cross_encoder(tmp_path_factory.mktemp("tiny-a"), texts, seed=0)
+    b = build_tiny_xlmr_cross_encoder(tmp_path_factory.mktemp("tiny-b"), texts, seed=1)
+    index = build([corpus], Settings(dense_model=FALLBACK_DENSE_ID, reranker_model=str(a), device="cpu",
+                                     backend="torch", compare_reranker_model=str(b)))
+    index.compare_reranker().model.inner.batch_size = 3  # several batches for 10 pairs
+    return index
+
+
+@pytest.fixture(scope="module")
+def callbacks():
+    import app
+
+    demo = app.build_demo()
+    return next(block_fn.fn.__self__ for block_fn in demo.fns.values()
+                if getattr(block_fn.fn, "__name__", "") == "compare_rerank_stage")
+
+
+@pytest.fixture(autouse=True)
+def fresh_scores(index):
+    index.reranker().model.cache.clear()
+
+
+@pytest.fixture
+def gate_b(index, monkeypatch):
+    cached = index.compare_reranker().model
+    gated = GatedReranker(cached.inner)
+    monkeypatch.setattr(cached, "inner", gated)
+    yield gated
+    gated.open()
+
+
+def search(callbacks, index, latest, query):
+    return callbacks.first_stages(index, latest, judging.SessionJudgments(), query, VIEW[0], DEPTH, "hybrid",
+                                  *VIEW[1:])
+
+
+def column_b(callbacks, updates) -> str:
+    return str(updates.get(callbacks.page.search.column("rerank-b"), ""))
+
+
+def test_b_runs_after_a_and_its_cards_say_how_far_they_moved_against_a(callbacks, index, gate_b):
+    import app
+
+    latest = app.LatestSearch()
+    first = search(callbacks, index, latest, QUERY)
+    assert 'data-stage="rerank-b" data-state="pending"' in column_b(callbacks, first)
+    assert "(after A)" in column_b(callbacks, first), "B says it waits for A"
+    assert list(callbacks.compare_rerank_stage(index, judging.SessionJudgments(), latest, *VIEW)) == [
+        app._unchanged()], "before A has reranked, B does nothing (A's own chain runs B after it)"
+    list(callbacks.rerank_stage(index, judging.SessionJudgments(), latest, *VIEW))
+    assert "rerank" in latest.result.stages
+
+    updates: list[dict] = []
+    shown: list[tuple[int, int]] = []
+    for update in callbacks.compare_rerank_stage(index, judging.SessionJudgments(), latest, *VIEW):
+        updates.append(update)
+        match = re.search(r'class="rerank-progress" data-done="(\d+)" data-total="(\d+)"', column_b(callbacks, update))
+        if match:
+            shown.append((int(match[1]), int(match[2])))
+            if gate_b.paused_at == shown[-1][0]:
+                gate_b.release()
+    done = [done for done, total in shown if done > 0]
+    assert {total for _, total in shown} == {DEPTH} and len(done) >= 3, f"B streamed batch by batch: {shown}"
+    final = column_b(callbacks, updates[-1])
+    assert 'data-stage="rerank-b" data-state="done"' in final and "Reranked (B)" in final
+    result = latest.result
+    b_hits = result.stages["rerank-b"].hits[:5]
+    for hit in b_hits:  # each card's move against A, from its rank in A's list
+        before = hit.ranks["rerank"]
+        text = "= A" if before == hit.rank else (f"↑{before - hit.rank} vs A" if before > hit.rank
+                                                  else f"↓{hit.rank - before} vs A")
+        assert f'data-against="rerank" title="rank {hit.rank} here, {before} in the first reranker (A)">{text}' \
+            in final, text
+    both = agreement(result, 5)
+    summary = str(updates[-1][callbacks.page.search.summary])
+    assert f"A vs B: {both.shared} shared@5" in summary and 'data-pair="rerank-rerank-b"' in summary
+    assert both.candidates == DEPTH and result.stages["rerank-b"].model != result.stages["rerank"].model
+
+
+def test_the_same_query_again_draws_both_rerankers_from_the_score_cache(callbacks, index):
+    import app
+
+    latest = app.LatestSearch()
+    search(callbacks, index, latest, OTHER_QUERY)
+    list(callbacks.rerank_stage(index, judging.SessionJudgments(), latest, *VIEW))
+    list(callbacks.compare_rerank_stage(index, judging.SessionJudgments(), latest, *VIEW))
+    again = search(callbacks, index, latest, OTHER_QUERY)
+    assert 'data-stage="rerank-b" data-state="done"' in column_b(callbacks, again), "every pair of B was cached"
+    assert "rerank-b" in latest.result.stages
+
+
+def test_a_new_search_cancels_b_which_then_shows_nothing(callbacks, index, gate_b):
+    import gradio as gr
+
+    import app
+
+    latest = app.LatestSearch()
+    search(callbacks, index, latest, QUERY)
+    list(callbacks.rerank_stage(index, judging.SessionJudgments(), latest, *VIEW))
+    updates: list[dict] = []
+    worker = threading.Thread(target=lambda: updates.extend(
+        callbacks.compare_rerank_stage(index, judging.SessionJudgments(), latest, *VIEW)))
+    worker.start()
+    gate_b.wait_for_pause()
+    second = search(callbacks, index, latest, OTHER_QUERY)  # the user searched again: its first stages at once
+    assert "data-state" in str(second[callbacks.page.search.column("bm25")])
+    gate_b.release()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "B did not stop"
+    assert updates[-1] == gr.skip() and not any('data-state="done"' in column_b(callbacks, u) for u in updates)
+    assert latest.result.query == OTHER_QUERY and "rerank-b" not in latest.result.stages
+
+
+def test_the_compare_column_shows_only_with_a_reranker_b(callbacks, index, tmp_path):
+    updates = callbacks.compare_column(index)
+    assert updates[callbacks.page.search.column("rerank-b")].visible is True
+    assert "rerank-b" in updates[callbacks.page.evaluate.stages].value
+    assert callbacks.compare_column(None)[callbacks.page.search.column("rerank-b")].visible is False
+
+
+# -- the model panel's settings ---------------------------------------------------------------------------
+
+
+def test_compare_settings_from_the_panel(monkeypatch):
+    import app
+
+    monkeypatch.delenv("SEARCH_ALLOW_CUSTOM_MODELS", raising=False)
+    plain = app._settings(200, 40, "", "", "torch", compare_model=app.NO_COMPARE, compare_backend=app.SAME_BACKEND)
+    assert plain.compare_reranker_model == "" and plain.compare_backend == ""
+    chosen = app._settings(200, 40, "", "", "onnx", compare_model="late-interaction", compare_backend="int8")
+    assert (chosen.compare_reranker_model, chosen.compare_backend) == ("late-interaction", "int8")
+    with pytest.raises(app.gr.Error, match="not one of the models offered"):
+        app._settings(200, 40, "", "", "torch", compare_model="someone/else")
+    with pytest.raises(app.gr.Error, match="tpu"):
+        app._settings(200, 40, "", "", "torch", compare_model="late-interaction", compare_backend="tpu")
+
+
+def _tei_field(demo):
+    return next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "tei-url")
+
+
+def test_the_tei_url_field_is_shown_and_used_unless_the_operator_hides_it(monkeypatch):
+    import app
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("SEARCH_TEI_TOKEN", raising=False)
+    monkeypatch.delenv(app.HIDE_TEI_URL_ENV, raising=False)
+    monkeypatch.setenv("SEARCH_TEI_URL", "https://operator.example")
+    field = _tei_field(app.build_demo())
+    assert field.visible is True and field.value == "", "the operator's endpoint is not written into the page"
+    assert app._settings(200, 40, "", "", "tei", tei_url="https://mine.example/ ").tei_url == "https://mine.example"
+    assert app._settings(200, 40, "", "", "tei", tei_url="").tei_url == "https://operator.example"
+    with pytest.raises(app.gr.Error, match="credentials"):
+        app._settings(200, 40, "", "", "tei", tei_url="https://user:secret@mine.example")
+
+    monkeypatch.setenv(app.HIDE_TEI_URL_ENV, "1")
+    demo = app.build_demo()
+    assert _tei_field(demo).visible is False
+    # Hidden, a value sent anyway (through the API) is ignored: the operator's endpoint is used.
+    assert app._settings(200, 40, "", "", "tei", tei_url="https://elsewhere.example").tei_url == \
+        "https://operator.example"
+
+
+def test_the_token_never_goes_to_a_typed_endpoint_nor_into_the_page(monkeypatch):
+    import app
+
+    monkeypatch.delenv(app.HIDE_TEI_URL_ENV, raising=False)
+    monkeypatch.setenv("SEARCH_TEI_URL", "https://operator.example")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_123")
+    with pytest.raises(app.gr.Error, match="sends it only to the endpoints its operator set") as refused:
+        app._settings(200, 40, "", "", "tei", tei_url="https://attacker.example")
+    assert "hf_secret_token_123" not in str(refused.value)
+    assert app._settings(200, 40, "", "", "tei", tei_url="https://operator.example/").tei_url == \
+        "https://operator.example"
+    demo = app.build_demo()
+    assert "hf_secret_token_123" not in str(demo.config), "the token never reaches the page"

@@ -1,0 +1,230 @@
+"""Two rerankers of the same candidates: Kendall's tau, shared@k and Jaccard@k between them, each B hit's
+move against A, on hand-built lists checked by hand; then the stage rerank-b through `Index.rerank`, the
+evaluation, the depth trade-off, the exports and the CLI, with the tiny local cross-encoder (no download)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from itertools import combinations
+from pathlib import Path
+
+import pytest
+
+from search.cli import main
+from search.compare import Agreement, Movement, agreement, compare, kendall_tau, versus
+from search.evaluation import depth_tradeoff, evaluate, stage_rankings
+from search.export import result_to_dict, results_to_csv
+from search.judgments import Judgments, Query
+from search.models import FALLBACK_DENSE_ID
+from search.pipeline import Index, Settings, build
+from tests.hand_made import make_hit, make_result, make_stage, ranked
+from tests.tiny_models import build_tiny_xlmr_cross_encoder
+
+# -- pure functions on hand-checked lists --------------------------------------------------------------
+
+
+def test_kendall_tau_on_hand_counted_pairs():
+    assert kendall_tau(list("abcde"), list("abcde")) == 1.0
+    assert kendall_tau(list("abcde"), list("edcba")) == -1.0
+    # b-a and d-c swapped: 2 discordant of 10 pairs -> (8 - 2) / 10
+    assert kendall_tau(list("abcde"), list("badce")) == pytest.approx(0.6)
+    # a moved from first to last: the 3 pairs with a are discordant, the other 3 concordant -> 0
+    assert kendall_tau(list("abcd"), list("bcda")) == pytest.approx(0.0)
+    # only the shared ids count: a, c, d in both; order a c d vs d a c -> pairs ac +, ad -, cd - -> -1/3
+    assert kendall_tau(["a", "x", "c", "d"], ["d", "a", "y", "c"]) == pytest.approx(-1 / 3)
+    assert kendall_tau(["a"], ["a", "b"]) is None and kendall_tau([], []) is None
+    with pytest.raises(ValueError, match="repeats an id"):
+        kendall_tau(["a", "a"], ["a"])
+
+
+def test_kendall_tau_matches_a_brute_force_count():
+    first, second = list("abcdefgh"), list("cbahgfed")
+    concordant = discordant = 0
+    for x, y in combinations(first, 2):  # x before y in first
+        if second.index(x) < second.index(y):
+            concordant += 1
+        else:
+            discordant += 1
+    assert kendall_tau(first, second) == pytest.approx((concordant - discordant) / 28)
+
+
+def test_versus_a_says_how_far_b_moved_a_passage():
+    assert versus(make_hit("p#0", 2, ranks={"rerank": 5})) == Movement("up", "rerank", 5, 2, "↑3 vs A")
+    assert versus(make_hit("p#0", 4, ranks={"rerank": 1})).text == "↓3 vs A"
+    assert versus(make_hit("p#0", 3, ranks={"rerank": 3})) == Movement("same", "rerank", 3, 3, "= A")
+    assert versus(make_hit("p#0", 3, ranks={"rerank": None})) is None
+
+
+def _two_rerankers():
+    hybrid = make_stage("hybrid", ranked("a#0", "b#0", "c#0", "d#0", "e#0"))
+    a = make_stage("rerank", ranked("c#0", "a#0", "b#0", "d#0", "e#0"))
+    b = make_stage("rerank-b", ranked("a#0", "d#0", "c#0", "e#0", "b#0"))
+    from search.pipeline import _cross_ranked
+
+    result = make_result([hybrid, a, b], rerank_depth=5)
+    return replace(result, stages=_cross_ranked(result.stages))
+
+
+def test_agreement_of_two_rerankers_checked_by_hand():
+    result = _two_rerankers()
+    # top-3: A {c, a, b}, B {a, d, c}: shared a, c -> 2, Jaccard 2/4.
+    # tau over 5: A order c a b d e; B ranks c3 a1 b5 d2 e4 -> sequence 3 1 5 2 4:
+    # pairs (3,1)- (3,5)+ (3,2)- (3,4)+ (1,5)+ (1,2)+ (1,4)+ (5,2)- (5,4)- (2,4)+ -> 6 - 4 = 2 of 10
+    assert agreement(result, 3) == Agreement("rerank", "rerank-b", 3, 2, 0.5, pytest.approx(0.2), 5)
+    comparison = compare(result, 3)
+    assert comparison.agreement == agreement(result, 3)
+    assert [hit.versus_a.text for hit in comparison.reranked_b] == ["↑1 vs A", "↑2 vs A", "↓2 vs A"]
+    assert all(hit.versus_a is None for hit in comparison.reranked), "A's own hits have no A to move against"
+    # d is hybrid #4, outside the hybrid top-3 the user saw: "new", as for A's cards
+    assert [move.text for move in comparison.reranked_b[1].movements] == ["new: not in hybrid top-3 (was #4)"]
+    assert agreement(make_result([make_stage("rerank", ranked("a#0"))]), 3) is None, "no B: no agreement"
+
+
+def test_exports_carry_b_and_the_agreement():
+    result = _two_rerankers()
+    data = result_to_dict(result, 3)
+    assert list(data["stages"]) == ["hybrid", "rerank", "rerank-b"]
+    assert data["comparison"]["agreement"] == {"stages": ["rerank", "rerank-b"], "k": 3, "shared": 2,
+                                               "jaccard": 0.5, "kendall_tau": pytest.approx(0.2), "candidates": 5}
+    first_b = data["stages"]["rerank-b"]["hits"][0]
+    assert first_b["versus_a"]["text"] == "↑1 vs A" and first_b["movements"][0]["against"] == "hybrid"
+    rows = results_to_csv(result, 3).splitlines()
+    assert any(row.startswith("query,rerank-b,1,a#0") and ",same," in row for row in rows), rows
+
+
+def test_stage_rankings_continue_b_with_the_candidates_tail():
+    result = _two_rerankers()
+    short_b = make_stage("rerank-b", ranked("b#0", "a#0"))
+    result = replace(result, stages={**result.stages, "rerank-b": short_b}, rerank_depth=2)
+    assert stage_rankings(result, "passage")["rerank-b"] == ["b#0", "a#0", "c#0", "d#0", "e#0"]
+
+
+# -- the stage rerank-b with the tiny local cross-encoder -----------------------------------------------
+
+DOCS = {
+    "tea.txt": "Green tea is grown on terraced hillsides and picked by hand in spring.",
+    "volcano.txt": "A volcano erupts when magma rises through cracks in the crust of the Earth.",
+    "magma.txt": "Magma cools into basalt. Magma chambers feed a volcano.",
+    "bees.txt": "Honeybees dance to tell their sisters where the best flowers are blooming.",
+    "rivers.txt": "Rivers carry sand and gravel from the mountains down to the sea.",
+    "bread.txt": "Bread rises when yeast turns sugar into gas inside the warm dough.",
+}
+QUERIES = ["where does tea grow", "volcano magma"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return build_tiny_xlmr_cross_encoder(tmp_path_factory.mktemp("tiny-b"), [*DOCS.values(), *QUERIES] * 3)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus-b")
+    for name, text in DOCS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def index(tiny, corpus) -> Index:
+    settings = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model=str(tiny), device="cpu", backend="torch",
+                        compare_reranker_model="late-interaction", compare_backend="torch")
+    return build([corpus], settings)
+
+
+def test_rerank_b_rescores_the_same_candidates_with_the_second_reranker(index, tiny):
+    result = index.search("where does tea grow", k=4, rerank_depth=5)
+    a, b = result.stages["rerank"], result.stages["rerank-b"]
+    assert a.error is None and b.error is None, (a.error, b.error)
+    assert {hit.passage_id for hit in a.hits} == {hit.passage_id for hit in b.hits}
+    assert len(b.hits) == 5 and "late-interaction" in b.model.lower(), b.model
+    assert a.model != b.model
+    # B's own ranking: the late-interaction scores, best first; every B hit knows its rank in A.
+    assert [hit.score for hit in b.hits] == sorted((hit.score for hit in b.hits), reverse=True)
+    a_ranks = {hit.passage_id: hit.rank for hit in a.hits}
+    assert all(hit.ranks["rerank"] == a_ranks[hit.passage_id] for hit in b.hits)
+    assert compare(result, 4).agreement.candidates == 5
+    # The same pairs again come from the shared score cache, for both rerankers.
+    assert index.expected_rerank_seconds(result) == 0.0
+    assert index.expected_rerank_seconds(result, stage="rerank-b") == 0.0
+
+
+def test_no_second_reranker_no_rerank_b(tiny, corpus):
+    plain = build([corpus], Settings(dense_model=FALLBACK_DENSE_ID, reranker_model=str(tiny), device="cpu",
+                                     backend="torch"))
+    assert plain.compare_reranker() is None and not plain.has_compare_reranker
+    assert "rerank-b" not in plain.search("volcano magma", rerank_depth=3).stages
+    with pytest.raises(ValueError, match="no second reranker"):
+        plain.rerank(plain.retrieve("volcano magma", rerank_depth=3), stage="rerank-b")
+    judgments = Judgments((Query("q1", "volcano magma"),), {"q1": {"volcano.txt": 1}})
+    with pytest.raises(ValueError, match="rerank-b stage needs a second reranker"):
+        evaluate(plain, judgments, stages=["bm25", "rerank-b"])
+
+
+def test_evaluation_and_depth_tradeoff_cover_rerank_b(index):
+    judgments = Judgments((Query("q1", "where does tea grow"), Query("q2", "volcano magma")),
+                          {"q1": {"tea.txt": 1}, "q2": {"volcano.txt": 1, "magma.txt": 1}})
+    report = evaluate(index, judgments, stages=["hybrid", "rerank", "rerank-b"], rerank_depth=4)
+    assert set(report.stages) == {"hybrid", "rerank", "rerank-b"}
+    assert "late-interaction" in report.models["rerank-b"].lower()
+    assert report.agreement is not None and report.agreement.queries == 2 and report.agreement.k == 10
+    assert report.to_json()["agreement"]["queries"] == 2
+    points = depth_tradeoff(index, judgments, depths=(2, 4), stages=("rerank", "rerank-b"))
+    assert [(p.stage, p.depth) for p in points] == [("rerank", 2), ("rerank", 4), ("rerank-b", 2), ("rerank-b", 4)]
+    assert [p.stage for p in depth_tradeoff(index, judgments, depths=(2,))] == ["rerank"]
+
+
+def test_a_saved_index_keeps_or_drops_the_second_reranker(index, tmp_path):
+    index.save(tmp_path / "idx")
+    assert Index.load(tmp_path / "idx").settings.compare_reranker_model == "late-interaction"
+    assert not Index.load(tmp_path / "idx", compare_reranker_model="").has_compare_reranker
+
+
+# -- the CLI --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEARCH_DENSE_MODEL", FALLBACK_DENSE_ID)
+    monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_cli_query_compares_two_rerankers_as_json(offline, tiny, corpus, capsys):
+    assert main(["query", str(corpus), "--query", "where does tea grow", "--k", "3", "--rerank-depth", "5",
+                 "--reranker-model", str(tiny), "--backend", "torch",
+                 "--compare-reranker-model", "late-interaction-minilm", "--compare-backend", "onnx", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert list(result["stages"]) == ["bm25", "dense", "hybrid", "rerank", "rerank-b"]
+    assert result["stages"]["rerank"]["model"] == str(tiny), "A: the tiny cross-encoder on torch (no suffix)"
+    assert result["stages"]["rerank-b"]["model"].endswith("· onnx"), "B names its own backend"
+    assert all("versus_a" in hit for hit in result["stages"]["rerank-b"]["hits"])
+    agreement_json = result["comparison"]["agreement"]
+    assert agreement_json["stages"] == ["rerank", "rerank-b"] and agreement_json["candidates"] == 5
+    assert -1.0 <= agreement_json["kendall_tau"] <= 1.0
+
+
+def test_cli_query_text_names_the_agreement(offline, tiny, corpus, capsys):
+    assert main(["query", str(corpus), "--query", "volcano magma", "--k", "3", "--rerank-depth", "4",
+                 "--reranker-model", str(tiny), "--backend", "torch",
+                 "--compare-reranker-model", "late-interaction"]) == 0
+    out = capsys.readouterr().out
+    assert "== rerank-b:" in out and " vs A" in out and "agreement rerank-rerank-b: " in out, out
+    assert "Kendall's tau" in out
+
+
+def test_cli_eval_adds_rerank_b_and_the_mean_agreement(offline, tiny, tmp_path, capsys):
+    data = tmp_path / "beir"
+    (data / "qrels").mkdir(parents=True)
+    (data / "corpus.jsonl").write_text("".join(json.dumps({"_id": name, "text": text}) + "\n"
+                                               for name, text in DOCS.items()), encoding="utf-8")
+    (data / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "where does tea grow"}) + "\n"
+                                        + json.dumps({"_id": "q2", "text": "volcano magma"}) + "\n", encoding="utf-8")
+    (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\ttea.txt\t1\nq2\tvolcano.txt\t1\n",
+                                             encoding="utf-8")
+    assert main(["eval", str(data), "--rerank-depth", "4", "--reranker-model", str(tiny), "--backend", "torch",
+                 "--compare-reranker-model", "late-interaction", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["stages"]) == {"bm25", "dense", "hybrid", "rerank", "rerank-b"}
+    assert report["agreement"]["queries"] == 2 and report["agreement"]["k"] == 10
+    assert "rerank-b_pairs_per_second" in report["timings_s"]

@@ -58,7 +58,7 @@ from search.pipeline import (
 )
 from search.reading import ReadLimits, read_paths
 from search.score_cache import CachedReranker
-from search.types import ALL_STAGES, COMPARE_STAGE, FIRST_STAGES, STAGES, Hit, SearchResult
+from search.types import ALL_STAGES, COMPARE_STAGE, FIRST_STAGES, RERANK_STAGES, STAGES, Hit, SearchResult
 from search.warmup import Role, Warmup, start_warmup
 from ui import build_summary, columns, evaluation_view, explain_view, judging, share, stylesheet, texts
 from ui.bundle import BUNDLE_NAME, make_bundle
@@ -1329,87 +1329,113 @@ class Callbacks:
 # -- explain: why a reranked passage scored so ---------------------------------------------------------
 
 class ExplainPanel(NamedTuple):
-    """Pick a reranked passage (or press Explain on its card), see the cost, run, see each sentence shaded."""
+    """Pick a reranked passage (or press Explain on its card), see the cost, run, see each sentence shaded.
+    With a reranker B, `reranker` says which reranker (and so which column's passages) is explained."""
 
     passage: gr.Dropdown
     button: gr.Button
     cost: gr.HTML
     result: gr.HTML
+    reranker: gr.Radio  # the stage explained: rerank (A) or rerank-b (B); shown only when the index has a B
 
 
 def _explain_panel() -> ExplainPanel:
     with gr.Accordion("Why did this passage score so? (Explain)", open=True, elem_id="explain-panel"):
         gr.Markdown(explain_view.EXPLAIN_HELP)
         with gr.Row(equal_height=True):
+            reranker = gr.Radio([("reranker A", "rerank"), ("reranker B", COMPARE_STAGE)], value="rerank",
+                                label="Explain with", visible=False, scale=2, elem_id="explain-reranker")
             passage = gr.Dropdown([], value=None, label="Reranked passage", scale=4, elem_id="explain-passage")
             button = gr.Button("Explain", variant="secondary", scale=1, elem_id="explain-button")
         cost = gr.HTML(explain_view.render_cost(None, None), elem_id="explain-cost")
         result = gr.HTML(elem_id="explain-result")
-    return ExplainPanel(passage, button, cost, result)
+    return ExplainPanel(passage, button, cost, result, reranker)
 
 
 def _wire_explain(page: Page, panel: ExplainPanel, callbacks: ExplainCallbacks) -> None:
-    session, column = page.session, page.search.column("rerank")
+    session = page.session
     quiet = {"api_visibility": "undocumented", "show_progress": "hidden"}
-    # A new reranked column (a search, a rerank finishing, a judgment) offers its passages.
-    column.change(callbacks.refresh, [session.index, session.latest, panel.passage], [panel.passage, panel.cost],
-                  trigger_mode="always_last", concurrency_limit=None, **quiet)
-    # Explain on a card (ui.columns.JUDGE_JS sends its rank) picks that passage and says the cost; no more.
-    column.click(callbacks.pick, [session.index, session.latest], [panel.passage, panel.cost],
-                 concurrency_limit=None, **quiet)
-    panel.passage.input(callbacks.preview, [session.index, session.latest, panel.passage], [panel.cost],
-                        concurrency_limit=None, **quiet)
+    chosen = [session.index, session.latest, panel.passage, panel.reranker]
+    for stage in RERANK_STAGES:
+        column = page.search.column(stage)
+        # A new reranked column (a search, a rerank finishing, a judgment) offers its passages.
+        column.change(callbacks.refresh, chosen, [panel.passage, panel.cost, panel.reranker],
+                      trigger_mode="always_last", concurrency_limit=None, **quiet)
+        # Explain on a card (ui.columns.JUDGE_JS sends its rank and stage) picks that passage and that
+        # column's reranker, and says the cost; no more.
+        column.click(callbacks.pick, [session.index, session.latest], [panel.passage, panel.cost, panel.reranker],
+                     concurrency_limit=None, **quiet)
+    panel.reranker.input(callbacks.refresh, chosen, [panel.passage, panel.cost, panel.reranker],
+                         concurrency_limit=None, **quiet)
+    panel.passage.input(callbacks.preview, chosen, [panel.cost], concurrency_limit=None, **quiet)
     # Explaining scores pairs: it waits in the rerank queue like a rerank.
-    panel.button.click(callbacks.run, [session.index, session.latest, panel.passage], [panel.result, panel.cost],
+    panel.button.click(callbacks.run, chosen, [panel.result, panel.cost],
                        api_visibility="undocumented", concurrency_limit=1, concurrency_id="rerank",
                        show_progress="minimal")
 
 
 class ExplainCallbacks:
-    """The Explain panel's handlers: its choices follow the latest reranked column; the cost is said first;
-    the reranker scores the passage with each sentence left out only when Explain is pressed."""
+    """The Explain panel's handlers: its choices follow the latest reranked column of the reranker chosen (A,
+    or B when the index has one); the cost is said first; that reranker scores the passage with each sentence
+    left out only when Explain is pressed."""
 
     def __init__(self, page: Page, panel: ExplainPanel) -> None:
         self.page = page
         self.panel = panel
 
-    def refresh(self, index: Index | None, latest: LatestSearch, chosen: str | None) -> Updates:
-        """Offer the latest search's reranked passages, keeping the chosen one while it is still there."""
+    def refresh(self, index: Index | None, latest: LatestSearch, chosen: str | None,
+                stage: str = "rerank") -> Updates:
+        """Offer the latest search's passages reranked by `stage`'s reranker, keeping the chosen one while it
+        is still there."""
         result = latest.result
-        choices = explain_view.passage_choices(result)
+        stage = _explain_stage(index, stage)
+        choices = explain_view.passage_choices(result, stage)
         value = chosen if any(passage_id == chosen for _, passage_id in choices) else None
         return {self.panel.passage: gr.Dropdown(choices=choices, value=value),
-                self.panel.cost: self._cost(index, result, value)}
+                self.panel.cost: self._cost(index, result, value, stage),
+                self.panel.reranker: self._reranker_choice(index, result, stage)}
 
     def pick(self, index: Index | None, latest: LatestSearch, event: gr.EventData) -> Updates:
-        """A card's Explain button: choose its passage and say what explaining it costs (nothing runs)."""
+        """A card's Explain button: choose its passage and its column's reranker (A or B), and say what
+        explaining it costs (nothing runs)."""
         rank = _event_value(event, "explain_rank")
+        stage = _event_value(event, "explain_stage") or "rerank"  # a payload without it: a card of A
         result = latest.result
-        stage = result.stages.get("rerank") if result is not None else None
-        hit = next((h for h in stage.hits if h.rank == rank), None) if stage is not None else None
-        if hit is None:
+        reranked = result.stages.get(stage) if result is not None and stage in RERANK_STAGES else None
+        hit = next((h for h in reranked.hits if h.rank == rank), None) if reranked is not None else None
+        if hit is None or _explain_stage(index, stage) != stage:
             return _unchanged()  # a judging click, or a card of an older search
-        return {self.panel.passage: gr.Dropdown(choices=explain_view.passage_choices(result), value=hit.passage_id),
-                self.panel.cost: self._cost(index, result, hit.passage_id)}
+        return {self.panel.passage: gr.Dropdown(choices=explain_view.passage_choices(result, stage),
+                                                value=hit.passage_id),
+                self.panel.cost: self._cost(index, result, hit.passage_id, stage),
+                self.panel.reranker: self._reranker_choice(index, result, stage)}
 
-    def preview(self, index: Index | None, latest: LatestSearch, chosen: str | None) -> Updates:
+    def preview(self, index: Index | None, latest: LatestSearch, chosen: str | None,
+                stage: str = "rerank") -> Updates:
         """The cost of explaining the passage chosen in the dropdown."""
-        return {self.panel.cost: self._cost(index, latest.result, chosen)}
+        return {self.panel.cost: self._cost(index, latest.result, chosen, _explain_stage(index, stage))}
 
-    def run(self, index: Index | None, latest: LatestSearch, chosen: str | None) -> Iterator[Updates]:
-        """Score the chosen passage with each sentence left out in turn (through the score cache), streaming
-        progress, then show it shaded by the drops with the query terms marked."""
+    def run(self, index: Index | None, latest: LatestSearch, chosen: str | None,
+            stage: str = "rerank") -> Iterator[Updates]:
+        """Score the chosen passage with each sentence left out in turn by the chosen reranker (through the
+        score cache), streaming progress, then show it shaded by the drops with the query terms marked."""
         index = _require(index)
         result = latest.result
-        hit = explain_view.reranked_hit(result, chosen)
+        stage = _explain_stage(index, stage)
+        hit = explain_view.reranked_hit(result, chosen, stage)
         if result is None or hit is None:
+            column = STAGE_TITLE_B if stage == COMPARE_STAGE else "Reranked"
             yield {self.panel.result: explain_view.render_message(
-                "Search first, then pick a passage of the Reranked column (or press Explain on its card).")}
+                f"Search first, then pick a passage of the {column} column (or press Explain on its card).")}
             return
         try:
-            reranker = index.reranker().model
+            loaded = index.reranker() if stage == "rerank" else index.compare_reranker()
         except ValueError as error:
             raise _fail(str(error)) from None
+        if loaded is None:  # _explain_stage keeps B only while the index has one
+            raise _fail("This index has no reranker B: explain with reranker A, or choose one under "
+                        "'Compare with' in the model panel and build the index again.")
+        reranker = loaded.model
         stop = threading.Event()  # set by _stream when the page goes away
 
         def work(report: Callable[[object], None]):
@@ -1427,16 +1453,51 @@ class ExplainCallbacks:
             yield _unchanged()
             return
         terms = highlight_terms(result, hit.language.group, index.languages)
-        yield {self.panel.result: explain_view.render_explanation(explanation, hit, terms),
-               self.panel.cost: self._cost(index, result, hit.passage_id)}
+        yield {self.panel.result: explain_view.render_explanation(explanation, hit, terms,
+                                                                  _explain_reranker_name(index, result, stage)),
+               self.panel.cost: self._cost(index, result, hit.passage_id, stage)}
 
-    def _cost(self, index: Index | None, result: SearchResult | None, chosen: str | None) -> str:
-        hit = explain_view.reranked_hit(result, chosen)
-        reranker = _measured_reranker(index) if index is not None else None
+    def _cost(self, index: Index | None, result: SearchResult | None, chosen: str | None,
+              stage: str = "rerank") -> str:
+        hit = explain_view.reranked_hit(result, chosen, stage)
+        # That stage's reranker and its measured speed (only once a passage is chosen: it has reranked then).
+        reranker = _measured_reranker(index, stage) if index is not None and hit is not None else None
         if hit is None or result is None or reranker is None:
             return explain_view.render_cost(None, None)
         return explain_view.render_cost(hit, explain_cost(reranker, result.query, hit.text,
-                                                          title=_explain_title(index, hit)))
+                                                          title=_explain_title(index, hit)),
+                                        _explain_reranker_name(index, result, stage))
+
+    def _reranker_choice(self, index: Index | None, result: SearchResult | None, stage: str) -> gr.Radio:
+        # Which reranker is explained: a choice only when the index has a B, each named with its model.
+        if index is None or not index.has_compare_reranker:
+            return gr.Radio(value="rerank", visible=False)
+        choices = [(explain_view.reranker_name(name, _explained_label(index, result, name)), name)
+                   for name in RERANK_STAGES]
+        return gr.Radio(choices=choices, value=stage, visible=True)
+
+
+def _explain_stage(index: Index | None, stage: str | None) -> str:
+    # The reranked stage to explain: B only while the index has a reranker B; anything else is A.
+    has_b = index is not None and index.has_compare_reranker
+    return COMPARE_STAGE if stage == COMPARE_STAGE and has_b else "rerank"
+
+
+def _explained_label(index: Index, result: SearchResult | None, stage: str) -> str:
+    # The model that reranked `stage` in `result` (the label its cards show), else the one the settings name
+    # (without loading it: the panel follows every column update).
+    reranked = result.stages.get(stage) if result is not None else None
+    if reranked is not None and not reranked.error:
+        return reranked.model
+    return index.settings.reranker_model if stage == "rerank" else index.settings.compare_reranker_model
+
+
+def _explain_reranker_name(index: Index | None, result: SearchResult | None, stage: str) -> str | None:
+    # "reranker A: <label>" or "reranker B: <label>" when the index has a B; None (the model's label alone)
+    # when it has only A.
+    if index is None or not index.has_compare_reranker:
+        return None
+    return explain_view.reranker_name(stage, _explained_label(index, result, stage))
 
 
 def _explain_title(index: Index, hit: Hit) -> str:

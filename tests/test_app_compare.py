@@ -1,7 +1,8 @@
 """The app's fifth column, Reranked (B), through its callbacks with two tiny local cross-encoders (A and B,
 different random weights): B runs after A and streams its progress, its cards say how far they moved against
-A, the summary says how far the two agree, a new search cancels B like A, and the score cache serves both.
-Also the model panel's TEI URL field, which an operator can hide ($SEARCH_HIDE_TEI_URL)."""
+A, the summary says how far the two agree, a new search cancels B like A, the score cache serves both, and
+Explain on a card of B explains it with B. Also the model panel's TEI URL field, which an operator can hide
+($SEARCH_HIDE_TEI_URL)."""
 
 from __future__ import annotations
 
@@ -46,12 +47,20 @@ def index(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def callbacks():
+def demo():
     import app
 
-    demo = app.build_demo()
+    return app.build_demo()
+
+
+def _owner_of(demo, name: str):
     return next(block_fn.fn.__self__ for block_fn in demo.fns.values()
-                if getattr(block_fn.fn, "__name__", "") == "compare_rerank_stage")
+                if getattr(block_fn.fn, "__name__", "") == name)
+
+
+@pytest.fixture(scope="module")
+def callbacks(demo):
+    return _owner_of(demo, "compare_rerank_stage")
 
 
 @pytest.fixture(autouse=True)
@@ -155,6 +164,74 @@ def test_the_compare_column_shows_only_with_a_reranker_b(callbacks, index, tmp_p
     assert updates[callbacks.page.search.column("rerank-b")].visible is True
     assert "rerank-b" in updates[callbacks.page.evaluate.stages].value
     assert callbacks.compare_column(None)[callbacks.page.search.column("rerank-b")].visible is False
+
+
+def test_explain_on_a_card_of_b_explains_it_with_reranker_b(demo, callbacks, index):
+    import gradio as gr
+
+    import app
+
+    explaining = _owner_of(demo, "pick")
+    panel = explaining.panel
+    latest = app.LatestSearch()
+    search(callbacks, index, latest, QUERY)
+    list(callbacks.rerank_stage(index, judging.SessionJudgments(), latest, *VIEW))
+    list(callbacks.compare_rerank_stage(index, judging.SessionJudgments(), latest, *VIEW))
+    result = latest.result
+    a_scores = {hit.passage_id: hit.score for hit in result.stages["rerank"].hits}
+    b_hit = result.stages["rerank-b"].hits[1]
+    label_a, label_b = result.stages["rerank"].model, result.stages["rerank-b"].model
+
+    column_b_html = column_b(callbacks, callbacks.rerender(index, judging.SessionJudgments(), latest, *VIEW))
+    assert column_b_html.count('class="explain-btn"') == VIEW[0], "every card of B has an Explain button"
+
+    event = gr.EventData(callbacks.page.search.column("rerank-b"),
+                         {"explain_rank": b_hit.rank, "explain_stage": "rerank-b"})
+    picked = explaining.pick(index, latest, event)
+    assert picked[panel.passage].value == b_hit.passage_id
+    assert [value for _, value in picked[panel.passage].choices] == [
+        hit.passage_id for hit in result.stages["rerank-b"].hits], "the passages of B's column, in B's order"
+    chooser = picked[panel.reranker]
+    assert chooser.visible is True and chooser.value == "rerank-b"
+    assert chooser.choices == [(f"reranker A: {label_a}", "rerank"), (f"reranker B: {label_b}", "rerank-b")]
+    cost = str(picked[panel.cost])
+    assert f"#{b_hit.rank} {b_hit.passage_id}: " in cost and f"scored by reranker B: {label_b}" in cost
+    assert 'data-state="measured"' in cost, "B's measured speed prices it"
+
+    shown = list(explaining.run(index, latest, b_hit.passage_id, "rerank-b"))[-1]
+    head = re.search(r'class="explain-head">#(\d+) (\S+) · score (-?[\d.]+)[^<]* · ([^<]+)</p>',
+                     str(shown[panel.result]))
+    assert head is not None, shown[panel.result]
+    assert (int(head[1]), head[2]) == (b_hit.rank, b_hit.passage_id)
+    assert float(head[3]) == pytest.approx(b_hit.score, abs=1e-4), "the full score is the B card's"
+    assert abs(float(head[3]) - a_scores[b_hit.passage_id]) > 1e-3, "not A's score for the same passage"
+    assert head[4] == f"reranker B: {label_b}"
+    assert 'data-state="cached"' in str(shown[panel.cost]), "B's score cache now holds every version"
+
+    # A's cards (whose payload may lack the stage) still pick A, and explain with A.
+    a_hit = result.stages["rerank"].hits[0]
+    for payload in ({"explain_rank": a_hit.rank}, {"explain_rank": a_hit.rank, "explain_stage": "rerank"}):
+        picked = explaining.pick(index, latest, gr.EventData(callbacks.page.search.column("rerank"), payload))
+        assert picked[panel.passage].value == a_hit.passage_id and picked[panel.reranker].value == "rerank"
+        assert f"scored by reranker A: {label_a}" in str(picked[panel.cost])
+    shown = list(explaining.run(index, latest, a_hit.passage_id, "rerank"))[-1]
+    score = float(re.search(r"· score (-?[\d.]+)", str(shown[panel.result]))[1])
+    assert score == pytest.approx(a_hit.score, abs=1e-4)
+    # Switching the panel to B offers B's column, keeping the passage chosen.
+    switched = explaining.refresh(index, latest, a_hit.passage_id, "rerank-b")
+    assert switched[panel.passage].value == a_hit.passage_id and switched[panel.reranker].value == "rerank-b"
+    assert "reranker B" in str(switched[panel.cost])
+
+
+def test_without_a_reranker_b_the_explain_panel_explains_a_and_hides_the_choice(demo):
+    import app
+    from tests.hand_made import make_hit, make_result, make_stage
+
+    explaining = _owner_of(demo, "pick")
+    latest = app.LatestSearch(make_result([make_stage("rerank", [make_hit("a#0", 1, text="Alpha one.")])]))
+    update = explaining.refresh(None, latest, "a#0", "rerank-b")  # no index, so no B: A's passages
+    assert update[explaining.panel.reranker].visible is False and update[explaining.panel.reranker].value == "rerank"
+    assert update[explaining.panel.passage].value == "a#0"
 
 
 # -- the model panel's settings ---------------------------------------------------------------------------

@@ -288,11 +288,34 @@ def test_reranked_cards_carry_an_explain_button_and_other_columns_do_not():
     from ui.columns import JUDGE_JS, render_column
 
     result = make_result([make_stage("bm25", [make_hit("a#0", 1)]),
-                          make_stage("rerank", [make_hit("a#0", 1, sigmoid=0.5, ranks={"bm25": 1})])],
+                          make_stage("rerank", [make_hit("a#0", 1, sigmoid=0.5, ranks={"bm25": 1})]),
+                          make_stage("rerank-b", [make_hit("a#0", 1, sigmoid=0.4, ranks={"bm25": 1, "rerank": 1})])],
                          candidates_from="bm25")
     assert str(render_column(result.stages["rerank"], result, k=5)).count('class="explain-btn"') == 1
+    assert str(render_column(result.stages["rerank-b"], result, k=5)).count('class="explain-btn"') == 1
     assert 'class="explain-btn"' not in str(render_column(result.stages["bm25"], result, k=5))
     assert "button.explain-btn" in JUDGE_JS and "explain_rank" in JUDGE_JS
+    assert "explain_stage: card.dataset.stage" in JUDGE_JS, "the click says which reranked column it came from"
+
+
+def test_the_explain_view_offers_either_reranked_column_and_names_its_reranker():
+    from tests.hand_made import make_hit, make_result, make_stage
+    from ui.explain_view import passage_choices, render_cost, render_explanation, reranked_hit, reranker_name
+
+    a_hits = [make_hit("a#0", 1, text="Alpha one."), make_hit("b#0", 2, text="Beta two.")]
+    b_hits = [make_hit("b#0", 1, text="Beta two.", score=7.0), make_hit("a#0", 2, text="Alpha one.")]
+    result = make_result([make_stage("rerank", a_hits), make_stage("rerank-b", b_hits)])
+    assert [value for _, value in passage_choices(result)] == ["a#0", "b#0"]
+    assert [value for _, value in passage_choices(result, "rerank-b")] == ["b#0", "a#0"]
+    assert reranked_hit(result, "b#0", "rerank-b").rank == 1 and reranked_hit(result, "b#0").rank == 2
+    assert reranker_name("rerank", "tiny") == "reranker A: tiny" and reranker_name("rerank-b", "li") == "reranker B: li"
+    hit = reranked_hit(result, "b#0", "rerank-b")
+    cost = str(render_cost(hit, ExplainCost(1, "sentence", 1, 1.0), "reranker B: li"))
+    assert "#1 b#0: 1 sentence, each left out in turn, scored by reranker B: li" in cost
+    assert "scored by" not in str(render_cost(hit, ExplainCost(1, "sentence", 1, 1.0))), "only A: said as before"
+    explanation = explain(WordCountReranker(), "beta", "Beta two.")
+    assert "· reranker B: li</p>" in str(render_explanation(explanation, hit, set(), "reranker B: li"))
+    assert f"· {explanation.model}</p>" in str(render_explanation(explanation, hit, set()))
 
 
 def test_the_app_panel_offers_the_latest_reranked_passages_and_keeps_the_choice_while_it_is_there():

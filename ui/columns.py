@@ -14,7 +14,7 @@ families) and integers, so a browser test can select on them:
     span.move.vs-a.up|down|same[data-against=rerank] (rerank-b cards: "↑3 vs A")
     span.found[data-by=bm25|dense]   span.lifted   span.xrank[data-against]   div.stage-error
     div.search-summary span.overlap[data-pair=bm25-dense]   span.agreement[data-pair=rerank-rerank-b][data-tau]
-    button.explain-btn (reranked cards)
+    button.explain-btn (the cards of both reranked columns, rerank and rerank-b)
 """
 
 from __future__ import annotations
@@ -48,11 +48,11 @@ element.addEventListener('click', (event) => {
   const button = event.target.closest('button.explain-btn');
   const card = button && button.closest('li.hit');
   if (!card) return;
-  trigger('click', {explain_rank: Number(card.dataset.hitRank)});
+  trigger('click', {explain_rank: Number(card.dataset.hitRank), explain_stage: card.dataset.stage});
   const panel = document.getElementById('explain-panel');
   if (panel) panel.scrollIntoView({block: 'nearest', behavior: 'smooth'});
 });
-"""  # Explain on a reranked card: sends the card's rank in its stage (app.py's Explain panel picks it up)
+"""  # Explain on a reranked card (A or B): sends its rank in its stage and the stage (app.py's Explain panel)
 
 # Badge colours go by script family, so 55 languages need six colours, not 55.
 _FAMILY_CODES = {
@@ -315,7 +315,7 @@ def _card(hit: Hit, position: int, key: str, result: SearchResult, *, k: int, sc
                         dir="auto"))
     if judgments is not None:
         body.append(_judge_html(judgments.get(hit.passage_id)))
-    if key == "rerank":
+    if key in RERANK_STAGES:
         body.append(_explain_button())
     return element("li", *body, class_="hit", data_stage=key, data_rank=position, data_hit_rank=int(hit.rank))
 

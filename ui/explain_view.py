@@ -1,5 +1,6 @@
-"""The Explain panel: which reranked passage to explain, what it will cost, and the passage with each sentence
-shaded by how much the score drops without it (`search.explain`), query terms still marked.
+"""The Explain panel: which reranked passage to explain (of reranker A's column or B's), what it will cost,
+and the passage with each sentence shaded by how much the score drops without it (`search.explain`), query
+terms still marked.
 
 Built with `ui.html`, so passage text is escaped by construction. Hooks for tests and scripts:
 
@@ -14,7 +15,7 @@ import math
 from collections.abc import Iterable
 
 from search.explain import ExplainCost, Explanation
-from search.types import Hit, SearchResult
+from search.types import COMPARE_STAGE, Hit, SearchResult
 
 from .highlight import highlight
 from .html import Markup, element, join
@@ -24,32 +25,42 @@ LEVELS = 5  # shades of a part's drop, relative to the largest drop in the passa
 _CHOICE_CHARS = 70
 
 
-def passage_choices(result: SearchResult | None) -> list[tuple[str, str]]:
-    """The reranked passages of `result` as dropdown choices: ("#1 · doc#0 · the start of its text…", id).
+def passage_choices(result: SearchResult | None, stage: str = "rerank") -> list[tuple[str, str]]:
+    """The passages of `result`'s reranked column `stage` (rerank: A, rerank-b: B) as dropdown choices:
+    ("#1 · doc#0 · the start of its text…", id).
 
-    Empty when `result` has no reranked column (yet)."""
-    stage = result.stages.get("rerank") if result is not None else None
-    if stage is None or stage.error:
+    Empty when `result` has no such column (yet)."""
+    reranked = result.stages.get(stage) if result is not None else None
+    if reranked is None or reranked.error:
         return []
-    return [(f"#{hit.rank} · {hit.passage_id} · {_start(hit.text)}", hit.passage_id) for hit in stage.hits]
+    return [(f"#{hit.rank} · {hit.passage_id} · {_start(hit.text)}", hit.passage_id) for hit in reranked.hits]
 
 
-def reranked_hit(result: SearchResult | None, passage_id: str | None) -> Hit | None:
-    """The reranked hit with `passage_id` in `result`, or None."""
-    stage = result.stages.get("rerank") if result is not None else None
-    if stage is None or not passage_id:
+def reranked_hit(result: SearchResult | None, passage_id: str | None, stage: str = "rerank") -> Hit | None:
+    """The hit with `passage_id` in `result`'s reranked column `stage`, or None."""
+    reranked = result.stages.get(stage) if result is not None else None
+    if reranked is None or not passage_id:
         return None
-    return next((hit for hit in stage.hits if hit.passage_id == passage_id), None)
+    return next((hit for hit in reranked.hits if hit.passage_id == passage_id), None)
 
 
-def render_cost(hit: Hit | None, cost: ExplainCost | None) -> Markup:
+def reranker_name(stage: str, label: str) -> str:
+    """Which reranker an explanation uses, as the panel says it: "reranker A: <label>" (stage rerank) or
+    "reranker B: <label>" (rerank-b)."""
+    return f"reranker {'B' if stage == COMPARE_STAGE else 'A'}: {label}"
+
+
+def render_cost(hit: Hit | None, cost: ExplainCost | None, reranker: str | None = None) -> Markup:
     """Return what explaining `hit` will cost, said before anything runs: its parts, the extra pairs to score
-    and the expected time on this machine (`cost` from `search.explain.explain_cost`)."""
+    and the expected time on this machine (`cost` from `search.explain.explain_cost`); with `reranker`
+    (`reranker_name`), which reranker will score them."""
     if hit is None or cost is None:
         return element("div", "Pick a reranked passage (or press Explain on a card in the Reranked column) to see "
                               "why it scored as it did.", class_="explain-cost", data_state="none")
     what = count(cost.parts, "sentence" if cost.kind == "sentence" else "window")
     head = f"#{hit.rank} {hit.passage_id}: {what}, each left out in turn"
+    if reranker:
+        head += f", scored by {reranker}"
     if cost.pairs == 0:
         text, state = "no extra pairs: every version is scored already (score cache)", "cached"
     elif cost.seconds is None:
@@ -68,9 +79,10 @@ def render_progress(done: int, total: int) -> Markup:
                    class_="explain-progress", data_done=done, data_total=total)
 
 
-def render_explanation(explanation: Explanation, hit: Hit, terms: Iterable[str]) -> Markup:
+def render_explanation(explanation: Explanation, hit: Hit, terms: Iterable[str],
+                       reranker: str | None = None) -> Markup:
     """Return the passage with each part shaded by its drop (green: the score falls without it; red: it rises),
-    the query's `terms` marked, the full score and a legend.
+    the query's `terms` marked, the full score, the reranker (`reranker`, else the model's label) and a legend.
 
     A part's shade is one of LEVELS steps of its drop relative to the passage's largest drop in absolute
     value; its tooltip gives the score without it and the drop."""
@@ -91,7 +103,7 @@ def render_explanation(explanation: Explanation, hit: Hit, terms: Iterable[str])
     sigmoid = f" · sigmoid {explanation.sigmoid:.3f}" if explanation.sigmoid is not None else ""
     unit = explanation.kind
     head = element("p", f"#{hit.rank} {hit.passage_id} · score {explanation.score:.4f}{sigmoid} · "
-                        f"{explanation.model}", class_="explain-head")
+                        f"{reranker or explanation.model}", class_="explain-head")
     legend = element("p", element("span", f"score falls without the {unit}", class_="explain-part gain",
                                   data_level=LEVELS),
                      " ", element("span", "score rises without it", class_="explain-part loss", data_level=LEVELS),
@@ -115,7 +127,8 @@ def _start(text: str) -> str:
 
 
 EXPLAIN_HELP = (
-    "Pick a passage of the Reranked column, or press **Explain** on its card. Explaining scores the passage again "
+    "Pick a passage of the Reranked column, or press **Explain** on its card (on a card of Reranked (B), the "
+    "passage is explained with reranker B). Explaining scores the passage again "
     "with each sentence left out in turn (fixed windows of words, or of characters, when the text has no sentence "
     "punctuation): green sentences are the ones without which the score falls, red ones raise it when left out. "
     "It costs one extra pair per sentence, said below before anything runs, and pairs already scored come from "

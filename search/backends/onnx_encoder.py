@@ -66,7 +66,11 @@ class OnnxEncoder:
         names = tuple(name for name in _INPUTS if name in self.tokenizer.model_input_names)
         recipe = ExportRecipe("encoder", lambda: _load_for_export(folder, source), names, "last_hidden_state",
                               output_is_sequence=True)
-        self.export, self.session = _open(model_id, folder, recipe, precision)
+        self.export, self.session = self._open(model_id, folder, recipe)
+
+    def _open(self, model_id: str, folder, recipe: ExportRecipe):
+        """The (Export, session) that runs the model: ONNX Runtime here, OpenVINO in the subclass."""
+        return _open(model_id, folder, recipe, self.precision)
 
     def __repr__(self) -> str:
         return f"OnnxEncoder({self.model_id!r}, precision={self.precision!r}, max_length={self.max_length})"

@@ -80,7 +80,11 @@ class OnnxReranker:
         names = tuple(name for name in _INPUTS if name in self.tokenizer.model_input_names)
         recipe = ExportRecipe("reranker", lambda: _load_for_export(model_id, folder, source), names, "logits",
                               output_is_sequence=False)
-        self.export, self.session = _open(model_id, folder, recipe, precision)
+        self.export, self.session = self._open(model_id, folder, recipe)
+
+    def _open(self, model_id: str, folder, recipe: ExportRecipe):
+        """The (Export, session) that runs the model: ONNX Runtime here, OpenVINO in the subclass."""
+        return _open(model_id, folder, recipe, self.precision)
 
     def __repr__(self) -> str:
         return f"OnnxReranker({self.model_id!r}, precision={self.precision!r}, max_length={self.max_length})"

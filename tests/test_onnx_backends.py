@@ -1,5 +1,6 @@
-"""The ONNX Runtime backends ("onnx" exact, "int8" quantized) for the reranker and the encoder: against the
-torch backend, their export cache (reused, rebuilt when broken, shared between processes), labels, progress
+"""The ONNX Runtime backends ("onnx" exact, and the dynamic int8 that the "int8" backend runs without
+openvino/nncf: built directly here) for the reranker and the encoder: against the torch backend, their
+export cache (reused, rebuilt when broken, shared between processes), labels, progress
 and cancellation, and how the loader chooses and falls back. Tiny local models only; exports take seconds.
 
 The fidelity of "onnx" against an unbatched torch forward pass is tested with the torch backend's own
@@ -21,9 +22,11 @@ import pytest
 from search import onnx_export
 from search.backends.onnx_encoder import OnnxEncoder
 from search.backends.onnx_reranker import OnnxReranker
+from search.backends.openvino_reranker import BACKEND_LABEL as OPENVINO_LABEL
 from search.inference import RerankCancelled, Reranker, RerankerUnavailable, TextEncoder
 from search.loading import BACKENDS, auto_backends, load_encoder, load_reranker, resolve_backend
 from search.models import FALLBACK_DENSE_ID, FALLBACK_LABEL, LATE_INTERACTION_LABEL, bundled_minilm_path, model_spec
+from search.openvino_int8 import openvino_available
 from search.pairs import length_buckets
 from tests.test_torch_reranker import CORPUS, PASSAGES, QUERY, reference_scores
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
@@ -52,6 +55,16 @@ def entry(cache: Path, task: str, precision: str) -> Path:
     return found[0]
 
 
+def ort_int8_reranker(folder: Path) -> OnnxReranker:
+    """The int8 backend as it is without openvino/nncf (the loader's "int8" is OpenVINO's when installed)."""
+    return OnnxReranker(str(folder), precision="int8")
+
+
+def ort_int8_encoder() -> OnnxEncoder:
+    return OnnxEncoder(FALLBACK_DENSE_ID, "cpu", model_spec(FALLBACK_DENSE_ID, "dense"), FALLBACK_LABEL,
+                       str(bundled_minilm_path()), precision="int8")
+
+
 def spearman(a, b) -> float:
     ranks_a, ranks_b = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
     return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
@@ -72,7 +85,7 @@ def test_onnx_reranker_is_exact_labelled_and_a_reranker(tiny_folder):
 
 def test_int8_reranker_keeps_the_ranking_and_says_it_is_quantized(tiny_folder):
     fp32 = load_reranker(str(tiny_folder), "cpu", fallback=False, backend="onnx").model.inner
-    int8 = load_reranker(str(tiny_folder), "cpu", fallback=False, backend="int8").model.inner
+    int8 = ort_int8_reranker(tiny_folder)
 
     assert (int8.backend, int8.label) == ("int8", f"{tiny_folder} · onnx int8 (quantized)")
     exact = [s.raw for s in fp32.score(QUERY, MORE_PASSAGES)]
@@ -85,7 +98,7 @@ def test_int8_reranker_keeps_the_ranking_and_says_it_is_quantized(tiny_folder):
 
 
 def test_int8_quantizes_only_the_layer_weights(tiny_folder):
-    int8 = load_reranker(str(tiny_folder), "cpu", fallback=False, backend="int8").model.inner
+    int8 = ort_int8_reranker(tiny_folder)
     graph = onnx.load(str(int8.export.model_path)).graph
     ops = Counter(node.op_type for node in graph.node)
     initializers = {tensor.name: tensor.data_type for tensor in graph.initializer}
@@ -205,7 +218,7 @@ def minilm_torch():
 
 @pytest.mark.parametrize("backend, max_distance", [("onnx", 1e-5), ("int8", 0.03)])
 def test_onnx_encoders_against_torch(minilm_torch, backend, max_distance):
-    encoder = load_encoder(FALLBACK_DENSE_ID, "cpu", backend=backend)
+    encoder = load_encoder(FALLBACK_DENSE_ID, "cpu", backend=backend) if backend == "onnx" else ort_int8_encoder()
     assert isinstance(encoder, OnnxEncoder) and isinstance(encoder, TextEncoder)
     quantized = " int8 (quantized)" if backend == "int8" else ""
     assert (encoder.backend, encoder.label) == (backend, f"{FALLBACK_LABEL} · onnx{quantized}")
@@ -227,7 +240,7 @@ def test_onnx_encoders_against_torch(minilm_torch, backend, max_distance):
 def test_int8_embeddings_move_a_little_with_the_batch():
     # Dynamic quantization scales activations per batch (per tensor), so an int8 embedding depends slightly
     # on the texts batched with it; the exact backends don't (tests/test_dense.py).
-    encoder = load_encoder(FALLBACK_DENSE_ID, "cpu", backend="int8")
+    encoder = ort_int8_encoder()
     alone = np.vstack([encoder.embed([text], is_query=False) for text in PASSAGES])
     batched = encoder.embed(PASSAGES, is_query=False, batch_size=len(PASSAGES))
     distance = 1 - (alone * batched).sum(axis=1)
@@ -250,7 +263,8 @@ def test_late_interaction_over_int8_says_so_and_keeps_its_own_scores():
     torch_based = load_reranker("late-interaction", "cpu", backend="torch").model
     int8_based = load_reranker("late-interaction", "cpu", backend="int8").model
     assert torch_based.label == LATE_INTERACTION_LABEL
-    assert int8_based.label == f"{LATE_INTERACTION_LABEL} · onnx int8 (quantized)"
+    int8_label = OPENVINO_LABEL if openvino_available() else "onnx int8 (quantized)"
+    assert int8_based.label == f"{LATE_INTERACTION_LABEL} · {int8_label}"
     assert int8_based.backend != torch_based.backend, "the score cache keys must differ"
     assert int8_based.score(QUERY, PASSAGES[:2]) != torch_based.score(QUERY, PASSAGES[:2])
 

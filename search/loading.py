@@ -33,10 +33,8 @@ from functools import partial
 from typing import TypeVar
 
 from .backends.late_interaction import LateInteractionReranker
-from .backends.onnx_encoder import OnnxEncoder
-from .backends.onnx_reranker import OnnxReranker
-from .backends.openvino_encoder import int8_encoder
-from .backends.openvino_reranker import int8_reranker
+from .backends.onnx_encoder import OnnxEncoder, int8_encoder
+from .backends.onnx_reranker import OnnxReranker, int8_reranker
 from .backends.tei import TEI_URL_ENV, TEIEncoder, TEIReranker, endpoint_urls
 from .backends.torch_encoder import TorchEncoder
 from .backends.torch_reranker import CrossEncoderReranker

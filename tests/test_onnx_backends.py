@@ -22,10 +22,10 @@ import pytest
 from search import onnx_export
 from search.backends.onnx_encoder import OnnxEncoder
 from search.backends.onnx_reranker import OnnxReranker
-from search.backends.openvino_reranker import BACKEND_LABEL as OPENVINO_LABEL
 from search.inference import RerankCancelled, Reranker, RerankerUnavailable, TextEncoder
 from search.loading import BACKENDS, auto_backends, load_encoder, load_reranker, resolve_backend
 from search.models import FALLBACK_DENSE_ID, FALLBACK_LABEL, LATE_INTERACTION_LABEL, bundled_minilm_path, model_spec
+from search.openvino_int8 import BACKEND_LABEL as OPENVINO_LABEL
 from search.openvino_int8 import openvino_available
 from search.pairs import length_buckets
 from tests.test_torch_reranker import CORPUS, PASSAGES, QUERY, reference_scores

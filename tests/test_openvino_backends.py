@@ -18,14 +18,13 @@ import numpy as np
 import pytest
 
 from search import onnx_export, openvino_int8
-from search.backends import openvino_encoder, openvino_reranker
-from search.backends.onnx_encoder import OnnxEncoder
-from search.backends.onnx_reranker import OnnxReranker
-from search.backends.openvino_encoder import OpenVinoEncoder, int8_encoder
-from search.backends.openvino_reranker import BACKEND_LABEL, OpenVinoReranker, int8_reranker
+from search.backends import onnx_encoder, onnx_reranker
+from search.backends.onnx_encoder import OnnxEncoder, OpenVinoEncoder, int8_encoder
+from search.backends.onnx_reranker import OnnxReranker, OpenVinoReranker, int8_reranker
 from search.inference import Reranker, RerankerUnavailable
 from search.loading import load_encoder, load_reranker
 from search.models import FALLBACK_DENSE_ID, FALLBACK_LABEL, bundled_minilm_path, model_spec
+from search.openvino_int8 import BACKEND_LABEL
 from tests.test_onnx_backends import INT8_SPEARMAN_FLOOR, MORE_PASSAGES, spearman
 from tests.test_torch_reranker import CORPUS, PASSAGES, QUERY
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
@@ -124,7 +123,7 @@ def test_the_quantized_model_is_reused_by_another_process(tiny_folder, fresh_cac
     folder = the_entry(fresh_cache)
     assert set(first.export.meta["files"]) == {"openvino_model.xml", "openvino_model.bin"}, "no ONNX left behind"
     stamps = {p: p.stat().st_mtime_ns for p in folder.iterdir()}
-    script = ("import json, sys; from search.backends.openvino_reranker import OpenVinoReranker; "
+    script = ("import json, sys; from search.backends.onnx_reranker import OpenVinoReranker; "
               "r = OpenVinoReranker(sys.argv[1]); "
               "print(json.dumps([s.raw for s in r.score('Which river flows through Berlin?', ['The Spree.'])]))")
     done = subprocess.run([sys.executable, "-c", script, str(tiny_folder)], cwd=ROOT, capture_output=True, text=True,
@@ -166,8 +165,8 @@ def test_the_recipe_and_the_checkpoint_name_the_entry(tiny_folder, fresh_cache, 
 # -- fallbacks ---------------------------------------------------------------------------------------------
 
 def test_without_openvino_int8_is_onnx_runtime_dynamic(tiny_folder, monkeypatch):
-    monkeypatch.setattr(openvino_reranker, "openvino_available", lambda: False)
-    monkeypatch.setattr(openvino_encoder, "openvino_available", lambda: False)
+    monkeypatch.setattr(onnx_reranker, "openvino_available", lambda: False)
+    monkeypatch.setattr(onnx_encoder, "openvino_available", lambda: False)
 
     reranker = int8_reranker(str(tiny_folder), "cpu")
     encoder = int8_encoder(FALLBACK_DENSE_ID, "cpu", model_spec(FALLBACK_DENSE_ID, "dense"), FALLBACK_LABEL,

@@ -35,9 +35,11 @@ Needs ``openvino`` and ``nncf`` (the ``[openvino]`` extra): `openvino_available(
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -161,6 +163,20 @@ def fp32_nodes(model: Any) -> list[str]:
     return keep
 
 
+@contextlib.contextmanager
+def _nncf_log_on_stderr():
+    """NNCF's log handler writes to stdout (it is set up when nncf is imported): stderr meanwhile."""
+    moved = [(handler, handler.stream) for handler in logging.getLogger("nncf").handlers
+             if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__)]
+    for handler, _ in moved:
+        handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        for handler, stream in moved:
+            handler.setStream(stream)
+
+
 def _source(port: Any) -> Any:
     """The node feeding `port`, looking through type conversions."""
     node = port.get_source_output().get_node()
@@ -184,11 +200,14 @@ def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], lis
     feeds = calibration()
     keep = fp32_nodes(model)
     try:
-        quantized = nncf.quantize(
-            model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, preset=nncf.QuantizationPreset.MIXED,
-            subset_size=len(feeds), ignored_scope=nncf.IgnoredScope(names=keep, validate=False),
-            # 7-bit weights everywhere: right on AVX2-only CPUs too (see the module docstring).
-            advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE))
+        # NNCF logs and draws its progress bars on stdout, which `--json` commands keep for their answer.
+        with _nncf_log_on_stderr(), contextlib.redirect_stdout(sys.stderr):
+            quantized = nncf.quantize(
+                model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER,
+                preset=nncf.QuantizationPreset.MIXED, subset_size=len(feeds),
+                ignored_scope=nncf.IgnoredScope(names=keep, validate=False),
+                # 7-bit weights everywhere: right on AVX2-only CPUs too (see the module docstring).
+                advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE))
         ov.save_model(quantized, str(out / IR_FILE), compress_to_fp16=False)
     except Exception as error:
         raise ExportFailed(f"{model_id!r} could not be quantized by NNCF: {error_summary(error)}") from error

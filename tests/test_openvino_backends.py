@@ -227,3 +227,10 @@ def test_the_calibration_pairs_are_fixed_and_multilingual():
 
     assert all(re.search(f"[{span}]", text) for span in scripts.values()), "ten languages, several scripts"
     assert openvino_int8.calibration_pairs() is pairs
+
+
+def test_quantizing_writes_nothing_on_stdout(tiny_folder, fresh_cache, capfd):
+    # `search eval --json` and the like print their answer on stdout; NNCF's progress bars must not land there.
+    OpenVinoReranker(str(tiny_folder))
+    captured = capfd.readouterr()
+    assert captured.out == "", captured.out[:300]

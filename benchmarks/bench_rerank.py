@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.interleaved import interleaved, peak_rss_mb, rss_mb, run_probe  # noqa: E402
 from search.backends.torch_reranker import CrossEncoderReranker  # noqa: E402
 from search.loading import load_reranker  # noqa: E402
+from search.onnx_export import weights_key  # noqa: E402
 
 XQUAD = ROOT.parent / "shared" / "xquad"
 LANGUAGES = ("en", "de", "hi", "zh", "ar")
@@ -165,7 +166,7 @@ def compare_backends(args: argparse.Namespace, folder: str) -> None:
         for name in ("onnx", "int8", "int8-ort"):
             if name in names:
                 entry = {"onnx": "reranker-fp32", "int8": "reranker-int8-openvino-*", "int8-ort": "reranker-int8"}[name]
-                cached = bool(list(Path(cache).glob(f"*/*/{entry}")))
+                cached = bool(list(Path(cache).glob(f"*/{weights_key(folder)}/{entry}")))  # this model's entry
                 exports[name] = {**run_probe(script, [*common, "--probe", name], env), "cached": cached}
                 print(f"  {name}: {exports[name]}", flush=True)
         os.environ["SEARCH_ONNX_CACHE"] = cache

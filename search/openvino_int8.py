@@ -20,14 +20,15 @@ Running it: `compile_export` compiles for the CPU with as many threads as the pr
 the latency hint and f32 for whatever is not int8 (by default OpenVINO would run those parts in bf16
 on CPUs that have it, which differs between hosts).
 
-CPU instruction sets: OpenVINO (oneDNN) picks its int8 kernels at run time. With AVX-512 VNNI, AVX-VNNI
-or AMX (this project's benchmark host, Sapphire Rapids) int8 dot products are single instructions, which
-is where the 2.5-3x over fp32 comes from. On AVX2-only CPUs oneDNN emulates them with
-``vpmaddubsw``/``vpmaddwd``, whose 16-bit intermediate sums can saturate with full 8-bit weights: the
-quantizer's ``OverflowFix.ENABLE`` keeps every weight in 7 bits so the results stay right there (the
-same idea as ONNX Runtime's ``reduce_range``), at a small cost in precision everywhere; the speed-up on
-AVX2 is smaller (see the README's AVX2 rows, measured with ``ONEDNN_MAX_CPU_ISA=AVX2``, which makes
-OpenVINO use its AVX2 kernels on this CPU).
+CPU instruction sets: OpenVINO (oneDNN) picks its int8 kernels at run time. With AVX-512 VNNI or
+AVX-VNNI (the benchmark host, an Emerald Rapids Xeon; AMX too where the host exposes it) an int8 dot
+product is one instruction, which is where the 5-6x over `CrossEncoder.predict` (2.2x over the exact
+onnx backend) comes from. On AVX2-only CPUs oneDNN emulates it with ``vpmaddubsw``/``vpmaddwd``, whose
+16-bit intermediate sums can saturate with full 8-bit weights: the quantizer's ``OverflowFix.ENABLE``
+keeps every weight in 7 bits so the results stay right there (the same idea as ONNX Runtime's
+``reduce_range``), at a small cost in precision everywhere. Measured with ``ONEDNN_MAX_CPU_ISA=AVX2``
+(OpenVINO's AVX2 kernels on this CPU): about 2x `CrossEncoder.predict` instead of 5-6x, with scores
+as close to fp32 as with VNNI (the README's AVX2 rows).
 
 Needs ``openvino`` and ``nncf`` (the ``[openvino]`` extra): `openvino_available()`; without them the
 ``int8`` backend is ONNX Runtime's dynamic int8 (`search.onnx_export`).

@@ -27,7 +27,7 @@ from search.loading import load_encoder  # noqa: E402
 from search.models import FALLBACK_DENSE_ID, bundled_minilm_path  # noqa: E402
 
 XQUAD_EN = ROOT.parent / "shared" / "xquad" / "xquad.en.json"
-BACKEND_NAMES = ("torch", "onnx", "int8")
+BACKEND_NAMES = ("torch", "onnx", "int8", "int8-ort")  # int8: OpenVINO static; int8-ort: its ORT fallback
 BASELINE = "SentenceTransformer.encode"
 
 
@@ -64,6 +64,13 @@ def encoders(names) -> dict:
             model = SentenceTransformer(str(bundled_minilm_path()), device="cpu")
             out[name] = lambda texts, q=False, m=model: m.encode(texts, batch_size=32, normalize_embeddings=True,
                                                                 convert_to_numpy=True, show_progress_bar=False)
+        elif name == "int8-ort":  # the int8 backend without openvino/nncf: ONNX Runtime's dynamic int8
+            from search.backends.onnx_encoder import OnnxEncoder
+            from search.models import FALLBACK_LABEL, model_spec
+
+            encoder = OnnxEncoder(FALLBACK_DENSE_ID, "cpu", model_spec(FALLBACK_DENSE_ID, "dense"), FALLBACK_LABEL,
+                                  str(bundled_minilm_path()), precision="int8")
+            out[name] = lambda texts, q=False, e=encoder: e.embed(texts, is_query=q, batch_size=32)
         else:
             encoder = load_encoder(FALLBACK_DENSE_ID, "cpu", backend=name)
             out[name] = lambda texts, q=False, e=encoder: e.embed(texts, is_query=q, batch_size=32)
@@ -96,7 +103,7 @@ def compare_backends(rounds: int) -> None:
     with tempfile.TemporaryDirectory() as cache:
         env = {"SEARCH_ONNX_CACHE": cache}
         print("exporting (fresh processes, empty cache) ...", flush=True)
-        exports = {name: run_probe(script, ["--probe", name], env) for name in ("onnx", "int8")}
+        exports = {name: run_probe(script, ["--probe", name], env) for name in ("onnx", "int8", "int8-ort")}
         os.environ["SEARCH_ONNX_CACHE"] = cache
         runs = encoders((BASELINE, *BACKEND_NAMES))
         print(f"{len(paragraphs)} paragraphs; {rounds} interleaved rounds", flush=True)
@@ -118,14 +125,16 @@ def compare_backends(rounds: int) -> None:
     print("| --- | ---: | --- | --- | ---: | ---: | ---: |")
     for name, timing in timings.items():
         distance, score = quality[name]
-        label = {"int8": "int8 (quantized)"}.get(name, name)
+        label = {"int8": "int8 (OpenVINO static, quantized)",
+                 "int8-ort": "int8 (ORT dynamic, quantized)"}.get(name, name)
         retention = f"{score / base_ndcg:.2%}" if not np.isnan(score) else "-"
         print(f"| {label} | {len(paragraphs) / timing.median_seconds:.1f} | {timing.ratio_text()} | "
               f"{timing.ratio_to(timings['torch'])} | {distance:.1e} | {score:.4f} | {retention} |")
     print("\n| step (fresh process) | seconds | peak RSS MB |")
     print("| --- | ---: | ---: |")
     for name, result in exports.items():
-        what = "export fp32 + fuse + load" if name == "onnx" else "quantize int8 (from the fp32 export) + load"
+        what = {"onnx": "export fp32 + fuse + load", "int8": "export + OpenVINO/NNCF static int8 + load",
+                "int8-ort": "ORT dynamic int8 (from the fp32 export) + load"}[name]
         print(f"| {what} | {result['load_s']:.1f} | {result['peak_mb']:.0f} |")
     print("\n| loaded backend | load s (cached) | RSS after load + one call, MB above imports | peak RSS MB |")
     print("| --- | ---: | ---: | ---: |")

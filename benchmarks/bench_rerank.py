@@ -8,6 +8,15 @@ with --backends, the torch, onnx and int8 backends against sentence-transformers
     python benchmarks/bench_rerank.py --backends            # backends on a random bge-reranker-base-shaped
                                                             # model (12 x 768, 250k vocabulary): speed,
                                                             # score differences, export and memory
+    python benchmarks/bench_rerank.py --backends --shape m3 --pairs 100 --rounds 1 --only onnx,int8 \
+        --work /tmp/bench                                   # bge-reranker-v2-m3's shape (24 x 1024), the model
+                                                            # and exports kept in /tmp/bench for the next run
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/bench_rerank.py --backends ...
+                                                            # torch and OpenVINO limited to AVX2 kernels
+                                                            # (ONNX Runtime has no such switch)
+
+The int8 backend is OpenVINO static int8 when openvino and nncf are installed; ``int8-ort`` in --only is
+ONNX Runtime's dynamic int8 (the fallback without them).
 
 Passages are XQuAD paragraphs in several languages, read from ../shared/xquad when it is there
 (they are never copied into the repository), otherwise generated sentences of mixed length.
@@ -31,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.interleaved import interleaved, peak_rss_mb, rss_mb, run_probe  # noqa: E402
 from search.backends.torch_reranker import CrossEncoderReranker  # noqa: E402
 from search.loading import load_reranker  # noqa: E402
+from search.onnx_export import weights_key  # noqa: E402
 
 XQUAD = ROOT.parent / "shared" / "xquad"
 LANGUAGES = ("en", "de", "hi", "zh", "ar")
@@ -77,13 +87,17 @@ def pairs_per_second(run: Callable[[], object], pairs: int, repeats: int) -> flo
 
 BASE_SHAPE = dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
                   max_position_embeddings=514, vocab_size=250002, type_vocab_size=1)
-BACKEND_NAMES = ("torch", "onnx", "int8")
+M3_SHAPE = dict(num_hidden_layers=24, hidden_size=1024, num_attention_heads=16, intermediate_size=4096,
+                max_position_embeddings=8194, vocab_size=250002, type_vocab_size=1)
+SHAPES = {"base": BASE_SHAPE, "m3": M3_SHAPE}
+BACKEND_NAMES = ("torch", "onnx", "int8", "int8-ort")
 BASELINE = "CrossEncoder.predict"
 
 
-def build_base_shaped(folder: Path, corpus: Sequence[str]) -> Path:
-    """A random XLMRobertaForSequenceClassification of bge-reranker-base's shape (278 M parameters) with a
-    small tokenizer trained on `corpus` (only the token counts matter for speed)."""
+def build_base_shaped(folder: Path, corpus: Sequence[str], shape: str = "base") -> Path:
+    """A random XLMRobertaForSequenceClassification of bge-reranker-base's shape (278 M parameters; or
+    v2-m3's, 568 M, with `shape` "m3") with a small tokenizer trained on `corpus` (only the token counts
+    matter for speed)."""
     import torch
     from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
@@ -92,7 +106,7 @@ def build_base_shaped(folder: Path, corpus: Sequence[str]) -> Path:
     tokenizer = train_xlmr_tokenizer(corpus, vocab_size=6000, model_max_length=512)
     config = XLMRobertaConfig(num_labels=1, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                               eos_token_id=tokenizer.eos_token_id, layer_norm_eps=1e-5,
-                              architectures=["XLMRobertaForSequenceClassification"], **BASE_SHAPE)
+                              architectures=["XLMRobertaForSequenceClassification"], **SHAPES[shape])
     torch.manual_seed(0)
     XLMRobertaForSequenceClassification(config).eval().save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
@@ -113,13 +127,21 @@ def probe(args: argparse.Namespace) -> None:
         model = CrossEncoder(args.model, device="cpu")
         score = lambda: model.predict([(QUERY, p) for p in passages], batch_size=16, show_progress_bar=False)  # noqa: E731
     else:
-        reranker = load_reranker(args.model, "cpu", fallback=False, backend=args.probe).model.inner
+        reranker = _load(args.model, args.probe)
         score = lambda: reranker.score(QUERY, passages)  # noqa: E731
     load_seconds = time.perf_counter() - started
     score()
     # After one call: safetensors weights are memory-mapped and count once they are read.
     print(json.dumps({"load_s": load_seconds, "imports_mb": before, "loaded_mb": rss_mb() - before,
                       "peak_mb": peak_rss_mb()}))
+
+
+def _load(folder: str, name: str):
+    if name == "int8-ort":  # the int8 backend's fallback without openvino/nncf
+        from search.backends.onnx_reranker import OnnxReranker
+
+        return OnnxReranker(folder, precision="int8")
+    return load_reranker(folder, "cpu", fallback=False, backend=name).model.inner
 
 
 def compare_backends(args: argparse.Namespace, folder: str) -> None:
@@ -135,30 +157,40 @@ def compare_backends(args: argparse.Namespace, folder: str) -> None:
     passages = read_passages(args.pairs, seed=0)
     script = str(Path(__file__).resolve())
     common = ["--model", folder, "--pairs", str(args.pairs)]
-    with tempfile.TemporaryDirectory() as cache:
+    names = [name.strip() for name in args.only.split(",")]
+    with tempfile.TemporaryDirectory() as temporary:
+        cache = str(Path(args.work) / "cache") if args.work else temporary
         env = {"SEARCH_ONNX_CACHE": cache}
-        print("exporting (fresh processes, empty cache) ...", flush=True)
-        exports = {name: run_probe(script, [*common, "--probe", name], env) for name in ("onnx", "int8")}
+        print(f"exporting (fresh processes; cache {cache}) ...", flush=True)
+        exports = {}
+        for name in ("onnx", "int8", "int8-ort"):
+            if name in names:
+                entry = {"onnx": "reranker-fp32", "int8": "reranker-int8-openvino-*", "int8-ort": "reranker-int8"}[name]
+                cached = bool(list(Path(cache).glob(f"*/{weights_key(folder)}/{entry}")))  # this model's entry
+                exports[name] = {**run_probe(script, [*common, "--probe", name], env), "cached": cached}
+                print(f"  {name}: {exports[name]}", flush=True)
         os.environ["SEARCH_ONNX_CACHE"] = cache
-        rerankers = {name: load_reranker(folder, "cpu", fallback=False, backend=name).model.inner
-                     for name in BACKEND_NAMES}
+        rerankers = {name: _load(folder, name) for name in dict.fromkeys(("torch", *names))}  # torch: the reference
         torch_reranker = rerankers["torch"]
         cross_encoder = CrossEncoder(folder, device="cpu", max_length=torch_reranker.max_length)
         pairs = [(QUERY, p) for p in passages]
         runs = {BASELINE: lambda: cross_encoder.predict(pairs, batch_size=16, activation_fn=torch.nn.Identity(),
                                                         show_progress_bar=False)}
-        runs.update({name: (lambda r=reranker: r.score(QUERY, passages)) for name, reranker in rerankers.items()})
+        runs.update({name: (lambda r=reranker: r.score(QUERY, passages)) for name, reranker in rerankers.items()
+                     if name in names})
         lengths = sorted(len(ids) for ids in torch_reranker.pair_token_ids(QUERY, passages))
         print(f"{len(passages)} pairs, tokens per pair min {lengths[0]} / median {lengths[len(lengths) // 2]} / "
               f"max {lengths[-1]}; torch threads {torch.get_num_threads()}; {args.rounds} interleaved rounds",
               flush=True)
-        timings = interleaved(runs, rounds=args.rounds, baseline=BASELINE)
+        timings = interleaved(runs, rounds=args.rounds, baseline=BASELINE, warmup=not args.no_warmup)
         reference = np.array([s.raw for s in torch_reranker.score(QUERY, passages)])
         differences = {BASELINE: float(np.abs(np.asarray(runs[BASELINE](), dtype=float) - reference).max())}
         differences.update({name: float(np.abs(np.array([s.raw for s in r.score(QUERY, passages)]) - reference).max())
                             for name, r in rerankers.items()})
-        print("measuring memory (fresh processes, cache filled) ...", flush=True)
-        memory = {name: run_probe(script, [*common, "--probe", name], env) for name in runs}
+        memory = {}
+        if not args.no_memory:
+            print("measuring memory (fresh processes, cache filled) ...", flush=True)
+            memory = {name: run_probe(script, [*common, "--probe", name], env) for name in runs}
 
     print(f"\n| backend | pairs/s (median) | speed vs {BASELINE}, median [min-max] | speed vs torch | "
           "max abs diff vs torch |")
@@ -166,12 +198,15 @@ def compare_backends(args: argparse.Namespace, folder: str) -> None:
     for name, timing in timings.items():
         label = rerankers[name].label.rpartition(" · ")[2] if name in rerankers else name
         label = "torch" if name == "torch" else label
+        label = "onnx int8 (ORT dynamic, quantized)" if name == "int8-ort" else label
         print(f"| {label} | {len(passages) / timing.median_seconds:.2f} | {timing.ratio_text()} | "
-              f"{timing.ratio_to(timings['torch'])} | {differences[name]:.1e} |")
+              f"{timing.ratio_to(timings['torch']) if 'torch' in timings else '-'} | {differences[name]:.1e} |")
     print("\n| step (fresh process) | seconds | peak RSS MB |")
     print("| --- | ---: | ---: |")
     for name, result in exports.items():
-        what = "export fp32 + fuse + load" if name == "onnx" else "quantize int8 (from the fp32 export) + load"
+        what = {"onnx": "export fp32 + fuse + load", "int8": "export + OpenVINO/NNCF static int8 + load",
+                "int8-ort": "ORT dynamic int8 (from the fp32 export) + load"}[name]
+        what += " (was cached: load only)" if result["cached"] else ""
         print(f"| {what} | {result['load_s']:.1f} | {result['peak_mb']:.0f} |")
     print("\n| loaded backend | load s (cached) | RSS after load + one call, MB above imports | peak RSS MB |")
     print("| --- | ---: | ---: | ---: |")
@@ -191,6 +226,13 @@ def main() -> None:
     parser.add_argument("--backends", action="store_true",
                         help="compare the torch, onnx and int8 backends with CrossEncoder.predict")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds for --backends")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="base",
+                        help="--backends: the random model's shape, bge-reranker-base or bge-reranker-v2-m3")
+    parser.add_argument("--only", default=",".join(BACKEND_NAMES),
+                        help=f"--backends: which to time besides {BASELINE} (default {','.join(BACKEND_NAMES)})")
+    parser.add_argument("--no-warmup", action="store_true", help="--backends: no untimed first round (big models)")
+    parser.add_argument("--no-memory", action="store_true", help="--backends: skip the memory probes")
+    parser.add_argument("--work", help="--backends: keep the random model and the exports in this folder")
     parser.add_argument("--probe", help=argparse.SUPPRESS)  # one backend in a fresh process, for memory
     args = parser.parse_args()
 
@@ -203,8 +245,11 @@ def main() -> None:
             compare_backends(args, args.model)
             return
         with tempfile.TemporaryDirectory() as folder:
-            print("building a random bge-reranker-base-shaped model ...", flush=True)
-            compare_backends(args, str(build_base_shaped(Path(folder), [QUERY, *read_passages(2000, seed=1)])))
+            model = Path(args.work or folder) / f"model-{args.shape}"
+            if not (model / "config.json").exists():
+                print(f"building a random {args.shape}-shaped model ...", flush=True)
+                build_base_shaped(model, [QUERY, *read_passages(2000, seed=1)], args.shape)
+            compare_backends(args, str(model))
         return
 
     import torch

@@ -42,10 +42,11 @@ def _ratio_text(ratios: Sequence[float]) -> str:
 
 
 def interleaved(runs: Mapping[str, Callable[[], object]], *, rounds: int, baseline: str,
-                log: Callable[[str], None] = print) -> dict[str, Timing]:
-    """Time every run once per round, rotating which goes first, after one warm-up round."""
+                log: Callable[[str], None] = print, warmup: bool = True) -> dict[str, Timing]:
+    """Time every run once per round, rotating which goes first, after one warm-up round (unless not
+    `warmup`: for runs so long that the first call's setup is negligible)."""
     names = list(runs)
-    for name in names:
+    for name in names if warmup else ():
         runs[name]()
     seconds: dict[str, list[float]] = {name: [] for name in names}
     for round_number in range(rounds):

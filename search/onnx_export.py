@@ -77,7 +77,8 @@ class Export:
 
     @property
     def model_path(self) -> Path:
-        return self.folder / MODEL_FILE
+        """The model file: ``model.onnx``, or what meta.json's ``model_file`` names (an OpenVINO IR)."""
+        return self.folder / self.meta.get("model_file", MODEL_FILE)
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,38 @@ def exported(model_id: str, folder: Path, recipe: ExportRecipe, precision: Preci
         if precision == "fp32":
             return fp32
         return _ensure(root / f"{recipe.task}-int8", lambda out: _quantize(fp32, out))
+
+
+def cached_entry(model_id: str, folder: Path, name: str, build: Callable[[Path], dict[str, Any]], *,
+                 cache_dir: Path | None = None) -> Export:
+    """The cache entry `name` beside the model's ONNX exports (same model id and weights key), made by
+    `build(temporary_folder)` when missing or broken; `build` writes its files and returns the meta
+    (``precision``, ``input_names``, ``model_file``; the recipe and file list are added here). For
+    other runtimes' artefacts made from the same weights (`search.openvino_int8`)."""
+    root = (cache_dir or onnx_cache_dir()) / _safe_name(model_id) / weights_key(folder)
+
+    def build_with_recipe(out: Path) -> dict[str, Any]:
+        return {**build(out), "recipe": RECIPE_VERSION, "model_id": model_id}
+
+    with _export_lock:
+        return _ensure(root / name, build_with_recipe)
+
+
+def export_unfused(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, Any]:
+    """Export the model to ``out/model.onnx`` (fp32, unfused: standard ONNX ops only, for runtimes other
+    than ONNX Runtime), with external data above 1.8 GB; returns what `_export_fp32`'s meta says of it."""
+    require_onnxruntime()
+    model = recipe.load()
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    external = weight_bytes > EXTERNAL_DATA_BYTES
+    raw = out / "raw"
+    raw.mkdir()
+    _trace(model_id, recipe, model, raw / MODEL_FILE)
+    del model
+    _save(raw / MODEL_FILE, out / MODEL_FILE, external)
+    shutil.rmtree(raw)
+    return {"input_names": list(recipe.input_names), "output": recipe.output, "weight_bytes": weight_bytes,
+            "external_data": external}
 
 
 def exported_session(model_id: str, folder: Path, recipe: ExportRecipe, precision: Precision, *,
@@ -257,7 +290,8 @@ def _read_entry(folder: Path) -> Export | None:
     try:
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
         files = meta["files"]
-        whole = MODEL_FILE in files and all((folder / name).stat().st_size == size for name, size in files.items())
+        whole = meta.get("model_file", MODEL_FILE) in files and all(
+            (folder / name).stat().st_size == size for name, size in files.items())
         if not whole or meta.get("recipe") != RECIPE_VERSION:
             return None
         return Export(folder, meta["precision"], tuple(meta["input_names"]), meta)
@@ -284,8 +318,6 @@ def _safe_name(model_id: str) -> str:
 # -- export, fusion, quantization ---------------------------------------------------------------------------
 
 def _export_fp32(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, Any]:
-    import torch
-
     model = recipe.load()
     config = model.config
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -293,23 +325,7 @@ def _export_fp32(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, An
     raw = out / "raw"
     raw.mkdir()
     names = list(recipe.input_names)
-    axes = {name: {0: "batch", 1: "sequence"} for name in names}
-    axes[recipe.output] = {0: "batch", 1: "sequence"} if recipe.output_is_sequence else {0: "batch"}
-    # Traced with one padded row, so the graph is the one for padded batches.
-    input_ids = torch.full((2, 8), 5, dtype=torch.int64)
-    mask = torch.ones_like(input_ids)
-    mask[1, 6:] = 0
-    dummy = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(input_ids)}
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            # The tracer warns about every data-dependent Python branch (padding checks in masking_utils);
-            # the graph is traced with a padded row and tested against unpadded torch passes.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(_ByName(model, names, recipe.output), tuple(dummy[name] for name in names),
-                              str(raw / MODEL_FILE), input_names=names, output_names=[recipe.output],
-                              opset_version=OPSET, do_constant_folding=True, dynamo=False, dynamic_axes=axes)
-    except Exception as error:
-        raise ExportFailed(f"{model_id!r} could not be exported to ONNX: {error_summary(error)}") from error
+    _trace(model_id, recipe, model, raw / MODEL_FILE)
     del model
     meta: dict[str, Any] = {
         "recipe": RECIPE_VERSION, "model_id": model_id, "task": recipe.task, "precision": "fp32",
@@ -332,6 +348,30 @@ def _export_fp32(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, An
         _save(raw / MODEL_FILE, out / MODEL_FILE, external)
     shutil.rmtree(raw)
     return meta
+
+
+def _trace(model_id: str, recipe: ExportRecipe, model, path: Path) -> None:
+    """The legacy TorchScript export of `model` to `path` (dynamic batch and sequence axes)."""
+    import torch
+
+    names = list(recipe.input_names)
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes[recipe.output] = {0: "batch", 1: "sequence"} if recipe.output_is_sequence else {0: "batch"}
+    # Traced with one padded row, so the graph is the one for padded batches.
+    input_ids = torch.full((2, 8), 5, dtype=torch.int64)
+    mask = torch.ones_like(input_ids)
+    mask[1, 6:] = 0
+    dummy = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(input_ids)}
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # The tracer warns about every data-dependent Python branch (padding checks in masking_utils);
+            # the graph is traced with a padded row and tested against unpadded torch passes.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_ByName(model, names, recipe.output), tuple(dummy[name] for name in names),
+                              str(path), input_names=names, output_names=[recipe.output],
+                              opset_version=OPSET, do_constant_folding=True, dynamo=False, dynamic_axes=axes)
+    except Exception as error:
+        raise ExportFailed(f"{model_id!r} could not be exported to ONNX: {error_summary(error)}") from error
 
 
 def _fuse(path: Path, heads: int, hidden: int, layers: int, meta: dict[str, Any]):

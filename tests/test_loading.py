@@ -34,6 +34,8 @@ from search.models import (
     MINILM_LABEL,
     RERANKER_ENV,
 )
+from search.openvino_int8 import BACKEND_LABEL as OPENVINO_LABEL
+from search.openvino_int8 import openvino_available
 from search.score_cache import CachedReranker, shared_cache
 from search.warmup import needs_hub
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
@@ -194,7 +196,8 @@ def test_late_interaction_over_the_bundled_minilm_is_a_reranker_of_its_own():
     assert loaded.model.label == LATE_INTERACTION_MINILM_LABEL and "English-centric" in loaded.model.label
     assert reranker.encoder is load_encoder(MINILM_ID, "cpu", backend="torch"), "the bundled MiniLM, shared"
     quantized = load_reranker(LATE_INTERACTION_MINILM_ID, "cpu", backend="int8").model
-    assert quantized.label == f"{LATE_INTERACTION_MINILM_LABEL} · onnx int8 (quantized)"
+    int8_label = OPENVINO_LABEL if openvino_available() else "onnx int8 (quantized)"
+    assert quantized.label == f"{LATE_INTERACTION_MINILM_LABEL} · {int8_label}"
     assert quantized.backend != loaded.model.backend, "the score cache keys differ"
     multilingual = load_reranker(LATE_INTERACTION_ID, "cpu").model
     assert multilingual.model_id != loaded.model.model_id and multilingual.label == LATE_INTERACTION_LABEL

@@ -1,5 +1,6 @@
-"""The ONNX Runtime backends ("onnx" exact, "int8" quantized) for the reranker and the encoder: against the
-torch backend, their export cache (reused, rebuilt when broken, shared between processes), labels, progress
+"""The ONNX Runtime backends ("onnx" exact, and the dynamic int8 that the "int8" backend runs without
+openvino/nncf: built directly here) for the reranker and the encoder: against the torch backend, their
+export cache (reused, rebuilt when broken, shared between processes), labels, progress
 and cancellation, and how the loader chooses and falls back. Tiny local models only; exports take seconds.
 
 The fidelity of "onnx" against an unbatched torch forward pass is tested with the torch backend's own
@@ -52,6 +53,16 @@ def entry(cache: Path, task: str, precision: str) -> Path:
     return found[0]
 
 
+def ort_int8_reranker(folder: Path) -> OnnxReranker:
+    """The int8 backend as it is without openvino/nncf (the loader's "int8" is OpenVINO's when installed)."""
+    return OnnxReranker(str(folder), precision="int8")
+
+
+def ort_int8_encoder() -> OnnxEncoder:
+    return OnnxEncoder(MINILM_ID, "cpu", model_spec(MINILM_ID, "dense"), MINILM_LABEL,
+                       str(bundled_minilm_path()), precision="int8")
+
+
 def spearman(a, b) -> float:
     ranks_a, ranks_b = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
     return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
@@ -72,7 +83,7 @@ def test_onnx_reranker_is_exact_labelled_and_a_reranker(tiny_folder):
 
 def test_int8_reranker_keeps_the_ranking_and_says_it_is_quantized(tiny_folder):
     fp32 = load_reranker(str(tiny_folder), "cpu", fallback=False, backend="onnx").model.inner
-    int8 = load_reranker(str(tiny_folder), "cpu", fallback=False, backend="int8").model.inner
+    int8 = ort_int8_reranker(tiny_folder)
 
     assert (int8.backend, int8.label) == ("int8", f"{tiny_folder} · onnx int8 (quantized)")
     exact = [s.raw for s in fp32.score(QUERY, MORE_PASSAGES)]
@@ -85,7 +96,7 @@ def test_int8_reranker_keeps_the_ranking_and_says_it_is_quantized(tiny_folder):
 
 
 def test_int8_quantizes_only_the_layer_weights(tiny_folder):
-    int8 = load_reranker(str(tiny_folder), "cpu", fallback=False, backend="int8").model.inner
+    int8 = ort_int8_reranker(tiny_folder)
     graph = onnx.load(str(int8.export.model_path)).graph
     ops = Counter(node.op_type for node in graph.node)
     initializers = {tensor.name: tensor.data_type for tensor in graph.initializer}
@@ -205,7 +216,7 @@ def minilm_torch():
 
 @pytest.mark.parametrize("backend, max_distance", [("onnx", 1e-5), ("int8", 0.03)])
 def test_onnx_encoders_against_torch(minilm_torch, backend, max_distance):
-    encoder = load_encoder(MINILM_ID, "cpu", backend=backend)
+    encoder = load_encoder(MINILM_ID, "cpu", backend=backend) if backend == "onnx" else ort_int8_encoder()
     assert isinstance(encoder, OnnxEncoder) and isinstance(encoder, TextEncoder)
     quantized = " int8 (quantized)" if backend == "int8" else ""
     assert (encoder.backend, encoder.label) == (backend, f"{MINILM_LABEL} · onnx{quantized}")
@@ -227,7 +238,7 @@ def test_onnx_encoders_against_torch(minilm_torch, backend, max_distance):
 def test_int8_embeddings_move_a_little_with_the_batch():
     # Dynamic quantization scales activations per batch (per tensor), so an int8 embedding depends slightly
     # on the texts batched with it; the exact backends don't (tests/test_dense.py).
-    encoder = load_encoder(MINILM_ID, "cpu", backend="int8")
+    encoder = ort_int8_encoder()
     alone = np.vstack([encoder.embed([text], is_query=False) for text in PASSAGES])
     batched = encoder.embed(PASSAGES, is_query=False, batch_size=len(PASSAGES))
     distance = 1 - (alone * batched).sum(axis=1)

@@ -3,7 +3,11 @@ prefixes and length), exported once to ONNX (`search.onnx_export`) and run on th
 
 - ``"onnx"``: the fp32 graph with ONNX Runtime's transformer fusions; exact (cosine distance to torch's
   embeddings about 1e-7).
-- ``"int8"``: the same graph with int8 MatMul weights; approximate, labelled ``int8 (quantized)``.
+- ``"int8"``: `OpenVinoEncoder` when openvino and nncf are installed: the encoder quantized once to
+  static int8 by NNCF (`search.openvino_int8`, the reranker's recipe; the word-embedding table stays
+  fp32), calibrated on the queries and passages of the bundled calibration pairs with the model's own
+  prefixes, and run by OpenVINO; else, or when quantizing fails, the ONNX graph with int8 MatMul weights
+  (ONNX Runtime's dynamic quantization). `int8_encoder` chooses. Approximate, labelled as quantized.
 
 Texts are tokenised by the model's own tokenizer, sorted by token length and run in right-padded
 batches. Loads safetensors weights only and never runs remote code.
@@ -11,6 +15,7 @@ batches. Loads safetensors weights only and never runs remote code.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 
@@ -26,7 +31,11 @@ from ..onnx_export import (
     model_folder,
     require_onnxruntime,
 )
+from ..openvino_int8 import BACKEND_LABEL as OPENVINO_LABEL
+from ..openvino_int8 import calibration_pairs, openvino_available, quantized_session, require_openvino
 from ..pairs import length_buckets
+
+logger = logging.getLogger(__name__)
 
 BACKEND_LABELS: dict[Precision, str] = {"fp32": "onnx", "int8": "onnx int8 (quantized)"}
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -66,7 +75,11 @@ class OnnxEncoder:
         names = tuple(name for name in _INPUTS if name in self.tokenizer.model_input_names)
         recipe = ExportRecipe("encoder", lambda: _load_for_export(folder, source), names, "last_hidden_state",
                               output_is_sequence=True)
-        self.export, self.session = _open(model_id, folder, recipe, precision)
+        self.export, self.session = self._open(model_id, folder, recipe)
+
+    def _open(self, model_id: str, folder, recipe: ExportRecipe):
+        """The (Export, session) that runs the model: ONNX Runtime here, OpenVINO in the subclass."""
+        return _open(model_id, folder, recipe, self.precision)
 
     def __repr__(self) -> str:
         return f"OnnxEncoder({self.model_id!r}, precision={self.precision!r}, max_length={self.max_length})"
@@ -120,6 +133,48 @@ class OnnxEncoder:
             hidden = self.session.run(None, feed)[0]
             done += len(positions)
             yield done, positions, hidden, feed["attention_mask"], feed["input_ids"]
+
+
+class OpenVinoEncoder(OnnxEncoder):
+    """A transformers encoder quantized to static int8 and run by OpenVINO on the CPU. Arguments and
+    errors as `OnnxEncoder`'s (ImportError without openvino/nncf, ValueError when quantizing fails)."""
+
+    def __init__(self, model_id: str, device: str, spec: ModelSpec, label: str, path: str | None = None) -> None:
+        require_openvino()
+        super().__init__(model_id, device, spec, label, path, precision="int8")
+        self.label = f"{label} · {OPENVINO_LABEL}"
+
+    def __repr__(self) -> str:
+        return f"OpenVinoEncoder({self.model_id!r}, max_length={self.max_length})"
+
+    def _open(self, model_id: str, folder, recipe: ExportRecipe):
+        def calibration() -> list[dict[str, np.ndarray]]:
+            pairs = calibration_pairs()
+            texts = [self.spec.query_prefix + q for q in dict.fromkeys(q for q, _ in pairs)]
+            texts += [self.spec.passage_prefix + p for _, p in pairs]
+            feeds = []
+            for text in texts:
+                encoded = self.tokenizer([text], truncation=True, max_length=self.max_length, return_tensors="np")
+                feeds.append({name: np.asarray(encoded[name], dtype=np.int64) for name in recipe.input_names})
+            return feeds
+
+        try:
+            return quantized_session(model_id, folder, recipe, calibration)
+        except ExportFailed as error:
+            raise ValueError(f"{error}; --backend onnx runs it exactly, without int8") from error
+
+
+def int8_encoder(model_id: str, device: str, spec: ModelSpec, label: str, path: str | None = None) -> OnnxEncoder:
+    """The ``"int8"`` backend: `OpenVinoEncoder` when openvino and nncf are installed and it can quantize
+    the model, else ONNX Runtime's dynamic int8 (logged with the reason)."""
+    if openvino_available():
+        try:
+            return OpenVinoEncoder(model_id, device, spec, label, path)
+        except ValueError as error:
+            if "could not be quantized" not in str(error):
+                raise
+            logger.warning("%s; using ONNX Runtime's dynamic int8 instead", error)
+    return OnnxEncoder(model_id, device, spec, label, path, precision="int8")
 
 
 def _load_for_export(folder, source: dict[str, object]):

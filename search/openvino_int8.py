@@ -1,0 +1,223 @@
+"""OpenVINO static int8: a model quantized once by NNCF's post-training quantization, calibrated on fixed
+pairs, cached beside the ONNX exports (`search.onnx_export`) and run by OpenVINO on the CPU; shared by the
+OpenVINO int8 backends (`OpenVinoReranker` and `OpenVinoEncoder` in `search.backends.onnx_reranker` and
+`.onnx_encoder`), not a backend itself.
+
+The recipe (`OV_RECIPE`; the measurements behind it are in the README's *Models* section):
+1. the unfused fp32 ONNX export (legacy exporter, eager attention: standard ONNX ops only), converted to
+   an OpenVINO model (`ov.convert_model`);
+2. `nncf.quantize` with static (calibrated) int8 activations and per-channel int8 weights:
+   ``ModelType.TRANSFORMER`` (SmoothQuant, attention MatMuls quantized, LayerNorm/Softmax kept fp32),
+   ``QuantizationPreset.MIXED`` (asymmetric activations), fast bias correction, calibrated on
+   `CALIBRATION_SIZE` (query, passage) pairs in ten languages from the bundled sample corpus
+   (``search/calibration_pairs.json``, built from ``corpora/polyglot-facts``). The word-embedding Gather
+   and the classification head stay fp32 (`IgnoredScope`);
+3. saved as OpenVINO IR (``openvino_model.xml`` / ``.bin``) in ``<onnx cache>/<model>/<weights
+   key>/<task>-int8-openvino-r<OV_RECIPE>/``, keyed like the ONNX exports by model id and revision (or
+   weights hash) plus this recipe; later loads, in any process, only compile it (about a second).
+
+Running it: `compile_export` compiles for the CPU with as many threads as the process's CPU share,
+the latency hint and f32 for whatever is not int8 (by default OpenVINO would run those parts in bf16
+on CPUs that have it, which differs between hosts).
+
+CPU instruction sets: OpenVINO (oneDNN) picks its int8 kernels at run time. With AVX-512 VNNI or
+AVX-VNNI (the benchmark host, an Emerald Rapids Xeon; AMX too where the host exposes it) an int8 dot
+product is one instruction, which is where the 5-6x over `CrossEncoder.predict` (2.2x over the exact
+onnx backend) comes from. On AVX2-only CPUs oneDNN emulates it with ``vpmaddubsw``/``vpmaddwd``, whose
+16-bit intermediate sums can saturate with full 8-bit weights: the quantizer's ``OverflowFix.ENABLE``
+keeps every weight in 7 bits so the results stay right there (the same idea as ONNX Runtime's
+``reduce_range``), at a small cost in precision everywhere. Measured with ``ONEDNN_MAX_CPU_ISA=AVX2``
+(OpenVINO's AVX2 kernels on this CPU): about 2x `CrossEncoder.predict` instead of 5-6x, with scores
+as close to fp32 as with VNNI (the README's AVX2 rows).
+
+Needs ``openvino`` and ``nncf`` (the ``[openvino]`` extra): `openvino_available()`; without them the
+``int8`` backend is ONNX Runtime's dynamic int8 (`search.onnx_export`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .models import error_summary
+from .onnx_export import (
+    MODEL_FILE,
+    Export,
+    ExportFailed,
+    ExportRecipe,
+    cached_entry,
+    cpu_share,
+    discard,
+    export_unfused,
+)
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = 'pip install "multilingual-rerank-explorer[openvino]" (or: pip install openvino nncf)'
+# Bumped when the quantization recipe or the calibration pairs change, so older entries are not reused.
+OV_RECIPE = 1
+IR_FILE = "openvino_model.xml"
+CALIBRATION_FILE = Path(__file__).with_name("calibration_pairs.json")
+CALIBRATION_SIZE = 64  # pairs (or texts); NNCF's time grows with it (about 5 minutes for bge-reranker-base)
+Feed = dict[str, np.ndarray]
+# English XQuAD dense nDCG@10 of the bundled all-MiniLM-L6-v2 quantized with this recipe, over fp32
+# (benchmarks/bench_dense.py measures it; tests/test_onnx_quality.py checks it stays at least 99%).
+MEASURED_RETENTION = "99.96%"
+BACKEND_LABEL = f"int8 (quantized, OpenVINO static; {MEASURED_RETENTION} of fp32 nDCG@10)"
+"""How the OpenVINO int8 backends label a model: ``BAAI/bge-reranker-v2-m3 · int8 (quantized, ...)``."""
+
+
+def openvino_available() -> bool:
+    """Whether openvino and nncf are installed (the ``[openvino]`` extra)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("openvino", "nncf"))
+
+
+def require_openvino() -> None:
+    """Raise ImportError with the install line when openvino or nncf is missing."""
+    if not openvino_available():
+        raise ImportError(f"the OpenVINO int8 backend needs openvino and nncf; install them with: {INSTALL_HINT}")
+
+
+@cache
+def calibration_pairs() -> tuple[tuple[str, str], ...]:
+    """The `CALIBRATION_SIZE` (query, passage) pairs int8 models are calibrated on: evenly spread over
+    ``calibration_pairs.json`` (44 queries in ten languages, each with a relevant and a random paragraph)."""
+    pairs = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))["pairs"]
+    step = max(1, len(pairs) / CALIBRATION_SIZE)
+    return tuple((pairs[int(i * step)][0], pairs[int(i * step)][1]) for i in range(min(CALIBRATION_SIZE, len(pairs))))
+
+
+class OpenVinoSession:
+    """A compiled OpenVINO model behind ONNX Runtime's `run(None, feed) -> [output]` call, so the onnx
+    backends' batching code runs it unchanged. Thread-safe: one inference at a time (they share the CPU)."""
+
+    def __init__(self, compiled: Any) -> None:
+        self._compiled = compiled
+        self._request = compiled.create_infer_request()
+        self._lock = threading.Lock()
+        self.input_names = tuple(port.get_any_name() for port in compiled.inputs)
+
+    def run(self, output_names: Sequence[str] | None, feed: Feed) -> list[np.ndarray]:
+        with self._lock:
+            result = self._request.infer({name: feed[name] for name in self.input_names})
+            return [np.array(result[self._compiled.output(0)], copy=True)]
+
+
+def quantized_session(model_id: str, folder: Path, recipe: ExportRecipe, calibration: Callable[[], list[Feed]], *,
+                      cache_dir: Path | None = None) -> tuple[Export, OpenVinoSession]:
+    """The model in `folder` (named `model_id`) quantized to static int8 (cached; `calibration()` gives
+    the feeds to calibrate on when it must be made) and compiled. An entry OpenVINO can't compile is
+    quantized again, once. Raises ExportFailed naming the failed step, ImportError without openvino/nncf."""
+    require_openvino()
+    name = f"{recipe.task}-int8-openvino-r{OV_RECIPE}"
+
+    def entry() -> Export:
+        return cached_entry(model_id, folder, name, lambda out: _quantize(model_id, recipe, calibration, out),
+                            cache_dir=cache_dir)
+
+    export = entry()
+    try:
+        return export, compile_export(export)
+    except Exception as error:  # openvino raises RuntimeError subclasses
+        logger.warning("OpenVINO could not compile %s (%s); quantizing it again", export.folder, error_summary(error))
+        discard(export)
+    export = entry()
+    try:
+        return export, compile_export(export)
+    except Exception as error:
+        raise ExportFailed(f"OpenVINO could not compile the int8 model of {model_id!r}: "
+                           f"{error_summary(error)}") from error
+
+
+def compile_export(export: Export, *, threads: int | None = None) -> OpenVinoSession:
+    """Compile an OpenVINO IR for the CPU: `threads` or the process's CPU share, latency hint, f32 for
+    the parts that are not int8."""
+    import openvino as ov
+
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads or cpu_share(),
+              "INFERENCE_PRECISION_HINT": "f32"}
+    return OpenVinoSession(ov.Core().compile_model(str(export.model_path), "CPU", config))
+
+
+def fp32_nodes(model: Any) -> list[str]:
+    """The nodes quantization must leave fp32: the word-embedding Gather (the one indexed by the
+    ``input_ids`` input) and the classification head's MatMuls (named ``classifier`` by transformers,
+    and the last one, which the exporter names after the output)."""
+    keep = []
+    for op in model.get_ops():
+        name = op.get_friendly_name()
+        if op.get_type_name() == "Gather" and _source(op.input(1)).get_type_name() == "Parameter":
+            keep.append(name)
+        elif op.get_type_name() == "MatMul" and ("classifier" in name or any(
+                target.get_node().get_type_name() == "Result" for target in op.output(0).get_target_inputs())):
+            keep.append(name)
+    return keep
+
+
+@contextlib.contextmanager
+def _nncf_log_on_stderr():
+    """NNCF's log handler writes to stdout (it is set up when nncf is imported): stderr meanwhile."""
+    moved = [(handler, handler.stream) for handler in logging.getLogger("nncf").handlers
+             if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__)]
+    for handler, _ in moved:
+        handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        for handler, stream in moved:
+            handler.setStream(stream)
+
+
+def _source(port: Any) -> Any:
+    """The node feeding `port`, looking through type conversions."""
+    node = port.get_source_output().get_node()
+    while node.get_type_name() == "Convert":
+        node = node.input(0).get_source_output().get_node()
+    return node
+
+
+def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], list[Feed]], out: Path) -> dict[str, Any]:
+    import nncf
+    import openvino as ov
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+    meta = export_unfused(model_id, recipe, out)
+    onnx_file = out / MODEL_FILE
+    try:
+        model = ov.convert_model(str(onnx_file))
+    except Exception as error:
+        raise ExportFailed(f"OpenVINO could not read the ONNX export of {model_id!r}: "
+                           f"{error_summary(error)}") from error
+    feeds = calibration()
+    keep = fp32_nodes(model)
+    try:
+        # NNCF logs and draws its progress bars on stdout, which `--json` commands keep for their answer.
+        with _nncf_log_on_stderr(), contextlib.redirect_stdout(sys.stderr):
+            quantized = nncf.quantize(
+                model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER,
+                preset=nncf.QuantizationPreset.MIXED, subset_size=len(feeds),
+                ignored_scope=nncf.IgnoredScope(names=keep, validate=False),
+                # 7-bit weights everywhere: right on AVX2-only CPUs too (see the module docstring).
+                advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE))
+        ov.save_model(quantized, str(out / IR_FILE), compress_to_fp16=False)
+    except Exception as error:
+        raise ExportFailed(f"{model_id!r} could not be quantized by NNCF: {error_summary(error)}") from error
+    del model, quantized
+    onnx_file.unlink()
+    onnx_file.with_name(f"{MODEL_FILE}.data").unlink(missing_ok=True)
+    return {**meta, "task": recipe.task, "precision": "int8", "model_file": IR_FILE, "runtime": "openvino",
+            "quantization": (f"OpenVINO + NNCF static int8 (recipe {OV_RECIPE}): TRANSFORMER, MIXED preset, "
+                             f"7-bit weights, calibrated on {len(feeds)} pairs of search/calibration_pairs.json; "
+                             "fp32 kept: " + (", ".join(keep) or "nothing")),
+            "fp32_nodes": keep, "calibration": len(feeds),
+            "versions": {"openvino": ov.__version__, "nncf": nncf.__version__}}

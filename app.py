@@ -31,7 +31,7 @@ from typing import NamedTuple
 import anyio
 import gradio as gr
 
-from search.backends.tei import TEI_TOKEN_ENV, TEI_URL_ENV, TOKEN_ENV, endpoint_urls, host_of
+from search.backends.tei import TEI_TOKEN_ENV, TEI_URL_ENV, TOKEN_ENV, endpoint_urls, host_of, internal_host
 from search.evaluation import depth_tradeoff, estimate_evaluation, evaluate
 from search.explain import explain, explain_cost
 from search.export import report_to_dict, result_to_dict, results_to_csv
@@ -92,6 +92,9 @@ CUSTOM_MODELS_ENV = "SEARCH_ALLOW_CUSTOM_MODELS"
 # The model panel's TEI URL field lets visitors point the tei backend at any endpoint; an operator hides it
 # with this variable (the app then uses $SEARCH_TEI_URL alone, whatever a request sends).
 HIDE_TEI_URL_ENV = "SEARCH_HIDE_TEI_URL"
+# Typed TEI URLs must name public addresses unless the operator allows loopback and private ones (a local
+# `python -m search serve`, an endpoint on the private network) with this variable.
+ALLOW_INTERNAL_TEI_ENV = "SEARCH_ALLOW_INTERNAL_TEI_URL"
 NO_COMPARE = "none"  # the "Compare with" choice that turns the second reranker off
 SAME_BACKEND = "same as A"  # reranker B's backend choice that follows the Backend field
 SESSION_TTL_S = 6 * 3600  # an idle session's index is dropped after this
@@ -1693,7 +1696,11 @@ def backend_choices() -> list[str]:
 
 def tei_url_field_shown() -> bool:
     """Whether the model panel offers the TEI URL field (unless $SEARCH_HIDE_TEI_URL=1)."""
-    return os.environ.get(HIDE_TEI_URL_ENV, "").strip().lower() not in {"1", "true", "yes"}
+    return not _truthy(HIDE_TEI_URL_ENV)
+
+
+def _truthy(variable: str) -> bool:
+    return os.environ.get(variable, "").strip().lower() in {"1", "true", "yes"}
 
 
 def _tei_url_field() -> gr.Textbox:
@@ -1719,12 +1726,21 @@ def _tei_url(value: str | None) -> str | None:
         urls = endpoint_urls(value)
     except ValueError as error:
         raise _fail(str(error)) from None
+    try:
+        allowed = set(endpoint_urls(os.environ.get(TEI_URL_ENV, "")))
+    except ValueError:
+        allowed = set()
+    if not _truthy(ALLOW_INTERNAL_TEI_ENV):
+        # A visitor's URL must not make the server call addresses only it can reach (its own ports, the
+        # cloud's metadata service, the private network); the operator's own endpoints are always allowed.
+        for url in urls:
+            why = None if url in allowed else internal_host(url)
+            if why:
+                raise _fail(f"The TEI URL {host_of(url)} is not a public address ({why}). Use a public endpoint; "
+                            f"the operator can set it as {TEI_URL_ENV}, or allow internal addresses with "
+                            f"{ALLOW_INTERNAL_TEI_ENV}=1.")
     has_token = bool(os.environ.get(TEI_TOKEN_ENV, "").strip() or os.environ.get(TOKEN_ENV, "").strip())
     if has_token:
-        try:
-            allowed = set(endpoint_urls(os.environ.get(TEI_URL_ENV, "")))
-        except ValueError:
-            allowed = set()
         others = [host_of(url) for url in urls if url not in allowed]
         if others:
             raise _fail(f"This server holds a TEI token and sends it only to the endpoints its operator set "
@@ -1754,6 +1770,8 @@ def _settings(window: int, overlap: int, dense_model: str, reranker_model: str, 
                                  reranker_model=reranker_model or None, backend=(backend or "").strip() or None,
                                  compare_reranker_model=compare_model, compare_backend=compare_backend,
                                  tei_url=_tei_url(tei_url))
+    except gr.Error:
+        raise  # said already, and escaped once
     except (TypeError, ValueError) as error:
         raise _fail(f"Invalid settings: {error}") from None
 

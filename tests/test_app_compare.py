@@ -255,6 +255,12 @@ def _tei_field(demo):
     return next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "tei-url")
 
 
+def _public_example(url: str) -> str | None:
+    from search.backends.tei import internal_host
+
+    return None if url.endswith(".example") else internal_host(url)
+
+
 def test_the_tei_url_field_is_shown_and_used_unless_the_operator_hides_it(monkeypatch):
     import app
 
@@ -262,6 +268,7 @@ def test_the_tei_url_field_is_shown_and_used_unless_the_operator_hides_it(monkey
     monkeypatch.delenv("SEARCH_TEI_TOKEN", raising=False)
     monkeypatch.delenv(app.HIDE_TEI_URL_ENV, raising=False)
     monkeypatch.setenv("SEARCH_TEI_URL", "https://operator.example")
+    monkeypatch.setattr(app, "internal_host", _public_example)  # no DNS here: *.example counts as public
     field = _tei_field(app.build_demo())
     assert field.visible is True and field.value == "", "the operator's endpoint is not written into the page"
     assert app._settings(200, 40, "", "", "tei", tei_url="https://mine.example/ ").tei_url == "https://mine.example"
@@ -283,6 +290,7 @@ def test_the_token_never_goes_to_a_typed_endpoint_nor_into_the_page(monkeypatch)
     monkeypatch.delenv(app.HIDE_TEI_URL_ENV, raising=False)
     monkeypatch.setenv("SEARCH_TEI_URL", "https://operator.example")
     monkeypatch.setenv("HF_TOKEN", "hf_secret_token_123")
+    monkeypatch.setattr(app, "internal_host", _public_example)
     with pytest.raises(app.gr.Error, match="sends it only to the endpoints its operator set") as refused:
         app._settings(200, 40, "", "", "tei", tei_url="https://attacker.example")
     assert "hf_secret_token_123" not in str(refused.value)
@@ -290,3 +298,45 @@ def test_the_token_never_goes_to_a_typed_endpoint_nor_into_the_page(monkeypatch)
         "https://operator.example"
     demo = app.build_demo()
     assert "hf_secret_token_123" not in str(demo.config), "the token never reaches the page"
+
+
+def test_a_typed_tei_url_must_name_a_public_address_unless_the_operator_allows_internal_ones(monkeypatch):
+    import app
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("SEARCH_TEI_TOKEN", raising=False)
+    monkeypatch.delenv(app.HIDE_TEI_URL_ENV, raising=False)
+    monkeypatch.delenv(app.ALLOW_INTERNAL_TEI_ENV, raising=False)
+    monkeypatch.setenv("SEARCH_TEI_URL", "http://127.0.0.1:8080")
+    for url, why in (("http://127.0.0.1:9000", "loopback"), ("http://169.254.169.254", "link-local"),
+                     ("http://10.0.0.7:80", "private"), ("http://localhost:8080", "loopback"),
+                     ("https://no-such-host.invalid", "does not resolve")):
+        with pytest.raises(app.gr.Error, match=why) as refused:
+            app._settings(200, 40, "", "", "tei", tei_url=url)
+        assert app.ALLOW_INTERNAL_TEI_ENV in str(refused.value), "the message names the setting"
+        assert "Invalid settings" not in str(refused.value) and "&amp;" not in str(refused.value), "escaped once"
+    # The operator's own endpoint is always allowed, loopback or not.
+    assert app._settings(200, 40, "", "", "tei", tei_url="http://127.0.0.1:8080").tei_url == "http://127.0.0.1:8080"
+    monkeypatch.setenv(app.ALLOW_INTERNAL_TEI_ENV, "1")
+    assert app._settings(200, 40, "", "", "tei", tei_url="http://10.0.0.7").tei_url == "http://10.0.0.7"
+
+
+def test_internal_host_resolves_names_and_bounds_the_wait():
+    import time
+
+    from search.backends.tei import internal_host
+
+    def answers(address):
+        return lambda host, port: [(2, 1, 6, "", (address, 0))]
+
+    assert internal_host("https://api.example", resolve=answers("93.184.216.34")) is None
+    assert internal_host("https://rebind.example", resolve=answers("192.168.1.5")) == \
+        "rebind.example (192.168.1.5) is a private address"
+
+    def hangs(host, port):
+        time.sleep(1)
+        return []
+
+    # A resolver that doesn't answer in time: the wait ends at the timeout, and the host is refused.
+    assert internal_host("https://slow.example", timeout=0.2, resolve=hangs) == \
+        "slow.example does not resolve within 0.2 s"

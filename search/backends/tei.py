@@ -702,6 +702,46 @@ def _redact_url(url: str) -> str:
     return re.sub(r"^([^/]*//)[^/]*@", r"\1***@", without)
 
 
+def internal_host(url: str, *, timeout: float = 3.0,
+                  resolve: Callable[..., Any] = socket.getaddrinfo) -> str | None:
+    """Why `url`'s host is not a public internet address (loopback, private, link-local, reserved,
+    multicast, or a name that resolves to one, or that doesn't resolve within `timeout` s), else None.
+
+    For endpoints a visitor types: the server would otherwise call addresses only it can reach. A name is
+    resolved once, here; a host whose DNS changes between this check and the request is not caught.
+
+    >>> internal_host("http://127.0.0.1:8080"), internal_host("http://[::1]/"), internal_host("http://10.1.2.3")
+    ('127.0.0.1 is a loopback address', '::1 is a loopback address', '10.1.2.3 is a private address')
+    >>> internal_host("https://8.8.8.8/")
+    """
+    host = (urlsplit(url).hostname or "").lower()
+    if not host:
+        return "the URL names no host"
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        answer: list[Any] = []
+        worker = threading.Thread(target=lambda: answer.append(_resolved(resolve, host)), daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if not answer or isinstance(answer[0], Exception):
+            return f"{host} does not resolve" + ("" if answer else f" within {timeout:g} s")
+        addresses = answer[0]
+    for address in addresses:
+        for kind in ("loopback", "link_local", "private", "reserved", "multicast", "unspecified"):
+            if getattr(address, f"is_{kind}"):
+                shown = host if str(address) == host else f"{host} ({address})"
+                return f"{shown} is a {kind.replace('_', '-')} address"
+    return None
+
+
+def _resolved(resolve: Callable[..., Any], host: str) -> list[Any] | Exception:
+    try:
+        return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in resolve(host, None)]
+    except (OSError, ValueError, UnicodeError) as error:
+        return error
+
+
 def _safe_for_token(url: str) -> bool:
     """Whether a bearer token may go to `url`: over https, or to this machine (loopback)."""
     parts = urlsplit(url)

@@ -177,6 +177,7 @@ class LatestSearch:
         self._lock = threading.Lock()
         self._turn = 0
         self._result = result
+        self._index: object | None = None  # the index that search ran on
 
     def __deepcopy__(self, memo: dict) -> LatestSearch:
         return LatestSearch()
@@ -191,12 +192,24 @@ class LatestSearch:
         with self._lock:
             return self._turn, self._result
 
-    def begin(self, result: SearchResult) -> int:
-        """Make `result` the latest search; returns its turn (a running rerank of an older one stops)."""
+    def begin(self, result: SearchResult, index: object | None = None) -> int:
+        """Make `result` (a search on `index`) the latest search; returns its turn (a running rerank of an
+        older one stops)."""
         with self._lock:
             self._turn += 1
             self._result = result
+            self._index = index
             return self._turn
+
+    def result_on(self, index: object | None) -> SearchResult | None:
+        """The latest result if it was searched on `index` (not on the index a rebuild replaced), else None.
+
+        >>> latest = LatestSearch(); old, new = object(), object(); _ = latest.begin("result", old)
+        >>> latest.result_on(old), latest.result_on(new)
+        ('result', None)
+        """
+        with self._lock:
+            return self._result if self._index is index else None
 
     def is_current(self, turn: int) -> bool:
         with self._lock:
@@ -862,7 +875,7 @@ class Callbacks:
                 and index.expected_rerank_seconds(result, stage=COMPARE_STAGE) == 0.0):
             with suppress(RerankCancelled):  # reranker B's pairs are all cached too: draw its column at once
                 result = index.rerank(result, should_stop=_cached_scores_only, stage=COMPARE_STAGE)
-        latest.begin(result)
+        latest.begin(result, index)
         if "rerank" in result.stages:
             rerank = self._columns(index, result, session, k, score_view, collapse, ["rerank"])
         elif result.rerank_depth:
@@ -1390,7 +1403,7 @@ class ExplainCallbacks:
                 stage: str = "rerank") -> Updates:
         """Offer the latest search's passages reranked by `stage`'s reranker, keeping the chosen one while it
         is still there."""
-        result = latest.result
+        result = latest.result_on(index)
         stage = _explain_stage(index, stage)
         choices = explain_view.passage_choices(result, stage)
         value = chosen if any(passage_id == chosen for _, passage_id in choices) else None
@@ -1403,7 +1416,7 @@ class ExplainCallbacks:
         explaining it costs (nothing runs)."""
         rank = _event_value(event, "explain_rank")
         stage = _event_value(event, "explain_stage") or "rerank"  # a payload without it: a card of A
-        result = latest.result
+        result = latest.result_on(index)
         reranked = result.stages.get(stage) if result is not None and stage in RERANK_STAGES else None
         hit = next((h for h in reranked.hits if h.rank == rank), None) if reranked is not None else None
         if hit is None or _explain_stage(index, stage) != stage:
@@ -1416,14 +1429,14 @@ class ExplainCallbacks:
     def preview(self, index: Index | None, latest: LatestSearch, chosen: str | None,
                 stage: str = "rerank") -> Updates:
         """The cost of explaining the passage chosen in the dropdown."""
-        return {self.panel.cost: self._cost(index, latest.result, chosen, _explain_stage(index, stage))}
+        return {self.panel.cost: self._cost(index, latest.result_on(index), chosen, _explain_stage(index, stage))}
 
     def run(self, index: Index | None, latest: LatestSearch, chosen: str | None,
             stage: str = "rerank") -> Iterator[Updates]:
         """Score the chosen passage with each sentence left out in turn by the chosen reranker (through the
         score cache), streaming progress, then show it shaded by the drops with the query terms marked."""
         index = _require(index)
-        result = latest.result
+        result = latest.result_on(index)
         stage = _explain_stage(index, stage)
         hit = explain_view.reranked_hit(result, chosen, stage)
         if result is None or hit is None:

@@ -340,3 +340,18 @@ def test_internal_host_resolves_names_and_bounds_the_wait():
     # A resolver that doesn't answer in time: the wait ends at the timeout, and the host is refused.
     assert internal_host("https://slow.example", timeout=0.2, resolve=hangs) == \
         "slow.example does not resolve within 0.2 s"
+
+
+def test_after_a_rebuild_explain_does_not_explain_the_old_indexs_search(demo):
+    # The latest search ran on the index a rebuild replaced: Explain offers nothing from it and asks for a
+    # new search, rather than scoring the old passage with the new index's reranker.
+    import app
+    from tests.hand_made import make_hit, make_result, make_stage
+
+    explaining = _owner_of(demo, "pick")
+    old_index = object()
+    latest = app.LatestSearch()
+    latest.begin(make_result([make_stage("rerank", [make_hit("a#0", 1, text="Alpha one.")])]), old_index)
+    assert latest.result_on(old_index) is not None and latest.result_on(None) is None
+    update = explaining.refresh(None, latest, "a#0", "rerank")
+    assert update[explaining.panel.passage].choices == [] and update[explaining.panel.passage].value is None

@@ -229,7 +229,8 @@ def test_cli_query_text_names_the_agreement(offline, tiny, corpus, capsys):
                  "--reranker-model", str(tiny), "--backend", "torch",
                  "--compare-reranker-model", "late-interaction"]) == 0
     out = capsys.readouterr().out
-    assert "== rerank-b:" in out and " vs A" in out and "agreement rerank-rerank-b: " in out, out
+    assert "== rerank-b:" in out and " vs A" in out and "agreement A vs B (rerank, rerank-b): " in out, out
+    assert "rerank-rerank-b" not in out
     assert "Kendall's tau" in out
 
 
@@ -248,3 +249,7 @@ def test_cli_eval_adds_rerank_b_and_the_mean_agreement(offline, tiny, tmp_path, 
     assert set(report["stages"]) == {"bm25", "dense", "hybrid", "rerank", "rerank-b"}
     assert report["agreement"]["queries"] == 2 and report["agreement"]["k"] == 10
     assert "rerank-b_pairs_per_second" in report["timings_s"]
+    assert main(["eval", str(data), "--rerank-depth", "4", "--reranker-model", str(tiny), "--backend", "torch",
+                 "--compare-reranker-model", "late-interaction"]) == 0
+    out = capsys.readouterr().out
+    assert "agreement A vs B (rerank, rerank-b), mean of 2 queries: " in out and "rerank-rerank-b" not in out, out

@@ -215,7 +215,7 @@ def _eval(args: argparse.Namespace) -> int:
     if report.agreement is not None:
         mean = report.agreement
         tau = "n/a" if mean.kendall_tau is None else f"{mean.kendall_tau:.2f}"
-        print(f"agreement rerank-{COMPARE_STAGE} (mean of {mean.queries} queries): {mean.shared:.1f} "
+        print(f"agreement A vs B (rerank, {COMPARE_STAGE}), mean of {mean.queries} queries: {mean.shared:.1f} "
               f"shared@{mean.k}, Jaccard@{mean.k} {mean.jaccard:.2f}, Kendall's tau {tau}")
     for note in report.notes:
         print(f"note: {note}")
@@ -435,7 +435,7 @@ def _describe(reranked: RerankedHit, k: int) -> str:
 
 def _describe_agreement(agreement: Agreement) -> str:
     tau = "n/a" if agreement.kendall_tau is None else f"{agreement.kendall_tau:.2f}"
-    return (f"agreement {agreement.first}-{agreement.second}: {agreement.shared} shared@{agreement.k}, "
+    return (f"agreement A vs B ({agreement.first}, {agreement.second}): {agreement.shared} shared@{agreement.k}, "
             f"Jaccard@{agreement.k} {agreement.jaccard:.2f}, Kendall's tau {tau} over {agreement.candidates} "
             "candidates")
 

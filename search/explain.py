@@ -42,6 +42,13 @@ _SENTENCE_END = regex.compile(
     rf"[{regex.escape(_CLOSERS)}]*"
     r"|\n[^\S\n]*\n"  # a blank line ends a paragraph (and a title line) with or without punctuation
 )
+# Abbreviations whose full stop ends no sentence ("Dr. Smith met Mr. Jones." is one sentence): English,
+# German, French and Spanish titles and Latin or German short forms. Matched whole, any letter case.
+_ABBREVIATIONS = ("Dr", "Mr", "Mrs", "Ms", "Prof", "St", "Jr", "Sr", "Sra", "Srta", "Dra", "Mme", "Mlle",
+                  "Nr", "vs", "etc", "e.g", "i.e", "z.B", "d.h", "bzw", "cf", "ca")
+_ABBREVIATION = regex.compile(
+    rf"(?:^|[^\w.])(?:{'|'.join(regex.escape(word) for word in _ABBREVIATIONS)})\Z", regex.IGNORECASE)
+_ABBREVIATION_REACH = max(map(len, _ABBREVIATIONS)) + 1
 _NO_SPACE_SCRIPTS = ("Han", "Hiragana", "Katakana", "Hangul", "Thai", "Lao", "Khmer", "Myanmar", "Tibetan")
 _NO_SPACE = "".join(rf"\p{{Script={script}}}" for script in _NO_SPACE_SCRIPTS)
 # A window's unit: one grapheme of a script written without spaces, or a run of other non-space characters.
@@ -50,7 +57,8 @@ _UNIT = regex.compile(rf"(?=[{_NO_SPACE}])\X|[^\s{_NO_SPACE}]+")
 DEFAULT_WINDOW_UNITS = 12
 """Words (or characters, in scripts written without spaces) per window when a passage has no sentences."""
 MAX_WINDOWS = 24
-"""Windows grow past DEFAULT_WINDOW_UNITS so that a long passage without sentences costs at most this many."""
+"""Windows grow past DEFAULT_WINDOW_UNITS so that a long passage without sentences costs at most this many;
+a passage with more sentences than this is cut into this many runs of adjacent sentences."""
 
 
 @dataclass(frozen=True)
@@ -127,17 +135,23 @@ def split_sentences(text: str) -> tuple[Part, ...]:
     """Return the sentences of `text`: runs ending at sentence punctuation of any script (. ! ? … and
     。！？ । ॥ ؟ ۔ ። ։ ။ །, with closing quotes and brackets kept) or at a blank line.
 
-    Latin-script ends count only before a space or the end of the text, so "3.14" stays whole. Text after
+    Latin-script ends count only before a space or the end of the text, so "3.14" stays whole, and a full
+    stop after a common abbreviation (Dr, Mr, Prof, St, e.g, z.B, Sra, ...) ends no sentence. Text after
     the last end is a sentence too. Spans leave out surrounding whitespace; empty pieces are dropped.
 
     >>> [part.text for part in split_sentences("茶来自中国。它很好喝！")]
     ['茶来自中国。', '它很好喝！']
     >>> [part.text for part in split_sentences("Pi is 3.14 or so. Really?")]
     ['Pi is 3.14 or so.', 'Really?']
+    >>> [part.text for part in split_sentences("Dr. Smith met Mr. Jones. They talked.")]
+    ['Dr. Smith met Mr. Jones.', 'They talked.']
     """
     parts: list[Part] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
+        if match.group() == "." and _ABBREVIATION.search(text[max(0, match.start() - _ABBREVIATION_REACH):
+                                                                match.start()]):
+            continue
         end = match.end() if match.group().strip() else match.start()  # a blank line is no part of a sentence
         _add_part(parts, text, start, end)
         start = match.end()
@@ -170,14 +184,37 @@ def split_windows(text: str, window: int | None = None) -> tuple[Part, ...]:
 def split_passage(text: str, *, window: int | None = None) -> Split:
     """Return the parts `explain` leaves out in turn: the sentences of `text` (`split_sentences`) when it
     has two or more, else fixed windows (`split_windows`, `window` units each). A text with neither
-    sentence punctuation nor more than one window is one part; an empty one has none."""
+    sentence punctuation nor more than one window is one part; an empty one has none.
+
+    There are never more than MAX_WINDOWS parts: more sentences than that are merged into at most
+    MAX_WINDOWS runs of adjacent sentences of about equal length (kind "sentence" still; each run's span
+    reaches from its first sentence's start to its last one's end)."""
     sentences = split_sentences(text)
+    if len(sentences) > MAX_WINDOWS:
+        return Split(_merge_sentences(text, sentences, MAX_WINDOWS), "sentence")
     if len(sentences) >= 2:
         return Split(sentences, "sentence")
     windows = split_windows(text, window)
     if len(windows) >= 2:
         return Split(windows, "window")
     return Split(sentences, "sentence")
+
+
+def _merge_sentences(text: str, sentences: tuple[Part, ...], groups: int) -> tuple[Part, ...]:
+    """Merge `sentences` (in order) into at most `groups` contiguous runs of about equal length: each
+    sentence joins the run its middle character falls in when the text is cut into `groups` equal stretches."""
+    first, last = sentences[0].start, sentences[-1].end
+    length = max(last - first, 1)
+    runs: list[list[Part]] = []
+    run_of: int | None = None
+    for sentence in sentences:
+        middle = (sentence.start + sentence.end) / 2 - first
+        run = min(groups - 1, int(middle * groups / length))
+        if run != run_of:
+            runs.append([])
+            run_of = run
+        runs[-1].append(sentence)
+    return tuple(Part(run[0].start, run[-1].end, text[run[0].start:run[-1].end]) for run in runs)
 
 
 def passage_without(passage: str, part: Part) -> str:

@@ -15,11 +15,12 @@ from dataclasses import asdict
 
 from .compare import Agreement, Comparison, Movement, RerankedHit, StageOverlap, compare
 from .pipeline import BuildReport
-from .types import COMPARE_STAGE, FIRST_STAGES, RERANK_STAGES, STAGES, Hit, SearchResult, StageResult
+from .types import ALL_STAGES, COMPARE_STAGE, FIRST_STAGES, RERANK_STAGES, Hit, SearchResult, StageResult
 
 CSV_COLUMNS = ("query", "stage", "rank", "passage_id", "doc_id", "score", "sigmoid", "language",
-               "language_probability", *(f"rank_in_{stage}" for stage in STAGES),
-               *(f"movement_from_{stage}" for stage in FIRST_STAGES), "found_by", "lifted", "title", "text")
+               "language_probability", *(f"rank_in_{stage}" for stage in ALL_STAGES),
+               *(f"movement_from_{stage}" for stage in FIRST_STAGES), "found_by", "lifted", "versus_a", "title",
+               "text")
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP, "CSV Injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -104,8 +105,10 @@ def results_to_csv(result: SearchResult, k: int | None = None) -> str:
     its own included, blank where that stage did not return it; `sigmoid` is blank outside rerank.
     Rerank rows also hold ``movement_from_<first stage>`` (up, down, same or new; blank when that
     stage did not run), `found_by` (``bm25 dense``, space-separated) and `lifted` (true/false),
-    compared at `k` as in `result_to_dict`. Fields holding commas, quotes or line breaks are quoted
-    (RFC 4180, ``\\r\\n`` row ends), and every cell is passed through `neutralise_cell`, so a passage
+    compared at `k` as in `result_to_dict`; rows of the second reranker (rerank-b) also hold
+    `versus_a`, how far it moved the passage against the first, the JSON's ``versus_a`` text
+    ("↑3 vs A", "↓1 vs A", "= A"; blank where A did not rank it). Fields holding commas, quotes or line
+    breaks are quoted (RFC 4180, ``\\r\\n`` row ends), and every cell is passed through `neutralise_cell`, so a passage
     such as ``=HYPERLINK(...)`` opens as text in a spreadsheet."""
     comparison = compare(result, comparison_depth(result, k))
     reranked = {name: _reranked_by_id(comparison, name) for name in RERANK_STAGES}
@@ -119,7 +122,7 @@ def results_to_csv(result: SearchResult, k: int | None = None) -> str:
             writer.writerow(neutralise_cell(cell) for cell in [
                 result.query, name, hit.rank, hit.passage_id, hit.doc_id, hit.score,
                 "" if hit.sigmoid is None else hit.sigmoid, hit.language.code, hit.language.probability,
-                *("" if ranks.get(other) is None else ranks[other] for other in STAGES),
+                *("" if ranks.get(other) is None else ranks[other] for other in ALL_STAGES),
                 *_comparison_cells(compared), hit.title, hit.text,
             ])
     return buffer.getvalue()
@@ -154,7 +157,7 @@ def _reranked_by_id(comparison: Comparison | None, stage: str = "rerank") -> dic
 
 def _comparison_cells(compared: RerankedHit | None) -> list[str]:
     if compared is None:
-        return [""] * (len(FIRST_STAGES) + 2)
+        return [""] * (len(FIRST_STAGES) + 3)
     kinds = {move.against: move.kind for move in compared.movements}
     return [*(kinds.get(stage, "") for stage in FIRST_STAGES), " ".join(compared.found_by),
-            "true" if compared.lifted else "false"]
+            "true" if compared.lifted else "false", "" if compared.versus_a is None else compared.versus_a.text]

@@ -15,6 +15,7 @@ from tests.hand_made import make_hit, make_result, make_stage, ranked
 from tests.test_render import css_classes, css_rules
 from ui import stylesheet
 from ui.bundle import CONTENT_SECURITY_POLICY, make_bundle, render_page
+from ui.columns import render_column
 from ui.judging import SessionJudgments, judge
 from ui.share import ViewState, render_share_note
 
@@ -90,7 +91,7 @@ def test_the_page_shows_hostile_text_escaped_and_holds_no_script():
     tags = Tags(page).tags
     assert {tag for tag, _ in tags} <= {"html", "head", "meta", "title", "style", "body", "header", "h1", "p", "span",
                                         "q", "dl", "dt", "dd", "a", "main", "div", "section", "h3", "ol", "li",
-                                        "mark", "details", "summary", "small", "code", "progress", "button"}, tags
+                                        "mark", "details", "summary", "small", "code", "progress"}, tags
     for tag, attrs in tags:
         assert not [name for name in attrs if name.startswith("on") or name in {"style", "src"}], (tag, attrs)
         assert not any((value or "").strip().lower().startswith("javascript:") for value in attrs.values()), attrs
@@ -101,6 +102,20 @@ def test_the_page_shows_hostile_text_escaped_and_holds_no_script():
     sections = [attrs["data-stage"] for tag, attrs in tags if tag == "section"]
     assert sections == ["bm25", "dense", "hybrid", "rerank"], sections
     assert page.startswith("<!DOCTYPE html>")
+
+
+def test_the_page_has_no_buttons_that_only_the_app_could_answer():
+    result = _result()
+    session = judge(SessionJudgments(), result, "evil#0", 2)
+    page = _members(make_bundle(result, session, VIEW, link=LINK).data)["view.html"]
+    assert "rerank" in [attrs.get("data-stage") for tag, attrs in Tags(page).tags if tag == "section"]
+    assert 'class="hit"' in page, "the cards are there, only without buttons"
+    tags = Tags(page).tags
+    classes = {name for _, attrs in tags for name in (attrs.get("class") or "").split()}
+    assert not classes & {"explain-btn", "judge-btn", "judge"}, "the inlined stylesheet may name them, no element"
+    assert "button" not in {tag for tag, _ in tags} and "<button" not in page
+    live = str(render_column(result.stages["rerank"], result, k=3, judgments={"evil#0": 2}))
+    assert "explain-btn" in live and "judge-btn" in live, "the app's columns keep both"
 
 
 def test_a_link_that_is_not_http_is_shown_as_text_only():

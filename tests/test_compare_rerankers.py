@@ -4,6 +4,8 @@ evaluation, the depth trade-off, the exports and the CLI, with the tiny local cr
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import replace
 from itertools import combinations
@@ -14,7 +16,7 @@ import pytest
 from search.cli import main
 from search.compare import Agreement, Movement, agreement, compare, kendall_tau, versus
 from search.evaluation import depth_tradeoff, evaluate, stage_rankings
-from search.export import result_to_dict, results_to_csv
+from search.export import CSV_COLUMNS, result_to_dict, results_to_csv
 from search.judgments import Judgments, Query
 from search.models import FALLBACK_DENSE_ID
 from search.pipeline import Index, Settings, build
@@ -91,6 +93,24 @@ def test_exports_carry_b_and_the_agreement():
     assert first_b["versus_a"]["text"] == "↑1 vs A" and first_b["movements"][0]["against"] == "hybrid"
     rows = results_to_csv(result, 3).splitlines()
     assert any(row.startswith("query,rerank-b,1,a#0") and ",same," in row for row in rows), rows
+
+
+def test_the_csv_has_ranks_in_b_and_how_far_b_moved_each_passage_against_a():
+    result = _two_rerankers()
+    rows = list(csv.DictReader(io.StringIO(results_to_csv(result, 3), newline="")))
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    assert [(row["passage_id"], row["rank_in_rerank"], row["rank_in_rerank-b"], row["versus_a"])
+            for row in rows if row["stage"] == "rerank-b"] == [
+        ("a#0", "2", "1", "↑1 vs A"), ("d#0", "4", "2", "↑2 vs A"), ("c#0", "1", "3", "↓2 vs A")]
+    assert [(row["passage_id"], row["rank_in_rerank-b"], row["versus_a"])
+            for row in rows if row["stage"] == "rerank"] == [("c#0", "3", ""), ("a#0", "1", ""), ("b#0", "5", "")]
+    assert {row["rank_in_rerank-b"] for row in rows if row["stage"] == "hybrid"} == {"1", "5", "3"}
+    from search.pipeline import _cross_ranked
+
+    same = make_stage("rerank-b", ranked("c#0", "a#0", "b#0", "d#0", "e#0"))
+    agreeing = replace(result, stages=_cross_ranked({**result.stages, "rerank-b": same}))
+    rows = list(csv.DictReader(io.StringIO(results_to_csv(agreeing, 3), newline="")))
+    assert {row["versus_a"] for row in rows if row["stage"] == "rerank-b"} == {"'= A"}, "neutralised: no formula"
 
 
 def test_stage_rankings_continue_b_with_the_candidates_tail():
@@ -209,7 +229,8 @@ def test_cli_query_text_names_the_agreement(offline, tiny, corpus, capsys):
                  "--reranker-model", str(tiny), "--backend", "torch",
                  "--compare-reranker-model", "late-interaction"]) == 0
     out = capsys.readouterr().out
-    assert "== rerank-b:" in out and " vs A" in out and "agreement rerank-rerank-b: " in out, out
+    assert "== rerank-b:" in out and " vs A" in out and "agreement A vs B (rerank, rerank-b): " in out, out
+    assert "rerank-rerank-b" not in out
     assert "Kendall's tau" in out
 
 
@@ -228,3 +249,7 @@ def test_cli_eval_adds_rerank_b_and_the_mean_agreement(offline, tiny, tmp_path, 
     assert set(report["stages"]) == {"bm25", "dense", "hybrid", "rerank", "rerank-b"}
     assert report["agreement"]["queries"] == 2 and report["agreement"]["k"] == 10
     assert "rerank-b_pairs_per_second" in report["timings_s"]
+    assert main(["eval", str(data), "--rerank-depth", "4", "--reranker-model", str(tiny), "--backend", "torch",
+                 "--compare-reranker-model", "late-interaction"]) == 0
+    out = capsys.readouterr().out
+    assert "agreement A vs B (rerank, rerank-b), mean of 2 queries: " in out and "rerank-rerank-b" not in out, out

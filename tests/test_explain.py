@@ -65,7 +65,11 @@ def texts(parts):
 @pytest.mark.parametrize(("text", "sentences"), [
     ("Tea grows on hills. Does it?  Yes! It does…", ["Tea grows on hills.", "Does it?", "Yes!", "It does…"]),
     ("Pi is 3.14, e.g. here.\nNext line. She said \"done.\" Then left.",
-     ["Pi is 3.14, e.g.", "here.", "Next line.", 'She said "done."', "Then left."]),
+     ["Pi is 3.14, e.g. here.", "Next line.", 'She said "done."', "Then left."]),
+    ("Dr. Smith met Mr. Jones. They talked.", ["Dr. Smith met Mr. Jones.", "They talked."]),
+    ("Prof. Weber, z.B. hier, wohnt in der Str. Nr. 5. Sra. López i.e. la jefa. Fin vs. fine, etc. Done.",
+     ["Prof. Weber, z.B. hier, wohnt in der Str.", "Nr. 5.", "Sra. López i.e. la jefa.",
+      "Fin vs. fine, etc. Done."]),
     ("茶起源于中国。它在唐朝传入日本！你喜欢喝茶吗？", ["茶起源于中国。", "它在唐朝传入日本！", "你喜欢喝茶吗？"]),
     ("「お茶です。」と彼は言った。", ["「お茶です。」", "と彼は言った。"]),
     ("चाय भारत में उगती है। असम चाय प्रसिद्ध है॥ क्या आप चाय पीते हैं?",
@@ -97,6 +101,23 @@ def test_text_without_sentence_punctuation_is_cut_into_windows_of_words_or_chara
 def test_a_long_text_without_sentences_gets_at_most_max_windows_windows():
     words = " ".join(["word"] * 1000)
     assert len(split_passage(words).parts) <= MAX_WINDOWS
+
+
+def test_a_long_text_with_many_sentences_gets_at_most_max_windows_runs_of_adjacent_sentences():
+    text = " ".join(f"w{i}." for i in range(1024))
+    split = split_passage(text)
+    assert split.kind == "sentence"
+    assert 2 <= len(split.parts) <= MAX_WINDOWS
+    assert all(text[part.start:part.end] == part.text for part in split.parts), "spans point into the passage"
+    assert split.parts[0].start == 0 and split.parts[-1].end == len(text)
+    assert all(left.end + 1 == right.start
+               for left, right in zip(split.parts, split.parts[1:], strict=False)), "contiguous"
+    assert [word for part in split.parts for word in part.text.split()] == text.split(), "every sentence, once"
+    lengths = [len(part.text) for part in split.parts]
+    assert max(lengths) <= 2 * min(lengths), f"runs of about equal length: {lengths}"
+    assert explain_cost(WordCountReranker(), "w7", text).parts == len(split.parts)
+    exactly = " ".join(f"s{i}." for i in range(MAX_WINDOWS))
+    assert texts(split_passage(exactly).parts) == exactly.split(), "up to MAX_WINDOWS sentences stay single"
 
 
 def test_a_single_short_sentence_is_one_part_and_an_empty_text_none():

@@ -71,6 +71,22 @@ def test_overlap_not_below_the_window_falls_back():
     assert "overlap=64 in the link is not smaller than window=64" in parsed.problems[0]
 
 
+def test_an_overlap_fallback_is_itself_below_the_window():
+    parsed = _read("?window=40&overlap=100")
+    assert parsed.problems == ("overlap=100 in the link is not smaller than window=40; using overlap=36.",), \
+        "the default overlap (40) is not below the window either"
+    assert (parsed.state.window, parsed.state.overlap) == (40, 36)
+    parsed = _read("?window=40&overlap=40")
+    assert (parsed.state.window, parsed.state.overlap) == (40, 36)
+    assert "overlap=40 in the link is not smaller than window=40; using overlap=36." in parsed.problems
+    parsed = _read("?window=33")
+    assert (parsed.state.window, parsed.state.overlap) == (33, 32), "the default overlap 40 is too big"
+    assert parsed.problems == ("overlap=40 (the default) is not smaller than window=33; using overlap=32.",)
+    tiny = replace(OPTIONS, window_range=(1, 1024))
+    assert _read("?window=1&overlap=3", tiny).state.overlap == 0, "never below 0"
+    assert _read("?window=2&overlap=3", replace(tiny, defaults=replace(DEFAULTS, overlap=None))).state.overlap == 0
+
+
 def test_custom_models_are_accepted_only_when_the_options_allow_any():
     anything = replace(OPTIONS, dense_models=None, rerankers=None)
     assert _read("?reranker=my/own-reranker", anything).state.reranker_model == "my/own-reranker"

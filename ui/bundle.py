@@ -5,8 +5,9 @@ Members (`make_bundle`): ``settings.json`` (the view, its link, the corpus, what
 left out), ``results.json`` and ``results.csv`` (every stage, `search.export`, CSV cells neutralised),
 ``qrels.trec``, ``queries.tsv`` and ``run-<stage>.trec`` (`ui.judging.export_files`, when anything was
 judged), and ``view.html``. The page is drawn by the app's own renderers (`ui.columns`, escaping by
-construction through `ui.html`) with the app's stylesheet inlined; it holds no script at all, and its
-Content-Security-Policy forbids scripts and every outside request, so it opens the same offline.
+construction through `ui.html`, without the Explain and judging buttons that only the app can answer) with
+the app's stylesheet inlined; it holds no script at all, and its Content-Security-Policy forbids scripts and
+every outside request, so it opens the same offline.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def render_page(result: SearchResult, view: ViewState, *, link: str = "", link_n
     names = [name for name in STAGES if name in result.stages] + [name for name in result.stages
                                                                   if name not in STAGES]
     columns = [element("div", render_column(result.stages[name], result, k=view.k, score_view=view.score_view,
-                                            collapse_documents=view.collapse, corpus_languages=languages),
+                                            collapse_documents=view.collapse, corpus_languages=languages,
+                                            controls=False),
                        class_="bundle-column")
                for name in names]
     head = element(

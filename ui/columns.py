@@ -14,7 +14,7 @@ families) and integers, so a browser test can select on them:
     span.move.vs-a.up|down|same[data-against=rerank] (rerank-b cards: "↑3 vs A")
     span.found[data-by=bm25|dense]   span.lifted   span.xrank[data-against]   div.stage-error
     div.search-summary span.overlap[data-pair=bm25-dense]   span.agreement[data-pair=rerank-rerank-b][data-tau]
-    button.explain-btn (the cards of both reranked columns, rerank and rerank-b)
+    button.explain-btn (the cards of both reranked columns, rerank and rerank-b; not with controls=False)
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def language_badge(language: Language) -> Markup:
 
 def render_column(stage: StageResult, result: SearchResult, *, k: int, score_view: ScoreView = "raw",
                   collapse_documents: bool = False, corpus_languages: Iterable[str] = (),
-                  snippet_chars: int = SNIPPET_CHARS, judgments: Mapping[str, int] | None = None) -> Markup:
+                  snippet_chars: int = SNIPPET_CHARS, judgments: Mapping[str, int] | None = None,
+                  controls: bool = True) -> Markup:
     """Return the HTML of one result column: a header (title, model, latency) and the top-k hits as cards.
 
     `score_view` picks the rerank score shown (raw logit or its sigmoid). `collapse_documents` keeps the
@@ -106,7 +107,8 @@ def render_column(stage: StageResult, result: SearchResult, *, k: int, score_vie
     match BM25's query analysis. A stage with `error` set shows the error and how to fix it, no hits.
     A stage with a `note` (why a model fell back) keeps it one hover or click away, not in full: the
     build summary says it once. `judgments` (passage id -> grade for this query) turns on the 0/1/2
-    judging buttons on every card. Raises ValueError for k < 1 or an unknown score_view.
+    judging buttons on every card. `controls=False` draws no button at all (no Explain, no judging), for a
+    static page without the app behind it (`ui.bundle`). Raises ValueError for k < 1 or an unknown score_view.
     """
     if k < 1:
         raise ValueError(f"k={k} must be at least 1")
@@ -124,7 +126,7 @@ def render_column(stage: StageResult, result: SearchResult, *, k: int, score_vie
     cards = [
         _card(hit, position, key, result, k=k, score_view=score_view, collapsed=collapse_documents,
               terms=highlight_terms(result, hit.language.group, languages), snippet_chars=snippet_chars,
-              judgments=judgments,
+              judgments=judgments if controls else None, explain=controls and key in RERANK_STAGES,
               reranked=compare.reranked_hit(hit, result, k, key) if key in RERANK_STAGES else None)
         for position, hit in enumerate(hits, start=1)
     ]
@@ -287,7 +289,7 @@ def _error_html(key: str, error: str) -> Markup:
 
 def _card(hit: Hit, position: int, key: str, result: SearchResult, *, k: int, score_view: ScoreView,
           collapsed: bool, terms: frozenset[str], snippet_chars: int, judgments: Mapping[str, int] | None,
-          reranked: compare.RerankedHit | None) -> Markup:
+          explain: bool, reranked: compare.RerankedHit | None) -> Markup:
     head = [element("span", f"#{position}", class_="rank")]
     if collapsed:
         head.append(element("span", f"passage #{hit.rank}", class_="orig-rank",
@@ -315,7 +317,7 @@ def _card(hit: Hit, position: int, key: str, result: SearchResult, *, k: int, sc
                         dir="auto"))
     if judgments is not None:
         body.append(_judge_html(judgments.get(hit.passage_id)))
-    if key in RERANK_STAGES:
+    if explain:
         body.append(_explain_button())
     return element("li", *body, class_="hit", data_stage=key, data_rank=position, data_hit_rank=int(hit.rank))
 

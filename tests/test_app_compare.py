@@ -355,3 +355,20 @@ def test_after_a_rebuild_explain_does_not_explain_the_old_indexs_search(demo):
     assert latest.result_on(old_index) is not None and latest.result_on(None) is None
     update = explaining.refresh(None, latest, "a#0", "rerank")
     assert update[explaining.panel.passage].choices == [] and update[explaining.panel.passage].value is None
+
+
+def test_redrawing_for_another_k_leaves_a_rerank_column_that_is_still_working_alone(callbacks):
+    # Another k, view or a judgment redraws the columns of the latest result; a rerank stage not in it yet
+    # (B waiting behind A, or A at work) keeps its column's progress instead of going blank.
+    import types
+
+    import app
+    from tests.hand_made import make_hit, make_result, make_stage
+
+    latest = app.LatestSearch()
+    index = types.SimpleNamespace(languages=())
+    latest.begin(make_result([make_stage(name, [make_hit("a#0", 1)]) for name in ("bm25", "dense", "hybrid",
+                                                                                "rerank")]), index)
+    update = callbacks.rerender(index, app.judging.SessionJudgments(), latest, 5, "raw", False)
+    drawn = {name for name in app.ALL_STAGES if callbacks.page.search.column(name) in update}
+    assert drawn == {"bm25", "dense", "hybrid", "rerank"}, "rerank-b is not in the result: left as it is"

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from functools import partial
@@ -588,7 +588,7 @@ def _wire_corpus(page: Page, callbacks: Callbacks) -> None:
     building.success(callbacks.new_index_estimate, [page.session.index, page.search.rerank_depth],
                      [page.search.rerank_estimate], api_visibility="undocumented", show_progress="hidden")
     # A reranker B shows its column (and offers its stage to the Evaluate tab); none hides it.
-    building.success(callbacks.compare_column, [page.session.index],
+    building.success(callbacks.compare_column, [page.session.index, page.evaluate.stages],
                      [page.search.column(COMPARE_STAGE), page.evaluate.stages], api_visibility="undocumented",
                      show_progress="hidden")
     # Cancelling closes the build's event (as closing the page does), which stops the build at its next batch;
@@ -914,46 +914,9 @@ class Callbacks:
         if not result.rerank_depth or "rerank" in result.stages:
             yield self._reranked(index, result, session, k, score_view, collapse)
             return
-        column = self.page.search.column("rerank")
-        stop = threading.Event()  # set by _stream when this event is closed (the page went away)
-
-        def should_stop() -> bool:
-            return stop.is_set() or not latest.is_current(turn)
-
-        def work(report: Callable[[object], None]):
-            try:
-                return _rerank(index, result, progress=lambda done, total: report((done, total)),
-                               should_stop=should_stop)
-            except RerankCancelled as cancelled:
-                logger.info("rerank of %r stopped: %s", result.query, cancelled)
-                return None
-            except Exception as error:  # noqa: BLE001 - the column says what failed; the rest keeps working
-                logger.error("reranking failed", exc_info=error)
-                return error
-
-        label = _reranker_label(index)
-        shown: list[object] = [None]
-
-        def show(events: list, seconds: float) -> Updates | None:
-            if not events or events[-1] == shown[0] or should_stop():
-                return None  # nothing new, or a newer search owns the column now
-            shown[0] = done, total = events[-1]
-            progress = columns.RerankProgress(done, total, _seconds_left(index, total - done))
-            return {column: columns.render_rerank_pending(result, label, progress)}
-
-        reranked = yield from _stream(work, show, stop)
-        if isinstance(reranked, Exception):
-            if latest.is_current(turn):
-                yield {column: columns.render_notice(
-                    "Reranked", f"Reranking failed ({type(reranked).__name__}); the first stages are unaffected. "
-                    "Details are in the server log.")}
-            else:
-                yield _unchanged()
-            return
-        if reranked is None or not latest.finish(turn, reranked):
-            yield _unchanged()  # overtaken by a newer search: its own rerank draws the column
-            return
-        yield self._reranked(index, reranked, session, k, score_view, collapse)
+        reranked = yield from self._rerank_streamed(index, latest, turn, result, "rerank")
+        if reranked is not None:
+            yield self._reranked(index, reranked, session, k, score_view, collapse)
 
     def compare_rerank_stage(self, index: Index | None, session: judging.SessionJudgments, latest: LatestSearch,
                              k: int, score_view: str, collapse: bool) -> Iterator[Updates]:
@@ -974,8 +937,19 @@ class Callbacks:
         if "rerank" not in result.stages:
             yield _unchanged()  # A did not finish this search (a newer one overtook it): B follows that one
             return
-        column = self.page.search.column(COMPARE_STAGE)
+        reranked = yield from self._rerank_streamed(index, latest, turn, result, COMPARE_STAGE)
+        if reranked is not None:
+            yield {**self._compare_column(index, reranked, session, k, score_view, collapse),
+                   self.page.search.summary: _summary(reranked, k)}
+
+    def _rerank_streamed(self, index: Index, latest: LatestSearch, turn: int, result: SearchResult,
+                         stage: str) -> Generator[Updates, None, SearchResult | None]:
+        """Rerank `result` (the search of `turn`) by `stage`'s reranker (A: rerank, B: rerank-b), yielding its
+        column's progress; returns the reranked result once it is kept as the latest, else None, having
+        yielded what the column shows (a failure says so; a search overtaken by a newer one, nothing)."""
+        column = self.page.search.column(stage)
         stop = threading.Event()  # set by _stream when this event is closed (the page went away)
+        which = "B" if stage == COMPARE_STAGE else "A"
 
         def should_stop() -> bool:
             return stop.is_set() or not latest.is_current(turn)
@@ -983,42 +957,46 @@ class Callbacks:
         def work(report: Callable[[object], None]):
             try:
                 return _rerank(index, result, progress=lambda done, total: report((done, total)),
-                               should_stop=should_stop, stage=COMPARE_STAGE)
+                               should_stop=should_stop, stage=stage)
             except RerankCancelled as cancelled:
-                logger.info("rerank B of %r stopped: %s", result.query, cancelled)
+                logger.info("rerank %s of %r stopped: %s", which, result.query, cancelled)
                 return None
             except Exception as error:  # noqa: BLE001 - the column says what failed; the rest keeps working
-                logger.error("reranking with B failed", exc_info=error)
+                logger.error("reranking with %s failed", which, exc_info=error)
                 return error
 
-        label = _reranker_label(index, COMPARE_STAGE)
+        label = _reranker_label(index, stage)
         shown: list[object] = [None]
 
         def show(events: list, seconds: float) -> Updates | None:
             if not events or events[-1] == shown[0] or should_stop():
-                return None
+                return None  # nothing new, or a newer search owns the column now
             shown[0] = done, total = events[-1]
-            progress = columns.RerankProgress(done, total, _seconds_left(index, total - done, COMPARE_STAGE))
-            return {column: columns.render_rerank_pending(result, label, progress, stage=COMPARE_STAGE)}
+            progress = columns.RerankProgress(done, total, _seconds_left(index, total - done, stage))
+            return {column: columns.render_rerank_pending(result, label, progress, stage=stage)}
 
         reranked = yield from _stream(work, show, stop)
         if isinstance(reranked, Exception):
-            yield ({column: columns.render_notice(
-                STAGE_TITLE_B, f"Reranking with B failed ({type(reranked).__name__}); the other columns are "
-                "unaffected. Details are in the server log.")} if latest.is_current(turn) else _unchanged())
-            return
+            if stage == COMPARE_STAGE:
+                title, failed = STAGE_TITLE_B, "Reranking with B failed ({}); the other columns are unaffected."
+            else:
+                title, failed = "Reranked", "Reranking failed ({}); the first stages are unaffected."
+            yield ({column: columns.render_notice(title, failed.format(type(reranked).__name__)
+                                                  + " Details are in the server log.")}
+                   if latest.is_current(turn) else _unchanged())
+            return None
         if reranked is None or not latest.finish(turn, reranked):
-            yield _unchanged()
-            return
-        yield {**self._compare_column(index, reranked, session, k, score_view, collapse),
-               self.page.search.summary: _summary(reranked, k)}
+            yield _unchanged()  # overtaken by a newer search: its own rerank draws the column
+            return None
+        return reranked
 
-    def compare_column(self, index: Index | None) -> Updates:
-        """After a build: show reranker B's column (empty until a search) and offer its stage to the Evaluate
-        tab when the index has a reranker B; hide it otherwise."""
+    def compare_column(self, index: Index | None, stages: Sequence[str] | None = None) -> Updates:
+        """After a build: show reranker B's column (empty until a search) and tick its stage in the Evaluate
+        tab when the index has a reranker B; hide and untick it otherwise. The other stages stay as chosen."""
         shown = index is not None and index.has_compare_reranker
+        chosen = set(STAGES if stages is None else stages) - {COMPARE_STAGE} | ({COMPARE_STAGE} if shown else set())
         return {self.page.search.column(COMPARE_STAGE): gr.HTML("", visible=shown),
-                self.page.evaluate.stages: gr.CheckboxGroup(value=list(ALL_STAGES if shown else STAGES))}
+                self.page.evaluate.stages: gr.CheckboxGroup(value=[name for name in ALL_STAGES if name in chosen])}
 
     def rerender(self, index: Index | None, session: judging.SessionJudgments, latest: LatestSearch, k: int,
                  score_view: str, collapse: bool) -> Updates:

@@ -164,6 +164,10 @@ def test_the_compare_column_shows_only_with_a_reranker_b(callbacks, index, tmp_p
     assert updates[callbacks.page.search.column("rerank-b")].visible is True
     assert "rerank-b" in updates[callbacks.page.evaluate.stages].value
     assert callbacks.compare_column(None)[callbacks.page.search.column("rerank-b")].visible is False
+    # The user's own choice of the other stages survives a build; only rerank-b follows the index.
+    stages = callbacks.page.evaluate.stages
+    assert callbacks.compare_column(index, ["bm25", "rerank"])[stages].value == ["bm25", "rerank", "rerank-b"]
+    assert callbacks.compare_column(None, ["dense", "rerank-b"])[stages].value == ["dense"]
 
 
 def test_explain_on_a_card_of_b_explains_it_with_reranker_b(demo, callbacks, index):

@@ -949,7 +949,7 @@ class Callbacks:
         yielded what the column shows (a failure says so; a search overtaken by a newer one, nothing)."""
         column = self.page.search.column(stage)
         stop = threading.Event()  # set by _stream when this event is closed (the page went away)
-        which = "B" if stage == COMPARE_STAGE else "A"
+        which = " B" if stage == COMPARE_STAGE else ""  # as the log says it: "rerank of …", "rerank B of …"
 
         def should_stop() -> bool:
             return stop.is_set() or not latest.is_current(turn)
@@ -959,10 +959,10 @@ class Callbacks:
                 return _rerank(index, result, progress=lambda done, total: report((done, total)),
                                should_stop=should_stop, stage=stage)
             except RerankCancelled as cancelled:
-                logger.info("rerank %s of %r stopped: %s", which, result.query, cancelled)
+                logger.info("rerank%s of %r stopped: %s", which, result.query, cancelled)
                 return None
             except Exception as error:  # noqa: BLE001 - the column says what failed; the rest keeps working
-                logger.error("reranking with %s failed", which, exc_info=error)
+                logger.error("rerank%s failed", which, exc_info=error)
                 return error
 
         label = _reranker_label(index, stage)

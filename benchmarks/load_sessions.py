@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.loopback import free_port, percentile, process_rss_mb  # noqa: E402 - after the path is set
+
 MODELS = ("sentence-transformers/all-MiniLM-L6-v2", "late-interaction")
 SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "te", "vo", "zu", "pi", "do", "fe")
 CALL_TIMEOUT = 300.0
@@ -46,17 +49,8 @@ def write_corpus(folder: Path, session: int, documents: int, rng: random.Random)
     return path, words
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def start_server(port: int, cache: Path) -> subprocess.Popen:
@@ -132,9 +126,6 @@ def run_session(url: str, session: int, folder: Path, args: argparse.Namespace, 
         tally.error(f"session {session}: {type(error).__name__}: {str(error)[:200]}")
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))] if ordered else float("nan")
 
 
 def main() -> int:
@@ -155,7 +146,7 @@ def main() -> int:
         server = start_server(port, folder / "cache")
         try:
             wait_until_up(url, server)
-            memory_before = rss_mb(server.pid)
+            memory_before = process_rss_mb(server.pid)
             tally = Tally()
             deadline = time.monotonic() + args.deadline
             threads = [threading.Thread(target=run_session, args=(url, i, folder, args, tally, deadline), daemon=True)
@@ -167,7 +158,7 @@ def main() -> int:
                 thread.join(timeout=max(0.0, deadline - time.monotonic()) + CALL_TIMEOUT)
             wall = time.perf_counter() - started
             unfinished = sum(thread.is_alive() for thread in threads)
-            memory_after = rss_mb(server.pid)
+            memory_after = process_rss_mb(server.pid)
         finally:
             server.terminate()
             try:

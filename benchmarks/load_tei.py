@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.loopback import free_port, percentile, process_rss_mb  # noqa: E402 - after the path is set
 from search.backends.tei import TEIClient, TEIError  # noqa: E402 - after the path is set
 
 CORPUS = [
@@ -46,22 +46,10 @@ REQUEST_TIMEOUT = 60.0
 START_TIMEOUT = 180.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))]
 
 
 def start_server(model: str, port: int, batch: int) -> subprocess.Popen:
@@ -102,7 +90,7 @@ def run(args: argparse.Namespace) -> dict:
         warm = TEIClient(url, timeout=REQUEST_TIMEOUT, token="")
         info = warm.get("/info")
         warm.post("/rerank", {"query": "warm-up", "texts": CORPUS[:2], "raw_scores": True, "truncate": True})
-        memory_before = rss_mb(child.pid)
+        memory_before = process_rss_mb(child.pid)
         latencies: list[float] = []
         errors: list[str] = []
         lock = threading.Lock()
@@ -140,7 +128,7 @@ def run(args: argparse.Namespace) -> dict:
         for thread in threads:
             thread.join(timeout=args.deadline + REQUEST_TIMEOUT + 10)
         wall = time.perf_counter() - started
-        memory_after = rss_mb(child.pid)
+        memory_after = process_rss_mb(child.pid)
     finally:
         child.terminate()
         try:

@@ -226,14 +226,8 @@ def _rerank(args: argparse.Namespace) -> int:
     from .loading import load_reranker
 
     passages = _read_passages_file(args.passages)
-    model_id = args.model or _settings(args).reranker_model
-    if model_id == AUTO_RERANKER:
-        from .language import detect_languages
-        from .models import choose_device, choose_reranker
-
-        groups = {language.group for language in detect_languages([args.query, *passages])}
-        model_id = choose_reranker(model_id, groups, has_gpu=choose_device(args.device).startswith("cuda"))
     settings = _settings(args)
+    model_id = _resolved_reranker(args.model or settings.reranker_model, args.device, [args.query, *passages])
     loaded = load_reranker(model_id, args.device, backend=settings.backend, endpoint=settings.tei_url or None)
     if loaded.fallback_reason:
         print(f"note: {loaded.fallback_reason}", file=sys.stderr)
@@ -317,18 +311,23 @@ def _cache_dir(args: argparse.Namespace) -> Path | None:
     return args.cache_dir or default_cache_dir()
 
 
+def _resolved_reranker(model_id: str, device: str | None, texts: Sequence[str]) -> str:
+    """`model_id`, with ``auto`` chosen from the languages of `texts` (`models.choose_reranker`)."""
+    if model_id.strip() != AUTO_RERANKER:
+        return model_id.strip()
+    from .language import detect_languages
+    from .models import choose_device, choose_reranker
+
+    groups = {language.group for language in detect_languages(list(texts))}
+    return choose_reranker(model_id, groups, has_gpu=choose_device(device).startswith("cuda"))
+
+
 def _load_command_reranker(args: argparse.Namespace, texts: Sequence[str]):
     """The reranker of `explain`: --model, else the settings' reranker (``auto`` chosen from `texts`)."""
     from .loading import load_reranker
 
     settings = _settings(args)
-    model_id = args.model or settings.reranker_model
-    if model_id == AUTO_RERANKER:
-        from .language import detect_languages
-        from .models import choose_device, choose_reranker
-
-        groups = {language.group for language in detect_languages(list(texts))}
-        model_id = choose_reranker(model_id, groups, has_gpu=choose_device(args.device).startswith("cuda"))
+    model_id = _resolved_reranker(args.model or settings.reranker_model, args.device, texts)
     loaded = load_reranker(model_id, args.device, backend=settings.backend, endpoint=settings.tei_url or None)
     if loaded.fallback_reason:
         print(f"note: {loaded.fallback_reason}", file=sys.stderr)

@@ -93,21 +93,24 @@ def model_spec(model_id: str, kind: Kind) -> ModelSpec:
     return ModelSpec(model_id, kind, "cls" if kind == "reranker" else "mean")
 
 
-def choose_reranker(requested: str, languages: set[str] | frozenset[str], has_gpu: bool) -> str:
-    """Resolve ``auto``: v2-m3 when the corpus has languages beyond English and Chinese or a GPU is
-    present, bge-reranker-base otherwise. Any other value is returned as given.
+def choose_reranker(requested: str, languages: set[str] | frozenset[str] | None = None, *,
+                    has_gpu: bool = False) -> str:
+    """Resolve ``auto`` (the one place that does): v2-m3 when the corpus has languages beyond English and
+    Chinese, when a GPU is present, or when the languages are not known yet (`languages` None: a server or
+    a warm-up before any corpus); bge-reranker-base otherwise. Any other value is returned as given.
 
-    >>> choose_reranker("auto", {"en", "zh"}, has_gpu=False)
+    >>> choose_reranker("auto", {"en", "zh"})
     'BAAI/bge-reranker-base'
-    >>> choose_reranker("auto", {"en", "hi"}, has_gpu=False)
-    'BAAI/bge-reranker-v2-m3'
+    >>> choose_reranker("auto", {"en", "hi"}), choose_reranker("auto"), choose_reranker(" late-interaction ")
+    ('BAAI/bge-reranker-v2-m3', 'BAAI/bge-reranker-v2-m3', 'late-interaction')
     """
+    requested = requested.strip()
     if requested != AUTO_RERANKER:
         return requested
-    known = {lang for lang in languages if lang != "unknown"}
-    if has_gpu or not known <= RERANKER_BASE_LANGUAGES:
+    if languages is None or has_gpu:
         return RERANKER_V2_M3
-    return RERANKER_BASE
+    known = {lang for lang in languages if lang != "unknown"}
+    return RERANKER_V2_M3 if not known <= RERANKER_BASE_LANGUAGES else RERANKER_BASE
 
 
 def choose_device(requested: str | None = None) -> str:

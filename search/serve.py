@@ -38,7 +38,7 @@ from starlette.concurrency import run_in_threadpool
 
 from . import __version__
 from .inference import Loaded, Reranker, TextEncoder
-from .models import AUTO_RERANKER, RERANKER_V2_M3
+from .models import choose_reranker
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class TEIService:
         device = None if settings.device == "auto" else settings.device
 
         def load() -> ServedModels:
-            model = RERANKER_V2_M3 if settings.reranker_model == AUTO_RERANKER else settings.reranker_model
+            model = choose_reranker(settings.reranker_model)
             served = ServedModels(
                 load_reranker(model, device, backend=backend) if reranker else None,
                 load_dense_encoder(settings.dense_model, device, backend=backend) if dense else None)

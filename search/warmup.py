@@ -26,11 +26,10 @@ from typing import Literal, NamedTuple
 from .inference import ProgressFn
 from .loading import AUTO_BACKEND, load_dense_encoder, load_reranker
 from .models import (
-    AUTO_RERANKER,
     FALLBACK_DENSE_ID,
     LATE_INTERACTION_IDS,
     MINILM_ID,
-    RERANKER_V2_M3,
+    choose_reranker,
     error_summary,
     hub_reachable,
 )
@@ -98,13 +97,13 @@ class DownloadPlan(NamedTuple):
 
 
 def warmup_reranker_id(requested: str) -> str:
-    """The reranker to warm for a setting: ``auto`` warms bge-reranker-v2-m3, the one `auto` picks for a
-    corpus beyond English and Chinese (the bundled sample is one); any other setting is itself.
+    """The reranker to warm for a setting: ``auto`` warms the one `choose_reranker` picks before the corpus is
+    known (bge-reranker-v2-m3); any other setting is itself.
 
     >>> warmup_reranker_id("auto"), warmup_reranker_id("late-interaction")
     ('BAAI/bge-reranker-v2-m3', 'late-interaction')
     """
-    return RERANKER_V2_M3 if requested.strip() == AUTO_RERANKER else requested.strip()
+    return choose_reranker(requested)
 
 
 class Warmup:

@@ -5,6 +5,8 @@ resolves to is not public (`policy.address_problem`), and sends it to the checke
 host stays in the Host header and, over https, in the TLS server name and certificate check (httpcore's
 ``sni_hostname`` request extension). No second lookup happens, so a DNS answer that changes after the check
 (rebinding) is never used. Built from public httpx API only: a `BaseTransport` around an `HTTPTransport`.
+A client given this transport also ignores proxies set in the environment, which would resolve the name
+themselves.
 """
 
 from __future__ import annotations

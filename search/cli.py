@@ -293,8 +293,8 @@ def _config_flags(parser: argparse.ArgumentParser, group: str, defaults: config.
     """Add a flag for every setting of the configuration table in `group` that has one, with its doc, its
     environment variable and the default in force (the environment's, else the built-in one)."""
     for option in config.OPTIONS:
-        if option.group != group or option.flag is None:
-            continue
+        if option.group != group or option.flag is None or option.kind == "rerankers":
+            continue  # the rerankers' flag repeats: it is added by hand
         kind = {"int": int, "float": float}.get(option.kind, str)
         parser.add_argument(option.flag, dest=option.name, type=kind,
                             choices=option.choices or None,
@@ -325,7 +325,7 @@ def _settings(args: argparse.Namespace):
                                      for item in config.current().rerankers]),
                      RerankerChoice(args.compare_reranker_model, args.compare_backend or "")]
     flags = {option.name: getattr(args, option.name, None) for option in config.OPTIONS
-             if option.group in ("models", "corpus") and option.flag}
+             if option.group in ("models", "corpus") and option.flag and option.kind != "rerankers"}
     return Settings.from_config(rerankers=rerankers, text_column=getattr(args, "text_column", None), **flags)
 
 

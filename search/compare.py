@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from .stages import FIRST_STAGES, RERANK, RETRIEVERS, is_rerank, ordered, stage
+from .stages import FIRST_STAGES, RERANK, RETRIEVERS, is_rerank, ordered, rerank_stage, stage
 from .types import Hit, SearchResult, StageResult
 
 MoveKind = Literal["up", "down", "same", "new"]
@@ -229,7 +229,7 @@ def versus(hit: Hit, against: str = RERANK, name: str = RERANKER_A) -> Movement 
     return Movement("same", against, before, after, f"= {name}")
 
 
-def agreement(result: SearchResult, k: int, first: str = RERANK, second: str = "rerank-b") -> Agreement | None:
+def agreement(result: SearchResult, k: int, first: str = RERANK, second: str = rerank_stage(1)) -> Agreement | None:
     """Return how the stages `first` and `second` (two rerankers) agree: shared@k and Jaccard@k of
     their top k, and Kendall's tau over every candidate both ranked. None unless both ran without an
     error. Raises ValueError for k < 1."""

@@ -141,7 +141,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("rerankers", "SEARCH_RERANKER_MODEL", "rerankers", (("auto", ""),),
            "the reranker(s): auto, a Hub id, a local folder, late-interaction or late-interaction-minilm; "
            "several, comma-separated, each a stage of its own (MODEL@BACKEND runs one on another backend)",
-           "models"),
+           "models", flag="--reranker-model"),
     Option("backend", "SEARCH_BACKEND", "choice", "auto",
            "what runs the models: auto (the best available here), torch, onnx, int8 or tei", "models",
            choices=_BACKENDS, flag="--backend"),
@@ -172,12 +172,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_upload_mb", "SEARCH_MAX_UPLOAD_MB", "int", 50,
            "the uploads of one build in the app, in MB of 1,000,000 bytes", "limits", low=1),
     Option("max_passages", "SEARCH_MAX_PASSAGES", "int", 20_000,
-           "passages one build may have (app and CLI); a larger corpus is refused after reading", "limits",
+           "passages one build in the app may have; a larger corpus is refused after reading (the CLI: "
+           "--max-passages)", "limits",
            low=0, zero_means="no limit"),
     Option("max_file_mb", "SEARCH_MAX_FILE_MB", "float", 50.0,
-           "the largest single file (archive members measured uncompressed), in MB", "limits", low=1e-6),
+           "the largest single file (archive members measured uncompressed), in MB", "limits", low=0.001),
     Option("max_total_mb", "SEARCH_MAX_TOTAL_MB", "float", 200.0,
-           "uncompressed MB of all files of one read together", "limits", low=1e-6),
+           "uncompressed MB of all files of one read together", "limits", low=0.001),
     Option("max_files", "SEARCH_MAX_FILES", "int", 5000, "files read at once, archive members included", "limits",
            low=1),
     Option("max_zip_depth", "SEARCH_MAX_ZIP_DEPTH", "int", 2, "how many archives deep a member may sit "
@@ -301,6 +302,42 @@ def limits(name: str) -> tuple[float | None, float | None, float | None]:
 def env_names() -> dict[str, str]:
     """Setting name -> its environment variable."""
     return {option.name: option.env for option in OPTIONS if option.env}
+
+
+GROUP_TITLES = {"models": "Models", "corpus": "Corpus and passages", "view": "The view (defaults of the page and the "
+                "CLI)", "limits": "Limits of one upload", "operator": "The operator's policy and paths",
+                "server": "The TEI-compatible server"}
+
+
+def markdown_table() -> str:
+    """Every setting as the Markdown table of docs/settings.md (a test checks the file holds exactly this):
+    variable, command-line flag, default, what it accepts, and what it does."""
+    lines = ["| variable | flag | default | accepts | what it does |", "| --- | --- | --- | --- | --- |"]
+    for group, title in GROUP_TITLES.items():
+        lines.append(f"| **{title}** | | | | |")
+        for option in OPTIONS:
+            if option.group != group:
+                continue
+            shown = _shown_default(option)
+            flag = f"`{option.flag}`" if option.flag else ""
+            lines.append(f"| `{option.env}` | {flag} | {shown} | {option.accepts()} | {option.doc} |")
+    return "\n".join(lines) + "\n"
+
+
+def _shown_default(option: Option) -> str:
+    value = option.default
+    if option.secret or value in ("", None):
+        return "(unset)"
+    if option.kind == "bool":
+        return "0" if not value else "1"
+    if option.kind == "rerankers":
+        return "`" + ", ".join(f"{model}@{backend}" if backend else model for model, backend in value) + "`"
+    if option.kind == "path":
+        return "`~/" + str(Path(value).relative_to(Path.home())) + "`" if Path(value).is_relative_to(Path.home()) \
+            else f"`{value}`"
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:g}"
+    return f"`{value}`" if option.kind in ("text", "choice") else f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def tei_token(config: Config | None = None) -> str | None:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -115,13 +115,10 @@ class Settings:
     @classmethod
     def from_config(cls, settings: config.Config | None = None, **overrides: object) -> Settings:
         """Settings from the configuration (`search.config.current()` by default: the environment read at
-        start-up), then `overrides` (None values are ignored)."""
+        start-up): every field that is also a setting there, then `overrides` (None values are ignored)."""
         settings = settings or config.current()
-        values: dict[str, object] = {
-            "window": settings.window, "overlap": settings.overlap, "dense_model": settings.dense_model,
-            "rerankers": settings.rerankers, "device": settings.device, "langid": settings.langid,
-            "backend": settings.backend, "tei_url": settings.tei_url,
-        }
+        values: dict[str, object] = {item.name: getattr(settings, item.name) for item in fields(cls)
+                                     if item.name in config.OPTION}
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config
-from .backends.tei import TEI_URL_ENV, endpoint_urls, host_of, internal_host
+from .backends.tei import typed_endpoints
 from .loading import BACKENDS, resolve_backend
 from .models import (
     AUTO_RERANKER,
@@ -93,35 +93,14 @@ def typed_tei_url(value: str | None, settings: config.Config | None = None) -> s
     """The TEI endpoint(s) a build uses for a URL a visitor typed: None for an empty field or a hidden one
     (SEARCH_HIDE_TEI_URL: the operator's SEARCH_TEI_URL is used), else the normalised URLs.
 
-    Raises ValueError for a bad URL, for an address that is not public (unless
+    Raises ValueError for a bad URL, for an address that is not globally routable (unless
     SEARCH_ALLOW_INTERNAL_TEI_URL=1; the operator's own endpoints always pass) and, when the server holds a
     TEI token, for any endpoint but the operator's (the token must never reach an address a visitor typed).
-    """
+    See `search.backends.tei.typed_endpoints`, which also makes the client check the address again at
+    connect time and never show what such an endpoint answered."""
     settings = settings or config.current()
-    value = (value or "").strip()
-    if not value or settings.hide_tei_url:
-        return None
-    urls = endpoint_urls(value)
-    try:
-        allowed = set(endpoint_urls(settings.tei_url))
-    except ValueError:
-        allowed = set()
-    if not settings.allow_internal_tei_url:
-        # A visitor's URL must not make the server call addresses only it can reach (its own ports, the
-        # cloud's metadata service, the private network); the operator's own endpoints are always allowed.
-        for url in urls:
-            why = None if url in allowed else internal_host(url)
-            if why:
-                raise ValueError(f"The TEI URL {host_of(url)} is not a public address ({why}). Use a public "
-                                 f"endpoint; the operator can set it as {TEI_URL_ENV}, or allow internal addresses "
-                                 "with SEARCH_ALLOW_INTERNAL_TEI_URL=1.")
-    if config.tei_token(settings):
-        others = [host_of(url) for url in urls if url not in allowed]
-        if others:
-            raise ValueError(f"This server holds a TEI token and sends it only to the endpoints its operator set "
-                             f"({TEI_URL_ENV}); {', '.join(others)} is not one of them. Leave the TEI URL empty, or "
-                             "run the app yourself to use another endpoint.")
-    return ",".join(urls)
+    return typed_endpoints(value, operator_urls=settings.tei_url, allow_internal=settings.allow_internal_tei_url,
+                           has_token=bool(config.tei_token(settings)), hidden=settings.hide_tei_url)
 
 
 def build_settings(overrides: Mapping[str, object], *, rerankers: Sequence[tuple[str, str]] | None = None,

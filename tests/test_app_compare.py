@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from search import policy
+from search.backends.tei import policy as tei_policy
 from search.compare import agreement
 from search.models import FALLBACK_DENSE_ID
 from search.pipeline import Settings, build
@@ -263,10 +264,10 @@ def _tei_field(demo):
     return next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "tei-url")
 
 
-def _public_example(url: str) -> str | None:
+def _public_example(url: str, **options) -> str | None:
     from search.backends.tei import internal_host
 
-    return None if url.endswith(".example") else internal_host(url)
+    return None if url.endswith(".example") else internal_host(url, **options)
 
 
 def test_the_tei_url_field_is_shown_and_used_unless_the_operator_hides_it(monkeypatch):
@@ -274,7 +275,7 @@ def test_the_tei_url_field_is_shown_and_used_unless_the_operator_hides_it(monkey
     monkeypatch.delenv("SEARCH_TEI_TOKEN", raising=False)
     monkeypatch.delenv("SEARCH_HIDE_TEI_URL", raising=False)
     monkeypatch.setenv("SEARCH_TEI_URL", "https://operator.example")
-    monkeypatch.setattr(policy, "internal_host", _public_example)  # no DNS here: *.example counts as public
+    monkeypatch.setattr(tei_policy, "internal_host", _public_example)  # no DNS here: *.example counts as public
     field = _tei_field(make_page()[2])
     assert field.visible is True and field.value == "", "the operator's endpoint is not written into the page"
     assert _settings(backend="tei", tei_url="https://mine.example/ ").tei_url == "https://mine.example"
@@ -292,7 +293,7 @@ def test_the_token_never_goes_to_a_typed_endpoint_nor_into_the_page(monkeypatch)
     monkeypatch.delenv("SEARCH_HIDE_TEI_URL", raising=False)
     monkeypatch.setenv("SEARCH_TEI_URL", "https://operator.example")
     monkeypatch.setenv("HF_TOKEN", "hf_secret_token_123")
-    monkeypatch.setattr(policy, "internal_host", _public_example)
+    monkeypatch.setattr(tei_policy, "internal_host", _public_example)
     with pytest.raises(ValueError, match="sends it only to the endpoints its operator set") as refused:
         _settings(backend="tei", tei_url="https://attacker.example")
     assert "hf_secret_token_123" not in str(refused.value)

@@ -82,12 +82,14 @@ def test_estimate_is_positive_and_extrapolates(index):
     estimate = estimate_evaluation(index, 50, stages=["bm25", "dense", "hybrid", "rerank"], rerank_depth=4,
                                    candidates_from="hybrid", sample_queries=["magma", "volcano"])
     assert estimate.queries == 50 and estimate.first_stage_seconds > 0
-    assert estimate.pairs_per_second is not None and estimate.pairs_per_second > 0
-    per_query = estimate.first_stage_seconds + 4 / estimate.pairs_per_second
+    speed = estimate.pairs_per_second["rerank"]
+    assert speed is not None and speed > 0
+    assert speed == index.reranker().model.throughput().pairs_per_second, "the speed the rerank estimate uses"
+    per_query = estimate.first_stage_seconds + 4 / speed
     assert estimate.seconds == pytest.approx(50 * per_query)
     first_only = estimate_evaluation(index, 50, stages=["bm25"], rerank_depth=20, candidates_from="hybrid",
                                      sample_queries=["magma"])
-    assert first_only.pairs_per_second is None and first_only.seconds > 0
+    assert first_only.pairs_per_second == {} and first_only.seconds > 0
     with pytest.raises(ValueError, match="sample query"):
         estimate_evaluation(index, 5, stages=["bm25"], rerank_depth=0, candidates_from="bm25", sample_queries=[" "])
 

@@ -340,20 +340,22 @@ def test_the_explain_view_offers_either_reranked_column_and_names_its_reranker()
 
 
 def test_the_app_panel_offers_the_latest_reranked_passages_and_keeps_the_choice_while_it_is_there():
-    import app
-    from tests.hand_made import make_hit, make_result, make_stage
+    import gradio as gr
 
-    demo = app.build_demo()
-    callbacks = next(block_fn.fn.__self__ for block_fn in demo.fns.values()
-                     if getattr(block_fn.fn, "__name__", "") == "refresh")
+    from tests.app_page import make_page
+    from tests.hand_made import make_hit, make_result, make_stage
+    from ui.regions.explain import ExplainCallbacks
+    from ui.regions.session import LatestSearch
+
+    callbacks = ExplainCallbacks(make_page()[0])
     first = make_result([make_stage("rerank", [make_hit("a#0", 1, text="Alpha one."),
                                                make_hit("b#0", 2, text="Beta two.")])])
     second = make_result([make_stage("rerank", [make_hit("b#0", 1, text="Beta two.")])])
-    latest = app.LatestSearch(first)
+    latest = LatestSearch(first)
     update = callbacks.refresh(None, latest, "b#0")[callbacks.panel.passage]
     assert [value for _, value in update.choices] == ["a#0", "b#0"] and update.value == "b#0"
     latest.begin(second)
     assert callbacks.refresh(None, latest, "a#0")[callbacks.panel.passage].value is None, "a#0 went away"
-    assert callbacks.refresh(None, app.LatestSearch(), None)[callbacks.panel.passage].choices == []
-    with pytest.raises(app.gr.Error):  # running needs a built index (the browser test runs one)
+    assert callbacks.refresh(None, LatestSearch(), None)[callbacks.panel.passage].choices == []
+    with pytest.raises(gr.Error):  # running needs a built index (the browser test runs one)
         list(callbacks.run(None, latest, "b#0"))

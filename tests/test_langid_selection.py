@@ -129,8 +129,8 @@ def test_fasttext_loads_its_bundled_model_with_no_network_and_writes_nothing(tmp
 def test_settings_carry_the_detector_from_the_environment(monkeypatch):
     assert Settings().langid == "auto"
     monkeypatch.setenv(LANGID_ENV, "langdetect")
-    assert Settings.from_env().langid == "langdetect"
-    assert Settings.from_env(langid="fasttext").langid == "fasttext", "an override wins over the environment"
+    assert Settings.from_config().langid == "langdetect"
+    assert Settings.from_config(langid="fasttext").langid == "fasttext", "an override wins over the environment"
 
 
 def test_build_labels_passages_and_queries_with_the_chosen_detector(tmp_path):

@@ -327,7 +327,7 @@ def test_pending_and_notice_columns():
     assert "Reranking 3 candidates from hybrid with BAAI/bge-reranker-v2-m3…" in pending, "3: hybrid has 3 hits"
     assert 'class="spinner"' in pending and 'data-state="pending"' in pending and 'data-stage="rerank"' in pending
     assert_inert(render_rerank_pending(result, IMG))
-    notice = render_notice("Reranked", "Reranking is off (rerank depth 0).")
+    notice = render_notice("rerank", "Reranking is off (rerank depth 0).")
     assert 'data-stage="rerank"' in notice and "Reranking is off" in notice
 
 
@@ -579,25 +579,27 @@ def every_kind_of_fragment() -> list[str]:
     ], model=LATE_INTERACTION_LABEL, note="no cross-encoder", pairs_per_second=3.0)
     result = make_result([bm25, dense, hybrid, rerank])
     problems = (Problem("a.csv", "no text", line=2), Problem("b.jsonl", "renamed", skipped=False))
-    reranker = Loaded(SimpleNamespace(label="late", is_cross_encoder=False), "auto", fallback_reason="x")
+    reranker = Loaded(SimpleNamespace(label="late", is_cross_encoder=False, backend="late-interaction"), "auto",
+                      fallback_reason="x")
     judgments = Judgments((Query("q1", "tea"),), {"q1": {"d1": 1}}, problems=problems)
     return [
         *(render_column(stage, result, k=10, score_view="sigmoid", collapse_documents=True, judgments={"d1#0": 2})
           for stage in (bm25, dense, hybrid, rerank)),
         render_column(StageResult("rerank", (), 0.0, "m", error="broken"), result, k=10),
         render_column(make_stage("dense", []), result, k=10),
-        render_pending("Reranked", "m", "working"), render_rerank_pending(result, "m"),
+        render_pending("rerank", "m", "working"), render_rerank_pending(result, "m"),
         render_rerank_pending(result, "m", RerankProgress(4, 20, 3.0)),
         *(render_rerank_estimate(seconds, depth) for seconds, depth in ((None, 20), (0.0, 20), (4.2, 20), (None, 0))),
         *(render_model_status(status) for status in model_statuses()),
         render_build_progress([BuildEvent("read", 1, 1, 0.5)], 0.6, model_statuses()[0]),
-        render_notice("Reranked", "off"),
+        render_notice("rerank", "off"),
         render_summary(result, 10),
         render_build_summary(make_report(problems=problems, reused=True, dense_fallback_reason="offline"),
                              max_problems=1),
         render_reranker(reranker),  # type: ignore[arg-type]
         render_build_progress([BuildEvent("read", 1, 1, 0.5), BuildEvent("languages", 3, 10, 0.9)], 1.0),
-        judgments_summary(judgments, JudgmentMatch("document", 1, 1, problems), Estimate(3.0, 1, 0.01, 20.0)),
+        judgments_summary(judgments, JudgmentMatch("document", 1, 1, problems),
+                          Estimate(3.0, 1, 0.01, {"rerank": 20.0})),
         judged_metrics_html({}, 0, 0), judged_metrics_html({"bm25": {"ndcg@10": 0.5}}, 1, 1),
         run_progress(1, 2, 0.5),
     ]
@@ -663,3 +665,20 @@ def test_every_data_file_of_ui_is_shipped_as_package_data():
     assert "style.css" in data
     assert [name for name in data if not any(fnmatch(name, pattern) for pattern in patterns)] == [], (
         "a normal install would leave these out: add them to [tool.setuptools.package-data] in pyproject.toml")
+
+
+def test_the_reranker_summary_says_what_it_is_once_and_what_runs_it():
+    from types import SimpleNamespace
+
+    from search.inference import Loaded
+    from ui.build_summary import render_reranker
+
+    late = Loaded(SimpleNamespace(label=LATE_INTERACTION_LABEL, is_cross_encoder=False, backend="late-interaction"),
+                  "late-interaction")
+    text = str(render_reranker(late))
+    assert text.count("not a cross-encoder") == 1, text
+    assert "(runs on torch)" in text, "late interaction over a torch encoder says torch"
+    onnx = Loaded(SimpleNamespace(label="m · onnx", is_cross_encoder=True, backend="onnx"), "m")
+    assert "(cross-encoder, runs on onnx)" in str(render_reranker(onnx))
+    over = Loaded(SimpleNamespace(label="late", is_cross_encoder=False, backend="late-interaction over int8"), "x")
+    assert "(not a cross-encoder, runs on int8)" in str(render_reranker(over))

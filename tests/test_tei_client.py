@@ -115,7 +115,7 @@ def test_the_loader_builds_it_behind_the_score_cache_from_the_setting(served, ti
 def test_the_pipeline_runs_both_models_on_the_endpoint(served, tiny_folder, tmp_path):
     for name, text in DOCS.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
-    common = {"dense_model": MINILM_ID, "reranker_model": str(tiny_folder), "device": "cpu"}
+    common = {"dense_model": MINILM_ID, "rerankers": (str(tiny_folder),), "device": "cpu"}
     remote = build([tmp_path], Settings(**common, backend="tei", tei_url=served))
     local = build([tmp_path], Settings(**common))
     assert remote.report.dense_model.endswith(f"via TEI ({served.removeprefix('http://')})")
@@ -203,7 +203,7 @@ def test_loading_an_index_on_an_endpoint_serving_another_model_is_refused(tmp_pa
 
     with stub_server(answer) as stub:
         with pytest.raises(ValueError) as error:
-            Index.load(folder, backend="tei", tei_url=stub.url)
+            Index.load(folder, overrides=replace(index.settings, backend="tei", tei_url=stub.url))
     message = str(error.value)
     assert MINILM_ID in message and "intfloat/multilingual-e5-small" in message
     assert TEI_URL_ENV in message and "--backend torch" in message

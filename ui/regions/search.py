@@ -94,17 +94,19 @@ def layout(ctx: AppContext) -> SearchPanel:
     low, high, step = (int(value) for value in _range("k"))
     with gr.Row(equal_height=True, elem_id="search-bar"):
         query = form.add("query", gr.Textbox(label="Query", placeholder="Ask in any language…", scale=5,
-                                             max_length=settings.max_query_chars, elem_id="query"), "search")
+                                             max_length=settings.max_query_chars, elem_id="query"), "search",
+                         to_view=lambda text: " ".join((text or "").split()))
         button = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
     gr.Examples([[text] for text in EXAMPLE_QUERIES], inputs=[query], label="Example queries (polyglot-facts)")
     with gr.Row():
         k = form.add("k", gr.Slider(low, high, value=settings.k, step=step, label="k (results per column)",
-                                    elem_id="k"), "search")
+                                    elem_id="k"), "search", to_view=int)
         with gr.Column(min_width=240):
             low, high, step = (int(value) for value in _range("rerank_depth"))
             rerank_depth = form.add("rerank_depth", gr.Slider(
                 low, high, value=settings.rerank_depth, step=step, label="Rerank depth",
-                info="first-stage candidates each reranker rescores; 0 = off", elem_id="rerank-depth"), "search")
+                info="first-stage candidates each reranker rescores; 0 = off", elem_id="rerank-depth"), "search",
+                to_view=int)
             rerank_estimate = gr.HTML(columns.render_rerank_estimate(None, settings.rerank_depth),
                                       elem_id="rerank-estimate")
         candidates_from = form.add("candidates_from", gr.Radio(list(stages.FIRST_STAGES),
@@ -112,7 +114,8 @@ def layout(ctx: AppContext) -> SearchPanel:
                                                                label="Reranker candidates from"), "search")
         score_view = form.add("score_view", gr.Radio([("raw logit", "raw"), ("sigmoid 0–1", "sigmoid")], value="raw",
                                                      label="Reranker score"), "search")
-        collapse = form.add("collapse", gr.Checkbox(False, label="Best passage per document"), "search")
+        collapse = form.add("collapse", gr.Checkbox(False, label="Best passage per document"), "search",
+                            to_view=bool)
     gr.Markdown(texts.SEARCH_HELP)
     with gr.Row(elem_classes="rr-columns", equal_height=False):
         stage_columns = {name: gr.HTML(elem_id=f"column-{name}", min_height=120, js_on_load=columns.JUDGE_JS,

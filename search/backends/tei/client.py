@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import socket
 import threading
 import time
@@ -60,19 +59,11 @@ class RequestLatency:
 
 
 def default_timeout() -> float:
-    """Seconds a request may take: $SEARCH_TEI_TIMEOUT, or DEFAULT_TIMEOUT_S.
+    """Seconds a request may take: the setting SEARCH_TEI_TIMEOUT (default DEFAULT_TIMEOUT_S; a bad value is
+    refused when the configuration is read, naming the variable)."""
+    from ... import config
 
-    Raises TEIError naming the variable when it is not a positive number."""
-    value = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not value:
-        return DEFAULT_TIMEOUT_S
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not seconds > 0 or math.isinf(seconds):
-        raise TEIError(f"{TIMEOUT_ENV}={value!r} is not a positive number of seconds; set it to e.g. 60", "setting")
-    return seconds
+    return float(config.current().tei_timeout)
 
 
 class TEIClient:
@@ -111,7 +102,9 @@ class TEIClient:
         if self.policy.typed:
             token = None  # a token goes only to the operator's own endpoints
         elif token is None:
-            token = os.environ.get(TEI_TOKEN_ENV, "").strip() or os.environ.get(TOKEN_ENV)
+            from ... import config
+
+            token = config.tei_token()
         token = token.strip() if token and token.strip() else None
         if token and not safe_for_token(self.url):
             logger.warning("not sending the token from %s/%s to the TEI endpoint at %s: it is plain http to a host "

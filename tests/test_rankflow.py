@@ -288,10 +288,12 @@ def boxes_overlap(a: tuple[float, float, float, float], b: tuple[float, float, f
 
 
 def text_box(node: ET.Element, size: float) -> tuple[float, float, float, float]:
-    """An estimated box (x0, y0, x1, y1) of an SVG text from its anchor, font size and `text_width`."""
+    """An estimated box (x0, y0, x1, y1) of an SVG text from its anchor, font size, `text_width` and the line
+    height (the browser test measures the real boxes)."""
     x, y, width = float(node.get("x")), float(node.get("y")), text_width(node.text, size)
     x0 = {"end": x - width, "middle": x - width / 2}.get(node.get("text-anchor"), x)
-    return (x0, y - size / 2, x0 + width, y + size / 2)
+    half = size * rankflow.LINE_HEIGHT / 2
+    return (x0, y - half, x0 + width, y + half)
 
 
 def test_k50_with_five_stages_stays_readable():

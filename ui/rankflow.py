@@ -69,8 +69,9 @@ PLOT_HEIGHT = 440.0  # what the k ranks aim to fill, within the bounds above
 OUT_GAP = 18.0  # from the last rank's row to the "out" lane
 BOTTOM = 14.0
 TICK_STEPS = (1, 5, 10, 25, 50, 100, 250, 500, 1000)
-MIN_TICK_SPACING = 14.0  # rank numbers at least this far apart
-LABEL_SPACING = FONT + 2.0  # the top-3 titles at least this far apart
+LINE_HEIGHT = 1.4  # a line of text is about this many ems tall (Noto Sans: 1.36)
+MIN_TICK_SPACING = FONT * LINE_HEIGHT + 1  # rank numbers at least this far apart
+LABEL_SPACING = FONT * LINE_HEIGHT + 1  # the top-3 titles at least this far apart
 
 # Wired to the chart's gr.HTML (js_on_load): a click on a line (or its top-3 label) marks the line and every
 # card of that passage, and scrolls the card in the line's focus stage (the last stage that has it in its

@@ -504,7 +504,7 @@ def _top_labels(passages: Sequence[_Passage], geometry: _Geometry, focus_stage: 
         labels.append(element(
             "g", element("title", passage.hit.title or passage.hit.doc_id), leader,
             element("text", text, x=last_x + 12, y=f"{y:g}", dominant_baseline="central", fill="currentColor",
-                    class_="rf-label"),
+                    class_="rf-label", lang=passage.hit.language.group if passage.hit.language.is_known else None),
             class_="rf-label-group", data_passage=passage.passage_id, data_focus_stage=focus_stage))
     return element("g", join(labels), class_="rf-labels")
 

@@ -43,7 +43,7 @@ from .html import Markup, classes, element, join
 from .labels import STAGE_TITLES
 
 __all__ = ["PALETTE", "PASSAGE_ATTRIBUTE", "RANK_FLOW_JS", "LineStyle", "language_styles", "render_agreement",
-           "render_comparison", "render_rank_flow", "reranker_stages"]
+           "render_comparison", "render_rank_flow", "reranker_stages", "text_width", "tick_ranks"]
 
 # The attribute a card (li.hit) carries so a click on its line can find it: the passage id, escaped.
 PASSAGE_ATTRIBUTE = "data-passage"

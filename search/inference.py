@@ -1,6 +1,7 @@
 """The interface every model backend follows, and the records that cross it; no model code.
 
-- `Reranker`: scores passages against a query (`score` -> one `PairScore` per passage).
+- `Reranker`: scores passages against a query (`score` -> one `PairScore` per passage); what a backend is.
+- `MeasuredReranker`: a Reranker with its measured speed and its cached pairs; what callers get.
 - `TextEncoder`: pooled embeddings for dense retrieval (`embed`) and per-token ones (`token_embeddings`).
 - `Loaded[M]`: a loaded model with the id that was asked for and, for a fallback, why.
 - `RerankerUnavailable`, `RERANK_LOCK`, `sigmoid`, `ProgressFn`: shared by the backends and the loader.
@@ -84,6 +85,25 @@ class Reranker(Protocol):
         holds `RERANK_LOCK`, so it should be quick. `should_stop()` is polled before every batch and while
         waiting for `RERANK_LOCK`; when it returns True, raises `RerankCancelled`.
         """
+        ...
+
+
+@runtime_checkable
+class MeasuredReranker(Reranker, Protocol):
+    """A `Reranker` that also knows its speed on this machine and which pairs it has scored already: what
+    every caller of a loaded reranker gets (`search.loading.load_reranker` gives a
+    `score_cache.CachedReranker`; `score_cache.measured` wraps any other)."""
+
+    def throughput(self) -> Throughput:
+        """The backend's measured speed here (cached pairs not counted)."""
+        ...
+
+    def expected_seconds(self, pairs: int) -> float | None:
+        """Seconds scoring `pairs` uncached pairs should take here; None before anything was measured."""
+        ...
+
+    def uncached(self, query: str, passages: Sequence[str]) -> int:
+        """How many distinct pairs of `passages` a `score` call would send to the backend now."""
         ...
 
 

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import threading
 from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
 
+from . import config
 from .backends.bundled_e5 import BundledE5Encoder
 from .backends.late_interaction import LateInteractionReranker
 from .backends.onnx_encoder import OnnxEncoder, int8_encoder
@@ -40,7 +40,7 @@ from .backends.onnx_reranker import OnnxReranker, int8_reranker
 from .backends.tei import TEI_URL_ENV, TEIEncoder, TEIReranker, endpoint_urls
 from .backends.torch_encoder import TorchEncoder
 from .backends.torch_reranker import CrossEncoderReranker
-from .inference import Loaded, Reranker, RerankerUnavailable, TextEncoder
+from .inference import Loaded, MeasuredReranker, Reranker, RerankerUnavailable, TextEncoder
 from .models import (
     DENSE_ENV,
     FALLBACK_DENSE_ID,
@@ -96,8 +96,8 @@ AUTO_ORDER: dict[str, tuple[str, ...]] = {
 _REQUIRES = {"onnx": "onnxruntime", "int8": "onnxruntime"}
 # Where the fallbacks of a remote backend run: the one backend every machine has.
 _LOCAL_FALLBACK_BACKEND = "torch"
-# Backends whose "device" is an endpoint URL (from `endpoint=` or their environment variable).
-_REMOTE_BACKENDS: dict[str, str] = {"tei": TEI_URL_ENV}
+# Backends whose "device" is an endpoint URL (from `endpoint=` or their setting in search.config).
+_REMOTE_BACKENDS: dict[str, str] = {"tei": "tei_url"}
 REMOTE_BACKENDS = frozenset(_REMOTE_BACKENDS)
 """The backends that run models elsewhere (their device is an endpoint URL)."""
 BACKENDS: tuple[str, ...] = (AUTO_BACKEND, *_RERANKER_BACKENDS)
@@ -153,7 +153,7 @@ def _importable(backend: str) -> bool:
 
 
 def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = True,
-                  backend: str = AUTO_BACKEND, endpoint: str | None = None) -> Loaded[Reranker]:
+                  backend: str = AUTO_BACKEND, endpoint: str | None = None) -> Loaded[MeasuredReranker]:
     """Load (once per process, backend and device) the reranker `model_id`: a Hub id, a local folder, or
     ``"late-interaction"`` for the offline fallback over the bundled all-MiniLM-L6-v2.
 
@@ -254,7 +254,7 @@ def _where(backend: str, device: str | None, endpoint: str | None) -> str:
     """Where `backend` runs a model: a torch device, or a remote backend's endpoint URL(s), normalised so
     that one endpoint is one cache key. Raises ValueError for a missing or bad endpoint URL."""
     if backend in _REMOTE_BACKENDS:
-        return ",".join(endpoint_urls(endpoint or os.environ.get(_REMOTE_BACKENDS[backend])))
+        return ",".join(endpoint_urls(endpoint or getattr(config.current(), _REMOTE_BACKENDS[backend])))
     return choose_device(device)
 
 

@@ -305,6 +305,12 @@ class CachedReranker:
         return self.cache.missing(pair_keys(self.model_id, self.backend, self.device, query, passages))
 
 
+def measured(reranker: Reranker) -> CachedReranker:
+    """`reranker` as a `MeasuredReranker`: itself when it is one already, else wrapped in a `CachedReranker`
+    over the shared cache (its speed is measured from its first batch on)."""
+    return reranker if isinstance(reranker, CachedReranker) else CachedReranker(reranker, shared_cache())
+
+
 class ThroughputMeter:
     """Seconds per pair, exponentially weighted over scored batches: a batch's weight halves with every
     THROUGHPUT_HALF_LIFE_PAIRS pairs recorded after it. The very first batch pays one-off costs (memory,

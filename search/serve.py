@@ -131,7 +131,7 @@ class TEIService:
     @classmethod
     def from_settings(cls, settings=None, *, reranker: bool = True, dense: bool = True,
                       limits: ServeLimits | None = None, api_key: str | None = None) -> TEIService:
-        """A service over the models `settings` (default `Settings.from_env()`) name, loaded on first use
+        """A service over the models `settings` (default `Settings.from_config()`) name, loaded on first use
         through `search.loading` (so shared with the app in the same process), with the usual offline
         fallbacks. ``auto`` serves bge-reranker-v2-m3 (a server does not know its queries' languages);
         a remote `backend` (``tei``) is replaced by ``auto``: the server runs its models here.
@@ -141,12 +141,12 @@ class TEIService:
         from .loading import AUTO_BACKEND, REMOTE_BACKENDS, load_dense_encoder, load_reranker, resolve_backend
         from .pipeline import Settings
 
-        settings = settings or Settings.from_env()
+        settings = settings or Settings.from_config()
         backend = settings.backend if resolve_backend(settings.backend) not in REMOTE_BACKENDS else AUTO_BACKEND
         device = None if settings.device == "auto" else settings.device
 
         def load() -> ServedModels:
-            model = choose_reranker(settings.reranker_model)
+            model = choose_reranker(settings.rerankers[0].model)
             served = ServedModels(
                 load_reranker(model, device, backend=backend) if reranker else None,
                 load_dense_encoder(settings.dense_model, device, backend=backend) if dense else None)
@@ -394,7 +394,7 @@ def mount_tei_routes(app: fastapi.FastAPI, *, prefix: str = DEFAULT_PREFIX, serv
                      api_key: str | None = None) -> TEIService:
     """Add TEI's routes under `prefix` to `app` (e.g. the Gradio app's server) and return their service.
 
-    Without `service`, they serve the models `settings` (default `Settings.from_env()`) name, loaded on
+    Without `service`, they serve the models `settings` (default `Settings.from_config()`) name, loaded on
     the first request through `search.loading`, so the app and the routes share one copy of each model,
     the score cache and RERANK_LOCK. `api_key` defaults to $SEARCH_SERVE_API_KEY. A TEI client then uses
     ``http://HOST:PORT{prefix}`` as its URL. Whether to call this at all is the caller's choice; see

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from search import config
 from search.models import FALLBACK_DENSE_ID
 
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
@@ -20,17 +21,46 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+class _EnvironmentPatch:
+    """pytest's monkeypatch, except that a change to the environment is read as a process start reads it:
+    the configuration (`search.config`) is read again on its next use, and once more after the test."""
+
+    def __init__(self, patch: pytest.MonkeyPatch) -> None:
+        self._patch = patch
+
+    def setenv(self, *args, **kwargs) -> None:
+        self._patch.setenv(*args, **kwargs)
+        config.reset()
+
+    def delenv(self, *args, **kwargs) -> None:
+        self._patch.delenv(*args, **kwargs)
+        config.reset()
+
+    def __getattr__(self, name: str):
+        return getattr(self._patch, name)
+
+
+@pytest.fixture
+def monkeypatch(monkeypatch):
+    """See `_EnvironmentPatch`: settings a test puts in the environment take effect, and are undone."""
+    yield _EnvironmentPatch(monkeypatch)
+    monkeypatch.undo()
+    config.reset()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def onnx_cache(tmp_path_factory):
     """ONNX exports made by the tests go to a temporary folder, never the user's cache."""
     saved = os.environ.get("SEARCH_ONNX_CACHE")
     folder = tmp_path_factory.mktemp("onnx-cache")
     os.environ["SEARCH_ONNX_CACHE"] = str(folder)
+    config.reset()
     yield folder
     if saved is None:
         os.environ.pop("SEARCH_ONNX_CACHE", None)
     else:
         os.environ["SEARCH_ONNX_CACHE"] = saved
+    config.reset()
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +70,7 @@ def app_url(tmp_path_factory):
                                                      "SEARCH_CACHE_DIR", "SEARCH_MAX_UPLOAD_MB")}
     os.environ.update({"SEARCH_DENSE_MODEL": FALLBACK_DENSE_ID, "SEARCH_RERANKER_MODEL": "late-interaction",
                        "SEARCH_CACHE_DIR": str(tmp_path_factory.mktemp("app-cache")), "SEARCH_MAX_UPLOAD_MB": "5"})
+    config.reset()
     import app
 
     demo = app.build_demo()
@@ -53,6 +84,7 @@ def app_url(tmp_path_factory):
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+    config.reset()
 
 
 @pytest.fixture(scope="session")

@@ -148,8 +148,8 @@ def corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def index(tiny, corpus) -> Index:
-    settings = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model=str(tiny), device="cpu", backend="torch",
-                        compare_reranker_model="late-interaction", compare_backend="torch")
+    settings = Settings(dense_model=FALLBACK_DENSE_ID, rerankers=(str(tiny), ("late-interaction", "torch")),
+                        device="cpu", backend="torch")
     return build([corpus], settings)
 
 
@@ -171,7 +171,7 @@ def test_rerank_b_rescores_the_same_candidates_with_the_second_reranker(index, t
 
 
 def test_no_second_reranker_no_rerank_b(tiny, corpus):
-    plain = build([corpus], Settings(dense_model=FALLBACK_DENSE_ID, reranker_model=str(tiny), device="cpu",
+    plain = build([corpus], Settings(dense_model=FALLBACK_DENSE_ID, rerankers=(str(tiny),), device="cpu",
                                      backend="torch"))
     assert plain.compare_reranker() is None and not plain.has_compare_reranker
     assert "rerank-b" not in plain.search("volcano magma", rerank_depth=3).stages

@@ -32,7 +32,7 @@ JUDGMENTS = Judgments(
     qrels={"q1": {"volcano": 2, "tea": 1, "magma": 0}, "q2": {"bees": 1}, "q3": {"magma": 1, "volcano": 1},
            "q4": {"tea": 1}},
 )
-SETTINGS = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model="late-interaction", device="cpu")
+SETTINGS = Settings(dense_model=FALLBACK_DENSE_ID, rerankers=("late-interaction",), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ SQUAD_IDS = {
 def test_squad_questions_are_judged_against_their_own_paragraph_ids(tmp_path):
     import json
 
-    from search.evaluation import load_dataset
+    from search.datasets import load_dataset
 
     path = tmp_path / "squad-ids.json"
     path.write_text(json.dumps(SQUAD_IDS), encoding="utf-8")
@@ -229,7 +229,7 @@ ENGLISH = _squad([
 def test_questions_of_one_language_against_the_passages_of_another(tmp_path):
     import json
 
-    from search.evaluation import load_dataset
+    from search.datasets import load_dataset
 
     german, english = tmp_path / "xq.de.json", tmp_path / "xq.en.json"
     german.write_text(json.dumps(GERMAN, ensure_ascii=False), encoding="utf-8")

@@ -95,14 +95,30 @@ def test_search_has_no_import_cycle(graph):
     assert cycle is None, f"import cycle in search/: {' -> '.join(cycle or [])}"
 
 
+def backend_of(module: str) -> str | None:
+    """The backend `module` belongs to: search.backends.X for the module X or any module of the package X."""
+    if not module.startswith(BACKENDS + "."):
+        return None
+    return ".".join(module.split(".")[:3])
+
+
 def test_no_backend_imports_another_backend_or_the_loader(graph):
-    backends = {name for name in graph if name.startswith(BACKENDS + ".")}
-    assert len(backends) >= 3, backends
-    for backend in sorted(backends):
-        wrong = sorted(target for target in graph[backend]
-                       if target.startswith(BACKENDS) or target == "search.loading")
-        assert not wrong, (f"{backend} imports {', '.join(wrong)}; a backend may import only search.inference, "
-                           "search.models and the like, and search.loading builds and connects backends")
+    modules = {name for name in graph if backend_of(name)}
+    assert len({backend_of(name) for name in modules}) >= 3, modules
+    assert f"{BACKENDS}.tei.client" in modules, "a backend split into a package is checked module by module"
+    for module in sorted(modules):
+        wrong = sorted(target for target in graph[module]
+                       if (target.startswith(BACKENDS) and backend_of(target) != backend_of(module))
+                       or target == "search.loading")
+        assert not wrong, (f"{module} imports {', '.join(wrong)}; a backend may import only its own modules, "
+                           "search.inference, search.models and the like, and search.loading builds and connects "
+                           "backends")
+
+
+def test_backend_of_keeps_a_packages_modules_together():
+    assert backend_of(f"{BACKENDS}.tei.client") == backend_of(f"{BACKENDS}.tei") == f"{BACKENDS}.tei"
+    assert backend_of(f"{BACKENDS}.torch_encoder") == f"{BACKENDS}.torch_encoder"
+    assert backend_of("search.loading") is None and backend_of(BACKENDS) is None
 
 
 def test_a_cycle_through_a_function_level_import_is_found_and_named(tmp_path):

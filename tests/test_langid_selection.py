@@ -139,7 +139,7 @@ def test_build_labels_passages_and_queries_with_the_chosen_detector(tmp_path):
     texts = {"a.txt": "Ciao", "b.txt": "Der Hund schläft im Garten und träumt.", "c.txt": "历史文化"}
     for name, text in texts.items():
         (folder / name).write_text(text, encoding="utf-8")
-    settings = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model="late-interaction", device="cpu")
+    settings = Settings(dense_model=FALLBACK_DENSE_ID, rerankers=("late-interaction",), device="cpu")
     built = {langid: build([folder], Settings(**{**settings.__dict__, "langid": langid}), cache_dir=tmp_path / "c")
              for langid in ("langdetect", "fasttext", "auto")}
     for langid, index in built.items():

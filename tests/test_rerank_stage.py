@@ -33,7 +33,7 @@ def index(tmp_path_factory):
     folder = build_tiny_xlmr_cross_encoder(tmp_path_factory.mktemp("tiny-stage"),
                                            [*DOCS.values(), "where does tea grow", "volcano magma"] * 3)
     # torch: the `scored` fixture counts the rows of each forward pass of its model
-    settings = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model=str(folder), device="cpu", backend="torch")
+    settings = Settings(dense_model=FALLBACK_DENSE_ID, rerankers=(str(folder),), device="cpu", backend="torch")
     return build([corpus], settings)
 
 

@@ -275,7 +275,7 @@ def test_mounted_routes_load_the_settings_models_on_first_use(monkeypatch):
     from search.pipeline import Settings
 
     app = fastapi.FastAPI()
-    service = mount_tei_routes(app, settings=Settings(reranker_model="late-interaction",
+    service = mount_tei_routes(app, settings=Settings(rerankers=("late-interaction",),
                                                       dense_model=MINILM_ID, device="cpu", backend="tei"))
     with uvicorn_server(app) as url:
         info = httpx.get(url + "/tei/info", timeout=60).json()

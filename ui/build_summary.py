@@ -17,6 +17,7 @@ import pandas as pd
 from search.inference import Loaded, Reranker
 from search.language import LANGUAGE_NAMES
 from search.pipeline import BuildReport
+from search.stages import stage as stage_info
 from search.types import Problem
 from search.warmup import WarmupStatus
 
@@ -79,14 +80,34 @@ def render_build_summary(report: BuildReport, *, max_problems: int = MAX_PROBLEM
 
 
 def render_reranker(loaded: Loaded[Reranker], title: str = "Reranker") -> Markup:
-    """Return which reranker this index uses (`title`: "Reranker", or "Reranker B" for the second), and
-    why when it is a fallback."""
-    kind = "cross-encoder" if loaded.model.is_cross_encoder else "not a cross-encoder"
-    parts = [element("p", f"{title}: ", element("span", loaded.model.label, class_="model-label"), " ",
-                     element("span", f"({kind})", class_="reranker-kind"), class_="build-reranker")]
+    """Return which reranker this index uses (`title`: "Reranker", or "Reranker B" for the second): its
+    label, whether it is a cross-encoder (unless the label says so already), what runs it, and why when it
+    is a fallback."""
+    model = loaded.model
+    kind = "cross-encoder" if model.is_cross_encoder else "not a cross-encoder"
+    details = [kind] if kind not in model.label else []
+    details.append(f"runs on {_runtime(model.backend)}")
+    parts = [element("p", f"{title}: ", element("span", model.label, class_="model-label"), " ",
+                     element("span", f"({', '.join(details)})", class_="reranker-kind"), class_="build-reranker",
+                     data_backend=model.backend)]
     if loaded.fallback_reason:
         parts.append(element("p", f"Fallback: {loaded.fallback_reason}", class_="build-fallback reranker-fallback"))
     return element("div", *parts, class_="build-summary")
+
+
+def _runtime(backend: str) -> str:
+    # Late interaction names the encoder backend it runs over ("late-interaction over onnx"); plain
+    # "late-interaction" runs over torch.
+    runtime = backend.removeprefix("late-interaction over ")
+    return "torch" if runtime == "late-interaction" else runtime
+
+
+def render_rerankers(stages: Sequence[str], rerankers: Sequence[Loaded[Reranker]]) -> Markup:
+    """Return `render_reranker` of each of an index's rerankers, titled by their stage: "Reranker" for the
+    first, "Reranker B (compare with)" for the second, …"""
+    titles = ["Reranker" if position == 0 else f"Reranker {stage_info(stage).letter} (compare with)"
+              for position, stage in enumerate(stages)]
+    return join(render_reranker(loaded, title) for title, loaded in zip(titles, rerankers, strict=True))
 
 
 def render_build_progress(events: Sequence[BuildEvent], seconds: float, models: WarmupStatus | None = None) -> Markup:

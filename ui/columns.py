@@ -5,16 +5,16 @@ only draws it. Every element is built with `ui.html`, so corpus text is escaped 
 Classes and `data-` attributes come only from closed sets (stage names, movement kinds, language
 families) and integers, so a browser test can select on them:
 
-    section.stage-column[data-stage=rerank|rerank-b][data-state=done|error|pending|empty]
+    section.stage-column[data-stage=bm25|…|rerank|rerank-b|…][data-state=done|error|pending|empty]
     div.rerank-progress[data-done][data-total] (a pending rerank)   p.rerank-estimate[data-state]
     li.hit[data-stage][data-rank=<shown position>][data-hit-rank=<rank in the stage>]
     span.lang-badge[data-lang-family]   span.score   span.truncated-mark   p.snippet mark
     div.stage-model.fallback[title=<why>]   details.stage-note (the fallback's reason, closed)
     span.move.up|down|same|new[data-against=bm25|dense|hybrid] (.primary: the stage that fed the reranker)
-    span.move.vs-a.up|down|same[data-against=rerank] (rerank-b cards: "↑3 vs A")
+    span.move.vs-a.up|down|same[data-against=rerank] (cards of a further reranker: "↑3 vs A")
     span.found[data-by=bm25|dense]   span.lifted   span.xrank[data-against]   div.stage-error
     div.search-summary span.overlap[data-pair=bm25-dense]   span.agreement[data-pair=rerank-rerank-b][data-tau]
-    button.explain-btn (the cards of both reranked columns, rerank and rerank-b; not with controls=False)
+    button.explain-btn (the cards of every reranked column; not with controls=False)
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from typing import Literal, NamedTuple
 from search import compare
 from search.language import LANGUAGE_NAMES
 from search.models import FALLBACK_LABEL, LATE_INTERACTION_ID, LATE_INTERACTION_LABEL
-from search.types import ALL_STAGES, COMPARE_STAGE, RERANK_STAGES, Hit, Language, SearchResult, StageResult
+from search.stages import RERANK, is_rerank, known, ordered, stage
+from search.types import Hit, Language, SearchResult, StageResult
 
 from .highlight import SNIPPET_CHARS, highlight_terms, snippet
 from .html import Markup, classes, element, join
-from .labels import STAGE_NAMES, STAGE_TITLES, about, count, duration
+from .labels import about, count, duration, stage_short, stage_title
 
 ScoreView = Literal["raw", "sigmoid"]
 
@@ -126,8 +127,8 @@ def render_column(stage: StageResult, result: SearchResult, *, k: int, score_vie
     cards = [
         _card(hit, position, key, result, k=k, score_view=score_view, collapsed=collapse_documents,
               terms=highlight_terms(result, hit.language.group, languages), snippet_chars=snippet_chars,
-              judgments=judgments if controls else None, explain=controls and key in RERANK_STAGES,
-              reranked=compare.reranked_hit(hit, result, k, key) if key in RERANK_STAGES else None)
+              judgments=judgments if controls else None, explain=controls and is_rerank(key),
+              reranked=compare.reranked_hit(hit, result, k, key) if is_rerank(key) else None)
         for position, hit in enumerate(hits, start=1)
     ]
     return _column(key, "done", header, element("ol", join(cards), class_="hits"))
@@ -143,29 +144,28 @@ class RerankProgress(NamedTuple):
     seconds_left: float | None
 
 
-def render_pending(stage_title: str, model_label: str, detail: str, extra: Markup | None = None) -> Markup:
-    """Return a column placeholder with a spinner, shown while a stage (the reranker) runs; `extra` goes
-    under the spinner line (the rerank's progress)."""
-    header = element("header", element("h3", stage_title, class_="stage-title"),
+def render_pending(stage_name: str, model_label: str, detail: str, extra: Markup | None = None) -> Markup:
+    """Return the column of `stage_name` as a placeholder with a spinner, shown while the stage (a
+    reranker) runs; `extra` goes under the spinner line (the rerank's progress)."""
+    header = element("header", element("h3", stage_title(stage_name), class_="stage-title"),
                      element("div", model_label, class_="stage-model"), class_="stage-head")
     body = element("div", element("span", class_="spinner", aria_hidden="true"), element("span", detail),
                    class_="stage-pending", role="status", aria_live="polite")
-    key = next((name for name in RERANK_STAGES if STAGE_TITLES[name] == stage_title), "other")
-    return _column(key, "pending", header, body, extra)
+    return _column(_stage_key(stage_name), "pending", header, body, extra)
 
 
 def render_rerank_pending(result: SearchResult, model_label: str, progress: RerankProgress | None = None,
-                          stage: str = "rerank") -> Markup:
-    """Return the Reranked column's placeholder: "Reranking 20 candidates from hybrid with MODEL…", and with
-    `progress` a bar and "12 of 20 pairs scored · about 3 s left on this machine". With `stage` rerank-b,
-    the second reranker's column, which waits for the first ("…after A")."""
+                          stage: str = RERANK) -> Markup:
+    """Return a reranked column's placeholder: "Reranking 20 candidates from hybrid with MODEL…", and with
+    `progress` a bar and "12 of 20 pairs scored · about 3 s left on this machine". A further reranker's
+    column (`stage` rerank-b, …) waits for the ones before it ("…after A")."""
     candidates = result.stages.get(result.candidates_from)
     number = min(result.rerank_depth, len(candidates.hits)) if candidates else result.rerank_depth
-    detail = f"Reranking {number} candidates from {STAGE_NAMES[result.candidates_from]} with {model_label}…"
-    if stage == COMPARE_STAGE and progress is None:
+    detail = f"Reranking {number} candidates from {stage_short(result.candidates_from)} with {model_label}…"
+    if stage != RERANK and progress is None:
         detail = f"{detail} (after A)"
     extra = _rerank_progress_html(progress) if progress is not None else None
-    return render_pending(STAGE_TITLES[stage], model_label, detail, extra)
+    return render_pending(stage, model_label, detail, extra)
 
 
 def render_rerank_estimate(seconds: float | None, depth: int) -> Markup:
@@ -188,11 +188,10 @@ def render_rerank_estimate(seconds: float | None, depth: int) -> Markup:
     return element("p", text, class_="rerank-estimate", data_state=state)
 
 
-def render_notice(stage_title: str, message: str) -> Markup:
-    """Return a column that holds only a message, e.g. "Reranking is off (rerank depth 0)"."""
-    header = element("header", element("h3", stage_title, class_="stage-title"), class_="stage-head")
-    key = next((name for name, title in STAGE_TITLES.items() if title == stage_title), "other")
-    return _column(key, "empty", header, element("p", message, class_="stage-empty"))
+def render_notice(stage_name: str, message: str) -> Markup:
+    """Return the column of `stage_name` holding only a message, e.g. "Reranking is off (rerank depth 0)"."""
+    header = element("header", element("h3", stage_title(stage_name), class_="stage-title"), class_="stage-head")
+    return _column(_stage_key(stage_name), "empty", header, element("p", message, class_="stage-empty"))
 
 
 def render_summary(result: SearchResult, k: int) -> Markup:
@@ -201,30 +200,30 @@ def render_summary(result: SearchResult, k: int) -> Markup:
     items = [element("span", "query language ", language_badge(result.query_language),
                      class_="summary-item query-language")]
     for pair in compare.overlaps(result, k):
-        first, second = STAGE_TITLES[pair.first], STAGE_TITLES[pair.second]
+        first, second = stage_title(pair.first), stage_title(pair.second)
         items.append(element(
             "span", f"{first} ∩ {second}: {pair.shared} shared@{k}, Jaccard@{k} {pair.jaccard:.2f}",
             class_="summary-item overlap", data_pair=f"{pair.first}-{pair.second}",
             title=f"passages in both top-{k} lists; Jaccard = shared / passages in either"))
-    both = compare.agreement(result, k)
-    if both is not None:
+    for both in compare.agreements(result, k):
         tau = "n/a" if both.kendall_tau is None else f"{both.kendall_tau:.2f}"
+        letters = f"{stage(both.first).letter} vs {stage(both.second).letter}"
         items.append(element(
-            "span", f"A vs B: {both.shared} shared@{k}, Jaccard@{k} {both.jaccard:.2f}, Kendall's τ {tau} over "
+            "span", f"{letters}: {both.shared} shared@{k}, Jaccard@{k} {both.jaccard:.2f}, Kendall's τ {tau} over "
                     f"{count(both.candidates, 'candidate')}",
             class_="summary-item agreement", data_pair=f"{both.first}-{both.second}", data_tau=tau,
             title=f"how far the two rerankers agree: passages in both top-{k} lists, and Kendall's tau over "
                   "every candidate both reranked (1: same order, -1: reversed)"))
-    for name in ALL_STAGES:
-        if name in result.stages:
-            stage = result.stages[name]
-            timing = "failed" if stage.error else duration(stage.seconds)
-            items.append(element("span", f"{STAGE_TITLES[name]} {timing}", class_="summary-item latency",
-                                 data_stage=name))
-    for name, who in (("rerank", "reranker"), (COMPARE_STAGE, "reranker B")):
-        rerank = result.stages.get(name)
-        if rerank is not None and rerank.pairs_per_second is not None:
-            items.append(element("span", f"{who} {rerank.pairs_per_second:,.1f} pairs/s",
+    for name in ordered(result.stages):
+        ran = result.stages[name]
+        timing = "failed" if ran.error else duration(ran.seconds)
+        items.append(element("span", f"{stage_title(name)} {timing}", class_="summary-item latency",
+                             data_stage=name))
+    for name in ordered(result.stages):
+        ran = result.stages[name]
+        if is_rerank(name) and ran.pairs_per_second is not None:
+            who = "reranker" if name == RERANK else f"reranker {stage(name).letter}"
+            items.append(element("span", f"{who} {ran.pairs_per_second:,.1f} pairs/s",
                                  class_="summary-item throughput", data_stage=name))
     return element("div", join(items), class_="search-summary", data_k=int(k))
 
@@ -248,14 +247,14 @@ def _column(key: str, state: str, *inner: Markup) -> Markup:
     return element("section", *inner, class_="stage-column", data_stage=key, data_state=state)
 
 
-def _stage_key(stage: str) -> str:
-    return stage if stage in ALL_STAGES else "other"
+def _stage_key(name: str) -> str:
+    return name if known(name) else "other"
 
 
 def _stage_header(stage: StageResult, result: SearchResult) -> Markup:
     fallback = stage.model in FALLBACK_LABELS or bool(stage.note)
     parts = [
-        element("h3", STAGE_TITLES.get(stage.stage, stage.stage), class_="stage-title"),
+        element("h3", stage_title(stage.stage), class_="stage-title"),
         element("span", duration(stage.seconds), class_="stage-latency", title="time this stage took"),
         element("div", stage.model or "—", class_=classes("stage-model", fallback and "fallback"),
                 title=stage.note or "model"),
@@ -264,8 +263,8 @@ def _stage_header(stage: StageResult, result: SearchResult) -> Markup:
         # The full reason is in the build summary; here it is one click (or the hover above) away.
         parts.append(element("details", element("summary", "fallback: why?"), element("p", stage.note),
                              class_="stage-note"))
-    if stage.stage in RERANK_STAGES and not stage.error:
-        detail = f"{count(len(stage.hits), 'candidate')} from {STAGE_NAMES.get(result.candidates_from, '?')} rescored"
+    if is_rerank(stage.stage) and not stage.error:
+        detail = f"{count(len(stage.hits), 'candidate')} from {stage_short(result.candidates_from)} rescored"
         if stage.pairs_per_second is not None:
             detail += f" · {stage.pairs_per_second:,.1f} pairs/s"
         parts.append(element("p", detail, class_="stage-detail"))
@@ -273,10 +272,10 @@ def _stage_header(stage: StageResult, result: SearchResult) -> Markup:
 
 
 def _error_html(key: str, error: str) -> Markup:
-    if key == COMPARE_STAGE:
+    if is_rerank(key) and key != RERANK:
         fix = ("To fix it, choose another reranker (or backend, or TEI URL) under 'Compare with' in the model "
                "panel and build the index again, or set it to none. The other columns are unaffected.")
-    elif key == "rerank":
+    elif key == RERANK:
         fix = ("To fix it, put a reranker that is in the Hugging Face cache, or a local model folder, in the "
                f"reranker model field, or enter {LATE_INTERACTION_ID} for the offline fallback, then search "
                "again. The BM25, dense and hybrid columns are unaffected.")
@@ -337,7 +336,7 @@ def _judge_html(grade: int | None) -> Markup:
 
 
 def _score_html(key: str, hit: Hit, score_view: ScoreView) -> Markup:
-    if key in RERANK_STAGES:
+    if is_rerank(key):
         if hit.sigmoid is None:
             note = (element("span", "sigmoid n/a", class_="score-note",
                             title="the late-interaction fallback gives a similarity, not a logit")
@@ -346,7 +345,7 @@ def _score_html(key: str, hit: Hit, score_view: ScoreView) -> Markup:
                          note))
         shown = f"p {hit.sigmoid:.3f}" if score_view == "sigmoid" else f"logit {hit.score:.2f}"
         return element("span", shown, class_="score", title=f"raw logit {hit.score:.6g} · sigmoid {hit.sigmoid:.6g}")
-    label, digits = {"bm25": ("BM25", 2), "dense": ("cos", 3), "hybrid": ("RRF", 4)}.get(key, ("score", 3))
+    label, digits = (stage(key).score_label, stage(key).digits) if known(key) else ("score", 3)
     return element("span", f"{label} {hit.score:.{digits}f}", class_="score", title=f"{hit.score:.6g}")
 
 
@@ -366,12 +365,12 @@ def _moves_html(reranked: compare.RerankedHit, result: SearchResult) -> Markup:
 
 def _provenance_html(hit: Hit, reranked: compare.RerankedHit, result: SearchResult, k: int) -> Markup:
     if reranked.found_by:
-        chips = [element("span", STAGE_NAMES[name], class_="found", data_by=name) for name in reranked.found_by]
+        chips = [element("span", stage_short(name), class_="found", data_by=name) for name in reranked.found_by]
     else:
         chips = [element("span", f"neither in top-{k}", class_="found none")]
     parts = [element("span", "found by", class_="found-label"), *chips]
     if reranked.lifted:
-        source = STAGE_NAMES[result.candidates_from]
+        source = stage_short(result.candidates_from)
         parts.append(element("span", f"lifted from {source} #{hit.ranks.get(result.candidates_from)}", class_="lifted",
                              title=f"below the top-{k} shown for {source}, now in the reranked top "
                                    f"{compare.LIFTED_TOP}"))
@@ -384,7 +383,7 @@ def _elsewhere_html(hit: Hit, key: str, result: SearchResult, k: int) -> Markup 
         if other == key:
             continue
         rank = hit.ranks.get(other)
-        name = STAGE_NAMES[other]
+        name = stage_short(other)
         if rank is None:
             chips.append(element("span", f"{name} —", class_="xrank absent", data_against=other,
                                  title=f"not returned by {name}"))

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from search.compare import STAGE_NAMES
+from search.stages import known, stage
 
-__all__ = ["STAGE_NAMES", "STAGE_TITLES", "about", "count", "duration", "megabytes"]
+__all__ = ["about", "count", "duration", "megabytes", "stage_short", "stage_title"]
 
-# How a stage is titled on its own (column heads, tables); STAGE_NAMES is how it is named in a sentence.
-STAGE_TITLES = {"bm25": "BM25", "dense": "Dense", "hybrid": "Hybrid (RRF)", "rerank": "Reranked",
-                "rerank-b": "Reranked (B)"}
+
+def stage_title(name: str) -> str:
+    """How a stage is titled on its own (column heads, tables): "Dense", "Reranked (B)"; unknown: the name.
+
+    >>> stage_title("rerank-b"), stage_title("custom")
+    ('Reranked (B)', 'custom')
+    """
+    return stage(name).title if known(name) else name
+
+
+def stage_short(name: str) -> str:
+    """How a stage is named inside a sentence: "↑6 from BM25 #8", "not in dense top-10"."""
+    return stage(name).short if known(name) else name
 
 
 def duration(seconds: float) -> str:

@@ -250,7 +250,7 @@ def test_any_number_of_rerankers_each_gets_an_axis_and_the_last_one_leads():
                                     for rank, hit in enumerate(reversed(result.stages["rerank-b"].hits), start=1)])
     root = parse(render_rank_flow(make_result([*result.stages.values(), third]), k=3))
     titles = [node.text for node in root.iter("text") if has_class(node, "rf-axis-title")]
-    assert titles == ["BM25", "Dense", "Hybrid (RRF)", "Reranked", "Reranked (B)", "rerank-c"], titles
+    assert titles == ["BM25", "Dense", "Hybrid (RRF)", "Reranked", "Reranked (B)", "Reranked (C)"], titles
     by_id = lines(root)
     # rerank-c: b c e d a -> its top 3 (b, c, e) lead; d stays strong because a reranker lifted it.
     assert {pid for pid, group in by_id.items() if has_class(group, "rf-top")} == {"b#0", "c#0", "e#0"}

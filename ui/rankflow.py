@@ -2,10 +2,11 @@
 stages' agreement (shared@k, Jaccard@k, Kendall's tau) as a small matrix beside it.
 
 One vertical axis per stage that ran (in `SearchResult.stages` order: bm25, dense, hybrid, rerank, then
-every reranker after it), rank 1 at the top. Each passage in any stage's top k is one line joining its
-ranks; where a stage did not rank it in its top k the line drops to the "out" lane under that axis. Lines
-are coloured (and, past six languages, dashed) by the passage's language group; judged passages carry a
-marker per grade; the last reranker's top 3 and every lifted passage are drawn thick and opaque.
+every reranker after it; titled by the stage registry, `search.stages`), rank 1 at the top. Each passage
+in any stage's top k is one line joining its ranks; where a stage did not rank it in its top k the line
+drops to the "out" lane under that axis. Lines are coloured (and, past six languages, dashed) by the
+passage's language group; judged passages carry a marker per grade; the last reranker's top 3 and every
+lifted passage are drawn thick and opaque.
 
 Built with `ui.html`, so every text from the corpus (titles, ids, language codes) is escaped by
 construction; the hover text of a line is the escaped text of an SVG ``<title>``, which needs no script,
@@ -35,12 +36,12 @@ from typing import NamedTuple
 
 import regex
 
-from search import compare
+from search import compare, stages
 from search.language import LANGUAGE_NAMES
-from search.types import RERANK_STAGES, Hit, SearchResult, StageResult
+from search.types import Hit, SearchResult, StageResult
 
 from .html import Markup, classes, element, join
-from .labels import STAGE_TITLES
+from .labels import stage_short, stage_title
 
 __all__ = ["PALETTE", "PASSAGE_ATTRIBUTE", "RANK_FLOW_JS", "LineStyle", "language_styles", "render_agreement",
            "render_comparison", "render_rank_flow", "reranker_stages", "text_width", "tick_ranks"]
@@ -134,12 +135,13 @@ class _Passage:
 
 
 def reranker_stages(names: Iterable[str]) -> tuple[str, ...]:
-    """Return the names that are reranker stages (rerank, rerank-b, and any later "rerank-…"), in order.
+    """Return the names that are rerank stages (`search.stages.is_rerank`: rerank, rerank-b, rerank-c, …), in
+    the order given.
 
     >>> reranker_stages(["bm25", "hybrid", "rerank", "rerank-b", "rerank-c"])
     ('rerank', 'rerank-b', 'rerank-c')
     """
-    return tuple(name for name in names if name in RERANK_STAGES or name.startswith("rerank-"))
+    return tuple(name for name in names if stages.is_rerank(name))
 
 
 def language_styles(groups: Iterable[str]) -> dict[str, LineStyle]:
@@ -195,7 +197,7 @@ def render_rank_flow(result: SearchResult, *, k: int, judgments: Mapping[str, in
     svg = element(
         "svg",
         element("title", f"Rank flow at k={k}: {len(passages)} passages across "
-                         f"{', '.join(_stage_title(name) for name in drawn)}"),
+                         f"{', '.join(stage_title(name) for name in drawn)}"),
         _axes(geometry),
         element("g", join(lines), class_="rf-lines"),
         labels,
@@ -224,10 +226,10 @@ def render_agreement(result: SearchResult, k: int, stages: Sequence[str] | None 
     if len(drawn) < 2:
         return element("p", "Agreement needs two stages that ran.", class_="rank-agreement rf-empty")
     head = element("tr", element("th", "", scope="col"),
-                   *[element("th", _stage_title(name), scope="col", data_stage=name) for name in drawn])
+                   *[element("th", stage_title(name), scope="col", data_stage=name) for name in drawn])
     rows = []
     for i, first in enumerate(drawn):
-        cells = [element("th", _stage_title(first), scope="row", data_stage=first)]
+        cells = [element("th", stage_title(first), scope="row", data_stage=first)]
         for j, second in enumerate(drawn):
             if i == j:
                 cells.append(element("td", "", class_="rf-diagonal"))
@@ -264,8 +266,6 @@ def _drawn_stages(result: SearchResult, stages: Sequence[str] | None) -> tuple[s
     return tuple(dict.fromkeys(name for name in stages if not result.stages[name].error))
 
 
-def _stage_title(name: str) -> str:
-    return STAGE_TITLES.get(name, name)
 
 
 def _passages(result: SearchResult, drawn: Sequence[str], k: int) -> list[_Passage]:
@@ -302,8 +302,8 @@ def _strong_passages(result: SearchResult, drawn: Sequence[str], k: int, focus_s
 
 
 def _strong_note(result: SearchResult, focus_stage: str, k: int) -> str:
-    source = compare.STAGE_NAMES.get(result.candidates_from, result.candidates_from)
-    note = f"thick: {_stage_title(focus_stage)} top {compare.LIFTED_TOP}"
+    source = stage_short(result.candidates_from)
+    note = f"thick: {stage_title(focus_stage)} top {compare.LIFTED_TOP}"
     if reranker_stages([focus_stage]):
         note += f", and passages a reranker lifted into its top {compare.LIFTED_TOP} from below {source}'s top {k}"
     return note
@@ -377,7 +377,7 @@ def _axes(geometry: _Geometry) -> Markup:
                              dominant_baseline="central", fill="currentColor"))
     for index, name in enumerate(geometry.stages):
         x = geometry.x(index)
-        title = _stage_title(name)
+        title = stage_title(name)
         shown = _fit(title, TITLE_FONT, STAGE_GAP - 12)
         parts.append(element(
             "g",
@@ -449,7 +449,7 @@ def _hover_text(passage: _Passage, result: SearchResult, geometry: _Geometry, wh
     confidence = f" {language.probability:.2f}" if language.is_known else ""
     lines = [hit.title or hit.doc_id, f"{passage.passage_id} · {name} ({language.code}{confidence})"]
     for index, stage in enumerate(geometry.stages):
-        title = _stage_title(stage)
+        title = stage_title(stage)
         stage_hit = passage.hits[index]
         if stage_hit is None:
             rank = _rank_in(passage, geometry, stage)
@@ -461,7 +461,7 @@ def _hover_text(passage: _Passage, result: SearchResult, geometry: _Geometry, wh
     if grade is not None:
         lines.append(f"judged {grade} ({GRADE_TITLES[grade]})")
     if why and "lifted" in why:
-        source = compare.STAGE_NAMES.get(result.candidates_from, result.candidates_from)
+        source = stage_short(result.candidates_from)
         before = _rank_in(passage, geometry, result.candidates_from)
         lines.append(f"lifted from {source} #{before if before is not None else '?'} into a reranker's top "
                      f"{compare.LIFTED_TOP}")
@@ -478,11 +478,13 @@ def _rank_in(passage: _Passage, geometry: _Geometry, stage: str) -> int | None:
                 None)
 
 
-def _score(stage: str, hit: Hit) -> str:
-    if reranker_stages([stage]):
-        return f"logit {hit.score:.2f}" if hit.sigmoid is not None else f"score {hit.score:.3f}"
-    label, digits = {"bm25": ("BM25", 2), "dense": ("cos", 3), "hybrid": ("RRF", 4)}.get(stage, ("score", 3))
-    return f"{label} {hit.score:.{digits}f}"
+def _score(name: str, hit: Hit) -> str:
+    """The score as the cards say it: the registry's label and digits ("cos 0.512", "logit 4.21"); a reranker
+    without a logit (the late-interaction fallback) gives a plain score."""
+    if not stages.known(name) or (stages.is_rerank(name) and hit.sigmoid is None):
+        return f"score {hit.score:.3f}"
+    entry = stages.stage(name)
+    return f"{entry.score_label} {hit.score:.{entry.digits}f}"
 
 
 def _top_labels(passages: Sequence[_Passage], geometry: _Geometry, focus_stage: str) -> Markup:
@@ -548,7 +550,7 @@ def _overlap_cell(first: StageResult, second: StageResult, k: int) -> Markup:
                    element("span", f"J {jaccard:.2f}", class_="rf-jaccard"),
                    class_=f"rf-pair rf-j{band}", data_pair=f"{first.stage}-{second.stage}", data_shared=shared,
                    data_jaccard=f"{jaccard:.4f}",
-                   title=f"{_stage_title(first.stage)} and {_stage_title(second.stage)}: {shared} of top {k} shared, "
+                   title=f"{stage_title(first.stage)} and {stage_title(second.stage)}: {shared} of top {k} shared, "
                          f"Jaccard {jaccard:.2f}")
 
 
@@ -568,5 +570,5 @@ def _tau_cell(result: SearchResult, first: str, second: str) -> Markup:
     text = "n/a" if tau is None else f"τ {tau:.2f}"
     return element("td", text, class_="rf-pair rf-tau", data_pair=f"{first}-{second}",
                    data_tau="" if tau is None else f"{tau:.4f}",
-                   title=f"{_stage_title(first)} and {_stage_title(second)}: Kendall's τ over {both} candidates "
+                   title=f"{stage_title(first)} and {stage_title(second)}: Kendall's τ over {both} candidates "
                          "both ranked")

@@ -295,10 +295,13 @@ def _config_flags(parser: argparse.ArgumentParser, group: str, defaults: config.
     for option in config.OPTIONS:
         if option.group != group or option.flag is None or option.kind == "rerankers":
             continue  # the rerankers' flag repeats: it is added by hand
+        help_text = f"{option.doc} (env {option.env}; default {getattr(defaults, option.name)})"
+        if option.kind == "bool":
+            parser.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)
+            continue
         kind = {"int": int, "float": float}.get(option.kind, str)
-        parser.add_argument(option.flag, dest=option.name, type=kind,
-                            choices=option.choices or None,
-                            help=f"{option.doc} (env {option.env}; default {getattr(defaults, option.name)})")
+        parser.add_argument(option.flag, dest=option.name, type=kind, choices=option.choices or None, help=help_text)
 
 
 def _rerankers_text(rerankers) -> str:

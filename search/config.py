@@ -156,6 +156,9 @@ OPTIONS: tuple[Option, ...] = (
     # -- the view: defaults and ranges of the page's controls and the CLI's flags ---------------------------
     Option("window", "SEARCH_WINDOW", "int", 200, "passage length in words (Chinese, Japanese, Thai: characters)",
            "corpus", low=32, high=1024, step=8, flag="--window"),
+    Option("index_titles", "SEARCH_INDEX_TITLES", "bool", True,
+           "index a document's title with each of its passages, and rerank it in front of them", "corpus",
+           flag="--index-titles"),
     Option("overlap", "SEARCH_OVERLAP", "int", 40, "words shared by consecutive passages (below half the window)",
            "corpus", low=0, high=256, step=4, flag="--overlap"),
     Option("k", "SEARCH_K", "int", 10, "results shown per stage", "view", low=1, high=50, step=1, flag="--k"),

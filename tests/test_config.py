@@ -90,3 +90,33 @@ def test_only_the_config_module_reads_the_environment():
                     isinstance(node.value, ast.Name) and node.value.id == "os":
                 readers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert readers == [], f"read the setting through search.config instead: {readers}"
+
+
+def test_a_setting_of_the_table_reaches_the_cli_the_panel_the_link_the_bundle_and_the_build(monkeypatch):
+    # SEARCH_INDEX_TITLES was added with one line in the table, one field and one line in ui/share.py and one
+    # widget: it reaches everything else with no other edit.
+    from search.cli import _parser, _settings
+    from search.pipeline import Settings
+    from tests.app_page import make_page
+    from ui.bundle import render_page
+    from ui.regions.sharing import share_options
+    from ui.share import build_overrides, parse_view, query_string
+
+    assert config.load({"SEARCH_INDEX_TITLES": "off"}).index_titles is False
+    monkeypatch.setenv("SEARCH_INDEX_TITLES", "0")
+    assert Settings.from_config().index_titles is False
+    args = _parser().parse_args(["query", "x", "--query", "tea", "--index-titles"])
+    assert _settings(args).index_titles is True, "the flag overrides the environment"
+    monkeypatch.delenv("SEARCH_INDEX_TITLES")
+
+    page, ctx, demo = make_page()
+    widget = ctx.form["index_titles"]
+    assert widget.value is True and widget.elem_id == "index-titles", "the panel's checkbox, at its default"
+    view = ctx.form.view({"index_titles": False, "query": "tea"})
+    assert "titles=0" in query_string(view)
+    restored = parse_view({"titles": "0", "q": "tea"}, share_options(ctx))
+    assert restored.state.index_titles is False and ctx.form.restore(restored.state, restored.given)[widget] is False
+    assert build_overrides(view)["index_titles"] is False
+    from tests.hand_made import make_result, make_stage, ranked
+
+    assert "Titles indexed with passages" in render_page(make_result([make_stage("bm25", ranked("a#0"))]), view)

@@ -51,6 +51,7 @@ class ViewState:
     collapse: bool = False
     window: int | None = None
     overlap: int | None = None
+    index_titles: bool | None = None
     dense_model: str | None = None
     reranker_model: str | None = None
     backend: str | None = None
@@ -177,6 +178,7 @@ FIELDS: tuple[Field, ...] = (
     Field("collapse", "docs", _flag, "Best passage per document"),
     Field("window", "window", _integer(lambda options: options.window_range), "Passage window", "window"),
     Field("overlap", "overlap", _integer(lambda options: options.overlap_range), "Overlap", "overlap"),
+    Field("index_titles", "titles", _flag, "Titles indexed with passages", "index_titles"),
     Field("dense_model", "dense", _choice(lambda options: options.dense_models, "dense model"), "Dense model",
           "dense_model"),
     Field("reranker_model", "reranker", _choice(lambda options: options.rerankers, "reranker"), "Reranker"),

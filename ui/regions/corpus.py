@@ -90,6 +90,10 @@ def layout(ctx: AppContext) -> CorpusPanel:
                 low, high, step = config.limits("overlap")
                 overlap = form.add("overlap", gr.Slider(low, high, value=settings.overlap, step=step,
                                                         label="Overlap (words)"), "corpus", to_view=int)
+                form.add("index_titles", gr.Checkbox(settings.index_titles, label="Index titles with passages",
+                                                     info="a document's title is searched and reranked with each "
+                                                          "of its passages", elem_id="index-titles"), "corpus",
+                         to_view=bool)
                 dense_model = form.add("dense_model", gr.Dropdown(
                     _choices(offered.dense), value=settings.dense_model, label="Dense model",
                     allow_custom_value=offered.custom, info="default from env SEARCH_DENSE_MODEL; offline, "

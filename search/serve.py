@@ -244,12 +244,14 @@ class TEIService:
                 raise TEIRequestError("Unhealthy", self._load_error or "unhealthy")
             return self._models
 
-    def health_now(self) -> bool | None:
-        """True when the models are loaded, False when they could not be, None while not tried yet: an
-        answer that never waits (for /health under load)."""
+    def health_now(self) -> bool:
+        """True when the models are loaded, False while they are not loaded yet; raises TEIRequestError
+        (Unhealthy) when they could not be. Never waits: for /health under load."""
         if self._models is not None:
             return True
-        return False if self._load_error is not None else None
+        if self._load_error is not None:
+            raise TEIRequestError("Unhealthy", self._load_error)
+        return False
 
     # -- the routes, as plain functions of the parsed request body -----------------------------------
 
@@ -790,14 +792,11 @@ def tei_router(service: TEIService) -> fastapi.APIRouter:
             return error.response()
 
     async def health(request: Request) -> Response:
-        state = service.health_now()  # no thread, no lock: fast however busy the models are
-        if state is None:
-            try:
-                await run_in_threadpool(service.health)
-            except TEIRequestError as error:
-                return error.response()
-        elif not state:
-            return TEIRequestError("Unhealthy", "unhealthy").response()
+        try:
+            if not service.health_now():  # no thread, no lock once loaded: fast however busy the models are
+                await run_in_threadpool(service.health)  # the first call loads the models
+        except TEIRequestError as error:
+            return error.response()
         return Response(status_code=200)
 
     for path in ("/health", "/", "/ping"):

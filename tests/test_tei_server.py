@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import math
+import time
 
 import httpx
 import numpy as np
@@ -424,6 +425,54 @@ def test_concurrency_permits_are_counted_per_text(reranker, encoder):
         assert error_of(post(url, "/rerank", {"query": QUERY, "texts": PASSAGES}))[:2] == (429, "Overloaded")
         assert post(url, "/embed", {"inputs": PASSAGES[:2]}).status_code == 200, "permits are given back"
         assert post(url, "/rerank", {"query": QUERY, "texts": PASSAGES[:2]}).status_code == 200
+
+
+def test_embed_requests_that_wait_share_one_forward_pass():
+    """While the model runs one request, the ones that arrive wait and then go through it together (TEI's
+    queue), each getting its own vectors back."""
+    import threading
+
+    from search.loading import load_encoder
+
+    torch_encoder = load_encoder(MINILM_ID, "cpu", backend="torch")  # torch: a forward hook to hold the model
+    service = TEIService.from_models(encoder=torch_encoder)
+    model = torch_encoder.model
+    first_pass, release = threading.Event(), threading.Event()
+    passes: list[int] = []
+
+    def gate(module, args, kwargs):
+        passes.append(kwargs["input_ids"].shape[0])
+        if len(passes) == 1:
+            first_pass.set()
+            release.wait(timeout=60)
+
+    handle = model.register_forward_pre_hook(gate, with_kwargs=True)
+    requests = [[PASSAGES[0]], [PASSAGES[1], PASSAGES[2]], [PASSAGES[3]], [QUERY]]
+    answers: dict[int, list] = {}
+
+    def send(number: int) -> None:
+        answers[number] = service.embed({"inputs": requests[number]}).body
+
+    try:
+        threads = [threading.Thread(target=send, args=(0,))]
+        threads[0].start()
+        assert first_pass.wait(timeout=60), "the first request reached the model"
+        threads += [threading.Thread(target=send, args=(n,)) for n in (1, 2, 3)]
+        for thread in threads[1:]:
+            thread.start()
+        deadline = time.monotonic() + 60
+        while service.metrics.value("te_queue_size") < 3:
+            assert time.monotonic() < deadline, "the three requests did not queue"
+            time.sleep(0.01)
+        release.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        release.set()
+        handle.remove()
+    assert passes == [1, 4], "one pass for the first request, one for the four texts that waited"
+    for number, texts in enumerate(requests):
+        np.testing.assert_allclose(answers[number], torch_encoder.embed(texts, is_query=False), atol=1e-5)
 
 
 def test_answers_carry_teis_timing_headers(both, encoder):

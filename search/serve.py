@@ -928,7 +928,11 @@ def mount_tei_routes(app: fastapi.FastAPI, *, prefix: str = DEFAULT_PREFIX, serv
         raise ValueError(f"prefix={prefix!r} must start with '/' and not end with one, e.g. '/tei'")
     if service is None:
         service = TEIService.from_settings(settings, limits=limits, api_key=api_key or os.environ.get(API_KEY_ENV))
-    app.include_router(tei_router(service), prefix=prefix)
+    router = tei_router(service)
+    app.include_router(router, prefix=prefix)
+    for route in router.routes:  # POST/GET {prefix} itself too: a client whose URL is {prefix} posts there
+        if isinstance(route, fastapi.routing.APIRoute) and route.path == "/":
+            app.add_api_route(prefix, route.endpoint, methods=list(route.methods), include_in_schema=False)
     return service
 
 

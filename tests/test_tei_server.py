@@ -618,7 +618,9 @@ def test_the_routes_mount_under_a_prefix_of_another_app(reranker):
         ranks = httpx.post(url + "/tei/rerank", json={"query": QUERY, "texts": PASSAGES})
         check_response("/rerank", "post", ranks)
         assert len(ranks.json()) == 4 and service.info()["model_id"] == info.json()["model_id"]
-        assert httpx.post(url + "/tei/", json={"query": QUERY, "texts": PASSAGES}).status_code == 200
+        for root in ("/tei/", "/tei"):  # a client whose URL is http://HOST/tei posts to /tei itself
+            assert httpx.post(url + root, json={"query": QUERY, "texts": PASSAGES}).status_code == 200, root
+            assert httpx.get(url + root).status_code == 200, root
     with pytest.raises(ValueError, match="prefix"):
         mount_tei_routes(fastapi.FastAPI(), prefix="tei/", service=service)
 

@@ -121,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
 
     # Defaults are search.serve's (ServeLimits, DEFAULT_HOST/PORT), not imported here: it loads FastAPI.
     serve = commands.add_parser("serve", parents=[models], help="serve the models with TEI's HTTP API "
-                                "(POST /rerank, POST /embed, GET /info, GET /health)")
+                                "(/rerank, /embed, /v1/embeddings, /info, /health, ...; see docs/tei.md)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     serve.add_argument("--no-reranker", action="store_true", help="serve the dense encoder only")
@@ -131,7 +131,12 @@ def _parser() -> argparse.ArgumentParser:
                                                             "(default: each model's window)")
     serve.add_argument("--payload-limit", type=int, help="bytes one request body may have (default 2000000)")
     serve.add_argument("--max-concurrent-requests", type=int,
-                       help="requests answered at once before 429 (default 512)")
+                       help="inputs (texts, pairs) answered at once before 429, as TEI counts (default 512)")
+    serve.add_argument("--header-timeout", type=float, help="seconds a client may take to send a request's "
+                                                            "headers before it is disconnected (default 10)")
+    serve.add_argument("--body-timeout", type=float, help="seconds a client may take to send a request's body "
+                                                          "before it gets 408 (default 30)")
+    serve.add_argument("--keep-alive-timeout", type=float, help="seconds an idle connection is kept (default 5)")
     serve.add_argument("--no-auto-truncate", action="store_true",
                        help="refuse over-long inputs unless the request asks for truncation")
     serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (env SEARCH_SERVE_API_KEY)")
@@ -273,6 +278,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     given = {name: getattr(args, name) for name in ("max_client_batch_size", "max_input_tokens", "payload_limit",
                                                      "max_concurrent_requests") if getattr(args, name) is not None}
+    timeouts = {"header_timeout_s": args.header_timeout, "body_timeout_s": args.body_timeout,
+                "keep_alive_s": args.keep_alive_timeout}
+    given |= {name: value for name, value in timeouts.items() if value is not None}
     limits = ServeLimits(**given, auto_truncate=not args.no_auto_truncate)
     service = TEIService.from_settings(_settings(args), reranker=not args.no_reranker, dense=not args.no_dense,
                                        limits=limits, api_key=args.api_key or config.current().serve_api_key or None)

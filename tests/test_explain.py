@@ -37,6 +37,13 @@ class WordCountReranker:
     backend = "test"
     device = "cpu"
     is_cross_encoder = False
+    max_length = 512
+    remote = False
+    dtype = "float32"
+    tokenizer = None
+
+    def pair_lengths(self, query: str, passages: Sequence[str]) -> None:
+        return None
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []

@@ -332,6 +332,7 @@ class BundledE5Encoder:
     """
 
     backend = "torch"
+    dtype = "q4_0"  # 4-bit weights (dequantised to float32 per layer; activations float32), not float32 ones
 
     def __init__(self, model_id: str, device: str, spec: ModelSpec, label: str, path: str | None = None, *,
                  max_tokens_per_batch: int = DEFAULT_MAX_TOKENS_PER_BATCH) -> None:

@@ -33,6 +33,7 @@ class TEIEncoder:
     backend = "tei"
     remote = True
     tokenizer = None
+    dtype = "unknown"  # the endpoint's; its /info is not read for it
 
     def __init__(self, model_id: str, endpoint: str, spec: ModelSpec | None = None, label: str | None = None,
                  path: str | None = None, *, client_options: dict[str, Any] | None = None) -> None:

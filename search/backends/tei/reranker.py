@@ -36,6 +36,8 @@ class TEIReranker:
 
     backend = "tei"
     remote = True
+    tokenizer = None  # the endpoint tokenizes
+    dtype = "unknown"  # the endpoint's; its /info is not read for it
 
     def __init__(self, model_id: str, endpoint: str, *, batch_size: int = DEFAULT_CHUNK,
                  client_options: dict[str, Any] | None = None) -> None:
@@ -64,6 +66,10 @@ class TEIReranker:
 
     def latency(self) -> RequestLatency:
         return self.client.latency()
+
+    def pair_lengths(self, query: str, passages: Sequence[str]) -> None:
+        """None: only the endpoint knows its tokens (see `Reranker`)."""
+        return None
 
     def score(self, query: str, passages: Sequence[str], *, progress: ProgressFn | None = None,
               should_stop: StopFn | None = None) -> list[PairScore]:

@@ -5,7 +5,6 @@ Skips when chromium is absent (install it with `apt-get install -y chromium`).
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -156,16 +155,17 @@ def test_judge_three_results_and_download_the_qrels(page):
 @pytest.fixture(scope="module")
 def unloadable_models_url(app_url):
     """A second app whose default models are the real ones, which can't be loaded offline: both fall back."""
+    from dataclasses import replace
+
     import app
+    from search import config
     from search.models import DEFAULT_DENSE_MODEL, RERANKER_V2_M3
 
-    saved = {name: os.environ.get(name) for name in ("SEARCH_DENSE_MODEL", "SEARCH_RERANKER_MODEL")}
-    os.environ.update({"SEARCH_DENSE_MODEL": DEFAULT_DENSE_MODEL, "SEARCH_RERANKER_MODEL": RERANKER_V2_M3})
-    try:
-        demo = app.build_demo()  # the dropdowns take these as their values; the env goes back right after
-    finally:
-        os.environ.update({name: value for name, value in saved.items() if value is not None})
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **app.launch_kwargs())
+    # An app started with these defaults: the dropdowns take them as their values.
+    settings = replace(config.current(), dense_model=DEFAULT_DENSE_MODEL, rerankers=((RERANKER_V2_M3, ""),))
+    demo = app.build_demo(settings)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
+                            **app.launch_kwargs(settings))
     yield url
     demo.close()
 
@@ -203,7 +203,7 @@ def test_cancel_or_closing_the_page_stops_the_build_and_the_panel_gives_the_time
     import random
     import time
 
-    caplog.set_level(logging.INFO, logger="app")
+    caplog.set_level(logging.INFO, logger="ui.regions")
     rng = random.Random(5)
     words = ["".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(400)]
     corpus = tmp_path / "long.txt"
@@ -211,7 +211,7 @@ def test_cancel_or_closing_the_page_stops_the_build_and_the_panel_gives_the_time
 
     def cancelled() -> list[str]:
         return [record.getMessage() for record in caplog.records
-                if record.name == "app" and "build cancelled" in record.getMessage()]
+                if record.name == "ui.regions.corpus" and "build cancelled" in record.getMessage()]
 
     def wait_for_cancelled(count: int) -> str:
         for _ in range(600):
@@ -239,7 +239,7 @@ def test_cancel_or_closing_the_page_stops_the_build_and_the_panel_gives_the_time
                                              r"on this machine\."), timeout=300_000)
     page.close()  # the build's event loses its page: the build must stop at its next batch
     assert "cancelled during embeddings" in wait_for_cancelled(2)
-    assert not any("built" in record.getMessage() for record in caplog.records if record.name == "app")
+    assert not any("built" in record.getMessage() for record in caplog.records if record.name == "ui.regions.corpus")
 
 
 def test_a_spaced_file_name_still_gives_every_download_it_can(page, tmp_path):
@@ -282,7 +282,7 @@ def test_the_reranked_column_shows_live_progress_and_a_new_query_cancels_the_old
     from search.loading import load_reranker
     from tests.gated import GatedReranker
 
-    caplog.set_level(logging.INFO, logger="app")
+    caplog.set_level(logging.INFO, logger="ui.regions")
     _upload_and_build(page, [_two_topic_corpus(tmp_path / "topics.jsonl")])
     # The app's late-interaction reranker (shared by the process), paused after every batch of 32 passages.
     cached = load_reranker("late-interaction").model
@@ -315,7 +315,7 @@ def test_the_reranked_column_shows_live_progress_and_a_new_query_cancels_the_old
     finally:
         gate.open()
     stopped = [record.getMessage() for record in caplog.records
-               if record.name == "app" and "rerank of 'zebrafinch' stopped" in record.getMessage()]
+               if record.name == "ui.regions.search" and "rerank of 'zebrafinch' stopped" in record.getMessage()]
     assert stopped and "cancelled after 64 of 100 pairs" in stopped[0], stopped
     expect(page.locator("#model-status .model-status")).to_have_attribute("data-state", "ready", timeout=300_000)
     assert not page.errors, page.errors
@@ -340,6 +340,10 @@ def test_a_shared_link_restores_the_view_builds_the_sample_and_searches(browser,
     assert page.locator("#rerank-depth input[type=number]").input_value() == "8"
     for name in ("bm25", "dense", "hybrid", "rerank"):
         assert page.locator(f"#column-{name} li.hit").count() == 4, name
+    # The link names a reranker B (compare=late-interaction): its column shows too, with its own results.
+    page.wait_for_selector('#column-rerank-b section[data-state="done"]', timeout=180_000)
+    assert page.locator("#column-rerank-b li.hit").count() == 4
+    assert page.locator("#column-rerank-b span.move.vs-a").count() == 4, "B's cards move against A"
     assert page.locator("#column-rerank span.move.primary[data-against='bm25']").count() >= 1, "candidates from bm25"
     assert page.locator("#column-rerank span.score").first.inner_text().startswith("score"), "sigmoid n/a view"
     problems = page.inner_text("#share-problems")
@@ -397,10 +401,11 @@ def test_a_link_made_from_uploads_says_it_cannot_carry_them_and_the_bundle_downl
 
 
 def _choose(page, elem_id: str, value: str) -> None:
-    # A Gradio dropdown: open its list, then click the option.
+    # A Gradio dropdown: open its list, then click the option (a model's option says where it loads from:
+    # "late-interaction-minilm (bundled, offline)").
     page.click(f"#{elem_id} input")
-    page.get_by_role("option", name=value, exact=True).click()
-    expect(page.locator(f"#{elem_id} input")).to_have_value(value)
+    page.get_by_role("option", name=re.compile(rf"^{re.escape(value)}( \(.*\))?$")).click()
+    expect(page.locator(f"#{elem_id} input")).to_have_value(re.compile(rf"^{re.escape(value)}"))
 
 
 def test_a_second_reranker_adds_a_fifth_column_whose_cards_move_against_a(page):

@@ -366,3 +366,25 @@ def test_the_app_panel_offers_the_latest_reranked_passages_and_keeps_the_choice_
     assert callbacks.refresh(None, LatestSearch(), None)[callbacks.panel.passage].choices == []
     with pytest.raises(gr.Error):  # running needs a built index (the browser test runs one)
         list(callbacks.run(None, latest, "b#0"))
+    # The choices follow every column update; an event may still send a value of the previous choices, which
+    # the callbacks check themselves: Gradio must not refuse it first (a traceback in the log).
+    assert callbacks.panel.passage.allow_custom_value is True
+
+
+def test_explain_without_a_passage_says_to_pick_one_once_there_is_a_search():
+    import types
+
+    from tests.app_page import make_page
+    from tests.hand_made import make_hit, make_result, make_stage
+    from ui.regions.explain import ExplainCallbacks
+    from ui.regions.session import LatestSearch
+
+    callbacks = ExplainCallbacks(make_page()[0])
+    index = types.SimpleNamespace(rerank_stages=("rerank",))
+    latest = LatestSearch()
+    [before] = callbacks.run(index, latest, None)
+    assert "Search first" in str(before[callbacks.panel.result])
+    latest.begin(make_result([make_stage("rerank", [make_hit("a#0", 1, text="Alpha one.")])]), index)
+    [after] = callbacks.run(index, latest, None)
+    assert "Search first" not in str(after[callbacks.panel.result])
+    assert "Pick a passage of the Reranked column" in str(after[callbacks.panel.result])

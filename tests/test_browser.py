@@ -447,3 +447,19 @@ def test_a_second_reranker_adds_a_fifth_column_whose_cards_move_against_a(page):
     shown = float(head.inner_text().split("score ")[1].split()[0])
     assert shown == pytest.approx(float(card.locator(".score").get_attribute("title").split()[-1]), abs=1e-4)
     assert not page.errors, page.errors
+
+
+def test_an_empty_query_says_so_once_and_k_typed_then_enter_searches_again(page):
+    page.click("#build-button")  # the sample corpus
+    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    page.click("#search-button")
+    expect(page.locator(".toast-body").first).to_contain_text("the query is empty", timeout=30_000)
+    page.wait_for_timeout(1500)  # a second toast would have come by now
+    assert page.locator(".toast-body").count() == 1, page.locator(".toast-body").all_inner_texts()
+    _search(page, "When did the Luna 2 probe reach the Moon?")
+    assert page.locator("#column-bm25 li.hit").count() == 10
+    box = page.locator("#k input[type=number]")
+    box.fill("4")
+    box.press("Enter")  # the number box commits on Enter, not only when it loses focus
+    expect(page.locator("#column-bm25 li.hit")).to_have_count(4, timeout=30_000)
+    assert not page.errors, page.errors

@@ -313,7 +313,7 @@ def test_the_explain_view_escapes_the_passage_and_shades_parts_by_their_drop():
 
 def test_reranked_cards_carry_an_explain_button_and_other_columns_do_not():
     from tests.hand_made import make_hit, make_result, make_stage
-    from ui.columns import JUDGE_JS, render_column
+    from ui.columns import COLUMN_JS, render_column
 
     result = make_result([make_stage("bm25", [make_hit("a#0", 1)]),
                           make_stage("rerank", [make_hit("a#0", 1, sigmoid=0.5, ranks={"bm25": 1})]),
@@ -322,8 +322,8 @@ def test_reranked_cards_carry_an_explain_button_and_other_columns_do_not():
     assert str(render_column(result.stages["rerank"], result, k=5)).count('class="explain-btn"') == 1
     assert str(render_column(result.stages["rerank-b"], result, k=5)).count('class="explain-btn"') == 1
     assert 'class="explain-btn"' not in str(render_column(result.stages["bm25"], result, k=5))
-    assert "button.explain-btn" in JUDGE_JS and "explain_rank" in JUDGE_JS
-    assert "explain_stage: card.dataset.stage" in JUDGE_JS, "the click says which reranked column it came from"
+    assert "button.explain-btn" in COLUMN_JS and "explain_rank" in COLUMN_JS
+    assert "explain_stage: card.dataset.stage" in COLUMN_JS, "the click says which reranked column it came from"
 
 
 def test_the_explain_view_offers_either_reranked_column_and_names_its_reranker():

@@ -83,16 +83,13 @@ def test_lifted_marker_in_reranked_column():
     assert 'class="move down primary" data-against="bm25">↓1 from BM25 #2' in cards[2], cards[2]
 
 
-def test_summary_lists_pairs_latencies_throughput_and_query_language():
+def test_summary_lists_latencies_throughput_and_query_language_and_leaves_agreement_to_the_matrix():
     bm25 = make_stage("bm25", ranked("a", "b", "c"), seconds=0.0031)
     dense = make_stage("dense", ranked("c", "a", "e"), seconds=0.025)
     hybrid = make_stage("hybrid", ranked("a", "c", "b"), seconds=0.0001)
     rerank = make_stage("rerank", ranked("c", "a", "b"), seconds=1.24, pairs_per_second=16.13)
     summary = render_summary(make_result([bm25, dense, hybrid, rerank], language=HI), 3)
-    pairs = [attrs["data-pair"] for attrs in Elements(summary).with_class("overlap")]
-    assert pairs == ["bm25-dense", "bm25-hybrid", "dense-hybrid", "bm25-rerank", "dense-rerank", "hybrid-rerank"]
-    assert "BM25 ∩ Dense: 2 shared@3, Jaccard@3 0.50" in summary, summary
-    assert "Hybrid (RRF) ∩ Reranked: 3 shared@3, Jaccard@3 1.00" in summary, summary
+    assert "shared@" not in summary and "Jaccard" not in summary, "how far stages agree is the chart's matrix"
     assert "BM25 3.1 ms" in summary and "Dense 25 ms" in summary and "Reranked 1,240 ms" in summary, summary
     assert "reranker 16.1 pairs/s" in summary
     assert ">hi 0.99</span>" in summary and "Hindi" in summary, "query language badge with its name"
@@ -103,7 +100,6 @@ def test_summary_skips_stages_that_did_not_run():
     dense = make_stage("dense", ranked("a"))
     failed = make_stage("rerank", [], error="no model")
     summary = render_summary(make_result([bm25, dense, failed]), 10)
-    assert [a["data-pair"] for a in Elements(summary).with_class("overlap")] == ["bm25-dense"]
     assert "Reranked failed" in summary and "pairs/s" not in summary
 
 
@@ -189,8 +185,13 @@ def test_column_header_cards_and_data_attributes():
     assert [b["data-lang-family"] for b in badges] == ["latin", "indic", "unknown"]
     assert ">en 0.99</span>" in column and ">hi 0.99</span>" in column and ">unknown</span>" in column
     assert "Hindi" in badges[1]["title"]
-    assert '<div class="hit-title" dir="auto">Running</div>' in column
-    assert '<div class="hit-title is-doc-id" dir="auto">b</div>' in column, "no title: the doc id stands in"
+    assert '<div class="hit-title" dir="auto" lang="en" title="a · a#0">Running</div>' in column
+    assert '<div class="hit-title is-doc-id" dir="auto" lang="hi" title="b · b#3">b</div>' in column, \
+        "no title: the doc id stands in"
+    # A compact card: a few lines around the match, the whole passage one click away in place.
+    assert '<details class="hit-text"><summary title="show the whole passage"><span class="snippet"' in column
+    assert '<div class="full-text" dir="auto" lang="en">The runner <mark>runs</mark> far.</div>' in column
+    assert [card["data-passage"] for card in cards] == ["a#0", "b#3", "c#0"], "the chart's click finds the card"
     assert '<span class="passage-id" title="passage id">b#3</span>' in column
     assert 'class="xrank deep" data-against="dense">dense #30' in column, "ranks elsewhere, deep when beyond k"
 
@@ -512,7 +513,7 @@ def test_languages_frame():
 HOOK_CLASSES = {
     "build-counts", "build-model", "build-reranker", "build-step-name", "build-timings", "device", "doc-id",
     "error-fix", "error-text", "eval-progress", "judged-metrics", "judgments-counts", "judgments-estimate",
-    "judgments-level", "judgments-summary", "model-label", "more", "overlap", "passage-id", "problem-message",
+    "judgments-level", "judgments-summary", "model-label", "more", "passage-id", "problem-message",
     "query-language", "reranker-fallback", "reranker-kind", "summary-item",
 }
 

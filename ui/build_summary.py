@@ -79,6 +79,20 @@ def render_build_summary(report: BuildReport, *, max_problems: int = MAX_PROBLEM
     return element("div", *parts, class_="build-summary")
 
 
+def one_line(report: BuildReport, rerankers: Sequence[str]) -> str:
+    """The build in one line, for the folded corpus panel: "92 passages of 80 documents · 10 languages ·
+    dense: <label> · reranker: <label>" (a label cut at its first " · " or "(")."""
+    def short(label: str) -> str:
+        return label.split(" · ")[0].split(" (")[0].strip() or label
+
+    parts = [f"{count(report.passages, 'passage')} of {count(report.documents, 'document')}",
+             count(len(report.languages), "language"), f"dense: {short(report.dense_model)}"]
+    if rerankers:
+        parts.append(("reranker: " if len(rerankers) == 1 else "rerankers: ")
+                     + ", ".join(short(label) for label in rerankers))
+    return " · ".join(parts)
+
+
 def render_reranker(loaded: Loaded[Reranker], title: str = "Reranker") -> Markup:
     """Return which reranker this index uses (`title`: "Reranker", or "Reranker B" for the second): its
     label, whether it is a cross-encoder (unless the label says so already), what runs it, and why when it

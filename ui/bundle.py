@@ -29,6 +29,7 @@ from .columns import render_column, render_summary
 from .html import Markup, element, join
 from .judging import SessionJudgments, export_files
 from .labels import stage_title
+from .rankflow import render_comparison
 from .share import FIELDS, ViewState
 
 BUNDLE_NAME = "rerank-explorer-bundle.zip"
@@ -111,6 +112,7 @@ def render_page(result: SearchResult, view: ViewState, *, link: str = "", link_n
                 element("p", element("span", "Query ", class_="bundle-label"),
                         element("q", result.query, class_="bundle-query")),
                 _settings_list(view, corpus), _link_html(link, link_note), class_="bundle-head"),
+        render_comparison(result, k=view.k, languages=sorted(languages)),
         element("main", join(columns), class_="rr-columns bundle-columns",
                 data_columns=len(columns), aria_label=", ".join(stage_title(n) for n in names)),
         render_summary(result, view.k),

@@ -239,9 +239,9 @@ def render_agreement(result: SearchResult, k: int, stages: Sequence[str] | None 
                 cells.append(_tau_cell(result, first, second))
         rows.append(element("tr", *cells))
     caption = element("caption", f"Agreement at k={k}", element(
-        "span", f"above the diagonal: passages both top-{k} lists share, and Jaccard (shared / in either); "
-                "below: Kendall's τ over the candidates both ranked (1 same order, −1 reversed)",
-        class_="rf-agreement-note"))
+        "span", f"upper: shared@{k} and Jaccard · lower: Kendall's τ", class_="rf-agreement-note",
+        title=f"above the diagonal: passages both top-{k} lists share, and Jaccard (shared / in either); below: "
+              "Kendall's τ over the candidates both ranked (1 same order, −1 reversed)"))
     return element("table", caption, element("thead", head), element("tbody", join(rows)), class_="rank-agreement",
                    data_k=k)
 

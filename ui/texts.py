@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 INTRO = """\
-# Multilingual retrieve-and-rerank explorer
-Upload a corpus in any mix of languages (or pick a sample), build the indexes, and see what each stage
-does with every query: **BM25 | Dense | Hybrid (RRF) | Reranked**, side by side, with scores, the detected
-language of every passage and how the reranker moved each passage.
+## Multilingual retrieve-and-rerank explorer
+See what BM25, dense, hybrid and a reranker each do with your corpus, in any mix of languages: how every \
+passage moved between the stages, its language, and how far the stages agree.
 """
 
 CORPUS_HELP = """\

@@ -66,13 +66,16 @@ class CorpusPanel(NamedTuple):
     summary: gr.HTML
     languages_plot: gr.BarPlot
     build_json: gr.JSON
+    accordion: gr.Accordion  # the whole panel: folded to a one-line summary after a build
 
 
 def layout(ctx: AppContext) -> CorpusPanel:
     settings, form = ctx.settings, ctx.form
     offered = policy.offered_models(settings)
     backends = list(policy.offered_backends(settings))
-    with gr.Row(equal_height=False):
+    # Open until a corpus is built; then folded to a one-line summary, one click from changing it.
+    with gr.Accordion("Corpus: upload files or pick a sample, then Build index", open=True,
+                      elem_id="corpus-panel") as accordion, gr.Row(equal_height=False):
         with gr.Column(scale=2):
             files = form.add(UPLOADS, gr.File(
                 label=f"Upload files (up to {settings.max_upload_mb} MB in all; 1 MB = 1,000,000 bytes)",
@@ -122,7 +125,9 @@ def layout(ctx: AppContext) -> CorpusPanel:
                         to_widget=lambda value: value or SAME_BACKEND)
                 tei_url = form.add(TEI_URL, _tei_url_field(settings), "corpus")
                 gr.Markdown(texts.MODELS_HELP)
-            gr.Markdown(texts.CORPUS_HELP + texts.corpus_limits(settings.max_upload_mb, policy.max_passages(settings)))
+            with gr.Accordion("Formats and limits", open=False):
+                gr.Markdown(texts.CORPUS_HELP + texts.corpus_limits(settings.max_upload_mb,
+                                                                     policy.max_passages(settings)))
             with gr.Row():
                 build_button = gr.Button("Build index", variant="primary", elem_id="build-button", scale=3)
                 cancel_button = gr.Button("Cancel build", variant="stop", elem_id="cancel-build", scale=1)
@@ -135,7 +140,7 @@ def layout(ctx: AppContext) -> CorpusPanel:
             build_json = gr.JSON(visible=False)
     return CorpusPanel(files, sample, window, overlap, dense_model, reranker_model, backend, compare_model,
                        compare_backend, tei_url, build_button, cancel_button, progress, summary, languages_plot,
-                       build_json)
+                       build_json, accordion)
 
 
 def _choices(models: Sequence[str]) -> list[tuple[str, str]]:
@@ -194,7 +199,7 @@ def wire_after_build(page: Page, building: gr.events.Dependency) -> None:
     building.success(callbacks.new_index_estimate, [page.session.index, page.search.rerank_depth],
                      [page.search.rerank_estimate], api_visibility="undocumented", show_progress="hidden")
     building.success(callbacks.new_index, [page.session.index, page.evaluate.stages],
-                     [*page.search.columns.values(), *evaluate.cleared_outputs(page.evaluate),
+                     [page.corpus.accordion, *page.search.columns.values(), *evaluate.cleared_outputs(page.evaluate),
                       page.session.eval_judgments, page.session.report],
                      api_visibility="undocumented", show_progress="hidden")
 
@@ -313,6 +318,10 @@ class AfterBuild:
         names = index.rerank_stages if index is not None else ()
         updates: Updates = {search.columns[name]: gr.HTML("", visible=name in names or name == search.rerank_stages[0])
                             for name in search.rerank_stages}
+        if index is not None:
+            labels = [index.reranker_label(stage) for stage in index.rerank_stages]
+            updates[self.page.corpus.accordion] = gr.Accordion(
+                label=f"Corpus: {build_summary.one_line(index.report, labels)} (open to change it)", open=False)
         return {**updates, **evaluate.cleared(self.page.evaluate, index, chosen),
                 self.page.session.eval_judgments: None, self.page.session.report: None}
 

@@ -63,7 +63,7 @@ def wire(page: Page) -> None:
         # A new reranked column (a search, a rerank finishing, a judgment) offers its passages.
         column.change(callbacks.refresh, chosen, [panel.passage, panel.cost, panel.reranker],
                       trigger_mode="always_last", concurrency_limit=None, **quiet)
-        # Explain on a card (ui.columns.JUDGE_JS sends its rank and stage) picks that passage and that
+        # Explain on a card (ui.columns.COLUMN_JS sends its rank and stage) picks that passage and that
         # column's reranker, and says the cost; no more.
         column.click(callbacks.pick, [session.index, session.latest], [panel.passage, panel.cost, panel.reranker],
                      concurrency_limit=None, **quiet)

@@ -15,7 +15,7 @@ from ui import evaluation_view, judging
 
 from .common import Updates, event_value, fail, info, unchanged, warn
 from .evaluate import load_uploaded
-from .search import column_updates
+from .search import column_updates, result_updates
 from .session import LatestSearch, downloads_folder, write_downloads
 
 if TYPE_CHECKING:
@@ -51,7 +51,8 @@ def wire(page: Page) -> None:
     gr.on(
         [column.click for column in search.columns.values()], callbacks.judge_result,
         [session.index, session.judged, session.latest, *search.view],
-        [session.judged, *search.columns.values(), panel.metrics], api_visibility="undocumented",
+        [session.judged, *search.columns.values(), search.chart, search.summary, panel.metrics],
+        api_visibility="undocumented",
         show_progress="hidden",
     )
     panel.download_button.click(callbacks.download_judgments, [session.judged, session.latest], [panel.downloads],
@@ -69,7 +70,7 @@ class JudgingCallbacks:
     def judge_result(self, index: Index | None, session: judging.SessionJudgments, latest: LatestSearch,
                      k: int, score_view: str, collapse: bool, event: gr.EventData) -> Updates:
         """Record the grade a user gave a result card: the clicked column (`event.target`) is the stage, the
-        card's buttons send its rank in that stage and the grade (see `ui.columns.JUDGE_JS`)."""
+        card's buttons send its rank in that stage and the grade (see `ui.columns.COLUMN_JS`)."""
         result = latest.result
         name = self.page.search.stage_of(event.target)
         stage = result.stages.get(name) if result is not None and name else None
@@ -81,6 +82,7 @@ class JudgingCallbacks:
         return {self.page.session.judged: session,
                 **column_updates(self.page.search, index, result, session, k, score_view, collapse,
                                  list(result.stages)),
+                **result_updates(self.page.search, index, result, session, k),
                 self.page.judging.metrics: judged_panel(session)}
 
     def download_judgments(self, session: judging.SessionJudgments, latest: LatestSearch,

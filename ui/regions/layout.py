@@ -14,7 +14,7 @@ def assemble(demo: gr.Blocks, ctx: AppContext) -> Page:
     """Lay out and wire every region of the page in `demo` (call it inside ``with demo:``); returns the page's
     components, region by region (tests call the regions' callbacks with them)."""
     states = session.session_state()
-    gr.Markdown(texts.INTRO)
+    gr.Markdown(texts.INTRO, elem_id="intro")
     models = status.layout(ctx.warmup)
     with gr.Tabs() as tabs:
         with gr.Tab("Search", id="search"):
@@ -35,6 +35,6 @@ def assemble(demo: gr.Blocks, ctx: AppContext) -> Page:
     evaluate.wire(page, ctx)
     sharing.wire(demo, page, ctx)
     explain.wire(page)
-    demo.load(None, js=search.ENTER_COMMITS_JS)
+    demo.load(None, js=search.PAGE_JS)
     demo.unload(session.forget_session)
     return page

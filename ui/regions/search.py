@@ -25,7 +25,7 @@ from search.inference import RerankCancelled
 from search.pipeline import Index
 from search.policy import check_query
 from search.types import SearchResult
-from ui import columns, judging, texts
+from ui import columns, judging, rankflow, texts
 
 from .common import Updates, event_value, fail, gpu, require, stream, unchanged
 from .page import APP_RERANKERS, AppContext
@@ -46,16 +46,28 @@ EXAMPLE_QUERIES = [
     "why do some reefs turn white",
 ]
 COLUMN_STAGES = stages.search_stages(APP_RERANKERS)  # the page's columns: first stages, then rerankers A, B
-# A slider's number box commits (its "release" event) only when it loses focus; Enter should commit too.
-ENTER_COMMITS_JS = """
+# Run once when the page loads. A slider's number box commits (its "release" event) only when it loses focus:
+# Enter commits too. A search (the button, Enter in the query, an example) notes when it started, so each
+# column can say how long the user waited for it (ui.columns.COLUMN_JS), and brings the results into view.
+PAGE_JS = """
 () => {
+  const started = () => {
+    window.rrSearchStarted = performance.now();
+    // The query and its controls to the top of the window: the chart and the columns fill the rest.
+    const controls = document.getElementById('search-controls');
+    if (controls && Math.abs(controls.getBoundingClientRect().top) > 8) {
+      window.scrollBy({top: controls.getBoundingClientRect().top, behavior: 'instant'});
+    }
+  };
   document.addEventListener('keydown', (event) => {
     const box = event.target;
-    if (event.key === 'Enter' && box instanceof HTMLInputElement && box.type === 'number'
-        && box.closest('#k, #rerank-depth')) {
-      box.blur();
-    }
-  });
+    if (event.key !== 'Enter' || event.shiftKey) return;
+    if (box instanceof HTMLInputElement && box.type === 'number' && box.closest('#k, #rerank-depth')) box.blur();
+    if (box instanceof HTMLTextAreaElement && box.closest('#query')) started();
+  }, true);
+  document.addEventListener('click', (event) => {
+    if (event.target.closest && event.target.closest('#search-button')) started();
+  }, true);
 }
 """
 
@@ -73,6 +85,8 @@ class SearchPanel(NamedTuple):
     collapse: gr.Checkbox
     columns: dict[str, gr.HTML]  # stage -> its column (a reranker after A is shown when the index has it)
     summary: gr.HTML
+    chart: gr.HTML  # the rank-flow chart and the agreement matrix (ui.rankflow), above the columns
+    examples: gr.Dropdown  # example queries: choosing one puts it in the query box and searches
 
     @property
     def view(self) -> list[gr.components.Component]:
@@ -91,39 +105,45 @@ class SearchPanel(NamedTuple):
 
 def layout(ctx: AppContext) -> SearchPanel:
     settings, form = ctx.settings, ctx.form
-    low, high, step = (int(value) for value in _range("k"))
-    with gr.Row(equal_height=True, elem_id="search-bar"):
-        query = form.add("query", gr.Textbox(label="Query", placeholder="Ask in any language…", scale=5,
-                                             max_length=settings.max_query_chars, elem_id="query"), "search",
-                         to_view=lambda text: " ".join((text or "").split()))
-        button = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
-    gr.Examples([[text] for text in EXAMPLE_QUERIES], inputs=[query], label="Example queries (polyglot-facts)")
-    with gr.Row():
-        k = form.add("k", gr.Slider(low, high, value=settings.k, step=step, label="k (results per column)",
-                                    elem_id="k"), "search", to_view=int)
-        with gr.Column(min_width=240):
+    # The query and its controls stay at the top of the window while the columns scroll (style.css).
+    with gr.Group(elem_id="search-controls"):
+        with gr.Row(equal_height=True):
+            query = form.add("query", gr.Textbox(show_label=False, placeholder="Ask in any language…", scale=6,
+                                                 max_length=settings.max_query_chars, lines=1, max_lines=3,
+                                                 elem_id="query"), "search",
+                             to_view=lambda text: " ".join((text or "").split()))
+            button = gr.Button("Search", variant="primary", scale=1, min_width=100, elem_id="search-button")
+        with gr.Row(equal_height=True, elem_id="search-settings"):
+            low, high, step = (int(value) for value in _range("k"))
+            k = form.add("k", gr.Slider(low, high, value=settings.k, step=step, label="k",
+                                        elem_id="k", min_width=160), "search", to_view=int)
             low, high, step = (int(value) for value in _range("rerank_depth"))
             rerank_depth = form.add("rerank_depth", gr.Slider(
-                low, high, value=settings.rerank_depth, step=step, label="Rerank depth",
-                info="first-stage candidates each reranker rescores; 0 = off", elem_id="rerank-depth"), "search",
-                to_view=int)
-            rerank_estimate = gr.HTML(columns.render_rerank_estimate(None, settings.rerank_depth),
-                                      elem_id="rerank-estimate")
-        candidates_from = form.add("candidates_from", gr.Radio(list(stages.FIRST_STAGES),
-                                                               value=settings.candidates_from,
-                                                               label="Reranker candidates from"), "search")
-        score_view = form.add("score_view", gr.Radio([("raw logit", "raw"), ("sigmoid 0–1", "sigmoid")], value="raw",
-                                                     label="Reranker score"), "search")
-        collapse = form.add("collapse", gr.Checkbox(False, label="Best passage per document"), "search",
-                            to_view=bool)
-    gr.Markdown(texts.SEARCH_HELP)
+                low, high, value=settings.rerank_depth, step=step, label="Rerank depth", min_width=160,
+                elem_id="rerank-depth"), "search", to_view=int)
+            candidates_from = form.add("candidates_from", gr.Dropdown(
+                list(stages.FIRST_STAGES), value=settings.candidates_from, min_width=130,
+                label="Candidates from", elem_id="candidates-from"), "search")
+            score_view = form.add("score_view", gr.Dropdown([("raw logit", "raw"), ("sigmoid 0–1", "sigmoid")],
+                                                            value="raw", label="Reranker score", min_width=130,
+                                                            elem_id="score-view"), "search")
+            examples = gr.Dropdown(EXAMPLE_QUERIES, value=None, label="Examples", min_width=160, scale=2,
+                                   info=None, elem_id="example-queries")
+            with gr.Column(min_width=160, scale=2):
+                collapse = form.add("collapse", gr.Checkbox(False, label="Best passage per document"), "search",
+                                    to_view=bool)
+                rerank_estimate = gr.HTML(columns.render_rerank_estimate(None, settings.rerank_depth),
+                                          elem_id="rerank-estimate")
+    chart = gr.HTML(elem_id="rank-flow", js_on_load=rankflow.RANK_FLOW_JS)
     with gr.Row(elem_classes="rr-columns", equal_height=False):
-        stage_columns = {name: gr.HTML(elem_id=f"column-{name}", min_height=120, js_on_load=columns.JUDGE_JS,
+        stage_columns = {name: gr.HTML(elem_id=f"column-{name}", min_height=120, js_on_load=columns.COLUMN_JS,
                                        visible=not stages.is_rerank(name) or name == stages.RERANK)
                          for name in COLUMN_STAGES}
     summary = gr.HTML(elem_id="search-summary")
+    with gr.Accordion("How to read the chart and the columns", open=False):
+        gr.Markdown(texts.SEARCH_HELP)
     return SearchPanel(query, button, k, rerank_depth, rerank_estimate, candidates_from, score_view, collapse,
-                       stage_columns, summary)
+                       stage_columns, summary, chart, examples)
 
 
 def _range(name: str) -> tuple[float, float, float]:
@@ -138,12 +158,18 @@ def wire(page: Page, ctx: AppContext) -> None:
     search, session = page.search, page.session
     callbacks = SearchCallbacks(page)
     wire_search_chain(page, partial(gr.on, [search.button.click, search.query.submit]), callbacks.first_stages)
+    # An example query goes into the box and is searched, as if typed and sent.
+    chosen = search.examples.input(lambda text: {search.query: text or gr.skip()}, [search.examples], [search.query],
+                                   api_visibility="undocumented", show_progress="hidden", queue=False,
+                                   js="(text) => { window.rrSearchStarted = performance.now(); return text; }")
+    wire_search_chain(page, chosen.success, callbacks.first_stages)
     # A larger k needs deeper lists, so k searches again (on release: a drag ending, or a number typed and
-    # Enter, see ENTER_COMMITS_JS); the view toggles only redraw.
+    # Enter, see PAGE_JS); the view toggles only redraw.
     wire_search_chain(page, partial(gr.on, [search.k.release], trigger_mode="always_last"), callbacks.search_again)
     gr.on(
         [search.score_view.change, search.collapse.change], callbacks.rerender,
-        [session.index, session.judged, session.latest, *search.view], [*search.columns.values(), search.summary],
+        [session.index, session.judged, session.latest, *search.view],
+        [*search.columns.values(), search.summary, search.chart],
         api_visibility="undocumented", show_progress="hidden",
     )
     gr.on(
@@ -168,7 +194,7 @@ def wire_search_chain(page: Page, listen: Callable[..., gr.events.Dependency],
         first_stages,
         [session.index, session.latest, session.judged, search.query, search.k, search.rerank_depth,
          search.candidates_from, search.score_view, search.collapse],
-        [session.latest, *search.columns.values(), search.summary, search.rerank_estimate],
+        [session.latest, *search.columns.values(), search.summary, search.chart, search.rerank_estimate],
         api_visibility="undocumented", concurrency_limit=FIRST_STAGE_SLOTS, concurrency_id="first_stages",
         show_progress="minimal",
     )
@@ -176,7 +202,7 @@ def wire_search_chain(page: Page, listen: Callable[..., gr.events.Dependency],
         after = chain.success if position == 0 else chain.then
         chain = after(
             callbacks.rerank_column(stage), [session.index, session.judged, session.latest, *search.view],
-            [search.columns[stage], search.summary],
+            [search.columns[stage], search.summary, search.chart],
             api_visibility="undocumented", concurrency_limit=1, concurrency_id="rerank", show_progress="hidden",
             # A new search while this session's rerank still runs cancels that one (LatestSearch); its own
             # rerank must then run after it, not be dropped as Gradio's default ("once") would.
@@ -221,7 +247,7 @@ class SearchCallbacks:
         latest.begin(result, index)
         return {self.page.session.latest: latest,
                 **column_updates(self.panel, index, result, session, k, score_view, collapse),
-                self.panel.summary: columns.render_summary(result, int(k)),
+                **result_updates(self.panel, index, result, session, k),
                 self.panel.rerank_estimate: rerank_estimate(index, result, result.rerank_depth,
                                                             result.candidates_from)}
 
@@ -266,7 +292,7 @@ class SearchCallbacks:
     def _drawn(self, index: Index, result: SearchResult, session: judging.SessionJudgments, k: int,
                score_view: str, collapse: bool, stage: str) -> Updates:
         return {**column_updates(self.panel, index, result, session, k, score_view, collapse, [stage]),
-                self.panel.summary: columns.render_summary(result, int(k))}
+                **result_updates(self.panel, index, result, session, k)}
 
     def _rerank_streamed(self, index: Index, latest: LatestSearch, turn: int, result: SearchResult,
                          stage: str) -> Generator[Updates, None, SearchResult | None]:
@@ -320,7 +346,7 @@ class SearchCallbacks:
             return unchanged()
         return {**column_updates(self.panel, index, result, session, k, score_view, collapse,
                                  list(result.stages)),
-                self.panel.summary: columns.render_summary(result, int(k))}
+                **result_updates(self.panel, index, result, session, k)}
 
     def rerank_estimate(self, index: Index | None, latest: LatestSearch, rerank_depth: int,
                         candidates_from: str) -> Updates:
@@ -373,6 +399,15 @@ def column_updates(panel: SearchPanel, index: Index, result: SearchResult, sessi
         elif stages.is_rerank(name):
             updates[column] = ""
     return updates
+
+
+def result_updates(panel: SearchPanel, index: Index, result: SearchResult, session: judging.SessionJudgments,
+                   k: int) -> Updates:
+    """What the whole result draws besides the columns: the rank-flow chart with the agreement matrix (colours
+    kept per language of the corpus, judged passages marked) and the summary line."""
+    return {panel.chart: rankflow.render_comparison(result, k=int(k), judgments=session.grades_for(result),
+                                                    languages=sorted(index.languages)),
+            panel.summary: columns.render_summary(result, int(k))}
 
 
 def reranker_label(index: Index, stage: str = stages.RERANK) -> str:

@@ -5,6 +5,7 @@ Skips when chromium is absent (install it with `apt-get install -y chromium`).
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -462,4 +463,53 @@ def test_an_empty_query_says_so_once_and_k_typed_then_enter_searches_again(page)
     box.fill("4")
     box.press("Enter")  # the number box commits on Enter, not only when it loses focus
     expect(page.locator("#column-bm25 li.hit")).to_have_count(4, timeout=30_000)
+    assert not page.errors, page.errors
+
+
+@pytest.mark.parametrize("viewport", [(1600, 1000), (1280, 800)])
+def test_after_search_the_query_the_chart_and_the_columns_tops_are_in_view(browser, app_url, viewport):
+    width, height = viewport
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(app_url)
+    page.wait_for_selector("#build-button")
+    page.click("#build-button")  # the sample corpus
+    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    expect(page.locator("#corpus-panel")).to_contain_text("Corpus: 92 passages of 80 documents", timeout=30_000)
+    assert not page.locator("#build-button").is_visible(), "the corpus panel folds to its one-line summary"
+    _search(page, "How far is the Moon from the Earth on average?")
+    for selector in ("#query textarea", "#search-button", "#rank-flow svg.rank-flow-chart"):
+        box = page.locator(selector).bounding_box()
+        assert box and 0 <= box["y"] and box["y"] + min(box["height"], 40) <= height, (selector, box)
+    for name in ("bm25", "dense", "hybrid", "rerank"):
+        top = page.locator(f"#column-{name} h3.stage-title").bounding_box()
+        assert top and 0 <= top["y"] < height - top["height"], (name, top, "the column's top is on screen")
+    # The controls stay in view while the columns scroll.
+    page.mouse.wheel(0, 1500)
+    page.wait_for_timeout(300)
+    assert 0 <= page.locator("#query textarea").bounding_box()["y"] < 80, "the query box sticks to the top"
+    page.close()
+
+
+def test_the_rank_flow_chart_draws_every_passage_and_a_click_finds_its_card(page, tmp_path):
+    hostile = tmp_path / "hostile.jsonl"
+    hostile.write_text("".join(
+        json.dumps({"_id": f"h{i}", "title": f'<img src=x onerror="window.__pwned={i}"> tulips {i}',
+                    "text": f"Tulips bloom in spring, tulip number {i} <script>window.__pwned = {i}</script>."}) + "\n"
+        for i in range(6)), encoding="utf-8")
+    _upload_and_build(page, [hostile, MIXED / "german-rivers.csv"])
+    _search(page, "tulips spring")
+    passages = set(page.eval_on_selector_all(".rr-columns li.hit", "cards => cards.map(card => card.dataset.passage)"))
+    lines = page.locator("#rank-flow g.rf-line")
+    assert lines.count() == len(passages) and passages, "one line per passage in any stage's top k"
+    assert set(page.eval_on_selector_all("#rank-flow g.rf-line", "lines => lines.map(l => l.dataset.passage)")) \
+        == passages
+    first = lines.first
+    hover = first.locator("title").text_content()
+    assert "BM25" in hover and "Reranked" in hover and "#" in hover, hover
+    assert page.locator("#rank-flow img, #rank-flow script").count() == 0, "no markup from the corpus"
+    assert page.evaluate("window.__pwned === undefined")
+    target, focus = first.get_attribute("data-passage"), first.get_attribute("data-focus-stage")
+    first.locator("polyline.rf-path").first.dispatch_event("click")
+    card = page.locator(f'#column-{focus} li.hit.rank-flow-target[data-passage="{target}"]')
+    expect(card).to_be_in_viewport(timeout=10_000)  # scrolled to the card of the line's last stage
     assert not page.errors, page.errors

@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from .decoding import has_visible_text
+from .decoding import check_encoding, has_visible_text
 from .files import (
     ZipMember,
     format_size,
@@ -66,6 +66,7 @@ def read_paths(
     text_column: str | None = None,
     limits: ReadLimits | None = None,
     names: Sequence[str] | None = None,
+    encoding: str | None = None,
 ) -> ReadResult:
     """Read documents from files and folders; every bad file, row or line becomes a `Problem`.
 
@@ -73,8 +74,10 @@ def read_paths(
     usual names (text, body, content...) are absent. `limits` defaults to `ReadLimits()`: the built-in
     limits, or the environment variables of `LIMIT_ENV` where set. `names` gives a display name for each
     path (e.g. the original name of an uploaded temporary file) used in `source` and in problems.
+    `encoding` (e.g. ``cp1255``) is used instead of a guess for the files of the upload that have no
+    byte-order mark and are not UTF-8 (see `search.decoding`).
     Raises ValueError for misuse: no paths, a bare string instead of a list, `names` of another length,
-    or a limit's environment variable that is not a number.
+    an `encoding` Python does not know, or a limit's environment variable that is not a number.
 
     >>> result = read_paths(["corpus/", "extra.jsonl"])  # doctest: +SKIP
     >>> [str(problem) for problem in result.problems]  # doctest: +SKIP
@@ -88,7 +91,9 @@ def read_paths(
         raise ValueError(f"names has {len(names)} entries but paths has {len(paths)}; give one name per path")
     if text_column is not None and not text_column.strip():
         raise ValueError(f"text_column={text_column!r} is blank; give a column name or None")
-    reader = _Reader(text_column.strip() if text_column else None, limits if limits is not None else ReadLimits())
+    codec = check_encoding(encoding) if encoding is not None else None
+    reader = _Reader(text_column.strip() if text_column else None, limits if limits is not None else ReadLimits(),
+                     codec)
     for position, path in enumerate(paths):
         display = names[position] if names is not None else str(path)
         reader.guarded(display, reader.read_path, Path(path), display)
@@ -105,9 +110,10 @@ def read_paths(
 class _Reader:
     """Walks paths and archives, enforces the limits and keeps document ids unique."""
 
-    def __init__(self, text_column: str | None, limits: ReadLimits) -> None:
+    def __init__(self, text_column: str | None, limits: ReadLimits, encoding: str | None = None) -> None:
         self.text_column = text_column
         self.limits = limits
+        self.encoding = encoding
         self.documents: list[Document] = []
         self.problems: list[Problem] = []
         self.files_read = 0
@@ -264,7 +270,7 @@ class _Reader:
         if not data:
             self._problem(Problem(source, "empty file"))
             return
-        context = FileContext(source, stem, self.text_column, FileBudget(self.limits))
+        context = FileContext(source, stem, self.text_column, FileBudget(self.limits), self.encoding)
         kept = 0
         try:
             for item in PARSERS[kind](data, context):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-from ..decoding import decode_text
 from ..ids import JsonInteger, id_text
 from ..limits import FileBudget, LimitExceeded
 from ..types import Problem
@@ -89,7 +88,7 @@ def _check_nesting(value: object, budget: FileBudget) -> None:
 
 def parse_jsonl(data: bytes, context: FileContext) -> Parsed:
     source, stem = context.source, context.stem
-    decoded = decode_text(data, source)
+    decoded = context.decode(data)
     yield from decoded.problems
     if decoded.text is None:
         return
@@ -117,7 +116,7 @@ def parse_jsonl(data: bytes, context: FileContext) -> Parsed:
 
 def parse_json(data: bytes, context: FileContext) -> Parsed:
     source, stem, text_column = context.source, context.stem, context.text_column
-    decoded = decode_text(data, source)
+    decoded = context.decode(data)
     yield from decoded.problems
     if decoded.text is None:
         return

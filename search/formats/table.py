@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 
-from ..decoding import decode_text
 from ..types import Problem
 from .base import ID_KEYS, TEXT_KEYS, TITLE_KEYS, FileContext, Parsed, Record, find_key, no_text_column
 
@@ -26,7 +25,7 @@ def parse_tsv(data: bytes, context: FileContext) -> Parsed:
 def _parse_table(data: bytes, context: FileContext, delimiter: str) -> Parsed:
     source, text_column = context.source, context.text_column
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    decoded = decode_text(data, source)
+    decoded = context.decode(data)
     yield from decoded.problems
     text = decoded.text
     if text is None:

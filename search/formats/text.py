@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from ..decoding import decode_text
 from .base import FileContext, Parsed, whole_file
 
 
 def parse_plain(data: bytes, context: FileContext) -> Parsed:
-    decoded = decode_text(data, context.source)
+    decoded = context.decode(data)
     yield from decoded.problems
     if decoded.text is not None:
         yield whole_file(decoded.text, context, "")
 
 
 def parse_markdown(data: bytes, context: FileContext) -> Parsed:
-    decoded = decode_text(data, context.source)
+    decoded = context.decode(data)
     yield from decoded.problems
     if decoded.text is not None:
         yield whole_file(decoded.text, context, markdown_title(decoded.text, context))

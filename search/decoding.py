@@ -377,6 +377,23 @@ def _charset_normalizer_guess(data: bytes) -> str | None:
     return usable_charset(match.encoding) if match is not None else None
 
 
+_SURROGATE = regex.compile(r"[\ud800-\udfff]")
+
+
+def valid_unicode(text: str) -> tuple[str, int]:
+    """`text` with every lone surrogate replaced by U+FFFD, and how many were replaced. Pairs written as two
+    halves (``\\ud83d\\ude00``) become the character they encode. Text that leaves a reader must encode as
+    UTF-8, which no lone surrogate can (a JSON ``\\ud800`` escape or a PDF's ToUnicode map can make one).
+
+    >>> valid_unicode("a\\ud800b \\ud83d\\ude00")
+    ('a\ufffdb 😀', 1)
+    """
+    if _SURROGATE.search(text) is None:
+        return text, 0
+    fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return fixed, fixed.count("\ufffd") - text.count("\ufffd")
+
+
 _VISIBLE = regex.compile(r"[^\s\p{Cc}\p{Cf}\p{Z}\p{Default_Ignorable_Code_Point}\u2800]")
 
 

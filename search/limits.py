@@ -34,6 +34,9 @@ _SETTINGS: dict[str, _Setting] = {
     "max_seconds_per_file": _Setting("SEARCH_MAX_SECONDS_PER_FILE", 60, 1, "seconds", 0.001),
     "max_pdf_pages": _Setting("SEARCH_MAX_PDF_PAGES", 2000, 1, "", 1),
     "max_nesting": _Setting("SEARCH_MAX_NESTING", 100, 1, "", 1),
+    "max_documents": _Setting("SEARCH_MAX_DOCUMENTS", 200_000, 1, "", 1),
+    "max_text_chars": _Setting("SEARCH_MAX_TEXT_CHARS", 200_000_000, 1, "", 1),
+    "max_zip_entries": _Setting("SEARCH_MAX_ZIP_ENTRIES", 20_000, 1, "", 1),
 }
 LIMIT_ENV: dict[str, str] = {name: setting.env for name, setting in _SETTINGS.items()}
 """ReadLimits field -> the environment variable that sets it (sizes in MB)."""
@@ -80,6 +83,13 @@ class ReadLimits:
     - `max_pdf_pages`: pages read from one PDF; the rest are skipped with a problem (2000;
       ``SEARCH_MAX_PDF_PAGES``).
     - `max_nesting`: how deeply JSON arrays and objects may nest (100; ``SEARCH_MAX_NESTING``).
+    - `max_documents`: documents kept from one call; reading stops there, mid-file, with the documents so
+      far kept (200,000; ``SEARCH_MAX_DOCUMENTS``). A CSV of one character per row makes 25 million from
+      50 MB; ten times the default passage limit is room enough for any corpus this app indexes.
+    - `max_text_chars`: characters of document text kept from one call, the bound on its memory; reading
+      stops there (200 million; ``SEARCH_MAX_TEXT_CHARS``).
+    - `max_zip_entries`: entries an archive may list, and all archives of one call together; an archive
+      over it is refused before its directory is parsed (20,000; ``SEARCH_MAX_ZIP_ENTRIES``).
     """
 
     max_file_bytes: int = _env_default("max_file_bytes")
@@ -90,9 +100,13 @@ class ReadLimits:
     max_seconds_per_file: float = _env_default("max_seconds_per_file")
     max_pdf_pages: int = _env_default("max_pdf_pages")
     max_nesting: int = _env_default("max_nesting")
+    max_documents: int = _env_default("max_documents")
+    max_text_chars: int = _env_default("max_text_chars")
+    max_zip_entries: int = _env_default("max_zip_entries")
 
     def __post_init__(self) -> None:
-        for name in ("max_file_bytes", "max_total_bytes", "max_files", "max_pdf_pages", "max_nesting"):
+        for name in ("max_file_bytes", "max_total_bytes", "max_files", "max_pdf_pages", "max_nesting",
+                     "max_documents", "max_text_chars", "max_zip_entries"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} is not allowed; use a whole number >= 1")

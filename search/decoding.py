@@ -25,6 +25,8 @@ from __future__ import annotations
 import codecs
 import logging
 import unicodedata
+from collections.abc import Iterator
+from itertools import islice
 from typing import NamedTuple
 
 import charset_normalizer
@@ -62,6 +64,9 @@ _GUESS_MIN_BYTES = 200
 # Characters of lines scored one by one when a file is decoded line by line: past them, lines take
 # UTF-8 when valid, else the guessed encoding.
 _MAX_SCORED_CHARS = 200_000
+# Files of more lines are decoded whole: line by line costs a Python step per line.
+_MAX_LINES_BY_LINE = 200_000
+_SNIFF_LINES = 2000
 _ODD = frozenset({"Cc", "Co", "Cs", "Cn"})
 
 
@@ -275,25 +280,23 @@ def _decode_legacy(data: bytes, source: str, declared: str | None, problems: lis
         unknown = f"; not in its declared charset {declared}"
     guess = _guess(data)
     best = guess.readings[0]
+    by_line = best.codec not in _UTF16 and data.count(b"\n") < _MAX_LINES_BY_LINE
     # Without a valid multi-byte UTF-8 sequence anywhere, no line can be UTF-8 beyond ASCII (a fast test).
-    if best.codec not in _UTF16 and not data.decode("utf-8", errors="ignore").isascii():
-        lines = data.split(b"\n")
-        utf8 = [None if line.isascii() else _strict(line, "utf-8") for line in lines]
-        if any(text is not None and implausibility(text[:SCORE_CHARS]) == 0 for text in utf8):
-            legacy = b"\n".join(line for line, text in zip(lines, utf8, strict=True) if text is None)
-            decoded, counts = _line_by_line(lines, utf8, _guess(legacy) if legacy.strip() else guess)
-            if len(counts) > 1:
-                problems.append(Problem(source, f"decoded line by line ({_shown(counts)}): its lines are in "
-                                                f"different encodings{unknown}", skipped=False))
-                return decoded, "+".join(counts)
+    if by_line and not data.decode("utf-8", errors="ignore").isascii() and _has_utf8_line(data):
+        legacy = b"\n".join(islice((line for line in _byte_lines(data) if _strict(line, "utf-8") is None),
+                                   _SNIFF_LINES))
+        decoded, counts = _line_by_line(data, _guess(legacy) if legacy.strip() else guess, utf8=True)
+        if len(counts) > 1:
+            problems.append(Problem(source, f"decoded line by line ({_shown(counts)}): its lines are in "
+                                            f"different encodings{unknown}", skipped=False))
+            return decoded, "+".join(counts)
     text = _strict(data, best.codec) if len(data) > _SNIFF_BYTES else best.text
     if text is None:  # the sample decoded, the whole file does not: the next reading that does
         text, best = next(((whole, reading) for reading in guess.readings[1:]
                            if (whole := _strict(data, reading.codec)) is not None),
                           (data.decode(best.codec, errors="replace"), best))
-    if best.implausibility and best.codec not in _UTF16:
-        lines = data.split(b"\n")
-        refined, counts = _line_by_line(lines, [None] * len(lines), guess)
+    if by_line and best.implausibility and best.codec not in _UTF16:
+        refined, counts = _line_by_line(data, guess, utf8=False)
         if len(counts) > 1 and implausibility(refined[:SCORE_CHARS]) < implausibility(text[:SCORE_CHARS]):
             problems.append(Problem(source, f"decoded line by line ({_shown(counts)}): not valid UTF-8, and its "
                                             f"lines read best in different encodings{unknown}", skipped=False))
@@ -307,6 +310,24 @@ def _decode_legacy(data: bytes, source: str, declared: str | None, problems: lis
                     f"the upload's encoding, e.g. encoding='{runner}'")
     problems.append(Problem(source, message, skipped=False))
     return text, best.codec
+
+
+def _byte_lines(data: bytes) -> Iterator[bytes]:
+    """The lines of `data` as ``data.split(b"\\n")`` gives them, one at a time."""
+    start = 0
+    while (end := data.find(b"\n", start)) != -1:
+        yield data[start:end]
+        start = end + 1
+    yield data[start:]
+
+
+def _has_utf8_line(data: bytes) -> bool:
+    """Whether a line beyond ASCII is valid UTF-8 and reads as plausible text."""
+    for line in _byte_lines(data):
+        if not line.isascii() and (text := _strict(line, "utf-8")) is not None \
+                and implausibility(text[:SCORE_CHARS]) == 0:
+            return True
+    return False
 
 
 def _shown(counts: dict[str, int]) -> str:
@@ -335,18 +356,19 @@ def _guess(data: bytes) -> _Guess:
     return _Guess(ranked.readings, ranked.low_confidence)
 
 
-def _line_by_line(lines: list[bytes], utf8: list[str | None], guess: _Guess) -> tuple[str, dict[str, int]]:
-    """Each line in the encoding that reads it best: UTF-8 when it is valid and reads no worse, else the
-    guessed encoding, else (for lines that read badly in it, within `_MAX_SCORED_CHARS`) another of the
-    guess's readings; and how many non-ASCII lines each encoding took."""
+def _line_by_line(data: bytes, guess: _Guess, *, utf8: bool) -> tuple[str, dict[str, int]]:
+    """Each line in the encoding that reads it best: UTF-8 when `utf8` and it is valid and reads no worse,
+    else the guessed encoding, else (for lines that read badly in it, within `_MAX_SCORED_CHARS`) another
+    of the guess's readings; and how many non-ASCII lines each encoding took."""
     best = guess.readings[0].codec
     counts: dict[str, int] = {}
     decoded = []
     budget = _MAX_SCORED_CHARS
-    for line, as_utf8 in zip(lines, utf8, strict=True):
+    for line in _byte_lines(data):
         if line.isascii():
             decoded.append(line.decode("ascii"))
             continue
+        as_utf8 = _strict(line, "utf-8") if utf8 else None
         codec, text = best, _strict(line, best)
         if budget > 0:
             score = None if text is None else implausibility(text[:SCORE_CHARS])

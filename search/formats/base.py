@@ -52,6 +52,20 @@ def tidy(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").strip()
 
 
+def iter_lines(text: str) -> Iterator[str]:
+    """The lines of `text` as ``text.split("\\n")`` gives them, one at a time: a file of 25 million short
+    lines is never a list of 25 million strings, and reading can stop at a limit without having made them.
+
+    >>> list(iter_lines("a\\nb\\n"))
+    ['a', 'b', '']
+    """
+    start = 0
+    while (end := text.find("\n", start)) != -1:
+        yield text[start:end]
+        start = end + 1
+    yield text[start:]
+
+
 def whole_file(text: str, context: FileContext, title: str) -> Record | Problem:
     """The file as one document named by its stem, or a Problem when it holds only whitespace."""
     if not text.strip():

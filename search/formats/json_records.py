@@ -19,6 +19,7 @@ from .base import (
     Parsed,
     Record,
     find_key,
+    iter_lines,
     listed_keys,
     no_text_column,
 )
@@ -93,7 +94,7 @@ def parse_jsonl(data: bytes, context: FileContext) -> Parsed:
     if decoded.text is None:
         return
     found = False
-    for line, raw in enumerate(decoded.text.split("\n"), start=1):
+    for line, raw in enumerate(iter_lines(decoded.text), start=1):
         if line % _CHECK_EVERY_LINES == 0:
             context.budget.check(line)
         if not raw.strip():

@@ -416,6 +416,11 @@ def valid_unicode(text: str) -> tuple[str, int]:
     return fixed, fixed.count("\ufffd") - text.count("\ufffd")
 
 
+def replaced_surrogates(count: int) -> str:
+    """The warning for `count` lone surrogates replaced in one file."""
+    return f"replaced {count} lone surrogate(s) (half of a UTF-16 pair, e.g. a JSON \\ud800 escape) with U+FFFD"
+
+
 _VISIBLE = regex.compile(r"[^\s\p{Cc}\p{Cf}\p{Z}\p{Default_Ignorable_Code_Point}\u2800]")
 
 

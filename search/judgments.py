@@ -26,7 +26,7 @@ from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Literal, NamedTuple
 
-from .decoding import decode_text
+from .decoding import decode_text, replaced_surrogates, valid_unicode
 from .files import short_error, suffix
 from .formats.json_records import JsonError, load_json
 from .ids import id_text
@@ -147,6 +147,7 @@ def _parse_queries(text: str, name: str) -> _QueriesFile:
     problems: list[Problem] = []
     first_line: dict[str, int] = {}
     first = True
+    replaced = 0
     for number, line in _numbered_lines(text):
         if not line.strip():
             continue
@@ -160,6 +161,9 @@ def _parse_queries(text: str, name: str) -> _QueriesFile:
                 problems.append(Problem(name, 'expected a JSON object with "_id" and "text"; line skipped', number))
                 continue
             query_id, query_text = id_text(record.get("_id", record.get("id"))), id_text(record.get("text"))
+            if query_id and query_text:
+                (query_id, in_id), (query_text, in_text) = valid_unicode(query_id), valid_unicode(query_text)
+                replaced += in_id + in_text
         else:
             query_id, _, query_text = (part.strip() for part in line.partition("\t"))
             if first and query_id.lower() in _QUERY_HEADER_IDS and query_text.lower() in _QUERY_HEADER_TEXTS:
@@ -175,6 +179,8 @@ def _parse_queries(text: str, name: str) -> _QueriesFile:
         else:
             first_line[query_id] = number
             queries.append((Query(query_id, query_text), number))
+    if replaced:
+        problems.append(Problem(name, replaced_surrogates(replaced), skipped=False))
     return _QueriesFile(name, tuple(queries), tuple(problems))
 
 

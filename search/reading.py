@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
-from .decoding import check_encoding, has_visible_text, valid_unicode
+from .decoding import check_encoding, has_visible_text, replaced_surrogates, valid_unicode
 from .files import short_error
 from .formats import PARSERS, FileContext, Record
 from .formats.base import tidy
@@ -179,8 +179,7 @@ class _Reader:
         finally:
             parsed.close()
         if self._replaced:
-            self._problem(Problem(source, f"replaced {self._replaced} lone surrogate(s) (half of a UTF-16 pair, "
-                                          "e.g. a JSON \\ud800 escape) with U+FFFD", skipped=False))
+            self._problem(Problem(source, replaced_surrogates(self._replaced), skipped=False))
         unlisted = self._unlisted.pop(source, 0)
         if unlisted:
             self.problems.append(Problem(source, f"{unlisted} more problem(s) in this file not listed"))

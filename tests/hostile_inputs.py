@@ -49,6 +49,44 @@ def minimal_pdf(pages: list[str], kids: list[int] | None = None) -> bytes:
     return bytes(pdf)
 
 
+def pdf_with_to_unicode(codes: bytes, mapping: dict[int, str]) -> bytes:
+    """A one-page PDF showing the byte `codes` in a font whose ToUnicode map sends each code to the UTF-16BE
+    hex of `mapping` (``{0x42: "D800"}`` makes pypdf extract a lone surrogate)."""
+    cmap = ("/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n/CMapName /Hostile def\n"
+            "/CMapType 2 def\n1 begincodespacerange\n<00> <FF>\nendcodespacerange\n"
+            f"{len(mapping)} beginbfchar\n" + "".join(f"<{code:02X}> <{target}>\n" for code, target in mapping.items())
+            + "endbfchar\nendcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n").encode()
+    stream = b"BT /F1 12 Tf 72 720 Td <" + codes.hex().encode() + b"> Tj ET"
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode 6 0 R >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+               b"/Contents 5 0 R >>",
+               b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+               b"<< /Length %d >>\nstream\n%s\nendstream" % (len(cmap), cmap)]
+    pdf = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(pdf))
+        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(pdf)
+    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(pdf)
+
+
+def surrogate_inputs() -> dict[str, bytes]:
+    """The three ways a lone surrogate got into an upload (issue 21 §2), each a small valid file."""
+    squad = ('{"data": [{"title": "T", "paragraphs": [{"id": "\\udead", "context": "Owls hunt at night.", '
+             '"qas": [{"id": "q1", "question": "When do owls hunt?"}]}]}]}')
+    return {
+        "escape.jsonl": b'{"_id": "s1", "text": "Half a pair \\ud800 in the middle."}\n',
+        "squad.json": squad.encode(),
+        "tounicode.pdf": pdf_with_to_unicode(b"ABC DEF", {0x41: "0048", 0x42: "D800", 0x43: "0069",
+                                                          0x20: "0020", 0x44: "006F", 0x45: "0077", 0x46: "006C"}),
+    }
+
+
 def zip_bytes(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -87,6 +87,18 @@ def surrogate_inputs() -> dict[str, bytes]:
     }
 
 
+def encrypted_pdf(text: str, algorithm: str, user_password: str = "") -> bytes:
+    """A one-page PDF of `text` encrypted by pypdf's writer; an empty user password opens it without one
+    (only the owner password, which restricts printing or copying, is set)."""
+    import pypdf
+
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(minimal_pdf([text]))))
+    writer.encrypt(user_password=user_password, owner_password="owner secret", algorithm=algorithm)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
 def zip_bytes(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

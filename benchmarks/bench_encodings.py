@@ -15,6 +15,7 @@ temporary folder), and the two columns are printed side by side:
     python benchmarks/bench_encodings.py --baseline main
     python benchmarks/bench_encodings.py --show 5     # also print 5 wrong decodings per encoding
     python benchmarks/bench_encodings.py --xquad /work/shared/xquad   # plus held-out XQuAD text
+    python benchmarks/bench_encodings.py --baseline main --speed 3     # plus decode time, side by side
 
 ``--xquad DIR`` adds text the decoder was not tuned on: the first paragraphs and questions of XQuAD
 (ar, de, en, es, ru, zh; read from DIR, never copied) in the encodings made for their language.
@@ -417,6 +418,67 @@ def run_cases(cases: list[dict]) -> list[dict]:
     return results
 
 
+SPEED_FILES = {
+    "UTF-8, 1 KB": ("ru", "utf-8", 1), "cp1251, 1 KB": ("ru", "cp1251", 1), "GBK, 1 KB": ("zh-Hans", "gbk", 1),
+    "cp1252, 100 B": ("fr", "cp1252", 0), "cp1251, 10 MB": ("ru", "cp1251", 10_000),
+    "GBK, 10 MB": ("zh-Hans", "gbk", 10_000), "UTF-8, 10 MB": ("ru", "utf-8", 10_000),
+}
+
+
+def speed_cases() -> dict[str, str]:
+    """File name -> hex bytes: the paragraph of a language repeated to about the size given in KB."""
+    found = {}
+    for label, (language, encoding, kilobytes) in SPEED_FILES.items():
+        paragraph = "\n".join(TEXTS[language]) + "\n"
+        data = paragraph.encode(encoding)
+        data = data * max(1, kilobytes * 1000 // len(data)) if kilobytes else TEXTS[language][4].encode(encoding)
+        found[label] = data.hex()
+    return found
+
+
+def time_cases(cases: dict[str, str], rounds: int) -> dict[str, float]:
+    """Median seconds of `decode_text` per case, after one warm-up call (fastText and code tables loaded)."""
+    import statistics
+    import time
+
+    from search.decoding import decode_text
+
+    logging.disable(logging.WARNING)
+    decode_text("Ma sœur préfère le thé.".encode("cp1252"), "warm-up")
+    medians = {}
+    for label, hexed in cases.items():
+        data = bytes.fromhex(hexed)
+        times = []
+        for _ in range(rounds if len(data) < 1_000_000 else max(1, rounds // 5)):
+            started = time.perf_counter()
+            decode_text(data, "timed.txt")
+            times.append(time.perf_counter() - started)
+        medians[label] = statistics.median(times)
+    return medians
+
+
+def _speed(code: Path, cases_file: Path, rounds: int) -> dict[str, float]:
+    script = (f"import json, sys; sys.path.insert(0, {str(code)!r}); sys.path.insert(1, {str(ROOT)!r}); "
+              "from benchmarks.bench_encodings import time_cases; "
+              f"print(json.dumps(time_cases(json.load(open({str(cases_file)!r})), {rounds})))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, cwd=code)
+    if done.returncode != 0:
+        raise SystemExit(f"the decoder in {code} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _report_speed(results: dict[str, list[dict[str, float]]]) -> None:
+    import statistics
+
+    names = list(results)
+    print(f"\ndecode_text time, median of {len(results[names[0]])} interleaved runs (each the median of its rounds):")
+    for label in SPEED_FILES:
+        medians = [statistics.median(run[label] for run in results[name]) for name in names]
+        shown = "  ".join(f"{name}: {median * 1000:8.2f} ms" for name, median in zip(names, medians, strict=True))
+        ratio = f"  ratio {medians[-1] / medians[0]:.1f}x" if len(medians) > 1 and medians[0] > 0 else ""
+        print(f"  {label:<15} {shown}{ratio}")
+
+
 def _measure(code: Path | None, cases_file: Path) -> list[dict]:
     """Run the cases in a child process whose `search` package comes from `code` (default: this checkout)."""
     root = code or ROOT
@@ -430,6 +492,7 @@ def _measure(code: Path | None, cases_file: Path) -> list[dict]:
 
 
 def _extract(revision: str, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "search"], capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     return folder
@@ -441,6 +504,8 @@ def main() -> int:
     parser.add_argument("--show", type=int, default=0, help="wrong decodings shown per encoding (default 0)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--xquad", type=Path, help="folder of xquad.<lang>.json files: adds held-out text")
+    parser.add_argument("--speed", type=int, default=0, metavar="RUNS",
+                        help="also time decode_text on 1 KB to 10 MB files, RUNS interleaved runs per code")
     args = parser.parse_args()
     cases = decode_cases() + mixed_cases() + reader_cases() + (xquad_cases(args.xquad) if args.xquad else [])
     with tempfile.TemporaryDirectory() as folder:
@@ -451,7 +516,17 @@ def main() -> int:
             code = _extract(args.baseline, Path(folder, "baseline"))
             columns[args.baseline] = _measure(code, cases_file)
         columns["this checkout"] = _measure(None, cases_file)
-    _report(cases, columns, args.show, args.markdown)
+        _report(cases, columns, args.show, args.markdown)
+        if args.speed:
+            speed_file = Path(folder, "speed.json")
+            speed_file.write_text(json.dumps(speed_cases()), encoding="utf-8")
+            codes = {args.baseline: Path(folder, "baseline")} if args.baseline else {}
+            codes["this checkout"] = ROOT
+            timed: dict[str, list[dict[str, float]]] = {name: [] for name in codes}
+            for _ in range(args.speed):
+                for name, code in codes.items():
+                    timed[name].append(_speed(code, speed_file, rounds=15))
+            _report_speed(timed)
     return 0
 
 
@@ -468,9 +543,10 @@ def _report(cases: list[dict], columns: dict[str, list[dict]], show: int, markdo
         for position, name in enumerate(names):
             right = columns[name][index]["right"]
             rows[label][position + 1] += right
-            overall = "readers" if case["kind"] != "decode" else (
-                "held-out overall" if case["group"].startswith("held-out") else "overall (all decode samples)")
-            for bucket in (case["group"], overall):
+            buckets = [case["group"]]
+            if not case["group"].startswith("held-out"):
+                buckets.append("overall (all decode samples)" if case["kind"] == "decode" else "all reader samples")
+            for bucket in buckets:
                 key = (bucket, name)
                 tally[key][0] += 1
                 tally[key][1] += right

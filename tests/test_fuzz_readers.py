@@ -233,9 +233,11 @@ def test_thousands_of_generated_inputs(tmp_path_factory, rng):
 
 @pytest.mark.fuzz
 @settings(_QUICK, max_examples=1500)
-@given(rng=st.randoms(use_true_random=False))
-def test_thousands_of_targeted_inputs(tmp_path_factory, rng):
-    _targeted(tmp_path_factory, targeted_input(rng))
+@given(seed=st.integers(min_value=0, max_value=2**32 - 1))
+def test_thousands_of_targeted_inputs(tmp_path_factory, seed):
+    # A uniformly seeded Random: Hypothesis's own randoms() favour the first choice, which would rarely make
+    # the large row bombs and entry bombs.
+    _targeted(tmp_path_factory, targeted_input(random.Random(seed)))
 
 
 @settings(_QUICK, max_examples=300)

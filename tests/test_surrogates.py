@@ -7,9 +7,11 @@ yields U+D800. Each is built beside a good file, through the engine and through 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from search.evaluation import load_dataset
+from search.formats.squad import squad_paragraphs
 from search.judgments import load_judgments
 from search.models import FALLBACK_DENSE_ID, LATE_INTERACTION_ID
 from search.pipeline import Index, Settings, build
@@ -41,11 +43,14 @@ def test_a_lone_surrogate_beside_a_good_file_is_replaced_counted_and_built(tmp_p
 
 
 def test_squad_questions_and_uploaded_queries_are_valid_unicode_too(tmp_path):
-    squad = tmp_path / "squad.json"
-    squad.write_text('{"data": [{"paragraphs": [{"id": "p1", "context": "Owls hunt at night.", '
-                     '"qas": [{"id": "q\\udead", "question": "When do owls hunt\\ud800?"}]}]}]}', encoding="utf-8")
-    judgments = load_dataset(squad).judgments
-    assert [(query.query_id, query.text) for query in judgments.queries] == [("q\ufffd", "When do owls hunt\ufffd?")]
+    # squad_paragraphs makes the ids of an evaluation's SQuAD queries as of its corpus.
+    value = json.loads('{"data": [{"paragraphs": [{"id": "p1", "context": "Owls hunt at night.", '
+                       '"qas": [{"id": "q\\udead", "question": "When do owls hunt\\ud800?"}]}]}]}')
+    squad = squad_paragraphs(value, "squad.json")
+    assert [(question.query_id, question.text) for question in squad.paragraphs[0].questions] == [
+        ("q\ufffd", "When do owls hunt\ufffd?")]
+    assert [str(problem) for problem in squad.question_problems] == [
+        "squad.json: replaced 2 lone surrogate(s) (half of a UTF-16 pair, e.g. a JSON \\ud800 escape) with U+FFFD"]
     queries = tmp_path / "queries.jsonl"
     queries.write_text('{"_id": "q\\ud800", "text": "owls"}\n', encoding="utf-8")
     qrels = tmp_path / "qrels.tsv"

@@ -13,11 +13,12 @@ import pytest
 
 from search.formats.squad import squad_paragraphs
 from search.judgments import load_judgments
-from search.models import FALLBACK_DENSE_ID, LATE_INTERACTION_ID
+from search.models import FALLBACK_DENSE_ID
 from search.pipeline import Index, Settings, build
 from tests.hostile_inputs import GOOD_NAME, GOOD_TEXT, surrogate_inputs
 
-SETTINGS = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model="late-interaction", device="cpu")
+# No reranker runs here: the default settings but the offline dense model.
+SETTINGS = Settings(dense_model=FALLBACK_DENSE_ID, device="cpu")
 REPLACED = "replaced 1 lone surrogate(s) (half of a UTF-16 pair, e.g. a JSON \\ud800 escape) with U+FFFD"
 # What each bad file becomes: (doc id, text).
 EXPECTED = {
@@ -38,7 +39,7 @@ def test_a_lone_surrogate_beside_a_good_file_is_replaced_counted_and_built(tmp_p
     warnings = [(problem.source, problem.message, problem.skipped) for problem in index.report.problems]
     assert (name, REPLACED, False) in warnings, warnings
     index.save(tmp_path / "saved")  # wrote "'utf-8' codec can't encode character" before
-    loaded = Index.load(tmp_path / "saved", device="cpu", reranker_model="late-interaction")
+    loaded = Index.load(tmp_path / "saved")
     assert {passage.doc_id for passage in loaded.passages} == {EXPECTED[name][0], "good"}
 
 
@@ -69,8 +70,9 @@ def test_the_app_builds_an_upload_holding_all_three_beside_a_good_file(app_url, 
     (tmp_path / GOOD_NAME).write_text(GOOD_TEXT, encoding="utf-8")
     paths.append(tmp_path / GOOD_NAME)
     client = gradio_client.Client(app_url, verbose=False)
-    summary = client.predict([gradio_client.handle_file(str(path)) for path in paths], "(none: use my files)", 200,
-                             40, FALLBACK_DENSE_ID, LATE_INTERACTION_ID, api_name="/build_index")[-1]
+    # By name, the other inputs left at their defaults (the offline models, see conftest): the app's layout changes.
+    summary = client.predict(files=[gradio_client.handle_file(str(path)) for path in paths],
+                             sample="(none: use my files)", api_name="/build_index")[-1]
     assert summary["documents"] == 4, summary
     warnings = {(problem["source"], problem["message"]) for problem in summary["problems"]}
     assert {(name, REPLACED) for name in EXPECTED} <= warnings, warnings

@@ -175,7 +175,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_upload_mb", "SEARCH_MAX_UPLOAD_MB", "int", 50,
            "the uploads of one build in the app, in MB of 1,000,000 bytes", "limits", low=1),
     Option("max_passages", "SEARCH_MAX_PASSAGES", "int", 20_000,
-           "passages one build in the app may have; a larger corpus is refused after reading (the CLI: "
+           "passages one build in the app may have; a larger corpus is refused while splitting (the CLI: "
            "--max-passages)", "limits",
            low=0, zero_means="no limit"),
     Option("max_file_mb", "SEARCH_MAX_FILE_MB", "float", 50.0,
@@ -193,6 +193,13 @@ OPTIONS: tuple[Option, ...] = (
            "seconds to parse one file; the rest of it is skipped past that", "limits", low=0.001),
     Option("max_pdf_pages", "SEARCH_MAX_PDF_PAGES", "int", 2000, "pages read from one PDF", "limits", low=1),
     Option("max_nesting", "SEARCH_MAX_NESTING", "int", 100, "how deeply JSON may nest", "limits", low=1),
+    Option("max_documents", "SEARCH_MAX_DOCUMENTS", "int", 200_000,
+           "documents kept from one read; reading stops there, mid-file", "limits", low=1),
+    Option("max_text_chars", "SEARCH_MAX_TEXT_CHARS", "int", 200_000_000,
+           "characters of document text kept from one read (its memory); reading stops there", "limits", low=1),
+    Option("max_zip_entries", "SEARCH_MAX_ZIP_ENTRIES", "int", 20_000,
+           "entries an archive may list, and all archives of one read together; refused before its directory "
+           "is parsed", "limits", low=1),
     # -- the operator's policy for a public Space -----------------------------------------------------------
     Option("allow_custom_models", "SEARCH_ALLOW_CUSTOM_MODELS", "bool", False,
            "let visitors name any Hub id or local folder, not only the offered models", "operator"),

@@ -37,7 +37,7 @@ from .inference import (
 from .language import detect_language, detect_languages, load_detector
 from .loading import load_dense_encoder, load_encoder, load_reranker
 from .models import choose_device, choose_reranker
-from .passages import split_documents
+from .passages import TooManyPassages, split_documents
 from .reading import read_paths
 from .retrievers import BM25Retriever, DenseRetriever, HybridRetriever, QueryText, Retriever, StageFailed
 from .retrievers import query_terms as query_terms
@@ -500,17 +500,19 @@ def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None =
     report_progress("read", 0, 1)
     read = source if isinstance(source, ReadResult) else read_paths(
         source, text_column=settings.text_column, names=names)
-    passages = list(split_documents(read.documents, window=settings.window, overlap=settings.overlap))
+    try:  # passages past max_passages are counted, not kept
+        passages = list(split_documents(read.documents, window=settings.window, overlap=settings.overlap,
+                                        max_passages=max_passages))
+    except TooManyPassages as error:
+        raise ValueError(
+            f"the corpus has {error.passages:,} passages ({len(read.documents):,} documents); this server indexes "
+            f"at most {error.limit:,} (SEARCH_MAX_PASSAGES). Upload fewer files, use a larger passage window, "
+            "or raise SEARCH_MAX_PASSAGES where you run the app.") from None
     timings["read"] = time.perf_counter() - started
     report_progress("read", 1, 1)
     if not passages:
         reasons = "; ".join(str(problem) for problem in read.problems[:10]) or "the input has no text"
         raise ValueError(f"no passage could be read ({reasons})")
-    if max_passages is not None and len(passages) > max_passages:
-        raise ValueError(
-            f"the corpus has {len(passages):,} passages ({len(read.documents):,} documents); this server indexes "
-            f"at most {max_passages:,} (SEARCH_MAX_PASSAGES). Upload fewer files, use a larger passage window, "
-            f"or raise SEARCH_MAX_PASSAGES where you run the app.")
 
     encoder = load_dense_encoder(settings.dense_model, settings.device, backend=settings.backend,
                                  endpoint=settings.tei_url or None)

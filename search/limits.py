@@ -1,7 +1,7 @@
 """What one read may cost: `ReadLimits`, the environment variables that raise them, and the per-file budget.
 
-Every limit can be raised without code: `ReadLimits()` starts from the setting (`search.config`) whose variable is named in
-`LIMIT_ENV` (e.g. ``SEARCH_MAX_FILE_MB=200``) where it is set, so the CLI and the app obey them alike,
+Every limit can be raised without code: `ReadLimits()` starts from its setting (`search.config`), whose
+variable is named in `LIMIT_ENV` (e.g. ``SEARCH_MAX_FILE_MB=200``), so the CLI and the app obey them alike,
 and every message about a limit that was hit names the variable to set. Arguments given to
 `ReadLimits(...)` win over the environment.
 """

@@ -119,6 +119,18 @@ _T = TypeVar("_T")
 _auto_skipped: dict[tuple[str, str, str], str] = {}
 
 
+_runtime_lock = threading.Lock()
+
+
+def import_runtime() -> None:
+    """Import transformers once, under a lock, before any model is built. Its package replaces itself with a
+    lazy module while it initialises, and two threads importing it for the first time at once (the app's
+    warm-up and a build right after launch) see it half done: "cannot import name 'PreTrainedTokenizerFast'
+    from 'transformers'", and a silent fallback. Every loader below calls this first."""
+    with _runtime_lock:
+        import transformers  # noqa: F401
+
+
 def resolve_backend(backend: str, device: str | None = None) -> str:
     """Return the backend `backend` names; ``"auto"``: the first of `AUTO_ORDER` for `device` (``"cpu"``
     when not given) whose package imports. `auto_backends` lists what auto would try in turn.
@@ -169,6 +181,7 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
     (False, None)
     """
     auto_backends(backend)  # an unknown name is refused before anything else
+    import_runtime()
     local_device = choose_device(device)
     remote = backend.strip().lower() in _REMOTE_BACKENDS
     local = (_LOCAL_FALLBACK_BACKEND,) if remote else auto_backends(backend, local_device)
@@ -203,6 +216,7 @@ def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUT
     Raises OSError, ValueError or ImportError saying why it could not be loaded, and ValueError for an
     unknown `backend`.
     """
+    import_runtime()
     for name in auto_backends(backend):
         if name not in _ENCODER_BACKENDS:
             raise ValueError(f"backend {name!r} runs no dense encoder; use one of "

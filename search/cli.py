@@ -147,10 +147,8 @@ def _parser() -> argparse.ArgumentParser:
 # -- commands -----------------------------------------------------------------------------------------
 
 def _index(args: argparse.Namespace) -> int:
-    from .pipeline import build
 
-    index = build(args.paths, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args),
-                  max_passages=args.max_passages or None)
+    index = _build(args, args.paths, _settings(args))
     index.save(args.out)
     _print_build_report(index.report, stream=sys.stdout)
     print(f"saved to {args.out}")
@@ -158,7 +156,7 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from .pipeline import Index, build
+    from .pipeline import Index
     from .policy import check_query
 
     if bool(args.paths) == bool(args.index):
@@ -167,8 +165,7 @@ def _query(args: argparse.Namespace) -> int:
     if args.index:
         index = Index.load(args.index, overrides=_settings(args))
     else:
-        index = build(args.paths, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args),
-                      max_passages=args.max_passages or None)
+        index = _build(args, args.paths, _settings(args))
         _print_build_report(index.report, stream=sys.stderr)
     result = index.search(args.query, k=args.k, rerank_depth=args.rerank_depth,
                           candidates_from=args.candidates_from)
@@ -182,7 +179,6 @@ def _query(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
     from .evaluation import evaluate
-    from .pipeline import build
 
     settings = _settings(args)
     stages = ([stage.strip() for stage in args.stages.split(",") if stage.strip()] if args.stages
@@ -195,8 +191,7 @@ def _eval(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset, queries_from=args.queries_from)
     for problem in dataset.judgments.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    index = build(dataset.corpus, settings, progress=_progress_printer(), cache_dir=_cache_dir(args),
-                  max_passages=args.max_passages or None)
+    index = _build(args, dataset.corpus, settings)
     _print_build_report(index.report, stream=sys.stderr)
     report = evaluate(index, dataset.judgments, stages=stages, k=args.k, rerank_depth=args.rerank_depth,
                       candidates_from=args.candidates_from, max_queries=args.max_queries,
@@ -338,6 +333,24 @@ def _settings(args: argparse.Namespace):
     flags = {option.name: getattr(args, option.name, None) for option in config.OPTIONS
              if option.group in ("models", "corpus") and option.flag and option.kind != "rerankers"}
     return Settings.from_config(rerankers=rerankers, text_column=getattr(args, "text_column", None), **flags)
+
+
+ESTIMATE_FROM_PASSAGES = 64  # a smaller corpus embeds in moments: no estimate is worth measuring for it
+
+
+def _build(args: argparse.Namespace, source, settings):
+    """Read and split `source`, say on stderr what embedding it will take on this machine (for a corpus of
+    more than ESTIMATE_FROM_PASSAGES passages), then build it (the CLI asks nothing: it goes on)."""
+    from . import pipeline
+    from .estimates import about
+
+    prepared = pipeline.prepare(source, settings, max_passages=args.max_passages or None)
+    if len(prepared.passages) > ESTIMATE_FROM_PASSAGES:
+        expected = pipeline.estimate(prepared)
+        time = about(expected.seconds) if expected.seconds is not None else "a time not measured yet"
+        print(f"embedding {expected.passages:,} passages with {expected.encoder}: {time} on this machine "
+              "(unless a saved index is reused)", file=sys.stderr)
+    return pipeline.build(prepared, progress=_progress_printer(), cache_dir=_cache_dir(args))
 
 
 def _cache_dir(args: argparse.Namespace) -> Path | None:

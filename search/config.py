@@ -178,6 +178,9 @@ OPTIONS: tuple[Option, ...] = (
            "passages one build in the app may have; a larger corpus is refused while splitting (the CLI: "
            "--max-passages)", "limits",
            low=0, zero_means="no limit"),
+    Option("confirm_build_seconds", "SEARCH_CONFIRM_BUILD_SECONDS", "int", 120,
+           "a build in the app whose embedding would take longer than this here asks before embedding (and lets "
+           "files be left out)", "limits", low=0, zero_means="never ask"),
     Option("max_file_mb", "SEARCH_MAX_FILE_MB", "float", 50.0,
            "the largest single file (archive members measured uncompressed), in MB", "limits", low=0.001),
     Option("max_total_mb", "SEARCH_MAX_TOTAL_MB", "float", 200.0,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import analysis, config
+from . import analysis, config, estimates
 from .bm25 import BM25Index
 from .dense import DenseIndex
 from .inference import (
@@ -37,7 +37,7 @@ from .inference import (
 from .language import detect_language, detect_languages, load_detector
 from .loading import load_dense_encoder, load_encoder, load_reranker
 from .models import choose_device, choose_reranker
-from .passages import TooManyPassages, split_documents
+from .passages import SourceCount, TooManyPassages, passages_per_source, split_documents
 from .reading import read_paths
 from .retrievers import BM25Retriever, DenseRetriever, HybridRetriever, QueryText, Retriever, StageFailed
 from .retrievers import query_terms as query_terms
@@ -471,21 +471,103 @@ class Index:
         return cls(passages, passage_terms, DenseIndex(embeddings), encoder, settings, report)
 
 
-def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None = None, *,
+@dataclass(frozen=True)
+class Prepared:
+    """A corpus read and split, not indexed yet: what a build will embed, so its cost can be said (and files
+    left out) before the long step. `problems` are the reading's."""
+
+    read: ReadResult
+    passages: tuple[Passage, ...]
+    settings: Settings
+    read_seconds: float = 0.0
+
+    def per_source(self) -> tuple[SourceCount, ...]:
+        """Passages and documents per source file, the largest contributors first."""
+        return passages_per_source(self.passages)
+
+    def without(self, sources: Collection[str]) -> Prepared:
+        """This corpus without the documents and passages of `sources` (files the user left out), said as a
+        warning per file. Raises ValueError when that leaves no passage."""
+        dropped = set(sources)
+        if not dropped:
+            return self
+        passages = tuple(p for p in self.passages if p.source not in dropped)
+        if not passages:
+            raise ValueError("leaving those files out leaves no passage to index; keep at least one file")
+        documents = tuple(d for d in self.read.documents if d.source not in dropped)
+        notes = tuple(Problem(source, "left out before embedding, as asked", skipped=True)
+                      for source in sorted(dropped))
+        read = replace(self.read, documents=documents, problems=(*self.read.problems, *notes))
+        return replace(self, read=read, passages=passages)
+
+
+def prepare(source: Sequence[str | Path] | ReadResult, settings: Settings | None = None, *,
+            names: Sequence[str] | None = None, max_passages: int | None = None) -> Prepared:
+    """Read `source` (paths, or documents already read) and split it into passages: the first step of
+    `build`, fast, after which `estimates.embedding_seconds` says what embedding will cost. Raises ValueError
+    when no passage could be read or there are more than `max_passages` passages (naming
+    SEARCH_MAX_PASSAGES)."""
+    settings = settings or Settings()
+    started = time.perf_counter()
+    read = source if isinstance(source, ReadResult) else read_paths(
+        source, text_column=settings.text_column, names=names)
+    try:  # passages past max_passages are counted, not kept
+        passages = tuple(split_documents(read.documents, window=settings.window, overlap=settings.overlap,
+                                         max_passages=max_passages))
+    except TooManyPassages as error:
+        raise ValueError(
+            f"the corpus has {error.passages:,} passages ({len(read.documents):,} documents); this server indexes "
+            f"at most {error.limit:,} (SEARCH_MAX_PASSAGES). Upload fewer files, use a larger passage window, "
+            "or raise SEARCH_MAX_PASSAGES where you run the app.") from None
+    if not passages:
+        reasons = "; ".join(str(problem) for problem in read.problems[:10]) or "the input has no text"
+        raise ValueError(f"no passage could be read ({reasons})")
+    return Prepared(read, passages, settings, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class BuildEstimate:
+    """What embedding a prepared corpus will cost here: its passages, the seconds at the encoder's speed
+    measured on this machine (None when it could not be measured), the encoder's label, and the files that
+    contribute most."""
+
+    passages: int
+    seconds: float | None
+    encoder: str
+    per_source: tuple[SourceCount, ...]
+
+
+def estimate(prepared: Prepared) -> BuildEstimate:
+    """Load the encoder `prepared.settings` names (a fallback as the build would) and say what embedding the
+    prepared passages will take at its speed on this machine, measuring it on a few of them first if
+    nothing has measured it yet in this process."""
+    settings = prepared.settings
+    encoder = load_dense_encoder(settings.dense_model, settings.device, backend=settings.backend,
+                                 endpoint=settings.tei_url or None)
+    texts = [_index_text(passage, settings) for passage in prepared.passages]
+    try:
+        estimates.ensure_measured(encoder.model, texts)
+    except (ValueError, OSError) as error:  # e.g. a remote encoder that does not answer: the build will say
+        logger.warning("could not measure %s: %s", encoder.model.label, error)
+    return BuildEstimate(len(texts), estimates.embedding_seconds(encoder.model, len(texts)), encoder.model.label,
+                         prepared.per_source())
+
+
+def build(source: Sequence[str | Path] | ReadResult | Prepared, settings: Settings | None = None, *,
           progress: ProgressCallback | None = None, cache_dir: str | Path | None = None,
           names: Sequence[str] | None = None, max_passages: int | None = None,
           should_stop: Callable[[], bool] | None = None) -> Index:
-    """Read `source` (paths, or documents already read), split, detect languages and build both indexes.
+    """Read `source` (paths, documents already read, or a corpus `prepare` read and split already), split,
+    detect languages and build both indexes.
 
     When `cache_dir` is given, an index with the same passages, settings and dense model is loaded from
     there instead of being built again (`report.reused`), and a new one is saved there.
     `progress("embeddings", 0, n)` is reported before embedding starts, so a caller can show the passage
-    count (and, from the following reports, the time left) before the long step.
-    Raises ValueError when no passage could be read or there are more than `max_passages` passages (the
-    message names $SEARCH_MAX_PASSAGES), and BuildCancelled, within one step's batch, once `should_stop()`
-    is true.
+    count (and, from the following reports, the time left) before the long step; every embedded batch is
+    recorded in the encoder's speed meter (`search.estimates`). Raises ValueError when no passage could be
+    read or there are more than `max_passages` passages (the message names SEARCH_MAX_PASSAGES), and
+    BuildCancelled, within one step's batch, once `should_stop()` is true.
     """
-    settings = settings or Settings()
     stop = should_stop or (lambda: False)
 
     def report_progress(step: str, done: int, total: int) -> None:
@@ -495,24 +577,17 @@ def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None =
             progress(step, done, total)
 
     timings: dict[str, float] = {}
-
-    started = time.perf_counter()
     report_progress("read", 0, 1)
-    read = source if isinstance(source, ReadResult) else read_paths(
-        source, text_column=settings.text_column, names=names)
-    try:  # passages past max_passages are counted, not kept
-        passages = list(split_documents(read.documents, window=settings.window, overlap=settings.overlap,
-                                        max_passages=max_passages))
-    except TooManyPassages as error:
-        raise ValueError(
-            f"the corpus has {error.passages:,} passages ({len(read.documents):,} documents); this server indexes "
-            f"at most {error.limit:,} (SEARCH_MAX_PASSAGES). Upload fewer files, use a larger passage window, "
-            "or raise SEARCH_MAX_PASSAGES where you run the app.") from None
-    timings["read"] = time.perf_counter() - started
+    if isinstance(source, Prepared):
+        if settings is not None and settings != source.settings:
+            raise ValueError("build() of a prepared corpus takes the settings it was prepared with; prepare it again "
+                             "with the new settings")
+        prepared = source
+    else:
+        prepared = prepare(source, settings, names=names, max_passages=max_passages)
+    settings, read, passages = prepared.settings, prepared.read, list(prepared.passages)
+    timings["read"] = prepared.read_seconds
     report_progress("read", 1, 1)
-    if not passages:
-        reasons = "; ".join(str(problem) for problem in read.problems[:10]) or "the input has no text"
-        raise ValueError(f"no passage could be read ({reasons})")
 
     encoder = load_dense_encoder(settings.dense_model, settings.device, backend=settings.backend,
                                  endpoint=settings.tei_url or None)
@@ -550,8 +625,15 @@ def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None =
 
     started = time.perf_counter()
     report_progress("embeddings", 0, len(passages))
-    dense = DenseIndex.build(encoder.model, index_texts,
-                             progress=lambda done, total: report_progress("embeddings", done, total))
+    last = [started, 0]  # when the previous batch ended, and how many were done then
+
+    def embedded(done: int, total: int) -> None:
+        now = time.perf_counter()
+        estimates.record(encoder.model, done - last[1], now - last[0])
+        last[:] = [now, done]
+        report_progress("embeddings", done, total)
+
+    dense = DenseIndex.build(encoder.model, index_texts, progress=embedded)
     timings["embeddings"] = time.perf_counter() - started
 
     counts = Counter(p.language.group for p in passages)

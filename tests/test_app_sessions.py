@@ -132,7 +132,7 @@ def test_every_search_trigger_runs_the_same_chain():
     dependencies = demo.config["dependencies"]
     names = [getattr(block_fn.fn, "__name__", None) for block_fn in demo.fns.values()]  # Cancel build has no fn
     starts = [i for i, name in enumerate(names) if name in {"first_stages", "search_again", "search_restored"}]
-    assert len(starts) == 4, "search button / Enter, k, a row of the per-query table, and a shared link"
+    assert len(starts) == 5, "search button / Enter, k, an example query, a row of the per-query table, a shared link"
     for start in starts:
         assert _chain(demo, start) == ["rerank_rerank", "rerank_estimate", "rerank_rerank_b"], names[start]
         first = next(i for i, dependency in enumerate(dependencies) if dependency["trigger_after"] == start)
@@ -248,10 +248,14 @@ def test_builds_run_two_at_a_time_and_cancel_is_wired_to_the_build():
     from ui.regions.corpus import BUILD_SLOTS
 
     demo = app.build_demo()
-    build = next(fn for fn in demo.fns.values() if fn.api_name == "build_index")
-    assert (build.concurrency_limit, build.concurrency_id) == (BUILD_SLOTS, "build") and BUILD_SLOTS == 2
-    cancels = [dependency["cancels"] for dependency in demo.config["dependencies"] if dependency["cancels"]]
-    assert [build._id] in cancels, "Cancel build closes the build event"
+    builds = [fn for fn in demo.fns.values()
+              if getattr(fn.fn, "__name__", "") in {"build_corpus", "build_page", "continue_build", "build_restored"}]
+    assert len(builds) == 4 and BUILD_SLOTS == 2, "the API's, the page's, its go-ahead and a link's"
+    assert {(fn.concurrency_limit, fn.concurrency_id) for fn in builds} == {(BUILD_SLOTS, "build")}
+    assert [fn.api_name for fn in builds if fn.fn.__name__ == "build_corpus"] == ["build_index"]
+    page_builds = sorted(fn._id for fn in builds if fn.fn.__name__ in {"build_page", "continue_build"})
+    cancels = [sorted(dependency["cancels"]) for dependency in demo.config["dependencies"] if dependency["cancels"]]
+    assert page_builds in cancels, "Cancel build closes the page's build events"
 
 
 def test_a_corpus_over_the_passage_limit_is_refused_and_nothing_is_indexed(tmp_path):
@@ -396,8 +400,8 @@ def test_a_rerank_triggered_while_the_sessions_last_one_runs_waits_for_it_instea
     names = [getattr(block_fn.fn, "__name__", None) for block_fn in demo.fns.values()]
     dependencies = demo.config["dependencies"]
     reranks = [i for i, name in enumerate(names) if name in ("rerank_rerank", "rerank_rerank_b")]
-    # search button, k, a per-query row, a shared link (one chain each), A and B in each
-    assert len(reranks) == 8 and {dependencies[i]["trigger_mode"] for i in reranks} == {"always_last"}
+    # search button, k, an example query, a per-query row, a shared link (one chain each), A and B in each
+    assert len(reranks) == 10 and {dependencies[i]["trigger_mode"] for i in reranks} == {"always_last"}
     for rerank in reranks:  # A is followed by the estimate beside the slider, read once A has measured and cached
         if names[rerank] == "rerank_rerank":
             assert _chain(demo, rerank)[:1] == ["rerank_estimate"]

@@ -513,3 +513,55 @@ def test_the_rank_flow_chart_draws_every_passage_and_a_click_finds_its_card(page
     card = page.locator(f'#column-{focus} li.hit.rank-flow-target[data-passage="{target}"]')
     expect(card).to_be_in_viewport(timeout=10_000)  # scrolled to the card of the line's last stage
     assert not page.errors, page.errors
+
+
+@pytest.fixture(scope="module")
+def asking_app_url(app_url):
+    """A second app that asks before any build that takes over a second to embed (SEARCH_CONFIRM_BUILD_SECONDS=1)."""
+    from dataclasses import replace
+
+    import app
+    from search import config
+
+    settings = replace(config.current(), confirm_build_seconds=1)
+    demo = app.build_demo(settings)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
+                            **app.launch_kwargs(settings))
+    yield url
+    demo.close()
+
+
+def test_a_long_build_says_what_it_will_cost_and_lets_files_be_left_out(browser, asking_app_url, tmp_path):
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.goto(asking_app_url)
+    page.wait_for_selector("#build-button")
+    junk = _long_corpus(tmp_path, passages=300)
+    good = tmp_path / "good.txt"
+    good.write_text("Lighthouses guide ships along rocky coasts at night.", encoding="utf-8")
+    page.set_input_files("#corpus-files input[type=file]", [str(junk), str(good)])
+    expect(page.locator("#corpus-files")).to_contain_text("good", timeout=30_000)
+    page.click("#build-button")
+    question = page.locator("#build-confirm .build-confirm")
+    expect(question).to_contain_text("Embedding 301 passages", timeout=180_000)
+    assert re.search(r"takes (about \d+ (s|min)|under a second) on this machine", question.inner_text())
+    sources = page.locator("#build-confirm .confirm-sources li").all_inner_texts()
+    assert sources[0].startswith("long.txt 300 passages") and sources[1].startswith("good.txt 1 passage"), sources
+    assert page.locator("#build-summary .build-counts").count() == 0, "nothing is embedded before the go-ahead"
+    page.locator("#leave-out label", has_text="long.txt").click()
+    page.click("#confirm-build")
+    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    assert "1 document" in page.inner_text("#build-summary .build-counts")
+    assert "left out before embedding" in page.inner_text("#build-summary")
+    assert not page.locator("#build-confirm").is_visible()
+    page.close()
+
+
+def _long_corpus(tmp_path, passages: int):
+    """One .txt (long.txt) that splits into `passages` passages with the default window (200 words, 40 shared)."""
+    import random
+
+    rng = random.Random(8)
+    words = ["".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(400)]
+    path = tmp_path / "long.txt"
+    path.write_text(" ".join(rng.choices(words, k=160 * passages)), encoding="utf-8")
+    return path

@@ -683,3 +683,18 @@ def test_the_reranker_summary_says_what_it_is_once_and_what_runs_it():
     assert "(cross-encoder, runs on onnx)" in str(render_reranker(onnx))
     over = Loaded(SimpleNamespace(label="late", is_cross_encoder=False, backend="late-interaction over int8"), "x")
     assert "(not a cross-encoder, runs on int8)" in str(render_reranker(over))
+
+
+def test_the_build_says_the_time_left_from_the_speed_measured_before_its_first_batch():
+    from search.passages import SourceCount
+    from search.pipeline import BuildEstimate
+    from ui.build_summary import BuildEvent, render_build_progress, render_confirm
+
+    expected = BuildEstimate(1_000, 200.0, "e5", (SourceCount("junk.md", 900, 1), SourceCount("a.txt", 100, 3)))
+    read = [BuildEvent("read", 0, 1, 0.0), BuildEvent("read", 1, 1, 1.0)]
+    assert _estimate(render_build_progress(read, 1.5, expected=expected)) == (
+        "1,000 passages to index. Embedding: about 3 min left at 5.0 passages/s (measured on this machine).")
+    question = str(render_confirm(expected, 120))
+    assert "Embedding 1,000 passages with e5 takes about 3 min on this machine (more than 2 min)" in question
+    assert question.index("junk.md") < question.index("a.txt"), "the largest contributor first"
+    assert 'data-passages="900"' in question

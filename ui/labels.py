@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from search.estimates import about
 from search.stages import known, stage
 
-__all__ = ["about", "count", "duration", "megabytes", "stage_short", "stage_title"]
+__all__ = ["about", "count", "duration", "megabytes", "stage_short", "stage_title"]  # about: search.estimates
 
 
 def stage_title(name: str) -> str:
@@ -44,21 +45,6 @@ def count(number: int, noun: str, plural: str | None = None) -> str:
     ('1 file', '1,204 passages', '3 skipped')
     """
     return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
-
-
-def about(seconds: float) -> str:
-    """Return an expected duration the way estimates say it: "under a second", "about 4 s", "about 3 min".
-
-    >>> about(0.3), about(4.4), about(75), about(200), about(9000)
-    ('under a second', 'about 4 s', 'about 75 s', 'about 3 min', 'about 2.5 h')
-    """
-    if seconds < 1:
-        return "under a second"
-    if seconds < 90:
-        return f"about {seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"about {seconds / 60:.0f} min"
-    return f"about {seconds / 3600:.1f} h"
 
 
 def megabytes(size: int) -> str:

@@ -21,7 +21,17 @@ import gradio as gr
 from search import config, policy
 from search.export import report_to_dict
 from search.loading import resolve_backend
-from search.pipeline import BuildCancelled, Index, Settings, build, default_cache_dir
+from search.pipeline import (
+    BuildCancelled,
+    BuildEstimate,
+    Index,
+    Prepared,
+    Settings,
+    build,
+    default_cache_dir,
+    estimate,
+    prepare,
+)
 from search.reading import ReadLimits, read_paths
 from search.warmup import Role, Warmup
 from ui import build_summary, texts
@@ -67,6 +77,12 @@ class CorpusPanel(NamedTuple):
     languages_plot: gr.BarPlot
     build_json: gr.JSON
     accordion: gr.Accordion  # the whole panel: folded to a one-line summary after a build
+    confirm_box: gr.Group  # a long build's question before embedding (hidden otherwise)
+    confirm_text: gr.HTML
+    leave_out: gr.CheckboxGroup  # files to leave out before embedding
+    go_on: gr.Button
+    drop: gr.Button
+    api_build: gr.Button  # hidden: the build_index API endpoint, which never asks
 
 
 def layout(ctx: AppContext) -> CorpusPanel:
@@ -93,10 +109,9 @@ def layout(ctx: AppContext) -> CorpusPanel:
                 low, high, step = config.limits("overlap")
                 overlap = form.add("overlap", gr.Slider(low, high, value=settings.overlap, step=step,
                                                         label="Overlap (words)"), "corpus", to_view=int)
-                form.add("index_titles", gr.Checkbox(settings.index_titles, label="Index titles with passages",
-                                                     info="a document's title is searched and reranked with each "
-                                                          "of its passages", elem_id="index-titles"), "corpus",
-                         to_view=bool)
+                titles = gr.Checkbox(settings.index_titles, label="Index titles with passages",
+                                     info="a document's title is searched and reranked with each of its passages",
+                                     elem_id="index-titles")
                 dense_model = form.add("dense_model", gr.Dropdown(
                     _choices(offered.dense), value=settings.dense_model, label="Dense model",
                     allow_custom_value=offered.custom, info="default from env SEARCH_DENSE_MODEL; offline, "
@@ -124,6 +139,8 @@ def layout(ctx: AppContext) -> CorpusPanel:
                         to_view=lambda value: _chosen(value, SAME_BACKEND),
                         to_widget=lambda value: value or SAME_BACKEND)
                 tei_url = form.add(TEI_URL, _tei_url_field(settings), "corpus")
+                # Fields added later come last: the build_index API takes them after the older ones.
+                form.add("index_titles", titles, "corpus", to_view=bool)
                 gr.Markdown(texts.MODELS_HELP)
             with gr.Accordion("Formats and limits", open=False):
                 gr.Markdown(texts.CORPUS_HELP + texts.corpus_limits(settings.max_upload_mb,
@@ -132,15 +149,24 @@ def layout(ctx: AppContext) -> CorpusPanel:
                 build_button = gr.Button("Build index", variant="primary", elem_id="build-button", scale=3)
                 cancel_button = gr.Button("Cancel build", variant="stop", elem_id="cancel-build", scale=1)
         with gr.Column(scale=3):
+            # A long build asks before embedding: what it will cost here, the files that contribute most.
+            with gr.Group(visible=False, elem_id="build-confirm") as confirm_box:
+                confirm_text = gr.HTML()
+                leave_out = gr.CheckboxGroup([], label="Leave out these files before embedding",
+                                             elem_id="leave-out")
+                with gr.Row():
+                    go_on = gr.Button("Build it", variant="primary", elem_id="confirm-build")
+                    drop = gr.Button("Cancel", elem_id="drop-build")
             progress = gr.HTML(elem_id="build-progress")
             summary = gr.HTML(elem_id="build-summary")
             languages_plot = gr.BarPlot(x="language", y="passages", title="Passages per detected language",
                                         tooltip=["name", "passages"], height=220, y_lim=[0, None], sort="-y",
                                         elem_id="languages-plot")
             build_json = gr.JSON(visible=False)
+    api_build = gr.Button(visible=False)  # the build_index API endpoint: it never asks, it builds
     return CorpusPanel(files, sample, window, overlap, dense_model, reranker_model, backend, compare_model,
                        compare_backend, tei_url, build_button, cancel_button, progress, summary, languages_plot,
-                       build_json, accordion)
+                       build_json, accordion, confirm_box, confirm_text, leave_out, go_on, drop, api_build)
 
 
 def _choices(models: Sequence[str]) -> list[tuple[str, str]]:
@@ -172,15 +198,31 @@ def _tei_url_field(settings: config.Config) -> gr.Textbox:
 def wire(page: Page, ctx: AppContext) -> None:
     corpus = page.corpus
     callbacks = CorpusCallbacks(page, ctx)
+    confirm = [page.session.pending_build, corpus.confirm_box, corpus.confirm_text, corpus.leave_out]
     building = corpus.build_button.click(
+        callbacks.build_page, [page.session.build_idle], [*built_outputs(page), *confirm],
+        inputs_kwargs=ctx.form.widgets("corpus"), api_visibility="undocumented", concurrency_limit=BUILD_SLOTS,
+        concurrency_id="build", show_progress="minimal",
+    )
+    wire_after_build(page, building)
+    continuing = corpus.go_on.click(
+        callbacks.continue_build, [page.session.pending_build, corpus.leave_out, page.session.build_idle],
+        [*built_outputs(page), *confirm], inputs_kwargs=ctx.form.widgets("corpus"), api_visibility="undocumented",
+        concurrency_limit=BUILD_SLOTS, concurrency_id="build", show_progress="minimal",
+    )
+    wire_after_build(page, continuing)
+    corpus.drop.click(callbacks.drop_pending, None, [page.session.pending_build, corpus.confirm_box, corpus.progress],
+                      api_visibility="undocumented", queue=False)
+    api_building = corpus.api_build.click(
         callbacks.build_corpus, [page.session.build_idle], built_outputs(page),
         inputs_kwargs=ctx.form.widgets("corpus"), api_name="build_index", concurrency_limit=BUILD_SLOTS,
         concurrency_id="build", show_progress="minimal",
     )
-    wire_after_build(page, building)
+    wire_after_build(page, api_building)
     # Cancelling closes the build's event (as closing the page does), which stops the build at its next batch;
     # then the progress panel is cleared, once the build has stopped sending progress.
-    corpus.cancel_button.click(None, None, None, cancels=[building], api_visibility="undocumented", queue=False).then(
+    corpus.cancel_button.click(None, None, None, cancels=[building, continuing], api_visibility="undocumented",
+                               queue=False).then(
         callbacks.build_cancelled, [page.session.build_idle], [corpus.progress], api_visibility="undocumented",
         show_progress="hidden")
 
@@ -217,20 +259,50 @@ class CorpusCallbacks:
     def build_corpus(self, idle: BuildIdle, request: gr.Request, **form: Any) -> Iterator[Updates]:
         """Read, split, detect languages and index the uploaded files or a sample (the form's corpus fields,
         by name: the `build_index` API endpoint's parameters); streams step progress with the passage count
-        and the time left for embedding. A corpus over SEARCH_MAX_PASSAGES is refused after reading; when
-        the event is closed (Cancel, or the page went away) the build stops. A build with the default models
-        waits for the model warm-up to have loaded them, showing its progress."""
+        and the time left for embedding at the speed measured on this machine. A corpus over
+        SEARCH_MAX_PASSAGES is refused while splitting; when the event is closed (Cancel, or the page went
+        away) the build stops. A build with the default models waits for the model warm-up to have loaded
+        them, showing its progress. An API call never asks: it builds."""
+        yield from self._guarded(idle, form, request, confirm=False)
+
+    def build_page(self, idle: BuildIdle, request: gr.Request, **form: Any) -> Iterator[Updates]:
+        """The page's Build index: as `build_corpus`, except that when embedding would take longer than
+        SEARCH_CONFIRM_BUILD_SECONDS here it stops before embedding and asks (what it will cost, the files
+        that contribute most, which to leave out), keeping the read corpus for `continue_build`."""
+        yield {self.panel.confirm_box: gr.Group(visible=False), self.page.session.pending_build: None}
+        yield from self._guarded(idle, form, request, confirm=True)
+
+    def continue_build(self, pending: Prepared | None, leave_out: Sequence[str] | None, idle: BuildIdle,
+                       request: gr.Request, **form: Any) -> Iterator[Updates]:
+        """Build it: embed the corpus the page asked about, without the files left out."""
+        if pending is None:
+            raise fail("There is no build waiting: press Build index.")
+        try:
+            prepared = pending.without(leave_out or ())
+        except ValueError as error:
+            raise fail(str(error)) from None
+        yield {self.panel.confirm_box: gr.Group(visible=False), self.page.session.pending_build: None}
+        yield from self._guarded(idle, form, request, confirm=False, prepared=prepared)
+
+    def drop_pending(self) -> Updates:
+        """Cancel a build that waits for its go-ahead: nothing was embedded, nothing is kept."""
+        return {self.panel.confirm_box: gr.Group(visible=False), self.page.session.pending_build: None,
+                self.panel.progress: ""}
+
+    def _guarded(self, idle: BuildIdle, form: dict[str, Any], request: gr.Request, **options: Any):
         idle.clear()
         try:
-            yield from self._build_corpus(form, request)
+            yield from self._build(form, request, **options)
         finally:  # also when the event is closed: the build has then stopped sending progress
             idle.set()
 
-    def _build_corpus(self, form: dict[str, Any], request: gr.Request) -> Iterator[Updates]:
+    def _build(self, form: dict[str, Any], request: gr.Request, *, confirm: bool,
+               prepared: Prepared | None = None) -> Iterator[Updates]:
         panel, warmup = self.panel, self.ctx.warmup
         paths, names, cache_dir = _corpus_inputs(form.get(UPLOADS), form.get("sample"), request, self.ctx.settings)
-        settings = settings_of(self.ctx, form)
+        settings = prepared.settings if prepared is not None else settings_of(self.ctx, form)
         max_passages = policy.max_passages(self.ctx.settings)
+        threshold = self.ctx.settings.confirm_build_seconds
         stop = threading.Event()  # set by `stream` when this event is closed before the build is done
 
         def work(report: Callable[[object], None]):
@@ -246,14 +318,21 @@ class CorpusCallbacks:
                             time.perf_counter() - started, role)
                 return False
 
-            progress("read", 0, 1)
-            # The upload itself is capped by SEARCH_MAX_UPLOAD_MB; what it may expand to (archives) and cost to
-            # parse follows the reading limits' own settings, which every limit message names.
-            read = read_paths(paths, names=names, limits=ReadLimits())
+            corpus = prepared
+            if corpus is None:
+                progress("read", 0, 1)
+                # The upload itself is capped by SEARCH_MAX_UPLOAD_MB; what it may expand to (archives) and cost
+                # to parse follows the reading limits' own settings, which every limit message names.
+                read = read_paths(paths, names=names, limits=ReadLimits())
+                corpus = prepare(read, settings, max_passages=max_passages)
             if not models_ready("dense", settings.dense_model):
                 return None
+            expected = estimate(corpus)
+            report(expected)
+            if confirm and expected.seconds is not None and threshold and expected.seconds > threshold:
+                return corpus, expected
             try:
-                index = _build_index(read, settings, progress, cache_dir, max_passages, stop.is_set)
+                index = _build_index(corpus, progress, cache_dir, stop.is_set)
             except BuildCancelled as error:
                 logger.info("build cancelled after %.1f s: %s", time.perf_counter() - started, error)
                 return None
@@ -264,7 +343,9 @@ class CorpusCallbacks:
             return index, [index.reranker(stage) for stage in index.rerank_stages]
 
         def show(events: list, seconds: float) -> Updates:
-            return {panel.progress: build_summary.render_build_progress(events, seconds, warmup.status())}
+            steps = [event for event in events if isinstance(event, build_summary.BuildEvent)]
+            known = next((event for event in reversed(events) if isinstance(event, BuildEstimate)), None)
+            return {panel.progress: build_summary.render_build_progress(steps, seconds, warmup.status(), known)}
 
         try:
             built = yield from stream(work, show, stop)
@@ -273,6 +354,14 @@ class CorpusCallbacks:
             raise
         if built is None:
             yield {panel.progress: ""}
+            return
+        if isinstance(built[0], Prepared):
+            corpus, expected = built
+            yield {panel.progress: "", self.page.session.pending_build: corpus,
+                   panel.confirm_box: gr.Group(visible=True),
+                   panel.confirm_text: build_summary.render_confirm(expected, threshold),
+                   panel.leave_out: gr.CheckboxGroup(choices=[item.source for item in expected.per_source[:20]],
+                                                     value=[])}
             return
         index, rerankers = built
         skipped = index.report.skipped
@@ -339,10 +428,8 @@ def settings_of(ctx: AppContext, form: dict[str, Any]) -> Settings:
 
 
 @gpu
-def _build_index(read, settings: Settings, progress, cache_dir: Path, max_passages: int | None,
-                 should_stop: Callable[[], bool]) -> Index:
-    return build(read, settings, progress=progress, cache_dir=cache_dir, max_passages=max_passages,
-                 should_stop=should_stop)
+def _build_index(corpus: Prepared, progress, cache_dir: Path, should_stop: Callable[[], bool]) -> Index:
+    return build(corpus, progress=progress, cache_dir=cache_dir, should_stop=should_stop)
 
 
 def wait_for_warmup(warmup: Warmup, role: Role, requested: str, backend: str, stop: threading.Event) -> bool:

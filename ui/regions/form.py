@@ -5,6 +5,8 @@ Regions register their widgets as they lay them out (`PageForm.add`), with how a
 field's value and back when it is not the value itself (a sample's label, "none" for no reranker B).
 Callbacks that need the form take it as named values: `inputs_kwargs=form.widgets()` (every field) or
 `form.widgets("corpus")` (what a build reads), and turn them into a `ViewState` with `form.view(values)`.
+The order of registration is the order of an API endpoint's parameters (e.g. `build_index`'s): register a
+new field after the others, wherever its widget stands on the page, so positional API calls keep working.
 A field added to `ViewState` and registered here appears in the link, the bundle, the restore and the build
 with no other edit.
 """

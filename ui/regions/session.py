@@ -139,6 +139,7 @@ class SessionState(NamedTuple):
     report: gr.State
     stop: gr.State
     build_idle: gr.State
+    pending_build: gr.State  # a corpus read and split, waiting for the go-ahead to embed (search.pipeline.Prepared)
 
 
 def session_state() -> SessionState:
@@ -151,6 +152,7 @@ def session_state() -> SessionState:
         report=gr.State(None, time_to_live=SESSION_TTL_S),
         stop=gr.State(StopFlag()),
         build_idle=gr.State(BuildIdle()),
+        pending_build=gr.State(None, time_to_live=SESSION_TTL_S),
     )
 
 

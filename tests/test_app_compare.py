@@ -129,8 +129,10 @@ def test_b_runs_after_a_and_its_cards_say_how_far_they_moved_against_a(callbacks
         assert f'data-against="rerank" title="rank {hit.rank} here, {before} in the first reranker (A)">{text}' \
             in final, text
     both = agreement(result, 5)
-    summary = str(updates[-1][callbacks.page.search.summary])
-    assert f"A vs B: {both.shared} shared@5" in summary and 'data-pair="rerank-rerank-b"' in summary
+    matrix = str(updates[-1][callbacks.page.search.chart])  # the agreement matrix beside the rank-flow chart
+    cell = re.search(r'<td class="rf-pair[^"]*" data-pair="rerank-rerank-b" data-shared="(\d+)"', matrix)
+    assert cell is not None and int(cell[1]) == both.shared, matrix[:300]
+    assert 'data-pair="rerank-b-rerank"' in matrix and f'data-tau="{both.kendall_tau:.4f}"' in matrix
     assert both.candidates == DEPTH and result.stages["rerank-b"].model != result.stages["rerank"].model
 
 

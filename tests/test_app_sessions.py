@@ -115,12 +115,14 @@ def test_messages_from_uploads_are_escaped_before_gradio_renders_them():
 
 
 def _chain(demo, start: int) -> list[str]:
-    """The names of the handlers that follow event `start` of `demo`, one after the other."""
+    """The names of the handlers that follow event `start` of `demo`, one after the other (after the first
+    stages: the chart beside the rerankers' chain)."""
     dependencies = demo.config["dependencies"]
     names = [getattr(block_fn.fn, "__name__", None) for block_fn in demo.fns.values()]  # Cancel build has no fn
     chain, current = [], start
     while followers := [i for i, dependency in enumerate(dependencies) if dependency["trigger_after"] == current]:
-        current = followers[0]
+        chain.extend(names[i] for i in followers if names[i] == "chart")
+        current = next(i for i in followers if names[i] != "chart")
         chain.append(names[current])
     return chain
 
@@ -134,8 +136,9 @@ def test_every_search_trigger_runs_the_same_chain():
     starts = [i for i, name in enumerate(names) if name in {"first_stages", "search_again", "search_restored"}]
     assert len(starts) == 5, "search button / Enter, k, an example query, a row of the per-query table, a shared link"
     for start in starts:
-        assert _chain(demo, start) == ["rerank_rerank", "rerank_estimate", "rerank_rerank_b"], names[start]
-        first = next(i for i, dependency in enumerate(dependencies) if dependency["trigger_after"] == start)
+        assert _chain(demo, start) == ["chart", "rerank_rerank", "rerank_estimate", "rerank_rerank_b"], names[start]
+        first = next(i for i, dependency in enumerate(dependencies)
+                     if dependency["trigger_after"] == start and names[i] == "rerank_rerank")
         assert dependencies[first]["trigger_only_on_success"]
         for key in ("inputs", "outputs", "show_progress"):
             assert dependencies[start][key] == dependencies[starts[0]][key], (key, start)

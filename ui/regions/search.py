@@ -194,10 +194,13 @@ def wire_search_chain(page: Page, listen: Callable[..., gr.events.Dependency],
         first_stages,
         [session.index, session.latest, session.judged, search.query, search.k, search.rerank_depth,
          search.candidates_from, search.score_view, search.collapse],
-        [session.latest, *search.columns.values(), search.summary, search.chart, search.rerank_estimate],
+        [session.latest, *search.columns.values(), search.summary, search.rerank_estimate],
         api_visibility="undocumented", concurrency_limit=FIRST_STAGE_SLOTS, concurrency_id="first_stages",
         show_progress="minimal",
     )
+    chain.success(callbacks.chart, [session.index, session.latest, session.judged, search.k],
+                  [search.chart, search.summary], api_visibility="undocumented", show_progress="hidden",
+                  concurrency_limit=None)
     for position, stage in enumerate(search.rerank_stages):
         after = chain.success if position == 0 else chain.then
         chain = after(
@@ -245,11 +248,20 @@ class SearchCallbacks:
                 break
             result = cached
         latest.begin(result, index)
+        # The chart follows in its own event (`chart`): the columns are not kept waiting for it.
         return {self.page.session.latest: latest,
                 **column_updates(self.panel, index, result, session, k, score_view, collapse),
-                **result_updates(self.panel, index, result, session, k),
+                self.panel.summary: columns.render_summary(result, int(k)),
                 self.panel.rerank_estimate: rerank_estimate(index, result, result.rerank_depth,
                                                             result.candidates_from)}
+
+    def chart(self, index: Index | None, latest: LatestSearch, session: judging.SessionJudgments, k: int) -> Updates:
+        """The rank-flow chart and agreement matrix of the session's latest search (drawn just after its first
+        stages, and again with every reranker that finishes)."""
+        result = latest.result_on(index)
+        if index is None or result is None:
+            return unchanged()
+        return result_updates(self.panel, index, result, session, k)
 
     def search_again(self, index: Index | None, latest: LatestSearch, session: judging.SessionJudgments, query: str,
                      k: int, rerank_depth: int, candidates_from: str, score_view: str, collapse: bool) -> Updates:

@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.interleaved import interleaved, peak_rss_mb, rss_mb, run_probe  # noqa: E402
+from search.backends.runtime.onnx_export import weights_key  # noqa: E402
 from search.backends.torch_reranker import CrossEncoderReranker  # noqa: E402
 from search.loading import load_reranker  # noqa: E402
-from search.onnx_export import weights_key  # noqa: E402
 
 XQUAD = ROOT.parent / "shared" / "xquad"
 LANGUAGES = ("en", "de", "hi", "zh", "ar")

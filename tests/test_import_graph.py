@@ -1,4 +1,5 @@
-"""The layout holds: `search/` imports form no cycle, and no backend imports another backend.
+"""The layout holds: `search/` imports form no cycle, and no backend imports another backend
+(`search.backends.runtime` is their shared plumbing: backends may import it, it imports no backend).
 
 Imports are read with `ast`, so ones inside functions (which hide a cycle until run time) count too.
 """
@@ -12,6 +13,7 @@ import pytest
 
 SEARCH = Path(__file__).resolve().parent.parent / "search"
 BACKENDS = "search.backends"
+RUNTIME = "search.backends.runtime"
 
 
 def module_files(root: Path, package: str) -> dict[str, Path]:
@@ -95,14 +97,29 @@ def test_search_has_no_import_cycle(graph):
     assert cycle is None, f"import cycle in search/: {' -> '.join(cycle or [])}"
 
 
+def is_runtime(name: str) -> bool:
+    return name == RUNTIME or name.startswith(RUNTIME + ".")
+
+
 def test_no_backend_imports_another_backend_or_the_loader(graph):
-    backends = {name for name in graph if name.startswith(BACKENDS + ".")}
+    backends = {name for name in graph if name.startswith(BACKENDS + ".") and not is_runtime(name)}
     assert len(backends) >= 3, backends
     for backend in sorted(backends):
         wrong = sorted(target for target in graph[backend]
-                       if target.startswith(BACKENDS) or target == "search.loading")
+                       if (target.startswith(BACKENDS) and not is_runtime(target)) or target == "search.loading")
         assert not wrong, (f"{backend} imports {', '.join(wrong)}; a backend may import only search.inference, "
-                           "search.models and the like, and search.loading builds and connects backends")
+                           "search.models, search.backends.runtime and the like, and search.loading builds and "
+                           "connects backends")
+
+
+def test_the_runtime_imports_no_backend_nor_the_loader(graph):
+    runtime = {name for name in graph if is_runtime(name)}
+    assert {f"{RUNTIME}.onnx_export", f"{RUNTIME}.openvino_int8", f"{RUNTIME}.pairs"} <= runtime, runtime
+    assert f"{RUNTIME}.onnx_export" in graph[f"{BACKENDS}.onnx_reranker"], "the backends' runtime imports were missed"
+    for module in sorted(runtime):
+        wrong = sorted(target for target in graph[module]
+                       if (target.startswith(BACKENDS) and not is_runtime(target)) or target == "search.loading")
+        assert not wrong, f"{module} imports {', '.join(wrong)}; runtime/ is plumbing the backends share"
 
 
 def test_a_cycle_through_a_function_level_import_is_found_and_named(tmp_path):

@@ -11,6 +11,8 @@ import pytest
 from search import loading, models
 from search.backends.bundled_e5 import BundledE5Encoder
 from search.backends.late_interaction import LateInteractionReranker
+from search.backends.runtime.openvino_int8 import BACKEND_LABEL as OPENVINO_LABEL
+from search.backends.runtime.openvino_int8 import openvino_available
 from search.backends.torch_reranker import CrossEncoderReranker
 from search.inference import Loaded, PairScore, Reranker, RerankerUnavailable, TextEncoder
 from search.loading import (
@@ -34,8 +36,6 @@ from search.models import (
     MINILM_LABEL,
     RERANKER_ENV,
 )
-from search.openvino_int8 import BACKEND_LABEL as OPENVINO_LABEL
-from search.openvino_int8 import openvino_available
 from search.score_cache import CachedReranker, shared_cache
 from search.warmup import needs_hub
 from tests.tiny_models import build_tiny_xlmr_cross_encoder

@@ -19,13 +19,13 @@ import numpy as np
 import onnx
 import pytest
 
-from search import onnx_export
 from search.backends.onnx_encoder import OnnxEncoder
 from search.backends.onnx_reranker import OnnxReranker
+from search.backends.runtime import onnx_export
+from search.backends.runtime.pairs import length_buckets
 from search.inference import RerankCancelled, Reranker, RerankerUnavailable, TextEncoder
 from search.loading import BACKENDS, auto_backends, load_encoder, load_reranker, resolve_backend
 from search.models import LATE_INTERACTION_LABEL, MINILM_ID, MINILM_LABEL, bundled_minilm_path, model_spec
-from search.pairs import length_buckets
 from tests.test_torch_reranker import CORPUS, PASSAGES, QUERY, reference_scores
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
 

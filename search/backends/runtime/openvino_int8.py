@@ -1,7 +1,7 @@
 """OpenVINO static int8: a model quantized once by NNCF's post-training quantization, calibrated on fixed
-pairs, cached beside the ONNX exports (`search.onnx_export`) and run by OpenVINO on the CPU; shared by the
-OpenVINO int8 backends (`OpenVinoReranker` and `OpenVinoEncoder` in `search.backends.onnx_reranker` and
-`.onnx_encoder`), not a backend itself.
+pairs, cached beside the ONNX exports (`search.backends.runtime.onnx_export`) and run by OpenVINO on the
+CPU; shared by the OpenVINO int8 backends (`OpenVinoReranker` and `OpenVinoEncoder` in
+`search.backends.onnx_reranker` and `.onnx_encoder`), not a backend itself.
 
 The recipe (`OV_RECIPE`; the measurements behind it are in the README's *Models* section):
 1. the unfused fp32 ONNX export (legacy exporter, eager attention: standard ONNX ops only), converted to
@@ -10,8 +10,8 @@ The recipe (`OV_RECIPE`; the measurements behind it are in the README's *Models*
    ``ModelType.TRANSFORMER`` (SmoothQuant, attention MatMuls quantized, LayerNorm/Softmax kept fp32),
    ``QuantizationPreset.MIXED`` (asymmetric activations), fast bias correction, calibrated on
    `CALIBRATION_SIZE` (query, passage) pairs in ten languages from the bundled sample corpus
-   (``search/calibration_pairs.json``, built from ``corpora/polyglot-facts``). The word-embedding Gather
-   and the classification head stay fp32 (`IgnoredScope`);
+   (``search/backends/runtime/calibration_pairs.json``, built from ``corpora/polyglot-facts``). The
+   word-embedding Gather and the classification head stay fp32 (`IgnoredScope`);
 3. saved as OpenVINO IR (``openvino_model.xml`` / ``.bin``) in ``<onnx cache>/<model>/<weights
    key>/<task>-int8-openvino-r<OV_RECIPE>/``, keyed like the ONNX exports by model id and revision (or
    weights hash) plus this recipe; later loads, in any process, only compile it (about a second).
@@ -31,7 +31,7 @@ keeps every weight in 7 bits so the results stay right there (the same idea as O
 as close to fp32 as with VNNI (the README's AVX2 rows).
 
 Needs ``openvino`` and ``nncf`` (the ``[openvino]`` extra): `openvino_available()`; without them the
-``int8`` backend is ONNX Runtime's dynamic int8 (`search.onnx_export`).
+``int8`` backend is ONNX Runtime's dynamic int8 (`search.backends.runtime.onnx_export`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from .models import error_summary
+from ...models import error_summary
 from .onnx_export import (
     MODEL_FILE,
     Export,
@@ -217,7 +217,8 @@ def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], lis
     onnx_file.with_name(f"{MODEL_FILE}.data").unlink(missing_ok=True)
     return {**meta, "task": recipe.task, "precision": "int8", "model_file": IR_FILE, "runtime": "openvino",
             "quantization": (f"OpenVINO + NNCF static int8 (recipe {OV_RECIPE}): TRANSFORMER, MIXED preset, "
-                             f"7-bit weights, calibrated on {len(feeds)} pairs of search/calibration_pairs.json; "
+                             f"7-bit weights, calibrated on {len(feeds)} pairs of "
+                             "search/backends/runtime/calibration_pairs.json; "
                              "fp32 kept: " + (", ".join(keep) or "nothing")),
             "fp32_nodes": keep, "calibration": len(feeds),
             "versions": {"openvino": ov.__version__, "nncf": nncf.__version__}}

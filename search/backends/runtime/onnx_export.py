@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .models import error_summary
+from ...models import error_summary
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def cached_entry(model_id: str, folder: Path, name: str, build: Callable[[Path],
     """The cache entry `name` beside the model's ONNX exports (same model id and weights key), made by
     `build(temporary_folder)` when missing or broken; `build` writes its files and returns the meta
     (``precision``, ``input_names``, ``model_file``; the recipe and file list are added here). For
-    other runtimes' artefacts made from the same weights (`search.openvino_int8`)."""
+    other runtimes' artefacts made from the same weights (`search.backends.runtime.openvino_int8`)."""
     root = (cache_dir or onnx_cache_dir()) / _safe_name(model_id) / weights_key(folder)
 
     def build_with_recipe(out: Path) -> dict[str, Any]:

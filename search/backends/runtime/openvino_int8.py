@@ -114,16 +114,19 @@ class OpenVinoSession:
 
 
 def quantized_session(model_id: str, folder: Path, recipe: ExportRecipe, calibration: Callable[[], list[Feed]], *,
-                      cache_dir: Path | None = None) -> tuple[Export, OpenVinoSession]:
+                      cache_dir: Path | None = None,
+                      also_fp32: Callable[[Any], list[str]] | None = None) -> tuple[Export, OpenVinoSession]:
     """The model in `folder` (named `model_id`) quantized to static int8 (cached; `calibration()` gives
-    the feeds to calibrate on when it must be made) and compiled. An entry OpenVINO can't compile is
-    quantized again, once. Raises ExportFailed naming the failed step, ImportError without openvino/nncf."""
+    the feeds to calibrate on when it must be made) and compiled. `also_fp32(model)` names nodes to keep
+    fp32 besides `fp32_nodes` (a caller that passes it says so in `recipe.task`, which names the
+    entry). An entry OpenVINO can't compile is quantized again, once.
+    Raises ExportFailed naming the failed step, ImportError without openvino/nncf."""
     require_openvino()
     name = f"{recipe.task}-int8-openvino-r{OV_RECIPE}"
 
     def entry() -> Export:
-        return cached_entry(model_id, folder, name, lambda out: _quantize(model_id, recipe, calibration, out),
-                            cache_dir=cache_dir)
+        return cached_entry(model_id, folder, name,
+                            lambda out: _quantize(model_id, recipe, calibration, out, also_fp32), cache_dir=cache_dir)
 
     export = entry()
     try:
@@ -186,7 +189,8 @@ def _source(port: Any) -> Any:
     return node
 
 
-def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], list[Feed]], out: Path) -> dict[str, Any]:
+def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], list[Feed]], out: Path,
+              also_fp32: Callable[[Any], list[str]] | None = None) -> dict[str, Any]:
     import nncf
     import openvino as ov
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
@@ -199,7 +203,7 @@ def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], lis
         raise ExportFailed(f"OpenVINO could not read the ONNX export of {model_id!r}: "
                            f"{error_summary(error)}") from error
     feeds = calibration()
-    keep = fp32_nodes(model)
+    keep = fp32_nodes(model) + (also_fp32(model) if also_fp32 else [])
     try:
         # NNCF logs and draws its progress bars on stdout, which `--json` commands keep for their answer.
         with _nncf_log_on_stderr(), contextlib.redirect_stdout(sys.stderr):

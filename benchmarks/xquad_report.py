@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from search.evaluation import evaluate, load_dataset  # noqa: E402
+from search.datasets import load_dataset  # noqa: E402
+from search.evaluation import evaluate  # noqa: E402
 from search.models import FALLBACK_DENSE_ID  # noqa: E402
 from search.pipeline import Settings, build  # noqa: E402
 
@@ -27,7 +28,7 @@ TARGETS = {"bm25_mean": 0.95, "bm25_min": 0.93, "detected": 0.995, "dense_en": 0
 
 
 def run(xquad: Path, languages: list[str], english_queries: int) -> dict[str, object]:
-    settings = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model="late-interaction", device="cpu")
+    settings = Settings(dense_model=FALLBACK_DENSE_ID, rerankers=("late-interaction",), device="cpu")
     rows = {}
     for language in languages:
         started = time.perf_counter()

@@ -12,16 +12,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .compare import STAGE_NAMES, Agreement, RerankedHit, compare
+from . import config
+from .compare import Agreement, RerankedHit, compare
 from .export import result_to_dict
-from .language import LANGID_CHOICES
-from .models import AUTO_RERANKER, DENSE_ENV, RERANKER_ENV
-from .types import ALL_STAGES, COMPARE_STAGE, FIRST_STAGES, RERANK_STAGES, STAGES, SearchResult
+from .models import AUTO_RERANKER
+from .stages import FIRST_STAGES, RERANK, check_stages, is_rerank
+from .stages import stage as stage_info
+from .types import SearchResult
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code (0 ok, 2 bad input)."""
-    parser = _parser()
+    try:
+        parser = _parser()  # reads the configuration: a bad environment variable stops here, named
+    except config.ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -37,40 +43,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .loading import BACKEND_ENV, BACKENDS, TEI_URL_ENV
+    from .loading import BACKENDS
 
+    defaults = config.current()
     models = argparse.ArgumentParser(add_help=False)
-    models.add_argument("--dense-model", help=f"Hub id or local folder of the dense encoder (env {DENSE_ENV}; "
-                                              "default intfloat/multilingual-e5-small)")
-    models.add_argument("--reranker-model", help=f"Hub id or local folder of the cross-encoder, 'auto' or "
-                                                 f"'late-interaction' (env {RERANKER_ENV}; default auto)")
-    models.add_argument("--device", help="cpu, cuda, cuda:1, mps or auto (env SEARCH_DEVICE; default auto)")
-    models.add_argument("--backend", choices=BACKENDS, help=f"what runs the models (env {BACKEND_ENV}; default auto)")
-    models.add_argument("--tei-url", help=f"the TEI endpoint(s) for --backend tei, comma-separated (env {TEI_URL_ENV}; "
-                                          "a bearer token comes from HF_TOKEN)")
+    _config_flags(models, "models", defaults)
+    models.add_argument("--reranker-model", action="append", metavar="MODEL[@BACKEND]",
+                        help="a reranker: a Hub id, a local folder, 'auto' or 'late-interaction'; repeat it (or "
+                             "comma-separate) for several, each a stage of its own (rerank, rerank-b, …), "
+                             "MODEL@BACKEND running one on another backend (env SEARCH_RERANKER_MODEL; "
+                             f"default {_rerankers_text(defaults.rerankers)})")
     models.add_argument("-v", "--verbose", action="store_true", help="log what is loaded and why")
 
     corpus = argparse.ArgumentParser(add_help=False)
-    corpus.add_argument("--window", type=int, help="passage length in words (CJK/Thai: characters); default 200")
-    corpus.add_argument("--overlap", type=int, help="words shared by consecutive passages; default 40")
+    _config_flags(corpus, "corpus", defaults)
     corpus.add_argument("--text-column", help="the CSV/TSV column that holds the text, when not found by name")
-    corpus.add_argument("--langid", choices=LANGID_CHOICES, help="language detector (env SEARCH_LANGID; default "
-                                                                 "auto: fastText, or langdetect if it can't load)")
-    corpus.add_argument("--cache-dir", type=Path, help="where built indexes are kept and reused "
-                                                        "(env SEARCH_CACHE_DIR; default ~/.cache/...)")
+    corpus.add_argument("--cache-dir", type=Path, help=f"where built indexes are kept and reused "
+                                                        f"(env SEARCH_CACHE_DIR; default {defaults.cache_dir})")
     corpus.add_argument("--no-cache", action="store_true", help="build from scratch and keep nothing")
+    corpus.add_argument("--max-passages", type=int, default=0,
+                        help="refuse a corpus with more passages than this (default 0: no limit; the app's limit "
+                             "is SEARCH_MAX_PASSAGES)")
 
     ranking = argparse.ArgumentParser(add_help=False)
-    ranking.add_argument("--k", type=int, default=10, help="results shown per stage (default 10)")
-    ranking.add_argument("--rerank-depth", type=int, default=20,
-                         help="first-stage candidates the reranker rescores; 0 turns reranking off (default 20)")
-    ranking.add_argument("--candidates-from", choices=FIRST_STAGES, default="hybrid",
-                         help="the first stage that feeds the reranker (default hybrid)")
-    ranking.add_argument("--compare-reranker-model", help="a second reranker (Hub id, local folder, 'auto' or "
-                         "'late-interaction') that reranks the same candidates as the stage rerank-b, compared "
-                         "with the first (shared@k, Jaccard@k, Kendall's tau)")
-    ranking.add_argument("--compare-backend", choices=BACKENDS, help="what runs the second reranker (default: "
-                                                                     "--backend)")
+    _config_flags(ranking, "view", defaults)
+    ranking.add_argument("--compare-reranker-model", help="another reranker after the first (as a second "
+                         "--reranker-model): its stage is compared with the first (shared@k, Jaccard@k, Kendall's tau)")
+    ranking.add_argument("--compare-backend", choices=BACKENDS, help="what runs --compare-reranker-model "
+                                                                     "(default: --backend)")
     ranking.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
     parser = argparse.ArgumentParser(prog="python -m search", description=(
@@ -93,8 +93,8 @@ def _parser() -> argparse.ArgumentParser:
                                    help="metrics per stage on a SQuAD JSON file or a BEIR folder")
     evaluate.add_argument("dataset", type=Path, help="SQuAD-format .json, or a folder with corpus.jsonl, "
                                                      "queries.jsonl and qrels/test.tsv (or qrels.trec)")
-    evaluate.add_argument("--stages", help=f"comma-separated, from {','.join(ALL_STAGES)} (default: "
-                                           f"{','.join(STAGES)}, and {COMPARE_STAGE} with --compare-reranker-model)")
+    evaluate.add_argument("--stages", help=f"comma-separated, from {','.join(FIRST_STAGES)},{RERANK} and one "
+                                           f"rerank-b, rerank-c… per further reranker (default: every stage)")
     evaluate.add_argument("--max-queries", type=int, help="evaluate only the first N judged queries")
     evaluate.add_argument("--queries-from", type=Path, help="ask the questions of this dataset (same query ids, "
                                                             "e.g. another language of XQuAD) instead of DATASET's")
@@ -121,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
 
     # Defaults are search.serve's (ServeLimits, DEFAULT_HOST/PORT), not imported here: it loads FastAPI.
     serve = commands.add_parser("serve", parents=[models], help="serve the models with TEI's HTTP API "
-                                "(POST /rerank, POST /embed, GET /info, GET /health)")
+                                "(/rerank, /embed, /v1/embeddings, /info, /health, ...; see docs/tei.md)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     serve.add_argument("--no-reranker", action="store_true", help="serve the dense encoder only")
@@ -131,7 +131,12 @@ def _parser() -> argparse.ArgumentParser:
                                                             "(default: each model's window)")
     serve.add_argument("--payload-limit", type=int, help="bytes one request body may have (default 2000000)")
     serve.add_argument("--max-concurrent-requests", type=int,
-                       help="requests answered at once before 429 (default 512)")
+                       help="inputs (texts, pairs) answered at once before 429, as TEI counts (default 512)")
+    serve.add_argument("--header-timeout", type=float, help="seconds a client may take to send a request's "
+                                                            "headers before it is disconnected (default 10)")
+    serve.add_argument("--body-timeout", type=float, help="seconds a client may take to send a request's body "
+                                                          "before it gets 408 (default 30)")
+    serve.add_argument("--keep-alive-timeout", type=float, help="seconds an idle connection is kept (default 5)")
     serve.add_argument("--no-auto-truncate", action="store_true",
                        help="refuse over-long inputs unless the request asks for truncation")
     serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (env SEARCH_SERVE_API_KEY)")
@@ -142,10 +147,8 @@ def _parser() -> argparse.ArgumentParser:
 # -- commands -----------------------------------------------------------------------------------------
 
 def _index(args: argparse.Namespace) -> int:
-    from .pipeline import build, max_passages_from_env
 
-    index = build(args.paths, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args),
-                  max_passages=max_passages_from_env(default=None))
+    index = _build(args, args.paths, _settings(args))
     index.save(args.out)
     _print_build_report(index.report, stream=sys.stdout)
     print(f"saved to {args.out}")
@@ -153,19 +156,16 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from .pipeline import Index, build, max_passages_from_env
+    from .pipeline import Index
+    from .policy import check_query
 
     if bool(args.paths) == bool(args.index):
         raise ValueError("give either corpus PATHs or --index DIR (one of them)")
+    args.query = check_query(args.query)
     if args.index:
-        settings = _settings(args)
-        index = Index.load(args.index, device=args.device, reranker_model=settings.reranker_model,
-                           backend=settings.backend, tei_url=settings.tei_url,
-                           compare_reranker_model=settings.compare_reranker_model,
-                           compare_backend=settings.compare_backend)
+        index = Index.load(args.index, overrides=_settings(args))
     else:
-        index = build(args.paths, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args),
-                      max_passages=max_passages_from_env(default=None))
+        index = _build(args, args.paths, _settings(args))
         _print_build_report(index.report, stream=sys.stderr)
     result = index.search(args.query, k=args.k, rerank_depth=args.rerank_depth,
                           candidates_from=args.candidates_from)
@@ -177,20 +177,21 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate, load_dataset
-    from .pipeline import build, max_passages_from_env
+    from .datasets import load_dataset
+    from .evaluation import evaluate
 
-    default = [*STAGES, COMPARE_STAGE] if args.compare_reranker_model else list(STAGES)
-    stages = [stage.strip() for stage in args.stages.split(",") if stage.strip()] if args.stages else default
-    for name in RERANK_STAGES:
-        if args.rerank_depth == 0 and name in stages:
+    settings = _settings(args)
+    stages = ([stage.strip() for stage in args.stages.split(",") if stage.strip()] if args.stages
+              else [*FIRST_STAGES, *settings.rerank_stages])
+    check_stages(stages, len(settings.rerankers))
+    for name in [stage for stage in stages if is_rerank(stage)]:
+        if args.rerank_depth == 0:
             stages.remove(name)  # --rerank-depth 0 turns reranking off
             print(f"note: --rerank-depth 0: the {name} stage is left out", file=sys.stderr)
     dataset = load_dataset(args.dataset, queries_from=args.queries_from)
     for problem in dataset.judgments.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    index = build(dataset.corpus, _settings(args), progress=_progress_printer(), cache_dir=_cache_dir(args),
-                  max_passages=max_passages_from_env(default=None))
+    index = _build(args, dataset.corpus, settings)
     _print_build_report(index.report, stream=sys.stderr)
     report = evaluate(index, dataset.judgments, stages=stages, k=args.k, rerank_depth=args.rerank_depth,
                       candidates_from=args.candidates_from, max_queries=args.max_queries,
@@ -208,15 +209,14 @@ def _eval(args: argparse.Namespace) -> int:
         mean = report.timings_s.get(f"{stage}_mean_query", 0.0) * 1000
         print(f"{stage:<9}" + "".join(f"{metrics[name]:>12.4f}" for name in names)
               + f"{mean:>10.1f}  {report.models.get(stage, '')}")
-    if "rerank_pairs_per_second" in report.timings_s:
-        print(f"reranker: {report.timings_s['rerank_pairs_per_second']:.1f} pairs/s")
-    if f"{COMPARE_STAGE}_pairs_per_second" in report.timings_s:
-        print(f"reranker B: {report.timings_s[f'{COMPARE_STAGE}_pairs_per_second']:.1f} pairs/s")
-    if report.agreement is not None:
-        mean = report.agreement
+    for name in report.stages:
+        if f"{name}_pairs_per_second" in report.timings_s:
+            print(f"reranker {stage_info(name).letter} ({name}): {report.timings_s[f'{name}_pairs_per_second']:.1f} "
+                  "pairs/s")
+    for name, mean in report.agreements.items():
         tau = "n/a" if mean.kendall_tau is None else f"{mean.kendall_tau:.2f}"
-        print(f"agreement A vs B (rerank, {COMPARE_STAGE}), mean of {mean.queries} queries: {mean.shared:.1f} "
-              f"shared@{mean.k}, Jaccard@{mean.k} {mean.jaccard:.2f}, Kendall's tau {tau}")
+        print(f"agreement A vs {stage_info(name).letter} ({RERANK}, {name}), mean of {mean.queries} queries: "
+              f"{mean.shared:.1f} shared@{mean.k}, Jaccard@{mean.k} {mean.jaccard:.2f}, Kendall's tau {tau}")
     for note in report.notes:
         print(f"note: {note}")
     return 0
@@ -227,7 +227,7 @@ def _rerank(args: argparse.Namespace) -> int:
 
     passages = _read_passages_file(args.passages)
     settings = _settings(args)
-    model_id = _resolved_reranker(args.model or settings.reranker_model, args.device, [args.query, *passages])
+    model_id = _resolved_reranker(args.model or settings.rerankers[0].model, args.device, [args.query, *passages])
     loaded = load_reranker(model_id, args.device, backend=settings.backend, endpoint=settings.tei_url or None)
     if loaded.fallback_reason:
         print(f"note: {loaded.fallback_reason}", file=sys.stderr)
@@ -269,15 +269,16 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import os
-
-    from .serve import API_KEY_ENV, ServeLimits, TEIService, serve
+    from .serve import ServeLimits, TEIService, serve
 
     given = {name: getattr(args, name) for name in ("max_client_batch_size", "max_input_tokens", "payload_limit",
                                                      "max_concurrent_requests") if getattr(args, name) is not None}
+    timeouts = {"header_timeout_s": args.header_timeout, "body_timeout_s": args.body_timeout,
+                "keep_alive_s": args.keep_alive_timeout}
+    given |= {name: value for name, value in timeouts.items() if value is not None}
     limits = ServeLimits(**given, auto_truncate=not args.no_auto_truncate)
     service = TEIService.from_settings(_settings(args), reranker=not args.no_reranker, dense=not args.no_dense,
-                                       limits=limits, api_key=args.api_key or os.environ.get(API_KEY_ENV))
+                                       limits=limits, api_key=args.api_key or config.current().serve_api_key or None)
     print("loading the models...", file=sys.stderr)
     served = service.ensure_loaded()
     for kind, loaded in (("reranker", served.reranker), ("dense", served.encoder)):
@@ -291,16 +292,65 @@ def _serve(args: argparse.Namespace) -> int:
 
 # -- helpers ------------------------------------------------------------------------------------------
 
-def _settings(args: argparse.Namespace):
-    from .pipeline import Settings
+def _config_flags(parser: argparse.ArgumentParser, group: str, defaults: config.Config) -> None:
+    """Add a flag for every setting of the configuration table in `group` that has one, with its doc, its
+    environment variable and the default in force (the environment's, else the built-in one)."""
+    for option in config.OPTIONS:
+        if option.group != group or option.flag is None or option.kind == "rerankers":
+            continue  # the rerankers' flag repeats: it is added by hand
+        help_text = f"{option.doc} (env {option.env}; default {getattr(defaults, option.name)})"
+        if option.kind == "bool":
+            parser.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)
+            continue
+        kind = {"int": int, "float": float}.get(option.kind, str)
+        parser.add_argument(option.flag, dest=option.name, type=kind, choices=option.choices or None, help=help_text)
 
-    return Settings.from_env(
-        dense_model=args.dense_model, reranker_model=args.reranker_model, device=args.device, backend=args.backend,
-        tei_url=args.tei_url, compare_reranker_model=getattr(args, "compare_reranker_model", None),
-        compare_backend=getattr(args, "compare_backend", None),
-        window=getattr(args, "window", None), overlap=getattr(args, "overlap", None),
-        text_column=getattr(args, "text_column", None), langid=getattr(args, "langid", None),
-    )
+
+def _rerankers_text(rerankers) -> str:
+    return ", ".join(f"{model}@{backend}" if backend else model for model, backend in
+                     ((item.model, item.backend) if hasattr(item, "model") else item for item in rerankers))
+
+
+def _settings(args: argparse.Namespace):
+    """The settings of a command: the configuration (the environment at start-up), then its flags.
+    Flags of the view (k, rerank depth, …) get the configuration's defaults here, and are checked against
+    the table's ranges only in the app, where sliders offer them; the engine checks its own bounds."""
+    from .pipeline import RerankerChoice, Settings
+
+    for option in config.OPTIONS:
+        if option.group == "view" and option.flag and getattr(args, option.name, None) is None:
+            setattr(args, option.name, getattr(config.current(), option.name))
+    rerankers = None
+    named = [item for value in (getattr(args, "reranker_model", None) or []) for item in value.split(",")
+             if item.strip()]
+    if named:
+        rerankers = [RerankerChoice(*(part.strip() for part in item.split("@", 1))) for item in named]
+    if getattr(args, "compare_reranker_model", None):
+        rerankers = [*(rerankers or [RerankerChoice(*item) if isinstance(item, tuple) else item
+                                     for item in config.current().rerankers]),
+                     RerankerChoice(args.compare_reranker_model, args.compare_backend or "")]
+    flags = {option.name: getattr(args, option.name, None) for option in config.OPTIONS
+             if option.group in ("models", "corpus") and option.flag and option.kind != "rerankers"}
+    return Settings.from_config(rerankers=rerankers, text_column=getattr(args, "text_column", None), **flags)
+
+
+ESTIMATE_FROM_PASSAGES = 64  # a smaller corpus embeds in moments: no estimate is worth measuring for it
+
+
+def _build(args: argparse.Namespace, source, settings):
+    """Read and split `source`, say on stderr what embedding it will take on this machine (for a corpus of
+    more than ESTIMATE_FROM_PASSAGES passages), then build it (the CLI asks nothing: it goes on)."""
+    from . import pipeline
+    from .estimates import about
+
+    prepared = pipeline.prepare(source, settings, max_passages=args.max_passages or None)
+    if len(prepared.passages) > ESTIMATE_FROM_PASSAGES:
+        expected = pipeline.estimate(prepared)
+        time = about(expected.seconds) if expected.seconds is not None else "a time not measured yet"
+        print(f"embedding {expected.passages:,} passages with {expected.encoder}: {time} on this machine "
+              "(unless a saved index is reused)", file=sys.stderr)
+    return pipeline.build(prepared, progress=_progress_printer(), cache_dir=_cache_dir(args))
 
 
 def _cache_dir(args: argparse.Namespace) -> Path | None:
@@ -327,7 +377,7 @@ def _load_command_reranker(args: argparse.Namespace, texts: Sequence[str]):
     from .loading import load_reranker
 
     settings = _settings(args)
-    model_id = _resolved_reranker(args.model or settings.reranker_model, args.device, texts)
+    model_id = _resolved_reranker(args.model or settings.rerankers[0].model, args.device, texts)
     loaded = load_reranker(model_id, args.device, backend=settings.backend, endpoint=settings.tei_url or None)
     if loaded.fallback_reason:
         print(f"note: {loaded.fallback_reason}", file=sys.stderr)
@@ -398,45 +448,43 @@ def _print_build_report(report, stream) -> None:
 
 def _print_result(result: SearchResult, k: int) -> None:
     comparison = compare(result, k)
-    reranked = {hit.passage_id: hit for hit in comparison.reranked}
-    reranked_b = {hit.passage_id: hit for hit in comparison.reranked_b}
+    reranked = {name: {hit.passage_id: hit for hit in hits} for name, hits in comparison.reranked.items()}
     print(f"query language: {result.query_language.group} ({result.query_language.probability:.2f})")
-    for name, stage in result.stages.items():
-        header = f"== {name}: {stage.model} ({stage.seconds * 1000:.0f} ms"
-        if stage.pairs_per_second:
-            header += f", {stage.pairs_per_second:.1f} pairs/s"
+    for name, stage_result in result.stages.items():
+        header = f"== {name}: {stage_result.model} ({stage_result.seconds * 1000:.0f} ms"
+        if stage_result.pairs_per_second:
+            header += f", {stage_result.pairs_per_second:.1f} pairs/s"
         print(header + ")")
-        if stage.note:
-            print(f"   note: {stage.note}")
-        if stage.error:
-            print(f"   could not run: {stage.error}")
-        for hit in stage.hits[:k]:
+        if stage_result.note:
+            print(f"   note: {stage_result.note}")
+        if stage_result.error:
+            print(f"   could not run: {stage_result.error}")
+        for hit in stage_result.hits[:k]:
             others = " ".join(f"{other}#{rank}" if rank else f"{other}:-" for other, rank in hit.ranks.items())
             print(f"{hit.rank:>3}. {hit.score:>9.4f} [{hit.language.group}] {hit.passage_id}  ({others})")
-            if name == "rerank" and hit.passage_id in reranked:
-                print(f"      {_describe(reranked[hit.passage_id], k)}")
-            if name == COMPARE_STAGE and hit.passage_id in reranked_b:
-                print(f"      {_describe(reranked_b[hit.passage_id], k)}")
+            if hit.passage_id in reranked.get(name, {}):
+                print(f"      {_describe(reranked[name][hit.passage_id], k)}")
             print(f"      {_snippet(hit.text)}")
     for pair in comparison.overlaps:
         print(f"overlap {pair.first}-{pair.second}: {pair.shared} shared@{k}, Jaccard@{k} {pair.jaccard:.2f}")
-    if comparison.agreement is not None:
-        print(_describe_agreement(comparison.agreement))
+    for agreement in comparison.agreements:
+        print(_describe_agreement(agreement))
 
 
 def _describe(reranked: RerankedHit, k: int) -> str:
-    found = " and ".join(STAGE_NAMES[name] for name in reranked.found_by) or f"neither retriever in top-{k}"
+    found = " and ".join(stage_info(name).short for name in reranked.found_by) or f"neither retriever in top-{k}"
     source = reranked.movements[0] if reranked.movements else None  # the stage that fed the reranker
-    lifted = f" · lifted from {STAGE_NAMES[source.against]} #{source.before}" if reranked.lifted and source else ""
+    lifted = f" · lifted from {stage_info(source.against).short} #{source.before}" if reranked.lifted and source else ""
     versus = f"{reranked.versus_a.text} · " if reranked.versus_a is not None else ""
     return versus + " · ".join(move.text for move in reranked.movements) + f" · found by {found}{lifted}"
 
 
 def _describe_agreement(agreement: Agreement) -> str:
     tau = "n/a" if agreement.kendall_tau is None else f"{agreement.kendall_tau:.2f}"
-    return (f"agreement A vs B ({agreement.first}, {agreement.second}): {agreement.shared} shared@{agreement.k}, "
-            f"Jaccard@{agreement.k} {agreement.jaccard:.2f}, Kendall's tau {tau} over {agreement.candidates} "
-            "candidates")
+    first, second = stage_info(agreement.first).letter, stage_info(agreement.second).letter
+    return (f"agreement {first} vs {second} ({agreement.first}, {agreement.second}): {agreement.shared} "
+            f"shared@{agreement.k}, Jaccard@{agreement.k} {agreement.jaccard:.2f}, Kendall's tau {tau} over "
+            f"{agreement.candidates} candidates")
 
 
 def _snippet(text: str, width: int = 100) -> str:

@@ -1,6 +1,7 @@
-"""Comparing the stages of one search: how the reranker moved each passage, which retrievers had found
-it, how much two stages' top-k lists overlap, the best passage of each document, and how far two
-rerankers of the same candidates agree (shared@k, Jaccard@k, Kendall's tau; "↑3 vs A" per passage).
+"""Comparing the stages of one search: how a reranker moved each passage, which retrievers had found
+it, how much two stages' top-k lists overlap, the best passage of each document, and how far every
+further reranker of the same candidates agrees with the first (shared@k, Jaccard@k, Kendall's tau;
+"↑3 vs A" per passage).
 
 Pure functions over `SearchResult` and `Hit` (no model, no HTML): the app draws these records, and the
 CLI (`python -m search query`) and the exports (`search.export`) report the same numbers.
@@ -15,20 +16,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from .types import ALL_STAGES, COMPARE_STAGE, FIRST_STAGES, Hit, SearchResult, StageResult
+from .stages import FIRST_STAGES, RERANK, RETRIEVERS, is_rerank, ordered, rerank_stage, stage
+from .types import Hit, SearchResult, StageResult
 
 MoveKind = Literal["up", "down", "same", "new"]
 
-# How a stage is named inside a sentence ("↑6 from BM25 #8", "not in dense top-10").
-STAGE_NAMES = {"bm25": "BM25", "dense": "dense", "hybrid": "hybrid", "rerank": "reranked",
-               COMPARE_STAGE: "reranked (B)"}
-# How a card of the second reranker's column names the first reranker: "↑3 vs A".
-RERANKER_A = "A"
-# The retrievers a passage can be "found by"; hybrid only fuses their lists.
-RETRIEVERS = ("bm25", "dense")
-# Every pair of stages whose top-k overlap is reported, in this order.
+# How a card of a further reranker's column names the first reranker: "↑3 vs A".
+RERANKER_A = stage(RERANK).letter
+# Every pair of stages whose top-k overlap is reported, in this order (further rerankers are compared with
+# the first by `agreement`).
 STAGE_PAIRS = (("bm25", "dense"), ("bm25", "hybrid"), ("dense", "hybrid"),
-               ("bm25", "rerank"), ("dense", "rerank"), ("hybrid", "rerank"))
+               ("bm25", RERANK), ("dense", RERANK), ("hybrid", RERANK))
 # A reranked hit in this top that its candidate stage had below the top-k shown is "lifted".
 LIFTED_TOP = 3
 
@@ -75,14 +73,14 @@ class RerankedHit:
     movements: tuple[Movement, ...]
     found_by: tuple[str, ...]
     lifted: bool
-    versus_a: Movement | None = None  # a hit of the second reranker (rerank-b): how it moved against A
+    versus_a: Movement | None = None  # a hit of a further reranker (rerank-b, …): how it moved against A
 
 
 @dataclass(frozen=True)
 class Agreement:
     """How far two rerankings of the same candidates agree: shared@k and Jaccard@k of their top-k lists,
     Kendall's tau over every candidate both ranked (`candidates`; None below 2), `first` and `second`
-    naming the stages (rerank, rerank-b)."""
+    naming the stages (rerank and a further one: rerank-b, rerank-c…)."""
 
     first: str
     second: str
@@ -95,14 +93,14 @@ class Agreement:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Everything `compare` reports for one search at one k (`reranked_b`, `agreement`: with a second
-    reranker only)."""
+    """Everything `compare` reports for one search at one k: the overlaps, what each reranker that ran did
+    with each of its top-k hits (`reranked`: stage -> hits, in stage order) and how every further reranker
+    agrees with the first (`agreements`)."""
 
     k: int
     overlaps: tuple[StageOverlap, ...]
-    reranked: tuple[RerankedHit, ...]
-    reranked_b: tuple[RerankedHit, ...] = ()
-    agreement: Agreement | None = None
+    reranked: dict[str, tuple[RerankedHit, ...]]
+    agreements: tuple[Agreement, ...] = ()
 
 
 def movement(hit: Hit, first_stage: str, k: int) -> Movement:
@@ -118,7 +116,7 @@ def movement(hit: Hit, first_stage: str, k: int) -> Movement:
     if first_stage not in FIRST_STAGES:
         raise ValueError(f"first_stage={first_stage!r} is not a first stage; use one of {', '.join(FIRST_STAGES)}")
     _check_k(k)
-    name = STAGE_NAMES[first_stage]
+    name = stage(first_stage).short
     before, after = hit.ranks.get(first_stage), hit.rank
     if before is None or before > k:
         was = f" (was #{before})" if before is not None else ""
@@ -138,7 +136,7 @@ def movements(hit: Hit, result: SearchResult, k: int) -> tuple[Movement, ...]:
     return tuple(movement(hit, stage, k) for stage in order if stage in ran)
 
 
-def found_by(hit: Hit, k: int, stage: str = "rerank") -> tuple[str, ...]:
+def found_by(hit: Hit, k: int, stage: str = RERANK) -> tuple[str, ...]:
     """Return the retrievers ("bm25", "dense") that had `hit` in their top-k, in that order.
 
     `stage` is the stage `hit` belongs to; its own rank is `hit.rank`, the others come from `hit.ranks`.
@@ -183,8 +181,8 @@ def overlaps(result: SearchResult, k: int) -> tuple[StageOverlap, ...]:
 
 
 def stages_that_ran(result: SearchResult) -> tuple[str, ...]:
-    """Return the stages of `result` that ran without an error, in stage order (rerank-b last)."""
-    return tuple(name for name in ALL_STAGES if name in result.stages and not result.stages[name].error)
+    """Return the stages of `result` that ran without an error, in stage order (rerankers by position)."""
+    return tuple(name for name in ordered(result.stages) if not result.stages[name].error)
 
 
 def kendall_tau(first: Sequence[str], second: Sequence[str]) -> float | None:
@@ -212,8 +210,8 @@ def kendall_tau(first: Sequence[str], second: Sequence[str]) -> float | None:
     return balance / (n * (n - 1) / 2)
 
 
-def versus(hit: Hit, against: str = "rerank", name: str = RERANKER_A) -> Movement | None:
-    """Return how `hit` (a hit of the second reranker) moved against its rank in the stage `against`
+def versus(hit: Hit, against: str = RERANK, name: str = RERANKER_A) -> Movement | None:
+    """Return how `hit` (a hit of a further reranker) moved against its rank in the stage `against`
     (the first reranker), over the whole candidate list, not only the top k: "↑3 vs A", "↓1 vs A",
     "= A". None when `against` did not rank it (it did not run, or failed).
 
@@ -231,9 +229,8 @@ def versus(hit: Hit, against: str = "rerank", name: str = RERANKER_A) -> Movemen
     return Movement("same", against, before, after, f"= {name}")
 
 
-def agreement(result: SearchResult, k: int, first: str = "rerank",
-              second: str = COMPARE_STAGE) -> Agreement | None:
-    """Return how the stages `first` and `second` (the two rerankers) agree: shared@k and Jaccard@k of
+def agreement(result: SearchResult, k: int, first: str = RERANK, second: str = rerank_stage(1)) -> Agreement | None:
+    """Return how the stages `first` and `second` (two rerankers) agree: shared@k and Jaccard@k of
     their top k, and Kendall's tau over every candidate both ranked. None unless both ran without an
     error. Raises ValueError for k < 1."""
     _check_k(k)
@@ -257,25 +254,29 @@ def best_per_document(hits: Iterable[Hit]) -> tuple[Hit, ...]:
     return tuple(best)
 
 
-def reranked_hit(hit: Hit, result: SearchResult, k: int, stage: str = "rerank") -> RerankedHit:
-    """Return what the reranker did with `hit`, one of `result`'s reranked hits; for a hit of the second
-    reranker (`stage` rerank-b) also how it moved against the first. Raises ValueError for k < 1."""
+def reranked_hit(hit: Hit, result: SearchResult, k: int, stage: str = RERANK) -> RerankedHit:
+    """Return what the reranker of `stage` did with `hit`, one of its reranked hits; for a hit of a further
+    reranker (rerank-b, …) also how it moved against the first. Raises ValueError for k < 1."""
     return RerankedHit(hit.passage_id, hit.rank, movements(hit, result, k), found_by(hit, k),
-                       is_lifted(hit, result.candidates_from, k), versus(hit) if stage == COMPARE_STAGE else None)
+                       is_lifted(hit, result.candidates_from, k), versus(hit) if stage != RERANK else None)
+
+
+def agreements(result: SearchResult, k: int) -> tuple[Agreement, ...]:
+    """Return how each further reranker that ran (rerank-b, rerank-c, …) agrees with the first (rerank).
+    Raises ValueError for k < 1."""
+    found = (agreement(result, k, RERANK, name) for name in stages_that_ran(result)
+             if is_rerank(name) and name != RERANK)
+    return tuple(one for one in found if one is not None)
 
 
 def compare(result: SearchResult, k: int) -> Comparison:
-    """Return the overlaps of every pair of stages that ran and, for each reranked hit in the top k,
-    what the reranker did with it (none when the rerank stage did not run); with a second reranker also
-    its hits and how it agrees with the first. Raises ValueError for k < 1."""
+    """Return the overlaps of every pair of stages that ran and, for each reranked hit in the top k of each
+    reranker that ran, what it did with it; with further rerankers also how each agrees with the first.
+    Raises ValueError for k < 1."""
     pairs = overlaps(result, k)
-    ran = stages_that_ran(result)
-    rerank = result.stages.get("rerank") if "rerank" in ran else None
-    reranked = tuple(reranked_hit(hit, result, k) for hit in rerank.hits[:k]) if rerank else ()
-    second = result.stages.get(COMPARE_STAGE) if COMPARE_STAGE in ran else None
-    reranked_b = (tuple(reranked_hit(hit, result, k, COMPARE_STAGE) for hit in second.hits[:k])
-                  if second else ())
-    return Comparison(k, pairs, reranked, reranked_b, agreement(result, k))
+    reranked = {name: tuple(reranked_hit(hit, result, k, name) for hit in result.stages[name].hits[:k])
+                for name in stages_that_ran(result) if is_rerank(name)}
+    return Comparison(k, pairs, reranked, agreements(result, k))
 
 
 def _check_k(k: int) -> None:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import regex
 
 from .inference import PairScore, ProgressFn, Reranker, StopFn
-from .score_cache import CachedReranker
+from .score_cache import measured
 
 SplitKind = Literal["sentence", "window"]
 
@@ -244,15 +244,13 @@ def explain_cost(reranker: Reranker, query: str, passage: str, *, title: str = "
                  window: int | None = None) -> ExplainCost:
     """What `explain(reranker, query, passage, title=title)` would cost now, without scoring anything.
 
-    Pairs in the score cache of a `CachedReranker` cost nothing; any other reranker scores them all. The
-    time is the uncached pairs at the reranker's measured seconds per pair (`CachedReranker.throughput`)."""
+    Pairs in the score cache cost nothing. The time is the uncached pairs at the reranker's measured seconds
+    per pair (`MeasuredReranker.throughput`; None before it has scored anything)."""
     split = split_passage(passage, window=window)
     texts = _texts(passage, split, title)
-    if isinstance(reranker, CachedReranker):
-        pairs = reranker.uncached(query, texts) if query.strip() else len(set(texts))
-        seconds = 0.0 if pairs == 0 else reranker.expected_seconds(pairs)
-    else:
-        pairs, seconds = len(set(texts)), None
+    reranker = measured(reranker)
+    pairs = reranker.uncached(query, texts) if query.strip() else len(set(texts))
+    seconds = 0.0 if pairs == 0 else reranker.expected_seconds(pairs)
     return ExplainCost(len(split.parts), split.kind, pairs, seconds)
 
 

@@ -2,8 +2,8 @@
 
 Both carry the comparison of the stages (`search.compare`): per reranked hit its movement against
 each first stage, the retrievers that found it and whether it was lifted; per pair of stages the
-top-k overlap (JSON only). With a second reranker (the stage rerank-b) its hits also say how they
-moved against the first (`versus_a`), and the comparison holds the two rerankers' `agreement`.
+top-k overlap (JSON only). With further rerankers (rerank-b, rerank-c, …) their hits also say how they
+moved against the first (`versus_a`), and the comparison holds each one's `agreement` with the first.
 """
 
 from __future__ import annotations
@@ -15,12 +15,21 @@ from dataclasses import asdict
 
 from .compare import Agreement, Comparison, Movement, RerankedHit, StageOverlap, compare
 from .pipeline import BuildReport
-from .types import ALL_STAGES, COMPARE_STAGE, FIRST_STAGES, RERANK_STAGES, Hit, SearchResult, StageResult
+from .stages import FIRST_STAGES, RERANK, ordered, rerank_stages
+from .types import Hit, SearchResult, StageResult
 
-CSV_COLUMNS = ("query", "stage", "rank", "passage_id", "doc_id", "score", "sigmoid", "language",
-               "language_probability", *(f"rank_in_{stage}" for stage in ALL_STAGES),
-               *(f"movement_from_{stage}" for stage in FIRST_STAGES), "found_by", "lifted", "versus_a", "title",
-               "text")
+
+def csv_columns(stage_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The CSV header for a result with these stages: a ``rank_in_<stage>`` column per stage (the first
+    stages and at least two rerankers, so files of one view stay comparable)."""
+    return ("query", "stage", "rank", "passage_id", "doc_id", "score", "sigmoid", "language",
+            "language_probability", *(f"rank_in_{stage}" for stage in stage_names),
+            *(f"movement_from_{stage}" for stage in FIRST_STAGES), "found_by", "lifted", "versus_a", "title",
+            "text")
+
+
+CSV_STAGES = (*FIRST_STAGES, *rerank_stages(2))
+CSV_COLUMNS = csv_columns(CSV_STAGES)
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP, "CSV Injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -65,7 +74,7 @@ def stage_to_dict(stage: StageResult, k: int | None = None,
     """A stage's model, timing, notes and its top `k` hits (all when k is None); rerank hits carry
     their part of `comparison` when it is given."""
     hits = stage.hits if k is None else stage.hits[:k]
-    reranked = _reranked_by_id(comparison, stage.stage) if stage.stage in RERANK_STAGES else {}
+    reranked = _reranked_by_id(comparison, stage.stage)
     return {
         "model": stage.model, "seconds": stage.seconds, "note": stage.note or None, "error": stage.error,
         "pairs_per_second": stage.pairs_per_second,
@@ -89,8 +98,8 @@ def result_to_dict(result: SearchResult, k: int | None = None) -> dict[str, obje
         "rerank_depth": result.rerank_depth,
         "stages": {name: stage_to_dict(stage, k, comparison) for name, stage in result.stages.items()},
         "comparison": {"k": comparison.k, "overlap": [overlap_to_dict(pair) for pair in comparison.overlaps],
-                       **({"agreement": agreement_to_dict(comparison.agreement)}
-                          if comparison.agreement is not None else {})},
+                       **({"agreements": [agreement_to_dict(one) for one in comparison.agreements]}
+                          if comparison.agreements else {})},
     }
 
 
@@ -105,24 +114,24 @@ def results_to_csv(result: SearchResult, k: int | None = None) -> str:
     its own included, blank where that stage did not return it; `sigmoid` is blank outside rerank.
     Rerank rows also hold ``movement_from_<first stage>`` (up, down, same or new; blank when that
     stage did not run), `found_by` (``bm25 dense``, space-separated) and `lifted` (true/false),
-    compared at `k` as in `result_to_dict`; rows of the second reranker (rerank-b) also hold
+    compared at `k` as in `result_to_dict`; rows of a further reranker (rerank-b, …) also hold
     `versus_a`, how far it moved the passage against the first, the JSON's ``versus_a`` text
     ("↑3 vs A", "↓1 vs A", "= A"; blank where A did not rank it). Fields holding commas, quotes or line
     breaks are quoted (RFC 4180, ``\\r\\n`` row ends), and every cell is passed through `neutralise_cell`, so a passage
     such as ``=HYPERLINK(...)`` opens as text in a spreadsheet."""
     comparison = compare(result, comparison_depth(result, k))
-    reranked = {name: _reranked_by_id(comparison, name) for name in RERANK_STAGES}
+    names = ordered([*CSV_STAGES, *result.stages])
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(csv_columns(names))
     for name, stage in result.stages.items():
         for hit in stage.hits if k is None else stage.hits[:k]:
             ranks = {**hit.ranks, name: hit.rank}
-            compared = reranked[name].get(hit.passage_id) if name in reranked else None
+            compared = _reranked_by_id(comparison, name).get(hit.passage_id)
             writer.writerow(neutralise_cell(cell) for cell in [
                 result.query, name, hit.rank, hit.passage_id, hit.doc_id, hit.score,
                 "" if hit.sigmoid is None else hit.sigmoid, hit.language.code, hit.language.probability,
-                *("" if ranks.get(other) is None else ranks[other] for other in ALL_STAGES),
+                *("" if ranks.get(other) is None else ranks[other] for other in names),
                 *_comparison_cells(compared), hit.title, hit.text,
             ])
     return buffer.getvalue()
@@ -149,10 +158,10 @@ def comparison_depth(result: SearchResult, k: int | None) -> int:
     return max((len(stage.hits) for stage in result.stages.values()), default=1) or 1
 
 
-def _reranked_by_id(comparison: Comparison | None, stage: str = "rerank") -> dict[str, RerankedHit]:
+def _reranked_by_id(comparison: Comparison | None, stage: str = RERANK) -> dict[str, RerankedHit]:
     if comparison is None:
         return {}
-    return {hit.passage_id: hit for hit in (comparison.reranked_b if stage == COMPARE_STAGE else comparison.reranked)}
+    return {hit.passage_id: hit for hit in comparison.reranked.get(stage, ())}
 
 
 def _comparison_cells(compared: RerankedHit | None) -> list[str]:

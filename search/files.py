@@ -5,8 +5,12 @@ names with the same message:
 
 - a member whose name is absolute (``/etc/x``, ``\\x``), carries a drive letter (``C:x``) or climbs out
   with ``..`` is reported as a `Problem` and never read;
-- folders, hidden files (any part starting with ``.``) and macOS ``__MACOSX`` metadata are left out
-  silently: they are never documents;
+- folders, hidden files (any part starting with ``.``, but ``./`` parts, which are dropped) and macOS
+  ``__MACOSX`` metadata are left out silently: they are never documents;
+- a name stored without the zip's UTF-8 flag is read as UTF-8 when it is valid UTF-8 (as most tools
+  write it), else in the zip's legacy code page, cp437;
+- an archive whose end record declares more than `max_zip_entries` entries (or a central directory too
+  large for them) is refused before Python parses its directory, which costs a second per 100,000 entries;
 - a member is decompressed only within `ReadLimits` (size, compression ratio), checked on the declared
   sizes first and again on the bytes actually produced.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -28,6 +33,11 @@ from .types import Problem
 # files (a CSV of near-identical rows) legitimately compress past 100:1.
 _RATIO_FLOOR_BYTES = 1 * MB
 _CHUNK_BYTES = 1 << 16
+_UTF8_FLAG = 0x800
+_END_RECORD = b"PK\x05\x06"
+_END_RECORD_BYTES = 22
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_ZIP64_END_RECORD = b"PK\x06\x06"
 _SEPARATORS = re.compile(r"[\\/]+")
 _DRIVE = re.compile(r"[A-Za-z]:")
 # Opening an archive reads its central directory; these are what a damaged one raises.
@@ -75,23 +85,68 @@ def open_zip(file: Path | io.BytesIO, source: str) -> zipfile.ZipFile | Problem:
 def zip_members(archive: zipfile.ZipFile, archive_source: str) -> tuple[list[ZipMember], list[Problem]]:
     """The members worth reading, sorted by name, and a Problem for each unsafe name.
 
-    Folders, hidden files and ``__MACOSX`` metadata are left out without a problem.
+    Folders, hidden files and ``__MACOSX`` metadata are left out without a problem; ``.`` parts of a
+    name are dropped (``./a.txt`` is ``a.txt``).
     """
     members: list[ZipMember] = []
     problems: list[Problem] = []
-    for info in sorted(archive.infolist(), key=lambda member: member.filename):
-        name = info.filename
-        parts = [part for part in _SEPARATORS.split(name) if part]
+    named = sorted(((member_name(info), info) for info in archive.infolist()), key=lambda pair: pair[0])
+    for name, info in named:
+        parts = [part for part in _SEPARATORS.split(name) if part and part != "."]
         if info.is_dir() or not parts:
             continue
-        source = f"{archive_source}!{name}"
         if is_unsafe_name(name):
-            problems.append(Problem(source, "unsafe member name (absolute or '..' path); skipped"))
+            problems.append(Problem(f"{archive_source}!{name}", "unsafe member name (absolute or '..' path); skipped"))
             continue
         if parts[0] == "__MACOSX" or any(part.startswith(".") for part in parts):
             continue
-        members.append(ZipMember(info, "/".join(parts), source))
+        path = "/".join(parts)
+        members.append(ZipMember(info, path, f"{archive_source}!{path}"))
     return members, problems
+
+
+def member_name(info: zipfile.ZipInfo) -> str:
+    """A member's name: as stored when the UTF-8 flag is set or it is ASCII, else UTF-8 when its bytes are,
+    else cp437 (zipfile's reading).
+
+    >>> member_name(zipfile.ZipInfo("caf\u251c\u2310.txt"))  # "café.txt" in UTF-8, read by zipfile as cp437
+    'café.txt'
+    """
+    name = info.filename
+    if info.flag_bits & _UTF8_FLAG or name.isascii():
+        return name
+    try:
+        return name.encode("cp437").decode("utf-8")
+    except UnicodeError:
+        return name
+
+
+def zip_directory(file: Path | io.BytesIO) -> tuple[int, int] | None:
+    """(entries, central directory bytes) that a zip's end record declares (Zip64 included), or None when
+    no end record is found (zipfile then says why the archive can't be read)."""
+    try:
+        stream = file if isinstance(file, io.BytesIO) else open(file, "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        return None
+    try:
+        size = stream.seek(0, io.SEEK_END)
+        start = max(0, size - _END_RECORD_BYTES - 0xFFFF)
+        stream.seek(start)
+        tail = stream.read()
+        at = tail.rfind(_END_RECORD)
+        if at < 0 or len(tail) - at < _END_RECORD_BYTES:
+            return None
+        entries, directory = struct.unpack_from("<HL", tail, at + 10)
+        if (entries == 0xFFFF or directory == 0xFFFFFFFF) and at >= 20 and tail[at - 20 : at - 16] == _ZIP64_LOCATOR:
+            (offset,) = struct.unpack_from("<Q", tail, at - 12)
+            stream.seek(offset)
+            record = stream.read(56)
+            if len(record) == 56 and record[:4] == _ZIP64_END_RECORD:
+                entries, directory = struct.unpack_from("<QQ", record, 32)
+        return entries, directory
+    finally:
+        if stream is not file:
+            stream.close()
 
 
 def read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str, limits: ReadLimits, *,

@@ -1,6 +1,7 @@
 """The interface every model backend follows, and the records that cross it; no model code.
 
-- `Reranker`: scores passages against a query (`score` -> one `PairScore` per passage).
+- `Reranker`: scores passages against a query (`score` -> one `PairScore` per passage); what a backend is.
+- `MeasuredReranker`: a Reranker with its measured speed and its cached pairs; what callers get.
 - `TextEncoder`: pooled embeddings for dense retrieval (`embed`) and per-token ones (`token_embeddings`).
 - `Loaded[M]`: a loaded model with the id that was asked for and, for a fallback, why.
 - `RerankerUnavailable`, `RERANK_LOCK`, `sigmoid`, `ProgressFn`: shared by the backends and the loader.
@@ -14,8 +15,8 @@ Every reranker's `score` call holds `RERANK_LOCK` for its whole duration, so two
 compete for the same CPU cores (on 2 cores, two interleaved reranks would both finish about as late as
 the second one does when they queue). It is re-entrant: a caller that times several calls together may
 hold it too. Backends take it through `rerank_turn`, so a rerank still waiting for its turn can be
-cancelled too. A remote backend (one whose class sets ``remote = True``, like the TEI client) computes
-elsewhere and does not take it: a server in this same process needs it to answer.
+cancelled too. A remote backend (``remote`` True, like the TEI client) computes elsewhere and does not
+take it: a server in this same process needs it to answer.
 
 Progress and cancellation: `score(..., progress=..., should_stop=...)` calls ``progress(done, total)``
 (pairs) after every batch and polls ``should_stop()`` before every batch (and while waiting for the
@@ -74,6 +75,16 @@ class Reranker(Protocol):
     is_cross_encoder: bool
 
     device: str  # where it runs: "cpu", "cuda:0", ...
+    max_length: int  # tokens it reads per (query, passage) pair (late interaction: per text); longer pairs are cut
+    remote: bool  # computes elsewhere (a TEI endpoint): scoring takes no RERANK_LOCK turn on this machine
+    dtype: str  # what its weights run at, as TEI's /info `model_dtype` says: "float32", "int8", "q4_0", ...
+    tokenizer: Any  # its transformers tokenizer (a fast one: offsets and decode), or None when `remote`
+
+    def pair_lengths(self, query: str, passages: Sequence[str]) -> list[int] | None:
+        """Return the tokens each (query, passage) pair takes before any truncation, special tokens and
+        prefixes included (late interaction, which reads query and passage apart: the longer of the two); a
+        pair longer than `max_length` is cut when scored. None when only a server could tell (`remote`)."""
+        ...
 
     def score(self, query: str, passages: Sequence[str], *, progress: ProgressFn | None = None,
               should_stop: StopFn | None = None) -> list[PairScore]:
@@ -84,6 +95,25 @@ class Reranker(Protocol):
         holds `RERANK_LOCK`, so it should be quick. `should_stop()` is polled before every batch and while
         waiting for `RERANK_LOCK`; when it returns True, raises `RerankCancelled`.
         """
+        ...
+
+
+@runtime_checkable
+class MeasuredReranker(Reranker, Protocol):
+    """A `Reranker` that also knows its speed on this machine and which pairs it has scored already: what
+    every caller of a loaded reranker gets (`search.loading.load_reranker` gives a
+    `score_cache.CachedReranker`; `score_cache.measured` wraps any other)."""
+
+    def throughput(self) -> Throughput:
+        """The backend's measured speed here (cached pairs not counted)."""
+        ...
+
+    def expected_seconds(self, pairs: int) -> float | None:
+        """Seconds scoring `pairs` uncached pairs should take here; None before anything was measured."""
+        ...
+
+    def uncached(self, query: str, passages: Sequence[str]) -> int:
+        """How many distinct pairs of `passages` a `score` call would send to the backend now."""
         ...
 
 
@@ -100,6 +130,7 @@ class TextEncoder(Protocol):
     device: str
     dimension: int  # length of one embedding
     max_length: int  # tokens read per text; longer texts are cut
+    dtype: str  # what its weights run at, as TEI's /info `model_dtype` says: "float32", "int8", "q4_0", ...
     spec: ModelSpec
     tokenizer: Any  # a transformers tokenizer: called on a list of texts, gives {"input_ids": [...]}
 

@@ -7,7 +7,8 @@ every good line is kept. What is read:
 - qrels: TREC (``qid 0 docid grade``) or BEIR TSV (``query-id<TAB>corpus-id<TAB>score``, header optional);
 - queries: BEIR JSONL (``{"_id": ..., "text": ...}``) or TSV (``id<TAB>query text``);
 - a BEIR folder, or a ``.zip`` of one (``queries.jsonl`` + ``qrels/test.tsv``; ``corpus.jsonl`` is the
-  corpus and is not read here). A zip is read in memory within `ReadLimits`.
+  corpus and is not read here), or a ``.zip`` holding such a ``.zip``. Uploads are walked by
+  `search.walker`, as corpora are: the same limits (`ReadLimits`), hidden files left out.
 
 Loose uploaded files are told apart by content, not by name: qrels lines have 3-4 fields ending in a whole
 number, query TSV lines exactly one tab. A judgment's file and line are kept in `Judgments.sources`, so a
@@ -19,19 +20,19 @@ from __future__ import annotations
 import logging
 import os
 import re
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Literal, NamedTuple
 
-from .decoding import decode_text
-from .files import open_zip, read_zip_member, short_error, suffix, too_big, zip_members
+from .decoding import decode_text, replaced_surrogates, valid_unicode
+from .files import short_error, suffix
 from .formats.json_records import JsonError, load_json
 from .ids import id_text
-from .limits import ReadLimits, raise_hint
+from .limits import ReadLimits
 from .types import Passage, Problem
+from .walker import ARCHIVE, Entry, Listing, Walker
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def _parse_queries(text: str, name: str) -> _QueriesFile:
     problems: list[Problem] = []
     first_line: dict[str, int] = {}
     first = True
+    replaced = 0
     for number, line in _numbered_lines(text):
         if not line.strip():
             continue
@@ -159,6 +161,9 @@ def _parse_queries(text: str, name: str) -> _QueriesFile:
                 problems.append(Problem(name, 'expected a JSON object with "_id" and "text"; line skipped', number))
                 continue
             query_id, query_text = id_text(record.get("_id", record.get("id"))), id_text(record.get("text"))
+            if query_id and query_text:
+                (query_id, in_id), (query_text, in_text) = valid_unicode(query_id), valid_unicode(query_text)
+                replaced += in_id + in_text
         else:
             query_id, _, query_text = (part.strip() for part in line.partition("\t"))
             if first and query_id.lower() in _QUERY_HEADER_IDS and query_text.lower() in _QUERY_HEADER_TEXTS:
@@ -174,6 +179,8 @@ def _parse_queries(text: str, name: str) -> _QueriesFile:
         else:
             first_line[query_id] = number
             queries.append((Query(query_id, query_text), number))
+    if replaced:
+        problems.append(Problem(name, replaced_surrogates(replaced), skipped=False))
     return _QueriesFile(name, tuple(queries), tuple(problems))
 
 
@@ -318,14 +325,15 @@ def load_judgments(paths: Sequence[str | Path], names: Sequence[str] | None = No
 
 
 class _Loader:
-    """Collects queries and qrels files from uploads, within one byte budget."""
+    """Collects queries and qrels files from uploads, walked by `search.walker` within one read's limits."""
 
     def __init__(self, limits: ReadLimits) -> None:
         self.limits = limits
         self.queries: list[_QueriesFile] = []
         self.qrels: list[tuple[str, QrelsFile]] = []
         self.problems: list[Problem] = []
-        self.total_bytes = 0
+        self.walker = Walker(limits, self.problems.append)
+        self._roles: dict[str, str] = {}  # entry source -> "queries", "qrels" or "loose" (told by content)
 
     def guarded(self, source: str, action: Callable[..., None], *args: object) -> None:
         """Run one step; any error it raises becomes a Problem naming `source`, so one bad file never
@@ -338,20 +346,21 @@ class _Loader:
                                                  f"{short_error(error)}); skipped"))
 
     def add(self, path: Path, display: str) -> None:
-        if path.is_dir():
-            files = {p.relative_to(path).as_posix(): p for p in sorted(path.rglob("*")) if p.is_file()}
-            self._add_beir(list(files), lambda name: self._read_file(files[name], f"{display}/{name}"),
-                           display, "/", "folder")
-        elif not path.is_file():
-            self.problems.append(Problem(display, "no such file or folder"))
-        elif suffix(display) == ".zip" or suffix(path.name) == ".zip":
-            self._add_zip(path, display)
-        else:
-            data = self._read_file(path, display)
-            if data is not None:
-                self._add_loose(data, display)
+        for found in self.walker.walk(path, display, self._choose):
+            source = found.entry.source
+            text = self._decode(found.data, source)
+            if text is None:
+                continue
+            role = self._roles.get(source, "loose")
+            if role == "loose":
+                self._add_loose(text, source)
+            else:
+                self.guarded(source, self._parse, role, text, source)
 
     def judgments(self, displays: Sequence[str]) -> Judgments:
+        stopped = self.walker.stop_problem()
+        if stopped is not None:
+            self.problems.append(stopped)
         given = ", ".join(displays)
         unused = [str(problem) for problem in self.problems if problem.line is None]
         skipped = f". Not used: {'; '.join(unused)}" if unused else ""
@@ -376,10 +385,36 @@ class _Loader:
                              "check that both files come from the same dataset")
         return judgments
 
-    def _add_loose(self, data: bytes, display: str) -> None:
-        text = self._decode(data, display)
-        if text is None:
-            return
+    def _choose(self, listing: Listing) -> list[Entry]:
+        """A file given directly is read and told apart by content; of a folder or archive, the queries and
+        qrels of its BEIR layout are read, and the archives in it are walked in turn."""
+        if listing.kind == "file":
+            return list(listing.entries)
+        files = [entry for entry in listing.entries if entry.kind != ARCHIVE]
+        archives = [entry for entry in listing.entries if entry.kind == ARCHIVE]
+        stripped = _strip_top_folders([entry.path for entry in files])
+        by_path = {entry.path: entry for entry in files}
+        queries = _first_present(stripped, ("queries.jsonl", "queries.tsv"))
+        qrels, others = _beir_qrels(stripped)
+        what = "folder" if listing.kind == "folder" else "archive"
+        if queries is None and qrels is None:
+            if files and not archives:
+                self.problems.append(Problem(listing.source, f"this {what} holds neither queries.jsonl nor "
+                                                             "qrels/test.tsv (a BEIR layout); ignored"))
+            return archives
+        if others:
+            self.problems.append(Problem(listing.source, f"used {qrels} of the qrels files "
+                                                         f"{', '.join([qrels, *others])}; upload another one "
+                                                         "separately to use it", skipped=False))
+        chosen = []
+        for role, relative in (("queries", queries), ("qrels", qrels)):
+            if relative is not None:
+                entry = by_path[stripped[relative]]
+                self._roles[entry.source] = role
+                chosen.append(entry)
+        return chosen + archives
+
+    def _add_loose(self, text: str, display: str) -> None:
         kind = _sniff(display, text)
         if kind in ("qrels", "queries"):
             self.guarded(display, self._parse, kind, text, display)
@@ -389,89 +424,11 @@ class _Loader:
             self.problems.append(Problem(display, f"neither qrels ({QRELS_HELP}) nor queries ({QUERIES_HELP}); "
                                                   "ignored"))
 
-    def _add_beir(self, members: Sequence[str], read: Callable[[str], bytes | None], display: str, separator: str,
-                  what: str) -> None:
-        """Take queries and qrels from a BEIR layout, after dropping top folders that hold everything."""
-        stripped = _strip_top_folders(members)
-        queries = _first_present(stripped, ("queries.jsonl", "queries.tsv"))
-        qrels, others = _beir_qrels(stripped)
-        if queries is None and qrels is None:
-            self.problems.append(Problem(display, f"this {what} holds neither queries.jsonl nor qrels/test.tsv "
-                                                  "(a BEIR layout); ignored"))
-            return
-        if others:
-            self.problems.append(Problem(display, f"used {qrels} of the qrels files {', '.join([qrels, *others])}; "
-                                                  "upload another one separately to use it", skipped=False))
-        for role, relative in (("queries", queries), ("qrels", qrels)):
-            if relative is None:
-                continue
-            member = stripped[relative]
-            name = f"{display.rstrip('/')}{separator}{member}"
-            data = read(member)
-            text = None if data is None else self._decode(data, name)
-            if text is not None:
-                self.guarded(name, self._parse, role, text, name)
-
     def _parse(self, kind: str, text: str, name: str) -> None:
         if kind == "queries":
             self.queries.append(_parse_queries(text, name))
         else:
             self.qrels.append((name, _parse_qrels(text, name)))
-
-    def _add_zip(self, path: Path, display: str) -> None:
-        archive = open_zip(path, display)
-        if isinstance(archive, Problem):
-            self.problems.append(archive)
-            return
-        with archive:
-            listed, unsafe = zip_members(archive, display)
-            self.problems.extend(unsafe)
-            members = {member.path: member for member in listed}
-            self._add_beir(list(members), lambda name: self._decompress(archive, members[name].info,
-                                                                        members[name].source),
-                           display, "!", "archive")
-
-    def _read_file(self, path: Path, display: str) -> bytes | None:
-        try:
-            size = path.stat().st_size
-            if self._too_big(size, display) or not self._reserve(size, display):
-                return None
-            return path.read_bytes()
-        except OSError as error:
-            self.problems.append(Problem(display, f"cannot read: {error.strerror or error}"))
-            return None
-
-    def _decompress(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> bytes | None:
-        """The member's bytes within the limits (files.read_zip_member), counted in the total."""
-        reserved = 0
-
-        def fits(size: int) -> bool:
-            nonlocal reserved
-            if size <= reserved or self._reserve(size - reserved, source):
-                reserved = max(reserved, size)
-                return True
-            return False
-
-        data = read_zip_member(archive, info, source, self.limits, fits=fits)
-        if isinstance(data, Problem):
-            self.problems.append(data)
-            return None
-        return data
-
-    def _too_big(self, size: int, source: str) -> bool:
-        if size <= self.limits.max_file_bytes:
-            return False
-        self.problems.append(Problem(source, too_big(size, "is ", self.limits.max_file_bytes)))
-        return True
-
-    def _reserve(self, size: int, source: str) -> bool:
-        if self.total_bytes + size > self.limits.max_total_bytes:
-            self.problems.append(Problem(source, f"would take the judgments past max_total_bytes="
-                                                 f"{self.limits.max_total_bytes:,}; skipped; "
-                                                 f"{raise_hint('max_total_bytes')}"))
-            return False
-        self.total_bytes += size
-        return True
 
     def _decode(self, data: bytes, name: str) -> str | None:
         try:

@@ -19,7 +19,6 @@ Han text (`search.langid.base`).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -156,8 +155,10 @@ def load_detector(langid: str | None = None) -> LoadedDetector:
 
 
 def _langid_name(langid: str | None) -> str:
+    from . import config
+
     source = "langid" if langid is not None else LANGID_ENV
-    value = langid if langid is not None else os.environ.get(LANGID_ENV, "")
+    value = langid if langid is not None else config.current().langid
     name = value.strip().lower() or AUTO_LANGID
     if name not in LANGID_CHOICES:
         raise ValueError(f"{source}={value!r} is not a language detector; use one of {', '.join(LANGID_CHOICES)} "

@@ -1,7 +1,7 @@
 """What one read may cost: `ReadLimits`, the environment variables that raise them, and the per-file budget.
 
-Every limit can be raised without code: `ReadLimits()` starts from the environment variable named in
-`LIMIT_ENV` (e.g. ``SEARCH_MAX_FILE_MB=200``) where it is set, so the CLI and the app obey them alike,
+Every limit can be raised without code: `ReadLimits()` starts from its setting (`search.config`), whose
+variable is named in `LIMIT_ENV` (e.g. ``SEARCH_MAX_FILE_MB=200``), so the CLI and the app obey them alike,
 and every message about a limit that was hit names the variable to set. Arguments given to
 `ReadLimits(...)` win over the environment.
 """
@@ -9,55 +9,46 @@ and every message about a limit that was hit names the variable to set. Argument
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import NamedTuple
+
+from . import config
 
 MB = 1_000_000
 
 
 class _Setting(NamedTuple):
-    env: str
-    default: float
-    scale: int  # the variable's unit in the field's unit: MB -> bytes
+    option: str  # the setting in search.config's table
+    scale: int  # the setting's unit in the field's unit: MB -> bytes
     unit: str  # shown in messages: "MB", "seconds", ""
-    minimum: float
 
 
 _SETTINGS: dict[str, _Setting] = {
-    "max_file_bytes": _Setting("SEARCH_MAX_FILE_MB", 50, MB, "MB", 1 / MB),
-    "max_total_bytes": _Setting("SEARCH_MAX_TOTAL_MB", 200, MB, "MB", 1 / MB),
-    "max_files": _Setting("SEARCH_MAX_FILES", 5000, 1, "", 1),
-    "max_zip_depth": _Setting("SEARCH_MAX_ZIP_DEPTH", 2, 1, "", 0),
-    "max_compression_ratio": _Setting("SEARCH_MAX_COMPRESSION_RATIO", 100, 1, "", 1),
-    "max_seconds_per_file": _Setting("SEARCH_MAX_SECONDS_PER_FILE", 60, 1, "seconds", 0.001),
-    "max_pdf_pages": _Setting("SEARCH_MAX_PDF_PAGES", 2000, 1, "", 1),
-    "max_nesting": _Setting("SEARCH_MAX_NESTING", 100, 1, "", 1),
+    "max_file_bytes": _Setting("max_file_mb", MB, "MB"),
+    "max_total_bytes": _Setting("max_total_mb", MB, "MB"),
+    "max_files": _Setting("max_files", 1, ""),
+    "max_zip_depth": _Setting("max_zip_depth", 1, ""),
+    "max_compression_ratio": _Setting("max_compression_ratio", 1, ""),
+    "max_seconds_per_file": _Setting("max_seconds_per_file", 1, "seconds"),
+    "max_pdf_pages": _Setting("max_pdf_pages", 1, ""),
+    "max_nesting": _Setting("max_nesting", 1, ""),
+    "max_documents": _Setting("max_documents", 1, ""),
+    "max_text_chars": _Setting("max_text_chars", 1, ""),
+    "max_zip_entries": _Setting("max_zip_entries", 1, ""),
 }
-LIMIT_ENV: dict[str, str] = {name: setting.env for name, setting in _SETTINGS.items()}
+LIMIT_ENV: dict[str, str] = {name: config.OPTION[setting.option].env for name, setting in _SETTINGS.items()}
 """ReadLimits field -> the environment variable that sets it (sizes in MB)."""
 
 
-def _from_env(name: str) -> float:
+def _configured(name: str) -> float:
     setting = _SETTINGS[name]
-    raw = os.environ.get(setting.env, "").strip()
-    if not raw:
-        return setting.default * setting.scale
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value >= setting.minimum or value == float("inf"):
-        unit = f" ({setting.unit})" if setting.unit else ""
-        raise ValueError(f"{setting.env}={raw!r} is not allowed; set it to a number >= {setting.minimum:g}{unit}, "
-                         f"or unset it for the default {setting.default:g}")
-    scaled = value * setting.scale
+    scaled = getattr(config.current(), setting.option) * setting.scale
     return scaled if name in ("max_compression_ratio", "max_seconds_per_file") else int(scaled)
 
 
 def _env_default(name: str):
-    return field(default_factory=lambda: _from_env(name))
+    return field(default_factory=lambda: _configured(name))
 
 
 @dataclass(frozen=True)
@@ -80,6 +71,13 @@ class ReadLimits:
     - `max_pdf_pages`: pages read from one PDF; the rest are skipped with a problem (2000;
       ``SEARCH_MAX_PDF_PAGES``).
     - `max_nesting`: how deeply JSON arrays and objects may nest (100; ``SEARCH_MAX_NESTING``).
+    - `max_documents`: documents kept from one call; reading stops there, mid-file, with the documents so
+      far kept (200,000; ``SEARCH_MAX_DOCUMENTS``). A CSV of one character per row makes 25 million from
+      50 MB; ten times the default passage limit is room enough for any corpus this app indexes.
+    - `max_text_chars`: characters of document text kept from one call, the bound on its memory; reading
+      stops there (200 million; ``SEARCH_MAX_TEXT_CHARS``).
+    - `max_zip_entries`: entries an archive may list, and all archives of one call together; an archive
+      over it is refused before its directory is parsed (20,000; ``SEARCH_MAX_ZIP_ENTRIES``).
     """
 
     max_file_bytes: int = _env_default("max_file_bytes")
@@ -90,9 +88,13 @@ class ReadLimits:
     max_seconds_per_file: float = _env_default("max_seconds_per_file")
     max_pdf_pages: int = _env_default("max_pdf_pages")
     max_nesting: int = _env_default("max_nesting")
+    max_documents: int = _env_default("max_documents")
+    max_text_chars: int = _env_default("max_text_chars")
+    max_zip_entries: int = _env_default("max_zip_entries")
 
     def __post_init__(self) -> None:
-        for name in ("max_file_bytes", "max_total_bytes", "max_files", "max_pdf_pages", "max_nesting"):
+        for name in ("max_file_bytes", "max_total_bytes", "max_files", "max_pdf_pages", "max_nesting",
+                     "max_documents", "max_text_chars", "max_zip_entries"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} is not allowed; use a whole number >= 1")
@@ -116,12 +118,13 @@ def raise_hint(name: str, needed: float | None = None, purpose: str = "to read i
     'set SEARCH_MAX_FILES to a larger number (environment variable) to read more'
     """
     setting = _SETTINGS[name]
+    env = LIMIT_ENV[name]
     if needed is not None:
         value = math.ceil(needed / setting.scale * 10) / 10
         more = "" if float(value).is_integer() and setting.scale == 1 else " or more"
-        return f"set {setting.env}={value:g}{more} (environment variable) {purpose}"
+        return f"set {env}={value:g}{more} (environment variable) {purpose}"
     unit = f" of {setting.unit}" if setting.unit == "MB" else ""
-    return f"set {setting.env} to a larger number{unit} (environment variable) {purpose}"
+    return f"set {env} to a larger number{unit} (environment variable) {purpose}"
 
 
 class LimitExceeded(BaseException):

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import threading
 from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
 
+from . import config
 from .backends.bundled_e5 import BundledE5Encoder, BundledE5OnnxEncoder, bundled_e5_int8, bundled_model_path
 from .backends.late_interaction import LateInteractionReranker
 from .backends.onnx_encoder import OnnxEncoder, int8_encoder
@@ -41,7 +41,7 @@ from .backends.runtime.openvino_int8 import openvino_available
 from .backends.tei import TEI_URL_ENV, TEIEncoder, TEIReranker, endpoint_urls
 from .backends.torch_encoder import TorchEncoder
 from .backends.torch_reranker import CrossEncoderReranker
-from .inference import Loaded, Reranker, RerankerUnavailable, TextEncoder
+from .inference import Loaded, MeasuredReranker, Reranker, RerankerUnavailable, TextEncoder
 from .models import (
     DENSE_ENV,
     FALLBACK_DENSE_ID,
@@ -109,8 +109,8 @@ _BUNDLED_E5_AUTO_FIRST = "int8"
 _REQUIRES = {"onnx": "onnxruntime", "int8": "onnxruntime"}
 # Where the fallbacks of a remote backend run: the one backend every machine has.
 _LOCAL_FALLBACK_BACKEND = "torch"
-# Backends whose "device" is an endpoint URL (from `endpoint=` or their environment variable).
-_REMOTE_BACKENDS: dict[str, str] = {"tei": TEI_URL_ENV}
+# Backends whose "device" is an endpoint URL (from `endpoint=` or their setting in search.config).
+_REMOTE_BACKENDS: dict[str, str] = {"tei": "tei_url"}
 REMOTE_BACKENDS = frozenset(_REMOTE_BACKENDS)
 """The backends that run models elsewhere (their device is an endpoint URL)."""
 BACKENDS: tuple[str, ...] = (AUTO_BACKEND, *_RERANKER_BACKENDS)
@@ -130,6 +130,18 @@ _building: dict[tuple[str, tuple[str, str, str]], threading.Lock] = {}
 _T = TypeVar("_T")
 # (model id, backend, device) that auto found unable to run the model, with why; not tried again.
 _auto_skipped: dict[tuple[str, str, str], str] = {}
+
+
+_runtime_lock = threading.Lock()
+
+
+def import_runtime() -> None:
+    """Import transformers once, under a lock, before any model is built. Its package replaces itself with a
+    lazy module while it initialises, and two threads importing it for the first time at once (the app's
+    warm-up and a build right after launch) see it half done: "cannot import name 'PreTrainedTokenizerFast'
+    from 'transformers'", and a silent fallback. Every loader below calls this first."""
+    with _runtime_lock:
+        import transformers  # noqa: F401
 
 
 def resolve_backend(backend: str, device: str | None = None) -> str:
@@ -166,7 +178,7 @@ def _importable(backend: str) -> bool:
 
 
 def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = True,
-                  backend: str = AUTO_BACKEND, endpoint: str | None = None) -> Loaded[Reranker]:
+                  backend: str = AUTO_BACKEND, endpoint: str | None = None) -> Loaded[MeasuredReranker]:
     """Load (once per process, backend and device) the reranker `model_id`: a Hub id, a local folder, or
     ``"late-interaction"`` for the offline fallback over the bundled all-MiniLM-L6-v2.
 
@@ -182,6 +194,7 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
     (False, None)
     """
     auto_backends(backend)  # an unknown name is refused before anything else
+    import_runtime()
     local_device = choose_device(device)
     remote = backend.strip().lower() in _REMOTE_BACKENDS
     local = (_LOCAL_FALLBACK_BACKEND,) if remote else auto_backends(backend, local_device)
@@ -219,6 +232,7 @@ def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUT
     Raises OSError, ValueError or ImportError saying why it could not be loaded, and ValueError for an
     unknown `backend`.
     """
+    import_runtime()
     for name in auto_backends(backend):
         if name not in _ENCODER_BACKENDS:
             raise ValueError(f"backend {name!r} runs no dense encoder; use one of "
@@ -269,7 +283,7 @@ def _where(backend: str, device: str | None, endpoint: str | None) -> str:
     """Where `backend` runs a model: a torch device, or a remote backend's endpoint URL(s), normalised so
     that one endpoint is one cache key. Raises ValueError for a missing or bad endpoint URL."""
     if backend in _REMOTE_BACKENDS:
-        return ",".join(endpoint_urls(endpoint or os.environ.get(_REMOTE_BACKENDS[backend])))
+        return ",".join(endpoint_urls(endpoint or getattr(config.current(), _REMOTE_BACKENDS[backend])))
     return choose_device(device)
 
 

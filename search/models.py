@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from dataclasses import dataclass
 from functools import lru_cache
@@ -114,10 +113,13 @@ def choose_reranker(requested: str, languages: set[str] | frozenset[str] | None 
 
 
 def choose_device(requested: str | None = None) -> str:
-    """Return the torch device to use: `requested` (or $SEARCH_DEVICE) when given, else cuda, mps or cpu."""
+    """Return the torch device to use: `requested` (or the setting SEARCH_DEVICE) when given, else cuda, mps
+    or cpu."""
     import torch
 
-    requested = requested or os.environ.get(DEVICE_ENV) or "auto"
+    from . import config
+
+    requested = requested or config.current().device or "auto"
     if requested != "auto":
         if requested.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device={requested!r} was asked for but CUDA is not available; use --device cpu")

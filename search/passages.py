@@ -8,9 +8,11 @@ Khmer, Myanmar, Tibetan), where a character carries about as much as a short wor
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from itertools import accumulate
+from typing import NamedTuple
 
 import regex
 
@@ -38,13 +40,26 @@ _CLOSERS = "\"')]}»”’」』）】〕›"
 _SENTENCE_SEARCH = 4
 
 
+class TooManyPassages(ValueError):
+    """The documents make more passages than allowed: `passages` in all (counted, not kept), `limit`."""
+
+    def __init__(self, passages: int, limit: int, documents: int) -> None:
+        super().__init__(f"the {documents:,} documents make {passages:,} passages, more than max_passages={limit:,}")
+        self.passages = passages
+        self.limit = limit
+        self.documents = documents
+
+
 def split_documents(
-    documents: Sequence[Document], *, window: int = DEFAULT_WINDOW, overlap: int = DEFAULT_OVERLAP
+    documents: Sequence[Document], *, window: int = DEFAULT_WINDOW, overlap: int = DEFAULT_OVERLAP,
+    max_passages: int | None = None,
 ) -> tuple[Passage, ...]:
     """All documents' passages, in document order; see `split_document`.
 
-    Raises ValueError for a `window` or `overlap` out of range, or two documents sharing a doc_id
-    (their passage ids would collide).
+    With `max_passages`, passages past it are counted but not kept, and `TooManyPassages` (a ValueError
+    carrying the count) is raised at the end: a corpus of millions of passages is refused in the memory of
+    one document's passages. Raises ValueError for a `window` or `overlap` out of range, or two documents
+    sharing a doc_id (their passage ids would collide).
     """
     _check_window(window, overlap)
     seen: set[str] = set()
@@ -52,7 +67,42 @@ def split_documents(
         if document.doc_id in seen:
             raise ValueError(f"doc_id {document.doc_id!r} appears twice; passage ids need unique doc ids")
         seen.add(document.doc_id)
-    return tuple(passage for document in documents for passage in _split(document, window, overlap))
+    passages: list[Passage] = []
+    count = 0
+    for document in documents:
+        for passage in _split(document, window, overlap):
+            count += 1
+            if max_passages is None or count <= max_passages:
+                passages.append(passage)
+    if max_passages is not None and count > max_passages:
+        raise TooManyPassages(count, max_passages, len(documents))
+    return tuple(passages)
+
+
+class SourceCount(NamedTuple):
+    """How much one source file contributes: its passages and documents."""
+
+    source: str
+    passages: int
+    documents: int
+
+
+def passages_per_source(passages: Iterable[Passage]) -> tuple[SourceCount, ...]:
+    """Passages and documents per source file, the largest contributors first (ties by source).
+
+    A file of junk that became hundreds of passages shows at the top, before its embedding costs minutes.
+
+    >>> passages_per_source([Passage("a#0", "a", 0, "x", source="a.txt"), Passage("a#1", "a", 1, "y", source="a.txt"),
+    ...                      Passage("b#0", "b", 0, "z", source="b.txt")])
+    (SourceCount(source='a.txt', passages=2, documents=1), SourceCount(source='b.txt', passages=1, documents=1))
+    """
+    counts: Counter[str] = Counter()
+    documents: dict[str, set[str]] = {}
+    for passage in passages:
+        counts[passage.source] += 1
+        documents.setdefault(passage.source, set()).add(passage.doc_id)
+    return tuple(SourceCount(source, count, len(documents[source]))
+                 for source, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def split_document(

@@ -1,8 +1,10 @@
 """One pipeline: corpus -> passages -> languages -> BM25 and dense indexes -> stages -> results.
 
-`build()` turns files into an `Index`; `Index.retrieve()` runs the first stages (BM25, dense, hybrid)
-and `Index.rerank()` adds the cross-encoder stage, so a UI can show the first stages before the slow one
-(with progress, cancellation and `Index.expected_rerank_seconds` to say how long it will take).
+`build()` turns files into an `Index`; `Index.retrieve()` runs the first stages (BM25, dense, hybrid:
+`search.retrievers`, in the order of the stage registry `search.stages`) and `Index.rerank()` adds one
+reranker's stage, so a UI can show the first stages before the slow ones (with progress, cancellation and
+`Index.expected_rerank_seconds` to say how long they will take). `Settings.rerankers` is a list: each
+reranker reranks the same candidates as a stage of its own (``rerank``, ``rerank-b``, ``rerank-c``, …).
 """
 
 from __future__ import annotations
@@ -10,118 +12,128 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
-from . import analysis
+from . import analysis, config, estimates
 from .bm25 import BM25Index
 from .dense import DenseIndex
-from .fusion import reciprocal_rank_fusion
-from .inference import Loaded, ProgressFn, Reranker, RerankerUnavailable, StopFn, TextEncoder
-from .language import AUTO_LANGID, LANGID_ENV, detect_language, detect_languages, load_detector
-from .loading import AUTO_BACKEND, BACKEND_ENV, TEI_URL_ENV, load_dense_encoder, load_encoder, load_reranker
-from .models import (
-    AUTO_RERANKER,
-    DEFAULT_DENSE_MODEL,
-    DENSE_ENV,
-    DEVICE_ENV,
-    RERANKER_ENV,
-    choose_device,
-    choose_reranker,
+from .inference import (
+    Loaded,
+    MeasuredReranker,
+    ProgressFn,
+    RerankCancelled,
+    Reranker,
+    RerankerUnavailable,
+    StopFn,
+    TextEncoder,
 )
-from .passages import split_documents
+from .language import detect_language, detect_languages, load_detector
+from .loading import load_dense_encoder, load_encoder, load_reranker
+from .models import choose_device, choose_reranker
+from .passages import SourceCount, TooManyPassages, passages_per_source, split_documents
 from .reading import read_paths
-from .score_cache import CachedReranker
-from .types import (
-    COMPARE_STAGE,
-    FIRST_STAGES,
-    FirstStage,
-    Hit,
-    Language,
-    Passage,
-    Problem,
-    ReadResult,
-    Scored,
-    SearchResult,
-    StageResult,
-)
+from .retrievers import BM25Retriever, DenseRetriever, HybridRetriever, QueryText, Retriever, StageFailed
+from .retrievers import query_terms as query_terms
+from .score_cache import measured
+from .stages import FIRST_STAGES, MAX_RERANKERS, RERANK, rerank_stages, reranker_position
+from .types import Hit, Language, Passage, Problem, ReadResult, Scored, SearchResult, StageResult
 
 logger = logging.getLogger(__name__)
 
 INDEX_FORMAT = 1
-CACHE_ENV = "SEARCH_CACHE_DIR"
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "multilingual-rerank-explorer" / "indexes"
 MAX_K = 1000
 MAX_RERANK_DEPTH = 1000
 BUILD_STEPS = ("read", "languages", "bm25", "embeddings")
-MAX_PASSAGES_ENV = "SEARCH_MAX_PASSAGES"
-# A free 2-vCPU Space embeds roughly 50 passages/s with a small encoder: 20,000 passages is about 7 minutes.
-DEFAULT_MAX_PASSAGES = 20_000
-BM25_LABEL = "BM25 (rank-bm25, language-aware analysis)"
+BM25_LABEL = BM25Retriever.label
 
 ProgressCallback = Callable[[str, int, int], None]
 """Called as ``progress(step, done, total)`` with a step of BUILD_STEPS."""
 
 
 @dataclass(frozen=True)
+class RerankerChoice:
+    """One reranker of `Settings.rerankers`: a model (Hub id, local folder, ``auto``, ``late-interaction``…)
+    and the backend that runs it ("" for the settings' `backend`)."""
+
+    model: str
+    backend: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.model}@{self.backend}" if self.backend else self.model
+
+
+def _choices(rerankers: Sequence[RerankerChoice | str | tuple[str, str]]) -> tuple[RerankerChoice, ...]:
+    chosen = []
+    for item in rerankers:
+        if isinstance(item, str):
+            item = RerankerChoice(item.strip())
+        elif not isinstance(item, RerankerChoice):
+            item = RerankerChoice(*item)
+        chosen.append(RerankerChoice(item.model.strip(), item.backend.strip().lower()))
+    return tuple(chosen)
+
+
+@dataclass(frozen=True)
 class Settings:
     """What an index is built with. Model fields take a Hub id or a local folder; `backend` is what runs
-    the models (one of `search.loading.BACKENDS`, ``"auto"`` for the best available); `tei_url` is the
-    TEI endpoint (or endpoints, comma-separated) of ``backend="tei"`` ("" for $SEARCH_TEI_URL).
-    `compare_reranker_model` is an optional second reranker ("" for none) that reranks the same
-    candidates as the stage rerank-b, run by `compare_backend` ("" for the same backend as the first)."""
+    the models (one of `search.loading.BACKENDS`, ``"auto"`` for the best available); `tei_url` is the TEI
+    endpoint (or endpoints, comma-separated) of ``backend="tei"`` ("" for $SEARCH_TEI_URL).
+    `rerankers` are the rerankers, each a stage of its own over the same candidates (`search.stages`):
+    plain model ids or `RerankerChoice`s (model, backend). Raises ValueError for no reranker, or more than
+    the registry names.
 
-    window: int = 200
-    overlap: int = 40
-    dense_model: str = DEFAULT_DENSE_MODEL
-    reranker_model: str = AUTO_RERANKER
-    device: str = "auto"
+    >>> Settings(rerankers=("late-interaction", ("late-interaction-minilm", "int8"))).rerankers[1]
+    RerankerChoice(model='late-interaction-minilm', backend='int8')
+    """
+
+    window: int = config.default("window")
+    overlap: int = config.default("overlap")
+    dense_model: str = config.default("dense_model")
+    rerankers: tuple[RerankerChoice, ...] = field(default=(RerankerChoice("auto"),))
+    device: str = config.default("device")
     text_column: str | None = None
     index_titles: bool = True
-    langid: str = AUTO_LANGID  # the language detector: auto, fasttext or langdetect (see search.language)
-    backend: str = AUTO_BACKEND  # the inference backend of both models (see search.loading)
+    langid: str = config.default("langid")  # the language detector: auto, fasttext or langdetect (search.language)
+    backend: str = config.default("backend")  # the inference backend of the models (see search.loading)
     tei_url: str = ""  # where backend "tei" finds its models (see search.backends.tei)
-    compare_reranker_model: str = ""  # reranker B, "compare with" ("": none)
-    compare_backend: str = ""  # what runs reranker B ("": `backend`)
+
+    def __post_init__(self) -> None:
+        chosen = _choices(self.rerankers)
+        if not chosen or any(not choice.model for choice in chosen):
+            raise ValueError("rerankers is empty; name at least one reranker (e.g. auto)")
+        if len(chosen) > MAX_RERANKERS:
+            raise ValueError(f"{len(chosen)} rerankers is more than {MAX_RERANKERS}; name fewer")
+        object.__setattr__(self, "rerankers", chosen)
 
     @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
-        """Settings from $SEARCH_DENSE_MODEL, $SEARCH_RERANKER_MODEL, $SEARCH_DEVICE, $SEARCH_LANGID,
-        $SEARCH_BACKEND and $SEARCH_TEI_URL, then `overrides` (None values are ignored)."""
-        values: dict[str, object] = {}
-        for name, variable in (("dense_model", DENSE_ENV), ("reranker_model", RERANKER_ENV), ("device", DEVICE_ENV),
-                               ("langid", LANGID_ENV), ("backend", BACKEND_ENV), ("tei_url", TEI_URL_ENV)):
-            if os.environ.get(variable):
-                values[name] = os.environ[variable]
+    def from_config(cls, settings: config.Config | None = None, **overrides: object) -> Settings:
+        """Settings from the configuration (`search.config.current()` by default: the environment read at
+        start-up): every field that is also a setting there, then `overrides` (None values are ignored)."""
+        settings = settings or config.current()
+        values: dict[str, object] = {item.name: getattr(settings, item.name) for item in fields(cls)
+                                     if item.name in config.OPTION}
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def rerank_stages(self) -> tuple[str, ...]:
+        """The stage of each reranker, in order: rerank, rerank-b, …"""
+        return rerank_stages(len(self.rerankers))
+
+    def reranker_backend(self, position: int) -> str:
+        """What runs the reranker at `position`: its own backend, else the settings' `backend`."""
+        return self.rerankers[position].backend or self.backend
 
 
 class BuildCancelled(Exception):
     """`build()` stopped because its `should_stop` said so (the page was closed or the user cancelled)."""
-
-
-def max_passages_from_env(default: int | None = DEFAULT_MAX_PASSAGES) -> int | None:
-    """The operator's passage limit from $SEARCH_MAX_PASSAGES (0 or unset with no default: no limit).
-
-    Raises ValueError naming the variable when it is not a whole number.
-    """
-    value = os.environ.get(MAX_PASSAGES_ENV, "").strip()
-    if not value:
-        return default
-    try:
-        limit = int(value)
-    except ValueError:
-        raise ValueError(f"{MAX_PASSAGES_ENV}={value!r} is not a whole number; set it to a passage count such as "
-                         f"{DEFAULT_MAX_PASSAGES}, or 0 for no limit") from None
-    return limit if limit > 0 else None
 
 
 @dataclass(frozen=True)
@@ -148,7 +160,7 @@ class BuildReport:
 class Index:
     """A built corpus: passages with their languages, a BM25 index and a dense index.
 
-    Immutable after construction except for the lazily loaded reranker, so one Index may serve
+    Immutable after construction except for the lazily loaded rerankers, so one Index may serve
     several threads. Models are shared between indexes through the encoder and reranker caches.
     """
 
@@ -162,103 +174,110 @@ class Index:
         self.settings = settings
         self.report = report
         self.languages = frozenset(report.languages)
-        self._reranker: Loaded[Reranker] | None = None
-        self._compare_reranker: Loaded[Reranker] | None = None
+        self.rerank_stages = settings.rerank_stages
+        self._rerankers: list[Loaded[MeasuredReranker] | None] = [None] * len(settings.rerankers)
         self._reranker_lock = threading.Lock()
+        note = encoder.fallback_reason or ""
+        self.retrievers: dict[str, Retriever] = {
+            retriever.name: retriever for retriever in (
+                BM25Retriever(self.bm25, self.languages),
+                DenseRetriever(self.dense, lambda: self.encoder.model, note),
+                HybridRetriever(lambda: self.encoder.model.label, note),
+            )}
 
     def __len__(self) -> int:
         return len(self.passages)
 
     # -- querying ---------------------------------------------------------------------------------
 
-    def retrieve(self, query: str, *, k: int = 10, rerank_depth: int = 20, candidates_from: FirstStage = "hybrid",
+    def retrieve(self, query: str, *, k: int = config.default("k"),
+                 rerank_depth: int = config.default("rerank_depth"),
+                 candidates_from: str = config.default("candidates_from"),
                  stages: Collection[str] = FIRST_STAGES) -> SearchResult:
-        """Run the first stages (BM25, dense, hybrid RRF) for `query`; each returns max(k, rerank_depth) hits.
+        """Run the first stages (BM25, dense, hybrid) for `query`; each returns max(k, rerank_depth) hits.
 
-        `stages` limits which run (hybrid needs both others; `candidates_from` always runs), which saves
-        the query embedding when only BM25 is wanted. When the dense model fails on the query (a remote
-        endpoint that stopped answering), dense and hybrid come back with `error` set and BM25 still
-        answers. Raises ValueError for an empty query or a k / rerank_depth out of range.
+        `stages` limits which run (a stage's `needs` run too; `candidates_from` always runs; names of
+        later stages are ignored), which saves
+        the query embedding when only BM25 is wanted. When a stage fails on the query (a remote endpoint
+        that stopped answering), it and the stages that need it come back with `error` set and the others
+        still answer. Raises ValueError for an empty query or a k / rerank_depth out of range.
         """
         query = query.strip()
         if not query:
             raise ValueError("the query is empty; type a question or some keywords")
         self._check_depths(k, rerank_depth, candidates_from)
-        wanted = set(stages) | ({candidates_from} if rerank_depth else set())
-        if "hybrid" in wanted:
-            wanted |= {"bm25", "dense"}
+        wanted = self._with_needs({name for name in stages if name in self.retrievers}
+                                  | ({candidates_from} if rerank_depth else set()))
         depth = min(max(k, rerank_depth), len(self))
-        query_language = detect_language(query, self.settings.langid)
-        label = self.encoder.model.label
-        dense_note = self.encoder.fallback_reason or ""
+        text = QueryText(query, detect_language(query, self.settings.langid))
         ranked: dict[str, StageResult] = {}
-        if "bm25" in wanted:
-            started = time.perf_counter()
-            bm25_hits = self.bm25.search(self._query_terms(query, query_language), depth)
-            ranked["bm25"] = self._stage("bm25", bm25_hits, time.perf_counter() - started, BM25_LABEL)
-        dense_error: str | None = None
-        if "dense" in wanted:
+        scored: dict[str, Sequence[Scored]] = {}
+        for name in (name for name in FIRST_STAGES if name in wanted):
+            retriever = self.retrievers[name]
+            failed = [need for need in retriever.needs if ranked[need].error]
+            if failed:
+                errors = "; ".join(f"{need}: {ranked[need].error}" for need in failed)
+                ranked[name] = StageResult(name, (), 0.0, error=f"needs the {' and '.join(failed)} stage, which "
+                                                              f"failed ({errors})")
+                continue
             started = time.perf_counter()
             try:
-                query_vector = self.encoder.model.embed([query], is_query=True)[0]
-            except (ValueError, OSError) as error:  # e.g. a remote encoder's endpoint that stopped answering
-                dense_error = f"the dense model could not embed the query: {error}"
-                logger.warning("%s", dense_error)
-                ranked["dense"] = StageResult("dense", (), time.perf_counter() - started, label, dense_note,
-                                              error=dense_error)
-            else:
-                dense_hits = self.dense.search(query_vector, depth)
-                ranked["dense"] = self._stage("dense", dense_hits, time.perf_counter() - started, label,
-                                              dense_note)
-        if "hybrid" in wanted:
-            if dense_error is not None:
-                ranked["hybrid"] = StageResult("hybrid", (), 0.0, f"RRF(BM25, {label})", dense_note,
-                                               error=f"needs the dense stage, which failed ({dense_error})")
-            else:
-                started = time.perf_counter()
-                hybrid_hits = reciprocal_rank_fusion([bm25_hits, dense_hits], limit=depth)
-                ranked["hybrid"] = self._stage("hybrid", hybrid_hits, time.perf_counter() - started,
-                                               f"RRF(BM25, {label})", dense_note)
-        return SearchResult(query, query_language, _cross_ranked(ranked), candidates_from, rerank_depth)
+                ranking = retriever.search(text, depth, scored)
+            except StageFailed as error:
+                logger.warning("%s", error)
+                ranked[name] = StageResult(name, (), time.perf_counter() - started, error=str(error))
+                continue
+            scored[name] = ranking.scored
+            ranked[name] = self._stage(name, ranking.scored, time.perf_counter() - started, ranking.model,
+                                       ranking.note)
+        return SearchResult(query, text.language, _cross_ranked(ranked), candidates_from, rerank_depth)
+
+    def _with_needs(self, wanted: set[str]) -> set[str]:
+        # Every stage a wanted one needs, transitively (hybrid needs bm25 and dense).
+        pending = list(wanted)
+        while pending:
+            for need in self.retrievers[pending.pop()].needs:
+                if need not in wanted:
+                    wanted.add(need)
+                    pending.append(need)
+        return wanted
 
     def rerank(self, result: SearchResult, reranker: Loaded[Reranker] | None = None, *,
                progress: ProgressFn | None = None, should_stop: StopFn | None = None,
-               stage: str = "rerank") -> SearchResult:
-        """Add the rerank stage: the top `result.rerank_depth` candidates of `result.candidates_from`,
-        rescored by the reranker. A reranker that can't be loaded gives a stage with `error` set.
-        With `stage="rerank-b"` the same candidates are rescored by the second reranker
-        (`compare_reranker`) as the stage rerank-b; raises ValueError when none is set.
+               stage: str = RERANK) -> SearchResult:
+        """Add the rerank stage `stage` (rerank, rerank-b, …: the reranker at that position of
+        `Settings.rerankers`, or `reranker` when given): the top `result.rerank_depth` candidates of
+        `result.candidates_from`, rescored. A reranker that can't be loaded gives a stage with `error`
+        set. Raises ValueError for a stage that names no reranker of these settings.
 
         `progress(done_pairs, total_pairs)` and `should_stop()` go to the reranker's `score`: pairs found
         in the score cache are reported done at once, then progress follows every scored batch;
         `should_stop` is polled before every batch and while another rerank runs, and raises
         `inference.RerankCancelled` (within one batch; the pairs scored so far stay cached).
         The stage's `pairs_per_second` is the reranker's measured speed on this machine (cached pairs
-        excluded; see `score_cache.CachedReranker.throughput`), or pairs over seconds for a reranker
-        without a meter.
+        excluded; see `score_cache.CachedReranker.throughput`).
         """
-        name, model_setting = self._rerank_stage(stage)
-        if name == COMPARE_STAGE and reranker is None and not self.has_compare_reranker:
-            self._loaded_compare_reranker()  # raises ValueError: no second reranker is set
+        position = self._position(stage)
         source = result.stages[result.candidates_from]
         if source.error:
-            failed = StageResult(name, (), 0.0, model_setting,
+            failed = StageResult(stage, (), 0.0, self.settings.rerankers[position].model,
                                  error=f"no candidates to rerank: the {result.candidates_from} stage failed "
                                        f"({source.error})")
-            return replace(result, stages={**result.stages, name: failed})
+            return replace(result, stages={**result.stages, stage: failed})
         candidates = source.hits[: result.rerank_depth]
         try:
-            loaded = reranker or (self.reranker() if name == "rerank" else self._loaded_compare_reranker())
+            loaded = (Loaded(measured(reranker.model), reranker.requested, reranker.fallback_reason)
+                      if reranker is not None else self.reranker(stage))
         except ValueError as error:
-            failed = StageResult(name, (), 0.0, model_setting, error=str(error))
-            return replace(result, stages={**result.stages, name: failed})
+            failed = StageResult(stage, (), 0.0, self.settings.rerankers[position].model, error=str(error))
+            return replace(result, stages={**result.stages, stage: failed})
         started = time.perf_counter()
         try:
             scores = loaded.model.score(result.query, [self._rerank_text(hit) for hit in candidates],
                                         progress=progress, should_stop=should_stop)
         except RerankerUnavailable as error:  # e.g. a remote endpoint that stopped answering
-            failed = StageResult(name, (), time.perf_counter() - started, loaded.model.label, error=str(error))
-            return replace(result, stages={**result.stages, name: failed})
+            failed = StageResult(stage, (), time.perf_counter() - started, loaded.model.label, error=str(error))
+            return replace(result, stages={**result.stages, stage: failed})
         seconds = time.perf_counter() - started
         order = sorted(range(len(candidates)), key=lambda i: (-scores[i].raw, i))
         hits = tuple(
@@ -266,26 +285,31 @@ class Index:
                     truncated=scores[i].truncated)
             for rank, i in enumerate(order, start=1)
         )
-        if isinstance(loaded.model, CachedReranker):
-            pairs_per_second = loaded.model.throughput().pairs_per_second if candidates else None
-        else:
-            pairs_per_second = len(candidates) / seconds if candidates and seconds > 0 else None
-        reranked = StageResult(
-            name, hits, seconds, loaded.model.label,  # type: ignore[arg-type]
-            note=loaded.fallback_reason or "",
-            pairs_per_second=pairs_per_second,
-        )
-        return replace(result, stages=_cross_ranked({**result.stages, name: reranked}))
+        pairs_per_second = loaded.model.throughput().pairs_per_second if candidates else None
+        reranked = StageResult(stage, hits, seconds, loaded.model.label, note=loaded.fallback_reason or "",
+                               pairs_per_second=pairs_per_second)
+        return replace(result, stages=_cross_ranked({**result.stages, stage: reranked}))
+
+    def rerank_from_cache(self, result: SearchResult, stage: str = RERANK) -> SearchResult | None:
+        """`result` with `stage` added when the score cache holds every pair it needs (the same query again,
+        another k), without any model work; None when something would have to be scored, when the reranker
+        is not loaded yet, or when reranking is off. The engine's answer to "can this be drawn at once?"."""
+        if not result.rerank_depth or self.expected_rerank_seconds(result, stage=stage) != 0.0:
+            return None
+        try:
+            return self.rerank(result, should_stop=lambda: True, stage=stage)
+        except RerankCancelled:  # evicted meanwhile: it waits for the rerank queue like any other
+            return None
 
     def expected_rerank_seconds(self, result: SearchResult, rerank_depth: int | None = None, *,
-                                stage: str = "rerank") -> float | None:
-        """How long `rerank` should take for `result` at `rerank_depth` (default `result.rerank_depth`):
-        the pairs not in the score cache times the reranker's measured seconds per pair (of the second
-        reranker with `stage="rerank-b"`; None when none is set).
+                                stage: str = RERANK) -> float | None:
+        """How long `rerank` of `stage` should take for `result` at `rerank_depth` (default
+        `result.rerank_depth`): the pairs not in the score cache times that reranker's measured seconds per
+        pair.
 
         Candidates beyond those `result` retrieved count as uncached. 0.0 for depth 0 or when every pair
         is cached; otherwise None when the reranker is not loaded yet (this never loads it) or has not
-        scored anything to measure yet. Raises ValueError for a depth out of range.
+        scored anything to measure yet. Raises ValueError for a depth out of range or an unknown stage.
 
         >>> index.expected_rerank_seconds(index.retrieve("tea", rerank_depth=20))  # doctest: +SKIP
         6.2
@@ -294,74 +318,61 @@ class Index:
         if not 0 <= depth <= MAX_RERANK_DEPTH:
             raise ValueError(f"rerank_depth={depth} is out of range; use 0 <= rerank_depth <= {MAX_RERANK_DEPTH}")
         depth = min(depth, len(self))
-        loaded = self._reranker if self._rerank_stage(stage)[0] == "rerank" else self._compare_reranker
+        loaded = self._rerankers[self._position(stage)]
         if depth == 0:
             return 0.0
-        if loaded is None or not isinstance(loaded.model, CachedReranker):
+        if loaded is None:
             return None
-        candidates = result.stages[result.candidates_from].hits[:depth]
+        candidates = result.stages[result.candidates_from].hits[:depth] if result.candidates_from in result.stages \
+            else ()
         pairs = loaded.model.uncached(result.query, [self._rerank_text(hit) for hit in candidates])
         pairs += depth - len(candidates)
         return 0.0 if pairs == 0 else loaded.model.expected_seconds(pairs)
 
-    def search(self, query: str, *, k: int = 10, rerank_depth: int = 20,
-               candidates_from: FirstStage = "hybrid") -> SearchResult:
-        """Every stage for `query`: BM25, dense, hybrid and, when rerank_depth > 0, rerank (and rerank-b
-        after it, when a second reranker is set)."""
+    def search(self, query: str, *, k: int = config.default("k"), rerank_depth: int = config.default("rerank_depth"),
+               candidates_from: str = config.default("candidates_from")) -> SearchResult:
+        """Every stage for `query`: BM25, dense, hybrid and, when rerank_depth > 0, each reranker's stage
+        in turn."""
         result = self.retrieve(query, k=k, rerank_depth=rerank_depth, candidates_from=candidates_from)
         if rerank_depth <= 0:
             return result
-        result = self.rerank(result)
-        return self.rerank(result, stage=COMPARE_STAGE) if self.has_compare_reranker else result
+        for stage in self.rerank_stages:
+            result = self.rerank(result, stage=stage)
+        return result
 
-    def reranker(self) -> Loaded[Reranker]:
-        """Load (once) the reranker these settings name; ``auto`` is resolved from the corpus' languages.
-
-        Falls back to late interaction when the cross-encoder can't be loaded (see `fallback_reason`).
-        """
+    def reranker(self, stage: str = RERANK) -> Loaded[MeasuredReranker]:
+        """Load (once) the reranker of `stage` (rerank: the first of `Settings.rerankers`, rerank-b the
+        second…); ``auto`` is resolved from the corpus' languages. Falls back to late interaction when the
+        cross-encoder can't be loaded (see `fallback_reason`). Raises ValueError for a stage these settings
+        have no reranker for."""
+        position = self._position(stage)
         with self._reranker_lock:
-            if self._reranker is None:
+            loaded = self._rerankers[position]
+            if loaded is None:
                 device = choose_device(self.settings.device)
-                model_id = choose_reranker(self.settings.reranker_model, self.languages,
-                                           has_gpu=device.startswith("cuda"))
-                self._reranker = load_reranker(model_id, device, backend=self.settings.backend,
-                                               endpoint=self.settings.tei_url or None)
-            return self._reranker
+                choice = self.settings.rerankers[position]
+                model_id = choose_reranker(choice.model, self.languages, has_gpu=device.startswith("cuda"))
+                loaded = load_reranker(model_id, device, backend=self.settings.reranker_backend(position),
+                                       endpoint=self.settings.tei_url or None)
+                self._rerankers[position] = loaded
+            return loaded
 
-    @property
-    def has_compare_reranker(self) -> bool:
-        """Whether a second reranker ("compare with", the stage rerank-b) is set."""
-        return bool(self.settings.compare_reranker_model.strip())
+    def loaded_reranker(self, stage: str = RERANK) -> Loaded[MeasuredReranker] | None:
+        """The reranker of `stage` if it is loaded already (this never loads it), else None."""
+        return self._rerankers[self._position(stage)]
 
-    def compare_reranker(self) -> Loaded[Reranker] | None:
-        """Load (once) the second reranker (`Settings.compare_reranker_model`, run by `compare_backend` or
-        else `backend`), as `reranker` loads the first, falling back alike; None when none is set."""
-        if not self.has_compare_reranker:
-            return None
-        with self._reranker_lock:
-            if self._compare_reranker is None:
-                device = choose_device(self.settings.device)
-                model_id = choose_reranker(self.settings.compare_reranker_model.strip(), self.languages,
-                                           has_gpu=device.startswith("cuda"))
-                self._compare_reranker = load_reranker(
-                    model_id, device, backend=self.settings.compare_backend.strip() or self.settings.backend,
-                    endpoint=self.settings.tei_url or None)
-            return self._compare_reranker
+    def reranker_label(self, stage: str = RERANK) -> str:
+        """What the column of `stage` names: the loaded reranker's label, else the model its settings name."""
+        loaded = self._rerankers[self._position(stage)]
+        return loaded.model.label if loaded is not None else self.settings.rerankers[self._position(stage)].model
 
-    def _loaded_compare_reranker(self) -> Loaded[Reranker]:
-        loaded = self.compare_reranker()
-        if loaded is None:
-            raise ValueError("no second reranker is set; choose one under 'Compare with' in the model panel "
-                             "(--compare-reranker-model on the command line)")
-        return loaded
-
-    def _rerank_stage(self, stage: str) -> tuple[str, str]:
-        # The stage's name and the model setting that names its reranker.
-        if stage == "rerank":
-            return "rerank", self.settings.reranker_model
-        if stage == COMPARE_STAGE:
-            return COMPARE_STAGE, self.settings.compare_reranker_model
-        raise ValueError(f"stage={stage!r} is not a rerank stage; use 'rerank' or {COMPARE_STAGE!r}")
+    def _position(self, stage: str) -> int:
+        position = reranker_position(stage)
+        if position is None or position >= len(self.settings.rerankers):
+            raise ValueError(f"stage={stage!r} names no reranker of this index; its rerank stages are "
+                             f"{', '.join(self.rerank_stages)} (add a reranker with --reranker-model, or 'Compare "
+                             "with' in the app's model panel, and build again)")
+        return position
 
     def _check_depths(self, k: int, rerank_depth: int, candidates_from: str) -> None:
         if not 1 <= k <= MAX_K:
@@ -373,13 +384,10 @@ class Index:
             raise ValueError(f"candidates_from={candidates_from!r} is not a first stage; use one of "
                              f"{', '.join(FIRST_STAGES)}")
 
-    def _query_terms(self, query: str, language: Language) -> list[str]:
-        return query_terms(query, language, self.languages)
-
     def _stage(self, stage: str, scored: Sequence[Scored], seconds: float, model: str,
                note: str = "") -> StageResult:
         hits = tuple(self._hit(item, rank) for rank, item in enumerate(scored, start=1))
-        return StageResult(stage, hits, seconds, model, note)  # type: ignore[arg-type]
+        return StageResult(stage, hits, seconds, model, note)
 
     def _hit(self, item: Scored, rank: int) -> Hit:
         passage = self.passages[item.index]
@@ -414,14 +422,12 @@ class Index:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, *, device: str | None = None, reranker_model: str | None = None,
-             read: ReadResult | None = None, backend: str | None = None, tei_url: str | None = None,
-             compare_reranker_model: str | None = None, compare_backend: str | None = None) -> Index:
+    def load(cls, folder: str | Path, *, overrides: Settings | None = None, read: ReadResult | None = None) -> Index:
         """Load an index written by `save`. Raises ValueError when `folder` holds no complete index.
 
-        `device`, `reranker_model`, `backend`, `tei_url`, `compare_reranker_model` and `compare_backend`
-        override the saved settings (none changes the index; "" turns the second reranker off); `read`
-        replaces the saved reading report with a fresh one (used when a cached index is reused).
+        `overrides`, when given, replaces the saved settings that don't change the index (the device, the
+        rerankers, the backend and the TEI URL); `read` replaces the saved reading report with a fresh one
+        (used when a cached index is reused).
         """
         folder = Path(folder)
         manifest_path = folder / "manifest.json"
@@ -432,14 +438,10 @@ class Index:
         if manifest.get("format") != INDEX_FORMAT:
             raise ValueError(f"{folder} was saved in index format {manifest.get('format')}, this version reads "
                              f"format {INDEX_FORMAT}; build the index again")
-        settings = Settings(**manifest["settings"])
-        settings = replace(settings, device=device or settings.device,
-                           reranker_model=reranker_model or settings.reranker_model,
-                           backend=backend or settings.backend,
-                           tei_url=settings.tei_url if tei_url is None else tei_url,
-                           compare_reranker_model=(settings.compare_reranker_model if compare_reranker_model is None
-                                                   else compare_reranker_model),
-                           compare_backend=settings.compare_backend if compare_backend is None else compare_backend)
+        settings = _saved_settings(manifest["settings"])
+        if overrides is not None:
+            settings = replace(settings, device=overrides.device, rerankers=overrides.rerankers,
+                               backend=overrides.backend, tei_url=overrides.tei_url)
         passages = []
         with open(folder / "passages.jsonl", encoding="utf-8") as lines:
             for line in lines:
@@ -461,7 +463,7 @@ class Index:
         if encoder.model.model_id != dense_id:  # e.g. a TEI endpoint serving another model
             raise ValueError(f"{folder} was indexed with the dense model {dense_id}, but the encoder loaded for "
                              f"it runs {encoder.model.model_id} ({encoder.model.label}), whose embeddings don't "
-                             f"match the saved ones; point --tei-url or {TEI_URL_ENV} at an endpoint serving "
+                             f"match the saved ones; point --tei-url or SEARCH_TEI_URL at an endpoint serving "
                              f"{dense_id}, use --backend torch, or build the index again with this model")
         if encoder.model.dimension != embeddings.shape[1]:
             raise ValueError(f"{folder}: the saved embeddings have {embeddings.shape[1]} dimensions but "
@@ -469,37 +471,103 @@ class Index:
         return cls(passages, passage_terms, DenseIndex(embeddings), encoder, settings, report)
 
 
-def query_terms(query: str, language: Language, corpus_languages: frozenset[str]) -> list[str]:
-    """Analyse a query for BM25 the way each passage language was analysed.
+@dataclass(frozen=True)
+class Prepared:
+    """A corpus read and split, not indexed yet: what a build will embed, so its cost can be said (and files
+    left out) before the long step. `problems` are the reading's."""
 
-    Every passage was stemmed in its own detected language, so a query matches a passage only through
-    the terms that passage's analysis would give it. The query is therefore analysed in its detected
-    language and in each language of the corpus, keeping each distinct term once. This also rescues
-    short queries and short passages whose language detection is unsure. In a monolingual corpus it
-    is plain analysis in that language.
-    """
-    seen: dict[str, None] = {}
-    for group in [language.group, *sorted(corpus_languages - {language.group})]:
-        for term in analysis.terms(query, group):
-            seen.setdefault(term, None)
-    return list(seen)
+    read: ReadResult
+    passages: tuple[Passage, ...]
+    settings: Settings
+    read_seconds: float = 0.0
+
+    def per_source(self) -> tuple[SourceCount, ...]:
+        """Passages and documents per source file, the largest contributors first."""
+        return passages_per_source(self.passages)
+
+    def without(self, sources: Collection[str]) -> Prepared:
+        """This corpus without the documents and passages of `sources` (files the user left out), said as a
+        warning per file. Raises ValueError when that leaves no passage."""
+        dropped = set(sources)
+        if not dropped:
+            return self
+        passages = tuple(p for p in self.passages if p.source not in dropped)
+        if not passages:
+            raise ValueError("leaving those files out leaves no passage to index; keep at least one file")
+        documents = tuple(d for d in self.read.documents if d.source not in dropped)
+        notes = tuple(Problem(source, "left out before embedding, as asked", skipped=True)
+                      for source in sorted(dropped))
+        read = replace(self.read, documents=documents, problems=(*self.read.problems, *notes))
+        return replace(self, read=read, passages=passages)
 
 
-def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None = None, *,
+def prepare(source: Sequence[str | Path] | ReadResult, settings: Settings | None = None, *,
+            names: Sequence[str] | None = None, max_passages: int | None = None) -> Prepared:
+    """Read `source` (paths, or documents already read) and split it into passages: the first step of
+    `build`, fast, after which `estimates.embedding_seconds` says what embedding will cost. Raises ValueError
+    when no passage could be read or there are more than `max_passages` passages (naming
+    SEARCH_MAX_PASSAGES)."""
+    settings = settings or Settings()
+    started = time.perf_counter()
+    read = source if isinstance(source, ReadResult) else read_paths(
+        source, text_column=settings.text_column, names=names)
+    try:  # passages past max_passages are counted, not kept
+        passages = tuple(split_documents(read.documents, window=settings.window, overlap=settings.overlap,
+                                         max_passages=max_passages))
+    except TooManyPassages as error:
+        raise ValueError(
+            f"the corpus has {error.passages:,} passages ({len(read.documents):,} documents); this server indexes "
+            f"at most {error.limit:,} (SEARCH_MAX_PASSAGES). Upload fewer files, use a larger passage window, "
+            "or raise SEARCH_MAX_PASSAGES where you run the app.") from None
+    if not passages:
+        reasons = "; ".join(str(problem) for problem in read.problems[:10]) or "the input has no text"
+        raise ValueError(f"no passage could be read ({reasons})")
+    return Prepared(read, passages, settings, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class BuildEstimate:
+    """What embedding a prepared corpus will cost here: its passages, the seconds at the encoder's speed
+    measured on this machine (None when it could not be measured), the encoder's label, and the files that
+    contribute most."""
+
+    passages: int
+    seconds: float | None
+    encoder: str
+    per_source: tuple[SourceCount, ...]
+
+
+def estimate(prepared: Prepared) -> BuildEstimate:
+    """Load the encoder `prepared.settings` names (a fallback as the build would) and say what embedding the
+    prepared passages will take at its speed on this machine, measuring it on a few of them first if
+    nothing has measured it yet in this process."""
+    settings = prepared.settings
+    encoder = load_dense_encoder(settings.dense_model, settings.device, backend=settings.backend,
+                                 endpoint=settings.tei_url or None)
+    texts = [_index_text(passage, settings) for passage in prepared.passages]
+    try:
+        estimates.ensure_measured(encoder.model, texts)
+    except (ValueError, OSError) as error:  # e.g. a remote encoder that does not answer: the build will say
+        logger.warning("could not measure %s: %s", encoder.model.label, error)
+    return BuildEstimate(len(texts), estimates.embedding_seconds(encoder.model, len(texts)), encoder.model.label,
+                         prepared.per_source())
+
+
+def build(source: Sequence[str | Path] | ReadResult | Prepared, settings: Settings | None = None, *,
           progress: ProgressCallback | None = None, cache_dir: str | Path | None = None,
           names: Sequence[str] | None = None, max_passages: int | None = None,
           should_stop: Callable[[], bool] | None = None) -> Index:
-    """Read `source` (paths, or documents already read), split, detect languages and build both indexes.
+    """Read `source` (paths, documents already read, or a corpus `prepare` read and split already), split,
+    detect languages and build both indexes.
 
     When `cache_dir` is given, an index with the same passages, settings and dense model is loaded from
     there instead of being built again (`report.reused`), and a new one is saved there.
     `progress("embeddings", 0, n)` is reported before embedding starts, so a caller can show the passage
-    count (and, from the following reports, the time left) before the long step.
-    Raises ValueError when no passage could be read or there are more than `max_passages` passages (the
-    message names $SEARCH_MAX_PASSAGES), and BuildCancelled, within one step's batch, once `should_stop()`
-    is true.
+    count (and, from the following reports, the time left) before the long step; every embedded batch is
+    recorded in the encoder's speed meter (`search.estimates`). Raises ValueError when no passage could be
+    read or there are more than `max_passages` passages (the message names SEARCH_MAX_PASSAGES), and
+    BuildCancelled, within one step's batch, once `should_stop()` is true.
     """
-    settings = settings or Settings()
     stop = should_stop or (lambda: False)
 
     def report_progress(step: str, done: int, total: int) -> None:
@@ -509,22 +577,17 @@ def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None =
             progress(step, done, total)
 
     timings: dict[str, float] = {}
-
-    started = time.perf_counter()
     report_progress("read", 0, 1)
-    read = source if isinstance(source, ReadResult) else read_paths(
-        source, text_column=settings.text_column, names=names)
-    passages = list(split_documents(read.documents, window=settings.window, overlap=settings.overlap))
-    timings["read"] = time.perf_counter() - started
+    if isinstance(source, Prepared):
+        if settings is not None and settings != source.settings:
+            raise ValueError("build() of a prepared corpus takes the settings it was prepared with; prepare it again "
+                             "with the new settings")
+        prepared = source
+    else:
+        prepared = prepare(source, settings, names=names, max_passages=max_passages)
+    settings, read, passages = prepared.settings, prepared.read, list(prepared.passages)
+    timings["read"] = prepared.read_seconds
     report_progress("read", 1, 1)
-    if not passages:
-        reasons = "; ".join(str(problem) for problem in read.problems[:10]) or "the input has no text"
-        raise ValueError(f"no passage could be read ({reasons})")
-    if max_passages is not None and len(passages) > max_passages:
-        raise ValueError(
-            f"the corpus has {len(passages):,} passages ({len(read.documents):,} documents); this server indexes "
-            f"at most {max_passages:,} ({MAX_PASSAGES_ENV}). Upload fewer files, use a larger passage window, "
-            f"or raise {MAX_PASSAGES_ENV} where you run the app.")
 
     encoder = load_dense_encoder(settings.dense_model, settings.device, backend=settings.backend,
                                  endpoint=settings.tei_url or None)
@@ -533,10 +596,7 @@ def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None =
         cached = Path(cache_dir) / key
         if (cached / "manifest.json").is_file():
             try:
-                index = Index.load(cached, device=settings.device, reranker_model=settings.reranker_model,
-                                   read=read, backend=settings.backend, tei_url=settings.tei_url,
-                                   compare_reranker_model=settings.compare_reranker_model,
-                                   compare_backend=settings.compare_backend)
+                index = Index.load(cached, overrides=settings, read=read)
             except (ValueError, OSError, KeyError, TypeError, json.JSONDecodeError) as error:
                 logger.warning("ignoring the unreadable cached index %s: %s", cached, error)
             else:
@@ -565,8 +625,15 @@ def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None =
 
     started = time.perf_counter()
     report_progress("embeddings", 0, len(passages))
-    dense = DenseIndex.build(encoder.model, index_texts,
-                             progress=lambda done, total: report_progress("embeddings", done, total))
+    last = [started, 0]  # when the previous batch ended, and how many were done then
+
+    def embedded(done: int, total: int) -> None:
+        now = time.perf_counter()
+        estimates.record(encoder.model, done - last[1], now - last[0])
+        last[:] = [now, done]
+        report_progress("embeddings", done, total)
+
+    dense = DenseIndex.build(encoder.model, index_texts, progress=embedded)
     timings["embeddings"] = time.perf_counter() - started
 
     counts = Counter(p.language.group for p in passages)
@@ -604,8 +671,23 @@ def index_key(passages: Sequence[Passage], settings: Settings, encoder: Loaded[T
 
 
 def default_cache_dir() -> Path:
-    """$SEARCH_CACHE_DIR, or ~/.cache/multilingual-rerank-explorer/indexes."""
-    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR)
+    """Where built indexes are kept (the setting SEARCH_CACHE_DIR)."""
+    return Path(config.current().cache_dir)
+
+
+def _saved_settings(saved: dict) -> Settings:
+    """The settings of a manifest, including those written before rerankers were a list."""
+    saved = dict(saved)
+    if "reranker_model" in saved:
+        rerankers = [RerankerChoice(saved.pop("reranker_model"))]
+        compare = saved.pop("compare_reranker_model", "")
+        backend = saved.pop("compare_backend", "")
+        if compare:
+            rerankers.append(RerankerChoice(compare, backend))
+        saved["rerankers"] = rerankers
+    saved["rerankers"] = tuple(RerankerChoice(**item) if isinstance(item, dict) else item
+                               for item in saved["rerankers"])
+    return Settings(**saved)
 
 
 def _index_text(passage: Passage, settings: Settings) -> str:

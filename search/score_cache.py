@@ -169,8 +169,9 @@ def pair_keys(model_id: str, backend: str, device: str, query: str, passages: Se
 class CachedReranker:
     """`reranker` behind `cache`: a Reranker whose `score` sends only the pairs not cached to `reranker`.
 
-    `model_id`, `label`, `backend`, `device` and `is_cross_encoder` are the wrapped reranker's; `inner`
-    is the wrapped reranker itself. Scores are cached per (model id, backend, device, query, passage), so
+    Every attribute of the `Reranker` interface (`model_id`, `label`, `backend`, `device`, `max_length`,
+    `remote`, `dtype`, `tokenizer`, `pair_lengths`, ...) is the wrapped reranker's; `inner` is the wrapped
+    reranker itself. Scores are cached per (model id, backend, device, query, passage), so
     a backend whose scores depend on anything else must say so in its `backend` string.
 
     It also measures the backend's speed in its `meter` (a `ThroughputMeter`): each batch the backend
@@ -206,6 +207,26 @@ class CachedReranker:
     def is_cross_encoder(self) -> bool:
         return self.inner.is_cross_encoder
 
+    @property
+    def max_length(self) -> int:
+        return self.inner.max_length
+
+    @property
+    def remote(self) -> bool:
+        return self.inner.remote
+
+    @property
+    def dtype(self) -> str:
+        return self.inner.dtype
+
+    @property
+    def tokenizer(self):
+        return self.inner.tokenizer
+
+    def pair_lengths(self, query: str, passages: Sequence[str]) -> list[int] | None:
+        """The wrapped reranker's `pair_lengths` (tokens per pair before truncation; None when remote)."""
+        return self.inner.pair_lengths(query, passages)
+
     def score(self, query: str, passages: Sequence[str], *, progress: ProgressFn | None = None,
               should_stop: StopFn | None = None) -> list[PairScore]:
         """Return one PairScore per passage, in input order, scoring only the pairs not in the cache.
@@ -238,7 +259,7 @@ class CachedReranker:
             return [found[key] for key in keys]
         missing: dict[bytes, str] = {}
         # A remote backend computes elsewhere: it needs no turn on this machine's CPU (see search.inference).
-        turn = nullcontext() if getattr(self.inner, "remote", False) else rerank_turn(should_stop, total=total)
+        turn = nullcontext() if self.inner.remote else rerank_turn(should_stop, total=total)
         try:
             with turn:
                 # Another rerank may have scored some of these pairs while this one waited for its turn.
@@ -303,6 +324,12 @@ class CachedReranker:
     def uncached(self, query: str, passages: Sequence[str]) -> int:
         """How many distinct pairs of `passages` a `score` call would send to the backend now."""
         return self.cache.missing(pair_keys(self.model_id, self.backend, self.device, query, passages))
+
+
+def measured(reranker: Reranker) -> CachedReranker:
+    """`reranker` as a `MeasuredReranker`: itself when it is one already, else wrapped in a `CachedReranker`
+    over the shared cache (its speed is measured from its first batch on)."""
+    return reranker if isinstance(reranker, CachedReranker) else CachedReranker(reranker, shared_cache())
 
 
 class ThroughputMeter:

@@ -1,78 +1,103 @@
-"""A TEI-compatible server over this project's models: `POST /rerank`, `POST /embed`, `GET /info` and
-`GET /health` with text-embeddings-inference's request, response and error shapes, so any TEI client (this
-project's `tei` backend among them) can use a reranker or an encoder loaded here.
+"""A text-embeddings-inference (TEI) compatible server over this project's models, so any TEI client (and any
+OpenAI embeddings client) can use a reranker or an encoder loaded here; docs/tei.md lists every route and
+field, and what knowingly differs from TEI.
 
-- `TEIService`: the four routes' logic over a reranker and/or an encoder from `search.loading` (the same
-  cached models, score cache and RERANK_LOCK as the app), with its `ServeLimits`.
-- `create_app` / `serve`: a FastAPI app with the routes at its root, run by uvicorn (`python -m search serve`).
+- `TEIService`: the routes' logic over a reranker and/or an encoder from `search.loading` (the same cached
+  models, score cache and RERANK_LOCK as the app), within its `ServeLimits`.
+- `create_app` / `serve` / `server_config`: a FastAPI app with the routes at its root, run by uvicorn
+  (`python -m search serve`) with deadlines for a request's head and body and for idle connections.
 - `mount_tei_routes(app)`: the same routes under a prefix (default ``/tei``) of another FastAPI app, such as
-  the Gradio app's server; `tei_routes_enabled()` reads the switch, $SEARCH_SERVE_TEI (off by default).
+  the Gradio app's server, when the setting SEARCH_SERVE_TEI asks for it (off by default).
 
-TEI's shapes (router/src/http/server.rs and types.rs of huggingface/text-embeddings-inference): rerank
-answers are sorted by score with each text's `index` (and `text` with ``return_text``), sigmoids unless
-``raw_scores``; errors are ``{"error": ..., "error_type": ...}`` with error_type Empty (400), Validation
-(422: a batch over `max_client_batch_size`, an input over `max_input_length` with truncation off, a bad
-body), Backend (424: a model of the wrong kind), Overloaded (429: more than `max_concurrent_requests` at
-once) and Unhealthy (503, /health). A body over `payload_limit` bytes is refused with 413. /info describes
-the reranker when one is served (else the encoder) and lists every served model in an extra ``models`` field.
+TEI's behaviour is followed field by field from its router (router/src/http/server.rs, types.rs), core
+(tokenization.rs, infer.rs) and OpenAPI document, served at ``/api-doc/openapi.json``: routes, status codes,
+error bodies ``{"error", "error_type"}`` (OpenAI's routes: ``{"message", "code", "type"}``), the messages'
+prefixes ("Input validation error: ", "Backend error: "), one concurrency permit per input, truncation at
+``max_input_length`` from either side, prompts, ``dimensions``, token-id inputs, the x-* timing headers and
+the Prometheus metrics' names (`search.serve_metrics`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import copy
 import hmac
 import json
 import logging
 import math
-import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from importlib import resources
 from typing import Any, Literal
 
 import fastapi
+import numpy as np
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__
-from .inference import Loaded, Reranker, TextEncoder
+from . import __version__, config
+from .inference import LOCK_POLL_SECONDS, RERANK_LOCK, Loaded, RerankCancelled, Reranker, StopFn, TextEncoder
 from .models import choose_reranker
+from .serve_metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
-SERVE_TEI_ENV = "SEARCH_SERVE_TEI"
 API_KEY_ENV = "SEARCH_SERVE_API_KEY"
 DEFAULT_PREFIX = "/tei"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+MAX_CHAR_MULTIPLIER = 250  # TEI: an input may have at most max_input_length * 250 characters
+OPENAPI_PATH = "/api-doc/openapi.json"
+MAX_BATCH_TOKENS = 16_384  # TEI's default --max-batch-tokens: the most one embedding pass takes
+RERANKER_LABELS = {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}
 
 ErrorType = Literal["Unhealthy", "Backend", "Overloaded", "Validation", "Tokenizer", "Empty"]
 STATUS: dict[str, int] = {"Unhealthy": 503, "Backend": 424, "Overloaded": 429, "Tokenizer": 422,
                           "Validation": 422, "Empty": 400}
 """TEI's HTTP status for each error_type (`impl From<&ErrorType> for StatusCode`)."""
 
+EMPTY_INPUT = "Input validation error: `inputs` cannot be empty"
+NOT_AN_EMBEDDER = "Backend error: Model is not an embedding model"
+NOT_A_RERANKER = "Backend error: model is not a re-ranker model"
+DESERIALIZE = "Failed to deserialize the JSON body into the target type: "
+
 
 @dataclass(frozen=True)
 class ServeLimits:
-    """What one request may ask for, as TEI's launcher options; `/info` reports them.
+    """What one request may ask for, as TEI's launcher options (`/info` reports them), and how long a client
+    may take to send it.
 
     `max_input_tokens` caps each model's own window (None: the window); with truncation off a longer input
-    is refused, with it on the model cuts at its window. Raises ValueError for a limit below 1.
+    is refused, with it on the input is cut at that many tokens. `header_timeout_s`: a request's line and
+    headers must arrive within it (of the connection opening, or of the previous answer); `body_timeout_s`:
+    its body within it of the headers; `keep_alive_s`: an idle connection is closed after it. Raises
+    ValueError for a limit below 1 or a timeout that is not a positive number of seconds.
     """
 
     max_client_batch_size: int = 32
     max_input_tokens: int | None = None
     payload_limit: int = 2_000_000  # bytes of one request body
-    max_concurrent_requests: int = 512
+    max_concurrent_requests: int = 512  # inputs (texts, pairs) being answered at once; more get 429
     auto_truncate: bool = True  # what a request without "truncate" gets
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: float = 5.0
 
     def __post_init__(self) -> None:
         for name in ("max_client_batch_size", "max_input_tokens", "payload_limit", "max_concurrent_requests"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name}={value!r} must be a whole number of at least 1")
+        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_s"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ValueError(f"{name}={value!r} must be a positive number of seconds")
 
 
 class TEIRequestError(Exception):
@@ -84,8 +109,16 @@ class TEIRequestError(Exception):
         self.message = message
         self.status = STATUS[error_type] if status is None else status
 
-    def response(self) -> JSONResponse:
-        return JSONResponse({"error": self.message, "error_type": self.error_type}, status_code=self.status)
+    def response(self, *, openai: bool = False, headers: dict[str, str] | None = None) -> JSONResponse:
+        """TEI's error body; for the OpenAI routes TEI's ``{"message", "code", "type"}`` with OpenAI's own
+        ``{"error": {...}}`` beside it, so either kind of client finds the message."""
+        if openai:
+            body: dict[str, Any] = {"message": self.message, "code": self.status, "type": self.error_type,
+                                    "error": {"message": self.message, "type": self.error_type, "param": None,
+                                              "code": self.status}}
+        else:
+            body = {"error": self.message, "error_type": self.error_type}
+        return JSONResponse(body, status_code=self.status, headers=headers)
 
 
 @dataclass(frozen=True)
@@ -96,12 +129,49 @@ class ServedModels:
     encoder: Loaded[TextEncoder] | None
 
 
-class TEIService:
-    """The logic of the four routes over the models `load` returns (called once, on first use, in a
-    worker thread; `ensure_loaded` loads them now). Thread-safe.
+@dataclass
+class Timing:
+    """What one request cost, for TEI's x-* headers and metrics: characters and tokens read, and seconds
+    spent tokenizing, waiting for a turn to run the model (`queue_s`) and running it."""
 
-    `api_key`, when set, must come as ``Authorization: Bearer <api_key>`` on every route but /health
-    (TEI's --api-key); a request without it gets 401.
+    device: str = "cpu"
+    characters: int = 0
+    tokens: int = 0
+    tokenization_s: float = 0.0
+    queue_s: float = 0.0
+    inference_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A route's JSON `body` and its `timing` (None for routes that run no model)."""
+
+    body: Any
+    timing: Timing | None = None
+
+
+@dataclass(frozen=True)
+class _Text:
+    """One input made ready for a model: its `text` (prompt included, cut to fit) and tokens after the cut."""
+
+    text: str
+    tokens: int
+
+
+@dataclass
+class _Calls:
+    """A request's stop check and how many of its inputs a model has finished, batch by batch."""
+
+    should_stop: StopFn | None = None
+    batches: list[int] = field(default_factory=list)
+
+
+class TEIService:
+    """The logic of TEI's routes over the models `load` returns (called once, on first use, in a worker
+    thread; `ensure_loaded` loads them now). Thread-safe.
+
+    `api_key`, when set, must come as ``Authorization: Bearer <api_key>`` on every route but the health,
+    metrics and OpenAPI ones (TEI's --api-key); a request without it gets 401.
     """
 
     def __init__(self, load: Callable[[], ServedModels], limits: ServeLimits | None = None, *,
@@ -111,9 +181,11 @@ class TEIService:
         self._models: ServedModels | None = None
         self._load_error: str | None = None
         self._load_lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(self.limits.max_concurrent_requests)
+        self._permits = threading.BoundedSemaphore(self.limits.max_concurrent_requests)
         self._api_key = api_key or None
-        self._plain_encoders: dict[bool, TextEncoder] = {}
+        self._plain_encoders: dict[int, TextEncoder] = {}
+        self.metrics = Metrics(self.limits.max_input_tokens or 512)
+        self._batcher = _EmbedBatcher(self.metrics)
 
     def __repr__(self) -> str:
         return f"TEIService({self.limits!r}, api_key={'set' if self._api_key else 'none'})"
@@ -131,7 +203,7 @@ class TEIService:
     @classmethod
     def from_settings(cls, settings=None, *, reranker: bool = True, dense: bool = True,
                       limits: ServeLimits | None = None, api_key: str | None = None) -> TEIService:
-        """A service over the models `settings` (default `Settings.from_env()`) name, loaded on first use
+        """A service over the models `settings` (default `Settings.from_config()`) name, loaded on first use
         through `search.loading` (so shared with the app in the same process), with the usual offline
         fallbacks. ``auto`` serves bge-reranker-v2-m3 (a server does not know its queries' languages);
         a remote `backend` (``tei``) is replaced by ``auto``: the server runs its models here.
@@ -141,12 +213,12 @@ class TEIService:
         from .loading import AUTO_BACKEND, REMOTE_BACKENDS, load_dense_encoder, load_reranker, resolve_backend
         from .pipeline import Settings
 
-        settings = settings or Settings.from_env()
+        settings = settings or Settings.from_config()
         backend = settings.backend if resolve_backend(settings.backend) not in REMOTE_BACKENDS else AUTO_BACKEND
         device = None if settings.device == "auto" else settings.device
 
         def load() -> ServedModels:
-            model = choose_reranker(settings.reranker_model)
+            model = choose_reranker(settings.rerankers[0].model)
             served = ServedModels(
                 load_reranker(model, device, backend=backend) if reranker else None,
                 load_dense_encoder(settings.dense_model, device, backend=backend) if dense else None)
@@ -172,24 +244,39 @@ class TEIService:
                 raise TEIRequestError("Unhealthy", self._load_error or "unhealthy")
             return self._models
 
-    # -- routes, as plain functions of the request body ---------------------------------------------
+    def health_now(self) -> bool:
+        """True when the models are loaded, False while they are not loaded yet; raises TEIRequestError
+        (Unhealthy) when they could not be. Never waits: for /health under load."""
+        if self._models is not None:
+            return True
+        if self._load_error is not None:
+            raise TEIRequestError("Unhealthy", self._load_error)
+        return False
+
+    # -- the routes, as plain functions of the parsed request body -----------------------------------
 
     def info(self) -> dict[str, Any]:
-        """The `GET /info` answer (TEI's `Info`, plus the served models in "models")."""
+        """The `GET /info` answer: TEI's `Info` of the reranker when one is served (else the encoder), plus
+        every served model in "models" and which route `POST /` takes for a body's fields in "post_root"."""
         served = self.ensure_loaded()
         described = []
         if served.reranker is not None:
-            described.append({"model_id": served.reranker.model.model_id,
-                              "model_type": {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}},
-                              "max_input_length": self._limit(_reranker_window(served.reranker.model))})
+            reranker = served.reranker.model
+            described.append({"model_id": reranker.model_id, "model_type": {"reranker": RERANKER_LABELS},
+                              "model_dtype": reranker.dtype, "max_input_length": self._limit(reranker.max_length),
+                              "device": reranker.device, "label": reranker.label,
+                              "fallback_reason": served.reranker.fallback_reason})
         if served.encoder is not None:
             encoder = served.encoder.model
             described.append({"model_id": encoder.model_id,
                               "model_type": {"embedding": {"pooling": encoder.spec.pooling}},
-                              "max_input_length": self._limit(encoder.max_length)})
+                              "model_dtype": encoder.dtype, "max_input_length": self._limit(encoder.max_length),
+                              "device": encoder.device, "label": encoder.label,
+                              "fallback_reason": served.encoder.fallback_reason,
+                              "prompts": _prompts(encoder)})
         primary = described[0]
         return {
-            "model_id": primary["model_id"], "model_sha": None, "model_dtype": "float32",
+            "model_id": primary["model_id"], "model_sha": None, "model_dtype": primary["model_dtype"],
             "served_model_name": primary["model_id"], "model_type": primary["model_type"],
             "max_concurrent_requests": self.limits.max_concurrent_requests,
             "max_input_length": primary["max_input_length"],
@@ -197,75 +284,189 @@ class TEIService:
             "max_batch_requests": None, "max_client_batch_size": self.limits.max_client_batch_size,
             "auto_truncate": self.limits.auto_truncate, "tokenization_workers": 1,
             "version": f"search-{__version__}", "sha": None, "docker_label": None,
-            "models": described,
+            "models": described, "post_root": self._root_routes(served),
         }
 
-    def rerank(self, body: Any) -> list[dict[str, Any]]:
-        """The `POST /rerank` answer for a parsed `body`; raises TEIRequestError as TEI would."""
-        request = _object(body)
+    def root(self, body: Any, should_stop: StopFn | None = None) -> Answer:
+        """`POST /` and `/invocations`: TEI's route for the model kind (rerank for a reranker, embed for an
+        encoder); with both served, rerank when the body has ``query`` or ``texts``, else embed."""
+        served = self.ensure_loaded()
+        request = _object(body, "EmbedRequest")
+        routes = self._root_routes(served)
+        rerank = "inputs" not in routes or ("query" in routes and ("query" in request or "texts" in request))
+        return self.rerank(request, should_stop) if rerank else self.embed(request)
+
+    def rerank(self, body: Any, should_stop: StopFn | None = None) -> Answer:
+        """`POST /rerank`: ranks sorted by score (ties: the later text first, as TEI sorts), sigmoids unless
+        ``raw_scores``; raises TEIRequestError as TEI would."""
+        request = _object(body, "RerankRequest")
         query = _field(request, "query", str, required=True)
-        texts = _field(request, "texts", list, required=True)
-        if not all(isinstance(text, str) for text in texts):
-            raise TEIRequestError("Validation", "Failed to deserialize the JSON body: `texts` must be a list of "
-                                                "strings")
+        texts = _strings(request, "texts")
+        truncate = self._truncate(request)
+        direction = _direction(request)
         raw_scores = _field(request, "raw_scores", bool, default=False)
         return_text = _field(request, "return_text", bool, default=False)
-        truncate = self._truncate(request)
         if not texts:
-            raise TEIRequestError("Empty", "`texts` cannot be empty")
+            raise self._fail("validation", "Empty", "`texts` cannot be empty")
         served = self.ensure_loaded()
         if served.reranker is None:
-            raise TEIRequestError("Backend", "model is not a re-ranker model")
+            raise self._fail("model_type", "Backend", NOT_A_RERANKER)
+        self.metrics.count("te_request_count", {"method": "batch"})
         self._check_batch(len(texts))
-        if not query.strip():
-            raise TEIRequestError("Empty", "`query` cannot be empty")
-        reranker = served.reranker.model
-        if not truncate:
-            self._check_lengths(_pair_lengths(reranker, query, texts), _reranker_window(reranker))
-        scores = reranker.score(query, texts)
-        if any(math.isnan(score.raw) for score in scores):
-            raise TEIRequestError("Backend", "score is NaN")
+        with self._permits_for(len(texts)):
+            scores, timing = self._score_pairs(served.reranker.model, [(query, text) for text in texts],
+                                               truncate, direction, should_stop)
         ranks = []
-        for index, score in enumerate(scores):
-            value = score.raw if raw_scores or score.sigmoid is None else score.sigmoid
+        for index, value in enumerate(_shown(scores, raw_scores)):
             rank: dict[str, Any] = {"index": index, "score": value}
             if return_text:
                 rank["text"] = texts[index]
             ranks.append(rank)
-        ranks.sort(key=lambda rank: (-rank["score"], rank["index"]))
-        return ranks
+        ranks.sort(key=lambda rank: rank["score"])
+        ranks.reverse()
+        self._succeeded("batch", timing, "predict")
+        return Answer(ranks, timing)
 
-    def embed(self, body: Any) -> list[list[float]]:
-        """The `POST /embed` answer for a parsed `body`; raises TEIRequestError as TEI would."""
-        request = _object(body)
-        if "inputs" not in request:
-            raise TEIRequestError("Validation", "Failed to deserialize the JSON body: missing field `inputs`")
-        inputs = request["inputs"]
-        texts = [inputs] if isinstance(inputs, str) else inputs
-        if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
-            raise TEIRequestError("Validation", "`inputs` must be a string or a list of strings (token-id inputs "
-                                                "are not supported by this server)")
-        normalize = _field(request, "normalize", bool, default=True)
+    def predict(self, body: Any, should_stop: StopFn | None = None) -> Answer:
+        """`POST /predict` for the reranker: ``inputs`` a [query, passage] pair, or a list of them;
+        one ``{"score", "label"}`` per pair. A single text (no pair) is refused: the rerankers here only
+        score pairs."""
+        request = _object(body, "PredictRequest")
+        inputs, batch = _predict_inputs(request)
         truncate = self._truncate(request)
-        if request.get("prompt_name") is not None:
-            raise TEIRequestError("Validation", "`prompt_name` is set but this server has no prompts; add the "
-                                                "model's prefix to the text")
-        if not texts:
-            raise TEIRequestError("Empty", "`inputs` cannot be empty")
+        direction = _direction(request)
+        raw_scores = _field(request, "raw_scores", bool, default=False)
         served = self.ensure_loaded()
-        if served.encoder is None:
-            raise TEIRequestError("Backend", "Model is not an embedding model")
-        encoder = served.encoder.model
-        dimensions = request.get("dimensions")
-        if dimensions is not None and dimensions != encoder.dimension:
-            raise TEIRequestError("Validation", f"`dimensions` is {dimensions!r} but {encoder.model_id} gives "
-                                                f"{encoder.dimension}; leave it out")
-        self._check_batch(len(texts))
-        if not truncate and encoder.tokenizer is not None:
-            lengths = [len(ids) for ids in encoder.tokenizer(list(texts), verbose=False)["input_ids"]]
-            self._check_lengths(lengths, encoder.max_length)
-        vectors = self._plain(encoder, normalize).embed(texts, is_query=False)
-        return vectors.tolist()
+        self.metrics.count("te_request_count", {"method": "batch" if batch else "single"})
+        if batch:
+            self._check_batch(len(inputs))
+        with self._permits_for(len(inputs)):
+            if served.reranker is None:
+                raise self._fail("model_type", "Backend", "Backend error: Model is not a classifier model")
+            if any(len(sequence) != 2 for sequence in inputs):
+                raise self._fail("model_type", "Backend", "Backend error: this server's reranker scores (query, "
+                                 "passage) pairs only; send inputs as [\"query\", \"passage\"] or a list of them")
+            pairs = [(sequence[0], sequence[1]) for sequence in inputs]
+            scores, timing = self._score_pairs(served.reranker.model, pairs, truncate, direction, should_stop)
+        predictions = [[{"score": value, "label": "LABEL_0"}] for value in _shown(scores, raw_scores)]
+        self._succeeded("batch" if batch else "single", timing, "predict")
+        return Answer(predictions if batch else predictions[0], timing)
+
+    def embed(self, body: Any) -> Answer:
+        """`POST /embed`: one vector per input; raises TEIRequestError as TEI would."""
+        request = _object(body, "EmbedRequest")
+        inputs, batch = _inputs(request, "inputs")
+        truncate = self._truncate(request)
+        direction = _direction(request)
+        prompt_name = _field(request, "prompt_name", str, default=None, nullable=True)
+        normalize = _field(request, "normalize", bool, default=True)
+        dimensions = _dimensions(request)
+        vectors, timing = self._embed_inputs(inputs, batch, truncate=truncate, direction=direction,
+                                             prompt_name=prompt_name, normalize=normalize, dimensions=dimensions)
+        return Answer(vectors.tolist(), timing)
+
+    def openai_embeddings(self, body: Any) -> Answer:
+        """`POST /v1/embeddings` (and `/embeddings`) in OpenAI's shape: ``input``, ``encoding_format``
+        ("float" or "base64": little-endian float32 bytes), ``dimensions``; normalised vectors, truncation
+        as `auto_truncate`, and ``usage`` counting the tokens read."""
+        request = _object(body, "OpenAICompatRequest")
+        inputs, batch = _inputs(request, "input")
+        _field(request, "model", str, default=None, nullable=True)
+        _field(request, "user", str, default=None, nullable=True)
+        encoding = _field(request, "encoding_format", str, default="float")
+        if encoding not in ("float", "base64"):
+            raise _deserialize(f"encoding_format: unknown variant `{encoding}`, expected `float` or `base64`")
+        dimensions = _dimensions(request)
+        served = self.ensure_loaded()
+        model = served.encoder.model.model_id if served.encoder is not None else None
+        if model is not None and request.get("model") not in (None, model):
+            logger.info("a request asked for model=%r; this server embeds with %s", request.get("model"), model)
+        vectors, timing = self._embed_inputs(inputs, batch, truncate=self.limits.auto_truncate, direction="right",
+                                             prompt_name=None, normalize=True, dimensions=dimensions)
+        data = [{"object": "embedding", "index": i,
+                 "embedding": (base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+                               if encoding == "base64" else vector.tolist())}
+                for i, vector in enumerate(vectors)]
+        return Answer({"object": "list", "data": data, "model": model,
+                       "usage": {"prompt_tokens": timing.tokens, "total_tokens": timing.tokens}}, timing)
+
+    def similarity(self, body: Any) -> Answer:
+        """`POST /similarity`: the cosine similarity of ``inputs.source_sentence`` with each of
+        ``inputs.sentences``, embedded with ``parameters`` (truncate, truncation_direction, prompt_name)."""
+        request = _object(body, "SimilarityRequest")
+        inputs = _object(request.get("inputs"), "SimilarityInput", "inputs")
+        source = _field(inputs, "source_sentence", str, required=True)
+        sentences = _strings(inputs, "sentences")
+        parameters = request.get("parameters")
+        parameters = {} if parameters is None else _object(parameters, "SimilarityParameters", "parameters")
+        truncate = self._truncate(parameters)
+        direction = _direction(parameters)
+        prompt_name = _field(parameters, "prompt_name", str, default=None, nullable=True)
+        if not sentences:
+            raise self._fail("validation", "Empty", "`inputs.sentences` cannot be empty")
+        self._check_batch(len(sentences) + 1)  # and the source sentence
+        vectors, timing = self._embed_inputs([source, *sentences], True, truncate=truncate, direction=direction,
+                                             prompt_name=prompt_name, normalize=True, dimensions=None)
+        return Answer([float(value) for value in vectors[1:] @ vectors[0]], timing)
+
+    def tokenize(self, body: Any) -> Answer:
+        """`POST /tokenize`: each input's tokens ``{id, text, special, start, stop}`` (UTF-8 byte offsets
+        into the input with its prompt, None for special tokens), with the model's tokenizer: the encoder's
+        when one is served, else the reranker's."""
+        request = _object(body, "TokenizeRequest")
+        value = request.get("inputs", _MISSING)
+        if value is _MISSING:
+            raise _deserialize("missing field `inputs`")
+        batch = isinstance(value, list)
+        texts = value if batch else [value]
+        if not all(isinstance(text, str) for text in texts):
+            raise _deserialize("inputs: data did not match any variant of untagged enum TokenizeInput")
+        add_special_tokens = _field(request, "add_special_tokens", bool, default=True)
+        prompt_name = _field(request, "prompt_name", str, default=None, nullable=True)
+        if batch:
+            if not texts:
+                raise self._fail("validation", "Empty", "`inputs` cannot be empty")
+            self._check_batch(len(texts))
+        tokenizer, prompts = self._tokenizer()
+        prompt = _prompt(prompts, prompt_name)
+        out = []
+        for text in texts:
+            if not text:
+                raise self._fail("tokenization", "Empty", EMPTY_INPUT)
+            text = prompt + text
+            self._check_characters(text, self._tokenizer_limit())
+            out.append(_simple_tokens(tokenizer, text, add_special_tokens))
+        return Answer(out)
+
+    def decode(self, body: Any) -> Answer:
+        """`POST /decode`: the text of each list of token ids (``skip_special_tokens`` by default)."""
+        request = _object(body, "DecodeRequest")
+        value = request.get("ids", _MISSING)
+        if value is _MISSING:
+            raise _deserialize("missing field `ids`")
+        batch = isinstance(value, list) and bool(value) and all(isinstance(ids, list) for ids in value)
+        lists = value if batch else [value]
+        if not all(isinstance(ids, list) and all(_is_token_id(i) for i in ids) for ids in lists):
+            raise _deserialize("ids: data did not match any variant of untagged enum InputIds")
+        skip_special_tokens = _field(request, "skip_special_tokens", bool, default=True)
+        if batch:
+            self._check_batch(len(lists))
+        tokenizer, _ = self._tokenizer()
+        texts = []
+        for ids in lists:
+            if not ids:
+                raise self._fail("tokenization", "Empty", "Input validation error: `input_ids` cannot be empty")
+            texts.append(tokenizer.decode(ids, skip_special_tokens=skip_special_tokens))
+        return Answer(texts)
+
+    def not_served(self, route: str) -> Answer:
+        """`/embed_sparse` and `/embed_all`: TEI's 424 for a model that can't serve them."""
+        self.ensure_loaded()
+        if route == "/embed_sparse":
+            raise self._fail("model_type", "Backend", "Backend error: Model is not an embedding model with SPLADE "
+                                                      "pooling")
+        raise self._fail("model_type", "Backend", "Backend error: `embed_all` is not available on this server: its "
+                                                  "encoders give pooled embeddings only")
 
     def health(self) -> None:
         """Nothing when the models are loaded; raises TEIRequestError (Unhealthy, 503) otherwise."""
@@ -279,106 +480,426 @@ class TEIService:
             return True
         return hmac.compare_digest((header or "").encode(), f"Bearer {self._api_key}".encode())
 
-    def try_acquire(self) -> bool:
-        """Take one of `max_concurrent_requests` slots without waiting; False when all are taken."""
-        return self._slots.acquire(blocking=False)
+    @contextmanager
+    def _permits_for(self, inputs: int) -> Iterator[None]:
+        """Hold one of `max_concurrent_requests` permits per input for the body, as TEI counts them; raises
+        TEIRequestError (Overloaded, 429) without waiting when there are not enough free."""
+        taken = 0
+        try:
+            while taken < inputs:
+                if not self._permits.acquire(blocking=False):
+                    raise self._fail("overloaded", "Overloaded", "Model is overloaded")
+                taken += 1
+            yield
+        finally:
+            for _ in range(taken):
+                self._permits.release()
 
-    def release(self) -> None:
-        self._slots.release()
+    def _fail(self, reason: str, error_type: ErrorType, message: str) -> TEIRequestError:
+        self.metrics.count("te_request_failure", {"err": reason})
+        return TEIRequestError(error_type, message)
 
     def _limit(self, window: int) -> int:
         cap = self.limits.max_input_tokens
         return window if cap is None else min(cap, window)
 
     def _truncate(self, request: dict[str, Any]) -> bool:
-        truncate = request.get("truncate")
-        if truncate is not None and not isinstance(truncate, bool):
-            raise TEIRequestError("Validation", "Failed to deserialize the JSON body: `truncate` must be a boolean")
-        direction = request.get("truncation_direction", "Right")
-        if direction not in ("Left", "Right", "left", "right"):
-            raise TEIRequestError("Validation", "Failed to deserialize the JSON body: `truncation_direction` must "
-                                                "be Left or Right")
-        truncate = self.limits.auto_truncate if truncate is None else truncate
-        if truncate and direction.lower() == "left":
-            raise TEIRequestError("Validation", "this server truncates on the right only; send "
-                                                "truncation_direction Right")
-        return truncate
+        truncate = _field(request, "truncate", bool, default=None, nullable=True)
+        return self.limits.auto_truncate if truncate is None else truncate
 
     def _check_batch(self, size: int) -> None:
         if size > self.limits.max_client_batch_size:
-            raise TEIRequestError("Validation", f"batch size {size} > maximum allowed batch size "
-                                                f"{self.limits.max_client_batch_size}")
+            raise self._fail("batch_size", "Validation", f"batch size {size} > maximum allowed batch size "
+                                                         f"{self.limits.max_client_batch_size}")
 
-    def _check_lengths(self, lengths: Sequence[int] | None, window: int) -> None:
-        limit = self._limit(window)
-        longest = max(lengths or [0])
-        if longest > limit:
-            raise TEIRequestError("Validation", f"Input validation error: `inputs` must have less than {limit} "
-                                                f"tokens. Given: {longest}")
+    def _check_characters(self, text: str, limit: int) -> None:
+        if len(text) > limit * MAX_CHAR_MULTIPLIER:
+            raise self._fail("tokenization", "Validation", f"Input validation error: `inputs` must have less than "
+                                                           f"{limit * MAX_CHAR_MULTIPLIER} characters. Given: "
+                                                           f"{len(text)}")
 
-    def _plain(self, encoder: TextEncoder, normalize: bool) -> TextEncoder:
-        """`encoder` without its query/passage prefixes (TEI embeds the text as given), normalising or not."""
-        spec = replace(encoder.spec, query_prefix="", passage_prefix="", normalize=normalize)
+    def _too_long(self, tokens: int, limit: int) -> TEIRequestError:
+        return self._fail("tokenization", "Validation", f"Input validation error: `inputs` must have less than "
+                                                        f"{limit} tokens. Given: {tokens}")
+
+    def _root_routes(self, served: ServedModels) -> dict[str, str]:
+        routes = {}
+        if served.reranker is not None:
+            routes["query"] = "/rerank"
+        if served.encoder is not None:
+            routes["inputs"] = "/embed"
+        return routes
+
+    def _tokenizer(self) -> tuple[Any, dict[str, str]]:
+        served = self.ensure_loaded()
+        if served.encoder is not None and served.encoder.model.tokenizer is not None:
+            return served.encoder.model.tokenizer, _prompts(served.encoder.model)
+        if served.reranker is not None and served.reranker.model.tokenizer is not None:
+            return served.reranker.model.tokenizer, {}
+        raise self._fail("model_type", "Backend", "Backend error: the served models tokenize remotely")
+
+    def _tokenizer_limit(self) -> int:
+        served = self.ensure_loaded()
+        model = served.encoder.model if served.encoder is not None else served.reranker.model  # type: ignore[union-attr]
+        return self._limit(model.max_length)
+
+    def _succeeded(self, method: str, timing: Timing, kind: Literal["embed", "predict"]) -> None:
+        self.metrics.count("te_request_success", {"method": method})
+        total = timing.tokenization_s + timing.queue_s + timing.inference_s
+        for prefix in ("te_request", f"te_{kind}"):
+            self.metrics.observe(f"{prefix}_duration", total)
+            self.metrics.observe(f"{prefix}_tokenization_duration", timing.tokenization_s)
+            self.metrics.observe(f"{prefix}_queue_duration", timing.queue_s)
+            self.metrics.observe(f"{prefix}_inference_duration", timing.inference_s)
+
+    # -- models at work ----------------------------------------------------------------------------
+
+    def _embed_inputs(self, inputs: list[str | list[int]], batch: bool, *, truncate: bool, direction: str,
+                      prompt_name: str | None, normalize: bool, dimensions: int | None) -> tuple[np.ndarray, Timing]:
+        """Embed `inputs` as TEI's embed_pooled does: prompt, truncation at the window (or refusal), the
+        pooled vector cut to `dimensions`, then normalised. Counts metrics; raises TEIRequestError."""
+        self.metrics.count("te_request_count", {"method": "batch" if batch else "single"})
+        if batch:
+            if not inputs:
+                raise self._fail("validation", "Empty", "`inputs` cannot be empty")
+            self._check_batch(len(inputs))
+        with self._permits_for(len(inputs)):
+            served = self.ensure_loaded()
+            if dimensions == 0:
+                raise self._fail("validation", "Validation", "Input validation error: `dimensions` should be positive")
+            if served.encoder is None:
+                raise self._fail("model_type", "Backend", NOT_AN_EMBEDDER)
+            encoder = served.encoder.model
+            timing = Timing(device=encoder.device)
+            started = time.perf_counter()
+            prompt = _prompt(_prompts(encoder), prompt_name) if prompt_name is not None else ""
+            limit = self._limit(encoder.max_length)
+            ready = [self._ready_text(encoder.tokenizer, item, prompt, limit, truncate, direction, timing)
+                     for item in inputs]
+            timing.tokenization_s = time.perf_counter() - started
+            self.metrics.count("te_embed_count", by=len(ready))
+            vectors = self._batcher.embed(self._plain(encoder), ready, timing)
+        if dimensions is not None:
+            if dimensions > vectors.shape[1]:
+                raise self._fail("validation", "Validation", "Input validation error: `dimensions` should be "
+                                                             "smaller than the maximum embedding dimension.")
+            vectors = vectors[:, :dimensions]
+        if normalize:
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        self.metrics.count("te_embed_success", by=len(ready))
+        self._succeeded("batch" if batch else "single", timing, "embed")
+        return np.ascontiguousarray(vectors, dtype=np.float32), timing
+
+    def _ready_text(self, tokenizer: Any, item: str | list[int], prompt: str, limit: int, truncate: bool,
+                    direction: str, timing: Timing) -> _Text:
+        """One input as the model will read it: token ids decoded, the prompt in front, and, past `limit`
+        tokens, cut from `direction` (or refused when not `truncate`), as TEI's tokenizer does."""
+        if isinstance(item, list):
+            if not item:
+                raise self._fail("tokenization", "Empty", EMPTY_INPUT)
+            timing.characters += len(item)
+            item = tokenizer.decode(item, skip_special_tokens=True) if tokenizer is not None else ""
+        else:
+            if not item:
+                raise self._fail("tokenization", "Empty", EMPTY_INPUT)
+            timing.characters += len(item)
+        text = prompt + item
+        if len(text) > limit * MAX_CHAR_MULTIPLIER:
+            if not truncate:
+                self._check_characters(text, limit)
+            text = text[:limit * MAX_CHAR_MULTIPLIER]
+        if tokenizer is None:  # a remote encoder: the endpoint truncates
+            return _Text(text, 0)
+        tokens = len(tokenizer(text, verbose=False)["input_ids"])
+        if tokens > limit:
+            if not truncate:
+                raise self._too_long(tokens, limit)
+            text, tokens = _cut(tokenizer, text, limit - tokenizer.num_special_tokens_to_add(pair=False), direction)
+            tokens += tokenizer.num_special_tokens_to_add(pair=False)
+        self.metrics.observe("te_request_input_length", tokens)
+        timing.tokens += tokens
+        return _Text(text, tokens)
+
+    def _score_pairs(self, reranker: Reranker, pairs: Sequence[tuple[str, str]], truncate: bool, direction: str,
+                     should_stop: StopFn | None) -> tuple[list[tuple[float, float | None]], Timing]:
+        """Score (query, passage) `pairs` as TEI's predict does for each: truncated at the window from
+        `direction` (or refused when not `truncate`). A pair with a blank query scores 0 (see docs/tei.md):
+        the engine scores no pair against an empty query. Returns (raw, sigmoid) per pair, and the timing."""
+        timing = Timing(device=reranker.device)
+        started = time.perf_counter()
+        limit = self._limit(reranker.max_length)
+        by_query: dict[str, list[int]] = {}
+        texts = [text for _, text in pairs]
+        for position, (query, text) in enumerate(pairs):
+            if not query and not text:
+                raise self._fail("tokenization", "Empty", EMPTY_INPUT)
+            timing.characters += len(query) + len(text)
+            cap = limit * MAX_CHAR_MULTIPLIER
+            if len(query) + len(text) > cap:
+                if not truncate:
+                    raise self._fail("tokenization", "Validation", f"Input validation error: `inputs` must have "
+                                     f"less than {cap} characters. Given: {len(query) + len(text)}")
+                query, texts[position] = query[:cap // 2], text[:cap // 2]
+            by_query.setdefault(query, []).append(position)
+        blank = (0.0, 0.5 if reranker.is_cross_encoder else None)
+        scores: list[tuple[float, float | None]] = [blank] * len(pairs)
+        scored: list[tuple[str, list[int]]] = []
+        for query, positions in by_query.items():
+            passages = [texts[i] for i in positions]
+            lengths = reranker.pair_lengths(query, passages) if query.strip() else None
+            if lengths is not None:
+                for i, (position, length) in enumerate(zip(positions, lengths, strict=True)):
+                    if length > limit and not truncate:
+                        raise self._too_long(length, limit)
+                    if length > limit and (direction == "left" or limit < reranker.max_length):
+                        texts[position] = self._fit_passage(reranker, query, passages[i], length, limit, direction)
+                    self.metrics.observe("te_request_input_length", min(length, limit))
+                    timing.tokens += min(length, limit)
+            if query.strip():
+                scored.append((query, positions))
+        timing.tokenization_s = time.perf_counter() - started
+        calls = _Calls(should_stop)
+        self.metrics.count("te_predict_count", by=len(pairs))
+        for query, positions in scored:
+            queued = time.perf_counter()
+            with self._turn(reranker, should_stop):
+                timing.queue_s += time.perf_counter() - queued
+                started = time.perf_counter()
+                try:
+                    results = reranker.score(query, [texts[i] for i in positions], should_stop=should_stop,
+                                             progress=_batch_counter(calls, self.metrics))
+                except RerankCancelled:
+                    raise self._fail("dropped", "Backend", "Backend error: the client went away; the rerank "
+                                                           "stopped") from None
+                timing.inference_s += time.perf_counter() - started
+            for position, result in zip(positions, results, strict=True):
+                if math.isnan(result.raw):
+                    raise self._fail("inference", "Backend", "score is NaN")
+                scores[position] = (result.raw, result.sigmoid)
+        self.metrics.count("te_predict_success", by=len(pairs))
+        return scores, timing
+
+    def _fit_passage(self, reranker: Reranker, query: str, passage: str, length: int, limit: int,
+                     direction: str) -> str:
+        """`passage` cut from `direction` so that its pair with `query` takes at most `limit` tokens."""
+        tokenizer = reranker.tokenizer
+        passage_tokens = len(tokenizer(passage, add_special_tokens=False, verbose=False)["input_ids"])
+        for _ in range(3):  # re-tokenising a cut text can rarely add a token: check and cut again
+            keep = max(0, passage_tokens - (length - limit))
+            passage, passage_tokens = _cut(tokenizer, passage, keep, direction)
+            length = reranker.pair_lengths(query, [passage])[0]  # type: ignore[index]
+            if length <= limit or not passage:
+                break
+        return passage
+
+    @contextmanager
+    def _turn(self, reranker: Reranker, should_stop: StopFn | None) -> Iterator[None]:
+        """Wait for RERANK_LOCK (re-entrant: the rerank takes it again inside), counted in te_queue_size, so
+        the queue time is measured; a remote reranker needs no turn here."""
+        if reranker.remote:
+            yield
+            return
+        self.metrics.add("te_queue_size", 1)
+        try:
+            while not RERANK_LOCK.acquire(timeout=LOCK_POLL_SECONDS):
+                if should_stop is not None and should_stop():
+                    raise self._fail("dropped", "Backend", "Backend error: the client went away; the rerank "
+                                                           "stopped")
+        finally:
+            self.metrics.add("te_queue_size", -1)
+        try:
+            yield
+        finally:
+            RERANK_LOCK.release()
+
+    def _plain(self, encoder: TextEncoder) -> TextEncoder:
+        """`encoder` without its query/passage prefixes and normalisation: TEI embeds the text as given (with
+        the prompt a request names) and normalises after `dimensions` cuts the vector."""
+        spec = replace(encoder.spec, query_prefix="", passage_prefix="", normalize=False)
         if spec == encoder.spec:
             return encoder
         with self._load_lock:
-            if normalize not in self._plain_encoders:
+            if id(encoder) not in self._plain_encoders:
                 view = copy.copy(encoder)  # shares the model and tokenizer; only the conventions differ
                 view.spec = spec
-                self._plain_encoders[normalize] = view
-            return self._plain_encoders[normalize]
+                self._plain_encoders[id(encoder)] = view
+            return self._plain_encoders[id(encoder)]
+
+
+@dataclass
+class _EmbedJob:
+    texts: list[str]
+    tokens: int
+    queued: float
+    vectors: np.ndarray | None = None
+    error: BaseException | None = None
+    started: float = 0.0
+    finished: float = 0.0
+
+
+class _EmbedBatcher:
+    """One forward pass at a time over the encoder, of every request waiting (up to MAX_BATCH_TOKENS), as
+    TEI's queue batches them: on a few cores, concurrent passes only share the CPU (and starve the event loop
+    that answers /health), while one pass over the waiting texts keeps the model busy. The thread that finds
+    the model free runs the waiting jobs, its own among them; the others wait for their vectors."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._ready = threading.Condition()
+        self._waiting: list[_EmbedJob] = []
+        self._running = False
+
+    def embed(self, encoder: TextEncoder, texts: Sequence[_Text], timing: Timing) -> np.ndarray:
+        """`encoder`'s vectors of `texts`; fills `timing`'s queue and inference seconds."""
+        job = _EmbedJob([text.text for text in texts], sum(text.tokens for text in texts), time.perf_counter())
+        with self._ready:
+            self._waiting.append(job)
+            self._metrics.add("te_queue_size", 1)
+        while True:
+            with self._ready:
+                while self._running and not job.finished:
+                    self._ready.wait()
+                if job.finished:
+                    break
+                self._running = True
+                batch = self._take()
+            self._run(encoder, batch)
+        timing.queue_s = job.started - job.queued
+        timing.inference_s = job.finished - job.started
+        if job.error is not None:
+            raise job.error
+        assert job.vectors is not None
+        return job.vectors
+
+    def _take(self) -> list[_EmbedJob]:
+        batch, tokens = [], 0
+        while self._waiting and (not batch or tokens + self._waiting[0].tokens <= MAX_BATCH_TOKENS):
+            tokens += self._waiting[0].tokens
+            batch.append(self._waiting.pop(0))
+        self._metrics.add("te_queue_size", -len(batch))
+        return batch
+
+    def _run(self, encoder: TextEncoder, batch: list[_EmbedJob]) -> None:
+        started = time.perf_counter()
+        texts = [text for job in batch for text in job.texts]
+        self._metrics.observe("te_batch_next_size", len(texts))
+        try:
+            vectors = encoder.embed(texts, is_query=False)
+            error = None
+        except Exception as failure:  # noqa: BLE001 - handed to every request of the batch
+            vectors, error = None, failure
+        finished = time.perf_counter()
+        with self._ready:
+            start = 0
+            for job in batch:
+                job.started, job.finished, job.error = started, max(finished, started + 1e-9), error
+                if vectors is not None:
+                    job.vectors = vectors[start:start + len(job.texts)]
+                start += len(job.texts)
+            self._running = False
+            self._ready.notify_all()
 
 
 # -- HTTP ---------------------------------------------------------------------------------------------
 
 def tei_router(service: TEIService) -> fastapi.APIRouter:
-    """An APIRouter with TEI's four routes over `service`."""
+    """An APIRouter with TEI's routes over `service` (paths relative to wherever it is included)."""
     router = fastapi.APIRouter()
 
-    async def call(request: Request, route: Callable[[Any], Any], *, parse: bool, auth: bool = True) -> Response:
+    async def call(request: Request, route: Callable[..., Answer], *, openai: bool = False,
+                   stoppable: bool = False) -> Response:
         started = time.perf_counter()
-        if auth and not service.authorized(request.headers.get("authorization")):
+        if not service.authorized(request.headers.get("authorization")):
             return Response(status_code=401)
+        stop = threading.Event()
+        watcher: asyncio.Task | None = None
         try:
-            body = await _read_json(request, service.limits.payload_limit) if parse else None
-            if not service.try_acquire():
-                raise TEIRequestError("Overloaded", "Model is overloaded")
-            try:
-                inference_started = time.perf_counter()
+            body = await _read_json(request, service.limits)
+            if stoppable:
+                watcher = asyncio.create_task(_watch_disconnect(request, stop))
+                answer = await run_in_threadpool(route, body, stop.is_set)
+            else:
                 answer = await run_in_threadpool(route, body)
-                inference_ms = (time.perf_counter() - inference_started) * 1000
-            finally:
-                service.release()
         except TEIRequestError as error:
-            return error.response()
-        except ValueError as error:  # the engine refusing an input, e.g. an empty query
-            return TEIRequestError("Validation", f"Input validation error: {error}").response()
-        except Exception as error:  # noqa: BLE001 - a client gets TEI's "Inference failed", the log the rest
+            headers = {"connection": "close"} if error.status in (408, 413) else None
+            return error.response(openai=openai, headers=headers)
+        except ValueError as error:  # the engine refusing an input
+            return TEIRequestError("Validation", f"Input validation error: {error}").response(openai=openai)
+        except Exception as error:  # noqa: BLE001 - a client gets TEI's "Backend error", the log the rest
             logger.error("%s failed", request.url.path, exc_info=error)
-            return TEIRequestError("Backend", f"Inference failed: {type(error).__name__}").response()
-        headers = {"x-total-time": f"{(time.perf_counter() - started) * 1000:.0f}",
-                   "x-inference-time": f"{inference_ms:.0f}"}
-        if answer is None:
-            return Response(status_code=200, headers=headers)
-        return JSONResponse(answer, headers=headers)
+            service.metrics.count("te_request_failure", {"err": "inference"})
+            return TEIRequestError("Backend", f"Backend error: Inference failed: {type(error).__name__}").response(
+                openai=openai)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+        return JSONResponse(answer.body, headers=_headers(answer.timing, started))
 
-    @router.post("/rerank")
-    async def rerank(request: Request) -> Response:
-        return await call(request, service.rerank, parse=True)
+    def post(path: str, route: Callable[..., Answer], **options: bool) -> None:
+        async def endpoint(request: Request) -> Response:
+            return await call(request, route, **options)
 
-    @router.post("/embed")
-    async def embed(request: Request) -> Response:
-        return await call(request, service.embed, parse=True)
+        router.add_api_route(path, endpoint, methods=["POST"], name=path.strip("/") or "root")
+
+    post("/rerank", service.rerank, stoppable=True)
+    post("/predict", service.predict, stoppable=True)
+    post("/embed", service.embed)
+    post("/similarity", service.similarity)
+    post("/tokenize", service.tokenize)
+    post("/decode", service.decode)
+    post("/v1/embeddings", service.openai_embeddings, openai=True)
+    post("/embeddings", service.openai_embeddings, openai=True)
+    post("/embed_sparse", lambda _: service.not_served("/embed_sparse"))
+    post("/embed_all", lambda _: service.not_served("/embed_all"))
+    post("/", service.root, stoppable=True)
+    post("/invocations", service.root, stoppable=True)
 
     @router.get("/info")
     async def info(request: Request) -> Response:
-        return await call(request, lambda _: service.info(), parse=False)
+        if not service.authorized(request.headers.get("authorization")):
+            return Response(status_code=401)
+        try:
+            return JSONResponse(await run_in_threadpool(service.info))
+        except TEIRequestError as error:
+            return error.response()
 
-    @router.get("/health")
     async def health(request: Request) -> Response:
-        return await call(request, lambda _: service.health(), parse=False, auth=False)
+        try:
+            if not service.health_now():  # no thread, no lock once loaded: fast however busy the models are
+                await run_in_threadpool(service.health)  # the first call loads the models
+        except TEIRequestError as error:
+            return error.response()
+        return Response(status_code=200)
+
+    for path in ("/health", "/", "/ping"):
+        router.add_api_route(path, health, methods=["GET"], name=f"health {path}")
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return PlainTextResponse(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @router.get(OPENAPI_PATH)
+    async def openapi() -> Response:
+        return JSONResponse(openapi_document())
+
+    @router.get("/docs")
+    async def docs(request: Request) -> Response:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        # Relative, so the page finds the document under any prefix the routes are mounted at.
+        return get_swagger_ui_html(openapi_url=OPENAPI_PATH.lstrip("/"), title="TEI-compatible server")
 
     return router
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    """TEI's OpenAPI document (version 1.9.3, Apache-2.0, shipped as search/tei_openapi.json) naming this
+    server: what ``GET /api-doc/openapi.json`` answers, as TEI does."""
+    document = json.loads(resources.files("search").joinpath("tei_openapi.json").read_text(encoding="utf-8"))
+    document["info"] = {**document["info"], "title": "search: a Text Embeddings Inference compatible server",
+                        "version": f"search-{__version__}"}
+    return document
 
 
 def create_app(service: TEIService) -> fastapi.FastAPI:
@@ -394,28 +915,37 @@ def mount_tei_routes(app: fastapi.FastAPI, *, prefix: str = DEFAULT_PREFIX, serv
                      api_key: str | None = None) -> TEIService:
     """Add TEI's routes under `prefix` to `app` (e.g. the Gradio app's server) and return their service.
 
-    Without `service`, they serve the models `settings` (default `Settings.from_env()`) name, loaded on
+    Without `service`, they serve the models `settings` (default `Settings.from_config()`) name, loaded on
     the first request through `search.loading`, so the app and the routes share one copy of each model,
     the score cache and RERANK_LOCK. `api_key` defaults to $SEARCH_SERVE_API_KEY. A TEI client then uses
     ``http://HOST:PORT{prefix}`` as its URL. Whether to call this at all is the caller's choice; see
-    `tei_routes_enabled`.
+    the setting SEARCH_SERVE_TEI. The body deadline holds there too; the header and keep-alive deadlines are the
+    host server's (see `server_config`).
     """
     if not prefix.startswith("/") or prefix.endswith("/"):
         raise ValueError(f"prefix={prefix!r} must start with '/' and not end with one, e.g. '/tei'")
     if service is None:
-        service = TEIService.from_settings(settings, limits=limits, api_key=api_key or os.environ.get(API_KEY_ENV))
-    app.include_router(tei_router(service), prefix=prefix)
+        service = TEIService.from_settings(settings, limits=limits,
+                                           api_key=api_key or config.current().serve_api_key or None)
+    router = tei_router(service)
+    app.include_router(router, prefix=prefix)
+    for route in router.routes:  # POST/GET {prefix} itself too: a client whose URL is {prefix} posts there
+        if isinstance(route, fastapi.routing.APIRoute) and route.path == "/":
+            app.add_api_route(prefix, route.endpoint, methods=list(route.methods), include_in_schema=False)
     return service
 
 
-def tei_routes_enabled(environ: dict[str, str] | None = None) -> bool:
-    """Whether $SEARCH_SERVE_TEI asks the app to mount TEI's routes (1, true, yes or on; off by default).
+def server_config(service: TEIService, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
+                  log_level: str = "warning"):
+    """The uvicorn Config `serve` runs: `create_app(service)` over h11 with `service.limits`' deadlines (a
+    connection that sends no whole request head within ``header_timeout_s`` is closed; an idle one after
+    ``keep_alive_s``) and request heads of at most 64 KiB."""
+    import uvicorn
 
-    >>> tei_routes_enabled({"SEARCH_SERVE_TEI": "1"}), tei_routes_enabled({})
-    (True, False)
-    """
-    value = (os.environ if environ is None else environ).get(SERVE_TEI_ENV, "")
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    return uvicorn.Config(create_app(service), host=host, port=port, log_level=log_level, lifespan="off",
+                          http=_deadline_protocol(service.limits.header_timeout_s),
+                          timeout_keep_alive=max(1, math.ceil(service.limits.keep_alive_s)),
+                          h11_max_incomplete_event_size=64 * 1024)
 
 
 def serve(service: TEIService, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
@@ -424,70 +954,296 @@ def serve(service: TEIService, host: str = DEFAULT_HOST, port: int = DEFAULT_POR
     import uvicorn
 
     service.ensure_loaded()
-    uvicorn.run(create_app(service), host=host, port=port, log_level=log_level)
+    uvicorn.Server(server_config(service, host, port, log_level=log_level)).run()
 
 
-# -- helpers ------------------------------------------------------------------------------------------
+@lru_cache(maxsize=8)
+def _deadline_protocol(header_timeout_s: float) -> type:
+    """uvicorn's h11 protocol, closing a connection whose request head (line and headers) has not fully
+    arrived `header_timeout_s` after the connection opened or its previous answer went out: uvicorn alone
+    waits for a slow head for ever."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
-async def _read_json(request: Request, limit: int) -> Any:
+    class DeadlineH11Protocol(H11Protocol):
+        _head_deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self._head_deadline is None and self.conn.their_state is h11.IDLE:
+                self._arm()
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_deadline = self.loop.call_later(header_timeout_s, self._head_too_slow)
+
+        def _disarm(self) -> None:
+            if self._head_deadline is not None:
+                self._head_deadline.cancel()
+                self._head_deadline = None
+
+        def _head_too_slow(self) -> None:
+            self._head_deadline = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                logger.info("closed a connection whose request head took over %g s", header_timeout_s)
+                self.transport.close()
+
+    return DeadlineH11Protocol
+
+
+# -- reading requests ----------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+async def _read_json(request: Request, limits: ServeLimits) -> Any:
+    """The request's JSON body: 415 without a JSON content type, 413 past `payload_limit`, 408 when it
+    has not all arrived within `body_timeout_s`, 400 when it is not JSON (axum's messages, as TEI's)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    if kind != "application" or not (subtype == "json" or subtype.endswith("+json")):
+        raise TEIRequestError("Validation", "Expected request with `Content-Type: application/json`", status=415)
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
+    if declared.isdigit() and int(declared) > limits.payload_limit:
+        raise _too_large(limits.payload_limit)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(len(body), limit)
+    try:
+        async with asyncio.timeout(limits.body_timeout_s):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limits.payload_limit:
+                    raise _too_large(limits.payload_limit)
+    except TimeoutError:
+        raise TEIRequestError("Validation", f"the request body did not arrive within {limits.body_timeout_s:g} s "
+                                            "(the server's body timeout)", status=408) from None
     try:
         return json.loads(body)
     except (ValueError, RecursionError) as error:
-        raise TEIRequestError("Validation", f"Failed to parse the request body as JSON: {error}") from None
+        raise TEIRequestError("Validation", f"Failed to parse the request body as JSON: {error}", status=400) \
+            from None
 
 
-def _too_large(size: int, limit: int) -> TEIRequestError:
-    return TEIRequestError("Validation", f"the request body has {size} bytes, more than the payload limit of "
-                                         f"{limit}; send fewer or shorter texts per request", status=413)
+async def _watch_disconnect(request: Request, stop: threading.Event) -> None:
+    """Set `stop` once the client goes away while its request is being answered."""
+    while not stop.is_set():
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            stop.set()
 
 
-def _object(body: Any) -> dict[str, Any]:
+def _too_large(limit: int) -> TEIRequestError:
+    return TEIRequestError("Validation", f"Failed to buffer the request body: length limit exceeded (the payload "
+                                         f"limit is {limit} bytes; send fewer or shorter texts per request)",
+                           status=413)
+
+
+def _headers(timing: Timing | None, started: float) -> dict[str, str] | None:
+    """TEI's response headers (milliseconds) for a route that ran a model."""
+    if timing is None:
+        return None
+    total = f"{(time.perf_counter() - started) * 1000:.0f}"
+    return {"x-compute-type": timing.device, "x-compute-time": total,
+            "x-compute-characters": str(timing.characters), "x-compute-tokens": str(timing.tokens),
+            "x-total-time": total, "x-tokenization-time": f"{timing.tokenization_s * 1000:.0f}",
+            "x-queue-time": f"{timing.queue_s * 1000:.0f}", "x-inference-time": f"{timing.inference_s * 1000:.0f}"}
+
+
+def _deserialize(detail: str) -> TEIRequestError:
+    return TEIRequestError("Validation", DESERIALIZE + detail)
+
+
+def _object(body: Any, name: str, path: str = "") -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise TEIRequestError("Validation", "Failed to deserialize the JSON body: expected an object")
+        where = f"{path}: " if path else ""
+        raise _deserialize(f"{where}invalid type: {_json_kind(body)}, expected struct {name}")
     return body
 
 
-def _field(request: dict[str, Any], name: str, kind: type, *, required: bool = False, default: Any = None) -> Any:
-    if name not in request or (request[name] is None and not required):
+_KINDS = {str: "a string", bool: "a boolean", int: "u32", list: "a sequence"}
+
+
+def _field(request: dict[str, Any], name: str, kind: type, *, required: bool = False, default: Any = None,
+           nullable: bool = False) -> Any:
+    """`request[name]` checked as serde checks TEI's field: missing -> `default` (or 422 when `required`),
+    null -> `default` when `nullable` else 422, a wrong type -> 422."""
+    if name not in request:
         if required:
-            raise TEIRequestError("Validation", f"Failed to deserialize the JSON body: missing field `{name}`")
+            raise _deserialize(f"missing field `{name}`")
         return default
     value = request[name]
+    if value is None and nullable:
+        return default
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise TEIRequestError("Validation", f"Failed to deserialize the JSON body: `{name}` must be a "
-                                            f"{kind.__name__}")
+        raise _deserialize(f"{name}: invalid type: {_json_kind(value)}, expected {_KINDS.get(kind, kind.__name__)}")
     return value
+
+
+def _strings(request: dict[str, Any], name: str) -> list[str]:
+    value = _field(request, name, list, required=True)
+    for item in value:
+        if not isinstance(item, str):
+            raise _deserialize(f"{name}: invalid type: {_json_kind(item)}, expected a string")
+    return value
+
+
+def _direction(request: dict[str, Any]) -> str:
+    value = _field(request, "truncation_direction", str, default="Right")
+    if value not in ("Left", "Right", "left", "right"):
+        raise _deserialize(f"truncation_direction: unknown variant `{value}`, expected `Left` or `Right`")
+    return value.lower()
+
+
+def _dimensions(request: dict[str, Any]) -> int | None:
+    value = _field(request, "dimensions", int, default=None, nullable=True)
+    if value is not None and value < 0:
+        raise _deserialize(f"dimensions: invalid value: integer `{value}`, expected usize")
+    return value
+
+
+def _inputs(request: dict[str, Any], name: str) -> tuple[list[str | list[int]], bool]:
+    """TEI's `Input`: a string or token ids (one input), or a list of them (a batch). As serde's untagged
+    enums read it, an empty list is one input with no token ids."""
+    value = request.get(name, _MISSING)
+    if value is _MISSING:
+        raise _deserialize(f"missing field `{name}`")
+    if isinstance(value, str) or (isinstance(value, list) and all(_is_token_id(item) for item in value)):
+        return [value], False
+    if isinstance(value, list) and all(isinstance(item, str) or (isinstance(item, list) and
+                                                                  all(_is_token_id(i) for i in item))
+                                       for item in value):
+        return list(value), True
+    raise _deserialize(f"{name}: data did not match any variant of untagged enum Input")
+
+
+def _predict_inputs(request: dict[str, Any]) -> tuple[list[list[str]], bool]:
+    """TEI's `PredictInput`: a string, a [string, string] pair, or a batch of [string] / [string, string]."""
+    expected = ("a string, a pair of strings [string, string] or a batch of mixed strings and pairs [[string], "
+                "[string, string], ...]")
+    value = request.get("inputs", _MISSING)
+    if value is _MISSING:
+        raise _deserialize("missing field `inputs`")
+    if isinstance(value, str):
+        return [[value]], False
+    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+        if len(value) > 2:
+            raise _deserialize(f"inputs: invalid length {len(value)}, expected {expected}")
+        return [list(value)], False
+    if (isinstance(value, list) and value and all(isinstance(item, list) and all(isinstance(s, str) for s in item)
+                                                  for item in value)):
+        for item in value:
+            if len(item) not in (1, 2):
+                raise _deserialize(f"inputs: invalid length {len(item)}, expected {expected}")
+        return [list(item) for item in value], True
+    raise _deserialize(f"inputs: invalid type: {_json_kind(value)}, expected {expected}")
+
+
+def _is_token_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 32
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean `{str(value).lower()}`"
+    if isinstance(value, int):
+        return f"integer `{value}`"
+    if isinstance(value, float):
+        return f"floating point `{value}`"
+    if isinstance(value, str):
+        return f"string {json.dumps(value[:40])}"
+    return "sequence" if isinstance(value, list) else "map"
+
+
+def _prompts(encoder: TextEncoder) -> dict[str, str]:
+    """The prompts a request's ``prompt_name`` may name: the model table's query and passage prefixes."""
+    return {name: prefix for name, prefix in (("query", encoder.spec.query_prefix),
+                                              ("passage", encoder.spec.passage_prefix)) if prefix}
+
+
+def _prompt(prompts: dict[str, str], name: str | None) -> str:
+    if name is None:
+        return ""
+    if not prompts:
+        raise TEIRequestError("Validation", f"Input validation error: `default-prompt-name` is set to `{name}` but "
+                                            "no prompts were found in the Sentence Transformers configuration")
+    if name not in prompts:
+        raise TEIRequestError("Validation", f"Input validation error: `default-prompt-name` is set to `{name}` but "
+                                            f"it was not found in the Sentence Transformers prompts. Available "
+                                            f"prompts: {json.dumps(list(prompts))}")
+    return prompts[name]
+
+
+def _shown(scores: Sequence[tuple[float, float | None]], raw_scores: bool) -> list[float]:
+    return [raw if raw_scores or sig is None else sig for raw, sig in scores]
+
+
+def _batch_counter(calls: _Calls, metrics: Metrics) -> Callable[[int, int], None]:
+    last = 0
+
+    def progress(done: int, _total: int) -> None:
+        nonlocal last
+        if done > last:
+            metrics.observe("te_batch_next_size", done - last)
+            calls.batches.append(done - last)
+            last = done
+
+    return progress
+
+
+def _cut(tokenizer: Any, text: str, keep: int, direction: str) -> tuple[str, int]:
+    """`text` cut at a token boundary to at most `keep` tokens (special tokens not counted), from the right
+    or, with `direction` "left", from the left; returns the cut text and its tokens."""
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    offsets = encoded["offset_mapping"]
+    if len(offsets) <= keep:
+        return text, len(offsets)
+    for budget in range(keep, -1, -1):  # re-tokenising a cut text can rarely add a token: check
+        if budget == 0:
+            return "", 0
+        cut = text[:offsets[budget - 1][1]] if direction == "right" else text[offsets[len(offsets) - budget][0]:]
+        tokens = len(tokenizer(cut, add_special_tokens=False, verbose=False)["input_ids"])
+        if tokens <= keep:
+            return cut, tokens
+    return "", 0
+
+
+def _simple_tokens(tokenizer: Any, text: str, add_special_tokens: bool) -> list[dict[str, Any]]:
+    """TEI's `SimpleToken`s of `text`: id, the text it covers (the token itself for a special one), whether
+    it is special, and its start/stop as UTF-8 byte offsets (None for a special token)."""
+    encoded = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True,
+                        return_special_tokens_mask=True, verbose=False)
+    ids = encoded["input_ids"]
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    byte_at = np.concatenate([[0], np.cumsum([len(ch.encode("utf-8", "surrogatepass")) for ch in text])])
+    data = text.encode("utf-8", "surrogatepass")
+    tokens = []
+    for token_id, piece, special, (start, stop) in zip(ids, pieces, encoded["special_tokens_mask"],
+                                                        encoded["offset_mapping"], strict=True):
+        if special:
+            tokens.append({"id": token_id, "text": piece, "special": True, "start": None, "stop": None})
+        else:
+            begin, end = int(byte_at[start]), int(byte_at[stop])
+            tokens.append({"id": token_id, "text": data[begin:end].decode("utf-8", "replace"), "special": False,
+                           "start": begin, "stop": end})
+    return tokens
 
 
 def _as_loaded(model: Any) -> Loaded | None:
     if model is None or isinstance(model, Loaded):
         return model
     return Loaded(model, model.model_id)
-
-
-def _reranker_window(reranker: Reranker) -> int:
-    inner = getattr(reranker, "inner", reranker)
-    if hasattr(inner, "encoder"):  # late interaction: query and passage each fill the encoder's window
-        return int(inner.encoder.max_length)
-    return int(getattr(inner, "max_length", 512))
-
-
-def _pair_lengths(reranker: Reranker, query: str, texts: Sequence[str]) -> list[int] | None:
-    """Tokens each (query, text) pair takes in `reranker`'s model, or None when it can't tell."""
-    inner = getattr(reranker, "inner", reranker)
-    encoder = getattr(inner, "encoder", None)
-    if encoder is not None and getattr(encoder, "tokenizer", None) is not None:
-        query_tokens = len(encoder.tokenizer(query, verbose=False)["input_ids"])
-        return [max(query_tokens, len(ids)) for ids in encoder.tokenizer(list(texts), verbose=False)["input_ids"]]
-    tokenizer = getattr(inner, "tokenizer", None)
-    if tokenizer is None:
-        return None
-    return [len(ids) for ids in tokenizer([query] * len(texts), list(texts), verbose=False)["input_ids"]]

@@ -5,15 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-StageName = Literal["bm25", "dense", "hybrid", "rerank", "rerank-b"]
+StageName = str  # a name of the stage registry (`search.stages`): bm25, dense, hybrid, rerank, rerank-b, …
 FirstStage = Literal["bm25", "dense", "hybrid"]
-FIRST_STAGES: tuple[FirstStage, ...] = ("bm25", "dense", "hybrid")
-STAGES: tuple[StageName, ...] = ("bm25", "dense", "hybrid", "rerank")
-# The second reranker's stage ("compare with"): the same candidates as "rerank", rescored by reranker B.
-# It runs only when one is set, so it is not one of STAGES (what every search has) but of ALL_STAGES.
-COMPARE_STAGE: StageName = "rerank-b"
-RERANK_STAGES: tuple[StageName, ...] = ("rerank", COMPARE_STAGE)
-ALL_STAGES: tuple[StageName, ...] = (*STAGES, COMPARE_STAGE)
 
 
 @dataclass(frozen=True)
@@ -117,7 +110,7 @@ class StageResult:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """Every stage's result for one query, in the order bm25, dense, hybrid, rerank (then rerank-b)."""
+    """Every stage's result for one query, in stage order: bm25, dense, hybrid, then each reranker's."""
 
     query: str
     query_language: Language

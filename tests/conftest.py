@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from search import config
 from search.models import FALLBACK_DENSE_ID
 
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
@@ -18,6 +19,33 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+class _EnvironmentPatch:
+    """pytest's monkeypatch, except that a change to the environment is read as a process start reads it:
+    the configuration (`search.config`) is read again on its next use, and once more after the test."""
+
+    def __init__(self, patch: pytest.MonkeyPatch) -> None:
+        self._patch = patch
+
+    def setenv(self, *args, **kwargs) -> None:
+        self._patch.setenv(*args, **kwargs)
+        config.reset()
+
+    def delenv(self, *args, **kwargs) -> None:
+        self._patch.delenv(*args, **kwargs)
+        config.reset()
+
+    def __getattr__(self, name: str):
+        return getattr(self._patch, name)
+
+
+@pytest.fixture
+def monkeypatch(monkeypatch):
+    """See `_EnvironmentPatch`: settings a test puts in the environment take effect, and are undone."""
+    yield _EnvironmentPatch(monkeypatch)
+    monkeypatch.undo()
+    config.reset()
 
 
 # The bundled e5's exports, which `auto` makes on first use (about a minute: int8 by NNCF), are kept between
@@ -34,11 +62,13 @@ def onnx_cache(tmp_path_factory):
     BUNDLED_E5_EXPORTS.mkdir(parents=True, exist_ok=True)
     (folder / FALLBACK_DENSE_ID).symlink_to(BUNDLED_E5_EXPORTS, target_is_directory=True)
     os.environ["SEARCH_ONNX_CACHE"] = str(folder)
+    config.reset()
     yield folder
     if saved is None:
         os.environ.pop("SEARCH_ONNX_CACHE", None)
     else:
         os.environ["SEARCH_ONNX_CACHE"] = saved
+    config.reset()
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +78,7 @@ def app_url(tmp_path_factory):
                                                      "SEARCH_CACHE_DIR", "SEARCH_MAX_UPLOAD_MB")}
     os.environ.update({"SEARCH_DENSE_MODEL": FALLBACK_DENSE_ID, "SEARCH_RERANKER_MODEL": "late-interaction",
                        "SEARCH_CACHE_DIR": str(tmp_path_factory.mktemp("app-cache")), "SEARCH_MAX_UPLOAD_MB": "5"})
+    config.reset()
     import app
 
     demo = app.build_demo()
@@ -61,6 +92,7 @@ def app_url(tmp_path_factory):
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+    config.reset()
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,13 @@ class GatedReranker:
     backend = property(lambda self: self.inner.backend)
     device = property(lambda self: self.inner.device)
     is_cross_encoder = property(lambda self: self.inner.is_cross_encoder)
+    max_length = property(lambda self: self.inner.max_length)
+    remote = property(lambda self: self.inner.remote)
+    dtype = property(lambda self: self.inner.dtype)
+    tokenizer = property(lambda self: self.inner.tokenizer)
+
+    def pair_lengths(self, query: str, passages: Sequence[str]) -> list[int] | None:
+        return self.inner.pair_lengths(query, passages)
 
     def score(self, query: str, passages: Sequence[str], *, progress: ProgressFn | None = None,
               should_stop: StopFn | None = None) -> list[PairScore]:

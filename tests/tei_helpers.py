@@ -4,8 +4,9 @@ the test process, and stops when its `with` block ends:
 - `uvicorn_server(app)`: a FastAPI app (this project's `search.serve`) under uvicorn, a real HTTP server.
 - `stub_server(answer)`: a small stdlib HTTP server answering each request as `answer` says (status, body,
   delay), recording what it was sent, to play a TEI endpoint that fails in a given way.
-- `validate(instance, schema)` / `check_response(path, method, response)`: TEI's OpenAPI schemas
-  (tests/tei_openapi/openapi.json) as JSON Schema validators.
+- `validate(instance, schema)` / `check_response(path, method, response)`: TEI's OpenAPI document
+  (tests/tei_openapi/openapi.json) as JSON Schema validators; `path` is the documented route (`/embed` for
+  an answer of `POST /`, `/v1/embeddings` for one of `/embeddings`).
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def uvicorn_server(app) -> Iterator[str]:
-    """Serve `app` with uvicorn on 127.0.0.1 in a thread; yield its base URL."""
+def uvicorn_server(app, config: Callable[[str, int], Any] | None = None) -> Iterator[str]:
+    """Serve `app` with uvicorn on 127.0.0.1 in a thread; yield its base URL. `config(host, port)`, when
+    given, makes the uvicorn Config instead (e.g. `search.serve.server_config`, with its deadlines)."""
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    made = config("127.0.0.1", port) if config is not None else uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(made)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -143,8 +147,13 @@ def stub_server(answer: Callable[[Received, Stub], Answer]) -> Iterator[Stub]:
 
 @lru_cache(maxsize=1)
 def openapi() -> dict[str, Any]:
-    """TEI's OpenAPI document (the four routes' part), with OpenAPI 3.0's `nullable` made JSON Schema."""
-    return _json_schema(json.loads(OPENAPI.read_text(encoding="utf-8")))
+    """TEI's OpenAPI document, with OpenAPI 3.0's `nullable` made JSON Schema and the OpenAI error body's
+    `error_type` field named `type`, as TEI's code serialises it (see tests/tei_openapi/README.md)."""
+    document = _json_schema(json.loads(OPENAPI.read_text(encoding="utf-8")))
+    error = document["components"]["schemas"]["OpenAICompatErrorResponse"]
+    error["properties"]["type"] = error["properties"].pop("error_type")
+    error["required"] = ["type" if name == "error_type" else name for name in error["required"]]
+    return document
 
 
 def _json_schema(node: Any) -> Any:
@@ -179,6 +188,9 @@ def check_response(path: str, method: str, response) -> None:
                                              f"{sorted(operation['responses'])}"
     content = operation["responses"][status].get("content")
     if content is None:
+        return
+    if "text/plain" in content:
+        assert response.headers["content-type"].startswith("text/plain"), response.headers["content-type"]
         return
     reference = content["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     validate(response.json(), reference)

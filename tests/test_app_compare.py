@@ -1,8 +1,8 @@
-"""The app's fifth column, Reranked (B), through its callbacks with two tiny local cross-encoders (A and B,
-different random weights): B runs after A and streams its progress, its cards say how far they moved against
-A, the summary says how far the two agree, a new search cancels B like A, the score cache serves both, and
-Explain on a card of B explains it with B. Also the model panel's TEI URL field, which an operator can hide
-($SEARCH_HIDE_TEI_URL)."""
+"""The app's fifth column, Reranked (B), through the regions' callbacks with two tiny local cross-encoders (A
+and B, different random weights): B runs after A and streams its progress, its cards say how far they moved
+against A, the summary says how far the two agree, a new search cancels B like A, the score cache serves
+both, and Explain on a card of B explains it with B. Also the model panel's settings through the operator's
+policy (`search.policy`): reranker B, and the TEI URL field an operator can hide (SEARCH_HIDE_TEI_URL)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,19 @@ import threading
 
 import pytest
 
+from search import policy
+from search.backends.tei import policy as tei_policy
 from search.compare import agreement
 from search.models import FALLBACK_DENSE_ID
 from search.pipeline import Settings, build
+from tests.app_page import make_page
 from tests.gated import GatedReranker
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
 from ui import judging
+from ui.regions.corpus import AfterBuild
+from ui.regions.explain import ExplainCallbacks
+from ui.regions.search import SearchCallbacks
+from ui.regions.session import LatestSearch
 
 DOCS = {
     f"{topic}-{number}.txt": f"{sentence} Note {number} on {topic}."
@@ -40,27 +47,29 @@ def index(tmp_path_factory):
     texts = [*DOCS.values(), QUERY, OTHER_QUERY] * 3
     a = build_tiny_xlmr_cross_encoder(tmp_path_factory.mktemp("tiny-a"), texts, seed=0)
     b = build_tiny_xlmr_cross_encoder(tmp_path_factory.mktemp("tiny-b"), texts, seed=1)
-    index = build([corpus], Settings(dense_model=FALLBACK_DENSE_ID, reranker_model=str(a), device="cpu",
-                                     backend="torch", compare_reranker_model=str(b)))
-    index.compare_reranker().model.inner.batch_size = 3  # several batches for 10 pairs
+    index = build([corpus], Settings(dense_model=FALLBACK_DENSE_ID, rerankers=(str(a), str(b)), device="cpu",
+                                     backend="torch"))
+    index.reranker("rerank-b").model.inner.batch_size = 3  # several batches for 10 pairs
     return index
 
 
 @pytest.fixture(scope="module")
-def demo():
-    import app
-
-    return app.build_demo()
-
-
-def _owner_of(demo, name: str):
-    return next(block_fn.fn.__self__ for block_fn in demo.fns.values()
-                if getattr(block_fn.fn, "__name__", "") == name)
+def page():
+    return make_page()[0]
 
 
 @pytest.fixture(scope="module")
-def callbacks(demo):
-    return _owner_of(demo, "compare_rerank_stage")
+def callbacks(page):
+    return SearchCallbacks(page)
+
+
+@pytest.fixture(scope="module")
+def explaining(page):
+    return ExplainCallbacks(page)
+
+
+def rerank(callbacks, index, latest, stage):
+    return list(callbacks.rerank_column(stage)(index, judging.SessionJudgments(), latest, *VIEW))
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +79,7 @@ def fresh_scores(index):
 
 @pytest.fixture
 def gate_b(index, monkeypatch):
-    cached = index.compare_reranker().model
+    cached = index.reranker("rerank-b").model
     gated = GatedReranker(cached.inner)
     monkeypatch.setattr(cached, "inner", gated)
     yield gated
@@ -83,24 +92,24 @@ def search(callbacks, index, latest, query):
 
 
 def column_b(callbacks, updates) -> str:
-    return str(updates.get(callbacks.page.search.column("rerank-b"), ""))
+    return str(updates.get(callbacks.page.search.columns["rerank-b"], ""))
 
 
 def test_b_runs_after_a_and_its_cards_say_how_far_they_moved_against_a(callbacks, index, gate_b):
-    import app
+    import gradio as gr
 
-    latest = app.LatestSearch()
+    latest = LatestSearch()
     first = search(callbacks, index, latest, QUERY)
     assert 'data-stage="rerank-b" data-state="pending"' in column_b(callbacks, first)
     assert "(after A)" in column_b(callbacks, first), "B says it waits for A"
-    assert list(callbacks.compare_rerank_stage(index, judging.SessionJudgments(), latest, *VIEW)) == [
-        app._unchanged()], "before A has reranked, B does nothing (A's own chain runs B after it)"
-    list(callbacks.rerank_stage(index, judging.SessionJudgments(), latest, *VIEW))
+    assert rerank(callbacks, index, latest, "rerank-b") == [gr.skip()], \
+        "before A has reranked, B does nothing (A's own chain runs B after it)"
+    rerank(callbacks, index, latest, "rerank")
     assert "rerank" in latest.result.stages
 
     updates: list[dict] = []
     shown: list[tuple[int, int]] = []
-    for update in callbacks.compare_rerank_stage(index, judging.SessionJudgments(), latest, *VIEW):
+    for update in callbacks.rerank_column("rerank-b")(index, judging.SessionJudgments(), latest, *VIEW):
         updates.append(update)
         match = re.search(r'class="rerank-progress" data-done="(\d+)" data-total="(\d+)"', column_b(callbacks, update))
         if match:
@@ -126,12 +135,10 @@ def test_b_runs_after_a_and_its_cards_say_how_far_they_moved_against_a(callbacks
 
 
 def test_the_same_query_again_draws_both_rerankers_from_the_score_cache(callbacks, index):
-    import app
-
-    latest = app.LatestSearch()
+    latest = LatestSearch()
     search(callbacks, index, latest, OTHER_QUERY)
-    list(callbacks.rerank_stage(index, judging.SessionJudgments(), latest, *VIEW))
-    list(callbacks.compare_rerank_stage(index, judging.SessionJudgments(), latest, *VIEW))
+    rerank(callbacks, index, latest, "rerank")
+    rerank(callbacks, index, latest, "rerank-b")
     again = search(callbacks, index, latest, OTHER_QUERY)
     assert 'data-stage="rerank-b" data-state="done"' in column_b(callbacks, again), "every pair of B was cached"
     assert "rerank-b" in latest.result.stages
@@ -140,18 +147,15 @@ def test_the_same_query_again_draws_both_rerankers_from_the_score_cache(callback
 def test_a_new_search_cancels_b_which_then_shows_nothing(callbacks, index, gate_b):
     import gradio as gr
 
-    import app
-
-    latest = app.LatestSearch()
+    latest = LatestSearch()
     search(callbacks, index, latest, QUERY)
-    list(callbacks.rerank_stage(index, judging.SessionJudgments(), latest, *VIEW))
+    rerank(callbacks, index, latest, "rerank")
     updates: list[dict] = []
-    worker = threading.Thread(target=lambda: updates.extend(
-        callbacks.compare_rerank_stage(index, judging.SessionJudgments(), latest, *VIEW)))
+    worker = threading.Thread(target=lambda: updates.extend(rerank(callbacks, index, latest, "rerank-b")))
     worker.start()
     gate_b.wait_for_pause()
     second = search(callbacks, index, latest, OTHER_QUERY)  # the user searched again: its first stages at once
-    assert "data-state" in str(second[callbacks.page.search.column("bm25")])
+    assert "data-state" in str(second[callbacks.page.search.columns["bm25"]])
     gate_b.release()
     worker.join(timeout=120)
     assert not worker.is_alive(), "B did not stop"
@@ -159,28 +163,29 @@ def test_a_new_search_cancels_b_which_then_shows_nothing(callbacks, index, gate_
     assert latest.result.query == OTHER_QUERY and "rerank-b" not in latest.result.stages
 
 
-def test_the_compare_column_shows_only_with_a_reranker_b(callbacks, index, tmp_path):
-    updates = callbacks.compare_column(index)
-    assert updates[callbacks.page.search.column("rerank-b")].visible is True
-    assert "rerank-b" in updates[callbacks.page.evaluate.stages].value
-    assert callbacks.compare_column(None)[callbacks.page.search.column("rerank-b")].visible is False
-    # The user's own choice of the other stages survives a build; only rerank-b follows the index.
-    stages = callbacks.page.evaluate.stages
-    assert callbacks.compare_column(index, ["bm25", "rerank"])[stages].value == ["bm25", "rerank", "rerank-b"]
-    assert callbacks.compare_column(None, ["dense", "rerank-b"])[stages].value == ["dense"]
+def test_after_a_build_the_b_column_shows_only_with_a_reranker_b_and_evaluate_follows(page, index, tmp_path):
+    after = AfterBuild(page)
+    column, stages = page.search.columns["rerank-b"], page.evaluate.stages
+    updates = after.new_index(index, None)
+    assert updates[column].visible is True and updates[stages].value == ["rerank-b"]
+    # The user's own choice of the other stages survives a build; a reranker's stage follows the index.
+    assert after.new_index(index, ["bm25", "rerank"])[stages].value == ["bm25", "rerank", "rerank-b"]
+    (tmp_path / "a.txt").write_text("Tea grows on hills.", encoding="utf-8")
+    plain = build([tmp_path], Settings(dense_model=FALLBACK_DENSE_ID, rerankers=("late-interaction",), device="cpu"))
+    updates = after.new_index(plain, ["dense", "rerank-b"])
+    assert updates[column].visible is False and updates[stages].value == ["dense"]
+    assert updates[page.evaluate.metrics_table] is None, "the previous corpus' results are cleared"
+    assert "load judgments for it" in str(updates[page.evaluate.judgments_info])
 
 
-def test_explain_on_a_card_of_b_explains_it_with_reranker_b(demo, callbacks, index):
+def test_explain_on_a_card_of_b_explains_it_with_reranker_b(explaining, callbacks, index):
     import gradio as gr
 
-    import app
-
-    explaining = _owner_of(demo, "pick")
     panel = explaining.panel
-    latest = app.LatestSearch()
+    latest = LatestSearch()
     search(callbacks, index, latest, QUERY)
-    list(callbacks.rerank_stage(index, judging.SessionJudgments(), latest, *VIEW))
-    list(callbacks.compare_rerank_stage(index, judging.SessionJudgments(), latest, *VIEW))
+    rerank(callbacks, index, latest, "rerank")
+    rerank(callbacks, index, latest, "rerank-b")
     result = latest.result
     a_scores = {hit.passage_id: hit.score for hit in result.stages["rerank"].hits}
     b_hit = result.stages["rerank-b"].hits[1]
@@ -189,7 +194,7 @@ def test_explain_on_a_card_of_b_explains_it_with_reranker_b(demo, callbacks, ind
     column_b_html = column_b(callbacks, callbacks.rerender(index, judging.SessionJudgments(), latest, *VIEW))
     assert column_b_html.count('class="explain-btn"') == VIEW[0], "every card of B has an Explain button"
 
-    event = gr.EventData(callbacks.page.search.column("rerank-b"),
+    event = gr.EventData(callbacks.page.search.columns["rerank-b"],
                          {"explain_rank": b_hit.rank, "explain_stage": "rerank-b"})
     picked = explaining.pick(index, latest, event)
     assert picked[panel.passage].value == b_hit.passage_id
@@ -215,7 +220,7 @@ def test_explain_on_a_card_of_b_explains_it_with_reranker_b(demo, callbacks, ind
     # A's cards (whose payload may lack the stage) still pick A, and explain with A.
     a_hit = result.stages["rerank"].hits[0]
     for payload in ({"explain_rank": a_hit.rank}, {"explain_rank": a_hit.rank, "explain_stage": "rerank"}):
-        picked = explaining.pick(index, latest, gr.EventData(callbacks.page.search.column("rerank"), payload))
+        picked = explaining.pick(index, latest, gr.EventData(callbacks.page.search.columns["rerank"], payload))
         assert picked[panel.passage].value == a_hit.passage_id and picked[panel.reranker].value == "rerank"
         assert f"scored by reranker A: {label_a}" in str(picked[panel.cost])
     shown = list(explaining.run(index, latest, a_hit.passage_id, "rerank"))[-1]
@@ -227,12 +232,10 @@ def test_explain_on_a_card_of_b_explains_it_with_reranker_b(demo, callbacks, ind
     assert "reranker B" in str(switched[panel.cost])
 
 
-def test_without_a_reranker_b_the_explain_panel_explains_a_and_hides_the_choice(demo):
-    import app
+def test_without_a_reranker_b_the_explain_panel_explains_a_and_hides_the_choice(explaining):
     from tests.hand_made import make_hit, make_result, make_stage
 
-    explaining = _owner_of(demo, "pick")
-    latest = app.LatestSearch(make_result([make_stage("rerank", [make_hit("a#0", 1, text="Alpha one.")])]))
+    latest = LatestSearch(make_result([make_stage("rerank", [make_hit("a#0", 1, text="Alpha one.")])]))
     update = explaining.refresh(None, latest, "a#0", "rerank-b")  # no index, so no B: A's passages
     assert update[explaining.panel.reranker].visible is False and update[explaining.panel.reranker].value == "rerank"
     assert update[explaining.panel.passage].value == "a#0"
@@ -241,88 +244,83 @@ def test_without_a_reranker_b_the_explain_panel_explains_a_and_hides_the_choice(
 # -- the model panel's settings ---------------------------------------------------------------------------
 
 
-def test_compare_settings_from_the_panel(monkeypatch):
-    import app
+def _settings(tei_url="", backend="torch", rerankers=None, **overrides):
+    return policy.build_settings({"window": 200, "overlap": 40, "backend": backend, **overrides},
+                                 rerankers=rerankers, tei_url=tei_url)
 
+
+def test_compare_settings_from_the_panel(monkeypatch):
     monkeypatch.delenv("SEARCH_ALLOW_CUSTOM_MODELS", raising=False)
-    plain = app._settings(200, 40, "", "", "torch", compare_model=app.NO_COMPARE, compare_backend=app.SAME_BACKEND)
-    assert plain.compare_reranker_model == "" and plain.compare_backend == ""
-    chosen = app._settings(200, 40, "", "", "onnx", compare_model="late-interaction", compare_backend="int8")
-    assert (chosen.compare_reranker_model, chosen.compare_backend) == ("late-interaction", "int8")
-    with pytest.raises(app.gr.Error, match="not one of the models offered"):
-        app._settings(200, 40, "", "", "torch", compare_model="someone/else")
-    with pytest.raises(app.gr.Error, match="tpu"):
-        app._settings(200, 40, "", "", "torch", compare_model="late-interaction", compare_backend="tpu")
+    assert len(_settings().rerankers) == 1
+    chosen = _settings(backend="onnx", rerankers=[("", ""), ("late-interaction", "int8")])
+    assert [(item.model, item.backend) for item in chosen.rerankers] == [("auto", ""), ("late-interaction", "int8")]
+    with pytest.raises(ValueError, match="not one of the models offered"):
+        _settings(rerankers=[("auto", ""), ("someone/else", "")])
+    with pytest.raises(ValueError, match="tpu"):
+        _settings(rerankers=[("auto", ""), ("late-interaction", "tpu")])
 
 
 def _tei_field(demo):
     return next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "tei-url")
 
 
-def _public_example(url: str) -> str | None:
+def _public_example(url: str, **options) -> str | None:
     from search.backends.tei import internal_host
 
-    return None if url.endswith(".example") else internal_host(url)
+    return None if url.endswith(".example") else internal_host(url, **options)
 
 
 def test_the_tei_url_field_is_shown_and_used_unless_the_operator_hides_it(monkeypatch):
-    import app
-
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("SEARCH_TEI_TOKEN", raising=False)
-    monkeypatch.delenv(app.HIDE_TEI_URL_ENV, raising=False)
+    monkeypatch.delenv("SEARCH_HIDE_TEI_URL", raising=False)
     monkeypatch.setenv("SEARCH_TEI_URL", "https://operator.example")
-    monkeypatch.setattr(app, "internal_host", _public_example)  # no DNS here: *.example counts as public
-    field = _tei_field(app.build_demo())
+    monkeypatch.setattr(tei_policy, "internal_host", _public_example)  # no DNS here: *.example counts as public
+    field = _tei_field(make_page()[2])
     assert field.visible is True and field.value == "", "the operator's endpoint is not written into the page"
-    assert app._settings(200, 40, "", "", "tei", tei_url="https://mine.example/ ").tei_url == "https://mine.example"
-    assert app._settings(200, 40, "", "", "tei", tei_url="").tei_url == "https://operator.example"
-    with pytest.raises(app.gr.Error, match="credentials"):
-        app._settings(200, 40, "", "", "tei", tei_url="https://user:secret@mine.example")
+    assert _settings(backend="tei", tei_url="https://mine.example/ ").tei_url == "https://mine.example"
+    assert _settings(backend="tei", tei_url="").tei_url == "https://operator.example"
+    with pytest.raises(ValueError, match="credentials"):
+        _settings(backend="tei", tei_url="https://user:secret@mine.example")
 
-    monkeypatch.setenv(app.HIDE_TEI_URL_ENV, "1")
-    demo = app.build_demo()
-    assert _tei_field(demo).visible is False
+    monkeypatch.setenv("SEARCH_HIDE_TEI_URL", "1")
+    assert _tei_field(make_page()[2]).visible is False
     # Hidden, a value sent anyway (through the API) is ignored: the operator's endpoint is used.
-    assert app._settings(200, 40, "", "", "tei", tei_url="https://elsewhere.example").tei_url == \
-        "https://operator.example"
+    assert _settings(backend="tei", tei_url="https://elsewhere.example").tei_url == "https://operator.example"
 
 
 def test_the_token_never_goes_to_a_typed_endpoint_nor_into_the_page(monkeypatch):
-    import app
-
-    monkeypatch.delenv(app.HIDE_TEI_URL_ENV, raising=False)
+    monkeypatch.delenv("SEARCH_HIDE_TEI_URL", raising=False)
     monkeypatch.setenv("SEARCH_TEI_URL", "https://operator.example")
     monkeypatch.setenv("HF_TOKEN", "hf_secret_token_123")
-    monkeypatch.setattr(app, "internal_host", _public_example)
-    with pytest.raises(app.gr.Error, match="sends it only to the endpoints its operator set") as refused:
-        app._settings(200, 40, "", "", "tei", tei_url="https://attacker.example")
+    monkeypatch.setattr(tei_policy, "internal_host", _public_example)
+    with pytest.raises(ValueError, match="sends it only to the endpoints its operator set") as refused:
+        _settings(backend="tei", tei_url="https://attacker.example")
     assert "hf_secret_token_123" not in str(refused.value)
-    assert app._settings(200, 40, "", "", "tei", tei_url="https://operator.example/").tei_url == \
-        "https://operator.example"
-    demo = app.build_demo()
-    assert "hf_secret_token_123" not in str(demo.config), "the token never reaches the page"
+    assert _settings(backend="tei", tei_url="https://operator.example/").tei_url == "https://operator.example"
+    from search import config
+
+    assert "hf_secret_token_123" not in repr(config.current()), "the token is kept out of the configuration's repr"
+    assert "hf_secret_token_123" not in str(make_page()[2].config), "the token never reaches the page"
 
 
 def test_a_typed_tei_url_must_name_a_public_address_unless_the_operator_allows_internal_ones(monkeypatch):
-    import app
-
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("SEARCH_TEI_TOKEN", raising=False)
-    monkeypatch.delenv(app.HIDE_TEI_URL_ENV, raising=False)
-    monkeypatch.delenv(app.ALLOW_INTERNAL_TEI_ENV, raising=False)
+    monkeypatch.delenv("SEARCH_HIDE_TEI_URL", raising=False)
+    monkeypatch.delenv("SEARCH_ALLOW_INTERNAL_TEI_URL", raising=False)
     monkeypatch.setenv("SEARCH_TEI_URL", "http://127.0.0.1:8080")
     for url, why in (("http://127.0.0.1:9000", "loopback"), ("http://169.254.169.254", "link-local"),
                      ("http://10.0.0.7:80", "private"), ("http://localhost:8080", "loopback"),
                      ("https://no-such-host.invalid", "does not resolve")):
-        with pytest.raises(app.gr.Error, match=why) as refused:
-            app._settings(200, 40, "", "", "tei", tei_url=url)
-        assert app.ALLOW_INTERNAL_TEI_ENV in str(refused.value), "the message names the setting"
-        assert "Invalid settings" not in str(refused.value) and "&amp;" not in str(refused.value), "escaped once"
+        with pytest.raises(ValueError, match=why) as refused:
+            _settings(backend="tei", tei_url=url)
+        assert "SEARCH_ALLOW_INTERNAL_TEI_URL" in str(refused.value), "the message names the setting"
+        assert "Invalid settings" not in str(refused.value), "said once"
     # The operator's own endpoint is always allowed, loopback or not.
-    assert app._settings(200, 40, "", "", "tei", tei_url="http://127.0.0.1:8080").tei_url == "http://127.0.0.1:8080"
-    monkeypatch.setenv(app.ALLOW_INTERNAL_TEI_ENV, "1")
-    assert app._settings(200, 40, "", "", "tei", tei_url="http://10.0.0.7").tei_url == "http://10.0.0.7"
+    assert _settings(backend="tei", tei_url="http://127.0.0.1:8080").tei_url == "http://127.0.0.1:8080"
+    monkeypatch.setenv("SEARCH_ALLOW_INTERNAL_TEI_URL", "1")
+    assert _settings(backend="tei", tei_url="http://10.0.0.7").tei_url == "http://10.0.0.7"
 
 
 def test_internal_host_resolves_names_and_bounds_the_wait():
@@ -346,15 +344,13 @@ def test_internal_host_resolves_names_and_bounds_the_wait():
         "slow.example does not resolve within 0.2 s"
 
 
-def test_after_a_rebuild_explain_does_not_explain_the_old_indexs_search(demo):
+def test_after_a_rebuild_explain_does_not_explain_the_old_indexs_search(explaining):
     # The latest search ran on the index a rebuild replaced: Explain offers nothing from it and asks for a
     # new search, rather than scoring the old passage with the new index's reranker.
-    import app
     from tests.hand_made import make_hit, make_result, make_stage
 
-    explaining = _owner_of(demo, "pick")
     old_index = object()
-    latest = app.LatestSearch()
+    latest = LatestSearch()
     latest.begin(make_result([make_stage("rerank", [make_hit("a#0", 1, text="Alpha one.")])]), old_index)
     assert latest.result_on(old_index) is not None and latest.result_on(None) is None
     update = explaining.refresh(None, latest, "a#0", "rerank")
@@ -366,13 +362,12 @@ def test_redrawing_for_another_k_leaves_a_rerank_column_that_is_still_working_al
     # (B waiting behind A, or A at work) keeps its column's progress instead of going blank.
     import types
 
-    import app
     from tests.hand_made import make_hit, make_result, make_stage
 
-    latest = app.LatestSearch()
-    index = types.SimpleNamespace(languages=())
+    latest = LatestSearch()
+    index = types.SimpleNamespace(languages=(), rerank_stages=("rerank", "rerank-b"))
     latest.begin(make_result([make_stage(name, [make_hit("a#0", 1)]) for name in ("bm25", "dense", "hybrid",
                                                                                 "rerank")]), index)
-    update = callbacks.rerender(index, app.judging.SessionJudgments(), latest, 5, "raw", False)
-    drawn = {name for name in app.ALL_STAGES if callbacks.page.search.column(name) in update}
+    update = callbacks.rerender(index, judging.SessionJudgments(), latest, 5, "raw", False)
+    drawn = {name for name, column in callbacks.page.search.columns.items() if column in update}
     assert drawn == {"bm25", "dense", "hybrid", "rerank"}, "rerank-b is not in the result: left as it is"

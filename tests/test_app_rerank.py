@@ -18,6 +18,10 @@ from search.pipeline import Settings, build
 from tests.gated import GatedReranker
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
 from ui import columns, judging
+from ui.regions import search as search_region
+from ui.regions.corpus import AfterBuild
+from ui.regions.judgments import JudgingCallbacks
+from ui.regions.session import LatestSearch
 
 DOCS = {
     f"{topic}-{number}.txt": f"{sentence} Note {number} on {topic}."
@@ -40,7 +44,7 @@ def index(tmp_path_factory):
         (corpus / name).write_text(text, encoding="utf-8")
     folder = build_tiny_xlmr_cross_encoder(tmp_path_factory.mktemp("tiny-app-reranker"),
                                            [*DOCS.values(), QUERY, OTHER_QUERY] * 3)
-    index = build([corpus], Settings(dense_model=FALLBACK_DENSE_ID, reranker_model=str(folder), device="cpu",
+    index = build([corpus], Settings(dense_model=FALLBACK_DENSE_ID, rerankers=(str(folder),), device="cpu",
                                      backend="torch"))  # the tests reach into the torch model
     index.reranker().model.inner.batch_size = 3  # several batches for 10 pairs
     return index
@@ -48,11 +52,11 @@ def index(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def callbacks():
-    import app
+    from tests.app_page import make_page
+    from ui.regions.search import SearchCallbacks
 
-    demo = app.build_demo()
-    return next(block_fn.fn.__self__ for block_fn in demo.fns.values()
-                if getattr(block_fn.fn, "__name__", "") == "rerank_stage")
+    page, _, _ = make_page()
+    return SearchCallbacks(page)
 
 
 @pytest.fixture
@@ -87,11 +91,11 @@ def search(callbacks, index, latest, query, depth=DEPTH, candidates_from="hybrid
 
 
 def rerank(callbacks, index, latest):
-    return callbacks.rerank_stage(index, judging.SessionJudgments(), latest, *VIEW)
+    return callbacks.rerank_column("rerank")(index, judging.SessionJudgments(), latest, *VIEW)
 
 
 def column(callbacks, updates, stage="rerank"):
-    return str(updates.get(callbacks.page.search.column(stage), ""))
+    return str(updates.get(callbacks.page.search.columns[stage], ""))
 
 
 def progress_of(html: str) -> tuple[int, int] | None:
@@ -104,9 +108,7 @@ def passage_ids(html: str) -> list[str]:
 
 
 def test_the_rerank_column_streams_its_progress_batch_by_batch_then_shows_the_results(callbacks, index, gate):
-    import app
-
-    latest = app.LatestSearch()
+    latest = LatestSearch()
     first = search(callbacks, index, latest, QUERY)
     assert 'data-state="pending"' in column(callbacks, first)
     assert "measured after the first rerank" in str(first[callbacks.page.search.rerank_estimate])
@@ -138,9 +140,7 @@ def test_the_rerank_column_streams_its_progress_batch_by_batch_then_shows_the_re
 def test_a_new_search_cancels_the_running_rerank_which_then_shows_nothing(callbacks, index, gate, scored):
     import gradio as gr
 
-    import app
-
-    latest = app.LatestSearch()
+    latest = LatestSearch()
     search(callbacks, index, latest, QUERY)
     first_updates: list[dict] = []
     first = threading.Thread(target=lambda: first_updates.extend(rerank(callbacks, index, latest)))
@@ -167,10 +167,8 @@ def test_a_new_search_cancels_the_running_rerank_which_then_shows_nothing(callba
 
 
 def test_a_rerank_that_starts_after_a_newer_search_reranks_the_newer_one(callbacks, index, gate):
-    import app
-
     gate.open()
-    latest = app.LatestSearch()
+    latest = LatestSearch()
     search(callbacks, index, latest, QUERY)
     search(callbacks, index, latest, OTHER_QUERY)  # before the first search's rerank event got its turn
     updates = list(rerank(callbacks, index, latest))
@@ -185,10 +183,8 @@ def test_k_the_score_view_collapsing_judging_and_the_same_query_again_score_no_p
                                                                                           scored):
     import gradio as gr
 
-    import app
-
     gate.open()
-    latest = app.LatestSearch()
+    latest = LatestSearch()
     search(callbacks, index, latest, QUERY)
     list(rerank(callbacks, index, latest))
     assert sum(scored) == DEPTH
@@ -204,8 +200,8 @@ def test_k_the_score_view_collapsing_judging_and_the_same_query_again_score_no_p
     list(rerank(callbacks, index, latest))  # the rerank event that follows every search
     callbacks.rerender(index, session, latest, 8, "sigmoid", True)
     hit = latest.result.stages["rerank"].hits[0]
-    event = gr.EventData(callbacks.page.search.column("rerank"), {"hit_rank": hit.rank, "grade": 2})
-    judged = callbacks.judge_result(index, session, latest, 8, "raw", False, event)
+    event = gr.EventData(callbacks.page.search.columns["rerank"], {"hit_rank": hit.rank, "grade": 2})
+    judged = JudgingCallbacks(callbacks.page).judge_result(index, session, latest, 8, "raw", False, event)
     assert judged[callbacks.page.session.judged].judgment_count == 1
     shallower = search(callbacks, index, latest, QUERY, depth=6)
     assert 'data-state="done"' in column(callbacks, shallower)
@@ -217,10 +213,8 @@ def test_k_the_score_view_collapsing_judging_and_the_same_query_again_score_no_p
 
 
 def test_the_expected_rerank_time_follows_the_depth_and_the_results(callbacks, index, gate):
-    import app
-
     gate.open()
-    latest = app.LatestSearch()
+    latest = LatestSearch()
     estimate = callbacks.page.search.rerank_estimate
     search(callbacks, index, latest, QUERY)
     list(rerank(callbacks, index, latest))  # measures the speed, and caches these pairs
@@ -237,20 +231,18 @@ def test_the_expected_rerank_time_follows_the_depth_and_the_results(callbacks, i
     assert 'data-state="off"' in off
     new_query = search(callbacks, index, latest, OTHER_QUERY)
     assert 'data-state="measured"' in str(new_query[estimate]), "a new query's pairs are not scored yet"
-    without_search = str(callbacks.new_index_estimate(index, DEPTH)[estimate])
+    without_search = str(AfterBuild(callbacks.page).new_index_estimate(index, DEPTH)[estimate])
     assert f"on this machine at depth {DEPTH}" in without_search
 
 
 def test_a_failing_rerank_says_so_in_the_column_and_leaves_the_first_stages(callbacks, index, monkeypatch):
-    import app
-
-    latest = app.LatestSearch()
+    latest = LatestSearch()
     search(callbacks, index, latest, QUERY)
 
     def broken(*args, **kwargs):
         raise RuntimeError("the model fell over")
 
-    monkeypatch.setattr(app, "_rerank", broken)
+    monkeypatch.setattr(search_region, "_rerank", broken)
     updates = list(rerank(callbacks, index, latest))
     assert "Reranking failed (RuntimeError)" in column(callbacks, updates[-1])
     assert latest.result.query == QUERY and "rerank" not in latest.result.stages

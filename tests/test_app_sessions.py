@@ -108,10 +108,21 @@ def test_only_offered_models_can_be_chosen(app_url, tmp_path):
 
 
 def test_messages_from_uploads_are_escaped_before_gradio_renders_them():
-    import app
+    from ui.regions.common import fail
 
-    assert app._fail("bad header <a href=https://evil.example>x</a>").message == \
+    assert fail("bad header <a href=https://evil.example>x</a>").message == \
         "bad header &lt;a href=https://evil.example&gt;x&lt;/a&gt;"
+
+
+def _chain(demo, start: int) -> list[str]:
+    """The names of the handlers that follow event `start` of `demo`, one after the other."""
+    dependencies = demo.config["dependencies"]
+    names = [getattr(block_fn.fn, "__name__", None) for block_fn in demo.fns.values()]  # Cancel build has no fn
+    chain, current = [], start
+    while followers := [i for i, dependency in enumerate(dependencies) if dependency["trigger_after"] == current]:
+        current = followers[0]
+        chain.append(names[current])
+    return chain
 
 
 def test_every_search_trigger_runs_the_same_chain():
@@ -120,15 +131,14 @@ def test_every_search_trigger_runs_the_same_chain():
     demo = app.build_demo()
     dependencies = demo.config["dependencies"]
     names = [getattr(block_fn.fn, "__name__", None) for block_fn in demo.fns.values()]  # Cancel build has no fn
-    starts = [i for i, name in enumerate(names) if name in {"first_stages", "search_again"}]
-    assert len(starts) == 3, "search button / Enter, k, and a row of the per-query table"
+    starts = [i for i, name in enumerate(names) if name in {"first_stages", "search_again", "search_restored"}]
+    assert len(starts) == 5, "search button / Enter, k, an example query, a row of the per-query table, a shared link"
     for start in starts:
-        followers = [i for i, dependency in enumerate(dependencies) if dependency["trigger_after"] == start]
-        assert [names[i] for i in followers] == ["rerank_stage"], f"{names[start]} #{start} is not followed by rerank"
-        assert dependencies[followers[0]]["trigger_only_on_success"]
+        assert _chain(demo, start) == ["rerank_rerank", "rerank_estimate", "rerank_rerank_b"], names[start]
+        first = next(i for i, dependency in enumerate(dependencies) if dependency["trigger_after"] == start)
+        assert dependencies[first]["trigger_only_on_success"]
         for key in ("inputs", "outputs", "show_progress"):
             assert dependencies[start][key] == dependencies[starts[0]][key], (key, start)
-            assert dependencies[followers[0]][key] == dependencies[starts[0] + 1][key], (key, followers[0])
 
 
 def test_downloads_use_one_folder_per_session_replaced_each_time_and_removed_with_the_session(tmp_path, monkeypatch):
@@ -137,29 +147,24 @@ def test_downloads_use_one_folder_per_session_replaced_each_time_and_removed_wit
 
     import gradio as gr
 
-    import app
+    from ui.regions import session
 
-    assert app.DOWNLOADS_DIR.is_relative_to(Path(tempfile.gettempdir())), "Gradio serves files from the temp dir"
-    monkeypatch.setattr(app, "DOWNLOADS_DIR", tmp_path / "downloads")
+    assert session.DOWNLOADS_DIR.is_relative_to(Path(tempfile.gettempdir())), "Gradio serves files from the temp dir"
+    monkeypatch.setattr(session, "DOWNLOADS_DIR", tmp_path / "downloads")
     monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
     alice, bob = gr.Request(session_hash="alice"), gr.Request(session_hash="bob")
-    first = app.write_downloads({"qrels.trec": "u1 0 a#0 1\n", "results.csv": "x\n"}, app.downloads_folder(alice))
-    second = app.write_downloads({"qrels.trec": "u1 0 b#0 2\n"}, app.downloads_folder(alice))
-    app.write_downloads({"qrels.trec": "u1 0 c#0 0\n"}, app.downloads_folder(bob))
+    first = session.write_downloads({"qrels.trec": "u1 0 a#0 1\n", "results.csv": "x\n"},
+                                    session.downloads_folder(alice))
+    second = session.write_downloads({"qrels.trec": "u1 0 b#0 2\n"}, session.downloads_folder(alice))
+    session.write_downloads({"qrels.trec": "u1 0 c#0 0\n"}, session.downloads_folder(bob))
     folder = Path(second[0]).parent
     assert Path(first[0]).parent == folder and folder.parent == tmp_path / "downloads"
     assert sorted(path.name for path in folder.iterdir()) == ["qrels.trec"], "the earlier download was replaced"
     assert Path(second[0]).read_text(encoding="utf-8") == "u1 0 b#0 2\n"
     assert len(list((tmp_path / "downloads").iterdir())) == 2, "one folder per session"
-    app.forget_session(alice)
+    session.forget_session(alice)
     assert not folder.exists(), "a closed session's downloads are removed"
-    assert app.downloads_folder(bob).exists(), "another session's downloads stay"
-
-
-def _callbacks(demo):
-    """The `Callbacks` behind a demo's events (every handler is one of its bound methods)."""
-    return next(block_fn.fn.__self__ for block_fn in demo.fns.values()
-                if getattr(block_fn.fn, "__name__", "") == "download_judgments")
+    assert session.downloads_folder(bob).exists(), "another session's downloads stay"
 
 
 def test_download_with_a_spaced_id_gives_every_file_it_can_and_names_the_one_left_out(tmp_path, monkeypatch):
@@ -167,18 +172,20 @@ def test_download_with_a_spaced_id_gives_every_file_it_can_and_names_the_one_lef
 
     import gradio as gr
 
-    import app
+    from tests.app_page import make_page
     from tests.hand_made import make_result, make_stage, ranked
     from ui import judging
+    from ui.regions import session as session_state
+    from ui.regions.judgments import JudgingCallbacks
 
-    monkeypatch.setattr(app, "DOWNLOADS_DIR", tmp_path / "downloads")
-    demo = app.build_demo()
-    callbacks = _callbacks(demo)
+    monkeypatch.setattr(session_state, "DOWNLOADS_DIR", tmp_path / "downloads")
+    callbacks = JudgingCallbacks(make_page()[0])
     result = make_result([make_stage("bm25", ranked("a#0", "my notes#0")), make_stage("dense", ranked("a#0")),
                           make_stage("rerank", ranked("my notes#0", "a#0"))], candidates_from="bm25")
     session = judging.judge(judging.SessionJudgments(), result, "my notes#0", 2)
     with pytest.warns(UserWarning) as warned:
-        updates = callbacks.download_judgments(session, app.LatestSearch(result), gr.Request(session_hash="spaced"))
+        updates = callbacks.download_judgments(session, session_state.LatestSearch(result),
+                                               gr.Request(session_hash="spaced"))
     paths = updates[callbacks.page.judging.downloads]
     assert sorted(Path(path).name for path in paths) == ["queries.tsv", "results.csv", "results.json",
                                                           "run-dense.trec"]
@@ -195,7 +202,7 @@ def test_the_upload_limit_is_counted_in_the_same_unit_by_gradio_and_the_app(monk
     import app
 
     monkeypatch.setenv("SEARCH_MAX_UPLOAD_MB", "50")
-    assert _parse_file_size(app.launch_kwargs()["max_file_size"]) == 50 * 1_000_000 == 50 * app.MB
+    assert _parse_file_size(app.launch_kwargs()["max_file_size"]) == 50 * 1_000_000
     demo = app.build_demo()
     labels = [block.label for block in demo.blocks.values() if getattr(block, "elem_id", None) == "corpus-files"]
     assert labels == ["Upload files (up to 50 MB in all; 1 MB = 1,000,000 bytes)"], labels
@@ -238,30 +245,42 @@ def _wait_for(condition, what: str, timeout: float = 300.0):
 
 def test_builds_run_two_at_a_time_and_cancel_is_wired_to_the_build():
     import app
+    from ui.regions.corpus import BUILD_SLOTS
 
     demo = app.build_demo()
-    build = next(fn for fn in demo.fns.values() if fn.api_name == "build_index")
-    assert (build.concurrency_limit, build.concurrency_id) == (app.BUILD_SLOTS, "build") and app.BUILD_SLOTS == 2
-    cancels = [dependency["cancels"] for dependency in demo.config["dependencies"] if dependency["cancels"]]
-    assert [build._id] in cancels, "Cancel build closes the build event"
+    builds = [fn for fn in demo.fns.values()
+              if getattr(fn.fn, "__name__", "") in {"build_corpus", "build_page", "continue_build", "build_restored"}]
+    assert len(builds) == 4 and BUILD_SLOTS == 2, "the API's, the page's, its go-ahead and a link's"
+    assert {(fn.concurrency_limit, fn.concurrency_id) for fn in builds} == {(BUILD_SLOTS, "build")}
+    assert [fn.api_name for fn in builds if fn.fn.__name__ == "build_corpus"] == ["build_index"]
+    page_builds = sorted(fn._id for fn in builds if fn.fn.__name__ in {"build_page", "continue_build"})
+    cancels = [sorted(dependency["cancels"]) for dependency in demo.config["dependencies"] if dependency["cancels"]]
+    assert page_builds in cancels, "Cancel build closes the page's build events"
 
 
-def test_a_corpus_over_the_passage_limit_is_refused_and_nothing_is_indexed(app_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("SEARCH_MAX_PASSAGES", "3")  # the app runs in this process and reads it at each build
-    client = gradio_client.Client(app_url, verbose=False)
+def test_a_corpus_over_the_passage_limit_is_refused_and_nothing_is_indexed(tmp_path):
+    import gradio as gr
+
+    from tests.app_page import make_page
+    from ui.regions.corpus import CorpusCallbacks
+    from ui.regions.session import BuildIdle
+
+    page, ctx, _ = make_page(max_passages=3)  # an app started with SEARCH_MAX_PASSAGES=3
     path = tmp_path / "seven.txt"
     path.write_text(" ".join(f"word{i}" for i in range(7 * 32)), encoding="utf-8")
-    with pytest.raises(Exception, match=r"the corpus has 7 passages .*at most 3 \(SEARCH_MAX_PASSAGES\)"):
-        client.predict([gradio_client.handle_file(str(path))], "(none: use my files)", 32, 0, *MODELS,
-                       api_name="/build_index")
-    with pytest.raises(Exception, match="Build an index first"):
-        client.predict("word1", 5, 0, "hybrid", api_name="/search")
+    build = CorpusCallbacks(page, ctx).build_corpus(
+        BuildIdle(), gr.Request(session_hash="limit"), files=[str(path)], sample="(none: use my files)", window=32,
+        overlap=0, dense_model=MODELS[0], reranker_model=MODELS[1])
+    updates = []
+    with pytest.raises(gr.Error, match=r"the corpus has 7 passages .*at most 3 \(SEARCH_MAX_PASSAGES\)"):
+        updates.extend(build)
+    assert not any(page.session.index in update for update in updates), "nothing was indexed"
 
 
 def test_a_small_build_runs_beside_a_long_one_and_cancelling_stops_the_long_one(app_url, tmp_path, caplog):
     import logging
 
-    caplog.set_level(logging.INFO, logger="app")
+    caplog.set_level(logging.INFO, logger="ui.regions.corpus")
     long_client = gradio_client.Client(app_url, verbose=False)
     long_build = long_client.submit([gradio_client.handle_file(str(_long_corpus(tmp_path)))], "(none: use my files)",
                                     32, 0, *MODELS, api_name="/build_index")
@@ -274,7 +293,8 @@ def test_a_small_build_runs_beside_a_long_one_and_cancelling_stops_the_long_one(
 
     long_build.cancel()
     cancelled = _wait_for(lambda: [record.getMessage() for record in caplog.records
-                                   if record.name == "app" and "build cancelled" in record.getMessage()],
+                                   if record.name == "ui.regions.corpus"
+                                   and "build cancelled" in record.getMessage()],
                           "the server-side build stopping", timeout=120)
     assert "of 4000 done" in cancelled[0], cancelled
     assert not any("built 4000 passages" in record.getMessage() for record in caplog.records)
@@ -283,8 +303,8 @@ def test_a_small_build_runs_beside_a_long_one_and_cancelling_stops_the_long_one(
 # -- API searches: first stages do not queue behind reranks ---------------------------------------------
 
 def test_first_stage_api_searches_do_not_wait_behind_reranks(app_url, tmp_path):
-    import app
     from search.inference import RERANK_LOCK
+    from ui.regions.session import FIRST_STAGE_SLOTS
 
     client = gradio_client.Client(app_url, verbose=False)
     _build(client, tmp_path, "alpha")
@@ -293,7 +313,7 @@ def test_first_stage_api_searches_do_not_wait_behind_reranks(app_url, tmp_path):
     RERANK_LOCK.acquire()
     try:
         reranking = [client.submit("Zebrafinch reeds", 5, 5, "hybrid", api_name="/search")
-                     for _ in range(app.FIRST_STAGE_SLOTS + 2)]
+                     for _ in range(FIRST_STAGE_SLOTS + 2)]
         first_only = client.submit("Zebrafinch reeds", 5, 0, "hybrid", api_name="/search").result(timeout=120)
         assert set(first_only["stages"]) == {"bm25", "dense", "hybrid"}, first_only["stages"].keys()
         assert not any(job.done() for job in reranking), "a rerank ran while the reranker was held"
@@ -305,13 +325,14 @@ def test_first_stage_api_searches_do_not_wait_behind_reranks(app_url, tmp_path):
 
 def test_the_search_api_and_the_pages_first_stages_have_their_own_limits():
     import app
+    from ui.regions.session import API_SEARCHES, FIRST_STAGE_SLOTS
 
     demo = app.build_demo()
     api = next(fn for fn in demo.fns.values() if fn.api_name == "search")
-    assert (api.concurrency_id, api.concurrency_limit) == ("search_api", app.API_SEARCHES)
+    assert (api.concurrency_id, api.concurrency_limit) == ("search_api", API_SEARCHES)
     starts = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") in {"first_stages", "search_again"}]
     assert {(fn.concurrency_id, fn.concurrency_limit) for fn in starts} == {("first_stages", 4)}
-    assert app.FIRST_STAGE_SLOTS == 4
+    assert FIRST_STAGE_SLOTS == 4
 
 
 def test_a_hostile_file_beside_a_good_one_does_not_hang_the_build_or_lose_the_good_one(app_url, tmp_path):
@@ -336,18 +357,17 @@ def test_a_hostile_file_beside_a_good_one_does_not_hang_the_build_or_lose_the_go
 # -- the backend setting and the model warm-up's line ------------------------------------------------------
 
 def test_the_backend_dropdown_offers_the_engines_backends_and_reaches_the_index(app_url, tmp_path, monkeypatch):
-    import gradio as gr
-
     import app
     from search.loading import BACKENDS, resolve_backend
+    from search.policy import build_settings
 
     monkeypatch.setenv("SEARCH_BACKEND", "torch")
     demo = app.build_demo()
     dropdown = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "backend")
     assert [value for _, value in dropdown.choices] == list(BACKENDS) and dropdown.value == "torch"
-    assert app._settings(200, 40, "", "", "torch").backend == "torch"
-    with pytest.raises(gr.Error, match=r"no-such-backend.* is not one of auto, torch"):
-        app._settings(200, 40, "", "", "no-such-backend")
+    assert build_settings({"backend": "torch"}).backend == "torch"
+    with pytest.raises(ValueError, match=r"no-such-backend.* is not one of auto, torch"):
+        build_settings({"backend": "no-such-backend"})
 
     client = gradio_client.Client(app_url, verbose=False)
     path = tmp_path / "a.txt"
@@ -367,7 +387,7 @@ def test_the_page_says_which_models_are_loading_and_the_warm_up_is_started_once(
     assert app.build_demo() is not demo and app.model_warmup() is warmup, "one warm-up per process"
     line = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "model-status")
     assert "model-load" in line.value and ("Loading models:" in line.value or "Models ready:" in line.value)
-    loads = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "model_status"]
+    loads = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "follow"]
     assert len(loads) == 1 and loads[0].concurrency_limit is None, "a page waiting for the models holds no slot"
     assert warmup.wait(timeout=600), "the warm-up did not finish"
     assert warmup.status().done
@@ -379,9 +399,9 @@ def test_a_rerank_triggered_while_the_sessions_last_one_runs_waits_for_it_instea
     demo = app.build_demo()
     names = [getattr(block_fn.fn, "__name__", None) for block_fn in demo.fns.values()]
     dependencies = demo.config["dependencies"]
-    reranks = [i for i, name in enumerate(names) if name == "rerank_stage"]
-    # search button, k, a per-query row, a shared link (one chain each)
-    assert len(reranks) == 4 and {dependencies[i]["trigger_mode"] for i in reranks} == {"always_last"}
-    for rerank in reranks:  # then the estimate beside the slider, read once the rerank has measured and cached
-        followers = [names[i] for i, dependency in enumerate(dependencies) if dependency["trigger_after"] == rerank]
-        assert followers == ["rerank_estimate"], followers
+    reranks = [i for i, name in enumerate(names) if name in ("rerank_rerank", "rerank_rerank_b")]
+    # search button, k, an example query, a per-query row, a shared link (one chain each), A and B in each
+    assert len(reranks) == 10 and {dependencies[i]["trigger_mode"] for i in reranks} == {"always_last"}
+    for rerank in reranks:  # A is followed by the estimate beside the slider, read once A has measured and cached
+        if names[rerank] == "rerank_rerank":
+            assert _chain(demo, rerank)[:1] == ["rerank_estimate"]

@@ -5,7 +5,7 @@ Skips when chromium is absent (install it with `apt-get install -y chromium`).
 
 from __future__ import annotations
 
-import os
+import json
 import re
 from pathlib import Path
 
@@ -156,16 +156,17 @@ def test_judge_three_results_and_download_the_qrels(page):
 @pytest.fixture(scope="module")
 def unloadable_models_url(app_url):
     """A second app whose default models are the real ones, which can't be loaded offline: both fall back."""
+    from dataclasses import replace
+
     import app
+    from search import config
     from search.models import DEFAULT_DENSE_MODEL, RERANKER_V2_M3
 
-    saved = {name: os.environ.get(name) for name in ("SEARCH_DENSE_MODEL", "SEARCH_RERANKER_MODEL")}
-    os.environ.update({"SEARCH_DENSE_MODEL": DEFAULT_DENSE_MODEL, "SEARCH_RERANKER_MODEL": RERANKER_V2_M3})
-    try:
-        demo = app.build_demo()  # the dropdowns take these as their values; the env goes back right after
-    finally:
-        os.environ.update({name: value for name, value in saved.items() if value is not None})
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **app.launch_kwargs())
+    # An app started with these defaults: the dropdowns take them as their values.
+    settings = replace(config.current(), dense_model=DEFAULT_DENSE_MODEL, rerankers=((RERANKER_V2_M3, ""),))
+    demo = app.build_demo(settings)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
+                            **app.launch_kwargs(settings))
     yield url
     demo.close()
 
@@ -203,7 +204,7 @@ def test_cancel_or_closing_the_page_stops_the_build_and_the_panel_gives_the_time
     import random
     import time
 
-    caplog.set_level(logging.INFO, logger="app")
+    caplog.set_level(logging.INFO, logger="ui.regions")
     rng = random.Random(5)
     words = ["".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(400)]
     corpus = tmp_path / "long.txt"
@@ -211,7 +212,7 @@ def test_cancel_or_closing_the_page_stops_the_build_and_the_panel_gives_the_time
 
     def cancelled() -> list[str]:
         return [record.getMessage() for record in caplog.records
-                if record.name == "app" and "build cancelled" in record.getMessage()]
+                if record.name == "ui.regions.corpus" and "build cancelled" in record.getMessage()]
 
     def wait_for_cancelled(count: int) -> str:
         for _ in range(600):
@@ -239,7 +240,7 @@ def test_cancel_or_closing_the_page_stops_the_build_and_the_panel_gives_the_time
                                              r"on this machine\."), timeout=300_000)
     page.close()  # the build's event loses its page: the build must stop at its next batch
     assert "cancelled during embeddings" in wait_for_cancelled(2)
-    assert not any("built" in record.getMessage() for record in caplog.records if record.name == "app")
+    assert not any("built" in record.getMessage() for record in caplog.records if record.name == "ui.regions.corpus")
 
 
 def test_a_spaced_file_name_still_gives_every_download_it_can(page, tmp_path):
@@ -282,7 +283,7 @@ def test_the_reranked_column_shows_live_progress_and_a_new_query_cancels_the_old
     from search.loading import load_reranker
     from tests.gated import GatedReranker
 
-    caplog.set_level(logging.INFO, logger="app")
+    caplog.set_level(logging.INFO, logger="ui.regions")
     _upload_and_build(page, [_two_topic_corpus(tmp_path / "topics.jsonl")])
     # The app's late-interaction reranker (shared by the process), paused after every batch of 32 passages.
     cached = load_reranker("late-interaction").model
@@ -315,7 +316,7 @@ def test_the_reranked_column_shows_live_progress_and_a_new_query_cancels_the_old
     finally:
         gate.open()
     stopped = [record.getMessage() for record in caplog.records
-               if record.name == "app" and "rerank of 'zebrafinch' stopped" in record.getMessage()]
+               if record.name == "ui.regions.search" and "rerank of 'zebrafinch' stopped" in record.getMessage()]
     assert stopped and "cancelled after 64 of 100 pairs" in stopped[0], stopped
     expect(page.locator("#model-status .model-status")).to_have_attribute("data-state", "ready", timeout=300_000)
     assert not page.errors, page.errors
@@ -340,6 +341,10 @@ def test_a_shared_link_restores_the_view_builds_the_sample_and_searches(browser,
     assert page.locator("#rerank-depth input[type=number]").input_value() == "8"
     for name in ("bm25", "dense", "hybrid", "rerank"):
         assert page.locator(f"#column-{name} li.hit").count() == 4, name
+    # The link names a reranker B (compare=late-interaction): its column shows too, with its own results.
+    page.wait_for_selector('#column-rerank-b section[data-state="done"]', timeout=180_000)
+    assert page.locator("#column-rerank-b li.hit").count() == 4
+    assert page.locator("#column-rerank-b span.move.vs-a").count() == 4, "B's cards move against A"
     assert page.locator("#column-rerank span.move.primary[data-against='bm25']").count() >= 1, "candidates from bm25"
     assert page.locator("#column-rerank span.score").first.inner_text().startswith("score"), "sigmoid n/a view"
     problems = page.inner_text("#share-problems")
@@ -397,10 +402,11 @@ def test_a_link_made_from_uploads_says_it_cannot_carry_them_and_the_bundle_downl
 
 
 def _choose(page, elem_id: str, value: str) -> None:
-    # A Gradio dropdown: open its list, then click the option.
+    # A Gradio dropdown: open its list, then click the option (a model's option says where it loads from:
+    # "late-interaction-minilm (bundled, offline)").
     page.click(f"#{elem_id} input")
-    page.get_by_role("option", name=value, exact=True).click()
-    expect(page.locator(f"#{elem_id} input")).to_have_value(value)
+    page.get_by_role("option", name=re.compile(rf"^{re.escape(value)}( \(.*\))?$")).click()
+    expect(page.locator(f"#{elem_id} input")).to_have_value(re.compile(rf"^{re.escape(value)}"))
 
 
 def test_a_second_reranker_adds_a_fifth_column_whose_cards_move_against_a(page):
@@ -442,3 +448,120 @@ def test_a_second_reranker_adds_a_fifth_column_whose_cards_move_against_a(page):
     shown = float(head.inner_text().split("score ")[1].split()[0])
     assert shown == pytest.approx(float(card.locator(".score").get_attribute("title").split()[-1]), abs=1e-4)
     assert not page.errors, page.errors
+
+
+def test_an_empty_query_says_so_once_and_k_typed_then_enter_searches_again(page):
+    page.click("#build-button")  # the sample corpus
+    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    page.click("#search-button")
+    expect(page.locator(".toast-body").first).to_contain_text("the query is empty", timeout=30_000)
+    page.wait_for_timeout(1500)  # a second toast would have come by now
+    assert page.locator(".toast-body").count() == 1, page.locator(".toast-body").all_inner_texts()
+    _search(page, "When did the Luna 2 probe reach the Moon?")
+    assert page.locator("#column-bm25 li.hit").count() == 10
+    box = page.locator("#k input[type=number]")
+    box.fill("4")
+    box.press("Enter")  # the number box commits on Enter, not only when it loses focus
+    expect(page.locator("#column-bm25 li.hit")).to_have_count(4, timeout=30_000)
+    assert not page.errors, page.errors
+
+
+@pytest.mark.parametrize("viewport", [(1600, 1000), (1280, 800)])
+def test_after_search_the_query_the_chart_and_the_columns_tops_are_in_view(browser, app_url, viewport):
+    width, height = viewport
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(app_url)
+    page.wait_for_selector("#build-button")
+    page.click("#build-button")  # the sample corpus
+    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    expect(page.locator("#corpus-panel")).to_contain_text("Corpus: 92 passages of 80 documents", timeout=30_000)
+    assert not page.locator("#build-button").is_visible(), "the corpus panel folds to its one-line summary"
+    _search(page, "How far is the Moon from the Earth on average?")
+    for selector in ("#query textarea", "#search-button", "#rank-flow svg.rank-flow-chart"):
+        box = page.locator(selector).bounding_box()
+        assert box and 0 <= box["y"] and box["y"] + min(box["height"], 40) <= height, (selector, box)
+    for name in ("bm25", "dense", "hybrid", "rerank"):
+        top = page.locator(f"#column-{name} h3.stage-title").bounding_box()
+        assert top and 0 <= top["y"] < height - top["height"], (name, top, "the column's top is on screen")
+    # The controls stay in view while the columns scroll.
+    page.mouse.wheel(0, 1500)
+    page.wait_for_timeout(300)
+    assert 0 <= page.locator("#query textarea").bounding_box()["y"] < 80, "the query box sticks to the top"
+    page.close()
+
+
+def test_the_rank_flow_chart_draws_every_passage_and_a_click_finds_its_card(page, tmp_path):
+    hostile = tmp_path / "hostile.jsonl"
+    hostile.write_text("".join(
+        json.dumps({"_id": f"h{i}", "title": f'<img src=x onerror="window.__pwned={i}"> tulips {i}',
+                    "text": f"Tulips bloom in spring, tulip number {i} <script>window.__pwned = {i}</script>."}) + "\n"
+        for i in range(6)), encoding="utf-8")
+    _upload_and_build(page, [hostile, MIXED / "german-rivers.csv"])
+    _search(page, "tulips spring")
+    passages = set(page.eval_on_selector_all(".rr-columns li.hit", "cards => cards.map(card => card.dataset.passage)"))
+    lines = page.locator("#rank-flow g.rf-line")
+    assert lines.count() == len(passages) and passages, "one line per passage in any stage's top k"
+    assert set(page.eval_on_selector_all("#rank-flow g.rf-line", "lines => lines.map(l => l.dataset.passage)")) \
+        == passages
+    first = lines.first
+    hover = first.locator("title").text_content()
+    assert "BM25" in hover and "Reranked" in hover and "#" in hover, hover
+    assert page.locator("#rank-flow img, #rank-flow script").count() == 0, "no markup from the corpus"
+    assert page.evaluate("window.__pwned === undefined")
+    target, focus = first.get_attribute("data-passage"), first.get_attribute("data-focus-stage")
+    first.locator("polyline.rf-path").first.dispatch_event("click")
+    card = page.locator(f'#column-{focus} li.hit.rank-flow-target[data-passage="{target}"]')
+    expect(card).to_be_in_viewport(timeout=10_000)  # scrolled to the card of the line's last stage
+    assert not page.errors, page.errors
+
+
+@pytest.fixture(scope="module")
+def asking_app_url(app_url):
+    """A second app that asks before any build that takes over a second to embed (SEARCH_CONFIRM_BUILD_SECONDS=1)."""
+    from dataclasses import replace
+
+    import app
+    from search import config
+
+    settings = replace(config.current(), confirm_build_seconds=1)
+    demo = app.build_demo(settings)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
+                            **app.launch_kwargs(settings))
+    yield url
+    demo.close()
+
+
+def test_a_long_build_says_what_it_will_cost_and_lets_files_be_left_out(browser, asking_app_url, tmp_path):
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.goto(asking_app_url)
+    page.wait_for_selector("#build-button")
+    junk = _long_corpus(tmp_path, passages=300)
+    good = tmp_path / "good.txt"
+    good.write_text("Lighthouses guide ships along rocky coasts at night.", encoding="utf-8")
+    page.set_input_files("#corpus-files input[type=file]", [str(junk), str(good)])
+    expect(page.locator("#corpus-files")).to_contain_text("good", timeout=30_000)
+    page.click("#build-button")
+    question = page.locator("#build-confirm .build-confirm")
+    expect(question).to_contain_text("Embedding 301 passages", timeout=180_000)
+    assert re.search(r"takes (about \d+ (s|min)|under a second) on this machine", question.inner_text())
+    sources = page.locator("#build-confirm .confirm-sources li").all_inner_texts()
+    assert sources[0].startswith("long.txt 300 passages") and sources[1].startswith("good.txt 1 passage"), sources
+    assert page.locator("#build-summary .build-counts").count() == 0, "nothing is embedded before the go-ahead"
+    page.locator("#leave-out label", has_text="long.txt").click()
+    page.click("#confirm-build")
+    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    assert "1 document" in page.inner_text("#build-summary .build-counts")
+    assert "left out before embedding" in page.inner_text("#build-summary")
+    assert not page.locator("#build-confirm").is_visible()
+    page.close()
+
+
+def _long_corpus(tmp_path, passages: int):
+    """One .txt (long.txt) that splits into `passages` passages with the default window (200 words, 40 shared)."""
+    import random
+
+    rng = random.Random(8)
+    words = ["".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(400)]
+    path = tmp_path / "long.txt"
+    path.write_text(" ".join(rng.choices(words, k=160 * passages)), encoding="utf-8")
+    return path

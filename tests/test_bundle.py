@@ -91,7 +91,10 @@ def test_the_page_shows_hostile_text_escaped_and_holds_no_script():
     tags = Tags(page).tags
     assert {tag for tag, _ in tags} <= {"html", "head", "meta", "title", "style", "body", "header", "h1", "p", "span",
                                         "q", "dl", "dt", "dd", "a", "main", "div", "section", "h3", "ol", "li",
-                                        "mark", "details", "summary", "small", "code", "progress"}, tags
+                                        "mark", "details", "summary", "small", "code", "progress",
+                                        # the rank-flow chart (an inline SVG) and the agreement matrix
+                                        "figure", "figcaption", "svg", "g", "line", "polyline", "circle", "path",
+                                        "text", "ul", "table", "caption", "thead", "tbody", "tr", "th", "td"}, tags
     for tag, attrs in tags:
         assert not [name for name in attrs if name.startswith("on") or name in {"style", "src"}], (tag, attrs)
         assert not any((value or "").strip().lower().startswith("javascript:") for value in attrs.values()), attrs
@@ -145,7 +148,9 @@ def test_a_trec_file_that_cannot_hold_an_id_is_left_out_and_named():
 
 def test_every_class_of_the_page_and_the_share_notes_has_a_rule():
     styled = css_classes(css_rules(stylesheet()))
-    hooks = {"summary-item", "overlap", "query-language", "passage-id", "doc-id", "more", "model-label"}
+    from tests.test_rankflow import HOOKS as CHART_HOOKS
+
+    hooks = {"summary-item", "query-language", "passage-id", "doc-id", "more", "model-label", *CHART_HOOKS}
     fragments = render_page(_result(), VIEW, link=LINK, link_note="a note") + str(
         render_share_note("a note", ["a problem"]))
     emitted = {name for _, attrs in Tags(fragments).tags for name in (attrs.get("class") or "").split()}

@@ -143,4 +143,4 @@ def test_backend_flag_and_environment(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setenv("SEARCH_BACKEND", "tpu")
     assert main(["rerank", "--query", "honey", "--passages", str(file)]) == 2
-    assert "backend='tpu' is not one of auto, torch" in capsys.readouterr().err
+    assert "SEARCH_BACKEND='tpu' is not allowed: it takes one of auto, torch" in capsys.readouterr().err

@@ -141,7 +141,7 @@ def test_compare_reports_each_reranked_hit_in_the_top_k():
     bm25, dense, hybrid, rerank = four_stages()
     comparison = compare(make_result([bm25, dense, hybrid, rerank]), 3)
     assert isinstance(comparison, Comparison) and comparison.k == 3 and len(comparison.overlaps) == 6
-    assert comparison.reranked == (
+    assert comparison.reranked["rerank"] == (
         RerankedHit("c", 1, (Movement("up", "hybrid", 2, 1, "↑1 from hybrid #2"),
                              Movement("up", "bm25", 3, 1, "↑2 from BM25 #3"),
                              Movement("same", "dense", 1, 1, "= dense #1")), ("bm25", "dense"), False),
@@ -152,8 +152,9 @@ def test_compare_reports_each_reranked_hit_in_the_top_k():
                              Movement("down", "bm25", 1, 3, "↓2 from BM25 #1"),
                              Movement("down", "dense", 2, 3, "↓1 from dense #2")), ("bm25", "dense"), False),
     )
-    assert [hit.passage_id for hit in compare(make_result([bm25, dense, hybrid, rerank]), 2).reranked] == ["c", "e"]
-    assert compare(make_result([bm25, dense, hybrid]), 3).reranked == (), "no rerank stage, nothing reranked"
+    assert [hit.passage_id for hit in compare(make_result([bm25, dense, hybrid, rerank]), 2).reranked["rerank"]] == \
+        ["c", "e"]
+    assert compare(make_result([bm25, dense, hybrid]), 3).reranked == {}, "no rerank stage, nothing reranked"
 
 
 # -- reported by the exports and the CLI ----------------------------------------------------------

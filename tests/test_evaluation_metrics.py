@@ -8,17 +8,8 @@ import math
 
 import pytest
 
-from search.evaluation import (
-    Judgments,
-    Query,
-    compute_metrics,
-    landed_ranks,
-    metric_names,
-    ranked_ids,
-    read_judgments,
-    read_qrels,
-    read_queries,
-)
+from search.judgments import Judgments, Query, read_judgments, read_qrels, read_queries
+from search.metrics import compute_metrics, landed_ranks, metric_names, ranked_ids
 from search.types import UNKNOWN_LANGUAGE, Hit
 
 

@@ -32,7 +32,7 @@ JUDGMENTS = Judgments(
     qrels={"q1": {"volcano": 2, "tea": 1, "magma": 0}, "q2": {"bees": 1}, "q3": {"magma": 1, "volcano": 1},
            "q4": {"tea": 1}},
 )
-SETTINGS = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model="late-interaction", device="cpu")
+SETTINGS = Settings(dense_model=FALLBACK_DENSE_ID, rerankers=("late-interaction",), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +82,14 @@ def test_estimate_is_positive_and_extrapolates(index):
     estimate = estimate_evaluation(index, 50, stages=["bm25", "dense", "hybrid", "rerank"], rerank_depth=4,
                                    candidates_from="hybrid", sample_queries=["magma", "volcano"])
     assert estimate.queries == 50 and estimate.first_stage_seconds > 0
-    assert estimate.pairs_per_second is not None and estimate.pairs_per_second > 0
-    per_query = estimate.first_stage_seconds + 4 / estimate.pairs_per_second
+    speed = estimate.pairs_per_second["rerank"]
+    assert speed is not None and speed > 0
+    assert speed == index.reranker().model.throughput().pairs_per_second, "the speed the rerank estimate uses"
+    per_query = estimate.first_stage_seconds + 4 / speed
     assert estimate.seconds == pytest.approx(50 * per_query)
     first_only = estimate_evaluation(index, 50, stages=["bm25"], rerank_depth=20, candidates_from="hybrid",
                                      sample_queries=["magma"])
-    assert first_only.pairs_per_second is None and first_only.seconds > 0
+    assert first_only.pairs_per_second == {} and first_only.seconds > 0
     with pytest.raises(ValueError, match="sample query"):
         estimate_evaluation(index, 5, stages=["bm25"], rerank_depth=0, candidates_from="bm25", sample_queries=[" "])
 
@@ -152,7 +154,7 @@ SQUAD_IDS = {
 def test_squad_questions_are_judged_against_their_own_paragraph_ids(tmp_path):
     import json
 
-    from search.evaluation import load_dataset
+    from search.datasets import load_dataset
 
     path = tmp_path / "squad-ids.json"
     path.write_text(json.dumps(SQUAD_IDS), encoding="utf-8")
@@ -229,7 +231,7 @@ ENGLISH = _squad([
 def test_questions_of_one_language_against_the_passages_of_another(tmp_path):
     import json
 
-    from search.evaluation import load_dataset
+    from search.datasets import load_dataset
 
     german, english = tmp_path / "xq.de.json", tmp_path / "xq.en.json"
     german.write_text(json.dumps(GERMAN, ensure_ascii=False), encoding="utf-8")

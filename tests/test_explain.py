@@ -37,6 +37,13 @@ class WordCountReranker:
     backend = "test"
     device = "cpu"
     is_cross_encoder = False
+    max_length = 512
+    remote = False
+    dtype = "float32"
+    tokenizer = None
+
+    def pair_lengths(self, query: str, passages: Sequence[str]) -> None:
+        return None
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
@@ -306,7 +313,7 @@ def test_the_explain_view_escapes_the_passage_and_shades_parts_by_their_drop():
 
 def test_reranked_cards_carry_an_explain_button_and_other_columns_do_not():
     from tests.hand_made import make_hit, make_result, make_stage
-    from ui.columns import JUDGE_JS, render_column
+    from ui.columns import COLUMN_JS, render_column
 
     result = make_result([make_stage("bm25", [make_hit("a#0", 1)]),
                           make_stage("rerank", [make_hit("a#0", 1, sigmoid=0.5, ranks={"bm25": 1})]),
@@ -315,8 +322,8 @@ def test_reranked_cards_carry_an_explain_button_and_other_columns_do_not():
     assert str(render_column(result.stages["rerank"], result, k=5)).count('class="explain-btn"') == 1
     assert str(render_column(result.stages["rerank-b"], result, k=5)).count('class="explain-btn"') == 1
     assert 'class="explain-btn"' not in str(render_column(result.stages["bm25"], result, k=5))
-    assert "button.explain-btn" in JUDGE_JS and "explain_rank" in JUDGE_JS
-    assert "explain_stage: card.dataset.stage" in JUDGE_JS, "the click says which reranked column it came from"
+    assert "button.explain-btn" in COLUMN_JS and "explain_rank" in COLUMN_JS
+    assert "explain_stage: card.dataset.stage" in COLUMN_JS, "the click says which reranked column it came from"
 
 
 def test_the_explain_view_offers_either_reranked_column_and_names_its_reranker():
@@ -340,20 +347,44 @@ def test_the_explain_view_offers_either_reranked_column_and_names_its_reranker()
 
 
 def test_the_app_panel_offers_the_latest_reranked_passages_and_keeps_the_choice_while_it_is_there():
-    import app
-    from tests.hand_made import make_hit, make_result, make_stage
+    import gradio as gr
 
-    demo = app.build_demo()
-    callbacks = next(block_fn.fn.__self__ for block_fn in demo.fns.values()
-                     if getattr(block_fn.fn, "__name__", "") == "refresh")
+    from tests.app_page import make_page
+    from tests.hand_made import make_hit, make_result, make_stage
+    from ui.regions.explain import ExplainCallbacks
+    from ui.regions.session import LatestSearch
+
+    callbacks = ExplainCallbacks(make_page()[0])
     first = make_result([make_stage("rerank", [make_hit("a#0", 1, text="Alpha one."),
                                                make_hit("b#0", 2, text="Beta two.")])])
     second = make_result([make_stage("rerank", [make_hit("b#0", 1, text="Beta two.")])])
-    latest = app.LatestSearch(first)
+    latest = LatestSearch(first)
     update = callbacks.refresh(None, latest, "b#0")[callbacks.panel.passage]
     assert [value for _, value in update.choices] == ["a#0", "b#0"] and update.value == "b#0"
     latest.begin(second)
     assert callbacks.refresh(None, latest, "a#0")[callbacks.panel.passage].value is None, "a#0 went away"
-    assert callbacks.refresh(None, app.LatestSearch(), None)[callbacks.panel.passage].choices == []
-    with pytest.raises(app.gr.Error):  # running needs a built index (the browser test runs one)
+    assert callbacks.refresh(None, LatestSearch(), None)[callbacks.panel.passage].choices == []
+    with pytest.raises(gr.Error):  # running needs a built index (the browser test runs one)
         list(callbacks.run(None, latest, "b#0"))
+    # The choices follow every column update; an event may still send a value of the previous choices, which
+    # the callbacks check themselves: Gradio must not refuse it first (a traceback in the log).
+    assert callbacks.panel.passage.allow_custom_value is True
+
+
+def test_explain_without_a_passage_says_to_pick_one_once_there_is_a_search():
+    import types
+
+    from tests.app_page import make_page
+    from tests.hand_made import make_hit, make_result, make_stage
+    from ui.regions.explain import ExplainCallbacks
+    from ui.regions.session import LatestSearch
+
+    callbacks = ExplainCallbacks(make_page()[0])
+    index = types.SimpleNamespace(rerank_stages=("rerank",))
+    latest = LatestSearch()
+    [before] = callbacks.run(index, latest, None)
+    assert "Search first" in str(before[callbacks.panel.result])
+    latest.begin(make_result([make_stage("rerank", [make_hit("a#0", 1, text="Alpha one.")])]), index)
+    [after] = callbacks.run(index, latest, None)
+    assert "Search first" not in str(after[callbacks.panel.result])
+    assert "Pick a passage of the Reranked column" in str(after[callbacks.panel.result])

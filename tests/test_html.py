@@ -38,3 +38,6 @@ def test_names_that_are_not_plain_html_names_are_refused():
         element("span", **{"onclick=alert(1) x": "1"})
     with pytest.raises(ValueError, match="tag"):
         element("Script")
+    with pytest.raises(ValueError, match="attribute"):
+        element("svg", **{'viewBox="0" onload': "x"})
+    assert element("svg", viewBox="0 0 10 5") == '<svg viewBox="0 0 10 5"></svg>', "camelCase SVG names keep it"

@@ -129,8 +129,8 @@ def test_fasttext_loads_its_bundled_model_with_no_network_and_writes_nothing(tmp
 def test_settings_carry_the_detector_from_the_environment(monkeypatch):
     assert Settings().langid == "auto"
     monkeypatch.setenv(LANGID_ENV, "langdetect")
-    assert Settings.from_env().langid == "langdetect"
-    assert Settings.from_env(langid="fasttext").langid == "fasttext", "an override wins over the environment"
+    assert Settings.from_config().langid == "langdetect"
+    assert Settings.from_config(langid="fasttext").langid == "fasttext", "an override wins over the environment"
 
 
 def test_build_labels_passages_and_queries_with_the_chosen_detector(tmp_path):
@@ -139,7 +139,7 @@ def test_build_labels_passages_and_queries_with_the_chosen_detector(tmp_path):
     texts = {"a.txt": "Ciao", "b.txt": "Der Hund schläft im Garten und träumt.", "c.txt": "历史文化"}
     for name, text in texts.items():
         (folder / name).write_text(text, encoding="utf-8")
-    settings = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model="late-interaction", device="cpu")
+    settings = Settings(dense_model=FALLBACK_DENSE_ID, rerankers=("late-interaction",), device="cpu")
     built = {langid: build([folder], Settings(**{**settings.__dict__, "langid": langid}), cache_dir=tmp_path / "c")
              for langid in ("langdetect", "fasttext", "auto")}
     for langid, index in built.items():

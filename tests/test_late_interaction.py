@@ -102,10 +102,17 @@ def test_texts_are_read_with_the_encoders_prefixes_and_the_prefix_tokens_left_ou
     assert reranker.score(QUERY, [ANSWER])[0].raw != pytest.approx(unprefixed, abs=1e-4)
 
 
-def test_label_and_interface(reranker):
+def test_label_and_interface(reranker, encoder):
     assert isinstance(reranker, Reranker)
     assert reranker.label == LATE_INTERACTION_LABEL == "late-interaction fallback, not a cross-encoder"
     assert reranker.is_cross_encoder is False and reranker.backend == "late-interaction"
+    assert (reranker.max_length, reranker.remote, reranker.tokenizer) == (512, False, encoder.tokenizer)
+    assert reranker.dtype == encoder.dtype == "q4_0", "the bundled e5's 4-bit weights"
+    query = len(encoder.tokenizer("query: " + QUERY)["input_ids"])
+    answer = len(encoder.tokenizer("passage: " + ANSWER)["input_ids"])
+    long = len(encoder.tokenizer("passage: " + "tea " * 600)["input_ids"])
+    assert reranker.pair_lengths(QUERY, [ANSWER, "tea " * 600]) == [max(query, answer), long]
+    assert long > reranker.max_length, "the long passage is counted whole"
     assert reranker.score(QUERY, []) == []
     with pytest.raises(ValueError, match="query is empty"):
         reranker.score(" ", [ANSWER])

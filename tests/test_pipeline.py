@@ -7,15 +7,13 @@ import pytest
 from search.models import FALLBACK_DENSE_ID, LATE_INTERACTION_LABEL
 from search.pipeline import (
     BUILD_STEPS,
-    DEFAULT_MAX_PASSAGES,
-    MAX_PASSAGES_ENV,
     BuildCancelled,
     Index,
     Settings,
     build,
-    max_passages_from_env,
     query_terms,
 )
+from search.policy import max_passages as max_passages_limit
 from search.types import Language
 
 DOCS = {
@@ -26,7 +24,7 @@ DOCS = {
     "chai.txt": "हरी चाय पहाड़ी ढलानों पर उगाई जाती है और वसंत में हाथ से तोड़ी जाती है।",
     "cha.md": "# 绿茶\n绿茶生长在梯田山坡上，春天由人工采摘，然后迅速加热以保持绿色。",
 }
-SETTINGS = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model="late-interaction", device="cpu")
+SETTINGS = Settings(dense_model=FALLBACK_DENSE_ID, rerankers=("late-interaction",), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -155,15 +153,15 @@ def test_a_corpus_over_the_passage_limit_is_refused_naming_the_setting(corpus):
 
 
 def test_the_passage_limit_comes_from_the_environment(monkeypatch):
-    monkeypatch.setenv(MAX_PASSAGES_ENV, "1234")
-    assert max_passages_from_env() == 1234
-    monkeypatch.setenv(MAX_PASSAGES_ENV, "0")
-    assert max_passages_from_env() is None
-    monkeypatch.setenv(MAX_PASSAGES_ENV, "lots")
-    with pytest.raises(ValueError, match="SEARCH_MAX_PASSAGES='lots' is not a whole number"):
-        max_passages_from_env()
-    monkeypatch.delenv(MAX_PASSAGES_ENV)
-    assert max_passages_from_env() == DEFAULT_MAX_PASSAGES and max_passages_from_env(default=None) is None
+    monkeypatch.setenv("SEARCH_MAX_PASSAGES", "1234")
+    assert max_passages_limit() == 1234
+    monkeypatch.setenv("SEARCH_MAX_PASSAGES", "0")
+    assert max_passages_limit() is None
+    monkeypatch.setenv("SEARCH_MAX_PASSAGES", "lots")
+    with pytest.raises(ValueError, match="SEARCH_MAX_PASSAGES='lots' is not allowed: it takes a whole number from 0"):
+        max_passages_limit()
+    monkeypatch.delenv("SEARCH_MAX_PASSAGES")
+    assert max_passages_limit() == 20_000
 
 
 def test_the_passage_count_is_reported_before_embedding_starts(corpus):

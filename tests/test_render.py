@@ -83,16 +83,13 @@ def test_lifted_marker_in_reranked_column():
     assert 'class="move down primary" data-against="bm25">↓1 from BM25 #2' in cards[2], cards[2]
 
 
-def test_summary_lists_pairs_latencies_throughput_and_query_language():
+def test_summary_lists_latencies_throughput_and_query_language_and_leaves_agreement_to_the_matrix():
     bm25 = make_stage("bm25", ranked("a", "b", "c"), seconds=0.0031)
     dense = make_stage("dense", ranked("c", "a", "e"), seconds=0.025)
     hybrid = make_stage("hybrid", ranked("a", "c", "b"), seconds=0.0001)
     rerank = make_stage("rerank", ranked("c", "a", "b"), seconds=1.24, pairs_per_second=16.13)
     summary = render_summary(make_result([bm25, dense, hybrid, rerank], language=HI), 3)
-    pairs = [attrs["data-pair"] for attrs in Elements(summary).with_class("overlap")]
-    assert pairs == ["bm25-dense", "bm25-hybrid", "dense-hybrid", "bm25-rerank", "dense-rerank", "hybrid-rerank"]
-    assert "BM25 ∩ Dense: 2 shared@3, Jaccard@3 0.50" in summary, summary
-    assert "Hybrid (RRF) ∩ Reranked: 3 shared@3, Jaccard@3 1.00" in summary, summary
+    assert "shared@" not in summary and "Jaccard" not in summary, "how far stages agree is the chart's matrix"
     assert "BM25 3.1 ms" in summary and "Dense 25 ms" in summary and "Reranked 1,240 ms" in summary, summary
     assert "reranker 16.1 pairs/s" in summary
     assert ">hi 0.99</span>" in summary and "Hindi" in summary, "query language badge with its name"
@@ -103,7 +100,6 @@ def test_summary_skips_stages_that_did_not_run():
     dense = make_stage("dense", ranked("a"))
     failed = make_stage("rerank", [], error="no model")
     summary = render_summary(make_result([bm25, dense, failed]), 10)
-    assert [a["data-pair"] for a in Elements(summary).with_class("overlap")] == ["bm25-dense"]
     assert "Reranked failed" in summary and "pairs/s" not in summary
 
 
@@ -189,8 +185,13 @@ def test_column_header_cards_and_data_attributes():
     assert [b["data-lang-family"] for b in badges] == ["latin", "indic", "unknown"]
     assert ">en 0.99</span>" in column and ">hi 0.99</span>" in column and ">unknown</span>" in column
     assert "Hindi" in badges[1]["title"]
-    assert '<div class="hit-title" dir="auto">Running</div>' in column
-    assert '<div class="hit-title is-doc-id" dir="auto">b</div>' in column, "no title: the doc id stands in"
+    assert '<div class="hit-title" dir="auto" lang="en" title="a · a#0">Running</div>' in column
+    assert '<div class="hit-title is-doc-id" dir="auto" lang="hi" title="b · b#3">b</div>' in column, \
+        "no title: the doc id stands in"
+    # A compact card: a few lines around the match, the whole passage one click away in place.
+    assert '<details class="hit-text"><summary title="show the whole passage"><span class="snippet"' in column
+    assert '<div class="full-text" dir="auto" lang="en">The runner <mark>runs</mark> far.</div>' in column
+    assert [card["data-passage"] for card in cards] == ["a#0", "b#3", "c#0"], "the chart's click finds the card"
     assert '<span class="passage-id" title="passage id">b#3</span>' in column
     assert 'class="xrank deep" data-against="dense">dense #30' in column, "ranks elsewhere, deep when beyond k"
 
@@ -327,7 +328,7 @@ def test_pending_and_notice_columns():
     assert "Reranking 3 candidates from hybrid with BAAI/bge-reranker-v2-m3…" in pending, "3: hybrid has 3 hits"
     assert 'class="spinner"' in pending and 'data-state="pending"' in pending and 'data-stage="rerank"' in pending
     assert_inert(render_rerank_pending(result, IMG))
-    notice = render_notice("Reranked", "Reranking is off (rerank depth 0).")
+    notice = render_notice("rerank", "Reranking is off (rerank depth 0).")
     assert 'data-stage="rerank"' in notice and "Reranking is off" in notice
 
 
@@ -512,7 +513,7 @@ def test_languages_frame():
 HOOK_CLASSES = {
     "build-counts", "build-model", "build-reranker", "build-step-name", "build-timings", "device", "doc-id",
     "error-fix", "error-text", "eval-progress", "judged-metrics", "judgments-counts", "judgments-estimate",
-    "judgments-level", "judgments-summary", "model-label", "more", "overlap", "passage-id", "problem-message",
+    "judgments-level", "judgments-summary", "model-label", "more", "passage-id", "problem-message",
     "query-language", "reranker-fallback", "reranker-kind", "summary-item",
 }
 
@@ -579,25 +580,27 @@ def every_kind_of_fragment() -> list[str]:
     ], model=LATE_INTERACTION_LABEL, note="no cross-encoder", pairs_per_second=3.0)
     result = make_result([bm25, dense, hybrid, rerank])
     problems = (Problem("a.csv", "no text", line=2), Problem("b.jsonl", "renamed", skipped=False))
-    reranker = Loaded(SimpleNamespace(label="late", is_cross_encoder=False), "auto", fallback_reason="x")
+    reranker = Loaded(SimpleNamespace(label="late", is_cross_encoder=False, backend="late-interaction"), "auto",
+                      fallback_reason="x")
     judgments = Judgments((Query("q1", "tea"),), {"q1": {"d1": 1}}, problems=problems)
     return [
         *(render_column(stage, result, k=10, score_view="sigmoid", collapse_documents=True, judgments={"d1#0": 2})
           for stage in (bm25, dense, hybrid, rerank)),
         render_column(StageResult("rerank", (), 0.0, "m", error="broken"), result, k=10),
         render_column(make_stage("dense", []), result, k=10),
-        render_pending("Reranked", "m", "working"), render_rerank_pending(result, "m"),
+        render_pending("rerank", "m", "working"), render_rerank_pending(result, "m"),
         render_rerank_pending(result, "m", RerankProgress(4, 20, 3.0)),
         *(render_rerank_estimate(seconds, depth) for seconds, depth in ((None, 20), (0.0, 20), (4.2, 20), (None, 0))),
         *(render_model_status(status) for status in model_statuses()),
         render_build_progress([BuildEvent("read", 1, 1, 0.5)], 0.6, model_statuses()[0]),
-        render_notice("Reranked", "off"),
+        render_notice("rerank", "off"),
         render_summary(result, 10),
         render_build_summary(make_report(problems=problems, reused=True, dense_fallback_reason="offline"),
                              max_problems=1),
         render_reranker(reranker),  # type: ignore[arg-type]
         render_build_progress([BuildEvent("read", 1, 1, 0.5), BuildEvent("languages", 3, 10, 0.9)], 1.0),
-        judgments_summary(judgments, JudgmentMatch("document", 1, 1, problems), Estimate(3.0, 1, 0.01, 20.0)),
+        judgments_summary(judgments, JudgmentMatch("document", 1, 1, problems),
+                          Estimate(3.0, 1, 0.01, {"rerank": 20.0})),
         judged_metrics_html({}, 0, 0), judged_metrics_html({"bm25": {"ndcg@10": 0.5}}, 1, 1),
         run_progress(1, 2, 0.5),
     ]
@@ -663,3 +666,35 @@ def test_every_data_file_of_ui_is_shipped_as_package_data():
     assert "style.css" in data
     assert [name for name in data if not any(fnmatch(name, pattern) for pattern in patterns)] == [], (
         "a normal install would leave these out: add them to [tool.setuptools.package-data] in pyproject.toml")
+
+
+def test_the_reranker_summary_says_what_it_is_once_and_what_runs_it():
+    from types import SimpleNamespace
+
+    from search.inference import Loaded
+    from ui.build_summary import render_reranker
+
+    late = Loaded(SimpleNamespace(label=LATE_INTERACTION_LABEL, is_cross_encoder=False, backend="late-interaction"),
+                  "late-interaction")
+    text = str(render_reranker(late))
+    assert text.count("not a cross-encoder") == 1, text
+    assert "(runs on torch)" in text, "late interaction over a torch encoder says torch"
+    onnx = Loaded(SimpleNamespace(label="m · onnx", is_cross_encoder=True, backend="onnx"), "m")
+    assert "(cross-encoder, runs on onnx)" in str(render_reranker(onnx))
+    over = Loaded(SimpleNamespace(label="late", is_cross_encoder=False, backend="late-interaction over int8"), "x")
+    assert "(not a cross-encoder, runs on int8)" in str(render_reranker(over))
+
+
+def test_the_build_says_the_time_left_from_the_speed_measured_before_its_first_batch():
+    from search.passages import SourceCount
+    from search.pipeline import BuildEstimate
+    from ui.build_summary import BuildEvent, render_build_progress, render_confirm
+
+    expected = BuildEstimate(1_000, 200.0, "e5", (SourceCount("junk.md", 900, 1), SourceCount("a.txt", 100, 3)))
+    read = [BuildEvent("read", 0, 1, 0.0), BuildEvent("read", 1, 1, 1.0)]
+    assert _estimate(render_build_progress(read, 1.5, expected=expected)) == (
+        "1,000 passages to index. Embedding: about 3 min left at 5.0 passages/s (measured on this machine).")
+    question = str(render_confirm(expected, 120))
+    assert "Embedding 1,000 passages with e5 takes about 3 min on this machine (more than 2 min)" in question
+    assert question.index("junk.md") < question.index("a.txt"), "the largest contributor first"
+    assert 'data-passages="900"' in question

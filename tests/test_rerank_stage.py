@@ -5,6 +5,8 @@ Pairs actually scored are counted with a forward hook on the model (the model st
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from search.inference import RerankCancelled
@@ -33,7 +35,7 @@ def index(tmp_path_factory):
     folder = build_tiny_xlmr_cross_encoder(tmp_path_factory.mktemp("tiny-stage"),
                                            [*DOCS.values(), "where does tea grow", "volcano magma"] * 3)
     # torch: the `scored` fixture counts the rows of each forward pass of its model
-    settings = Settings(dense_model=FALLBACK_DENSE_ID, reranker_model=str(folder), device="cpu", backend="torch")
+    settings = Settings(dense_model=FALLBACK_DENSE_ID, rerankers=(str(folder),), device="cpu", backend="torch")
     return build([corpus], settings)
 
 
@@ -90,7 +92,7 @@ def test_expected_rerank_seconds_counts_only_uncached_pairs(index):
     fresh = Index(index.passages, index.passage_terms, index.dense, index.encoder, index.settings, index.report)
     result = fresh.retrieve("rivers carry sand", k=3, rerank_depth=5)
     assert fresh.expected_rerank_seconds(result) is None, "the reranker is not loaded yet, and it is not loaded here"
-    assert fresh.expected_rerank_seconds(result, 0) == 0.0 and fresh._reranker is None
+    assert fresh.expected_rerank_seconds(result, 0) == 0.0 and fresh.loaded_reranker() is None
 
     index.search("bees and flowers", k=3, rerank_depth=5)  # measures the speed
     per_pair = index.reranker().model.throughput().seconds_per_pair
@@ -113,8 +115,8 @@ def test_expected_rerank_seconds_counts_only_uncached_pairs(index):
 def test_the_backend_setting_comes_from_the_environment_and_reaches_the_loader(index, monkeypatch, tmp_path):
     assert Settings().backend == "auto"
     monkeypatch.setenv(BACKEND_ENV, "torch")
-    assert Settings.from_env().backend == "torch"
-    assert Settings.from_env(backend="auto").backend == "auto"
+    assert Settings.from_config().backend == "torch"
+    assert Settings.from_config(backend="auto").backend == "auto"
 
     bogus = Index(index.passages, index.passage_terms, index.dense, index.encoder,
                   Settings(**{**index.settings.__dict__, "backend": "tpu"}), index.report)
@@ -123,8 +125,8 @@ def test_the_backend_setting_comes_from_the_environment_and_reaches_the_loader(i
     assert stage.hits == ()
 
     index.save(tmp_path / "saved")
-    loaded = Index.load(tmp_path / "saved", backend="auto")
+    loaded = Index.load(tmp_path / "saved", overrides=replace(index.settings, backend="auto"))
     assert loaded.settings.backend == "auto" and index.settings.backend == "torch"
     assert loaded.reranker().model.backend == "onnx", "auto is onnx on the CPU"
-    again = Index.load(tmp_path / "saved", backend="torch")
+    again = Index.load(tmp_path / "saved", overrides=replace(index.settings, backend="torch"))
     assert again.reranker().model is index.reranker().model, "one model, one cache per backend"

@@ -192,6 +192,13 @@ def test_the_wrapper_is_a_reranker_with_the_backends_identity(cached, backend):
     assert isinstance(cached, Reranker)
     assert (cached.model_id, cached.label, cached.backend, cached.device, cached.is_cross_encoder) == (
         backend.model_id, backend.label, "torch", "cpu", True)
+    assert (cached.max_length, cached.remote, cached.dtype, cached.tokenizer) == (
+        backend.max_length, False, "float32", backend.tokenizer)
+    read = [len(ids) for ids in backend.pair_token_ids(QUERY, PASSAGES)]
+    assert cached.pair_lengths(QUERY, PASSAGES) == read, "every pair fits: its length is what the model reads"
+    long_pair = backend.pair_lengths(QUERY, ["river " * 600])[0]
+    assert long_pair > backend.max_length == len(backend.pair_token_ids(QUERY, ["river " * 600])[0]), \
+        "a pair past the window is counted whole, then cut to the window"
     assert cached.score(QUERY, []) == []
     with pytest.raises(ValueError, match="query is empty"):
         cached.score("  ", PASSAGES)

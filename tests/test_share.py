@@ -96,8 +96,10 @@ def test_custom_models_are_accepted_only_when_the_options_allow_any():
 
 def test_the_query_is_cleaned_and_bounded():
     assert _read("?q=%20tea%00%E2%80%AEtime%0A%0Anow%20").state.query == "tea time now"
-    long = _read("?q=" + "a" * 501)
-    assert long.state.query == "" and "501 characters long; a query has at most 500" in long.problems[0]
+    long = _read("?q=" + "a" * 1001)
+    assert long.state.query == "" and "1,001 characters long; a query has at most 1,000 (SEARCH_MAX_QUERY_CHARS)" \
+        in long.problems[0]
+    assert _read("?q=" + "a" * 1000).state.query == "a" * 1000, "a link carries every query the app searches"
     huge = _read("?k=" + "9" * 5000)
     assert huge.state.k == 10 and "too long" in huge.problems[0]
     assert len(huge.problems[0]) < 200, "a raw value is never echoed in full"
@@ -130,16 +132,22 @@ def test_any_parameters_give_a_valid_view_and_never_raise(params):
 
 
 def test_the_apps_own_view_reads_back_from_its_link():
-    import app
+    from tests.app_page import make_page
+    from ui.regions.page import NO_SAMPLE, SAMPLE_NAMES
+    from ui.regions.sharing import share_options
 
-    options = app._share_options()
+    page, ctx, _ = make_page()
+    options = share_options(ctx)
     assert options.samples == ("polyglot-facts", "mixed-formats")
-    label = app.SAMPLE_NAMES["mixed-formats"]
     defaults = options.defaults
-    view = app._view_state(label, " tea ", 5, 0, "dense", "sigmoid", True, defaults.window, defaults.overlap,
-                           defaults.dense_model, defaults.reranker_model, defaults.backend)
+    view = ctx.form.view({"sample": SAMPLE_NAMES["mixed-formats"], "query": " tea ", "k": 5, "rerank_depth": 0,
+                          "candidates_from": "dense", "score_view": "sigmoid", "collapse": True,
+                          "window": defaults.window, "overlap": defaults.overlap, "dense_model": defaults.dense_model,
+                          "reranker_model": defaults.reranker_model, "backend": defaults.backend,
+                          "compare_reranker": "none", "compare_backend": "same as A"})
     assert view.sample == "mixed-formats" and view.query == "tea" and view.rerank_depth == 0
+    assert view.compare_reranker is None and view.compare_backend is None
     parsed = _read(query_string(view), options)
     assert parsed.state == view and parsed.problems == ()
-    uploads = app._view_state(app.NO_SAMPLE, "", 10, 20, "hybrid", "raw", False, 200, 40, "", "", "")
+    uploads = ctx.form.view({"sample": NO_SAMPLE, "query": "", "reranker_model": "", "dense_model": ""})
     assert uploads.sample is None and uploads.reranker_model is None

@@ -115,7 +115,7 @@ def test_the_loader_builds_it_behind_the_score_cache_from_the_setting(served, ti
 def test_the_pipeline_runs_both_models_on_the_endpoint(served, tiny_folder, tmp_path):
     for name, text in DOCS.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
-    common = {"dense_model": MINILM_ID, "reranker_model": str(tiny_folder), "device": "cpu"}
+    common = {"dense_model": MINILM_ID, "rerankers": (str(tiny_folder),), "device": "cpu"}
     remote = build([tmp_path], Settings(**common, backend="tei", tei_url=served))
     local = build([tmp_path], Settings(**common))
     assert remote.report.dense_model.endswith(f"via TEI ({served.removeprefix('http://')})")
@@ -157,7 +157,7 @@ def test_each_model_takes_the_endpoint_that_serves_its_kind(tiny_folder):
 def test_a_reranker_whose_endpoint_stops_gives_the_stage_an_error_and_keeps_the_rest(tiny_folder, tmp_path):
     for name, text in DOCS.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
-    index = build([tmp_path], Settings(dense_model=MINILM_ID, reranker_model=str(tiny_folder), device="cpu"))
+    index = build([tmp_path], Settings(dense_model=MINILM_ID, rerankers=(str(tiny_folder),), device="cpu"))
     service = TEIService.from_models(reranker=load_reranker(str(tiny_folder), "cpu", fallback=False))
     with uvicorn_server(create_app(service)) as url:
         loaded = load_reranker(str(tiny_folder), backend="tei", endpoint=url, fallback=False)
@@ -203,7 +203,7 @@ def test_loading_an_index_on_an_endpoint_serving_another_model_is_refused(tmp_pa
 
     with stub_server(answer) as stub:
         with pytest.raises(ValueError) as error:
-            Index.load(folder, backend="tei", tei_url=stub.url)
+            Index.load(folder, overrides=replace(index.settings, backend="tei", tei_url=stub.url))
     message = str(error.value)
     assert MINILM_ID in message and "intfloat/multilingual-e5-small" in message
     assert TEI_URL_ENV in message and "--backend torch" in message
@@ -212,7 +212,7 @@ def test_loading_an_index_on_an_endpoint_serving_another_model_is_refused(tmp_pa
 
 def test_a_dense_endpoint_that_stops_fails_dense_and_hybrid_and_keeps_bm25(tmp_path, capsys):
     service = TEIService.from_models(encoder=load_dense_encoder(MINILM_ID, "cpu", fallback=False))
-    settings = Settings(dense_model=MINILM_ID, reranker_model="late-interaction", device="cpu")
+    settings = Settings(dense_model=MINILM_ID, rerankers=("late-interaction",), device="cpu")
     with uvicorn_server(create_app(service)) as url:
         index = build([write_docs(tmp_path)], replace(settings, backend="tei", tei_url=url))
     result = index.retrieve("bridges over the river", k=3, rerank_depth=3)

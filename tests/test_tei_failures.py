@@ -170,7 +170,7 @@ def test_the_timeout_setting_is_read_and_checked(monkeypatch):
     assert TEIClient("http://127.0.0.1:9").timeout == 7.5
     for bad in ("soon", "0", "-1", "inf", "nan"):
         monkeypatch.setenv(TIMEOUT_ENV, bad)
-        with pytest.raises(TEIError, match=TIMEOUT_ENV):
+        with pytest.raises(ValueError, match=f"{TIMEOUT_ENV}='{bad}' is not allowed: it takes a number from 0.1"):
             default_timeout()
 
 

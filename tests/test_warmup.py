@@ -175,15 +175,18 @@ def test_a_load_that_fails_is_reported_and_the_other_model_still_loads():
 
 
 def test_a_build_with_the_default_models_waits_for_the_warm_up_and_shows_its_line(tmp_path, monkeypatch):
+    from dataclasses import replace
+
     import gradio as gr
 
     import app
+    from tests.app_page import make_page
+    from ui.regions.corpus import CorpusCallbacks
+    from ui.regions.session import BuildIdle
 
     monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
-    demo = app.build_demo()
-    callbacks = next(block_fn.fn.__self__ for block_fn in demo.fns.values()
-                     if getattr(block_fn.fn, "__name__", "") == "build_corpus")
-    assert app.model_warmup() is callbacks.warmup and app.build_demo() is not demo, "one warm-up per process"
+    page, ctx, _ = make_page()
+    assert app.model_warmup() is ctx.warmup, "one warm-up per process"
     gate = threading.Event()
 
     def download(model_id, progress):
@@ -191,11 +194,12 @@ def test_a_build_with_the_default_models_waits_for_the_warm_up_and_shows_its_lin
         gate.wait(timeout=120)
 
     warmup = Warmup(FALLBACK_DENSE_ID, LATE_INTERACTION_ID, device="auto", download=download).start()
-    monkeypatch.setattr(callbacks, "warmup", warmup)
+    callbacks = CorpusCallbacks(page, replace(ctx, warmup=warmup))
     corpus = tmp_path / "notes.txt"
     corpus.write_text("Lighthouses guide ships along rocky coasts at night.", encoding="utf-8")
-    build = callbacks.build_corpus(app.BuildIdle(), [str(corpus)], app.NO_SAMPLE, 200, 40, FALLBACK_DENSE_ID,
-                                   LATE_INTERACTION_ID, "auto", gr.Request(session_hash="warm"))
+    build = callbacks.build_corpus(BuildIdle(), gr.Request(session_hash="warm"), files=[str(corpus)],
+                                   sample="(none: use my files)", window=200, overlap=40, dense_model=FALLBACK_DENSE_ID,
+                                   reranker_model=LATE_INTERACTION_ID, backend="auto")
     panel = callbacks.page.corpus.progress
     waiting = []
     for update in build:

@@ -14,9 +14,11 @@ from typing import Literal, NamedTuple
 
 import pandas as pd
 
+from search.estimates import about
 from search.inference import Loaded, Reranker
 from search.language import LANGUAGE_NAMES
-from search.pipeline import BuildReport
+from search.pipeline import BuildEstimate, BuildReport
+from search.stages import stage as stage_info
 from search.types import Problem
 from search.warmup import WarmupStatus
 
@@ -78,30 +80,65 @@ def render_build_summary(report: BuildReport, *, max_problems: int = MAX_PROBLEM
     return element("div", *parts, class_="build-summary")
 
 
+def one_line(report: BuildReport, rerankers: Sequence[str]) -> str:
+    """The build in one line, for the folded corpus panel: "92 passages of 80 documents · 10 languages ·
+    dense: <label> · reranker: <label>" (a label cut at its first " · " or "(")."""
+    def short(label: str) -> str:
+        return label.split(" · ")[0].split(" (")[0].strip() or label
+
+    parts = [f"{count(report.passages, 'passage')} of {count(report.documents, 'document')}",
+             count(len(report.languages), "language"), f"dense: {short(report.dense_model)}"]
+    if rerankers:
+        parts.append(("reranker: " if len(rerankers) == 1 else "rerankers: ")
+                     + ", ".join(short(label) for label in rerankers))
+    return " · ".join(parts)
+
+
 def render_reranker(loaded: Loaded[Reranker], title: str = "Reranker") -> Markup:
-    """Return which reranker this index uses (`title`: "Reranker", or "Reranker B" for the second), and
-    why when it is a fallback."""
-    kind = "cross-encoder" if loaded.model.is_cross_encoder else "not a cross-encoder"
-    parts = [element("p", f"{title}: ", element("span", loaded.model.label, class_="model-label"), " ",
-                     element("span", f"({kind})", class_="reranker-kind"), class_="build-reranker")]
+    """Return which reranker this index uses (`title`: "Reranker", or "Reranker B" for the second): its
+    label, whether it is a cross-encoder (unless the label says so already), what runs it, and why when it
+    is a fallback."""
+    model = loaded.model
+    kind = "cross-encoder" if model.is_cross_encoder else "not a cross-encoder"
+    details = [kind] if kind not in model.label else []
+    details.append(f"runs on {_runtime(model.backend)}")
+    parts = [element("p", f"{title}: ", element("span", model.label, class_="model-label"), " ",
+                     element("span", f"({', '.join(details)})", class_="reranker-kind"), class_="build-reranker",
+                     data_backend=model.backend)]
     if loaded.fallback_reason:
         parts.append(element("p", f"Fallback: {loaded.fallback_reason}", class_="build-fallback reranker-fallback"))
     return element("div", *parts, class_="build-summary")
 
 
-def render_build_progress(events: Sequence[BuildEvent], seconds: float, models: WarmupStatus | None = None) -> Markup:
+def _runtime(backend: str) -> str:
+    # Late interaction names the encoder backend it runs over ("late-interaction over onnx"); plain
+    # "late-interaction" runs over torch.
+    runtime = backend.removeprefix("late-interaction over ")
+    return "torch" if runtime == "late-interaction" else runtime
+
+
+def render_rerankers(stages: Sequence[str], rerankers: Sequence[Loaded[Reranker]]) -> Markup:
+    """Return `render_reranker` of each of an index's rerankers, titled by their stage: "Reranker" for the
+    first, "Reranker B (compare with)" for the second, …"""
+    titles = ["Reranker" if position == 0 else f"Reranker {stage_info(stage).letter} (compare with)"
+              for position, stage in enumerate(stages)]
+    return join(render_reranker(loaded, title) for title, loaded in zip(titles, rerankers, strict=True))
+
+
+def render_build_progress(events: Sequence[BuildEvent], seconds: float, models: WarmupStatus | None = None,
+                          expected: BuildEstimate | None = None) -> Markup:
     """Return one progress bar per build step (reading, language detection, BM25, embeddings) from the
     build's reports so far (steps not started show as waiting), then how many passages the corpus has
-    and, while embedding, the time left at the speed measured on this machine ("measuring" before the
-    first batch is done). While `models` (the app's model warm-up) is not done, its line comes first:
-    the build waits for the models it shares with it."""
+    and, while embedding, the time left at the speed measured on this machine: this build's own batches
+    once there are two, before that the encoder's speed measured earlier (`expected`). While `models` (the
+    app's model warm-up) is not done, its line comes first: the build waits for the models it shares with it."""
     progress = {event.step: (event.done, event.total) for event in events}
     steps = []
     for step, name in BUILD_STEP_NAMES.items():
         done, total = progress.get(step, (0, 0))
         state = "done" if total and done >= total else ("running" if step in progress else "waiting")
         steps.append(ProgressStep(step, name, done, total, state))
-    panel = render_progress(steps, seconds, note=_estimate(events, seconds))
+    panel = render_progress(steps, seconds, note=_estimate(events, seconds, expected))
     if models is None or models.done:
         return panel
     return join((element("div", render_model_status(models), class_="build-models"), panel))
@@ -149,20 +186,53 @@ def languages_frame(report: BuildReport) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["language", "name", "passages"]).astype({"passages": "int64"})
 
 
-def _estimate(events: Sequence[BuildEvent], seconds: float) -> str | None:
+def _estimate(events: Sequence[BuildEvent], seconds: float, expected: BuildEstimate | None = None) -> str | None:
     passages = _passage_count(events)
+    if passages is None and expected is not None:
+        passages = expected.passages
     if passages is None:
         return None
     said = f"{count(passages, 'passage')} to index."
     embedding = [event for event in events if event.step == "embeddings"]
-    if not embedding or embedding[-1].done >= embedding[-1].total:
+    if (embedding and embedding[-1].done >= embedding[-1].total) or (not embedding and expected is None):
         return said
     rate = embedding_rate(events, seconds)
+    if rate is None and expected is not None and expected.seconds:
+        done = embedding[-1].done if embedding else 0
+        per_second = expected.passages / expected.seconds
+        left = (expected.passages - done) / per_second
+        return (f"{said} Embedding: {_time_left(left)} left at {_speed(per_second)} passages/s (measured on this "
+                "machine).")
     if rate is None:
         return f"{said} Embedding: measuring the speed on this machine…"
-    per_second = rate.passages_per_second
-    speed = f"{per_second:,.0f}" if per_second >= 10 else f"{per_second:.1f}"
-    return f"{said} Embedding: {_time_left(rate.seconds_left)} left at {speed} passages/s on this machine."
+    return (f"{said} Embedding: {_time_left(rate.seconds_left)} left at {_speed(rate.passages_per_second)} "
+            "passages/s on this machine.")
+
+
+def _speed(per_second: float) -> str:
+    return f"{per_second:,.0f}" if per_second >= 10 else f"{per_second:.1f}"
+
+
+def render_confirm(expected: BuildEstimate, threshold: float) -> Markup:
+    """Return the question a long build asks before embedding: how many passages, how long here at the
+    encoder's measured speed, the files that contribute most (a junk file that became hundreds of passages
+    shows first), and that the files ticked below are left out.
+
+        div.build-confirm[data-seconds] p.confirm-cost  ol.confirm-sources li[data-passages]"""
+    cost = (f"Embedding {count(expected.passages, 'passage')} with {expected.encoder} takes {about(expected.seconds)} "
+            f"on this machine (more than {about(threshold).removeprefix('about ')}).")
+    top = expected.per_source[:8]
+    sources = [element("li", element("span", item.source, class_="source-name"), " ",
+                       element("span", f"{count(item.passages, 'passage')} from {count(item.documents, 'document')}",
+                               class_="source-count"), data_passages=item.passages) for item in top]
+    more = len(expected.per_source) - len(top)
+    return element("div", element("p", cost, class_="confirm-cost"),
+                   element("p", "Where the passages come from, largest first:", class_="confirm-lead"),
+                   element("ol", *sources, class_="confirm-sources"),
+                   element("p", f"… and {count(more, 'other file')}.", class_="more") if more > 0 else None,
+                   element("p", "Tick files to leave out (a file of junk often makes hundreds of passages), then "
+                                "Build it, or Cancel.", class_="confirm-lead"),
+                   class_="build-confirm", data_seconds=round(expected.seconds or 0))
 
 
 def _passage_count(events: Sequence[BuildEvent]) -> int | None:

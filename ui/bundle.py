@@ -21,24 +21,21 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from search.export import result_to_dict, results_to_csv
-from search.types import STAGES, SearchResult
+from search.stages import ordered
+from search.types import SearchResult
 
 from . import stylesheet
 from .columns import render_column, render_summary
 from .html import Markup, element, join
 from .judging import SessionJudgments, export_files
-from .labels import STAGE_TITLES
-from .share import ViewState
+from .labels import stage_title
+from .rankflow import render_comparison
+from .share import FIELDS, ViewState
 
 BUNDLE_NAME = "rerank-explorer-bundle.zip"
 PAGE_NAME = "view.html"
 # No script, no outside request: only the inline stylesheet may apply.
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
-_SETTING_NAMES = (("sample", "Sample corpus"), ("k", "k"), ("rerank_depth", "Rerank depth"),
-                  ("candidates_from", "Reranker candidates from"), ("score_view", "Reranker score"),
-                  ("collapse", "Best passage per document"), ("dense_model", "Dense model"),
-                  ("reranker_model", "Reranker"), ("backend", "Backend"), ("compare_reranker", "Compared with"),
-                  ("compare_backend", "Compare backend"), ("window", "Passage window"), ("overlap", "Overlap"))
 
 
 class Bundle(NamedTuple):
@@ -94,8 +91,7 @@ def render_page(result: SearchResult, view: ViewState, *, link: str = "", link_n
     if "</" in css:  # the stylesheet is ours, but a closing tag inside it would end the <style> element
         raise ValueError("ui/style.css contains '</', which would close the inline <style>; remove it")
     languages = frozenset(corpus_languages)
-    names = [name for name in STAGES if name in result.stages] + [name for name in result.stages
-                                                                  if name not in STAGES]
+    names = ordered(result.stages)
     columns = [element("div", render_column(result.stages[name], result, k=view.k, score_view=view.score_view,
                                             collapse_documents=view.collapse, corpus_languages=languages,
                                             controls=False),
@@ -116,8 +112,9 @@ def render_page(result: SearchResult, view: ViewState, *, link: str = "", link_n
                 element("p", element("span", "Query ", class_="bundle-label"),
                         element("q", result.query, class_="bundle-query")),
                 _settings_list(view, corpus), _link_html(link, link_note), class_="bundle-head"),
+        render_comparison(result, k=view.k, languages=sorted(languages)),
         element("main", join(columns), class_="rr-columns bundle-columns",
-                data_columns=len(columns), aria_label=", ".join(STAGE_TITLES.get(n, n) for n in names)),
+                data_columns=len(columns), aria_label=", ".join(stage_title(n) for n in names)),
         render_summary(result, view.k),
         class_="bundle-page",
     )
@@ -126,9 +123,10 @@ def render_page(result: SearchResult, view: ViewState, *, link: str = "", link_n
 
 def _settings_list(view: ViewState, corpus: str) -> Markup:
     rows = [("Corpus", corpus)] if corpus else []
-    for name, label in _SETTING_NAMES:
+    for item in FIELDS:
+        name, label = item.name, item.label
         value = getattr(view, name)
-        if value is None or (name == "sample" and corpus):
+        if value is None or name == "query" or (name == "sample" and corpus):
             continue
         rows.append((label, ("yes" if value else "no") if isinstance(value, bool) else str(value)))
     return element("dl", join(join((element("dt", label), element("dd", value))) for label, value in rows),

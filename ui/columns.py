@@ -5,16 +5,18 @@ only draws it. Every element is built with `ui.html`, so corpus text is escaped 
 Classes and `data-` attributes come only from closed sets (stage names, movement kinds, language
 families) and integers, so a browser test can select on them:
 
-    section.stage-column[data-stage=rerank|rerank-b][data-state=done|error|pending|empty]
+    section.stage-column[data-stage=bm25|…|rerank|rerank-b|…][data-state=done|error|pending|empty]
     div.rerank-progress[data-done][data-total] (a pending rerank)   p.rerank-estimate[data-state]
-    li.hit[data-stage][data-rank=<shown position>][data-hit-rank=<rank in the stage>]
-    span.lang-badge[data-lang-family]   span.score   span.truncated-mark   p.snippet mark
+    li.hit[data-stage][data-rank=<shown position>][data-hit-rank=<rank in the stage>][data-passage=<id>]
+    span.lang-badge[data-lang-family]   span.score   span.truncated-mark
+    details.hit-text > summary > span.snippet mark (a few lines) + div.full-text mark + div.hit-ids (opened)
+    div.hit-actions > div.judge + button.explain-btn
     div.stage-model.fallback[title=<why>]   details.stage-note (the fallback's reason, closed)
     span.move.up|down|same|new[data-against=bm25|dense|hybrid] (.primary: the stage that fed the reranker)
-    span.move.vs-a.up|down|same[data-against=rerank] (rerank-b cards: "↑3 vs A")
-    span.found[data-by=bm25|dense]   span.lifted   span.xrank[data-against]   div.stage-error
-    div.search-summary span.overlap[data-pair=bm25-dense]   span.agreement[data-pair=rerank-rerank-b][data-tau]
-    button.explain-btn (the cards of both reranked columns, rerank and rerank-b; not with controls=False)
+    span.move.vs-a.up|down|same[data-against=rerank] (cards of a further reranker: "↑3 vs A")
+    div.moves span.found[data-by=bm25|dense]   span.lifted   span.xrank[data-against]   div.stage-error
+    div.search-summary span.latency[data-stage]   span.stage-waited (the time waited, written by COLUMN_JS)
+    button.explain-btn (the cards of every reranked column; not with controls=False)
 """
 
 from __future__ import annotations
@@ -25,18 +27,21 @@ from typing import Literal, NamedTuple
 from search import compare
 from search.language import LANGUAGE_NAMES
 from search.models import FALLBACK_LABEL, LATE_INTERACTION_ID, LATE_INTERACTION_LABEL
-from search.types import ALL_STAGES, COMPARE_STAGE, RERANK_STAGES, Hit, Language, SearchResult, StageResult
+from search.stages import RERANK, is_rerank, known, ordered, stage
+from search.types import Hit, Language, SearchResult, StageResult
 
-from .highlight import SNIPPET_CHARS, highlight_terms, snippet
+from .highlight import highlight, highlight_terms, snippet
 from .html import Markup, classes, element, join
-from .labels import STAGE_NAMES, STAGE_TITLES, about, count, duration
+from .labels import about, count, duration, stage_short, stage_title
 
 ScoreView = Literal["raw", "sigmoid"]
 
 GRADE_TITLES = {0: "not relevant", 1: "relevant", 2: "highly relevant"}
+CARD_SNIPPET_CHARS = 180  # a card's snippet: about three lines of a column, around the best query match
 # Wired to each result column's gr.HTML: a click on a grade button sends the card's rank in its stage and
-# the grade (integers, never corpus text); the column that was clicked tells the callback the stage.
-JUDGE_JS = """
+# the grade (integers, never corpus text); the column that was clicked tells the callback the stage. The column
+# also notes the time the user waited for it.
+COLUMN_JS = """
 element.addEventListener('click', (event) => {
   const button = event.target.closest('button.judge-btn');
   const card = button && button.closest('li.hit');
@@ -52,7 +57,24 @@ element.addEventListener('click', (event) => {
   const panel = document.getElementById('explain-panel');
   if (panel) panel.scrollIntoView({block: 'nearest', behavior: 'smooth'});
 });
-"""  # Explain on a reranked card (A or B): sends its rank in its stage and the stage (app.py's Explain panel)
+""" + """
+// The time the user waited for this column: from the Search (window.rrSearchStarted, set by the page's
+// ui.regions.search.PAGE_JS) to this column's results on screen, once per search, kept across redraws.
+const waited = new Map();
+const note = () => {
+  const section = element.querySelector('section.stage-column[data-state="done"]');
+  const started = window.rrSearchStarted;
+  if (!section || !started) return;
+  if (!waited.has(started)) waited.set(started, (performance.now() - started) / 1000);
+  const seconds = waited.get(started);
+  if (section.dataset.waited === seconds.toFixed(3)) return;
+  section.dataset.waited = seconds.toFixed(3);
+  const slot = section.querySelector('.stage-waited');
+  const shown = seconds < 1 ? Math.round(seconds * 1000) + ' ms' : seconds.toFixed(1) + ' s';
+  if (slot) slot.textContent = 'waited ' + shown;
+};
+new MutationObserver(note).observe(element, {childList: true, subtree: true});
+"""  # Explain on a reranked card (any reranker): sends its rank and its stage (the Explain region)
 
 # Badge colours go by script family, so 55 languages need six colours, not 55.
 _FAMILY_CODES = {
@@ -98,7 +120,7 @@ def language_badge(language: Language) -> Markup:
 
 def render_column(stage: StageResult, result: SearchResult, *, k: int, score_view: ScoreView = "raw",
                   collapse_documents: bool = False, corpus_languages: Iterable[str] = (),
-                  snippet_chars: int = SNIPPET_CHARS, judgments: Mapping[str, int] | None = None,
+                  snippet_chars: int = CARD_SNIPPET_CHARS, judgments: Mapping[str, int] | None = None,
                   controls: bool = True) -> Markup:
     """Return the HTML of one result column: a header (title, model, latency) and the top-k hits as cards.
 
@@ -127,8 +149,8 @@ def render_column(stage: StageResult, result: SearchResult, *, k: int, score_vie
     cards = [
         _card(hit, position, key, result, k=k, score_view=score_view, collapsed=collapse_documents,
               terms=highlight_terms(result, hit.language.group, languages), snippet_chars=snippet_chars,
-              judgments=judgments if controls else None, explain=controls and key in RERANK_STAGES,
-              reranked=compare.reranked_hit(hit, result, k, key) if key in RERANK_STAGES else None)
+              judgments=judgments if controls else None, explain=controls and is_rerank(key),
+              reranked=compare.reranked_hit(hit, result, k, key) if is_rerank(key) else None)
         for position, hit in enumerate(hits, start=1)
     ]
     return _column(key, "done", header, element("ol", join(cards), class_="hits"))
@@ -144,29 +166,28 @@ class RerankProgress(NamedTuple):
     seconds_left: float | None
 
 
-def render_pending(stage_title: str, model_label: str, detail: str, extra: Markup | None = None) -> Markup:
-    """Return a column placeholder with a spinner, shown while a stage (the reranker) runs; `extra` goes
-    under the spinner line (the rerank's progress)."""
-    header = element("header", element("h3", stage_title, class_="stage-title"),
+def render_pending(stage_name: str, model_label: str, detail: str, extra: Markup | None = None) -> Markup:
+    """Return the column of `stage_name` as a placeholder with a spinner, shown while the stage (a
+    reranker) runs; `extra` goes under the spinner line (the rerank's progress)."""
+    header = element("header", element("h3", stage_title(stage_name), class_="stage-title"),
                      element("div", model_label, class_="stage-model"), class_="stage-head")
     body = element("div", element("span", class_="spinner", aria_hidden="true"), element("span", detail),
                    class_="stage-pending", role="status", aria_live="polite")
-    key = next((name for name in RERANK_STAGES if STAGE_TITLES[name] == stage_title), "other")
-    return _column(key, "pending", header, body, extra)
+    return _column(_stage_key(stage_name), "pending", header, body, extra)
 
 
 def render_rerank_pending(result: SearchResult, model_label: str, progress: RerankProgress | None = None,
-                          stage: str = "rerank") -> Markup:
-    """Return the Reranked column's placeholder: "Reranking 20 candidates from hybrid with MODEL…", and with
-    `progress` a bar and "12 of 20 pairs scored · about 3 s left on this machine". With `stage` rerank-b,
-    the second reranker's column, which waits for the first ("…after A")."""
+                          stage: str = RERANK) -> Markup:
+    """Return a reranked column's placeholder: "Reranking 20 candidates from hybrid with MODEL…", and with
+    `progress` a bar and "12 of 20 pairs scored · about 3 s left on this machine". A further reranker's
+    column (`stage` rerank-b, …) waits for the ones before it ("…after A")."""
     candidates = result.stages.get(result.candidates_from)
     number = min(result.rerank_depth, len(candidates.hits)) if candidates else result.rerank_depth
-    detail = f"Reranking {number} candidates from {STAGE_NAMES[result.candidates_from]} with {model_label}…"
-    if stage == COMPARE_STAGE and progress is None:
+    detail = f"Reranking {number} candidates from {stage_short(result.candidates_from)} with {model_label}…"
+    if stage != RERANK and progress is None:
         detail = f"{detail} (after A)"
     extra = _rerank_progress_html(progress) if progress is not None else None
-    return render_pending(STAGE_TITLES[stage], model_label, detail, extra)
+    return render_pending(stage, model_label, detail, extra)
 
 
 def render_rerank_estimate(seconds: float | None, depth: int) -> Markup:
@@ -189,43 +210,28 @@ def render_rerank_estimate(seconds: float | None, depth: int) -> Markup:
     return element("p", text, class_="rerank-estimate", data_state=state)
 
 
-def render_notice(stage_title: str, message: str) -> Markup:
-    """Return a column that holds only a message, e.g. "Reranking is off (rerank depth 0)"."""
-    header = element("header", element("h3", stage_title, class_="stage-title"), class_="stage-head")
-    key = next((name for name, title in STAGE_TITLES.items() if title == stage_title), "other")
-    return _column(key, "empty", header, element("p", message, class_="stage-empty"))
+def render_notice(stage_name: str, message: str) -> Markup:
+    """Return the column of `stage_name` holding only a message, e.g. "Reranking is off (rerank depth 0)"."""
+    header = element("header", element("h3", stage_title(stage_name), class_="stage-title"), class_="stage-head")
+    return _column(_stage_key(stage_name), "empty", header, element("p", message, class_="stage-empty"))
 
 
 def render_summary(result: SearchResult, k: int) -> Markup:
-    """Return the line under the columns: the query's language, shared@k and Jaccard@k for each pair of
-    stages that ran (`search.compare.overlaps`), each stage's latency and the reranker's pairs per second."""
+    """Return the line under the columns: the query's language, each stage's own time (the time the user
+    waited for each column is in its header, measured in the browser) and each reranker's pairs per
+    second. How far the stages agree is the matrix beside the rank-flow chart (`ui.rankflow`)."""
     items = [element("span", "query language ", language_badge(result.query_language),
                      class_="summary-item query-language")]
-    for pair in compare.overlaps(result, k):
-        first, second = STAGE_TITLES[pair.first], STAGE_TITLES[pair.second]
-        items.append(element(
-            "span", f"{first} ∩ {second}: {pair.shared} shared@{k}, Jaccard@{k} {pair.jaccard:.2f}",
-            class_="summary-item overlap", data_pair=f"{pair.first}-{pair.second}",
-            title=f"passages in both top-{k} lists; Jaccard = shared / passages in either"))
-    both = compare.agreement(result, k)
-    if both is not None:
-        tau = "n/a" if both.kendall_tau is None else f"{both.kendall_tau:.2f}"
-        items.append(element(
-            "span", f"A vs B: {both.shared} shared@{k}, Jaccard@{k} {both.jaccard:.2f}, Kendall's τ {tau} over "
-                    f"{count(both.candidates, 'candidate')}",
-            class_="summary-item agreement", data_pair=f"{both.first}-{both.second}", data_tau=tau,
-            title=f"how far the two rerankers agree: passages in both top-{k} lists, and Kendall's tau over "
-                  "every candidate both reranked (1: same order, -1: reversed)"))
-    for name in ALL_STAGES:
-        if name in result.stages:
-            stage = result.stages[name]
-            timing = "failed" if stage.error else duration(stage.seconds)
-            items.append(element("span", f"{STAGE_TITLES[name]} {timing}", class_="summary-item latency",
-                                 data_stage=name))
-    for name, who in (("rerank", "reranker"), (COMPARE_STAGE, "reranker B")):
-        rerank = result.stages.get(name)
-        if rerank is not None and rerank.pairs_per_second is not None:
-            items.append(element("span", f"{who} {rerank.pairs_per_second:,.1f} pairs/s",
+    for name in ordered(result.stages):
+        ran = result.stages[name]
+        timing = "failed" if ran.error else duration(ran.seconds)
+        items.append(element("span", f"{stage_title(name)} {timing}", class_="summary-item latency",
+                             data_stage=name, title="the stage's own time (the model's, without the page's)"))
+    for name in ordered(result.stages):
+        ran = result.stages[name]
+        if is_rerank(name) and ran.pairs_per_second is not None:
+            who = "reranker" if name == RERANK else f"reranker {stage(name).letter}"
+            items.append(element("span", f"{who} {ran.pairs_per_second:,.1f} pairs/s",
                                  class_="summary-item throughput", data_stage=name))
     return element("div", join(items), class_="search-summary", data_k=int(k))
 
@@ -249,15 +255,17 @@ def _column(key: str, state: str, *inner: Markup) -> Markup:
     return element("section", *inner, class_="stage-column", data_stage=key, data_state=state)
 
 
-def _stage_key(stage: str) -> str:
-    return stage if stage in ALL_STAGES else "other"
+def _stage_key(name: str) -> str:
+    return name if known(name) else "other"
 
 
 def _stage_header(stage: StageResult, result: SearchResult) -> Markup:
     fallback = (stage.model or "").startswith(FALLBACK_LABELS) or bool(stage.note)
     parts = [
-        element("h3", STAGE_TITLES.get(stage.stage, stage.stage), class_="stage-title"),
-        element("span", duration(stage.seconds), class_="stage-latency", title="time this stage took"),
+        element("h3", stage_title(stage.stage), class_="stage-title"),
+        element("span", duration(stage.seconds), class_="stage-latency", title="the stage's own time"),
+        # Filled in the browser (COLUMN_JS): from Search to this column on screen.
+        element("span", "", class_="stage-waited", title="the time from Search to this column on screen"),
         element("div", stage.model or "—", class_=classes("stage-model", fallback and "fallback"),
                 title=stage.note or "model"),
     ]
@@ -265,8 +273,8 @@ def _stage_header(stage: StageResult, result: SearchResult) -> Markup:
         # The full reason is in the build summary; here it is one click (or the hover above) away.
         parts.append(element("details", element("summary", "fallback: why?"), element("p", stage.note),
                              class_="stage-note"))
-    if stage.stage in RERANK_STAGES and not stage.error:
-        detail = f"{count(len(stage.hits), 'candidate')} from {STAGE_NAMES.get(result.candidates_from, '?')} rescored"
+    if is_rerank(stage.stage) and not stage.error:
+        detail = f"{count(len(stage.hits), 'candidate')} from {stage_short(result.candidates_from)} rescored"
         if stage.pairs_per_second is not None:
             detail += f" · {stage.pairs_per_second:,.1f} pairs/s"
         parts.append(element("p", detail, class_="stage-detail"))
@@ -274,10 +282,10 @@ def _stage_header(stage: StageResult, result: SearchResult) -> Markup:
 
 
 def _error_html(key: str, error: str) -> Markup:
-    if key == COMPARE_STAGE:
+    if is_rerank(key) and key != RERANK:
         fix = ("To fix it, choose another reranker (or backend, or TEI URL) under 'Compare with' in the model "
                "panel and build the index again, or set it to none. The other columns are unaffected.")
-    elif key == "rerank":
+    elif key == RERANK:
         fix = ("To fix it, put a reranker that is in the Hugging Face cache, or a local model folder, in the "
                f"reranker model field, or enter {LATE_INTERACTION_ID} for the offline fallback, then search "
                "again. The BM25, dense and hybrid columns are unaffected.")
@@ -291,6 +299,8 @@ def _error_html(key: str, error: str) -> Markup:
 def _card(hit: Hit, position: int, key: str, result: SearchResult, *, k: int, score_view: ScoreView,
           collapsed: bool, terms: frozenset[str], snippet_chars: int, judgments: Mapping[str, int] | None,
           explain: bool, reranked: compare.RerankedHit | None) -> Markup:
+    # A compact card: rank, score, language, title, how it moved, and a few lines around the best match;
+    # the whole passage opens in place (a <details>, so the bundle's page, which has no script, opens it too).
     head = [element("span", f"#{position}", class_="rank")]
     if collapsed:
         head.append(element("span", f"passage #{hit.rank}", class_="orig-rank",
@@ -303,24 +313,30 @@ def _card(hit: Hit, position: int, key: str, result: SearchResult, *, k: int, sc
     ids = [element("span", hit.passage_id, class_="passage-id", title="passage id")]
     if hit.title:
         ids = [element("span", hit.doc_id, class_="doc-id", title="document id"), Markup(" "), *ids]
+    lang = hit.language.code if hit.language.is_known else None
     body = [
         element("div", *head, class_="hit-head"),
         element("div", hit.title or hit.doc_id, class_=classes("hit-title", not hit.title and "is-doc-id"),
-                dir="auto"),
-        element("div", *ids, class_="hit-ids"),
+                dir="auto", lang=lang, title=f"{hit.doc_id} · {hit.passage_id}"),
     ]
     if reranked is not None:
-        body.append(_moves_html(reranked, result))
-        body.append(_provenance_html(hit, reranked, result, k))
+        body.append(_moves_html(reranked, result, hit, k))
     else:
         body.append(_elsewhere_html(hit, key, result, k))
-    body.append(element("p", snippet(hit.text, hit.language.group, terms, snippet_chars), class_="snippet",
-                        dir="auto"))
+    shown = element("span", snippet(hit.text, hit.language.group, terms, snippet_chars), class_="snippet", dir="auto",
+                    lang=lang)
+    whole = element("div", highlight(hit.text, hit.language.group, terms), class_="full-text", dir="auto", lang=lang)
+    body.append(element("details", element("summary", shown, title="show the whole passage"), whole,
+                        element("div", *ids, class_="hit-ids"), class_="hit-text"))
+    actions = []
     if judgments is not None:
-        body.append(_judge_html(judgments.get(hit.passage_id)))
+        actions.append(_judge_html(judgments.get(hit.passage_id)))
     if explain:
-        body.append(_explain_button())
-    return element("li", *body, class_="hit", data_stage=key, data_rank=position, data_hit_rank=int(hit.rank))
+        actions.append(_explain_button())
+    if actions:
+        body.append(element("div", *actions, class_="hit-actions"))
+    return element("li", *body, class_="hit", data_stage=key, data_rank=position, data_hit_rank=int(hit.rank),
+                   data_passage=hit.passage_id)
 
 
 def _explain_button() -> Markup:
@@ -338,7 +354,7 @@ def _judge_html(grade: int | None) -> Markup:
 
 
 def _score_html(key: str, hit: Hit, score_view: ScoreView) -> Markup:
-    if key in RERANK_STAGES:
+    if is_rerank(key):
         if hit.sigmoid is None:
             note = (element("span", "sigmoid n/a", class_="score-note",
                             title="the late-interaction fallback gives a similarity, not a logit")
@@ -347,12 +363,13 @@ def _score_html(key: str, hit: Hit, score_view: ScoreView) -> Markup:
                          note))
         shown = f"p {hit.sigmoid:.3f}" if score_view == "sigmoid" else f"logit {hit.score:.2f}"
         return element("span", shown, class_="score", title=f"raw logit {hit.score:.6g} · sigmoid {hit.sigmoid:.6g}")
-    label, digits = {"bm25": ("BM25", 2), "dense": ("cos", 3), "hybrid": ("RRF", 4)}.get(key, ("score", 3))
+    label, digits = (stage(key).score_label, stage(key).digits) if known(key) else ("score", 3)
     return element("span", f"{label} {hit.score:.{digits}f}", class_="score", title=f"{hit.score:.6g}")
 
 
-def _moves_html(reranked: compare.RerankedHit, result: SearchResult) -> Markup:
-    # The stage that fed the reranker comes first (compare.movements' order) and is drawn prominent.
+def _moves_html(reranked: compare.RerankedHit, result: SearchResult, hit: Hit, k: int) -> Markup:
+    # One line: how the passage moved (the stage that fed the reranker first, drawn prominent; a further
+    # reranker's move against A before it), which retrievers had it in their top k, and a lifted badge.
     moves = [element("span", move.text, class_=classes("move", move.kind,
                                                        move.against == result.candidates_from and "primary"),
                      data_against=move.against)
@@ -362,21 +379,17 @@ def _moves_html(reranked: compare.RerankedHit, result: SearchResult) -> Markup:
         moves.insert(0, element("span", versus.text, class_=classes("move", "vs-a", versus.kind),
                                 data_against=versus.against,
                                 title=f"rank {versus.after} here, {versus.before} in the first reranker (A)"))
-    return element("div", *moves, class_="moves")
-
-
-def _provenance_html(hit: Hit, reranked: compare.RerankedHit, result: SearchResult, k: int) -> Markup:
     if reranked.found_by:
-        chips = [element("span", STAGE_NAMES[name], class_="found", data_by=name) for name in reranked.found_by]
+        found = [element("span", stage_short(name), class_="found", data_by=name,
+                         title=f"in the {stage_short(name)} top-{k}") for name in reranked.found_by]
     else:
-        chips = [element("span", f"neither in top-{k}", class_="found none")]
-    parts = [element("span", "found by", class_="found-label"), *chips]
+        found = [element("span", f"neither in top-{k}", class_="found none")]
     if reranked.lifted:
-        source = STAGE_NAMES[result.candidates_from]
-        parts.append(element("span", f"lifted from {source} #{hit.ranks.get(result.candidates_from)}", class_="lifted",
-                             title=f"below the top-{k} shown for {source}, now in the reranked top "
-                                   f"{compare.LIFTED_TOP}"))
-    return element("div", *parts, class_="provenance")
+        source = stage_short(result.candidates_from)
+        found.append(element("span", f"lifted from {source} #{hit.ranks.get(result.candidates_from)}",
+                             class_="lifted", title=f"below the top-{k} shown for {source}, now in the reranked "
+                                                    f"top {compare.LIFTED_TOP}"))
+    return element("div", *moves, element("span", "found by", class_="found-label"), *found, class_="moves")
 
 
 def _elsewhere_html(hit: Hit, key: str, result: SearchResult, k: int) -> Markup | None:
@@ -385,7 +398,7 @@ def _elsewhere_html(hit: Hit, key: str, result: SearchResult, k: int) -> Markup 
         if other == key:
             continue
         rank = hit.ranks.get(other)
-        name = STAGE_NAMES[other]
+        name = stage_short(other)
         if rank is None:
             chips.append(element("span", f"{name} —", class_="xrank absent", data_against=other,
                                  title=f"not returned by {name}"))

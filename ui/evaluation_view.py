@@ -8,11 +8,12 @@ import pandas as pd
 
 from search.evaluation import DepthPoint, Estimate, EvalReport
 from search.judgments import JudgmentMatch, Judgments
-from search.types import ALL_STAGES
+from search.stages import ordered
+from search.stages import stage as stage_info
 
 from .build_summary import ProgressStep, render_progress
 from .html import Markup, element
-from .labels import STAGE_TITLES, duration
+from .labels import duration, stage_title
 
 METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
 METRIC_TITLES = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "recall@10": "Recall@10", "recall@100": "Recall@100"}
@@ -22,11 +23,9 @@ MAX_PROBLEMS_SHOWN = 30
 def metrics_frame(report: EvalReport) -> pd.DataFrame:
     """One row per stage: the four metrics and the mean latency per query in ms."""
     rows = []
-    for stage in ALL_STAGES:
-        if stage not in report.stages:
-            continue
+    for stage in ordered(report.stages):
         metrics = report.stages[stage]
-        row = {"stage": STAGE_TITLES[stage], "model": report.models.get(stage, "")}
+        row = {"stage": stage_title(stage), "model": report.models.get(stage, "")}
         row.update({METRIC_TITLES[name]: round(metrics.get(name, 0.0), 4) for name in METRICS})
         row["ms/query"] = round(report.timings_s.get(f"{stage}_mean_query", 0.0) * 1000, 1)
         rows.append(row)
@@ -35,27 +34,27 @@ def metrics_frame(report: EvalReport) -> pd.DataFrame:
 
 def chart_frame(report: EvalReport, metric: str = "ndcg@10") -> pd.DataFrame:
     """(stage, value) of one metric, in stage order, for a bar chart comparing the stages."""
-    rows = [{"stage": STAGE_TITLES[stage], "value": report.stages[stage].get(metric, 0.0)}
-            for stage in ALL_STAGES if stage in report.stages]
+    rows = [{"stage": stage_title(stage), "value": report.stages[stage].get(metric, 0.0)}
+            for stage in ordered(report.stages)]
     return pd.DataFrame(rows, columns=["stage", "value"])
 
 
 def per_query_frame(report: EvalReport, first: str, second: str) -> pd.DataFrame:
     """One row per query: nDCG@10 in each stage, the change from `first` to `second` (rows sorted by it,
     biggest gain first), and where the relevant items landed in each stage."""
-    stages = [stage for stage in ALL_STAGES if stage in report.stages]
+    stages = [stage for stage in ordered(report.stages)]
     rows = []
     for query_id, text in report.query_texts.items():
         row: dict[str, object] = {"query id": query_id, "query": text}
         for stage in stages:
-            row[f"nDCG@10 {STAGE_TITLES[stage]}"] = round(report.per_query.get(stage, {}).get(query_id, {})
+            row[f"nDCG@10 {stage_title(stage)}"] = round(report.per_query.get(stage, {}).get(query_id, {})
                                                           .get("ndcg@10", 0.0), 4)
         if first in stages and second in stages:
-            row["change"] = round(float(row[f"nDCG@10 {STAGE_TITLES[second]}"])
-                                  - float(row[f"nDCG@10 {STAGE_TITLES[first]}"]), 4)
+            row["change"] = round(float(row[f"nDCG@10 {stage_title(second)}"])
+                                  - float(row[f"nDCG@10 {stage_title(first)}"]), 4)
         for stage in stages:
             ranks = report.landed.get(stage, {}).get(query_id, ())
-            row[f"relevant at ({STAGE_TITLES[stage]})"] = ", ".join(f"#{rank}" for rank in ranks[:8]) or "—"
+            row[f"relevant at ({stage_title(stage)})"] = ", ".join(f"#{rank}" for rank in ranks[:8]) or "—"
         rows.append(row)
     frame = pd.DataFrame(rows)
     if "change" in frame:
@@ -67,9 +66,9 @@ def depth_frames(points: Sequence[DepthPoint]) -> tuple[pd.DataFrame, pd.DataFra
     """(nDCG@10 by rerank depth, seconds per query by rerank depth) for two line plots, each row with its
     reranker's stage title ("Reranked", "Reranked (B)") in "reranker", one line per reranker."""
     quality = pd.DataFrame([{"rerank depth": p.depth, "nDCG@10": p.ndcg_at_10,
-                             "reranker": STAGE_TITLES.get(p.stage, p.stage)} for p in points])
+                             "reranker": stage_title(p.stage)} for p in points])
     latency = pd.DataFrame([{"rerank depth": p.depth, "seconds per query": p.seconds_per_query,
-                             "reranker": STAGE_TITLES.get(p.stage, p.stage)} for p in points])
+                             "reranker": stage_title(p.stage)} for p in points])
     return quality, latency
 
 
@@ -88,8 +87,9 @@ def judgments_summary(judgments: Judgments, match: JudgmentMatch, estimate: Esti
         element("p", f"The qrels name {level}.", class_="judgments-level"),
     ]
     if estimate is not None:
-        rate = (f", reranker measured at {estimate.pairs_per_second:,.1f} pairs/s on this machine"
-                if estimate.pairs_per_second else "")
+        measured = [f"reranker {stage_info(stage).letter} {speed:,.1f}" for stage, speed in
+                    estimate.pairs_per_second.items() if speed]
+        rate = f", measured pairs/s on this machine: {', '.join(measured)}" if measured else ""
         parts.append(element("p", f"Estimated run time: about {duration(estimate.seconds)} for {estimate.queries} "
                                   f"queries ({estimate.first_stage_seconds * 1000:,.0f} ms of first stages per "
                                   f"query{rate}).", class_="judgments-estimate"))
@@ -110,13 +110,18 @@ def judged_metrics_html(metrics: Mapping[str, Mapping[str, float]], queries: int
                                            "relevant) using the buttons on each card; metrics of the judged "
                                            "queries appear here."), class_="judged-metrics")
     head = element("tr", element("th", "stage"), *(element("th", METRIC_TITLES[name]) for name in METRICS))
-    rows = [element("tr", element("th", STAGE_TITLES[stage]),
+    rows = [element("tr", element("th", stage_title(stage)),
                     *(element("td", f"{metrics[stage].get(name, 0.0):.4f}") for name in METRICS), data_stage=stage)
-            for stage in ALL_STAGES if stage in metrics]
+            for stage in ordered(metrics)]
     summary = (f"{judgments} judgment(s) on {queries} quer{'y' if queries == 1 else 'ies'}; unjudged results "
                "count as not relevant.")
     return element("div", element("p", summary), element("table", element("thead", head), element("tbody", *rows)),
                    class_="judged-metrics", data_judgments=int(judgments))
+
+
+def render_note(text: str) -> Markup:
+    """A one-line note in the judgments summary's place (e.g. that a new corpus needs its judgments)."""
+    return element("div", element("p", text, class_="judgments-note"), class_="build-summary judgments-summary")
 
 
 def run_progress(done: int, total: int, seconds: float) -> Markup:

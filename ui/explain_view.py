@@ -15,7 +15,8 @@ import math
 from collections.abc import Iterable
 
 from search.explain import ExplainCost, Explanation
-from search.types import COMPARE_STAGE, Hit, SearchResult
+from search.stages import stage as stage_info
+from search.types import Hit, SearchResult
 
 from .highlight import highlight
 from .html import Markup, element, join
@@ -45,9 +46,9 @@ def reranked_hit(result: SearchResult | None, passage_id: str | None, stage: str
 
 
 def reranker_name(stage: str, label: str) -> str:
-    """Which reranker an explanation uses, as the panel says it: "reranker A: <label>" (stage rerank) or
-    "reranker B: <label>" (rerank-b)."""
-    return f"reranker {'B' if stage == COMPARE_STAGE else 'A'}: {label}"
+    """Which reranker an explanation uses, as the panel says it: "reranker A: <label>" (stage rerank),
+    "reranker B: <label>" (rerank-b), …"""
+    return f"reranker {stage_info(stage).letter}: {label}"
 
 
 def render_cost(hit: Hit | None, cost: ExplainCost | None, reranker: str | None = None) -> Markup:

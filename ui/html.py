@@ -20,6 +20,8 @@ from markupsafe import Markup, escape
 __all__ = ["Markup", "classes", "element", "escape", "join"]
 
 _NAME = re.compile(r"[a-z][a-z0-9-]*\Z")
+# Attribute names may be camelCase: SVG's viewBox must keep its case where the SVG is read as XML.
+_ATTRIBUTE = re.compile(r"[a-zA-Z][a-zA-Z0-9-]*\Z")
 Child = str | int | float | Markup | None
 
 
@@ -28,17 +30,18 @@ def element(tag: str, *children: Child, **attributes: object) -> Markup:
 
     Children that are `Markup` pass as they are; any other child is escaped (None is left out).
     Attribute names are Python names: a trailing ``_`` is dropped (``class_``) and ``_`` becomes
-    ``-`` (``data_stage`` -> ``data-stage``). Values are escaped; None and False leave the attribute
-    out, True writes it bare (``open``). Raises ValueError for a tag or attribute name that is not a
-    plain lower-case HTML name: names come from code, never from data.
+    ``-`` (``data_stage`` -> ``data-stage``); SVG's camelCase names keep their case (``viewBox``).
+    Values are escaped; None and False leave the attribute out, True writes it bare (``open``). Raises
+    ValueError for a tag name that is not a plain lower-case HTML name, or an attribute name that is not
+    letters, digits and hyphens: names come from code, never from data.
     """
     if not _NAME.match(tag):
         raise ValueError(f"tag={tag!r} is not a plain HTML tag name")
     opening = [tag]
     for key, value in attributes.items():
         name = key.rstrip("_").replace("_", "-")
-        if not _NAME.match(name):
-            raise ValueError(f"attribute {key!r} is not a plain HTML attribute name")
+        if not _ATTRIBUTE.match(name):
+            raise ValueError(f"attribute {key!r} is not a plain HTML (or SVG, like viewBox) attribute name")
         if value is None or value is False:
             continue
         opening.append(name if value is True else f'{name}="{escape(value)}"')

@@ -12,7 +12,8 @@ from typing import NamedTuple
 
 from search.evaluation import compute_metrics, stage_rankings
 from search.judgments import Judgments, Query, qrels_to_trec, queries_to_tsv, run_to_trec
-from search.types import ALL_STAGES, SearchResult
+from search.stages import ordered
+from search.types import SearchResult
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def merge(session: SessionJudgments, loaded: Judgments) -> SessionJudgments:
 def judged_metrics(session: SessionJudgments) -> dict[str, dict[str, float]]:
     """Per stage, the metrics over the judged queries whose results the session has."""
     metrics: dict[str, dict[str, float]] = {}
-    for stage in ALL_STAGES:
+    for stage in _stages(session):
         rankings = {}
         for query_id, result in session.results.items():
             if stage in stage_rankings(result, "passage"):
@@ -102,7 +103,7 @@ def export_files(session: SessionJudgments) -> Export:
         "qrels.trec": lambda: qrels_to_trec(session.qrels),
         "queries.tsv": lambda: queries_to_tsv(session.queries),
     }
-    for stage in ALL_STAGES:
+    for stage in _stages(session):
         rankings = {}
         for query_id, result in session.results.items():
             ranking = stage_rankings(result, "passage").get(stage)
@@ -143,3 +144,8 @@ def _new_query_id(session: SessionJudgments) -> str:
     while f"u{number}" in taken:
         number += 1
     return f"u{number}"
+
+
+def _stages(session: SessionJudgments) -> tuple[str, ...]:
+    # Every stage any of the session's results has, in stage order.
+    return ordered(name for result in session.results.values() for name in result.stages)

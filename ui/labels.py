@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from search.compare import STAGE_NAMES
+from search.estimates import about
+from search.stages import known, stage
 
-__all__ = ["STAGE_NAMES", "STAGE_TITLES", "about", "count", "duration", "megabytes"]
+__all__ = ["about", "count", "duration", "megabytes", "stage_short", "stage_title"]  # about: search.estimates
 
-# How a stage is titled on its own (column heads, tables); STAGE_NAMES is how it is named in a sentence.
-STAGE_TITLES = {"bm25": "BM25", "dense": "Dense", "hybrid": "Hybrid (RRF)", "rerank": "Reranked",
-                "rerank-b": "Reranked (B)"}
+
+def stage_title(name: str) -> str:
+    """How a stage is titled on its own (column heads, tables): "Dense", "Reranked (B)"; unknown: the name.
+
+    >>> stage_title("rerank-b"), stage_title("custom")
+    ('Reranked (B)', 'custom')
+    """
+    return stage(name).title if known(name) else name
+
+
+def stage_short(name: str) -> str:
+    """How a stage is named inside a sentence: "↑6 from BM25 #8", "not in dense top-10"."""
+    return stage(name).short if known(name) else name
 
 
 def duration(seconds: float) -> str:
@@ -34,21 +45,6 @@ def count(number: int, noun: str, plural: str | None = None) -> str:
     ('1 file', '1,204 passages', '3 skipped')
     """
     return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
-
-
-def about(seconds: float) -> str:
-    """Return an expected duration the way estimates say it: "under a second", "about 4 s", "about 3 min".
-
-    >>> about(0.3), about(4.4), about(75), about(200), about(9000)
-    ('under a second', 'about 4 s', 'about 75 s', 'about 3 min', 'about 2.5 h')
-    """
-    if seconds < 1:
-        return "under a second"
-    if seconds < 90:
-        return f"about {seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"about {seconds / 60:.0f} min"
-    return f"about {seconds / 3600:.1f} h"
 
 
 def megabytes(size: int) -> str:

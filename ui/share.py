@@ -4,9 +4,12 @@
 stage, the score view, document collapsing, the passage window and the models (dense, reranker, backend,
 and the optional compare reranker). Uploaded files are never in a link; `ShareLink.note` says so.
 
-`FIELDS` maps each `ViewState` field to its URL parameter and its reader, so a new field is one line in the
-dataclass and one in the table. `parse_view` never raises: a bad value (an unknown sample or model, k out of
-range, a word where a number goes) gives the default and a message naming the value and the fix.
+`ViewState` is also the one description of the page's form: `FIELDS` maps each field to its URL parameter,
+its reader, its label (the bundle's settings) and the build setting it sets (`search.pipeline.Settings`),
+so a new field is one line in the dataclass and one in the table, and appears in the link, the bundle, the
+restore and the build with no other edit. `build_overrides` turns a view into the build's settings.
+`parse_view` never raises: a bad value (an unknown sample or model, k out of range, a word where a number
+goes) gives the default and a message naming the value and the fix.
 
 >>> options = ShareOptions(samples=("polyglot-facts",), rerankers=("late-interaction",))
 >>> parsed = parse_view({"sample": "polyglot-facts", "q": "tea", "k": "500"}, options)
@@ -25,12 +28,12 @@ from dataclasses import dataclass, field, fields, replace
 from typing import NamedTuple
 from urllib.parse import quote, urlencode
 
-from search.types import FIRST_STAGES
+from search import config
+from search.stages import FIRST_STAGES
 
 from .html import Markup, element, join
 
-MAX_QUERY_CHARS = 500
-MAX_PARAM_CHARS = 2_000  # longer values are refused before they are read
+MAX_QUERY_CHARS = config.default("max_query_chars")
 SCORE_VIEWS = ("raw", "sigmoid")
 UPLOADED_NOTE = "The link cannot carry uploaded files: whoever opens it uploads them and builds again."
 
@@ -41,13 +44,14 @@ class ViewState:
 
     sample: str | None = None  # a sample corpus's short name, e.g. "polyglot-facts"
     query: str = ""
-    k: int = 10
-    rerank_depth: int = 20
-    candidates_from: str = "hybrid"
+    k: int = config.default("k")
+    rerank_depth: int = config.default("rerank_depth")
+    candidates_from: str = config.default("candidates_from")
     score_view: str = "raw"
     collapse: bool = False
     window: int | None = None
     overlap: int | None = None
+    index_titles: bool | None = None
     dense_model: str | None = None
     reranker_model: str | None = None
     backend: str | None = None
@@ -60,8 +64,13 @@ class ViewState:
         return {item.name: getattr(self, item.name) for item in fields(self)}
 
 
-OVERLAP_STEP = 4
-"""The step of the overlap slider (app.py's corpus panel): an overlap put in for a bad one is a multiple of it."""
+OVERLAP_STEP = int(config.OPTION["overlap"].step)
+"""The step of the overlap slider: an overlap put in for a bad one is a multiple of it."""
+
+
+def _range(name: str) -> tuple[int, int]:
+    low, high, _ = config.limits(name)
+    return int(low), int(high)
 
 
 @dataclass(frozen=True)
@@ -73,10 +82,11 @@ class ShareOptions:
     dense_models: tuple[str, ...] | None = ()
     rerankers: tuple[str, ...] | None = ()
     backends: tuple[str, ...] = ()
-    k_range: tuple[int, int] = (1, 50)
-    depth_range: tuple[int, int] = (0, 100)
-    window_range: tuple[int, int] = (32, 1024)
-    overlap_range: tuple[int, int] = (0, 256)
+    k_range: tuple[int, int] = _range("k")
+    depth_range: tuple[int, int] = _range("rerank_depth")
+    window_range: tuple[int, int] = _range("window")
+    overlap_range: tuple[int, int] = _range("overlap")
+    max_query_chars: int = MAX_QUERY_CHARS
     defaults: ViewState = field(default_factory=ViewState)
 
 
@@ -103,6 +113,8 @@ class Field(NamedTuple):
     name: str  # the ViewState field
     parameter: str  # its URL parameter
     read: Reader
+    label: str  # how the bundle's page names it
+    setting: str | None = None  # the build setting (search.pipeline.Settings field) it sets, if any
 
 
 # -- readers: each returns the value or raises ValueError with the message the user sees -------------
@@ -149,27 +161,31 @@ def _query(raw: str, parameter: str, options: ShareOptions) -> str:
     # Control characters (a pasted NUL, a bidi override) become spaces; the text stays text.
     text = "".join(" " if unicodedata.category(char) in {"Cc", "Cf"} else char for char in raw)
     text = " ".join(text.split())
-    if len(text) > MAX_QUERY_CHARS:
+    if len(text) > options.max_query_chars:
         raise ValueError(f"{parameter} in the link is {len(text):,} characters long; a query has at most "
-                         f"{MAX_QUERY_CHARS}.")
+                         f"{options.max_query_chars:,} (SEARCH_MAX_QUERY_CHARS).")
     return text
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("sample", "sample", _choice(lambda options: options.samples, "sample corpus")),
-    Field("query", "q", _query),
-    Field("k", "k", _integer(lambda options: options.k_range)),
-    Field("rerank_depth", "depth", _integer(lambda options: options.depth_range)),
-    Field("candidates_from", "from", _choice(lambda options: FIRST_STAGES, "candidate stage")),
-    Field("score_view", "score", _choice(lambda options: SCORE_VIEWS, "score view")),
-    Field("collapse", "docs", _flag),
-    Field("window", "window", _integer(lambda options: options.window_range)),
-    Field("overlap", "overlap", _integer(lambda options: options.overlap_range)),
-    Field("dense_model", "dense", _choice(lambda options: options.dense_models, "dense model")),
-    Field("reranker_model", "reranker", _choice(lambda options: options.rerankers, "reranker")),
-    Field("backend", "backend", _choice(lambda options: options.backends, "backend")),
-    Field("compare_reranker", "compare", _choice(lambda options: options.rerankers, "reranker")),
-    Field("compare_backend", "compare_backend", _choice(lambda options: options.backends, "backend")),
+    Field("sample", "sample", _choice(lambda options: options.samples, "sample corpus"), "Sample corpus"),
+    Field("query", "q", _query, "Query"),
+    Field("k", "k", _integer(lambda options: options.k_range), "k"),
+    Field("rerank_depth", "depth", _integer(lambda options: options.depth_range), "Rerank depth"),
+    Field("candidates_from", "from", _choice(lambda options: FIRST_STAGES, "candidate stage"),
+          "Reranker candidates from"),
+    Field("score_view", "score", _choice(lambda options: SCORE_VIEWS, "score view"), "Reranker score"),
+    Field("collapse", "docs", _flag, "Best passage per document"),
+    Field("window", "window", _integer(lambda options: options.window_range), "Passage window", "window"),
+    Field("overlap", "overlap", _integer(lambda options: options.overlap_range), "Overlap", "overlap"),
+    Field("index_titles", "titles", _flag, "Titles indexed with passages", "index_titles"),
+    Field("dense_model", "dense", _choice(lambda options: options.dense_models, "dense model"), "Dense model",
+          "dense_model"),
+    Field("reranker_model", "reranker", _choice(lambda options: options.rerankers, "reranker"), "Reranker"),
+    Field("backend", "backend", _choice(lambda options: options.backends, "backend"), "Backend", "backend"),
+    Field("compare_reranker", "compare", _choice(lambda options: options.rerankers, "reranker"), "Compared with"),
+    Field("compare_backend", "compare_backend", _choice(lambda options: options.backends, "backend"),
+          "Backend of B"),
 )
 PARAMETERS = {item.parameter: item for item in FIELDS}
 
@@ -190,7 +206,7 @@ def parse_view(params: Mapping[str, str], options: ShareOptions) -> ParsedView:
             continue
         default = getattr(options.defaults, item.name)
         try:
-            if not isinstance(raw, str) or len(raw) > MAX_PARAM_CHARS:
+            if not isinstance(raw, str) or len(raw) > max(options.max_query_chars * 4, 2_000):
                 raise ValueError(f"{parameter} in the link is too long to be a setting.")
             values[item.name] = item.read(raw, parameter, options)
             given.add(item.name)
@@ -224,6 +240,23 @@ def query_string(state: ViewState) -> str:
             continue
         pairs.append((item.parameter, ("1" if value else "0") if isinstance(value, bool) else str(value)))
     return "?" + urlencode(pairs, quote_via=quote, safe="")
+
+
+def build_overrides(state: ViewState) -> dict[str, object]:
+    """The build settings a view names (`search.pipeline.Settings` field -> value; None: the default),
+    with its rerankers as (model, backend) pairs: the reranker and, when one is chosen, the one it is
+    compared with.
+
+    >>> build_overrides(ViewState(window=128, reranker_model="auto", compare_reranker="late-interaction"))["rerankers"]
+    [('auto', ''), ('late-interaction', '')]
+    """
+    overrides: dict[str, object] = {item.setting: getattr(state, item.name) for item in FIELDS if item.setting}
+    rerankers = [(state.reranker_model or "auto", "")] if state.reranker_model else None
+    if state.compare_reranker:
+        rerankers = [*(rerankers or [(config.current().rerankers[0][0], "")]),
+                     (state.compare_reranker, state.compare_backend or "")]
+    overrides["rerankers"] = rerankers
+    return overrides
 
 
 def share_link(state: ViewState, *, uploaded: bool) -> ShareLink:

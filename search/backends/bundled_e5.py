@@ -354,6 +354,7 @@ class BundledE5Encoder:
     """
 
     backend = "torch"
+    dtype = "q4_0"  # 4-bit weights (dequantised to float32 per layer; activations float32), not float32 ones
 
     def __init__(self, model_id: str, device: str, spec: ModelSpec, label: str, path: str | None = None, *,
                  max_tokens_per_batch: int = DEFAULT_MAX_TOKENS_PER_BATCH) -> None:
@@ -478,6 +479,7 @@ class BundledE5OnnxEncoder(BundledE5Encoder):
                  precision: Precision = "fp32", **options) -> None:
         self.precision = precision
         self.backend = "onnx" if precision == "fp32" else "int8"
+        self.dtype = "q4_0" if precision == "fp32" else "int8"  # fp32 runs the 4-bit weights as they are
         super().__init__(model_id, device, spec, label, path, **options)
         self.label = f"{label} · {ONNX_LABELS[precision]}"
 

@@ -68,6 +68,7 @@ class LateInteractionReranker:
     label = LATE_INTERACTION_LABEL
     backend = "late-interaction"
     is_cross_encoder = False
+    remote = False
 
     def __init__(self, encoder: TextEncoder, *, cache_size: int = DEFAULT_CACHE_SIZE,
                  batch_size: int = DEFAULT_BATCH_SIZE, model_id: str = LATE_INTERACTION_ID,
@@ -96,6 +97,29 @@ class LateInteractionReranker:
     @property
     def device(self) -> str:
         return self.encoder.device
+
+    @property
+    def max_length(self) -> int:
+        """The encoder's window: query and passage are each read alone, each cut at it."""
+        return self.encoder.max_length
+
+    @property
+    def dtype(self) -> str:
+        return self.encoder.dtype
+
+    @property
+    def tokenizer(self):
+        return self.encoder.tokenizer
+
+    def pair_lengths(self, query: str, passages: Sequence[str]) -> list[int]:
+        """Return, per passage, the longer of the query and the passage in tokens, each read alone with its
+        prefix and special tokens (see `Reranker`)."""
+        if not passages:
+            return []
+        spec, tokenizer = self.encoder.spec, self.encoder.tokenizer
+        query_tokens = len(tokenizer(spec.query_prefix + query, verbose=False)["input_ids"])
+        passage_ids = tokenizer([spec.passage_prefix + text for text in passages], verbose=False)["input_ids"]
+        return [max(query_tokens, len(ids)) for ids in passage_ids]
 
     def score(self, query: str, passages: Sequence[str], *, progress: ProgressFn | None = None,
               should_stop: StopFn | None = None) -> list[PairScore]:

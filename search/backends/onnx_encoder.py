@@ -66,6 +66,7 @@ class OnnxEncoder:
         self.spec = spec
         self.precision = precision
         self.backend = "onnx" if precision == "fp32" else "int8"
+        self.dtype = "float32" if precision == "fp32" else "int8"
         self.label = f"{label} · {BACKEND_LABELS[precision]}"
         self.tokenizer = AutoTokenizer.from_pretrained(location, **source, trust_remote_code=False)
         config = AutoConfig.from_pretrained(location, **source, trust_remote_code=False)

@@ -64,6 +64,7 @@ class OnnxReranker:
     """
 
     is_cross_encoder = True
+    remote = False
 
     def __init__(self, model_id: str, device: str = "cpu", *, precision: Precision = "fp32",
                  batch_size: int = DEFAULT_BATCH_SIZE, max_padding: float = DEFAULT_MAX_PADDING) -> None:
@@ -74,6 +75,7 @@ class OnnxReranker:
         self.model_id = model_id
         self.precision = precision
         self.backend = "onnx" if precision == "fp32" else "int8"
+        self.dtype = "float32" if precision == "fp32" else "int8"
         self.label = f"{model_id} · {BACKEND_LABELS[precision]}"
         self.device = device
         self.batch_size = batch_size
@@ -118,6 +120,10 @@ class OnnxReranker:
                                 batch_size=self.batch_size if batch_size is None else batch_size,
                                 max_padding=self.max_padding if max_padding is None else max_padding,
                                 progress=progress, should_stop=should_stop)
+
+    def pair_lengths(self, query: str, passages: Sequence[str]) -> list[int]:
+        """Return the tokens each (query, passage) pair takes before truncation (see `Reranker`)."""
+        return self.pairs.pair_lengths(query, passages)
 
     def pair_token_ids(self, query: str, passages: Sequence[str]) -> list[list[int]]:
         """Return the token ids the model reads for each pair, after truncation (to show what was cut)."""

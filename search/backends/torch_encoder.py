@@ -39,6 +39,7 @@ class TorchEncoder:
         self.model.eval()
         self.max_length = min(spec.max_length, int(getattr(self.tokenizer, "model_max_length", 512) or 512))
         self.dimension = int(self.model.config.hidden_size)
+        self.dtype = str(self.model.dtype).removeprefix("torch.")
 
     def __repr__(self) -> str:
         return f"TorchEncoder({self.model_id!r}, device={self.device!r}, max_length={self.max_length})"

@@ -40,6 +40,7 @@ class CrossEncoderReranker:
 
     backend = "torch"
     is_cross_encoder = True
+    remote = False
 
     def __init__(self, model_id: str, device: str = "cpu", *, batch_size: int = DEFAULT_BATCH_SIZE,
                  max_padding: float = DEFAULT_MAX_PADDING) -> None:
@@ -54,6 +55,7 @@ class CrossEncoderReranker:
         self.pairs = PairTokenizer(model_id, self.tokenizer, self.model.config)
         self.max_length = self.pairs.max_length
         self.max_query_tokens = self.pairs.max_query_tokens
+        self.dtype = str(self.model.dtype).removeprefix("torch.")
 
     def __repr__(self) -> str:
         return f"CrossEncoderReranker({self.model_id!r}, device={self.device!r}, max_length={self.max_length})"
@@ -80,6 +82,10 @@ class CrossEncoderReranker:
                                 batch_size=self.batch_size if batch_size is None else batch_size,
                                 max_padding=self.max_padding if max_padding is None else max_padding,
                                 progress=progress, should_stop=should_stop)
+
+    def pair_lengths(self, query: str, passages: Sequence[str]) -> list[int]:
+        """Return the tokens each (query, passage) pair takes before truncation (see `Reranker`)."""
+        return self.pairs.pair_lengths(query, passages)
 
     def pair_token_ids(self, query: str, passages: Sequence[str]) -> list[list[int]]:
         """Return the token ids the model reads for each pair, after truncation (to show what was cut)."""

@@ -1,15 +1,16 @@
 """One parser per file format: bytes of one file in, `Record`s and `Problem`s out.
 
-Each parser gets the file's bytes and a `FileContext` (display source, stem, text column, budget), decodes
-with `search.decoding`, never raises on bad content (a bad row, line or page is a Problem and the rest is
-kept) and calls `context.budget.check()` as it goes, so no file can run past its time budget.
+Each parser gets the file's bytes and a `FileContext` (display source, stem, text column, budget, the
+upload's encoding), decodes with `FileContext.decode` (`search.decoding`), never raises on bad content (a
+bad row, line or page is a Problem and the rest is kept) and calls `context.budget.check()` as it goes, so
+no file can run past its time budget.
 
 | module | formats |
 | --- | --- |
 | `text` | ``.txt``, ``.md``/``.markdown`` (title: the first ``# heading``) |
 | `table` | ``.csv`` (RFC 4180; ``;``, tab or ``|`` recognised), ``.tsv`` (never quoted) |
 | `json_records` | ``.jsonl`` (BEIR), ``.json`` (a list, ``{"documents": [...]}`` or SQuAD via `squad`) |
-| `html` | ``.html``/``.htm``: visible text and ``<title>``, by a linear-time tokenizer |
+| `html` | ``.html``/``.htm``: visible text and ``<title>``, linear-time; charset by the WHATWG rules (`html_charset`) |
 | `pdf` | ``.pdf``: text page by page (pypdf) |
 """
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from ..decoding import DecodedText, decode_text
 from ..limits import FileBudget
 from ..types import Problem
 
@@ -28,12 +29,18 @@ class Record(NamedTuple):
 @dataclass(frozen=True)
 class FileContext:
     """What a parser knows about the file it reads: its display `source`, the `stem` that names
-    documents without an id, the user's `text_column`, and the `budget` it must `check()` as it goes."""
+    documents without an id, the user's `text_column`, the `budget` it must `check()` as it goes, and the
+    `encoding` the user gave for the upload (None: detect)."""
 
     source: str
     stem: str
     text_column: str | None
     budget: FileBudget
+    encoding: str | None = None
+
+    def decode(self, data: bytes, declared: str | None = None) -> DecodedText:
+        """The file's bytes as text (`search.decoding.decode_text`), with the upload's encoding if given."""
+        return decode_text(data, self.source, declared, encoding=self.encoding)
 
 
 Parsed = Iterator[Record | Problem]
@@ -43,6 +50,20 @@ Parser = Callable[[bytes, FileContext], Parsed]
 def tidy(text: str) -> str:
     """Text with ``\\n`` line ends, without NULs, stripped."""
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").strip()
+
+
+def iter_lines(text: str) -> Iterator[str]:
+    """The lines of `text` as ``text.split("\\n")`` gives them, one at a time: a file of 25 million short
+    lines is never a list of 25 million strings, and reading can stop at a limit without having made them.
+
+    >>> list(iter_lines("a\\nb\\n"))
+    ['a', 'b', '']
+    """
+    start = 0
+    while (end := text.find("\n", start)) != -1:
+        yield text[start:end]
+        start = end + 1
+    yield text[start:]
 
 
 def whole_file(text: str, context: FileContext, title: str) -> Record | Problem:

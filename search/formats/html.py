@@ -15,14 +15,12 @@ import re
 from collections import Counter
 from functools import lru_cache
 
-from ..decoding import decode_text
+from ..decoding import usable_charset
 from ..limits import FileBudget
 from ..types import Problem
 from .base import FileContext, Parsed, Record
+from .html_charset import declared_encoding
 
-# Bounded so a page of "<meta" without ">" cannot make the search quadratic.
-_HTML_CHARSET = re.compile(rb"""<meta\b[^>]{0,1024}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,64})""", re.IGNORECASE)
-_CHARSET_BYTES = 4096
 _TAG_NAME = re.compile(r"[a-zA-Z][^\t\n\r\f />\x00]*")
 # Text, and tags without quotes, in one match each; anything else goes the careful way. No branch can
 # run past the next "<", quote or ">", so a failed match costs no more than the text it looked at.
@@ -40,8 +38,26 @@ _CHECK_EVERY = 2000
 
 
 def parse_html(data: bytes, context: FileContext) -> Parsed:
-    declared = _HTML_CHARSET.search(data[:_CHARSET_BYTES])
-    decoded = decode_text(data, context.source, declared.group(1).decode("ascii") if declared else None)
+    """A page's visible text and title; its encoding as browsers find it: a byte-order mark, else the
+    ``<meta>`` charset (`search.formats.html_charset`), else the bytes (see `search.decoding`)."""
+    declared = declared_encoding(data)
+    codec = None
+    if declared is not None:
+        label = declared.label[:64]
+        if declared.codec is not None:
+            codec = declared.codec
+            if declared.encoding.startswith("UTF-16"):
+                yield Problem(context.source, f"declares charset {label!r}, which browsers read as UTF-8 in a page "
+                                              "(WHATWG)", skipped=False)
+        elif declared.encoding:
+            yield Problem(context.source, f"declares charset {label!r}, which browsers refuse to decode; the "
+                                          "encoding is detected instead", skipped=False)
+        elif usable_charset(label) is None:
+            codec = label  # decoding says it is unusable
+        else:
+            yield Problem(context.source, f"declares charset {label!r}, which is not a label browsers know "
+                                          "(WHATWG); the encoding is detected instead", skipped=False)
+    decoded = context.decode(data, codec)
     yield from decoded.problems
     if decoded.text is None:
         return

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-from ..decoding import decode_text
 from ..ids import JsonInteger, id_text
 from ..limits import FileBudget, LimitExceeded
 from ..types import Problem
@@ -20,6 +19,7 @@ from .base import (
     Parsed,
     Record,
     find_key,
+    iter_lines,
     listed_keys,
     no_text_column,
 )
@@ -89,12 +89,12 @@ def _check_nesting(value: object, budget: FileBudget) -> None:
 
 def parse_jsonl(data: bytes, context: FileContext) -> Parsed:
     source, stem = context.source, context.stem
-    decoded = decode_text(data, source)
+    decoded = context.decode(data)
     yield from decoded.problems
     if decoded.text is None:
         return
     found = False
-    for line, raw in enumerate(decoded.text.split("\n"), start=1):
+    for line, raw in enumerate(iter_lines(decoded.text), start=1):
         if line % _CHECK_EVERY_LINES == 0:
             context.budget.check(line)
         if not raw.strip():
@@ -117,7 +117,7 @@ def parse_jsonl(data: bytes, context: FileContext) -> Parsed:
 
 def parse_json(data: bytes, context: FileContext) -> Parsed:
     source, stem, text_column = context.source, context.stem, context.text_column
-    decoded = decode_text(data, source)
+    decoded = context.decode(data)
     yield from decoded.problems
     if decoded.text is None:
         return

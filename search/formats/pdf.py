@@ -1,5 +1,8 @@
 """PDF: the text of every page, in order, as one document titled by the PDF's metadata.
 
+Encrypted PDFs with only an owner password (printing or copying restricted, as many exports are) are read;
+AES ones need the `cryptography` package, a dependency. One that needs a password to open says so.
+
 pypdf extracts the text. Its limits are tightened to the read's: no stream decompresses past
 `max_file_bytes`, at most `max_pdf_pages` pages are read, a page object the page tree lists again is
 read once, and the time budget is checked between pages and between a page's drawing operators.
@@ -12,6 +15,7 @@ import io
 import logging
 
 import pypdf
+from pypdf.errors import DependencyError
 
 from ..files import short_error
 from ..limits import FileBudget, LimitExceeded, raise_hint
@@ -56,6 +60,9 @@ def _read_pdf(data: bytes, context: FileContext) -> Parsed:
             yield Problem(source, "encrypted PDF that needs a password; save an unprotected copy and read that")
             return
         count = len(reader.pages)
+    except DependencyError as error:
+        yield Problem(source, _needs_cryptography(error))
+        return
     except Exception as error:  # pypdf raises many kinds of errors on damaged files
         yield Problem(source, f"cannot read this PDF ({type(error).__name__}: {short_error(error)}); skipped")
         return
@@ -88,6 +95,9 @@ def _read_pdf(data: bytes, context: FileContext) -> Parsed:
         except LimitExceeded as error:
             stopped = error
             break
+        except DependencyError as error:  # every page is encrypted alike: one message for the file
+            yield Problem(source, _needs_cryptography(error))
+            return
         except Exception as error:  # as above, per page so the other pages are kept
             yield Problem(source, f"cannot extract text from page {number} ({type(error).__name__}: "
                                   f"{short_error(error)})", number)
@@ -99,7 +109,9 @@ def _read_pdf(data: bytes, context: FileContext) -> Parsed:
     if stopped is not None and not texts:
         raise stopped
     if not texts:
-        yield Problem(source, f"no text in any of its {count} page(s); a scanned PDF needs OCR first")
+        why = ("an encrypted PDF whose text could not be decrypted; save an unprotected copy and read that"
+               if reader.is_encrypted else "a scanned PDF needs OCR first")
+        yield Problem(source, f"no text in any of its {count} page(s); {why}")
         return
     for number in blank:
         yield Problem(source, f"page {number} has no text (a scanned image?)", number, skipped=False)
@@ -128,6 +140,11 @@ class _BudgetedBytes(io.BytesIO):
         if self._reads % _CHECK_EVERY_READS == 0:
             self._budget.check()
         return super().read(size)
+
+
+def _needs_cryptography(error: Exception) -> str:
+    return (f"encrypted with AES, which pypdf decrypts only with the cryptography package ({short_error(error)}); "
+            "skipped; pip install cryptography")
 
 
 def _pdf_title(reader: object) -> str:

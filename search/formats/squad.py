@@ -5,14 +5,15 @@ alike, so every question is judged against the id its paragraph is indexed under
 
 - a paragraph's id is its ``id`` (stripped; numbers as written), else ``{article}-{paragraph}`` (from 0);
 - a question's id is its ``id``, else ``{paragraph id}-q{n}`` (n counts the file's questions from 0);
-- a repeated id is kept as ``id~2`` (``~3``...) with a warning, as the corpus reader does across files.
+- a repeated id is kept as ``id~2`` (``~3``...) with a warning, as the corpus reader does across files;
+- lone surrogates (``"\\udead"`` in the JSON) in ids, texts and titles become U+FFFD, counted in a warning.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..decoding import has_visible_text
+from ..decoding import has_visible_text, replaced_surrogates, valid_unicode
 from ..ids import UniqueIds, id_text
 from ..limits import FileBudget
 from ..types import Problem
@@ -64,6 +65,13 @@ def squad_paragraphs(value: dict, source: str, budget: FileBudget | None = None)
     question_problems: list[Problem] = []
     doc_ids, query_ids = UniqueIds(), UniqueIds()
     questions_seen = 0
+    replaced = [0, 0]  # in paragraphs, in questions
+
+    def valid(value: str, side: int) -> str:
+        text, count = valid_unicode(value)
+        replaced[side] += count
+        return text
+
     for article_index, article in enumerate(value.get("data") or []):
         items = article.get("paragraphs") if isinstance(article, dict) else None
         if not isinstance(items, list):
@@ -71,7 +79,7 @@ def squad_paragraphs(value: dict, source: str, budget: FileBudget | None = None)
                                             "skipped"))
             continue
         title = article.get("title")
-        title = title if isinstance(title, str) else ""
+        title = valid(title, 0) if isinstance(title, str) else ""
         for paragraph_index, paragraph in enumerate(items):
             if budget is not None and paragraph_index % _CHECK_EVERY_PARAGRAPHS == 0:
                 budget.check()
@@ -85,7 +93,8 @@ def squad_paragraphs(value: dict, source: str, budget: FileBudget | None = None)
                     question_problems.append(Problem(source, f"the {len(qas)} question(s) of {where} are left "
                                                              "out: the paragraph has no 'context' text"))
                 continue
-            wanted = id_text(paragraph.get("id")) or f"{article_index}-{paragraph_index}"
+            context = valid(context, 0)
+            wanted = valid(id_text(paragraph.get("id")) or f"{article_index}-{paragraph_index}", 0)
             doc_id, duplicate = doc_ids.claim(wanted, f"{source} {where}")
             if duplicate:
                 problems.append(Problem(source, f"{where}: {duplicate}", skipped=False))
@@ -96,7 +105,8 @@ def squad_paragraphs(value: dict, source: str, budget: FileBudget | None = None)
                     question_problems.append(Problem(source, f"{where}.qas[{qa_index}] has no 'question' text; "
                                                              "skipped"))
                     continue
-                wanted_query = id_text(qa.get("id")) or f"{doc_id}-q{questions_seen}"
+                question = valid(question, 1)
+                wanted_query = valid(id_text(qa.get("id")) or f"{doc_id}-q{questions_seen}", 1)
                 questions_seen += 1
                 query_id, repeated = query_ids.claim(wanted_query, f"{source} {where}.qas[{qa_index}]")
                 if repeated:
@@ -104,4 +114,8 @@ def squad_paragraphs(value: dict, source: str, budget: FileBudget | None = None)
                                                      skipped=False))
                 questions.append(SquadQuestion(query_id, question))
             paragraphs.append(SquadParagraph(doc_id, context, title, tuple(questions)))
+    if replaced[0]:
+        problems.append(Problem(source, replaced_surrogates(replaced[0]), skipped=False))
+    if replaced[1]:
+        question_problems.append(Problem(source, replaced_surrogates(replaced[1]), skipped=False))
     return SquadFile(tuple(paragraphs), tuple(problems), tuple(question_problems))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 
-from ..decoding import decode_text
 from ..types import Problem
 from .base import ID_KEYS, TEXT_KEYS, TITLE_KEYS, FileContext, Parsed, Record, find_key, no_text_column
 
@@ -26,7 +25,7 @@ def parse_tsv(data: bytes, context: FileContext) -> Parsed:
 def _parse_table(data: bytes, context: FileContext, delimiter: str) -> Parsed:
     source, text_column = context.source, context.text_column
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    decoded = decode_text(data, source)
+    decoded = context.decode(data)
     yield from decoded.problems
     text = decoded.text
     if text is None:
@@ -77,31 +76,60 @@ def _parse_table(data: bytes, context: FileContext, delimiter: str) -> Parsed:
 
 def _csv_rows(text: str, delimiter: str, quoting: int,
               context: FileContext) -> Iterator[tuple[int, int, list[str] | str]]:
-    """(first line, last line, fields or an error) per row; after a bad row, parsing resumes on the next line."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+    """(first line, last line, fields or an error) per row; after a bad row, parsing resumes on the next line.
+
+    Lines are cut from `text` as the reader asks for them (`_Lines`), so a file of millions of rows is never
+    a list of millions of lines, and reading stops as soon as the caller does.
+    """
     # One field may hold a whole book; max_file_bytes bounds it. The limit is process-wide, so it is
     # only ever raised (never restored), which is harmless to other users and safe across threads.
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
-    start = 0
+    lines = _Lines(text, 0, 0)
     rows = 0
-    while start < len(lines):
-        remaining = (lines[index] + "\n" for index in range(start, len(lines)))
-        reader = csv.reader(remaining, delimiter=delimiter, quoting=quoting, strict=True)
-        consumed = 0
+    while not lines.done:
+        reader = csv.reader(lines, delimiter=delimiter, quoting=quoting, strict=True)
+        row_end = (lines.position, lines.number)  # where the last good row ended
         try:
             for row in reader:
                 rows += 1
                 if rows % _CHECK_EVERY_ROWS == 0:
-                    context.budget.check(start + consumed + 1)
-                first = start + consumed + 1
-                consumed = reader.line_num
-                yield first, start + consumed, row
+                    context.budget.check(row_end[1] + 1)
+                first = row_end[1] + 1
+                row_end = (lines.position, lines.number)
+                yield first, row_end[1], row
             return
         except csv.Error as error:
-            context.budget.check(start + consumed + 1)  # a restart rereads lines: bounded by the budget
-            failed = start + consumed + 1
+            failed = row_end[1] + 1
+            context.budget.check(failed)  # a restart rereads lines: bounded by the budget
             yield failed, failed, str(error)
-            start = failed
+            # Resume on the line after the first line of the bad row.
+            after = text.find("\n", row_end[0])
+            lines = _Lines(text, len(text) if after == -1 else after + 1, failed)
+
+
+class _Lines:
+    """The lines of `text` from `position` on, each ending in ``\\n``, for csv.reader; `number` counts the
+    lines handed out (from the start of the text) and `done` says whether any are left."""
+
+    def __init__(self, text: str, position: int, number: int) -> None:
+        self.text = text
+        self.position = position
+        self.number = number
+
+    @property
+    def done(self) -> bool:
+        return self.position >= len(self.text)
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.done:
+            raise StopIteration
+        end = self.text.find("\n", self.position)
+        end = len(self.text) if end == -1 else end + 1
+        line = self.text[self.position : end]
+        self.position = end
+        self.number += 1
+        return line if line.endswith("\n") else line + "\n"

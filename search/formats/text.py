@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from ..decoding import decode_text
-from .base import FileContext, Parsed, whole_file
+from .base import FileContext, Parsed, iter_lines, whole_file
 
 
 def parse_plain(data: bytes, context: FileContext) -> Parsed:
-    decoded = decode_text(data, context.source)
+    decoded = context.decode(data)
     yield from decoded.problems
     if decoded.text is not None:
         yield whole_file(decoded.text, context, "")
 
 
 def parse_markdown(data: bytes, context: FileContext) -> Parsed:
-    decoded = decode_text(data, context.source)
+    decoded = context.decode(data)
     yield from decoded.problems
     if decoded.text is not None:
         yield whole_file(decoded.text, context, markdown_title(decoded.text, context))
@@ -30,7 +29,7 @@ def markdown_title(text: str, context: FileContext | None = None) -> str:
     'Title'
     """
     fence = None
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(iter_lines(text), start=1):
         if context is not None and number % 1000 == 0:
             context.budget.check(number)
         marker = _fence(line)

@@ -100,7 +100,9 @@ _export_lock = threading.Lock()  # one export at a time in a process; across pro
 
 def onnx_cache_dir() -> Path:
     """$SEARCH_ONNX_CACHE, or ~/.cache/multilingual-rerank-explorer/onnx."""
-    return Path(os.environ.get(ONNX_CACHE_ENV) or DEFAULT_ONNX_CACHE).expanduser()
+    from ... import config
+
+    return Path(config.current().onnx_cache).expanduser()
 
 
 def require_onnxruntime() -> None:

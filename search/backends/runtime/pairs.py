@@ -73,6 +73,14 @@ class PairTokenizer:
         rows = [{key: encoded[key][i] for key in encoded.keys()} for i in range(len(passages))]
         return rows, truncated, query_truncated
 
+    def pair_lengths(self, query: str, passages: Sequence[str]) -> list[int]:
+        """Return the tokens each (query, passage) pair takes before any truncation, special tokens included."""
+        if not passages:
+            return []
+        query_tokens = len(self.tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
+        passage_tokens = self.tokenizer(list(passages), add_special_tokens=False, verbose=False)["input_ids"]
+        return [query_tokens + len(ids) + self.pair_specials for ids in passage_tokens]
+
     def pad(self, rows: Sequence[Row], return_tensors: str) -> Any:
         """Right-pad `rows` to the longest one: real tokens keep the position ids they have in an unpadded
         pass, and the attention mask hides the padding."""

@@ -1,0 +1,86 @@
+"""How long embedding will take here: the speed each encoder was measured at on this machine.
+
+Every build records its embedding batches in its encoder's meter (`record`), and the app's warm-up measures
+the default encoder on a few passages before the first build (`measure`), so the first estimate already
+comes from this machine. `embedding_seconds` turns a passage count into seconds at that speed; the build's
+estimate-and-confirm step, the passage cap's note and the CLI's line on stderr all use it.
+
+Speeds are per passage of the length builds make (a window of about 200 words), so an estimate is a guide
+for the corpus at hand, not a promise: a corpus of very short or very long passages runs faster or slower.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+from .inference import TextEncoder, Throughput
+from .score_cache import ThroughputMeter
+
+_meters: dict[tuple[str, str, str], ThroughputMeter] = {}
+_lock = threading.Lock()
+
+
+def meter(encoder: TextEncoder) -> ThroughputMeter:
+    """The process-wide speed meter of `encoder` (one per model, backend and device)."""
+    key = (encoder.model_id, encoder.backend, encoder.device)
+    with _lock:
+        return _meters.setdefault(key, ThroughputMeter())
+
+
+def record(encoder: TextEncoder, passages: int, seconds: float) -> None:
+    """Count `passages` embedded by `encoder` in `seconds` (one batch of a build)."""
+    meter(encoder).record(passages, seconds)
+
+
+def measure(encoder: TextEncoder, texts: Sequence[str]) -> Throughput:
+    """Embed `texts` as passages once to measure `encoder` here (the first batch pays one-off costs, so
+    they are embedded as two batches and the second is what counts); returns the measurement."""
+    texts = list(texts)
+    half = max(1, len(texts) // 2)
+    for batch in (texts[:half], texts[half:]):
+        if not batch:
+            continue
+        started = time.perf_counter()
+        encoder.embed(batch, is_query=False, batch_size=len(batch))
+        record(encoder, len(batch), time.perf_counter() - started)
+    return meter(encoder).snapshot()
+
+
+SAMPLE_PASSAGES = 8  # passages a build embeds to measure an encoder nothing has measured yet (two batches)
+
+
+def ensure_measured(encoder: TextEncoder, texts: Sequence[str]) -> Throughput:
+    """`encoder`'s measured speed, measuring it first on up to SAMPLE_PASSAGES of `texts` (spread over
+    them) when nothing has measured it in this process yet."""
+    snapshot = meter(encoder).snapshot()
+    if snapshot.seconds_per_pair is not None or not texts:
+        return snapshot
+    step = max(1, len(texts) // SAMPLE_PASSAGES)
+    return measure(encoder, list(texts)[::step][:SAMPLE_PASSAGES])
+
+
+def embedding_seconds(encoder: TextEncoder, passages: int) -> float | None:
+    """Seconds embedding `passages` passages with `encoder` should take here; None before any measurement."""
+    return meter(encoder).snapshot().expected_seconds(passages)
+
+
+def passages_per_second(encoder: TextEncoder) -> float | None:
+    """`encoder`'s measured passages per second here (None before any measurement)."""
+    return meter(encoder).snapshot().pairs_per_second
+
+
+def about(seconds: float) -> str:
+    """Return an expected duration the way estimates say it: "under a second", "about 4 s", "about 3 min".
+
+    >>> about(0.3), about(4.4), about(75), about(200), about(9000)
+    ('under a second', 'about 4 s', 'about 75 s', 'about 3 min', 'about 2.5 h')
+    """
+    if seconds < 1:
+        return "under a second"
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"

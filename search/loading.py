@@ -103,8 +103,8 @@ _BUNDLED_E5_BACKENDS: dict[str, Callable[..., TextEncoder]] = {
 }
 # For the bundled e5 alone, "auto" on the CPU tries OpenVINO's static int8 first: it is already a 4-bit
 # model, its int8 form kept XQuAD dense nDCG@10 within 0.0037 of torch's in all 7 languages
-# (benchmarks/xquad_dense_forms.py), and it is the only form that indexes faster than MiniLM on torch
-# (benchmarks/bench_offline_dense.py; docs/performance.md).
+# (benchmarks/xquad_dense_forms.py), and it indexes at 2.2x MiniLM-on-torch's passages/s where onnx
+# gives 0.9-1.2x and torch 0.55-0.66x (benchmarks/bench_offline_dense.py; docs/performance.md).
 _BUNDLED_E5_AUTO_FIRST = "int8"
 _REQUIRES = {"onnx": "onnxruntime", "int8": "onnxruntime"}
 # Where the fallbacks of a remote backend run: the one backend every machine has.

@@ -11,6 +11,10 @@ with --backends, the torch, onnx and int8 backends against sentence-transformers
     python benchmarks/bench_rerank.py --backends --shape m3 --pairs 100 --rounds 1 --only onnx,int8 \
         --work /tmp/bench                                   # bge-reranker-v2-m3's shape (24 x 1024), the model
                                                             # and exports kept in /tmp/bench for the next run
+    python benchmarks/bench_rerank.py --backends --only onnx,ov-fp32 --pairs 40 --rounds 3 --fresh --languages de
+                                                            # the issue's check: 40 German paragraphs, other
+                                                            # pairs every round; ov-fp32: the exact OpenVINO
+                                                            # fp32 form (not a backend; measured for the choice)
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/bench_rerank.py --backends ...
                                                             # torch and OpenVINO limited to AVX2 kernels
                                                             # (ONNX Runtime has no such switch)
@@ -38,20 +42,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.interleaved import interleaved, peak_rss_mb, rss_mb, run_probe  # noqa: E402
+from search.backends.runtime.onnx_export import weights_key  # noqa: E402
 from search.backends.torch_reranker import CrossEncoderReranker  # noqa: E402
 from search.loading import load_reranker  # noqa: E402
-from search.onnx_export import weights_key  # noqa: E402
 
 XQUAD = ROOT.parent / "shared" / "xquad"
 LANGUAGES = ("en", "de", "hi", "zh", "ar")
 QUERY = "Which river flows through the city, and where does it end?"
 
 
-def read_passages(count: int, seed: int) -> list[str]:
-    """Paragraphs from XQuAD in LANGUAGES, shuffled, each cut to a random length so lengths vary."""
+def read_passages(count: int, seed: int, languages: Sequence[str] = LANGUAGES, *, cut: bool = True) -> list[str]:
+    """Paragraphs from XQuAD in `languages`, shuffled, each cut to a random length so lengths vary (unless
+    not `cut`)."""
     rng = random.Random(seed)
     paragraphs: list[str] = []
-    for language in LANGUAGES:
+    for language in languages:
         path = XQUAD / f"xquad.{language}.json"
         if path.exists():
             data = json.loads(path.read_text(encoding="utf-8"))["data"]
@@ -60,7 +65,7 @@ def read_passages(count: int, seed: int) -> list[str]:
         words = "river city bridge flows water north ancient capital trade harbour museum winter".split()
         paragraphs = [" ".join(rng.choice(words) for _ in range(rng.randint(10, 300))) for _ in range(count)]
     rng.shuffle(paragraphs)
-    return [p[: rng.randint(80, len(p))] if len(p) > 80 else p for p in paragraphs[:count]]
+    return [p[: rng.randint(80, len(p))] if len(p) > 80 and cut else p for p in paragraphs[:count]]
 
 
 def unsorted_batches(reranker: CrossEncoderReranker, query: str, passages: Sequence[str], batch_size: int) -> None:
@@ -91,6 +96,7 @@ M3_SHAPE = dict(num_hidden_layers=24, hidden_size=1024, num_attention_heads=16, 
                 max_position_embeddings=8194, vocab_size=250002, type_vocab_size=1)
 SHAPES = {"base": BASE_SHAPE, "m3": M3_SHAPE}
 BACKEND_NAMES = ("torch", "onnx", "int8", "int8-ort")
+EXTRA_NAMES = ("ov-fp32",)  # measured for a choice, not backends
 BASELINE = "CrossEncoder.predict"
 
 
@@ -120,7 +126,7 @@ def probe(args: argparse.Namespace) -> None:
     import transformers  # noqa: F401
     from sentence_transformers import CrossEncoder
 
-    passages = read_passages(args.pairs, seed=0)
+    passages = read_passages(args.pairs, seed=0, languages=args.languages.split(","))
     before = rss_mb()
     started = time.perf_counter()
     if args.probe == BASELINE:
@@ -137,11 +143,40 @@ def probe(args: argparse.Namespace) -> None:
 
 
 def _load(folder: str, name: str):
+    if name == "ov-fp32":
+        return _openvino_fp32(folder)
     if name == "int8-ort":  # the int8 backend's fallback without openvino/nncf
         from search.backends.onnx_reranker import OnnxReranker
 
         return OnnxReranker(folder, precision="int8")
     return load_reranker(folder, "cpu", fallback=False, backend=name).model.inner
+
+
+def _openvino_fp32(folder: str):
+    """The onnx backend's reranker with OpenVINO running the unfused fp32 export instead of ONNX Runtime
+    (exact; not a backend: measured against onnx to choose). Cached beside the exports."""
+    import openvino as ov
+
+    from search.backends.onnx_reranker import OnnxReranker, _load_for_export, _load_tokenizer_and_config
+    from search.backends.runtime.onnx_export import ExportRecipe, cached_entry, export_unfused
+    from search.backends.runtime.openvino_int8 import IR_FILE, compile_export
+
+    reranker = OnnxReranker(folder)
+    _, _, model_folder, source = _load_tokenizer_and_config(folder)
+    recipe = ExportRecipe("reranker", lambda: _load_for_export(folder, model_folder, source),
+                          reranker.export.input_names, "logits", output_is_sequence=False)
+
+    def build(out: Path) -> dict:
+        meta = export_unfused(folder, recipe, out)
+        ov.save_model(ov.convert_model(str(out / "model.onnx")), str(out / IR_FILE), compress_to_fp16=False)
+        for name in ("model.onnx", "model.onnx.data"):
+            (out / name).unlink(missing_ok=True)
+        return {**meta, "task": "reranker", "precision": "fp32", "model_file": IR_FILE, "runtime": "openvino"}
+
+    export = cached_entry(folder, model_folder, "reranker-fp32-openvino-benchmark", build)
+    reranker.export, reranker.session = export, compile_export(export)
+    reranker.label = f"{folder} · OpenVINO fp32 (exact)"
+    return reranker
 
 
 def compare_backends(args: argparse.Namespace, folder: str) -> None:
@@ -154,18 +189,23 @@ def compare_backends(args: argparse.Namespace, folder: str) -> None:
     import torch
     from sentence_transformers import CrossEncoder
 
-    passages = read_passages(args.pairs, seed=0)
+    languages = args.languages.split(",")
+    passages = read_passages(args.pairs, seed=0, languages=languages, cut=not args.fresh)
+    # --fresh: other pairs every round (the same for every backend in a round), so no cache could answer.
+    rounds_passages = [read_passages(args.pairs, seed=r, languages=languages, cut=False)
+                       for r in range(args.rounds + 1)] if args.fresh else [passages]
     script = str(Path(__file__).resolve())
-    common = ["--model", folder, "--pairs", str(args.pairs)]
+    common = ["--model", folder, "--pairs", str(args.pairs), "--languages", args.languages]
     names = [name.strip() for name in args.only.split(",")]
     with tempfile.TemporaryDirectory() as temporary:
         cache = str(Path(args.work) / "cache") if args.work else temporary
         env = {"SEARCH_ONNX_CACHE": cache}
         print(f"exporting (fresh processes; cache {cache}) ...", flush=True)
         exports = {}
-        for name in ("onnx", "int8", "int8-ort"):
+        for name in ("onnx", "int8", "int8-ort", "ov-fp32"):
             if name in names:
-                entry = {"onnx": "reranker-fp32", "int8": "reranker-int8-openvino-*", "int8-ort": "reranker-int8"}[name]
+                entry = {"onnx": "reranker-fp32", "int8": "reranker-int8-openvino-*", "int8-ort": "reranker-int8",
+                         "ov-fp32": "reranker-fp32-openvino-benchmark"}[name]
                 cached = bool(list(Path(cache).glob(f"*/{weights_key(folder)}/{entry}")))  # this model's entry
                 exports[name] = {**run_probe(script, [*common, "--probe", name], env), "cached": cached}
                 print(f"  {name}: {exports[name]}", flush=True)
@@ -173,18 +213,25 @@ def compare_backends(args: argparse.Namespace, folder: str) -> None:
         rerankers = {name: _load(folder, name) for name in dict.fromkeys(("torch", *names))}  # torch: the reference
         torch_reranker = rerankers["torch"]
         cross_encoder = CrossEncoder(folder, device="cpu", max_length=torch_reranker.max_length)
-        pairs = [(QUERY, p) for p in passages]
-        runs = {BASELINE: lambda: cross_encoder.predict(pairs, batch_size=16, activation_fn=torch.nn.Identity(),
-                                                        show_progress_bar=False)}
-        runs.update({name: (lambda r=reranker: r.score(QUERY, passages)) for name, reranker in rerankers.items()
-                     if name in names})
+        calls: dict[str, int] = {}
+
+        def this_round(name: str) -> list[str]:  # each run's n-th call reads the n-th set of passages
+            calls[name] = calls.get(name, 0) + 1
+            return rounds_passages[(calls[name] - 1) % len(rounds_passages)]
+
+        runs = {BASELINE: lambda: cross_encoder.predict([(QUERY, p) for p in this_round(BASELINE)], batch_size=16,
+                                                        activation_fn=torch.nn.Identity(), show_progress_bar=False)}
+        runs.update({name: (lambda r=reranker, n=name: r.score(QUERY, this_round(n)))
+                     for name, reranker in rerankers.items() if name in names})
         lengths = sorted(len(ids) for ids in torch_reranker.pair_token_ids(QUERY, passages))
         print(f"{len(passages)} pairs, tokens per pair min {lengths[0]} / median {lengths[len(lengths) // 2]} / "
               f"max {lengths[-1]}; torch threads {torch.get_num_threads()}; {args.rounds} interleaved rounds",
               flush=True)
         timings = interleaved(runs, rounds=args.rounds, baseline=BASELINE, warmup=not args.no_warmup)
         reference = np.array([s.raw for s in torch_reranker.score(QUERY, passages)])
-        differences = {BASELINE: float(np.abs(np.asarray(runs[BASELINE](), dtype=float) - reference).max())}
+        predicted = cross_encoder.predict([(QUERY, p) for p in passages], batch_size=16,
+                                          activation_fn=torch.nn.Identity(), show_progress_bar=False)
+        differences = {BASELINE: float(np.abs(np.asarray(predicted, dtype=float) - reference).max())}
         differences.update({name: float(np.abs(np.array([s.raw for s in r.score(QUERY, passages)]) - reference).max())
                             for name, r in rerankers.items()})
         memory = {}
@@ -205,7 +252,8 @@ def compare_backends(args: argparse.Namespace, folder: str) -> None:
     print("| --- | ---: | ---: |")
     for name, result in exports.items():
         what = {"onnx": "export fp32 + fuse + load", "int8": "export + OpenVINO/NNCF static int8 + load",
-                "int8-ort": "ORT dynamic int8 (from the fp32 export) + load"}[name]
+                "int8-ort": "ORT dynamic int8 (from the fp32 export) + load",
+                "ov-fp32": "export fp32 (unfused) + OpenVINO IR + load"}[name]
         what += " (was cached: load only)" if result["cached"] else ""
         print(f"| {what} | {result['load_s']:.1f} | {result['peak_mb']:.0f} |")
     print("\n| loaded backend | load s (cached) | RSS after load + one call, MB above imports | peak RSS MB |")
@@ -229,7 +277,11 @@ def main() -> None:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="base",
                         help="--backends: the random model's shape, bge-reranker-base or bge-reranker-v2-m3")
     parser.add_argument("--only", default=",".join(BACKEND_NAMES),
-                        help=f"--backends: which to time besides {BASELINE} (default {','.join(BACKEND_NAMES)})")
+                        help=f"--backends: which to time besides {BASELINE} (default {','.join(BACKEND_NAMES)}; "
+                             f"also {','.join(EXTRA_NAMES)})")
+    parser.add_argument("--fresh", action="store_true",
+                        help="--backends: other (uncut) paragraphs every round, the same for every backend")
+    parser.add_argument("--languages", default=",".join(LANGUAGES), help="XQuAD languages the passages come from")
     parser.add_argument("--no-warmup", action="store_true", help="--backends: no untimed first round (big models)")
     parser.add_argument("--no-memory", action="store_true", help="--backends: skip the memory probes")
     parser.add_argument("--work", help="--backends: keep the random model and the exports in this folder")

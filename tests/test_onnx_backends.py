@@ -19,13 +19,20 @@ import numpy as np
 import onnx
 import pytest
 
-from search import onnx_export
 from search.backends.onnx_encoder import OnnxEncoder
 from search.backends.onnx_reranker import OnnxReranker
+from search.backends.runtime import onnx_export
+from search.backends.runtime.pairs import length_buckets
 from search.inference import RerankCancelled, Reranker, RerankerUnavailable, TextEncoder
 from search.loading import BACKENDS, auto_backends, load_encoder, load_reranker, resolve_backend
-from search.models import LATE_INTERACTION_LABEL, MINILM_ID, MINILM_LABEL, bundled_minilm_path, model_spec
-from search.pairs import length_buckets
+from search.models import (
+    FALLBACK_DENSE_ID,
+    LATE_INTERACTION_LABEL,
+    MINILM_ID,
+    MINILM_LABEL,
+    bundled_minilm_path,
+    model_spec,
+)
 from tests.test_torch_reranker import CORPUS, PASSAGES, QUERY, reference_scores
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
 
@@ -258,13 +265,16 @@ def test_encoder_progress_and_empty_input():
 
 
 def test_late_interaction_over_int8_says_what_really_runs():
-    # The bundled e5 has no int8 form (its weights are a 4-bit file run by torch): asked for on int8, the
-    # late-interaction fallback runs that same model and claims no quantization it did not get.
+    # The bundled e5 has an int8 form: asked for on int8, the late-interaction fallback runs it and says so,
+    # with score-cache keys of its own; its scores stay close to the torch form's.
     torch_based = load_reranker("late-interaction", "cpu", backend="torch").model
     int8_based = load_reranker("late-interaction", "cpu", backend="int8").model
-    assert torch_based.label == int8_based.label == LATE_INTERACTION_LABEL
-    assert int8_based.inner.encoder is torch_based.inner.encoder, "one e5 in memory"
-    assert int8_based.score(QUERY, PASSAGES[:2]) == torch_based.score(QUERY, PASSAGES[:2])
+    assert torch_based.label == LATE_INTERACTION_LABEL
+    assert int8_based.label.startswith(f"{LATE_INTERACTION_LABEL} · ") and "quantized" in int8_based.label
+    assert int8_based.inner.encoder is load_encoder(FALLBACK_DENSE_ID, "cpu", backend="int8"), "one e5 per form"
+    assert int8_based.backend != torch_based.backend, "the score cache keys differ"
+    exact = [s.raw for s in torch_based.score(QUERY, PASSAGES[:3])]
+    assert [s.raw for s in int8_based.score(QUERY, PASSAGES[:3])] == pytest.approx(exact, abs=0.02)
 
 
 # -- choosing a backend ------------------------------------------------------------------------------------

@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search import onnx_export, openvino_int8
 from search.backends import onnx_encoder, onnx_reranker
 from search.backends.onnx_encoder import OnnxEncoder, OpenVinoEncoder, int8_encoder
 from search.backends.onnx_reranker import OnnxReranker, OpenVinoReranker, int8_reranker
+from search.backends.runtime import onnx_export, openvino_int8
+from search.backends.runtime.openvino_int8 import BACKEND_LABEL
 from search.inference import Reranker, RerankerUnavailable
 from search.loading import load_encoder, load_reranker
 from search.models import MINILM_ID, MINILM_LABEL, bundled_minilm_path, model_spec
-from search.openvino_int8 import BACKEND_LABEL
 from tests.test_onnx_backends import INT8_SPEARMAN_FLOOR, MORE_PASSAGES, spearman
 from tests.test_torch_reranker import CORPUS, PASSAGES, QUERY
 from tests.tiny_models import build_tiny_xlmr_cross_encoder

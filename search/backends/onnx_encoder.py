@@ -1,10 +1,10 @@
 """The ONNX Runtime encoder backends: the same dense encoders as the torch backend (each model's pooling,
-prefixes and length), exported once to ONNX (`search.onnx_export`) and run on the CPU.
+prefixes and length), exported once to ONNX (`runtime.onnx_export`) and run on the CPU.
 
 - ``"onnx"``: the fp32 graph with ONNX Runtime's transformer fusions; exact (cosine distance to torch's
   embeddings about 1e-7).
 - ``"int8"``: `OpenVinoEncoder` when openvino and nncf are installed: the encoder quantized once to
-  static int8 by NNCF (`search.openvino_int8`, the reranker's recipe; the word-embedding table stays
+  static int8 by NNCF (`runtime.openvino_int8`, the reranker's recipe; the word-embedding table stays
   fp32), calibrated on the queries and passages of the bundled calibration pairs with the model's own
   prefixes, and run by OpenVINO; else, or when quantizing fails, the ONNX graph with int8 MatMul weights
   (ONNX Runtime's dynamic quantization). `int8_encoder` chooses. Approximate, labelled as quantized.
@@ -23,7 +23,7 @@ import numpy as np
 
 from ..inference import ProgressFn
 from ..models import ModelSpec, load_kwargs, pretrained_source
-from ..onnx_export import (
+from .runtime.onnx_export import (
     ExportFailed,
     ExportRecipe,
     Precision,
@@ -31,9 +31,9 @@ from ..onnx_export import (
     model_folder,
     require_onnxruntime,
 )
-from ..openvino_int8 import BACKEND_LABEL as OPENVINO_LABEL
-from ..openvino_int8 import calibration_pairs, openvino_available, quantized_session, require_openvino
-from ..pairs import length_buckets
+from .runtime.openvino_int8 import BACKEND_LABEL as OPENVINO_LABEL
+from .runtime.openvino_int8 import calibration_pairs, openvino_available, quantized_session, require_openvino
+from .runtime.pairs import length_buckets
 
 logger = logging.getLogger(__name__)
 

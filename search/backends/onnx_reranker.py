@@ -1,16 +1,16 @@
 """The ONNX Runtime reranker backends: the same cross-encoders as the torch backend, exported once to ONNX
-(`search.onnx_export`) and run on the CPU.
+(`runtime.onnx_export`) and run on the CPU.
 
 - ``"onnx"``: the fp32 graph with ONNX Runtime's transformer fusions; exact (scores match torch within
   1e-6) and faster than torch on a CPU (see the README's *Models* section).
 - ``"int8"``: `OpenVinoReranker` when openvino and nncf are installed: the model quantized once to
-  static int8 by NNCF (`search.openvino_int8`: calibrated int8 weights and activations, embeddings and
+  static int8 by NNCF (`runtime.openvino_int8`: calibrated int8 weights and activations, embeddings and
   the classification head fp32) and run by OpenVINO; else, or when quantizing fails, the ONNX graph with
   int8 MatMul weights (ONNX Runtime's dynamic quantization). `int8_reranker` chooses. Faster than fp32
   and approximate: labelled as quantized wherever it is shown, the OpenVINO one with the retention the
-  recipe measured on trained weights (`search.openvino_int8.BACKEND_LABEL`).
+  recipe measured on trained weights (`runtime.openvino_int8.BACKEND_LABEL`).
 
-Pairs are tokenised, truncated and batched exactly as by the torch backend (`search.pairs`) with the
+Pairs are tokenised, truncated and batched exactly as by the torch backend (`runtime.pairs`) with the
 model's own tokenizer. Loads safetensors weights only and never runs remote code.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from ..inference import PairScore, ProgressFn, RerankerUnavailable, StopFn
 from ..models import error_summary, load_kwargs, pretrained_source
-from ..onnx_export import (
+from .runtime.onnx_export import (
     ExportFailed,
     ExportRecipe,
     Precision,
@@ -32,9 +32,9 @@ from ..onnx_export import (
     model_folder,
     require_onnxruntime,
 )
-from ..openvino_int8 import BACKEND_LABEL as OPENVINO_LABEL
-from ..openvino_int8 import calibration_pairs, openvino_available, quantized_session, require_openvino
-from ..pairs import (
+from .runtime.openvino_int8 import BACKEND_LABEL as OPENVINO_LABEL
+from .runtime.openvino_int8 import calibration_pairs, openvino_available, quantized_session, require_openvino
+from .runtime.pairs import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_PADDING,
     PairTokenizer,

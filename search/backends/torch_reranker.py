@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from ..inference import PairScore, ProgressFn, RerankerUnavailable, StopFn
 from ..models import error_summary, load_kwargs, pretrained_source
-from ..pairs import (
+from .runtime.pairs import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_PADDING,
     PairTokenizer,

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .models import error_summary
+from ...models import error_summary
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ _export_lock = threading.Lock()  # one export at a time in a process; across pro
 
 def onnx_cache_dir() -> Path:
     """$SEARCH_ONNX_CACHE, or ~/.cache/multilingual-rerank-explorer/onnx."""
-    from . import config
+    from ... import config
 
     return Path(config.current().onnx_cache).expanduser()
 
@@ -116,10 +116,11 @@ def require_onnxruntime() -> None:
 
 
 def weights_key(location: str | Path) -> str:
-    """A short hash naming the weights at `location` (a model folder, maybe a Hub snapshot).
+    """A short hash naming the weights at `location` (a model folder, maybe a Hub snapshot, or a single
+    model file such as the bundled e5's).
 
     A Hub snapshot (``.../snapshots/<commit>/``) is named by its commit; any other folder by config.json
-    and each weight file's name, size and first and last MiB (cheap even for 2 GB files).
+    and each weight file's name, size and first and last MiB (cheap even for 2 GB files); a file likewise.
     """
     folder = Path(location)
     digest = hashlib.sha256(f"recipe {RECIPE_VERSION} opset {OPSET}\n".encode())
@@ -129,7 +130,9 @@ def weights_key(location: str | Path) -> str:
     config = folder / "config.json"
     if config.exists():
         digest.update(config.read_bytes())
-    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.safetensors.index.json")):
+    files = [folder] if folder.is_file() else []
+    files += sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.safetensors.index.json"))
+    for weights in files:
         size = weights.stat().st_size
         digest.update(f"{weights.name}:{size}".encode())
         with weights.open("rb") as stream:
@@ -176,7 +179,7 @@ def cached_entry(model_id: str, folder: Path, name: str, build: Callable[[Path],
     """The cache entry `name` beside the model's ONNX exports (same model id and weights key), made by
     `build(temporary_folder)` when missing or broken; `build` writes its files and returns the meta
     (``precision``, ``input_names``, ``model_file``; the recipe and file list are added here). For
-    other runtimes' artefacts made from the same weights (`search.openvino_int8`)."""
+    other runtimes' artefacts made from the same weights (`search.backends.runtime.openvino_int8`)."""
     root = (cache_dir or onnx_cache_dir()) / _safe_name(model_id) / weights_key(folder)
 
     def build_with_recipe(out: Path) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """OpenVINO static int8: a model quantized once by NNCF's post-training quantization, calibrated on fixed
-pairs, cached beside the ONNX exports (`search.onnx_export`) and run by OpenVINO on the CPU; shared by the
-OpenVINO int8 backends (`OpenVinoReranker` and `OpenVinoEncoder` in `search.backends.onnx_reranker` and
-`.onnx_encoder`), not a backend itself.
+pairs, cached beside the ONNX exports (`search.backends.runtime.onnx_export`) and run by OpenVINO on the
+CPU; shared by the OpenVINO int8 backends (`OpenVinoReranker` and `OpenVinoEncoder` in
+`search.backends.onnx_reranker` and `.onnx_encoder`), not a backend itself.
 
 The recipe (`OV_RECIPE`; the measurements behind it are in the README's *Models* section):
 1. the unfused fp32 ONNX export (legacy exporter, eager attention: standard ONNX ops only), converted to
@@ -10,8 +10,8 @@ The recipe (`OV_RECIPE`; the measurements behind it are in the README's *Models*
    ``ModelType.TRANSFORMER`` (SmoothQuant, attention MatMuls quantized, LayerNorm/Softmax kept fp32),
    ``QuantizationPreset.MIXED`` (asymmetric activations), fast bias correction, calibrated on
    `CALIBRATION_SIZE` (query, passage) pairs in ten languages from the bundled sample corpus
-   (``search/calibration_pairs.json``, built from ``corpora/polyglot-facts``). The word-embedding Gather
-   and the classification head stay fp32 (`IgnoredScope`);
+   (``search/backends/runtime/calibration_pairs.json``, built from ``corpora/polyglot-facts``). The
+   word-embedding Gather and the classification head stay fp32 (`IgnoredScope`);
 3. saved as OpenVINO IR (``openvino_model.xml`` / ``.bin``) in ``<onnx cache>/<model>/<weights
    key>/<task>-int8-openvino-r<OV_RECIPE>/``, keyed like the ONNX exports by model id and revision (or
    weights hash) plus this recipe; later loads, in any process, only compile it (about a second).
@@ -31,7 +31,7 @@ keeps every weight in 7 bits so the results stay right there (the same idea as O
 as close to fp32 as with VNNI (the README's AVX2 rows).
 
 Needs ``openvino`` and ``nncf`` (the ``[openvino]`` extra): `openvino_available()`; without them the
-``int8`` backend is ONNX Runtime's dynamic int8 (`search.onnx_export`).
+``int8`` backend is ONNX Runtime's dynamic int8 (`search.backends.runtime.onnx_export`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from .models import error_summary
+from ...models import error_summary
 from .onnx_export import (
     MODEL_FILE,
     Export,
@@ -114,16 +114,19 @@ class OpenVinoSession:
 
 
 def quantized_session(model_id: str, folder: Path, recipe: ExportRecipe, calibration: Callable[[], list[Feed]], *,
-                      cache_dir: Path | None = None) -> tuple[Export, OpenVinoSession]:
+                      cache_dir: Path | None = None,
+                      also_fp32: Callable[[Any], list[str]] | None = None) -> tuple[Export, OpenVinoSession]:
     """The model in `folder` (named `model_id`) quantized to static int8 (cached; `calibration()` gives
-    the feeds to calibrate on when it must be made) and compiled. An entry OpenVINO can't compile is
-    quantized again, once. Raises ExportFailed naming the failed step, ImportError without openvino/nncf."""
+    the feeds to calibrate on when it must be made) and compiled. `also_fp32(model)` names nodes to keep
+    fp32 besides `fp32_nodes` (a caller that passes it says so in `recipe.task`, which names the
+    entry). An entry OpenVINO can't compile is quantized again, once.
+    Raises ExportFailed naming the failed step, ImportError without openvino/nncf."""
     require_openvino()
     name = f"{recipe.task}-int8-openvino-r{OV_RECIPE}"
 
     def entry() -> Export:
-        return cached_entry(model_id, folder, name, lambda out: _quantize(model_id, recipe, calibration, out),
-                            cache_dir=cache_dir)
+        return cached_entry(model_id, folder, name,
+                            lambda out: _quantize(model_id, recipe, calibration, out, also_fp32), cache_dir=cache_dir)
 
     export = entry()
     try:
@@ -186,7 +189,8 @@ def _source(port: Any) -> Any:
     return node
 
 
-def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], list[Feed]], out: Path) -> dict[str, Any]:
+def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], list[Feed]], out: Path,
+              also_fp32: Callable[[Any], list[str]] | None = None) -> dict[str, Any]:
     import nncf
     import openvino as ov
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
@@ -199,7 +203,7 @@ def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], lis
         raise ExportFailed(f"OpenVINO could not read the ONNX export of {model_id!r}: "
                            f"{error_summary(error)}") from error
     feeds = calibration()
-    keep = fp32_nodes(model)
+    keep = fp32_nodes(model) + (also_fp32(model) if also_fp32 else [])
     try:
         # NNCF logs and draws its progress bars on stdout, which `--json` commands keep for their answer.
         with _nncf_log_on_stderr(), contextlib.redirect_stdout(sys.stderr):
@@ -217,7 +221,8 @@ def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], lis
     onnx_file.with_name(f"{MODEL_FILE}.data").unlink(missing_ok=True)
     return {**meta, "task": recipe.task, "precision": "int8", "model_file": IR_FILE, "runtime": "openvino",
             "quantization": (f"OpenVINO + NNCF static int8 (recipe {OV_RECIPE}): TRANSFORMER, MIXED preset, "
-                             f"7-bit weights, calibrated on {len(feeds)} pairs of search/calibration_pairs.json; "
+                             f"7-bit weights, calibrated on {len(feeds)} pairs of "
+                             "search/backends/runtime/calibration_pairs.json; "
                              "fp32 kept: " + (", ".join(keep) or "nothing")),
             "fp32_nodes": keep, "calibration": len(feeds),
             "versions": {"openvino": ov.__version__, "nncf": nncf.__version__}}

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .inference import (
+from ...inference import (
     PairScore,
     ProgressFn,
     RerankCancelled,
@@ -25,7 +25,7 @@ from .inference import (
     rerank_turn,
     sigmoid,
 )
-from .models import model_spec
+from ...models import model_spec
 
 logger = logging.getLogger(__name__)
 

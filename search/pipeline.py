@@ -65,6 +65,9 @@ MAX_PASSAGES_ENV = "SEARCH_MAX_PASSAGES"
 # A free 2-vCPU Space embeds roughly 50 passages/s with a small encoder: 20,000 passages is about 7 minutes.
 DEFAULT_MAX_PASSAGES = 20_000
 BM25_LABEL = "BM25 (rank-bm25, language-aware analysis)"
+# From this many passages in the query's language on, BM25's per-language document frequencies, not the
+# stopword list, weigh the query's stopwords in that language (docs/ranking.md: XQuAD and the sample).
+STOPWORD_STATISTICS_PASSAGES = 100
 
 ProgressCallback = Callable[[str, int, int], None]
 """Called as ``progress(step, done, total)`` with a step of BUILD_STEPS."""
@@ -90,6 +93,9 @@ class Settings:
     tei_url: str = ""  # where backend "tei" finds its models (see search.backends.tei)
     compare_reranker_model: str = ""  # reranker B, "compare with" ("": none)
     compare_backend: str = ""  # what runs reranker B ("": `backend`)
+    bm25_statistics: str = "language"  # BM25 document frequencies per passage language, or "corpus" (search.bm25)
+    stopwords: bool = True  # drop the query's stopwords before BM25 and highlighting (search.analysis)
+    fusion: str = "rrf"  # how the hybrid stage fuses BM25 and dense (search.fusion.FUSION_METHODS)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -156,7 +162,8 @@ class Index:
                  encoder: Loaded[TextEncoder], settings: Settings, report: BuildReport) -> None:
         self.passages = tuple(passages)
         self.passage_terms = [list(terms) for terms in passage_terms]
-        self.bm25 = BM25Index.build(self.passage_terms)
+        self.bm25 = BM25Index.build(self.passage_terms, languages=(
+            [passage.language.group for passage in self.passages] if settings.bm25_statistics == "language" else None))
         self.dense = dense
         self.encoder = encoder
         self.settings = settings
@@ -373,8 +380,13 @@ class Index:
             raise ValueError(f"candidates_from={candidates_from!r} is not a first stage; use one of "
                              f"{', '.join(FIRST_STAGES)}")
 
-    def _query_terms(self, query: str, language: Language) -> list[str]:
-        return query_terms(query, language, self.languages)
+    def _query_terms(self, query: str, language: Language) -> dict[str, list[str]]:
+        # Per-language statistics weigh the query's own stopwords once its language has enough passages;
+        # below that, "far" in 1 of 11 English passages looks as rare as a name, and the list decides.
+        own_stopwords = (self.settings.bm25_statistics != "language"
+                         or self.report.languages.get(language.group, 0) < STOPWORD_STATISTICS_PASSAGES)
+        return analysis.query_terms(query, language.group, self.languages, stopwords=self.settings.stopwords,
+                                    own_stopwords=own_stopwords)
 
     def _stage(self, stage: str, scored: Sequence[Scored], seconds: float, model: str,
                note: str = "") -> StageResult:
@@ -470,19 +482,10 @@ class Index:
 
 
 def query_terms(query: str, language: Language, corpus_languages: frozenset[str]) -> list[str]:
-    """Analyse a query for BM25 the way each passage language was analysed.
-
-    Every passage was stemmed in its own detected language, so a query matches a passage only through
-    the terms that passage's analysis would give it. The query is therefore analysed in its detected
-    language and in each language of the corpus, keeping each distinct term once. This also rescues
-    short queries and short passages whose language detection is unsure. In a monolingual corpus it
-    is plain analysis in that language.
-    """
-    seen: dict[str, None] = {}
-    for group in [language.group, *sorted(corpus_languages - {language.group})]:
-        for term in analysis.terms(query, group):
-            seen.setdefault(term, None)
-    return list(seen)
+    """The terms BM25 matches for `query`, pooled over the languages it is analysed in, each once
+    (`analysis.query_terms` gives them per language and says why)."""
+    by_language = analysis.query_terms(query, language.group, corpus_languages)
+    return list(dict.fromkeys(term for terms in by_language.values() for term in terms))
 
 
 def build(source: Sequence[str | Path] | ReadResult, settings: Settings | None = None, *,

@@ -23,7 +23,7 @@ import numpy as np
 from . import analysis
 from .bm25 import BM25Index
 from .dense import DenseIndex
-from .fusion import reciprocal_rank_fusion
+from .fusion import DEFAULT_FUSION, fuse, fusion_label, hybrid_weights
 from .inference import Loaded, ProgressFn, Reranker, RerankerUnavailable, StopFn, TextEncoder
 from .language import AUTO_LANGID, LANGID_ENV, detect_language, detect_languages, load_detector
 from .loading import AUTO_BACKEND, BACKEND_ENV, TEI_URL_ENV, load_dense_encoder, load_encoder, load_reranker
@@ -95,7 +95,7 @@ class Settings:
     compare_backend: str = ""  # what runs reranker B ("": `backend`)
     bm25_statistics: str = "language"  # BM25 document frequencies per passage language, or "corpus" (search.bm25)
     stopwords: bool = True  # drop the query's stopwords before BM25 and highlighting (search.analysis)
-    fusion: str = "rrf"  # how the hybrid stage fuses BM25 and dense (search.fusion.FUSION_METHODS)
+    fusion: str = DEFAULT_FUSION  # how the hybrid stage fuses BM25 and dense: relative-score or rrf (search.fusion)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -180,7 +180,8 @@ class Index:
 
     def retrieve(self, query: str, *, k: int = 10, rerank_depth: int = 20, candidates_from: FirstStage = "hybrid",
                  stages: Collection[str] = FIRST_STAGES) -> SearchResult:
-        """Run the first stages (BM25, dense, hybrid RRF) for `query`; each returns max(k, rerank_depth) hits.
+        """Run the first stages (BM25, dense, hybrid: their fusion, `Settings.fusion`) for `query`; each returns
+        max(k, rerank_depth) hits.
 
         `stages` limits which run (hybrid needs both others; `candidates_from` always runs), which saves
         the query embedding when only BM25 is wanted. When the dense model fails on the query (a remote
@@ -218,14 +219,16 @@ class Index:
                 ranked["dense"] = self._stage("dense", dense_hits, time.perf_counter() - started, label,
                                               dense_note)
         if "hybrid" in wanted:
+            weights = hybrid_weights(self.settings.fusion, query_language.group, self.report.languages)
+            fused_label = fusion_label(self.settings.fusion, ("BM25", label), weights)
             if dense_error is not None:
-                ranked["hybrid"] = StageResult("hybrid", (), 0.0, f"RRF(BM25, {label})", dense_note,
+                ranked["hybrid"] = StageResult("hybrid", (), 0.0, fused_label, dense_note,
                                                error=f"needs the dense stage, which failed ({dense_error})")
             else:
                 started = time.perf_counter()
-                hybrid_hits = reciprocal_rank_fusion([bm25_hits, dense_hits], limit=depth)
-                ranked["hybrid"] = self._stage("hybrid", hybrid_hits, time.perf_counter() - started,
-                                               f"RRF(BM25, {label})", dense_note)
+                hybrid_hits = fuse([bm25_hits, dense_hits], self.settings.fusion, weights=weights, limit=depth)
+                ranked["hybrid"] = self._stage("hybrid", hybrid_hits, time.perf_counter() - started, fused_label,
+                                               dense_note)
         return SearchResult(query, query_language, _cross_ranked(ranked), candidates_from, rerank_depth)
 
     def rerank(self, result: SearchResult, reranker: Loaded[Reranker] | None = None, *,

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from search.fusion import fuse, language_share_weights, reciprocal_rank_fusion, relative_score_fusion
+from search.fusion import (
+    BM25_WEIGHT,
+    fuse,
+    fusion_label,
+    hybrid_weights,
+    language_share_weights,
+    reciprocal_rank_fusion,
+    relative_score_fusion,
+)
 from search.types import Scored
 
 
@@ -63,7 +71,7 @@ def test_fuse_dispatches_and_names_the_choices():
     lists = [[Scored(1, 2.0), Scored(2, 1.0)], [Scored(2, 0.9)]]
     assert fuse(lists, "rrf") == reciprocal_rank_fusion(lists)
     assert fuse(lists, "relative-score", weights=[1, 3]) == relative_score_fusion(lists, weights=[1, 3])
-    with pytest.raises(ValueError, match="fusion method 'cc' is unknown; use one of rrf, relative-score"):
+    with pytest.raises(ValueError, match="fusion method .cc. is unknown; use one of relative-score, rrf"):
         fuse(lists, "cc")
 
 
@@ -72,3 +80,11 @@ def test_language_share_weights():
     assert language_share_weights("hi", {"en": 60, "de": 30, "hi": 10}) == (0.1, 1.0)
     assert language_share_weights("unknown", {"en": 60, "de": 40}) == (0.6, 1.0), "unknown: the largest language"
     assert language_share_weights("en", {}) == (1.0, 1.0)
+
+
+def test_hybrid_weights_and_labels_say_which_fusion_ran():
+    assert hybrid_weights("relative-score", "en", {"en": 100}) == (BM25_WEIGHT, 1.0)
+    assert hybrid_weights("relative-score", "hi", {"en": 600, "hi": 200, "zh": 200}) == (BM25_WEIGHT * 0.2, 1.0)
+    assert hybrid_weights("rrf", "hi", {"en": 600, "hi": 200}) == (1.0, 1.0), "the old default, unweighted"
+    assert fusion_label("rrf", ["BM25", "dense"], [1.0, 1.0]) == "RRF(BM25, dense)"
+    assert fusion_label("relative-score", ["BM25", "dense"], [0.1, 1.0]) == "relative score(BM25 ×0.1, dense ×1)"

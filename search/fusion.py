@@ -108,20 +108,20 @@ def language_share_weights(query_language: str, passage_languages: Mapping[str, 
     """The (BM25, dense) weights for a query: BM25 weighs the share of the corpus in the query's language.
 
     BM25 can only match passages written in the query's language (names and numbers aside), so in a corpus
-    where that language is one of seven its ranking says little about the other six sevenths, where
-    dense still finds the answer; in a corpus of one language the two lists weigh the same. An unknown
-    query language, or one the corpus lacks, gives BM25 the weight of the largest language.
+    where that language is one of seven its ranking says little about the other six sevenths, where dense
+    still finds the answer; in a corpus of one language the two lists weigh the same, and an English
+    question over German passages leaves the ranking to dense. A query without a language (``unknown``:
+    numbers, codes) is matched alike in every language, so BM25 keeps its full weight.
 
-    >>> language_share_weights("en", {"en": 100})
-    (1.0, 1.0)
-    >>> language_share_weights("de", {"en": 300, "de": 100})
-    (0.25, 1.0)
+    >>> language_share_weights("en", {"en": 100}), language_share_weights("de", {"en": 300, "de": 100})
+    ((1.0, 1.0), (0.25, 1.0))
+    >>> language_share_weights("fr", {"en": 300}), language_share_weights("unknown", {"en": 300})
+    ((0.0, 1.0), (1.0, 1.0))
     """
     total = sum(passage_languages.values())
-    if total <= 0:
+    if total <= 0 or query_language == "unknown":
         return 1.0, 1.0
-    count = passage_languages.get(query_language) or max(passage_languages.values())
-    return count / total, 1.0
+    return passage_languages.get(query_language, 0) / total, 1.0
 
 
 def hybrid_weights(method: str, query_language: str, passage_languages: Mapping[str, int]) -> tuple[float, float]:

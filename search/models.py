@@ -48,7 +48,9 @@ LATE_INTERACTION_IDS = frozenset({LATE_INTERACTION_ID, LATE_INTERACTION_MINILM_I
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to use one model: its pooling, the prefixes it was trained with, its length and languages."""
+    """How to use one model: its pooling, the prefixes it was trained with, its length and languages, and
+    for a reranker the raw score below which its top passage is probably no answer (None: none known; see
+    `search.answerability`)."""
 
     model_id: str
     kind: Kind
@@ -58,6 +60,7 @@ class ModelSpec:
     max_length: int = 512
     languages: str = "multilingual"
     normalize: bool = True
+    no_answer_threshold: float | None = None
 
 
 KNOWN_MODELS: dict[str, ModelSpec] = {
@@ -89,7 +92,7 @@ def model_spec(model_id: str, kind: Kind) -> ModelSpec:
     for known_id, spec in KNOWN_MODELS.items():
         if known_id.split("/")[-1].lower() == name:
             return ModelSpec(model_id, spec.kind, spec.pooling, spec.query_prefix, spec.passage_prefix,
-                             spec.max_length, spec.languages, spec.normalize)
+                             spec.max_length, spec.languages, spec.normalize, spec.no_answer_threshold)
     return ModelSpec(model_id, kind, "cls" if kind == "reranker" else "mean")
 
 

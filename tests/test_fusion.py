@@ -78,7 +78,8 @@ def test_fuse_dispatches_and_names_the_choices():
 def test_language_share_weights():
     assert language_share_weights("en", {"en": 10}) == (1.0, 1.0)
     assert language_share_weights("hi", {"en": 60, "de": 30, "hi": 10}) == (0.1, 1.0)
-    assert language_share_weights("unknown", {"en": 60, "de": 40}) == (0.6, 1.0), "unknown: the largest language"
+    assert language_share_weights("fr", {"en": 60, "de": 40}) == (0.0, 1.0), "no French passage: dense decides"
+    assert language_share_weights("unknown", {"en": 60, "de": 40}) == (1.0, 1.0), "no language: BM25 in full"
     assert language_share_weights("en", {}) == (1.0, 1.0)
 
 

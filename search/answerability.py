@@ -1,0 +1,55 @@
+"""Whether a reranked list holds a good answer at all: a score threshold per model, and where the list
+crosses it.
+
+A threshold only means something on scores that say how relevant a passage is, not only which of two is
+more relevant. A cross-encoder is trained as a relevance classifier: the sigmoid of its logit estimates
+that, so a line can mean something, though the model cards (bge-reranker-base, bge-reranker-v2-m3)
+publish none and the estimate is not calibrated. The late-interaction fallback's score is a mean of
+cosine similarities (MaxSim): it ranks passages for one query and is not calibrated at all (see
+docs/ranking.md for how its top-1 scores of questions with and without an answer compare). So no model
+has a default: `ModelSpec.no_answer_threshold` stays None until a model card or a measurement supports one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from .models import KNOWN_MODELS, LATE_INTERACTION_IDS
+
+# Rerankers whose scores are no relevance estimate at all (cosine MaxSim): a threshold on them is a guess.
+UNCALIBRATED = LATE_INTERACTION_IDS
+
+
+def default_threshold(model_id: str) -> float | None:
+    """The reranker's "no good answer" threshold on its raw score, from the model table (None: none known).
+
+    >>> default_threshold("late-interaction") is None, default_threshold("BAAI/bge-reranker-v2-m3") is None
+    (True, True)
+    """
+    spec = KNOWN_MODELS.get(model_id.strip())
+    return spec.no_answer_threshold if spec is not None else None
+
+
+def is_calibrated(model_id: str) -> bool:
+    """Whether the reranker's scores estimate relevance, so a fixed threshold can mean something: a
+    cross-encoder's do (though uncalibrated), late interaction's cosine MaxSim does not."""
+    return model_id.strip() not in UNCALIBRATED
+
+
+def crossing(scores: Sequence[float], threshold: float | None) -> int | None:
+    """How many of the reranked `scores` (best first) reach `threshold`: the line goes after that many hits.
+
+    0 means no passage reaches it (say "no good answer"); ``len(scores)`` that all do; None that there is no
+    threshold. Raises ValueError for a threshold that is not a finite number or scores not best first.
+
+    >>> crossing([0.88, 0.84, 0.71, 0.60], 0.8), crossing([0.71], 0.8), crossing([0.9], None)
+    (2, 0, None)
+    """
+    if threshold is None:
+        return None
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold={threshold} is not a finite number; give a score such as 0.8, or None")
+    if any(later > earlier for earlier, later in zip(scores, scores[1:], strict=False)):
+        raise ValueError("scores must be sorted best first (as a reranked stage's hits are)")
+    return sum(1 for score in scores if score >= threshold)

@@ -22,9 +22,11 @@ def test_crossing_rejects_a_bad_threshold_or_unsorted_scores():
         crossing([0.5, 0.9], 0.6)
 
 
-def test_no_model_has_a_default_and_late_interaction_is_not_calibrated():
-    assert all(spec.no_answer_threshold is None for spec in KNOWN_MODELS.values()), (
-        "no model card gives a threshold and none was measured to separate answerable queries")
+def test_only_the_measured_late_interaction_has_a_default_and_it_is_not_calibrated():
+    assert {model_id for model_id, spec in KNOWN_MODELS.items() if spec.no_answer_threshold is not None} == {
+        LATE_INTERACTION_ID}, "no model card gives a threshold; only late interaction over e5 was measured"
+    assert default_threshold(LATE_INTERACTION_ID) == 0.84
     assert default_threshold(RERANKER_V2_M3) is None and default_threshold("org/unknown") is None
+    assert default_threshold(LATE_INTERACTION_MINILM_ID) is None
     assert not is_calibrated(LATE_INTERACTION_ID) and not is_calibrated(LATE_INTERACTION_MINILM_ID)
     assert is_calibrated(RERANKER_V2_M3)

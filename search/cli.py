@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     ranking.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
     parser = argparse.ArgumentParser(prog="python -m search", description=(
-        "Multilingual retrieve-and-rerank explorer: BM25, dense (FAISS), hybrid (RRF) and cross-encoder "
+        "Multilingual retrieve-and-rerank explorer: BM25, dense (FAISS), hybrid (their fusion) and cross-encoder "
         "reranking over a corpus in any mix of languages."))
     commands = parser.add_subparsers(dest="command", required=True)
 

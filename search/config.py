@@ -156,6 +156,16 @@ OPTIONS: tuple[Option, ...] = (
     # -- the view: defaults and ranges of the page's controls and the CLI's flags ---------------------------
     Option("window", "SEARCH_WINDOW", "int", 200, "passage length in words (Chinese, Japanese, Thai: characters)",
            "corpus", low=32, high=1024, step=8, flag="--window"),
+    Option("fusion", "SEARCH_FUSION", "choice", "relative-score",
+           "how hybrid fuses BM25 and dense: relative-score (BM25 weighted by the share of the corpus in the "
+           "query's language) or rrf (the old equal-weight reciprocal rank fusion)", "corpus",
+           choices=("relative-score", "rrf"), flag="--fusion"),
+    Option("bm25_statistics", "SEARCH_BM25_STATISTICS", "choice", "language",
+           "BM25's document frequencies per passage language, or over the whole corpus (the old way)", "corpus",
+           choices=("language", "corpus"), flag="--bm25-statistics"),
+    Option("stopwords", "SEARCH_STOPWORDS", "bool", True,
+           "drop the query's stopwords (Stopwords ISO lists) before BM25 and highlighting", "corpus",
+           flag="--stopwords"),
     Option("index_titles", "SEARCH_INDEX_TITLES", "bool", True,
            "index a document's title with each of its passages, and rerank it in front of them", "corpus",
            flag="--index-titles"),

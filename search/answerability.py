@@ -16,8 +16,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
+from .config import LineSetting
 from .models import KNOWN_MODELS, LATE_INTERACTION_IDS
+from .stages import is_rerank
+from .types import Hit, StageResult
+
+Scale = Literal["raw", "sigmoid"]
 
 # Rerankers whose scores are no relevance estimate at all (cosine MaxSim): a threshold on them is a guess.
 UNCALIBRATED = LATE_INTERACTION_IDS
@@ -55,3 +62,71 @@ def crossing(scores: Sequence[float], threshold: float | None) -> int | None:
     if any(later > earlier for earlier, later in zip(scores, scores[1:], strict=False)):
         raise ValueError("scores must be sorted best first (as a reranked stage's hits are)")
     return sum(1 for score in scores if score >= threshold)
+
+
+@dataclass(frozen=True)
+class ScoreLine:
+    """The "no good answer" line of one reranked list: its threshold on the `scale` the list is shown in,
+    where it came from, and how many of the listed passages reach it (0: none does)."""
+
+    threshold: float
+    scale: Scale  # "raw": the reranker's own score; "sigmoid": a cross-encoder's logit through the sigmoid
+    source: Literal["model", "set"]  # the model's measured default, or the user's setting
+    calibrated: bool  # False: the scores are no relevance estimate (late interaction), the line is a guide
+    reached: int
+    listed: int
+
+    @property
+    def none_reach(self) -> bool:
+        return self.listed > 0 and self.reached == 0
+
+    def describe(self) -> str:
+        """A short label: "line at score 0.84 (measured default; scores not calibrated)".
+
+        >>> ScoreLine(0.5, "sigmoid", "set", True, 2, 10).describe()
+        'line at p 0.50 (set)'
+        """
+        notes = ["measured default" if self.source == "model" else "set"]
+        if not self.calibrated:
+            notes.append("scores not calibrated")
+        return f"line at {self.at()} ({'; '.join(notes)})"
+
+    def at(self) -> str:
+        """Where the line is, as the column's scores read: "score 0.84", "p 0.50"."""
+        return f"{ {'raw': 'score', 'sigmoid': 'p'}[self.scale]} {self.threshold:.2f}"
+
+
+def score_line(stage: StageResult, setting: LineSetting, *, score_view: Scale = "raw",
+               hits: Sequence[Hit] | None = None) -> ScoreLine | None:
+    """The line of a reranked `stage` as shown in `score_view` over `hits` (default: all its hits, best
+    first), or None: not a reranked stage, no line set, none known for its model ("default"), or the stage
+    failed.
+
+    A set number is read on the scale the column shows: a cross-encoder's sigmoid in the sigmoid view, else
+    the raw score. A model's default is on its raw score and follows the view (through the sigmoid).
+
+    >>> from search.types import Hit, Language, StageResult
+    >>> hit = lambda rank, score: Hit(f"p{rank}", "d", rank, score, Language("en", "en", 1.0), "text")
+    >>> stage = StageResult("rerank", (hit(1, 0.88), hit(2, 0.80)), 0.1, model_id="late-interaction")
+    >>> line = score_line(stage, "default")
+    >>> line.threshold, line.reached, line.calibrated
+    (0.84, 1, False)
+    >>> score_line(stage, 0.9).none_reach, score_line(stage, "none")
+    (True, None)
+    """
+    listed = tuple(stage.hits if hits is None else hits)
+    if setting == "none" or stage.error or not is_rerank(stage.stage):
+        return None
+    sigmoid = score_view == "sigmoid" and bool(listed) and all(hit.sigmoid is not None for hit in listed)
+    if setting == "default":
+        threshold = default_threshold(stage.model_id) if stage.model_id else None
+        if threshold is None:
+            return None
+        if sigmoid:
+            threshold = 1.0 / (1.0 + math.exp(-threshold))
+        source = "model"
+    else:
+        threshold, source = float(setting), "set"
+    scores = [hit.sigmoid if sigmoid else hit.score for hit in listed]
+    return ScoreLine(threshold, "sigmoid" if sigmoid else "raw", source, is_calibrated(stage.model_id),
+                     crossing(scores, threshold) or 0, len(listed))

@@ -292,7 +292,7 @@ class Index:
         )
         pairs_per_second = loaded.model.throughput().pairs_per_second if candidates else None
         reranked = StageResult(stage, hits, seconds, loaded.model.label, note=loaded.fallback_reason or "",
-                               pairs_per_second=pairs_per_second)
+                               pairs_per_second=pairs_per_second, model_id=loaded.model.model_id)
         return replace(result, stages=_cross_ranked({**result.stages, stage: reranked}))
 
     def rerank_from_cache(self, result: SearchResult, stage: str = RERANK) -> SearchResult | None:

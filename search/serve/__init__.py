@@ -14,7 +14,7 @@ TEI's behaviour is followed field by field from its router (router/src/http/serv
 error bodies ``{"error", "error_type"}`` (OpenAI's routes: ``{"message", "code", "type"}``), the messages'
 prefixes ("Input validation error: ", "Backend error: "), one concurrency permit per input, truncation at
 ``max_input_length`` from either side, prompts, ``dimensions``, token-id inputs, the x-* timing headers and
-the Prometheus metrics' names (`search.serve_metrics`).
+the Prometheus metrics' names (`search.serve.metrics`).
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, config
-from .inference import LOCK_POLL_SECONDS, RERANK_LOCK, Loaded, RerankCancelled, Reranker, StopFn, TextEncoder
-from .models import choose_reranker
-from .serve_metrics import Metrics
+from .. import __version__, config
+from ..inference import LOCK_POLL_SECONDS, RERANK_LOCK, Loaded, RerankCancelled, Reranker, StopFn, TextEncoder
+from ..models import choose_reranker
+from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -210,8 +210,8 @@ class TEIService:
         """
         if not (reranker or dense):
             raise ValueError("serve at least one model: leave out --no-reranker or --no-dense")
-        from .loading import AUTO_BACKEND, REMOTE_BACKENDS, load_dense_encoder, load_reranker, resolve_backend
-        from .pipeline import Settings
+        from ..loading import AUTO_BACKEND, REMOTE_BACKENDS, load_dense_encoder, load_reranker, resolve_backend
+        from ..pipeline import Settings
 
         settings = settings or Settings.from_config()
         backend = settings.backend if resolve_backend(settings.backend) not in REMOTE_BACKENDS else AUTO_BACKEND
@@ -894,9 +894,9 @@ def tei_router(service: TEIService) -> fastapi.APIRouter:
 
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
-    """TEI's OpenAPI document (version 1.9.3, Apache-2.0, shipped as search/tei_openapi.json) naming this
+    """TEI's OpenAPI document (version 1.9.3, Apache-2.0, shipped as search/serve/tei_openapi.json) naming this
     server: what ``GET /api-doc/openapi.json`` answers, as TEI does."""
-    document = json.loads(resources.files("search").joinpath("tei_openapi.json").read_text(encoding="utf-8"))
+    document = json.loads(resources.files(__package__).joinpath("tei_openapi.json").read_text(encoding="utf-8"))
     document["info"] = {**document["info"], "title": "search: a Text Embeddings Inference compatible server",
                         "version": f"search-{__version__}"}
     return document

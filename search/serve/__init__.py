@@ -46,6 +46,24 @@ from ..inference import LOCK_POLL_SECONDS, RERANK_LOCK, Loaded, RerankCancelled,
 from ..models import choose_reranker
 from .limits import ServeLimits
 from .metrics import Metrics
+from .requests import (
+    EMPTY_INPUT,
+    MISSING,
+    NOT_A_RERANKER,
+    NOT_AN_EMBEDDER,
+    ErrorType,
+    TEIRequestError,
+    deserialize_error,
+    is_token_id,
+    read_dimensions,
+    read_direction,
+    read_field,
+    read_inputs,
+    read_json,
+    read_predict_inputs,
+    read_strings,
+    struct,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,38 +75,6 @@ MAX_CHAR_MULTIPLIER = 250  # TEI: an input may have at most max_input_length * 2
 OPENAPI_PATH = "/api-doc/openapi.json"
 MAX_BATCH_TOKENS = 16_384  # TEI's default --max-batch-tokens: the most one embedding pass takes
 RERANKER_LABELS = {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}
-
-ErrorType = Literal["Unhealthy", "Backend", "Overloaded", "Validation", "Tokenizer", "Empty"]
-STATUS: dict[str, int] = {"Unhealthy": 503, "Backend": 424, "Overloaded": 429, "Tokenizer": 422,
-                          "Validation": 422, "Empty": 400}
-"""TEI's HTTP status for each error_type (`impl From<&ErrorType> for StatusCode`)."""
-
-EMPTY_INPUT = "Input validation error: `inputs` cannot be empty"
-NOT_AN_EMBEDDER = "Backend error: Model is not an embedding model"
-NOT_A_RERANKER = "Backend error: model is not a re-ranker model"
-DESERIALIZE = "Failed to deserialize the JSON body into the target type: "
-
-
-class TEIRequestError(Exception):
-    """A request TEI would refuse: `status`, `error_type` and the message of its error body."""
-
-    def __init__(self, error_type: ErrorType, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-        self.status = STATUS[error_type] if status is None else status
-
-    def response(self, *, openai: bool = False, headers: dict[str, str] | None = None) -> JSONResponse:
-        """TEI's error body; for the OpenAI routes TEI's ``{"message", "code", "type"}`` with OpenAI's own
-        ``{"error": {...}}`` beside it, so either kind of client finds the message."""
-        if openai:
-            body: dict[str, Any] = {"message": self.message, "code": self.status, "type": self.error_type,
-                                    "error": {"message": self.message, "type": self.error_type, "param": None,
-                                              "code": self.status}}
-        else:
-            body = {"error": self.message, "error_type": self.error_type}
-        return JSONResponse(body, status_code=self.status, headers=headers)
-
 
 @dataclass(frozen=True)
 class ServedModels:
@@ -260,7 +246,7 @@ class TEIService:
         """`POST /` and `/invocations`: TEI's route for the model kind (rerank for a reranker, embed for an
         encoder); with both served, rerank when the body has ``query`` or ``texts``, else embed."""
         served = self.ensure_loaded()
-        request = _object(body, "EmbedRequest")
+        request = struct(body, "EmbedRequest")
         routes = self._root_routes(served)
         rerank = "inputs" not in routes or ("query" in routes and ("query" in request or "texts" in request))
         return self.rerank(request, should_stop) if rerank else self.embed(request)
@@ -268,13 +254,13 @@ class TEIService:
     def rerank(self, body: Any, should_stop: StopFn | None = None) -> Answer:
         """`POST /rerank`: ranks sorted by score (ties: the later text first, as TEI sorts), sigmoids unless
         ``raw_scores``; raises TEIRequestError as TEI would."""
-        request = _object(body, "RerankRequest")
-        query = _field(request, "query", str, required=True)
-        texts = _strings(request, "texts")
+        request = struct(body, "RerankRequest")
+        query = read_field(request, "query", str, required=True)
+        texts = read_strings(request, "texts")
         truncate = self._truncate(request)
-        direction = _direction(request)
-        raw_scores = _field(request, "raw_scores", bool, default=False)
-        return_text = _field(request, "return_text", bool, default=False)
+        direction = read_direction(request)
+        raw_scores = read_field(request, "raw_scores", bool, default=False)
+        return_text = read_field(request, "return_text", bool, default=False)
         if not texts:
             raise self._fail("validation", "Empty", "`texts` cannot be empty")
         served = self.ensure_loaded()
@@ -300,11 +286,11 @@ class TEIService:
         """`POST /predict` for the reranker: ``inputs`` a [query, passage] pair, or a list of them;
         one ``{"score", "label"}`` per pair. A single text (no pair) is refused: the rerankers here only
         score pairs."""
-        request = _object(body, "PredictRequest")
-        inputs, batch = _predict_inputs(request)
+        request = struct(body, "PredictRequest")
+        inputs, batch = read_predict_inputs(request)
         truncate = self._truncate(request)
-        direction = _direction(request)
-        raw_scores = _field(request, "raw_scores", bool, default=False)
+        direction = read_direction(request)
+        raw_scores = read_field(request, "raw_scores", bool, default=False)
         served = self.ensure_loaded()
         self.metrics.count("te_request_count", {"method": "batch" if batch else "single"})
         if batch:
@@ -323,13 +309,13 @@ class TEIService:
 
     def embed(self, body: Any) -> Answer:
         """`POST /embed`: one vector per input; raises TEIRequestError as TEI would."""
-        request = _object(body, "EmbedRequest")
-        inputs, batch = _inputs(request, "inputs")
+        request = struct(body, "EmbedRequest")
+        inputs, batch = read_inputs(request, "inputs")
         truncate = self._truncate(request)
-        direction = _direction(request)
-        prompt_name = _field(request, "prompt_name", str, default=None, nullable=True)
-        normalize = _field(request, "normalize", bool, default=True)
-        dimensions = _dimensions(request)
+        direction = read_direction(request)
+        prompt_name = read_field(request, "prompt_name", str, default=None, nullable=True)
+        normalize = read_field(request, "normalize", bool, default=True)
+        dimensions = read_dimensions(request)
         vectors, timing = self._embed_inputs(inputs, batch, truncate=truncate, direction=direction,
                                              prompt_name=prompt_name, normalize=normalize, dimensions=dimensions)
         return Answer(vectors.tolist(), timing)
@@ -338,14 +324,14 @@ class TEIService:
         """`POST /v1/embeddings` (and `/embeddings`) in OpenAI's shape: ``input``, ``encoding_format``
         ("float" or "base64": little-endian float32 bytes), ``dimensions``; normalised vectors, truncation
         as `auto_truncate`, and ``usage`` counting the tokens read."""
-        request = _object(body, "OpenAICompatRequest")
-        inputs, batch = _inputs(request, "input")
-        _field(request, "model", str, default=None, nullable=True)
-        _field(request, "user", str, default=None, nullable=True)
-        encoding = _field(request, "encoding_format", str, default="float")
+        request = struct(body, "OpenAICompatRequest")
+        inputs, batch = read_inputs(request, "input")
+        read_field(request, "model", str, default=None, nullable=True)
+        read_field(request, "user", str, default=None, nullable=True)
+        encoding = read_field(request, "encoding_format", str, default="float")
         if encoding not in ("float", "base64"):
-            raise _deserialize(f"encoding_format: unknown variant `{encoding}`, expected `float` or `base64`")
-        dimensions = _dimensions(request)
+            raise deserialize_error(f"encoding_format: unknown variant `{encoding}`, expected `float` or `base64`")
+        dimensions = read_dimensions(request)
         served = self.ensure_loaded()
         model = served.encoder.model.model_id if served.encoder is not None else None
         if model is not None and request.get("model") not in (None, model):
@@ -362,15 +348,15 @@ class TEIService:
     def similarity(self, body: Any) -> Answer:
         """`POST /similarity`: the cosine similarity of ``inputs.source_sentence`` with each of
         ``inputs.sentences``, embedded with ``parameters`` (truncate, truncation_direction, prompt_name)."""
-        request = _object(body, "SimilarityRequest")
-        inputs = _object(request.get("inputs"), "SimilarityInput", "inputs")
-        source = _field(inputs, "source_sentence", str, required=True)
-        sentences = _strings(inputs, "sentences")
+        request = struct(body, "SimilarityRequest")
+        inputs = struct(request.get("inputs"), "SimilarityInput", "inputs")
+        source = read_field(inputs, "source_sentence", str, required=True)
+        sentences = read_strings(inputs, "sentences")
         parameters = request.get("parameters")
-        parameters = {} if parameters is None else _object(parameters, "SimilarityParameters", "parameters")
+        parameters = {} if parameters is None else struct(parameters, "SimilarityParameters", "parameters")
         truncate = self._truncate(parameters)
-        direction = _direction(parameters)
-        prompt_name = _field(parameters, "prompt_name", str, default=None, nullable=True)
+        direction = read_direction(parameters)
+        prompt_name = read_field(parameters, "prompt_name", str, default=None, nullable=True)
         if not sentences:
             raise self._fail("validation", "Empty", "`inputs.sentences` cannot be empty")
         self._check_batch(len(sentences) + 1)  # and the source sentence
@@ -382,16 +368,16 @@ class TEIService:
         """`POST /tokenize`: each input's tokens ``{id, text, special, start, stop}`` (UTF-8 byte offsets
         into the input with its prompt, None for special tokens), with the model's tokenizer: the encoder's
         when one is served, else the reranker's."""
-        request = _object(body, "TokenizeRequest")
-        value = request.get("inputs", _MISSING)
-        if value is _MISSING:
-            raise _deserialize("missing field `inputs`")
+        request = struct(body, "TokenizeRequest")
+        value = request.get("inputs", MISSING)
+        if value is MISSING:
+            raise deserialize_error("missing field `inputs`")
         batch = isinstance(value, list)
         texts = value if batch else [value]
         if not all(isinstance(text, str) for text in texts):
-            raise _deserialize("inputs: data did not match any variant of untagged enum TokenizeInput")
-        add_special_tokens = _field(request, "add_special_tokens", bool, default=True)
-        prompt_name = _field(request, "prompt_name", str, default=None, nullable=True)
+            raise deserialize_error("inputs: data did not match any variant of untagged enum TokenizeInput")
+        add_special_tokens = read_field(request, "add_special_tokens", bool, default=True)
+        prompt_name = read_field(request, "prompt_name", str, default=None, nullable=True)
         if batch:
             if not texts:
                 raise self._fail("validation", "Empty", "`inputs` cannot be empty")
@@ -409,15 +395,15 @@ class TEIService:
 
     def decode(self, body: Any) -> Answer:
         """`POST /decode`: the text of each list of token ids (``skip_special_tokens`` by default)."""
-        request = _object(body, "DecodeRequest")
-        value = request.get("ids", _MISSING)
-        if value is _MISSING:
-            raise _deserialize("missing field `ids`")
+        request = struct(body, "DecodeRequest")
+        value = request.get("ids", MISSING)
+        if value is MISSING:
+            raise deserialize_error("missing field `ids`")
         batch = isinstance(value, list) and bool(value) and all(isinstance(ids, list) for ids in value)
         lists = value if batch else [value]
-        if not all(isinstance(ids, list) and all(_is_token_id(i) for i in ids) for ids in lists):
-            raise _deserialize("ids: data did not match any variant of untagged enum InputIds")
-        skip_special_tokens = _field(request, "skip_special_tokens", bool, default=True)
+        if not all(isinstance(ids, list) and all(is_token_id(i) for i in ids) for ids in lists):
+            raise deserialize_error("ids: data did not match any variant of untagged enum InputIds")
+        skip_special_tokens = read_field(request, "skip_special_tokens", bool, default=True)
         if batch:
             self._check_batch(len(lists))
         tokenizer, _ = self._tokenizer()
@@ -473,7 +459,7 @@ class TEIService:
         return window if cap is None else min(cap, window)
 
     def _truncate(self, request: dict[str, Any]) -> bool:
-        truncate = _field(request, "truncate", bool, default=None, nullable=True)
+        truncate = read_field(request, "truncate", bool, default=None, nullable=True)
         return self.limits.auto_truncate if truncate is None else truncate
 
     def _check_batch(self, size: int) -> None:
@@ -783,7 +769,7 @@ def tei_router(service: TEIService) -> fastapi.APIRouter:
         stop = threading.Event()
         watcher: asyncio.Task | None = None
         try:
-            body = await _read_json(request, service.limits)
+            body = await read_json(request, service.limits)
             if stoppable:
                 watcher = asyncio.create_task(_watch_disconnect(request, stop))
                 answer = await run_in_threadpool(route, body, stop.is_set)
@@ -974,50 +960,12 @@ def _deadline_protocol(header_timeout_s: float) -> type:
     return DeadlineH11Protocol
 
 
-# -- reading requests ----------------------------------------------------------------------------------
-
-_MISSING = object()
-
-
-async def _read_json(request: Request, limits: ServeLimits) -> Any:
-    """The request's JSON body: 415 without a JSON content type, 413 past `payload_limit`, 408 when it
-    has not all arrived within `body_timeout_s`, 400 when it is not JSON (axum's messages, as TEI's)."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    kind, _, subtype = media.partition("/")
-    if kind != "application" or not (subtype == "json" or subtype.endswith("+json")):
-        raise TEIRequestError("Validation", "Expected request with `Content-Type: application/json`", status=415)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limits.payload_limit:
-        raise _too_large(limits.payload_limit)
-    body = bytearray()
-    try:
-        async with asyncio.timeout(limits.body_timeout_s):
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limits.payload_limit:
-                    raise _too_large(limits.payload_limit)
-    except TimeoutError:
-        raise TEIRequestError("Validation", f"the request body did not arrive within {limits.body_timeout_s:g} s "
-                                            "(the server's body timeout)", status=408) from None
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as error:
-        raise TEIRequestError("Validation", f"Failed to parse the request body as JSON: {error}", status=400) \
-            from None
-
-
 async def _watch_disconnect(request: Request, stop: threading.Event) -> None:
     """Set `stop` once the client goes away while its request is being answered."""
     while not stop.is_set():
         message = await request.receive()
         if message["type"] == "http.disconnect":
             stop.set()
-
-
-def _too_large(limit: int) -> TEIRequestError:
-    return TEIRequestError("Validation", f"Failed to buffer the request body: length limit exceeded (the payload "
-                                         f"limit is {limit} bytes; send fewer or shorter texts per request)",
-                           status=413)
 
 
 def _headers(timing: Timing | None, started: float) -> dict[str, str] | None:
@@ -1029,113 +977,6 @@ def _headers(timing: Timing | None, started: float) -> dict[str, str] | None:
             "x-compute-characters": str(timing.characters), "x-compute-tokens": str(timing.tokens),
             "x-total-time": total, "x-tokenization-time": f"{timing.tokenization_s * 1000:.0f}",
             "x-queue-time": f"{timing.queue_s * 1000:.0f}", "x-inference-time": f"{timing.inference_s * 1000:.0f}"}
-
-
-def _deserialize(detail: str) -> TEIRequestError:
-    return TEIRequestError("Validation", DESERIALIZE + detail)
-
-
-def _object(body: Any, name: str, path: str = "") -> dict[str, Any]:
-    if not isinstance(body, dict):
-        where = f"{path}: " if path else ""
-        raise _deserialize(f"{where}invalid type: {_json_kind(body)}, expected struct {name}")
-    return body
-
-
-_KINDS = {str: "a string", bool: "a boolean", int: "u32", list: "a sequence"}
-
-
-def _field(request: dict[str, Any], name: str, kind: type, *, required: bool = False, default: Any = None,
-           nullable: bool = False) -> Any:
-    """`request[name]` checked as serde checks TEI's field: missing -> `default` (or 422 when `required`),
-    null -> `default` when `nullable` else 422, a wrong type -> 422."""
-    if name not in request:
-        if required:
-            raise _deserialize(f"missing field `{name}`")
-        return default
-    value = request[name]
-    if value is None and nullable:
-        return default
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise _deserialize(f"{name}: invalid type: {_json_kind(value)}, expected {_KINDS.get(kind, kind.__name__)}")
-    return value
-
-
-def _strings(request: dict[str, Any], name: str) -> list[str]:
-    value = _field(request, name, list, required=True)
-    for item in value:
-        if not isinstance(item, str):
-            raise _deserialize(f"{name}: invalid type: {_json_kind(item)}, expected a string")
-    return value
-
-
-def _direction(request: dict[str, Any]) -> str:
-    value = _field(request, "truncation_direction", str, default="Right")
-    if value not in ("Left", "Right", "left", "right"):
-        raise _deserialize(f"truncation_direction: unknown variant `{value}`, expected `Left` or `Right`")
-    return value.lower()
-
-
-def _dimensions(request: dict[str, Any]) -> int | None:
-    value = _field(request, "dimensions", int, default=None, nullable=True)
-    if value is not None and value < 0:
-        raise _deserialize(f"dimensions: invalid value: integer `{value}`, expected usize")
-    return value
-
-
-def _inputs(request: dict[str, Any], name: str) -> tuple[list[str | list[int]], bool]:
-    """TEI's `Input`: a string or token ids (one input), or a list of them (a batch). As serde's untagged
-    enums read it, an empty list is one input with no token ids."""
-    value = request.get(name, _MISSING)
-    if value is _MISSING:
-        raise _deserialize(f"missing field `{name}`")
-    if isinstance(value, str) or (isinstance(value, list) and all(_is_token_id(item) for item in value)):
-        return [value], False
-    if isinstance(value, list) and all(isinstance(item, str) or (isinstance(item, list) and
-                                                                  all(_is_token_id(i) for i in item))
-                                       for item in value):
-        return list(value), True
-    raise _deserialize(f"{name}: data did not match any variant of untagged enum Input")
-
-
-def _predict_inputs(request: dict[str, Any]) -> tuple[list[list[str]], bool]:
-    """TEI's `PredictInput`: a string, a [string, string] pair, or a batch of [string] / [string, string]."""
-    expected = ("a string, a pair of strings [string, string] or a batch of mixed strings and pairs [[string], "
-                "[string, string], ...]")
-    value = request.get("inputs", _MISSING)
-    if value is _MISSING:
-        raise _deserialize("missing field `inputs`")
-    if isinstance(value, str):
-        return [[value]], False
-    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
-        if len(value) > 2:
-            raise _deserialize(f"inputs: invalid length {len(value)}, expected {expected}")
-        return [list(value)], False
-    if (isinstance(value, list) and value and all(isinstance(item, list) and all(isinstance(s, str) for s in item)
-                                                  for item in value)):
-        for item in value:
-            if len(item) not in (1, 2):
-                raise _deserialize(f"inputs: invalid length {len(item)}, expected {expected}")
-        return [list(item) for item in value], True
-    raise _deserialize(f"inputs: invalid type: {_json_kind(value)}, expected {expected}")
-
-
-def _is_token_id(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 32
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean `{str(value).lower()}`"
-    if isinstance(value, int):
-        return f"integer `{value}`"
-    if isinstance(value, float):
-        return f"floating point `{value}`"
-    if isinstance(value, str):
-        return f"string {json.dumps(value[:40])}"
-    return "sequence" if isinstance(value, list) else "map"
 
 
 def _prompts(encoder: TextEncoder) -> dict[str, str]:

@@ -64,6 +64,7 @@ from .requests import (
     read_strings,
     struct,
 )
+from .timing import Timing, timing_headers
 
 logger = logging.getLogger(__name__)
 
@@ -82,19 +83,6 @@ class ServedModels:
 
     reranker: Loaded[Reranker] | None
     encoder: Loaded[TextEncoder] | None
-
-
-@dataclass
-class Timing:
-    """What one request cost, for TEI's x-* headers and metrics: characters and tokens read, and seconds
-    spent tokenizing, waiting for a turn to run the model (`queue_s`) and running it."""
-
-    device: str = "cpu"
-    characters: int = 0
-    tokens: int = 0
-    tokenization_s: float = 0.0
-    queue_s: float = 0.0
-    inference_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -788,7 +776,7 @@ def tei_router(service: TEIService) -> fastapi.APIRouter:
         finally:
             if watcher is not None:
                 watcher.cancel()
-        return JSONResponse(answer.body, headers=_headers(answer.timing, started))
+        return JSONResponse(answer.body, headers=timing_headers(answer.timing, started))
 
     def post(path: str, route: Callable[..., Answer], **options: bool) -> None:
         async def endpoint(request: Request) -> Response:
@@ -966,17 +954,6 @@ async def _watch_disconnect(request: Request, stop: threading.Event) -> None:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             stop.set()
-
-
-def _headers(timing: Timing | None, started: float) -> dict[str, str] | None:
-    """TEI's response headers (milliseconds) for a route that ran a model."""
-    if timing is None:
-        return None
-    total = f"{(time.perf_counter() - started) * 1000:.0f}"
-    return {"x-compute-type": timing.device, "x-compute-time": total,
-            "x-compute-characters": str(timing.characters), "x-compute-tokens": str(timing.tokens),
-            "x-total-time": total, "x-tokenization-time": f"{timing.tokenization_s * 1000:.0f}",
-            "x-queue-time": f"{timing.queue_s * 1000:.0f}", "x-inference-time": f"{timing.inference_s * 1000:.0f}"}
 
 
 def _prompts(encoder: TextEncoder) -> dict[str, str]:

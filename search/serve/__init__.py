@@ -65,6 +65,7 @@ from .requests import (
     struct,
 )
 from .timing import Timing, timing_headers
+from .tokens import MAX_CHAR_MULTIPLIER, ReadyText, cut_to_tokens, model_prompts, named_prompt, simple_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,6 @@ API_KEY_ENV = "SEARCH_SERVE_API_KEY"
 DEFAULT_PREFIX = "/tei"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-MAX_CHAR_MULTIPLIER = 250  # TEI: an input may have at most max_input_length * 250 characters
 OPENAPI_PATH = "/api-doc/openapi.json"
 MAX_BATCH_TOKENS = 16_384  # TEI's default --max-batch-tokens: the most one embedding pass takes
 RERANKER_LABELS = {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}
@@ -91,14 +91,6 @@ class Answer:
 
     body: Any
     timing: Timing | None = None
-
-
-@dataclass(frozen=True)
-class _Text:
-    """One input made ready for a model: its `text` (prompt included, cut to fit) and tokens after the cut."""
-
-    text: str
-    tokens: int
 
 
 @dataclass
@@ -216,7 +208,7 @@ class TEIService:
                               "model_dtype": encoder.dtype, "max_input_length": self._limit(encoder.max_length),
                               "device": encoder.device, "label": encoder.label,
                               "fallback_reason": served.encoder.fallback_reason,
-                              "prompts": _prompts(encoder)})
+                              "prompts": model_prompts(encoder)})
         primary = described[0]
         return {
             "model_id": primary["model_id"], "model_sha": None, "model_dtype": primary["model_dtype"],
@@ -371,14 +363,14 @@ class TEIService:
                 raise self._fail("validation", "Empty", "`inputs` cannot be empty")
             self._check_batch(len(texts))
         tokenizer, prompts = self._tokenizer()
-        prompt = _prompt(prompts, prompt_name)
+        prompt = named_prompt(prompts, prompt_name)
         out = []
         for text in texts:
             if not text:
                 raise self._fail("tokenization", "Empty", EMPTY_INPUT)
             text = prompt + text
             self._check_characters(text, self._tokenizer_limit())
-            out.append(_simple_tokens(tokenizer, text, add_special_tokens))
+            out.append(simple_tokens(tokenizer, text, add_special_tokens))
         return Answer(out)
 
     def decode(self, body: Any) -> Answer:
@@ -476,7 +468,7 @@ class TEIService:
     def _tokenizer(self) -> tuple[Any, dict[str, str]]:
         served = self.ensure_loaded()
         if served.encoder is not None and served.encoder.model.tokenizer is not None:
-            return served.encoder.model.tokenizer, _prompts(served.encoder.model)
+            return served.encoder.model.tokenizer, model_prompts(served.encoder.model)
         if served.reranker is not None and served.reranker.model.tokenizer is not None:
             return served.reranker.model.tokenizer, {}
         raise self._fail("model_type", "Backend", "Backend error: the served models tokenize remotely")
@@ -515,7 +507,7 @@ class TEIService:
             encoder = served.encoder.model
             timing = Timing(device=encoder.device)
             started = time.perf_counter()
-            prompt = _prompt(_prompts(encoder), prompt_name) if prompt_name is not None else ""
+            prompt = named_prompt(model_prompts(encoder), prompt_name) if prompt_name is not None else ""
             limit = self._limit(encoder.max_length)
             ready = [self._ready_text(encoder.tokenizer, item, prompt, limit, truncate, direction, timing)
                      for item in inputs]
@@ -534,7 +526,7 @@ class TEIService:
         return np.ascontiguousarray(vectors, dtype=np.float32), timing
 
     def _ready_text(self, tokenizer: Any, item: str | list[int], prompt: str, limit: int, truncate: bool,
-                    direction: str, timing: Timing) -> _Text:
+                    direction: str, timing: Timing) -> ReadyText:
         """One input as the model will read it: token ids decoded, the prompt in front, and, past `limit`
         tokens, cut from `direction` (or refused when not `truncate`), as TEI's tokenizer does."""
         if isinstance(item, list):
@@ -552,16 +544,17 @@ class TEIService:
                 self._check_characters(text, limit)
             text = text[:limit * MAX_CHAR_MULTIPLIER]
         if tokenizer is None:  # a remote encoder: the endpoint truncates
-            return _Text(text, 0)
+            return ReadyText(text, 0)
         tokens = len(tokenizer(text, verbose=False)["input_ids"])
         if tokens > limit:
             if not truncate:
                 raise self._too_long(tokens, limit)
-            text, tokens = _cut(tokenizer, text, limit - tokenizer.num_special_tokens_to_add(pair=False), direction)
+            keep = limit - tokenizer.num_special_tokens_to_add(pair=False)
+            text, tokens = cut_to_tokens(tokenizer, text, keep, direction)
             tokens += tokenizer.num_special_tokens_to_add(pair=False)
         self.metrics.observe("te_request_input_length", tokens)
         timing.tokens += tokens
-        return _Text(text, tokens)
+        return ReadyText(text, tokens)
 
     def _score_pairs(self, reranker: Reranker, pairs: Sequence[tuple[str, str]], truncate: bool, direction: str,
                      should_stop: StopFn | None) -> tuple[list[tuple[float, float | None]], Timing]:
@@ -629,7 +622,7 @@ class TEIService:
         passage_tokens = len(tokenizer(passage, add_special_tokens=False, verbose=False)["input_ids"])
         for _ in range(3):  # re-tokenising a cut text can rarely add a token: check and cut again
             keep = max(0, passage_tokens - (length - limit))
-            passage, passage_tokens = _cut(tokenizer, passage, keep, direction)
+            passage, passage_tokens = cut_to_tokens(tokenizer, passage, keep, direction)
             length = reranker.pair_lengths(query, [passage])[0]  # type: ignore[index]
             if length <= limit or not passage:
                 break
@@ -692,7 +685,7 @@ class _EmbedBatcher:
         self._waiting: list[_EmbedJob] = []
         self._running = False
 
-    def embed(self, encoder: TextEncoder, texts: Sequence[_Text], timing: Timing) -> np.ndarray:
+    def embed(self, encoder: TextEncoder, texts: Sequence[ReadyText], timing: Timing) -> np.ndarray:
         """`encoder`'s vectors of `texts`; fills `timing`'s queue and inference seconds."""
         job = _EmbedJob([text.text for text in texts], sum(text.tokens for text in texts), time.perf_counter())
         with self._ready:
@@ -956,25 +949,6 @@ async def _watch_disconnect(request: Request, stop: threading.Event) -> None:
             stop.set()
 
 
-def _prompts(encoder: TextEncoder) -> dict[str, str]:
-    """The prompts a request's ``prompt_name`` may name: the model table's query and passage prefixes."""
-    return {name: prefix for name, prefix in (("query", encoder.spec.query_prefix),
-                                              ("passage", encoder.spec.passage_prefix)) if prefix}
-
-
-def _prompt(prompts: dict[str, str], name: str | None) -> str:
-    if name is None:
-        return ""
-    if not prompts:
-        raise TEIRequestError("Validation", f"Input validation error: `default-prompt-name` is set to `{name}` but "
-                                            "no prompts were found in the Sentence Transformers configuration")
-    if name not in prompts:
-        raise TEIRequestError("Validation", f"Input validation error: `default-prompt-name` is set to `{name}` but "
-                                            f"it was not found in the Sentence Transformers prompts. Available "
-                                            f"prompts: {json.dumps(list(prompts))}")
-    return prompts[name]
-
-
 def _shown(scores: Sequence[tuple[float, float | None]], raw_scores: bool) -> list[float]:
     return [raw if raw_scores or sig is None else sig for raw, sig in scores]
 
@@ -990,44 +964,6 @@ def _batch_counter(calls: _Calls, metrics: Metrics) -> Callable[[int, int], None
             last = done
 
     return progress
-
-
-def _cut(tokenizer: Any, text: str, keep: int, direction: str) -> tuple[str, int]:
-    """`text` cut at a token boundary to at most `keep` tokens (special tokens not counted), from the right
-    or, with `direction` "left", from the left; returns the cut text and its tokens."""
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    offsets = encoded["offset_mapping"]
-    if len(offsets) <= keep:
-        return text, len(offsets)
-    for budget in range(keep, -1, -1):  # re-tokenising a cut text can rarely add a token: check
-        if budget == 0:
-            return "", 0
-        cut = text[:offsets[budget - 1][1]] if direction == "right" else text[offsets[len(offsets) - budget][0]:]
-        tokens = len(tokenizer(cut, add_special_tokens=False, verbose=False)["input_ids"])
-        if tokens <= keep:
-            return cut, tokens
-    return "", 0
-
-
-def _simple_tokens(tokenizer: Any, text: str, add_special_tokens: bool) -> list[dict[str, Any]]:
-    """TEI's `SimpleToken`s of `text`: id, the text it covers (the token itself for a special one), whether
-    it is special, and its start/stop as UTF-8 byte offsets (None for a special token)."""
-    encoded = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True,
-                        return_special_tokens_mask=True, verbose=False)
-    ids = encoded["input_ids"]
-    pieces = tokenizer.convert_ids_to_tokens(ids)
-    byte_at = np.concatenate([[0], np.cumsum([len(ch.encode("utf-8", "surrogatepass")) for ch in text])])
-    data = text.encode("utf-8", "surrogatepass")
-    tokens = []
-    for token_id, piece, special, (start, stop) in zip(ids, pieces, encoded["special_tokens_mask"],
-                                                        encoded["offset_mapping"], strict=True):
-        if special:
-            tokens.append({"id": token_id, "text": piece, "special": True, "start": None, "stop": None})
-        else:
-            begin, end = int(byte_at[start]), int(byte_at[stop])
-            tokens.append({"id": token_id, "text": data[begin:end].decode("utf-8", "replace"), "special": False,
-                           "start": begin, "stop": end})
-    return tokens
 
 
 def _as_loaded(model: Any) -> Loaded | None:

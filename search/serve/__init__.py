@@ -44,6 +44,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import __version__, config
 from ..inference import LOCK_POLL_SECONDS, RERANK_LOCK, Loaded, RerankCancelled, Reranker, StopFn, TextEncoder
 from ..models import choose_reranker
+from .batching import EmbedBatcher
 from .limits import ServeLimits
 from .metrics import Metrics
 from .requests import (
@@ -74,7 +75,6 @@ DEFAULT_PREFIX = "/tei"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 OPENAPI_PATH = "/api-doc/openapi.json"
-MAX_BATCH_TOKENS = 16_384  # TEI's default --max-batch-tokens: the most one embedding pass takes
 RERANKER_LABELS = {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class TEIService:
         self._api_key = api_key or None
         self._plain_encoders: dict[int, TextEncoder] = {}
         self.metrics = Metrics(self.limits.max_input_tokens or 512)
-        self._batcher = _EmbedBatcher(self.metrics)
+        self._batcher = EmbedBatcher(self.metrics)
 
     def __repr__(self) -> str:
         return f"TEIService({self.limits!r}, api_key={'set' if self._api_key else 'none'})"
@@ -660,80 +660,6 @@ class TEIService:
                 view.spec = spec
                 self._plain_encoders[id(encoder)] = view
             return self._plain_encoders[id(encoder)]
-
-
-@dataclass
-class _EmbedJob:
-    texts: list[str]
-    tokens: int
-    queued: float
-    vectors: np.ndarray | None = None
-    error: BaseException | None = None
-    started: float = 0.0
-    finished: float = 0.0
-
-
-class _EmbedBatcher:
-    """One forward pass at a time over the encoder, of every request waiting (up to MAX_BATCH_TOKENS), as
-    TEI's queue batches them: on a few cores, concurrent passes only share the CPU (and starve the event loop
-    that answers /health), while one pass over the waiting texts keeps the model busy. The thread that finds
-    the model free runs the waiting jobs, its own among them; the others wait for their vectors."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-        self._ready = threading.Condition()
-        self._waiting: list[_EmbedJob] = []
-        self._running = False
-
-    def embed(self, encoder: TextEncoder, texts: Sequence[ReadyText], timing: Timing) -> np.ndarray:
-        """`encoder`'s vectors of `texts`; fills `timing`'s queue and inference seconds."""
-        job = _EmbedJob([text.text for text in texts], sum(text.tokens for text in texts), time.perf_counter())
-        with self._ready:
-            self._waiting.append(job)
-            self._metrics.add("te_queue_size", 1)
-        while True:
-            with self._ready:
-                while self._running and not job.finished:
-                    self._ready.wait()
-                if job.finished:
-                    break
-                self._running = True
-                batch = self._take()
-            self._run(encoder, batch)
-        timing.queue_s = job.started - job.queued
-        timing.inference_s = job.finished - job.started
-        if job.error is not None:
-            raise job.error
-        assert job.vectors is not None
-        return job.vectors
-
-    def _take(self) -> list[_EmbedJob]:
-        batch, tokens = [], 0
-        while self._waiting and (not batch or tokens + self._waiting[0].tokens <= MAX_BATCH_TOKENS):
-            tokens += self._waiting[0].tokens
-            batch.append(self._waiting.pop(0))
-        self._metrics.add("te_queue_size", -len(batch))
-        return batch
-
-    def _run(self, encoder: TextEncoder, batch: list[_EmbedJob]) -> None:
-        started = time.perf_counter()
-        texts = [text for job in batch for text in job.texts]
-        self._metrics.observe("te_batch_next_size", len(texts))
-        try:
-            vectors = encoder.embed(texts, is_query=False)
-            error = None
-        except Exception as failure:  # noqa: BLE001 - handed to every request of the batch
-            vectors, error = None, failure
-        finished = time.perf_counter()
-        with self._ready:
-            start = 0
-            for job in batch:
-                job.started, job.finished, job.error = started, max(finished, started + 1e-9), error
-                if vectors is not None:
-                    job.vectors = vectors[start:start + len(job.texts)]
-                start += len(job.texts)
-            self._running = False
-            self._ready.notify_all()
 
 
 # -- HTTP ---------------------------------------------------------------------------------------------

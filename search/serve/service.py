@@ -1,0 +1,657 @@
+"""`TEIService`: the logic of TEI's routes over a reranker and/or an encoder from `search.loading` (the same
+cached models, score cache and RERANK_LOCK as the app), within its `ServeLimits`: each route a plain function
+of the parsed request body, answering an `Answer` or raising `TEIRequestError` as TEI would."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hmac
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from .. import __version__
+from ..inference import LOCK_POLL_SECONDS, RERANK_LOCK, Loaded, RerankCancelled, Reranker, StopFn, TextEncoder
+from ..models import choose_reranker
+from .batching import EmbedBatcher
+from .limits import ServeLimits
+from .metrics import Metrics
+from .requests import (
+    EMPTY_INPUT,
+    MISSING,
+    NOT_A_RERANKER,
+    NOT_AN_EMBEDDER,
+    ErrorType,
+    TEIRequestError,
+    deserialize_error,
+    is_token_id,
+    read_dimensions,
+    read_direction,
+    read_field,
+    read_inputs,
+    read_predict_inputs,
+    read_strings,
+    struct,
+)
+from .timing import Timing
+from .tokens import MAX_CHAR_MULTIPLIER, ReadyText, cut_to_tokens, model_prompts, named_prompt, simple_tokens
+
+logger = logging.getLogger(__name__)
+
+RERANKER_LABELS = {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}
+
+
+@dataclass(frozen=True)
+class ServedModels:
+    """What a `TEIService` serves: a reranker and/or an encoder, and why either is a fallback."""
+
+    reranker: Loaded[Reranker] | None
+    encoder: Loaded[TextEncoder] | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A route's JSON `body` and its `timing` (None for routes that run no model)."""
+
+    body: Any
+    timing: Timing | None = None
+
+
+@dataclass
+class _Calls:
+    """A request's stop check and how many of its inputs a model has finished, batch by batch."""
+
+    should_stop: StopFn | None = None
+    batches: list[int] = field(default_factory=list)
+
+
+class TEIService:
+    """The logic of TEI's routes over the models `load` returns (called once, on first use, in a worker
+    thread; `ensure_loaded` loads them now). Thread-safe.
+
+    `api_key`, when set, must come as ``Authorization: Bearer <api_key>`` on every route but the health,
+    metrics and OpenAPI ones (TEI's --api-key); a request without it gets 401.
+    """
+
+    def __init__(self, load: Callable[[], ServedModels], limits: ServeLimits | None = None, *,
+                 api_key: str | None = None) -> None:
+        self.limits = limits or ServeLimits()
+        self._load = load
+        self._models: ServedModels | None = None
+        self._load_error: str | None = None
+        self._load_lock = threading.Lock()
+        self._permits = threading.BoundedSemaphore(self.limits.max_concurrent_requests)
+        self._api_key = api_key or None
+        self._plain_encoders: dict[int, TextEncoder] = {}
+        self.metrics = Metrics(self.limits.max_input_tokens or 512)
+        self._batcher = EmbedBatcher(self.metrics)
+
+    def __repr__(self) -> str:
+        return f"TEIService({self.limits!r}, api_key={'set' if self._api_key else 'none'})"
+
+    @classmethod
+    def from_models(cls, *, reranker: Reranker | Loaded[Reranker] | None = None,
+                    encoder: TextEncoder | Loaded[TextEncoder] | None = None, limits: ServeLimits | None = None,
+                    api_key: str | None = None) -> TEIService:
+        """A service over models already loaded. Raises ValueError when neither is given."""
+        if reranker is None and encoder is None:
+            raise ValueError("serve at least one model: a reranker, a dense encoder or both")
+        served = ServedModels(_as_loaded(reranker), _as_loaded(encoder))
+        return cls(lambda: served, limits, api_key=api_key)
+
+    @classmethod
+    def from_settings(cls, settings=None, *, reranker: bool = True, dense: bool = True,
+                      limits: ServeLimits | None = None, api_key: str | None = None) -> TEIService:
+        """A service over the models `settings` (default `Settings.from_config()`) name, loaded on first use
+        through `search.loading` (so shared with the app in the same process), with the usual offline
+        fallbacks. ``auto`` serves bge-reranker-v2-m3 (a server does not know its queries' languages);
+        a remote `backend` (``tei``) is replaced by ``auto``: the server runs its models here.
+        """
+        if not (reranker or dense):
+            raise ValueError("serve at least one model: leave out --no-reranker or --no-dense")
+        from ..loading import AUTO_BACKEND, REMOTE_BACKENDS, load_dense_encoder, load_reranker, resolve_backend
+        from ..pipeline import Settings
+
+        settings = settings or Settings.from_config()
+        backend = settings.backend if resolve_backend(settings.backend) not in REMOTE_BACKENDS else AUTO_BACKEND
+        device = None if settings.device == "auto" else settings.device
+
+        def load() -> ServedModels:
+            model = choose_reranker(settings.rerankers[0].model)
+            served = ServedModels(
+                load_reranker(model, device, backend=backend) if reranker else None,
+                load_dense_encoder(settings.dense_model, device, backend=backend) if dense else None)
+            for loaded in (served.reranker, served.encoder):
+                if loaded is not None and loaded.fallback_reason:
+                    logger.warning("serving %s: %s", loaded.model.label, loaded.fallback_reason)
+            return served
+
+        return cls(load, limits, api_key=api_key)
+
+    # -- models ------------------------------------------------------------------------------------
+
+    def ensure_loaded(self) -> ServedModels:
+        """Load the models (once); raises TEIRequestError (Unhealthy) when they could not be loaded."""
+        with self._load_lock:
+            if self._models is None and self._load_error is None:
+                try:
+                    self._models = self._load()
+                except Exception as error:  # noqa: BLE001 - /health reports it; the server stays up
+                    logger.error("the served models could not be loaded", exc_info=error)
+                    self._load_error = f"the models could not be loaded: {error}"
+            if self._models is None:
+                raise TEIRequestError("Unhealthy", self._load_error or "unhealthy")
+            return self._models
+
+    def health_now(self) -> bool:
+        """True when the models are loaded, False while they are not loaded yet; raises TEIRequestError
+        (Unhealthy) when they could not be. Never waits: for /health under load."""
+        if self._models is not None:
+            return True
+        if self._load_error is not None:
+            raise TEIRequestError("Unhealthy", self._load_error)
+        return False
+
+    # -- the routes, as plain functions of the parsed request body -----------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """The `GET /info` answer: TEI's `Info` of the reranker when one is served (else the encoder), plus
+        every served model in "models" and which route `POST /` takes for a body's fields in "post_root"."""
+        served = self.ensure_loaded()
+        described = []
+        if served.reranker is not None:
+            reranker = served.reranker.model
+            described.append({"model_id": reranker.model_id, "model_type": {"reranker": RERANKER_LABELS},
+                              "model_dtype": reranker.dtype, "max_input_length": self._limit(reranker.max_length),
+                              "device": reranker.device, "label": reranker.label,
+                              "fallback_reason": served.reranker.fallback_reason})
+        if served.encoder is not None:
+            encoder = served.encoder.model
+            described.append({"model_id": encoder.model_id,
+                              "model_type": {"embedding": {"pooling": encoder.spec.pooling}},
+                              "model_dtype": encoder.dtype, "max_input_length": self._limit(encoder.max_length),
+                              "device": encoder.device, "label": encoder.label,
+                              "fallback_reason": served.encoder.fallback_reason,
+                              "prompts": model_prompts(encoder)})
+        primary = described[0]
+        return {
+            "model_id": primary["model_id"], "model_sha": None, "model_dtype": primary["model_dtype"],
+            "served_model_name": primary["model_id"], "model_type": primary["model_type"],
+            "max_concurrent_requests": self.limits.max_concurrent_requests,
+            "max_input_length": primary["max_input_length"],
+            "max_batch_tokens": primary["max_input_length"] * self.limits.max_client_batch_size,
+            "max_batch_requests": None, "max_client_batch_size": self.limits.max_client_batch_size,
+            "auto_truncate": self.limits.auto_truncate, "tokenization_workers": 1,
+            "version": f"search-{__version__}", "sha": None, "docker_label": None,
+            "models": described, "post_root": self._root_routes(served),
+        }
+
+    def root(self, body: Any, should_stop: StopFn | None = None) -> Answer:
+        """`POST /` and `/invocations`: TEI's route for the model kind (rerank for a reranker, embed for an
+        encoder); with both served, rerank when the body has ``query`` or ``texts``, else embed."""
+        served = self.ensure_loaded()
+        request = struct(body, "EmbedRequest")
+        routes = self._root_routes(served)
+        rerank = "inputs" not in routes or ("query" in routes and ("query" in request or "texts" in request))
+        return self.rerank(request, should_stop) if rerank else self.embed(request)
+
+    def rerank(self, body: Any, should_stop: StopFn | None = None) -> Answer:
+        """`POST /rerank`: ranks sorted by score (ties: the later text first, as TEI sorts), sigmoids unless
+        ``raw_scores``; raises TEIRequestError as TEI would."""
+        request = struct(body, "RerankRequest")
+        query = read_field(request, "query", str, required=True)
+        texts = read_strings(request, "texts")
+        truncate = self._truncate(request)
+        direction = read_direction(request)
+        raw_scores = read_field(request, "raw_scores", bool, default=False)
+        return_text = read_field(request, "return_text", bool, default=False)
+        if not texts:
+            raise self._fail("validation", "Empty", "`texts` cannot be empty")
+        served = self.ensure_loaded()
+        if served.reranker is None:
+            raise self._fail("model_type", "Backend", NOT_A_RERANKER)
+        self.metrics.count("te_request_count", {"method": "batch"})
+        self._check_batch(len(texts))
+        with self._permits_for(len(texts)):
+            scores, timing = self._score_pairs(served.reranker.model, [(query, text) for text in texts],
+                                               truncate, direction, should_stop)
+        ranks = []
+        for index, value in enumerate(_shown(scores, raw_scores)):
+            rank: dict[str, Any] = {"index": index, "score": value}
+            if return_text:
+                rank["text"] = texts[index]
+            ranks.append(rank)
+        ranks.sort(key=lambda rank: rank["score"])
+        ranks.reverse()
+        self._succeeded("batch", timing, "predict")
+        return Answer(ranks, timing)
+
+    def predict(self, body: Any, should_stop: StopFn | None = None) -> Answer:
+        """`POST /predict` for the reranker: ``inputs`` a [query, passage] pair, or a list of them;
+        one ``{"score", "label"}`` per pair. A single text (no pair) is refused: the rerankers here only
+        score pairs."""
+        request = struct(body, "PredictRequest")
+        inputs, batch = read_predict_inputs(request)
+        truncate = self._truncate(request)
+        direction = read_direction(request)
+        raw_scores = read_field(request, "raw_scores", bool, default=False)
+        served = self.ensure_loaded()
+        self.metrics.count("te_request_count", {"method": "batch" if batch else "single"})
+        if batch:
+            self._check_batch(len(inputs))
+        with self._permits_for(len(inputs)):
+            if served.reranker is None:
+                raise self._fail("model_type", "Backend", "Backend error: Model is not a classifier model")
+            if any(len(sequence) != 2 for sequence in inputs):
+                raise self._fail("model_type", "Backend", "Backend error: this server's reranker scores (query, "
+                                 "passage) pairs only; send inputs as [\"query\", \"passage\"] or a list of them")
+            pairs = [(sequence[0], sequence[1]) for sequence in inputs]
+            scores, timing = self._score_pairs(served.reranker.model, pairs, truncate, direction, should_stop)
+        predictions = [[{"score": value, "label": "LABEL_0"}] for value in _shown(scores, raw_scores)]
+        self._succeeded("batch" if batch else "single", timing, "predict")
+        return Answer(predictions if batch else predictions[0], timing)
+
+    def embed(self, body: Any) -> Answer:
+        """`POST /embed`: one vector per input; raises TEIRequestError as TEI would."""
+        request = struct(body, "EmbedRequest")
+        inputs, batch = read_inputs(request, "inputs")
+        truncate = self._truncate(request)
+        direction = read_direction(request)
+        prompt_name = read_field(request, "prompt_name", str, default=None, nullable=True)
+        normalize = read_field(request, "normalize", bool, default=True)
+        dimensions = read_dimensions(request)
+        vectors, timing = self._embed_inputs(inputs, batch, truncate=truncate, direction=direction,
+                                             prompt_name=prompt_name, normalize=normalize, dimensions=dimensions)
+        return Answer(vectors.tolist(), timing)
+
+    def openai_embeddings(self, body: Any) -> Answer:
+        """`POST /v1/embeddings` (and `/embeddings`) in OpenAI's shape: ``input``, ``encoding_format``
+        ("float" or "base64": little-endian float32 bytes), ``dimensions``; normalised vectors, truncation
+        as `auto_truncate`, and ``usage`` counting the tokens read."""
+        request = struct(body, "OpenAICompatRequest")
+        inputs, batch = read_inputs(request, "input")
+        read_field(request, "model", str, default=None, nullable=True)
+        read_field(request, "user", str, default=None, nullable=True)
+        encoding = read_field(request, "encoding_format", str, default="float")
+        if encoding not in ("float", "base64"):
+            raise deserialize_error(f"encoding_format: unknown variant `{encoding}`, expected `float` or `base64`")
+        dimensions = read_dimensions(request)
+        served = self.ensure_loaded()
+        model = served.encoder.model.model_id if served.encoder is not None else None
+        if model is not None and request.get("model") not in (None, model):
+            logger.info("a request asked for model=%r; this server embeds with %s", request.get("model"), model)
+        vectors, timing = self._embed_inputs(inputs, batch, truncate=self.limits.auto_truncate, direction="right",
+                                             prompt_name=None, normalize=True, dimensions=dimensions)
+        data = [{"object": "embedding", "index": i,
+                 "embedding": (base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+                               if encoding == "base64" else vector.tolist())}
+                for i, vector in enumerate(vectors)]
+        return Answer({"object": "list", "data": data, "model": model,
+                       "usage": {"prompt_tokens": timing.tokens, "total_tokens": timing.tokens}}, timing)
+
+    def similarity(self, body: Any) -> Answer:
+        """`POST /similarity`: the cosine similarity of ``inputs.source_sentence`` with each of
+        ``inputs.sentences``, embedded with ``parameters`` (truncate, truncation_direction, prompt_name)."""
+        request = struct(body, "SimilarityRequest")
+        inputs = struct(request.get("inputs"), "SimilarityInput", "inputs")
+        source = read_field(inputs, "source_sentence", str, required=True)
+        sentences = read_strings(inputs, "sentences")
+        parameters = request.get("parameters")
+        parameters = {} if parameters is None else struct(parameters, "SimilarityParameters", "parameters")
+        truncate = self._truncate(parameters)
+        direction = read_direction(parameters)
+        prompt_name = read_field(parameters, "prompt_name", str, default=None, nullable=True)
+        if not sentences:
+            raise self._fail("validation", "Empty", "`inputs.sentences` cannot be empty")
+        self._check_batch(len(sentences) + 1)  # and the source sentence
+        vectors, timing = self._embed_inputs([source, *sentences], True, truncate=truncate, direction=direction,
+                                             prompt_name=prompt_name, normalize=True, dimensions=None)
+        return Answer([float(value) for value in vectors[1:] @ vectors[0]], timing)
+
+    def tokenize(self, body: Any) -> Answer:
+        """`POST /tokenize`: each input's tokens ``{id, text, special, start, stop}`` (UTF-8 byte offsets
+        into the input with its prompt, None for special tokens), with the model's tokenizer: the encoder's
+        when one is served, else the reranker's."""
+        request = struct(body, "TokenizeRequest")
+        value = request.get("inputs", MISSING)
+        if value is MISSING:
+            raise deserialize_error("missing field `inputs`")
+        batch = isinstance(value, list)
+        texts = value if batch else [value]
+        if not all(isinstance(text, str) for text in texts):
+            raise deserialize_error("inputs: data did not match any variant of untagged enum TokenizeInput")
+        add_special_tokens = read_field(request, "add_special_tokens", bool, default=True)
+        prompt_name = read_field(request, "prompt_name", str, default=None, nullable=True)
+        if batch:
+            if not texts:
+                raise self._fail("validation", "Empty", "`inputs` cannot be empty")
+            self._check_batch(len(texts))
+        tokenizer, prompts = self._tokenizer()
+        prompt = named_prompt(prompts, prompt_name)
+        out = []
+        for text in texts:
+            if not text:
+                raise self._fail("tokenization", "Empty", EMPTY_INPUT)
+            text = prompt + text
+            self._check_characters(text, self._tokenizer_limit())
+            out.append(simple_tokens(tokenizer, text, add_special_tokens))
+        return Answer(out)
+
+    def decode(self, body: Any) -> Answer:
+        """`POST /decode`: the text of each list of token ids (``skip_special_tokens`` by default)."""
+        request = struct(body, "DecodeRequest")
+        value = request.get("ids", MISSING)
+        if value is MISSING:
+            raise deserialize_error("missing field `ids`")
+        batch = isinstance(value, list) and bool(value) and all(isinstance(ids, list) for ids in value)
+        lists = value if batch else [value]
+        if not all(isinstance(ids, list) and all(is_token_id(i) for i in ids) for ids in lists):
+            raise deserialize_error("ids: data did not match any variant of untagged enum InputIds")
+        skip_special_tokens = read_field(request, "skip_special_tokens", bool, default=True)
+        if batch:
+            self._check_batch(len(lists))
+        tokenizer, _ = self._tokenizer()
+        texts = []
+        for ids in lists:
+            if not ids:
+                raise self._fail("tokenization", "Empty", "Input validation error: `input_ids` cannot be empty")
+            texts.append(tokenizer.decode(ids, skip_special_tokens=skip_special_tokens))
+        return Answer(texts)
+
+    def not_served(self, route: str) -> Answer:
+        """`/embed_sparse` and `/embed_all`: TEI's 424 for a model that can't serve them."""
+        self.ensure_loaded()
+        if route == "/embed_sparse":
+            raise self._fail("model_type", "Backend", "Backend error: Model is not an embedding model with SPLADE "
+                                                      "pooling")
+        raise self._fail("model_type", "Backend", "Backend error: `embed_all` is not available on this server: its "
+                                                  "encoders give pooled embeddings only")
+
+    def health(self) -> None:
+        """Nothing when the models are loaded; raises TEIRequestError (Unhealthy, 503) otherwise."""
+        self.ensure_loaded()
+
+    # -- checks --------------------------------------------------------------------------------------
+
+    def authorized(self, header: str | None) -> bool:
+        """Whether an Authorization header value may use the routes (always, when no api_key is set)."""
+        if self._api_key is None:
+            return True
+        return hmac.compare_digest((header or "").encode(), f"Bearer {self._api_key}".encode())
+
+    @contextmanager
+    def _permits_for(self, inputs: int) -> Iterator[None]:
+        """Hold one of `max_concurrent_requests` permits per input for the body, as TEI counts them; raises
+        TEIRequestError (Overloaded, 429) without waiting when there are not enough free."""
+        taken = 0
+        try:
+            while taken < inputs:
+                if not self._permits.acquire(blocking=False):
+                    raise self._fail("overloaded", "Overloaded", "Model is overloaded")
+                taken += 1
+            yield
+        finally:
+            for _ in range(taken):
+                self._permits.release()
+
+    def _fail(self, reason: str, error_type: ErrorType, message: str) -> TEIRequestError:
+        self.metrics.count("te_request_failure", {"err": reason})
+        return TEIRequestError(error_type, message)
+
+    def _limit(self, window: int) -> int:
+        cap = self.limits.max_input_tokens
+        return window if cap is None else min(cap, window)
+
+    def _truncate(self, request: dict[str, Any]) -> bool:
+        truncate = read_field(request, "truncate", bool, default=None, nullable=True)
+        return self.limits.auto_truncate if truncate is None else truncate
+
+    def _check_batch(self, size: int) -> None:
+        if size > self.limits.max_client_batch_size:
+            raise self._fail("batch_size", "Validation", f"batch size {size} > maximum allowed batch size "
+                                                         f"{self.limits.max_client_batch_size}")
+
+    def _check_characters(self, text: str, limit: int) -> None:
+        if len(text) > limit * MAX_CHAR_MULTIPLIER:
+            raise self._fail("tokenization", "Validation", f"Input validation error: `inputs` must have less than "
+                                                           f"{limit * MAX_CHAR_MULTIPLIER} characters. Given: "
+                                                           f"{len(text)}")
+
+    def _too_long(self, tokens: int, limit: int) -> TEIRequestError:
+        return self._fail("tokenization", "Validation", f"Input validation error: `inputs` must have less than "
+                                                        f"{limit} tokens. Given: {tokens}")
+
+    def _root_routes(self, served: ServedModels) -> dict[str, str]:
+        routes = {}
+        if served.reranker is not None:
+            routes["query"] = "/rerank"
+        if served.encoder is not None:
+            routes["inputs"] = "/embed"
+        return routes
+
+    def _tokenizer(self) -> tuple[Any, dict[str, str]]:
+        served = self.ensure_loaded()
+        if served.encoder is not None and served.encoder.model.tokenizer is not None:
+            return served.encoder.model.tokenizer, model_prompts(served.encoder.model)
+        if served.reranker is not None and served.reranker.model.tokenizer is not None:
+            return served.reranker.model.tokenizer, {}
+        raise self._fail("model_type", "Backend", "Backend error: the served models tokenize remotely")
+
+    def _tokenizer_limit(self) -> int:
+        served = self.ensure_loaded()
+        model = served.encoder.model if served.encoder is not None else served.reranker.model  # type: ignore[union-attr]
+        return self._limit(model.max_length)
+
+    def _succeeded(self, method: str, timing: Timing, kind: Literal["embed", "predict"]) -> None:
+        self.metrics.count("te_request_success", {"method": method})
+        total = timing.tokenization_s + timing.queue_s + timing.inference_s
+        for prefix in ("te_request", f"te_{kind}"):
+            self.metrics.observe(f"{prefix}_duration", total)
+            self.metrics.observe(f"{prefix}_tokenization_duration", timing.tokenization_s)
+            self.metrics.observe(f"{prefix}_queue_duration", timing.queue_s)
+            self.metrics.observe(f"{prefix}_inference_duration", timing.inference_s)
+
+    # -- models at work ----------------------------------------------------------------------------
+
+    def _embed_inputs(self, inputs: list[str | list[int]], batch: bool, *, truncate: bool, direction: str,
+                      prompt_name: str | None, normalize: bool, dimensions: int | None) -> tuple[np.ndarray, Timing]:
+        """Embed `inputs` as TEI's embed_pooled does: prompt, truncation at the window (or refusal), the
+        pooled vector cut to `dimensions`, then normalised. Counts metrics; raises TEIRequestError."""
+        self.metrics.count("te_request_count", {"method": "batch" if batch else "single"})
+        if batch:
+            if not inputs:
+                raise self._fail("validation", "Empty", "`inputs` cannot be empty")
+            self._check_batch(len(inputs))
+        with self._permits_for(len(inputs)):
+            served = self.ensure_loaded()
+            if dimensions == 0:
+                raise self._fail("validation", "Validation", "Input validation error: `dimensions` should be positive")
+            if served.encoder is None:
+                raise self._fail("model_type", "Backend", NOT_AN_EMBEDDER)
+            encoder = served.encoder.model
+            timing = Timing(device=encoder.device)
+            started = time.perf_counter()
+            prompt = named_prompt(model_prompts(encoder), prompt_name) if prompt_name is not None else ""
+            limit = self._limit(encoder.max_length)
+            ready = [self._ready_text(encoder.tokenizer, item, prompt, limit, truncate, direction, timing)
+                     for item in inputs]
+            timing.tokenization_s = time.perf_counter() - started
+            self.metrics.count("te_embed_count", by=len(ready))
+            vectors = self._batcher.embed(self._plain(encoder), ready, timing)
+        if dimensions is not None:
+            if dimensions > vectors.shape[1]:
+                raise self._fail("validation", "Validation", "Input validation error: `dimensions` should be "
+                                                             "smaller than the maximum embedding dimension.")
+            vectors = vectors[:, :dimensions]
+        if normalize:
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        self.metrics.count("te_embed_success", by=len(ready))
+        self._succeeded("batch" if batch else "single", timing, "embed")
+        return np.ascontiguousarray(vectors, dtype=np.float32), timing
+
+    def _ready_text(self, tokenizer: Any, item: str | list[int], prompt: str, limit: int, truncate: bool,
+                    direction: str, timing: Timing) -> ReadyText:
+        """One input as the model will read it: token ids decoded, the prompt in front, and, past `limit`
+        tokens, cut from `direction` (or refused when not `truncate`), as TEI's tokenizer does."""
+        if isinstance(item, list):
+            if not item:
+                raise self._fail("tokenization", "Empty", EMPTY_INPUT)
+            timing.characters += len(item)
+            item = tokenizer.decode(item, skip_special_tokens=True) if tokenizer is not None else ""
+        else:
+            if not item:
+                raise self._fail("tokenization", "Empty", EMPTY_INPUT)
+            timing.characters += len(item)
+        text = prompt + item
+        if len(text) > limit * MAX_CHAR_MULTIPLIER:
+            if not truncate:
+                self._check_characters(text, limit)
+            text = text[:limit * MAX_CHAR_MULTIPLIER]
+        if tokenizer is None:  # a remote encoder: the endpoint truncates
+            return ReadyText(text, 0)
+        tokens = len(tokenizer(text, verbose=False)["input_ids"])
+        if tokens > limit:
+            if not truncate:
+                raise self._too_long(tokens, limit)
+            keep = limit - tokenizer.num_special_tokens_to_add(pair=False)
+            text, tokens = cut_to_tokens(tokenizer, text, keep, direction)
+            tokens += tokenizer.num_special_tokens_to_add(pair=False)
+        self.metrics.observe("te_request_input_length", tokens)
+        timing.tokens += tokens
+        return ReadyText(text, tokens)
+
+    def _score_pairs(self, reranker: Reranker, pairs: Sequence[tuple[str, str]], truncate: bool, direction: str,
+                     should_stop: StopFn | None) -> tuple[list[tuple[float, float | None]], Timing]:
+        """Score (query, passage) `pairs` as TEI's predict does for each: truncated at the window from
+        `direction` (or refused when not `truncate`). A pair with a blank query scores 0 (see docs/tei.md):
+        the engine scores no pair against an empty query. Returns (raw, sigmoid) per pair, and the timing."""
+        timing = Timing(device=reranker.device)
+        started = time.perf_counter()
+        limit = self._limit(reranker.max_length)
+        by_query: dict[str, list[int]] = {}
+        texts = [text for _, text in pairs]
+        for position, (query, text) in enumerate(pairs):
+            if not query and not text:
+                raise self._fail("tokenization", "Empty", EMPTY_INPUT)
+            timing.characters += len(query) + len(text)
+            cap = limit * MAX_CHAR_MULTIPLIER
+            if len(query) + len(text) > cap:
+                if not truncate:
+                    raise self._fail("tokenization", "Validation", f"Input validation error: `inputs` must have "
+                                     f"less than {cap} characters. Given: {len(query) + len(text)}")
+                query, texts[position] = query[:cap // 2], text[:cap // 2]
+            by_query.setdefault(query, []).append(position)
+        blank = (0.0, 0.5 if reranker.is_cross_encoder else None)
+        scores: list[tuple[float, float | None]] = [blank] * len(pairs)
+        scored: list[tuple[str, list[int]]] = []
+        for query, positions in by_query.items():
+            passages = [texts[i] for i in positions]
+            lengths = reranker.pair_lengths(query, passages) if query.strip() else None
+            if lengths is not None:
+                for i, (position, length) in enumerate(zip(positions, lengths, strict=True)):
+                    if length > limit and not truncate:
+                        raise self._too_long(length, limit)
+                    if length > limit and (direction == "left" or limit < reranker.max_length):
+                        texts[position] = self._fit_passage(reranker, query, passages[i], length, limit, direction)
+                    self.metrics.observe("te_request_input_length", min(length, limit))
+                    timing.tokens += min(length, limit)
+            if query.strip():
+                scored.append((query, positions))
+        timing.tokenization_s = time.perf_counter() - started
+        calls = _Calls(should_stop)
+        self.metrics.count("te_predict_count", by=len(pairs))
+        for query, positions in scored:
+            queued = time.perf_counter()
+            with self._turn(reranker, should_stop):
+                timing.queue_s += time.perf_counter() - queued
+                started = time.perf_counter()
+                try:
+                    results = reranker.score(query, [texts[i] for i in positions], should_stop=should_stop,
+                                             progress=_batch_counter(calls, self.metrics))
+                except RerankCancelled:
+                    raise self._fail("dropped", "Backend", "Backend error: the client went away; the rerank "
+                                                           "stopped") from None
+                timing.inference_s += time.perf_counter() - started
+            for position, result in zip(positions, results, strict=True):
+                if math.isnan(result.raw):
+                    raise self._fail("inference", "Backend", "score is NaN")
+                scores[position] = (result.raw, result.sigmoid)
+        self.metrics.count("te_predict_success", by=len(pairs))
+        return scores, timing
+
+    def _fit_passage(self, reranker: Reranker, query: str, passage: str, length: int, limit: int,
+                     direction: str) -> str:
+        """`passage` cut from `direction` so that its pair with `query` takes at most `limit` tokens."""
+        tokenizer = reranker.tokenizer
+        passage_tokens = len(tokenizer(passage, add_special_tokens=False, verbose=False)["input_ids"])
+        for _ in range(3):  # re-tokenising a cut text can rarely add a token: check and cut again
+            keep = max(0, passage_tokens - (length - limit))
+            passage, passage_tokens = cut_to_tokens(tokenizer, passage, keep, direction)
+            length = reranker.pair_lengths(query, [passage])[0]  # type: ignore[index]
+            if length <= limit or not passage:
+                break
+        return passage
+
+    @contextmanager
+    def _turn(self, reranker: Reranker, should_stop: StopFn | None) -> Iterator[None]:
+        """Wait for RERANK_LOCK (re-entrant: the rerank takes it again inside), counted in te_queue_size, so
+        the queue time is measured; a remote reranker needs no turn here."""
+        if reranker.remote:
+            yield
+            return
+        self.metrics.add("te_queue_size", 1)
+        try:
+            while not RERANK_LOCK.acquire(timeout=LOCK_POLL_SECONDS):
+                if should_stop is not None and should_stop():
+                    raise self._fail("dropped", "Backend", "Backend error: the client went away; the rerank "
+                                                           "stopped")
+        finally:
+            self.metrics.add("te_queue_size", -1)
+        try:
+            yield
+        finally:
+            RERANK_LOCK.release()
+
+    def _plain(self, encoder: TextEncoder) -> TextEncoder:
+        """`encoder` without its query/passage prefixes and normalisation: TEI embeds the text as given (with
+        the prompt a request names) and normalises after `dimensions` cuts the vector."""
+        spec = replace(encoder.spec, query_prefix="", passage_prefix="", normalize=False)
+        if spec == encoder.spec:
+            return encoder
+        with self._load_lock:
+            if id(encoder) not in self._plain_encoders:
+                view = copy.copy(encoder)  # shares the model and tokenizer; only the conventions differ
+                view.spec = spec
+                self._plain_encoders[id(encoder)] = view
+            return self._plain_encoders[id(encoder)]
+
+
+def _shown(scores: Sequence[tuple[float, float | None]], raw_scores: bool) -> list[float]:
+    return [raw if raw_scores or sig is None else sig for raw, sig in scores]
+
+
+def _batch_counter(calls: _Calls, metrics: Metrics) -> Callable[[int, int], None]:
+    last = 0
+
+    def progress(done: int, _total: int) -> None:
+        nonlocal last
+        if done > last:
+            metrics.observe("te_batch_next_size", done - last)
+            calls.batches.append(done - last)
+            last = done
+
+    return progress
+
+
+def _as_loaded(model: Any) -> Loaded | None:
+    if model is None or isinstance(model, Loaded):
+        return model
+    return Loaded(model, model.model_id)

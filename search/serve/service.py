@@ -4,7 +4,6 @@ of the parsed request body, answering an `Answer` or raising `TEIRequestError` a
 
 from __future__ import annotations
 
-import base64
 import hmac
 import logging
 from collections.abc import Callable, Sequence
@@ -15,6 +14,7 @@ from .. import __version__
 from ..inference import Loaded, Reranker, StopFn, TextEncoder
 from ..models import choose_reranker
 from .limits import ServeLimits
+from .openai import embeddings_body, read_embeddings_request
 from .requests import (
     EMPTY_INPUT,
     MISSING,
@@ -217,26 +217,15 @@ class TEIService(ModelRunner):
         """`POST /v1/embeddings` (and `/embeddings`) in OpenAI's shape: ``input``, ``encoding_format``
         ("float" or "base64": little-endian float32 bytes), ``dimensions``; normalised vectors, truncation
         as `auto_truncate`, and ``usage`` counting the tokens read."""
-        request = struct(body, "OpenAICompatRequest")
-        inputs, batch = read_inputs(request, "input")
-        read_field(request, "model", str, default=None, nullable=True)
-        read_field(request, "user", str, default=None, nullable=True)
-        encoding = read_field(request, "encoding_format", str, default="float")
-        if encoding not in ("float", "base64"):
-            raise deserialize_error(f"encoding_format: unknown variant `{encoding}`, expected `float` or `base64`")
-        dimensions = read_dimensions(request)
+        request = read_embeddings_request(body)
         served = self.ensure_loaded()
         model = served.encoder.model.model_id if served.encoder is not None else None
-        if model is not None and request.get("model") not in (None, model):
-            logger.info("a request asked for model=%r; this server embeds with %s", request.get("model"), model)
-        vectors, timing = self._embed_inputs(inputs, batch, truncate=self.limits.auto_truncate, direction="right",
-                                             prompt_name=None, normalize=True, dimensions=dimensions)
-        data = [{"object": "embedding", "index": i,
-                 "embedding": (base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
-                               if encoding == "base64" else vector.tolist())}
-                for i, vector in enumerate(vectors)]
-        return Answer({"object": "list", "data": data, "model": model,
-                       "usage": {"prompt_tokens": timing.tokens, "total_tokens": timing.tokens}}, timing)
+        if model is not None and request.model not in (None, model):
+            logger.info("a request asked for model=%r; this server embeds with %s", request.model, model)
+        vectors, timing = self._embed_inputs(request.inputs, request.batch, truncate=self.limits.auto_truncate,
+                                             direction="right", prompt_name=None, normalize=True,
+                                             dimensions=request.dimensions)
+        return Answer(embeddings_body(vectors, request.encoding, model, timing.tokens), timing)
 
     def similarity(self, body: Any) -> Answer:
         """`POST /similarity`: the cosine similarity of ``inputs.source_sentence`` with each of

@@ -14,7 +14,17 @@ TEI's behaviour is followed field by field from its router (router/src/http/serv
 error bodies ``{"error", "error_type"}`` (OpenAI's routes: ``{"message", "code", "type"}``), the messages'
 prefixes ("Input validation error: ", "Backend error: "), one concurrency permit per input, truncation at
 ``max_input_length`` from either side, prompts, ``dimensions``, token-id inputs, the x-* timing headers and
-the Prometheus metrics' names (`search.serve.metrics`).
+the Prometheus metrics' names.
+
+The modules, in the order a request meets them:
+
+- `server`: uvicorn's config and `serve`, with the deadline for a request's head and for idle connections.
+- `routes`: the FastAPI routes (`tei_router`, `create_app`, `mount_tei_routes`) and TEI's OpenAPI document.
+- `requests`: the body read within its limits, each field checked as TEI checks it, TEI's error bodies.
+- `service`: `TEIService`, each route's logic over the parsed body; `openai`: OpenAI's embeddings shape.
+- `runner`: `ModelRunner`, the models at work: loaded once, permits, embedding and pair scoring.
+- `tokens`: prompts, the character cap, cutting at token boundaries; `batching`: embed requests batched.
+- `limits` (`ServeLimits`), `timing` (what a request cost, TEI's x-* headers), `metrics` (Prometheus).
 """
 
 from __future__ import annotations

@@ -590,7 +590,7 @@ def test_limits_are_settings_reported_by_info_and_checked(reranker):
 
 
 def test_the_late_interaction_fallback_serves_raw_maxsim_scores():
-    reranker = load_reranker("late-interaction", "cpu")
+    reranker = load_reranker("late-interaction", "cpu").model
     service = TEIService.from_models(reranker=reranker)
     ranks = service.rerank({"query": "green tea", "texts": ["green tea leaves", "volcanic rock"]}).body
     validate(ranks, "RerankResponse")

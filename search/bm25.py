@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -168,13 +168,17 @@ class BM25Index:
         if isinstance(query_terms, Mapping):
             if self.statistics == "corpus":
                 pooled = dict.fromkeys(term for terms in query_terms.values() for term in terms)
-                keys = [(_CORPUS, term) for term in pooled]
+                groups: Sequence[tuple[str, Iterable[str]]] = [(_CORPUS, pooled)]
             else:
-                keys = [(language, term) for language, terms in query_terms.items() for term in terms]
+                groups = list(query_terms.items())
         else:
-            keys = [(language, term) for language in sorted(self.languages) for term in query_terms]
-        rows = (self._vocabulary.get(language, {}).get(term) for language, term in keys)
-        return [row for row in rows if row is not None]
+            groups = [(language, query_terms) for language in sorted(self.languages)]
+        rows = []
+        for language, terms in groups:
+            vocabulary = self._vocabulary.get(language)
+            if vocabulary is not None:
+                rows.extend(row for row in map(vocabulary.get, terms) if row is not None)
+        return rows
 
 
 # Passages (when counting) or entries (when weighing) handled at a time: bounds the temporary arrays.

@@ -31,9 +31,11 @@ per-child query times above differ by more than that between processes on a busy
 with its questions as queries (one per paragraph, analysed by `analysis.query_terms` for all seven
 languages), instead of the synthetic corpus. Needs Linux (/proc).
 
-    python benchmarks/bench_bm25_memory.py                       # 100,000 passages, 3 rounds, ~5 minutes
-    python benchmarks/bench_bm25_memory.py --baseline 4e4b434    # + the code before this change, ~13 minutes
+    python benchmarks/bench_bm25_memory.py                       # 100,000 passages, 3 rounds
+    python benchmarks/bench_bm25_memory.py --baseline 4e4b434    # + the code before the array build
     python benchmarks/bench_bm25_memory.py --baseline 4e4b434 --xquad ../shared/xquad
+
+On 2 shared CPUs these took 6.5 minutes (load 9-10), 7 minutes (load 3-7) and 3 minutes (load 3-4).
 """
 
 from __future__ import annotations

@@ -482,7 +482,7 @@ def read_passage_terms(path: str | Path) -> list[list[str]]:
     one string object.
 
     json gives every term of every line a string of its own, about 55 bytes each; shared, as analysis's
-    caches leave them in a fresh build, 100,000 passages of 200 terms take 1.2 GB less
+    caches leave them in a fresh build, reading 100,000 passages of 200 terms peaks about 1.3 GB lower
     (benchmarks/bench_bm25_memory.py, ``load``). Raises OSError or json.JSONDecodeError for a broken file.
     """
     shared: dict[str, str] = {}

@@ -582,7 +582,11 @@ def asking_app_url(app_url):
     demo.close()
 
 
-def test_a_long_build_says_what_it_will_cost_and_lets_files_be_left_out(browser, asking_app_url, tmp_path):
+def test_a_long_build_says_what_it_will_cost_and_lets_files_be_left_out(browser, asking_app_url, tmp_path, caplog):
+    import logging
+    import time
+
+    caplog.set_level(logging.INFO, logger="ui.regions.corpus")
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.goto(asking_app_url)
     page.wait_for_selector("#build-button")
@@ -606,6 +610,28 @@ def test_a_long_build_says_what_it_will_cost_and_lets_files_be_left_out(browser,
     assert "left out before embedding" in page.text_content("#build-summary")
     assert not page.locator("#build-confirm").is_visible()
 
+    # With a corpus built and searched, a long build asks again: the question stays in view (the panel does
+    # not fold over it) and the columns keep their results, as nothing was built.
+    _search(page, "lighthouses at night")
+    page.locator("#corpus-panel").get_by_text("(open to change it)").click()
+    page.click("#build-button")  # the same two files, still uploaded
+    expect(question).to_contain_text("Embedding 301 passages", timeout=180_000)
+
+    def waiting() -> list[str]:
+        return [record.getMessage() for record in caplog.records
+                if record.name == "ui.regions.corpus" and "waits for its go-ahead" in record.getMessage()]
+
+    # The panel would fold in the event that follows the build's; its record says it has run.
+    for _ in range(150):
+        if len(waiting()) >= 2:  # the first question's, then this one's
+            break
+        time.sleep(0.2)
+    assert len(waiting()) >= 2, ("the event after the build did not see the corpus waiting", caplog.text)
+    assert question.is_visible() and page.locator("#build-button").is_visible(), "the panel stays open"
+    assert page.locator("#column-rerank li.hit").count() == 1, "the reranked column keeps its result"
+    page.click("#drop-build")
+    expect(question).to_be_hidden(timeout=30_000)
+    assert page.locator("#column-bm25 li.hit").count() == 1
     page.close()
 
 

@@ -38,7 +38,7 @@ from ui import build_summary, texts
 from ui.share import build_overrides
 
 from . import evaluate
-from .common import Updates, fail, gpu, stream, warn
+from .common import Updates, fail, gpu, stream, unchanged, warn
 from .form import TEI_URL, UPLOADS
 from .page import NO_SAMPLE, SAMPLE_NAMES, SAMPLES, AppContext
 from .search import rerank_estimate
@@ -236,11 +236,12 @@ def built_outputs(page: Page) -> list:
 def wire_after_build(page: Page, building: gr.events.Dependency) -> None:
     """What follows a successful build, from the button or a link: the estimate beside the depth slider (a
     new reranker, measured or not), the reranker columns this index has (B shown or hidden) and the
-    Evaluate tab started afresh for the new corpus."""
+    Evaluate tab started afresh for the new corpus. A build that stopped to ask before embedding also
+    ends successfully: it built nothing, so the panel, the columns and the Evaluate tab stay."""
     callbacks = AfterBuild(page)
     building.success(callbacks.new_index_estimate, [page.session.index, page.search.rerank_depth],
                      [page.search.rerank_estimate], api_visibility="undocumented", show_progress="hidden")
-    building.success(callbacks.new_index, [page.session.index, page.evaluate.stages],
+    building.success(callbacks.new_index, [page.session.index, page.evaluate.stages, page.session.pending_build],
                      [page.corpus.accordion, *page.search.columns.values(), *evaluate.cleared_outputs(page.evaluate),
                       page.session.eval_judgments, page.session.report],
                      api_visibility="undocumented", show_progress="hidden")
@@ -399,10 +400,16 @@ class AfterBuild:
         """The expected rerank time at this depth with the new index's rerankers."""
         return {self.page.search.rerank_estimate: rerank_estimate(index, None, int(depth), "hybrid")}
 
-    def new_index(self, index: Index | None, chosen: Sequence[str] | None) -> Updates:
+    def new_index(self, index: Index | None, chosen: Sequence[str] | None, pending: Prepared | None = None) -> Updates:
         """Show the columns of the rerankers this index has (empty until a search) and hide the others; offer
         the Evaluate tab the new index's stages (those chosen before stay chosen, a new reranker's is ticked,
-        a gone one's unticked) and clear the results and judgments it showed for the previous corpus."""
+        a gone one's unticked) and clear the results and judgments it showed for the previous corpus.
+        Nothing changes while a corpus waits for the go-ahead (`pending`): the build asked instead of
+        building, and folding the panel would hide its question."""
+        if pending is not None:
+            logger.info("a build of %d passages waits for its go-ahead: the corpus panel, the columns and the "
+                        "Evaluate tab stay as they are", len(pending.passages))
+            return unchanged()
         search = self.page.search
         names = index.rerank_stages if index is not None else ()
         updates: Updates = {search.columns[name]: gr.HTML("", visible=name in names or name == search.rerank_stages[0])

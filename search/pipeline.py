@@ -23,6 +23,7 @@ import numpy as np
 
 from . import analysis, config, estimates
 from .bm25 import BM25Index
+from .decoding import check_encoding
 from .dense import DenseIndex
 from .inference import (
     Loaded,
@@ -98,7 +99,8 @@ class Settings:
     dense_model: str = config.default("dense_model")
     rerankers: tuple[RerankerChoice, ...] = field(default=(RerankerChoice("auto"),))
     device: str = config.default("device")
-    text_column: str | None = None
+    text_column: str | None = None  # the CSV/TSV column or JSON key of the text, when not found by name
+    encoding: str | None = None  # the encoding of files with no BOM that are not UTF-8, instead of a guess
     index_titles: bool = True
     langid: str = config.default("langid")  # the language detector: auto, fasttext or langdetect (search.language)
     backend: str = config.default("backend")  # the inference backend of the models (see search.loading)
@@ -114,6 +116,8 @@ class Settings:
         if len(chosen) > MAX_RERANKERS:
             raise ValueError(f"{len(chosen)} rerankers is more than {MAX_RERANKERS}; name fewer")
         object.__setattr__(self, "rerankers", chosen)
+        if self.encoding is not None:
+            object.__setattr__(self, "encoding", check_encoding(self.encoding))
 
     @classmethod
     def from_config(cls, settings: config.Config | None = None, **overrides: object) -> Settings:
@@ -515,7 +519,7 @@ def prepare(source: Sequence[str | Path] | ReadResult, settings: Settings | None
     settings = settings or Settings()
     started = time.perf_counter()
     read = source if isinstance(source, ReadResult) else read_paths(
-        source, text_column=settings.text_column, names=names)
+        source, text_column=settings.text_column, names=names, encoding=settings.encoding)
     try:  # passages past max_passages are counted, not kept
         passages = tuple(split_documents(read.documents, window=settings.window, overlap=settings.overlap,
                                          max_passages=max_passages))

@@ -455,6 +455,9 @@ def _progress_printer(unit: str = ""):
     return report
 
 
+SOURCES_SHOWN = 5  # files named in a build report's passages per file
+
+
 def _print_build_report(report, stream) -> None:
     reused = " (reused the saved index)" if report.reused else ""
     print(f"{report.documents} documents, {report.passages} passages from {report.files_read} file(s){reused}",
@@ -463,6 +466,11 @@ def _print_build_report(report, stream) -> None:
         skipped = sum(problem.skipped for problem in report.problems)
         print(f"{skipped} skipped (a file, row, line or page) and {len(report.problems) - skipped} warning(s), "
               "each listed with its reason on stderr", file=stream)
+    if len(report.per_source) > 1:
+        top = ", ".join(f"{item.source} {item.passages}" for item in report.per_source[:SOURCES_SHOWN])
+        more = len(report.per_source) - SOURCES_SHOWN
+        print(f"passages per file, largest first: {top}" + (f" and {more} more file(s)" if more > 0 else ""),
+              file=stream)
     print("languages: " + ", ".join(f"{lang} {count}" for lang, count in report.languages.items()), file=stream)
     print(f"dense model: {report.dense_model} on {report.device}", file=stream)
     if report.dense_fallback_reason:

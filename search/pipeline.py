@@ -158,6 +158,7 @@ class BuildReport:
     timings_s: dict[str, float]
     index_key: str
     reused: bool = False
+    per_source: tuple[SourceCount, ...] = ()  # passages and documents per file, the largest contributors first
 
     @property
     def skipped(self) -> tuple[Problem, ...]:
@@ -461,7 +462,8 @@ class Index:
             passage_terms = [json.loads(line) for line in lines]
         embeddings = np.load(folder / "embeddings.npy", allow_pickle=False)
         fields = manifest["report"]
-        report = BuildReport(**{**fields, "problems": tuple(Problem(**p) for p in fields["problems"])})
+        report = BuildReport(**{**fields, "problems": tuple(Problem(**p) for p in fields["problems"]),
+                                "per_source": tuple(SourceCount(*item) for item in fields.get("per_source", ()))})
         if read is not None:
             report = replace(report, problems=read.problems, files_read=read.files_read, reused=True,
                              timings_s={})
@@ -650,7 +652,7 @@ def build(source: Sequence[str | Path] | ReadResult | Prepared, settings: Settin
         documents=len(read.documents), passages=len(passages), files_read=read.files_read,
         problems=read.problems, languages=dict(counts.most_common()), dense_model=encoder.model.label,
         dense_fallback_reason=encoder.fallback_reason, device=encoder.model.device, timings_s=timings,
-        index_key=key,
+        index_key=key, per_source=passages_per_source(passages),
     )
     started = time.perf_counter()
     index = Index(passages, passage_terms, dense, encoder, settings, report)

@@ -24,6 +24,8 @@ def test_index_lists_each_skipped_file_with_its_reason(tmp_path, capsys):
     assert main(["index", str(corpus), "--out", str(tmp_path / "idx"), "--no-cache"]) == 0
     captured = capsys.readouterr()
     assert "2 documents, 2 passages from 3 file(s)" in captured.out, captured.out
+    assert f"passages per file, largest first: {corpus}/good.txt 1, {corpus}/unterminated-tags.html 1" \
+        in captured.out, captured.out
     assert "2 skipped (a file, row, line or page) and 0 warning(s)" in captured.out, captured.out
     assert f"skipped: {corpus}/zip-version-8.4.zip: not a readable zip archive (zip file version 8.4); " \
            "skipped" in captured.err, captured.err

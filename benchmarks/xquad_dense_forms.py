@@ -88,7 +88,7 @@ def main() -> int:
     print(f"{'late-interaction rerank' if args.rerank else 'dense'} nDCG@10\n")
     print("| form | " + " | ".join(languages) + " | largest loss vs torch |")
     print("| --- | " + " | ".join("---:" for _ in languages) + " | ---: |")
-    print("| torch (README) | " + " | ".join(f"{published[lang]:.4f}" for lang in languages) + " | – |")
+    print("| torch (measurements.md) | " + " | ".join(f"{published[lang]:.4f}" for lang in languages) + " | – |")
     for form in forms:
         losses = [published[lang] - results[form][lang] for lang in languages]
         print(f"| {labels[form].rpartition(' · ')[2] if ' · ' in labels[form] else form} | "

@@ -260,13 +260,7 @@ def _passage_count(events: Sequence[BuildEvent]) -> int | None:
 
 
 def _time_left(seconds: float) -> str:
-    if seconds < 10:
-        return "a few seconds"
-    if seconds < 90:
-        return f"about {seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"about {seconds / 60:.0f} min"
-    return f"about {seconds / 3600:.1f} h"
+    return "a few seconds" if seconds < 10 else about(seconds)
 
 
 def _problems_html(problems: Sequence[Problem], max_problems: int) -> Markup:

@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     corpus = argparse.ArgumentParser(add_help=False)
     _config_flags(corpus, "corpus", defaults)
     corpus.add_argument("--text-column", help="the CSV/TSV column that holds the text, when not found by name")
+    corpus.add_argument("--encoding", help="the encoding of files with no byte-order mark that are not UTF-8 "
+                                           "(e.g. cp1255, shift_jis), instead of a guess")
     corpus.add_argument("--cache-dir", type=Path, help=f"where built indexes are kept and reused "
                                                         f"(env SEARCH_CACHE_DIR; default {defaults.cache_dir})")
     corpus.add_argument("--no-cache", action="store_true", help="build from scratch and keep nothing")
@@ -345,7 +347,8 @@ def _settings(args: argparse.Namespace):
                      RerankerChoice(args.compare_reranker_model, args.compare_backend or "")]
     flags = {option.name: getattr(args, option.name, None) for option in config.OPTIONS
              if option.group in ("models", "corpus") and option.flag and option.kind != "rerankers"}
-    return Settings.from_config(rerankers=rerankers, text_column=getattr(args, "text_column", None), **flags)
+    return Settings.from_config(rerankers=rerankers, text_column=getattr(args, "text_column", None),
+                                encoding=getattr(args, "encoding", None), **flags)
 
 
 ESTIMATE_FROM_PASSAGES = 64  # a smaller corpus embeds in moments: no estimate is worth measuring for it
@@ -357,6 +360,8 @@ def _build(args: argparse.Namespace, source, settings):
     from . import pipeline
     from .estimates import about
 
+    if not isinstance(source, pipeline.ReadResult):
+        source = [_corpus_of(Path(path)) for path in source]
     prepared = pipeline.prepare(source, settings, max_passages=args.max_passages or None)
     if len(prepared.passages) > ESTIMATE_FROM_PASSAGES:
         expected = pipeline.estimate(prepared)
@@ -364,6 +369,16 @@ def _build(args: argparse.Namespace, source, settings):
         print(f"embedding {expected.passages:,} passages with {expected.encoder}: {time} on this machine "
               "(unless a saved index is reused)", file=sys.stderr)
     return pipeline.build(prepared, progress=_progress_printer(), cache_dir=_cache_dir(args))
+
+
+def _corpus_of(path: Path) -> Path:
+    """A BEIR folder (corpus.jsonl beside queries.jsonl) is indexed by its corpus only: its queries and
+    judgments are for `eval`, not passages."""
+    if path.is_dir() and (path / "corpus.jsonl").is_file() and (path / "queries.jsonl").is_file():
+        print(f"note: {path} is a BEIR folder: indexing its corpus.jsonl only (its queries and judgments are read "
+              f"by `python -m search eval {path}`)", file=sys.stderr)
+        return path / "corpus.jsonl"
+    return path
 
 
 def _cache_dir(args: argparse.Namespace) -> Path | None:
@@ -440,6 +455,9 @@ def _progress_printer(unit: str = ""):
     return report
 
 
+SOURCES_SHOWN = 5  # files named in a build report's passages per file
+
+
 def _print_build_report(report, stream) -> None:
     reused = " (reused the saved index)" if report.reused else ""
     print(f"{report.documents} documents, {report.passages} passages from {report.files_read} file(s){reused}",
@@ -448,6 +466,11 @@ def _print_build_report(report, stream) -> None:
         skipped = sum(problem.skipped for problem in report.problems)
         print(f"{skipped} skipped (a file, row, line or page) and {len(report.problems) - skipped} warning(s), "
               "each listed with its reason on stderr", file=stream)
+    if len(report.per_source) > 1:
+        top = ", ".join(f"{item.source} {item.passages}" for item in report.per_source[:SOURCES_SHOWN])
+        more = len(report.per_source) - SOURCES_SHOWN
+        print(f"passages per file, largest first: {top}" + (f" and {more} more file(s)" if more > 0 else ""),
+              file=stream)
     print("languages: " + ", ".join(f"{lang} {count}" for lang, count in report.languages.items()), file=stream)
     print(f"dense model: {report.dense_model} on {report.device}", file=stream)
     if report.dense_fallback_reason:

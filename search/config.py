@@ -63,7 +63,7 @@ class Option:
     zero_means: str = ""  # what 0 stands for, e.g. "no limit"
 
     def accepts(self) -> str:
-        """What the setting takes, in words (error messages and the README's settings table)."""
+        """What the setting takes, in words (error messages and docs/settings.md)."""
         if self.kind == "bool":
             return "1/true/yes/on or 0/false/no/off"
         if self.kind == "choice":

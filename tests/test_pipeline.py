@@ -99,6 +99,7 @@ def test_save_and_load_give_the_same_results(index, tmp_path):
     index.save(tmp_path / "saved")
     loaded = Index.load(tmp_path / "saved")
     assert loaded.passages == index.passages
+    assert loaded.report.per_source == index.report.per_source and index.report.per_source, "passages per file"
     for query in ("green tea", "चाय", "火山"):
         before, after = index.search(query, rerank_depth=4), loaded.search(query, rerank_depth=4)
         for stage in before.stages:

@@ -698,3 +698,18 @@ def test_the_build_says_the_time_left_from_the_speed_measured_before_its_first_b
     assert "Embedding 1,000 passages with e5 takes about 3 min on this machine (more than 2 min)" in question
     assert question.index("junk.md") < question.index("a.txt"), "the largest contributor first"
     assert 'data-passages="900"' in question
+
+
+def test_build_summary_names_the_files_that_gave_the_most_passages():
+    from search.passages import SourceCount
+
+    sources = tuple(SourceCount(name, passages, 1) for name, passages in
+                    ((f"junk-{SCRIPT}.md", 412), ("rivers.csv", 9), ("a.txt", 3), ("b.txt", 2), ("c.txt", 1),
+                     ("d.txt", 1), ("e.txt", 1)))
+    summary = render_build_summary(make_report(per_source=sources))
+    assert_inert(summary)
+    text = VisibleText(summary).text
+    assert f"Passages per file, largest first: junk-{SCRIPT}.md 412 passages" in text, text
+    assert "c.txt 1 passage" in text and "d.txt" not in text and "and 2 more files" in text, text
+    single = render_build_summary(make_report(per_source=(SourceCount("only.txt", 12, 3),)))
+    assert "Passages per file" not in VisibleText(single).text, "one file: the counts already say it"

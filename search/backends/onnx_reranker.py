@@ -2,7 +2,7 @@
 (`runtime.onnx_export`) and run on the CPU.
 
 - ``"onnx"``: the fp32 graph with ONNX Runtime's transformer fusions; exact (scores match torch within
-  1e-6) and faster than torch on a CPU (see the README's *Models* section).
+  1e-6) and faster than torch on a CPU (see docs/models.md).
 - ``"int8"``: `OpenVinoReranker` when openvino and nncf are installed: the model quantized once to
   static int8 by NNCF (`runtime.openvino_int8`: calibrated int8 weights and activations, embeddings and
   the classification head fp32) and run by OpenVINO; else, or when quantizing fails, the ONNX graph with

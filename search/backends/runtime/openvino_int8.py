@@ -3,7 +3,7 @@ pairs, cached beside the ONNX exports (`search.backends.runtime.onnx_export`) an
 CPU; shared by the OpenVINO int8 backends (`OpenVinoReranker` and `OpenVinoEncoder` in
 `search.backends.onnx_reranker` and `.onnx_encoder`), not a backend itself.
 
-The recipe (`OV_RECIPE`; the measurements behind it are in the README's *Models* section):
+The recipe (`OV_RECIPE`; the measurements behind it are in docs/models.md):
 1. the unfused fp32 ONNX export (legacy exporter, eager attention: standard ONNX ops only), converted to
    an OpenVINO model (`ov.convert_model`);
 2. `nncf.quantize` with static (calibrated) int8 activations and per-channel int8 weights:
@@ -28,7 +28,7 @@ onnx backend) comes from. On AVX2-only CPUs oneDNN emulates it with ``vpmaddubsw
 keeps every weight in 7 bits so the results stay right there (the same idea as ONNX Runtime's
 ``reduce_range``), at a small cost in precision everywhere. Measured with ``ONEDNN_MAX_CPU_ISA=AVX2``
 (OpenVINO's AVX2 kernels on this CPU): about 2x `CrossEncoder.predict` instead of 5-6x, with scores
-as close to fp32 as with VNNI (the README's AVX2 rows).
+as close to fp32 as with VNNI (the AVX2 rows of docs/models.md).
 
 Needs ``openvino`` and ``nncf`` (the ``[openvino]`` extra): `openvino_available()`; without them the
 ``int8`` backend is ONNX Runtime's dynamic int8 (`search.backends.runtime.onnx_export`).

@@ -3,7 +3,7 @@ columns drawn (the slowest of the three), and to the reranked column, over fresh
 corpus, for this tree and a baseline commit side by side in one run (interleaved query by query).
 
     python benchmarks/bench_page.py                      # this tree against the session's starting commit
-    python benchmarks/bench_page.py --baseline 5c354be --queries 12
+    python benchmarks/bench_page.py --baseline 5c354be --queries 15 --settle 1
 
 Each app runs in its own process with the offline models (the bundled e5 for dense, late interaction as the
 reranker) on 127.0.0.1; Debian's chromium drives both. The time is taken in the page, from the click on Search:
@@ -32,9 +32,9 @@ QUERIES = [
     "¿Cuántas abejas viven en una colmena?", "when was the printing press invented", "チェスの起源はどこですか？",
     "Who invented the bicycle?", "Wo entspringt der Rhein?", "ภูเขาไฟที่สูงที่สุดในยุโรปคืออะไร",
 ]
-# A column is drawn when its section is done and differs from the previous query's. Only the section is
-# compared: Gradio's loading overlay comes and goes beside it in the same column as soon as Search is
-# pressed, and the page's own note of the time waited (span.stage-waited, data-waited) is left out.
+# A column is drawn when its section is finished (done, or empty) and differs from the previous query's.
+# Only the section is compared: Gradio's loading overlay comes and goes beside it in the same column as soon
+# as Search is pressed, and the page's own note of the time waited (span.stage-waited, data-waited) is left out.
 WATCH = """
 (names) => {
   window.__drawn = {};
@@ -56,7 +56,8 @@ WATCH = """
     const column = document.getElementById('column-' + name);
     const before = signature(column.querySelector('section.stage-column'));
     const observer = new MutationObserver(() => {
-      const section = column.querySelector('section.stage-column[data-state="done"]');
+      // done, or empty: a stage that found nothing for the query (BM25 with no word of it in the corpus)
+      const section = column.querySelector('section.stage-column:is([data-state="done"], [data-state="empty"])');
       if (section && window.__started !== null && !(name in window.__drawn) && signature(section) !== before) {
         window.__drawn[name] = (performance.now() - window.__started) / 1000;
         observer.disconnect();
@@ -102,7 +103,11 @@ def open_built(browser, url: str):
     return page
 
 
-def search(page, query: str) -> dict[str, float]:
+def search(page, query: str, settle: float = 0.0) -> dict[str, float]:
+    """Search `query` once the page has been still for `settle` seconds (what followed the last search, the
+    chart redrawn after the rerank and the estimate, is done by then, as when a user reads before asking
+    again); returns the seconds from the click to each column drawn."""
+    page.wait_for_timeout(settle * 1000)
     page.evaluate(WATCH, ["bm25", "dense", "hybrid", "rerank"])
     page.fill("#query textarea", query)
     page.click("#search-button")
@@ -120,6 +125,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", default="5c354be", help="the commit to compare with (default: 5c354be)")
     parser.add_argument("--queries", type=int, default=12, help="fresh queries per app (at most 15)")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="seconds to wait after a search is drawn before the next one (default 0)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -143,14 +150,15 @@ def main() -> None:
                 for turn, query in enumerate(QUERIES[: args.queries]):
                     order = list(pages) if turn % 2 == 0 else list(pages)[::-1]  # each app goes first in turn
                     for name in order:  # interleaved, query by query
-                        times[name].append(search(pages[name], query))
+                        times[name].append(search(pages[name], query, args.settle))
                 browser.close()
         finally:
             for process, _ in apps.values():
                 process.terminate()
             subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, capture_output=True)
     load_after = os.getloadavg()[0]
-    print(f"{args.queries} fresh queries on the polyglot-facts sample, 1600x1000, load average {load_before:.1f} "
+    print(f"{args.queries} fresh queries on the polyglot-facts sample, 1600x1000, {args.settle:g} s between searches, "
+          f"load average {load_before:.1f} "
           f"before, {load_after:.1f} after, on {os.cpu_count()} CPUs; seconds from the click on Search to the "
           "column drawn (median [min-max])")
     print(f"{'app':<22} {'first three columns':>28} {'reranked column':>28}   BM25, dense, hybrid (medians)")

@@ -333,11 +333,17 @@ class Index:
             return 0.0
         if loaded is None:
             return None
+        pairs = self.uncached_pairs(result, depth, loaded.model)
+        return 0.0 if pairs == 0 else loaded.model.expected_seconds(pairs)
+
+    def uncached_pairs(self, result: SearchResult, depth: int, reranker: MeasuredReranker) -> int:
+        """How many pairs reranking `result`'s top `depth` candidates (of `result.candidates_from`) with
+        `reranker` would score: those not in the score cache, and candidates beyond those `result` retrieved."""
+        depth = min(depth, len(self))
         candidates = result.stages[result.candidates_from].hits[:depth] if result.candidates_from in result.stages \
             else ()
-        pairs = loaded.model.uncached(result.query, [self._rerank_text(hit) for hit in candidates])
-        pairs += depth - len(candidates)
-        return 0.0 if pairs == 0 else loaded.model.expected_seconds(pairs)
+        return reranker.uncached(result.query, [self._rerank_text(hit) for hit in candidates]) \
+            + depth - len(candidates)
 
     def search(self, query: str, *, k: int = config.default("k"), rerank_depth: int = config.default("rerank_depth"),
                candidates_from: str = config.default("candidates_from")) -> SearchResult:
@@ -376,6 +382,10 @@ class Index:
         loaded = self._rerankers[self._position(stage)]
         return loaded.model.label if loaded is not None else self.settings.rerankers[self._position(stage)].model
 
+    def rerank_texts(self) -> list[str]:
+        """What a reranker reads of each passage of the corpus (its title too, with `index_titles`), in order."""
+        return [self._rerank_text(passage) for passage in self.passages]
+
     def _position(self, stage: str) -> int:
         position = reranker_position(stage)
         if position is None or position >= len(self.settings.rerankers):
@@ -404,7 +414,7 @@ class Index:
         return Hit(passage.passage_id, passage.doc_id, rank, item.score, passage.language, passage.text,
                    passage.title)
 
-    def _rerank_text(self, hit: Hit) -> str:
+    def _rerank_text(self, hit: Hit | Passage) -> str:
         return f"{hit.title}\n{hit.text}" if self.settings.index_titles and hit.title else hit.text
 
     # -- persistence ------------------------------------------------------------------------------

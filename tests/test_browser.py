@@ -538,6 +538,17 @@ def test_after_search_the_query_the_chart_and_the_columns_tops_are_in_view(brows
     page.mouse.wheel(0, 1500)
     page.wait_for_function("top => window.scrollY > top + 200", arg=was_at, timeout=10_000)
     assert 0 <= page.locator("#query textarea").bounding_box()["y"] < 80, "the query box sticks to the top"
+    # From the bottom of the page (the share and judging panels under the columns, the controls stuck above
+    # them), a new search still brings the chart and the columns' tops into view.
+    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+    page.wait_for_timeout(300)
+    assert page.locator("#share-link").bounding_box()["y"] < height, "the test starts from the page's bottom"
+    _search(page, "茶是什么时候传入日本的？")
+    for name in ("bm25", "rerank"):
+        top = page.locator(f"#column-{name} h3.stage-title").bounding_box()
+        assert top and 0 <= top["y"] < height - top["height"], (name, top, "the column's top is on screen")
+    chart = page.locator("#rank-flow svg.rank-flow-chart").bounding_box()
+    assert chart and chart["y"] >= 0, ("the chart's top is on screen", chart)
     page.close()
 
 

@@ -540,10 +540,12 @@ def test_after_search_the_query_the_chart_and_the_columns_tops_are_in_view(brows
     assert 0 <= page.locator("#query textarea").bounding_box()["y"] < 80, "the query box sticks to the top"
     # From the bottom of the page (the share and judging panels under the columns, the controls stuck above
     # them), a new search still brings the chart and the columns' tops into view.
-    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
-    page.wait_for_timeout(300)
+    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")  # instant: no wait needed
     assert page.locator("#share-link").bounding_box()["y"] < height, "the test starts from the page's bottom"
     _search(page, "茶是什么时候传入日本的？")
+    for name in ("bm25", "rerank"):  # the new query's columns, not the last one's (already "done")
+        expect(page.locator(f"#column-{name} li.hit").first).to_have_attribute("data-passage", re.compile(r"^tea-"),
+                                                                             timeout=180_000)
     for name in ("bm25", "rerank"):
         top = page.locator(f"#column-{name} h3.stage-title").bounding_box()
         assert top and 0 <= top["y"] < height - top["height"], (name, top, "the column's top is on screen")

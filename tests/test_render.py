@@ -289,7 +289,8 @@ def test_fallback_reason_is_said_once_in_the_build_summary_and_folded_in_the_col
         assert "could not be loaded" not in seen and "SEARCH_DENSE_MODEL" not in seen, seen
         assert "offline fallback" in seen, "the short label stays in sight"
         model = Elements(column).with_class("stage-model")[0]
-        assert model["class"] == "stage-model fallback" and model["title"] == OFFLINE_REASON, "the reason on hover"
+        assert model["class"] == "stage-model fallback" and model["title"].endswith("\n" + OFFLINE_REASON), \
+            "the full label and the reason on hover"
         notes = [(tag, attrs) for tag, attrs in Elements(column).tags if "stage-note" in (attrs.get("class") or "")]
         assert notes == [("details", {"class": "stage-note"})], "and one click away, folded (no `open`)"
         assert "fallback: why?" in seen
@@ -713,3 +714,13 @@ def test_build_summary_names_the_files_that_gave_the_most_passages():
     assert "c.txt 1 passage" in text and "d.txt" not in text and "and 2 more files" in text, text
     single = render_build_summary(make_report(per_source=(SourceCount("only.txt", 12, 3),)))
     assert "Passages per file" not in VisibleText(single).text, "one file: the counts already say it"
+
+
+def test_a_column_header_leaves_a_label_s_measurements_to_its_hover():
+    label = "late-interaction fallback, not a cross-encoder · int8 (quantized, OpenVINO static; ≥ 99.6% of nDCG@10)"
+    rerank = make_stage("rerank", ranked("a#0"), model=label)
+    column = render_column(rerank, make_result([*first_stages(), rerank]), k=10)
+    model = Elements(column).with_class("stage-model")[0]
+    assert model["title"] == label, "the whole label on hover"
+    shown = VisibleText(column).text
+    assert "int8 (quantized, OpenVINO static)" in shown and "99.6%" not in shown, shown

@@ -5,7 +5,10 @@ import math
 import numpy as np
 import pytest
 import rank_bm25
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from search import bm25
 from search.analysis import terms
 from search.bm25 import BM25Index, LuceneBM25Okapi, top_k
 from search.types import Scored
@@ -179,3 +182,106 @@ def test_languages_must_match_the_passages():
     with pytest.raises(ValueError, match="languages has 1 entries for 2 passages"):
         BM25Index.build([["a"], ["b"]], languages=["en"])
     assert len(BM25Index.build([[], []], languages=["en", "en"])) == 2, "a language without terms is indexed"
+
+
+# -- against the reference, per language -----------------------------------------------------------------
+
+
+def reference_scores(corpus, languages, query, k1, b):
+    """LuceneBM25Okapi fitted on each language's passages alone, scored with `query`, in corpus order."""
+    scores = np.zeros(len(corpus))
+    for language in set(languages):
+        positions = [i for i, group in enumerate(languages) if group == language]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scores[positions] = LuceneBM25Okapi([corpus[i] for i in positions], k1=k1, b=b).get_scores(query)
+    # rank_bm25 divides by an average length of 0 when all of a language's passages are empty; they hold no
+    # term, so BM25Index scores them 0 (test_len_and_build_validation).
+    return np.nan_to_num(scores, nan=0.0)
+
+
+WORDS = st.sampled_from(["a", "b", "c", "d", "e", "f", "g", "Mond", "月", "月亮"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(passages=st.lists(st.tuples(st.lists(WORDS, max_size=12), st.sampled_from(["en", "de", "zh"])),
+                         min_size=1, max_size=14),
+       query=st.lists(WORDS, min_size=1, max_size=4), k1=st.sampled_from([0.3, 0.9, 1.5]),
+       b=st.sampled_from([0.0, 0.6, 1.0]))
+def test_scores_equal_lucene_bm25okapi_fitted_per_language(passages, query, k1, b):
+    corpus, languages = [terms for terms, _ in passages], [language for _, language in passages]
+    # The default blocks hold these corpora whole; blocks of 3 passages and 4 entries cross their bounds.
+    for passage_block, entry_block in ((bm25._PASSAGE_BLOCK, bm25._ENTRY_BLOCK), (3, 4)):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(bm25, "_PASSAGE_BLOCK", passage_block)
+            patch.setattr(bm25, "_ENTRY_BLOCK", entry_block)
+            for statistics in ("language", "corpus"):
+                groups = languages if statistics == "language" else ["all"] * len(corpus)
+                index = BM25Index.build(corpus, k1, b, languages=languages if statistics == "language" else None)
+                np.testing.assert_allclose(index.scores(query), reference_scores(corpus, groups, query, k1, b),
+                                           rtol=0, atol=1e-9,
+                                           err_msg=f"{statistics}, blocks {passage_block}: {passages} {query}")
+
+
+# -- the scores, by hand --------------------------------------------------------------------------------
+
+
+HAND = [["moon", "orbit", "moon"], ["the", "moon"], ["tea"], ["tea", "mond"], ["mond"]]
+HAND_LANGUAGES = ["en", "en", "en", "de", "de"]
+
+
+def test_scores_by_hand_with_statistics_per_language():
+    # k1=0.9, b=0.6. English: 3 passages, average length 6/3 = 2, "moon" in 2 of them; German: 2 passages,
+    # average length 3/2, "tea" in 1. Passage score: idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg)).
+    index = BM25Index.build(HAND, languages=HAND_LANGUAGES)
+    moon, tea = math.log(1 + (3 - 2 + 0.5) / (2 + 0.5)), math.log(1 + (2 - 1 + 0.5) / (1 + 0.5))
+    expected = [moon * 2 * 1.9 / (2 + 0.9 * (0.4 + 0.6 * 3 / 2)),  # 0.5634
+                moon * 1 * 1.9 / (1 + 0.9 * (0.4 + 0.6 * 2 / 2)),  # 0.4700
+                0.0,  # English "tea" is not asked for
+                tea * 1 * 1.9 / (1 + 0.9 * (0.4 + 0.6 * 2 / 1.5)),  # 0.6332
+                0.0]
+    query = {"en": ["moon"], "de": ["tea"]}
+    np.testing.assert_allclose(index.scores(query), expected, rtol=1e-12, atol=0)
+    assert [hit.index for hit in index.search(query, k=5)] == [3, 0, 1], "German tea, then the two English moons"
+
+
+def test_scores_by_hand_with_corpus_statistics():
+    # One set of statistics: 5 passages, average length 9/5 = 1.8, "moon" and "tea" each in 2.
+    index = BM25Index.build(HAND)
+    idf = math.log(1 + (5 - 2 + 0.5) / (2 + 0.5))
+    expected = [idf * 2 * 1.9 / (2 + 0.9 * (0.4 + 0.6 * 3 / 1.8)),  # 1.0205
+                idf * 1 * 1.9 / (1 + 0.9 * (0.4 + 0.6 * 2 / 1.8)),  # 0.8487
+                idf * 1 * 1.9 / (1 + 0.9 * (0.4 + 0.6 * 1 / 1.8)),  # 1.0020
+                idf * 1 * 1.9 / (1 + 0.9 * (0.4 + 0.6 * 2 / 1.8)),  # 0.8487, as passage 1
+                0.0]
+    np.testing.assert_allclose(index.scores({"en": ["moon"], "de": ["tea"]}), expected, rtol=1e-12, atol=0)
+    assert [hit.index for hit in index.search(["moon", "tea"], k=5)] == [0, 2, 1, 3], "equal 1 and 3 by index"
+
+
+def test_scores_are_the_floats_of_one_rank_bm25_model_per_language():
+    # What BM25Index.build did before it counted terms in arrays: a LuceneBM25Okapi per language, its
+    # weights turned into the matrix (from_model). The new build must give the very same floats.
+    corpus = MIXED + HAND + [["the", "moon", "the"], ["月", "月亮", "亮"], ["月"]]
+    languages = MIXED_LANGUAGES + HAND_LANGUAGES + ["en", "zh", "zh"]
+    per_language = {language: ([i for i, group in enumerate(languages) if group == language],
+                               BM25Index.from_model(LuceneBM25Okapi([corpus[i] for i, group in enumerate(languages)
+                                                                     if group == language], k1=0.9, b=0.6)))
+                    for language in set(languages)}
+    index = BM25Index.build(corpus, languages=languages)
+    for query in ({"en": ["the", "moon"], "de": ["mond", "die", "tea"]}, {"zh": ["月", "月亮"], "en": ["tea"]},
+                  {"de": ["mond", "mond"]}):
+        expected = np.zeros(len(corpus))
+        for language, words in query.items():
+            positions, model = per_language[language]
+            expected[positions] = model.scores(words)
+        assert index.scores(query).tolist() == expected.tolist(), query
+    corpus_model = BM25Index.from_model(LuceneBM25Okapi(corpus, k1=0.9, b=0.6))
+    assert BM25Index.build(corpus).scores(["the", "moon", "月"]).tolist() == \
+        corpus_model.scores(["the", "moon", "月"]).tolist()
+
+
+def test_vocabulary_does_not_grow_with_unknown_query_terms():
+    index = BM25Index.build(MIXED, languages=MIXED_LANGUAGES)
+    size = index.vocabulary_size
+    assert index.search({"en": ["unseen"], "de": ["the"], "fr": ["moon"]}, k=5) == []
+    assert index.search(["unseen"], k=5) == []
+    assert index.vocabulary_size == size and "unseen" not in index._vocabulary["en"]

@@ -100,6 +100,12 @@ def test_save_and_load_give_the_same_results(index, tmp_path):
     loaded = Index.load(tmp_path / "saved")
     assert loaded.passages == index.passages
     assert loaded.report.per_source == index.report.per_source and index.report.per_source, "passages per file"
+    assert loaded.passage_terms == index.passage_terms
+    # read back with one string object per distinct term (what keeps a large cached index small)
+    by_value: dict[str, int] = {}
+    for term in (term for terms in loaded.passage_terms for term in terms):
+        assert by_value.setdefault(term, id(term)) == id(term), f"{term!r} is read back as two strings"
+    assert len(by_value) < sum(map(len, loaded.passage_terms)), "the corpus repeats no term: nothing checked"
     for query in ("green tea", "चाय", "火山"):
         before, after = index.search(query, rerank_depth=4), loaded.search(query, rerank_depth=4)
         for stage in before.stages:

@@ -167,6 +167,9 @@ def _query(args: argparse.Namespace) -> int:
         raise ValueError("give either corpus PATHs or --index DIR (one of them)")
     args.query = check_query(args.query)
     if args.index:
+        if args.encoding or args.text_column:
+            raise ValueError("--encoding and --text-column apply when files are read; a saved index keeps what it "
+                             "was built from: give the corpus PATHs instead of --index, or build it again with them")
         index = Index.load(args.index, overrides=_settings(args))
     else:
         index = _build(args, args.paths, _settings(args))
@@ -192,7 +195,8 @@ def _eval(args: argparse.Namespace) -> int:
         if args.rerank_depth == 0:
             stages.remove(name)  # --rerank-depth 0 turns reranking off
             print(f"note: --rerank-depth 0: the {name} stage is left out", file=sys.stderr)
-    dataset = load_dataset(args.dataset, queries_from=args.queries_from)
+    dataset = load_dataset(args.dataset, queries_from=args.queries_from, text_column=settings.text_column,
+                           encoding=settings.encoding)
     for problem in dataset.judgments.problems:
         print(f"warning: {problem}", file=sys.stderr)
     index = _build(args, dataset.corpus, settings)

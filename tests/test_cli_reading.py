@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from search.cli import main
@@ -46,3 +48,20 @@ def test_the_encoding_flag_reads_files_the_guess_gets_wrong(tmp_path, capsys):
     assert "decoded as koi8-r, the encoding given for the upload" in captured.err, captured.err
     assert main(["index", str(corpus), "--out", str(tmp_path / "bad"), "--encoding", "klingon"]) != 0
     assert "encoding='klingon' is not a text encoding Python knows" in capsys.readouterr().err
+
+
+def test_eval_reads_the_corpus_with_the_encoding_flag_and_query_index_refuses_it(tmp_path, capsys):
+    text = "Миналата седмица ходихме на планина и видяхме много диви цветя."
+    folder = tmp_path / "bg-beir"
+    (folder / "qrels").mkdir(parents=True)
+    record = json.dumps({"_id": "bg-1", "text": text}, ensure_ascii=False)
+    (folder / "corpus.jsonl").write_bytes(record.encode("koi8-r"))
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "планина цветя"}\n', encoding="utf-8")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tbg-1\t1\n", encoding="utf-8")
+    assert main(["eval", str(folder), "--encoding", "koi8-r", "--stages", "bm25", "--rerank-depth", "0",
+                 "--no-cache", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "decoded as koi8-r, the encoding given for the upload" in captured.err, captured.err
+    assert json.loads(captured.out)["stages"]["bm25"]["ndcg@10"] == 1.0, captured.out
+    assert main(["query", "--index", str(tmp_path / "any"), "--query", "x", "--encoding", "koi8-r"]) == 2
+    assert "a saved index keeps what it was built from" in capsys.readouterr().err

@@ -195,7 +195,8 @@ def _query(raw: str, parameter: str, options: ShareOptions) -> str:
 def _column(raw: str, parameter: str, options: ShareOptions) -> str:
     value = raw.strip()
     if not value or len(value) > 100 or not value.isprintable():
-        raise ValueError(f"{parameter}={_shown(raw)} in the link is not a column name.")
+        raise ValueError(f"{parameter}={_shown(raw)} in the link is not a column name; use 1 to 100 printable "
+                         "characters.")
     return value
 
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m search index|query|eval|rerank|explain|serve ...`.
+"""Command line: `python -m search index|query|eval|rerank|explain|serve|prepare ...`.
 
 Progress and messages go to stderr; with --json, stdout carries exactly one JSON document.
 """
@@ -145,6 +145,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="refuse over-long inputs unless the request asks for truncation")
     serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (env SEARCH_SERVE_API_KEY)")
     serve.set_defaults(run=_serve)
+
+    prepare = commands.add_parser("prepare", parents=[models], help="make the models' onnx or int8 forms ahead of "
+                                  "time (a Docker image or a Space's build step), so the app never prepares them")
+    _config_flags(prepare, "operator", defaults)
+    prepare.add_argument("--no-dense", action="store_true", help="prepare the reranker(s) only")
+    prepare.add_argument("--no-reranker", action="store_true", help="prepare the dense encoder only")
+    prepare.add_argument("--json", action="store_true", help="print what was prepared as one JSON document")
+    prepare.set_defaults(run=_prepare)
     return parser
 
 
@@ -296,6 +304,65 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"serving TEI's API on http://{args.host}:{args.port} (Ctrl+C stops)", file=sys.stderr)
     serve(service, args.host, args.port, log_level="info" if args.verbose else "warning")
     return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    """Load each model for the backend as the app would (``auto`` included; a fallback as the app's), which
+    makes every form not in the export cache yet; say what was made, how long it took and where it is."""
+    import time
+
+    from .backends.runtime.onnx_export import onnx_cache_dir
+    from .loading import REMOTE_BACKENDS
+    from .models import choose_reranker
+
+    settings = _settings(args)
+    if settings.backend in REMOTE_BACKENDS:
+        raise ValueError(f"--backend {settings.backend} runs the models elsewhere: there is nothing to prepare here; "
+                         "use --backend auto, onnx or int8")
+    jobs = [] if args.no_dense else [("dense", settings.dense_model, settings.backend)]
+    if not args.no_reranker:
+        jobs += [("reranker", choose_reranker(choice.model), choice.backend or settings.backend)
+                 for choice in settings.rerankers]
+    overrides = {"onnx_cache": Path(args.onnx_cache).expanduser()} if args.onnx_cache else {}
+    with config.overridden(**overrides):
+        cache = onnx_cache_dir()
+        started = time.perf_counter()
+        rows = [_prepare_model(role, model_id, backend, settings.device, cache) for role, model_id, backend in jobs]
+        total = time.perf_counter() - started
+    made = [entry for row in rows for entry in row["made"]]
+    if args.json:
+        print(json.dumps({"cache": str(cache), "seconds": round(total, 1), "models": rows}, ensure_ascii=False))
+        return 0
+    for row in rows:
+        what = (f"made {len(row['made'])} form(s) in {row['seconds']:.1f} s" if row["made"]
+                else f"already prepared (loaded in {row['seconds']:.1f} s)")
+        print(f"{row['role']}: {row['label']}: {what}")
+        for entry in row["made"]:
+            print(f"  {entry['entry']} ({entry['seconds']} s)")
+    print(f"{len(made)} form(s) made in {total:.1f} s; cache: {cache}")
+    return 0
+
+
+def _prepare_model(role: str, model_id: str, backend: str, device: str | None, cache: Path) -> dict:
+    """Load one model of `prepare` (making what its backend needs) and say what it made in `cache`."""
+    import time
+
+    from .backends.runtime.onnx_export import cache_entries
+    from .loading import load_dense_encoder, load_reranker
+
+    print(f"preparing the {role} model {model_id} for backend {backend} ...", file=sys.stderr, flush=True)
+    known = set(cache_entries(cache))
+    began = time.perf_counter()
+    load = load_dense_encoder if role == "dense" else load_reranker
+    loaded = load(model_id, device, backend=backend)
+    seconds = time.perf_counter() - began
+    if loaded.fallback_reason:
+        print(f"note: {loaded.fallback_reason}", file=sys.stderr)
+    made = [{"entry": str(folder), "seconds": meta.get("seconds")}
+            for folder, meta in cache_entries(cache).items() if folder not in known]
+    return {"role": role, "requested": model_id, "backend": loaded.model.backend,
+            "label": loaded.model.label, "fallback_reason": loaded.fallback_reason, "seconds": round(seconds, 1),
+            "made": made}
 
 
 # -- helpers ------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..inference import PairScore, ProgressFn, RerankerUnavailable, StopFn
 from ..models import error_summary, load_kwargs, pretrained_source
+from .runtime.costs import ModelSize
 from .runtime.onnx_export import (
     ExportFailed,
     ExportRecipe,
@@ -90,7 +91,7 @@ class OnnxReranker:
         self.max_query_tokens = self.pairs.max_query_tokens
         names = tuple(name for name in _INPUTS if name in self.tokenizer.model_input_names)
         recipe = ExportRecipe("reranker", lambda: _load_for_export(model_id, folder, source), names, "logits",
-                              output_is_sequence=False)
+                              output_is_sequence=False, size=ModelSize.from_config(config))
         self.export, self.session = self._open(model_id, folder, recipe)
 
     def _open(self, model_id: str, folder, recipe: ExportRecipe):

@@ -59,6 +59,7 @@ from .onnx_export import (
     cpu_share,
     discard,
     export_unfused,
+    report_step,
 )
 
 logger = logging.getLogger(__name__)
@@ -126,7 +127,8 @@ def quantized_session(model_id: str, folder: Path, recipe: ExportRecipe, calibra
 
     def entry() -> Export:
         return cached_entry(model_id, folder, name,
-                            lambda out: _quantize(model_id, recipe, calibration, out, also_fp32), cache_dir=cache_dir)
+                            lambda out: _quantize(model_id, recipe, calibration, out, also_fp32), cache_dir=cache_dir,
+                            kind="openvino-int8", size=recipe.size)
 
     export = entry()
     try:
@@ -195,6 +197,7 @@ def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], lis
     import openvino as ov
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
+    report_step("exporting")
     meta = export_unfused(model_id, recipe, out)
     onnx_file = out / MODEL_FILE
     try:
@@ -202,6 +205,7 @@ def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], lis
     except Exception as error:
         raise ExportFailed(f"OpenVINO could not read the ONNX export of {model_id!r}: "
                            f"{error_summary(error)}") from error
+    report_step("quantising")
     feeds = calibration()
     keep = fp32_nodes(model) + (also_fp32(model) if also_fp32 else [])
     try:

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.loopback import free_port, percentile, process_rss_mb  # noqa: E402 - after the path is set
+from benchmarks.loopback import free_port, percentile, process_rss_mb, stop  # noqa: E402 - after the path is set
 
 MODELS = ("sentence-transformers/all-MiniLM-L6-v2", "late-interaction")
 SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "te", "vo", "zu", "pi", "do", "fe")
@@ -160,11 +160,7 @@ def main() -> int:
             unfinished = sum(thread.is_alive() for thread in threads)
             memory_after = process_rss_mb(server.pid)
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server)
 
     print(f"{args.sessions} sessions x {args.searches} searches (rerank depth {args.rerank_depth} on half), "
           f"{wall:.1f} s wall, CPU: {os.cpu_count()} cores")

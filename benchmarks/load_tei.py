@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.loopback import free_port, percentile, process_rss_mb  # noqa: E402 - after the path is set
+from benchmarks.loopback import free_port, percentile, process_rss_mb, stop  # noqa: E402 - after the path is set
 from search.backends.tei import TEIClient, TEIError  # noqa: E402 - after the path is set
 
 CORPUS = [
@@ -141,11 +141,7 @@ def run(args: argparse.Namespace) -> dict:
         wall = time.perf_counter() - started
         memory_after = process_rss_mb(child.pid)
     finally:
-        child.terminate()
-        try:
-            child.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            child.kill()
+        stop(child)
         child.stderr.close()
         scratch.cleanup()
     sent = args.clients * args.requests
@@ -297,11 +293,7 @@ def run_mixed(args: argparse.Namespace) -> dict:
         memory_after = process_rss_mb(child.pid)
         load_after = os.getloadavg()[0]
     finally:
-        child.terminate()
-        try:
-            child.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            child.kill()
+        stop(child)
         child.stderr.close()
         scratch.cleanup()
     answered = sum(len(values) for values in latencies.values())

@@ -7,6 +7,7 @@ clients); servers they start listen on 127.0.0.1 only.
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
 
 
@@ -33,3 +34,13 @@ def percentile(values: list[float], share: float) -> float:
     """
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def stop(process: subprocess.Popen, seconds: float = 20) -> None:
+    """Terminate a server started for a run, and kill it if it has not exited within `seconds`."""
+    process.terminate()
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)

@@ -1,4 +1,4 @@
-"""Command line: `python -m search index|query|eval|rerank|explain|serve ...`.
+"""Command line: `python -m search index|query|eval|rerank|explain|serve|prepare ...`.
 
 Progress and messages go to stderr; with --json, stdout carries exactly one JSON document.
 """
@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     corpus = argparse.ArgumentParser(add_help=False)
     _config_flags(corpus, "corpus", defaults)
     corpus.add_argument("--text-column", help="the CSV/TSV column that holds the text, when not found by name")
+    corpus.add_argument("--encoding", help="the encoding of files with no byte-order mark that are not UTF-8 "
+                                           "(e.g. cp1255, shift_jis), instead of a guess")
     corpus.add_argument("--cache-dir", type=Path, help=f"where built indexes are kept and reused "
                                                         f"(env SEARCH_CACHE_DIR; default {defaults.cache_dir})")
     corpus.add_argument("--no-cache", action="store_true", help="build from scratch and keep nothing")
@@ -143,6 +145,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="refuse over-long inputs unless the request asks for truncation")
     serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (env SEARCH_SERVE_API_KEY)")
     serve.set_defaults(run=_serve)
+
+    prepare = commands.add_parser("prepare", parents=[models], help="make the models' onnx or int8 forms ahead of "
+                                  "time (a Docker image or a Space's build step), so the app never prepares them")
+    _config_flags(prepare, "operator", defaults)
+    prepare.add_argument("--no-dense", action="store_true", help="prepare the reranker(s) only")
+    prepare.add_argument("--no-reranker", action="store_true", help="prepare the dense encoder only")
+    prepare.add_argument("--json", action="store_true", help="print what was prepared as one JSON document")
+    prepare.set_defaults(run=_prepare)
     return parser
 
 
@@ -165,6 +175,9 @@ def _query(args: argparse.Namespace) -> int:
         raise ValueError("give either corpus PATHs or --index DIR (one of them)")
     args.query = check_query(args.query)
     if args.index:
+        if args.encoding or args.text_column:
+            raise ValueError("--encoding and --text-column apply when files are read; a saved index keeps what it "
+                             "was built from: give the corpus PATHs instead of --index, or build it again with them")
         index = Index.load(args.index, overrides=_settings(args))
     else:
         index = _build(args, args.paths, _settings(args))
@@ -190,7 +203,8 @@ def _eval(args: argparse.Namespace) -> int:
         if args.rerank_depth == 0:
             stages.remove(name)  # --rerank-depth 0 turns reranking off
             print(f"note: --rerank-depth 0: the {name} stage is left out", file=sys.stderr)
-    dataset = load_dataset(args.dataset, queries_from=args.queries_from)
+    dataset = load_dataset(args.dataset, queries_from=args.queries_from, text_column=settings.text_column,
+                           encoding=settings.encoding)
     for problem in dataset.judgments.problems:
         print(f"warning: {problem}", file=sys.stderr)
     index = _build(args, dataset.corpus, settings)
@@ -292,6 +306,65 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare(args: argparse.Namespace) -> int:
+    """Load each model for the backend as the app would (``auto`` included; a fallback as the app's), which
+    makes every form not in the export cache yet; say what was made, how long it took and where it is."""
+    import time
+
+    from .backends.runtime.onnx_export import onnx_cache_dir
+    from .loading import REMOTE_BACKENDS
+    from .models import choose_reranker
+
+    settings = _settings(args)
+    if settings.backend in REMOTE_BACKENDS:
+        raise ValueError(f"--backend {settings.backend} runs the models elsewhere: there is nothing to prepare here; "
+                         "use --backend auto, onnx or int8")
+    jobs = [] if args.no_dense else [("dense", settings.dense_model, settings.backend)]
+    if not args.no_reranker:
+        jobs += [("reranker", choose_reranker(choice.model), choice.backend or settings.backend)
+                 for choice in settings.rerankers]
+    overrides = {"onnx_cache": Path(args.onnx_cache).expanduser()} if args.onnx_cache else {}
+    with config.overridden(**overrides):
+        cache = onnx_cache_dir()
+        started = time.perf_counter()
+        rows = [_prepare_model(role, model_id, backend, settings.device, cache) for role, model_id, backend in jobs]
+        total = time.perf_counter() - started
+    made = [entry for row in rows for entry in row["made"]]
+    if args.json:
+        print(json.dumps({"cache": str(cache), "seconds": round(total, 1), "models": rows}, ensure_ascii=False))
+        return 0
+    for row in rows:
+        what = (f"made {len(row['made'])} form(s) in {row['seconds']:.1f} s" if row["made"]
+                else f"already prepared (loaded in {row['seconds']:.1f} s)")
+        print(f"{row['role']}: {row['label']}: {what}")
+        for entry in row["made"]:
+            print(f"  {entry['entry']} ({entry['seconds']} s)")
+    print(f"{len(made)} form(s) made in {total:.1f} s; cache: {cache}")
+    return 0
+
+
+def _prepare_model(role: str, model_id: str, backend: str, device: str | None, cache: Path) -> dict:
+    """Load one model of `prepare` (making what its backend needs) and say what it made in `cache`."""
+    import time
+
+    from .backends.runtime.onnx_export import cache_entries
+    from .loading import load_dense_encoder, load_reranker
+
+    print(f"preparing the {role} model {model_id} for backend {backend} ...", file=sys.stderr, flush=True)
+    known = set(cache_entries(cache))
+    began = time.perf_counter()
+    load = load_dense_encoder if role == "dense" else load_reranker
+    loaded = load(model_id, device, backend=backend)
+    seconds = time.perf_counter() - began
+    if loaded.fallback_reason:
+        print(f"note: {loaded.fallback_reason}", file=sys.stderr)
+    made = [{"entry": str(folder), "seconds": meta.get("seconds")}
+            for folder, meta in cache_entries(cache).items() if folder not in known]
+    return {"role": role, "requested": model_id, "backend": loaded.model.backend,
+            "label": loaded.model.label, "fallback_reason": loaded.fallback_reason, "seconds": round(seconds, 1),
+            "made": made}
+
+
 # -- helpers ------------------------------------------------------------------------------------------
 
 def _config_flags(parser: argparse.ArgumentParser, group: str, defaults: config.Config) -> None:
@@ -345,7 +418,8 @@ def _settings(args: argparse.Namespace):
                      RerankerChoice(args.compare_reranker_model, args.compare_backend or "")]
     flags = {option.name: getattr(args, option.name, None) for option in config.OPTIONS
              if option.group in ("models", "corpus") and option.flag and option.kind != "rerankers"}
-    return Settings.from_config(rerankers=rerankers, text_column=getattr(args, "text_column", None), **flags)
+    return Settings.from_config(rerankers=rerankers, text_column=getattr(args, "text_column", None),
+                                encoding=getattr(args, "encoding", None), **flags)
 
 
 ESTIMATE_FROM_PASSAGES = 64  # a smaller corpus embeds in moments: no estimate is worth measuring for it
@@ -357,6 +431,8 @@ def _build(args: argparse.Namespace, source, settings):
     from . import pipeline
     from .estimates import about
 
+    if not isinstance(source, pipeline.ReadResult):
+        source = [_corpus_of(Path(path)) for path in source]
     prepared = pipeline.prepare(source, settings, max_passages=args.max_passages or None)
     if len(prepared.passages) > ESTIMATE_FROM_PASSAGES:
         expected = pipeline.estimate(prepared)
@@ -364,6 +440,16 @@ def _build(args: argparse.Namespace, source, settings):
         print(f"embedding {expected.passages:,} passages with {expected.encoder}: {time} on this machine "
               "(unless a saved index is reused)", file=sys.stderr)
     return pipeline.build(prepared, progress=_progress_printer(), cache_dir=_cache_dir(args))
+
+
+def _corpus_of(path: Path) -> Path:
+    """A BEIR folder (corpus.jsonl beside queries.jsonl) is indexed by its corpus only: its queries and
+    judgments are for `eval`, not passages."""
+    if path.is_dir() and (path / "corpus.jsonl").is_file() and (path / "queries.jsonl").is_file():
+        print(f"note: {path} is a BEIR folder: indexing its corpus.jsonl only (its queries and judgments are read "
+              f"by `python -m search eval {path}`)", file=sys.stderr)
+        return path / "corpus.jsonl"
+    return path
 
 
 def _cache_dir(args: argparse.Namespace) -> Path | None:
@@ -440,6 +526,9 @@ def _progress_printer(unit: str = ""):
     return report
 
 
+SOURCES_SHOWN = 5  # files named in a build report's passages per file
+
+
 def _print_build_report(report, stream) -> None:
     reused = " (reused the saved index)" if report.reused else ""
     print(f"{report.documents} documents, {report.passages} passages from {report.files_read} file(s){reused}",
@@ -448,6 +537,11 @@ def _print_build_report(report, stream) -> None:
         skipped = sum(problem.skipped for problem in report.problems)
         print(f"{skipped} skipped (a file, row, line or page) and {len(report.problems) - skipped} warning(s), "
               "each listed with its reason on stderr", file=stream)
+    if len(report.per_source) > 1:
+        top = ", ".join(f"{item.source} {item.passages}" for item in report.per_source[:SOURCES_SHOWN])
+        more = len(report.per_source) - SOURCES_SHOWN
+        print(f"passages per file, largest first: {top}" + (f" and {more} more file(s)" if more > 0 else ""),
+              file=stream)
     print("languages: " + ", ".join(f"{lang} {count}" for lang, count in report.languages.items()), file=stream)
     print(f"dense model: {report.dense_model} on {report.device}", file=stream)
     if report.dense_fallback_reason:

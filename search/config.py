@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, make_dataclass, replace
 from pathlib import Path
@@ -36,6 +36,21 @@ Group = Literal["models", "corpus", "view", "limits", "operator", "server"]
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 DEFAULT_CACHE = Path.home() / ".cache" / "multilingual-rerank-explorer"
+# Where a Hugging Face Space mounts its persistent storage (when the Space has it): files there survive restarts.
+SPACE_STORAGE = Path("/data")
+APP_FOLDER = "multilingual-rerank-explorer"
+
+
+def persistent_or_home(subfolder: str, storage: Path = SPACE_STORAGE) -> Path:
+    """``<storage>/multilingual-rerank-explorer/<subfolder>`` when `storage` (a Space's persistent storage,
+    /data) is a folder this process may write to, else ``~/.cache/multilingual-rerank-explorer/<subfolder>``.
+
+    >>> persistent_or_home("onnx", Path("/no/such/folder")) == DEFAULT_CACHE / "onnx"
+    True
+    """
+    if storage.is_dir() and os.access(storage, os.W_OK | os.X_OK):
+        return storage / APP_FOLDER / subfolder
+    return DEFAULT_CACHE / subfolder
 
 
 class ConfigError(ValueError):
@@ -61,9 +76,13 @@ class Option:
     flag: str | None = None
     secret: bool = False
     zero_means: str = ""  # what 0 stands for, e.g. "no limit"
+    # A default that depends on the machine: called by `load()` when the variable is unset (`default` is then
+    # what it gives on a machine without the condition, and `default_doc` says the rule in the docs).
+    default_rule: Callable[[], Any] | None = None
+    default_doc: str = ""
 
     def accepts(self) -> str:
-        """What the setting takes, in words (error messages and the README's settings table)."""
+        """What the setting takes, in words (error messages and docs/settings.md)."""
         if self.kind == "bool":
             return "1/true/yes/on or 0/false/no/off"
         if self.kind == "choice":
@@ -270,7 +289,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("cache_dir", "SEARCH_CACHE_DIR", "path", DEFAULT_CACHE / "indexes",
            "where built indexes are kept and reused", "operator"),
     Option("onnx_cache", "SEARCH_ONNX_CACHE", "path", DEFAULT_CACHE / "onnx",
-           "where ONNX exports and int8 forms of the models are kept", "operator"),
+           "where the onnx and int8 forms of the models are prepared and kept (`python -m search prepare` fills "
+           "it ahead of time); on a Space with persistent storage they survive restarts", "operator",
+           default_rule=lambda: persistent_or_home("onnx"),
+           default_doc=f"`{SPACE_STORAGE}/{APP_FOLDER}/onnx` when {SPACE_STORAGE} is writable (a Space's persistent "
+                       "storage), else `~/.cache/multilingual-rerank-explorer/onnx`", flag="--onnx-cache"),
     # -- the TEI-compatible server --------------------------------------------------------------------------
     Option("serve_tei", "SEARCH_SERVE_TEI", "bool", False, "the app also serves TEI's routes under /tei",
            "server"),
@@ -295,6 +318,8 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
     for option in OPTIONS:
         raw = environ.get(option.env, "") if option.env else ""
         if not raw.strip():
+            if option.default_rule is not None:
+                values[option.name] = option.default_rule()
             continue
         try:
             values[option.name] = option.parse(raw)
@@ -389,6 +414,8 @@ def markdown_table() -> str:
 
 
 def _shown_default(option: Option) -> str:
+    if option.default_doc:
+        return option.default_doc
     value = option.default
     if option.secret or value in ("", None):
         return "(unset)"

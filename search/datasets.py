@@ -28,7 +28,8 @@ class Dataset:
     judgments: Judgments
 
 
-def load_dataset(path: str | Path, *, queries_from: str | Path | None = None) -> Dataset:
+def load_dataset(path: str | Path, *, queries_from: str | Path | None = None, text_column: str | None = None,
+                 encoding: str | None = None) -> Dataset:
     """Read a SQuAD-format JSON file or a BEIR-style folder.
 
     SQuAD: each paragraph is a document and each question a query whose one relevant document is its
@@ -39,9 +40,10 @@ def load_dataset(path: str | Path, *, queries_from: str | Path | None = None) ->
 
     `queries_from`: another dataset (SQuAD file or BEIR folder) whose query ids match this one's, e.g. the
     same XQuAD questions in another language. Its questions are asked against this dataset's passages and
-    judged by this dataset's judgments (see `cross_lingual_judgments`).
+    judged by this dataset's judgments (see `cross_lingual_judgments`). `text_column` and `encoding` read
+    the corpus as `search.reading.read_paths` does.
     """
-    dataset = _read_dataset(Path(path))
+    dataset = _read_dataset(Path(path), text_column=text_column, encoding=encoding)
     if queries_from is None:
         return dataset
     other = Path(queries_from)
@@ -78,15 +80,15 @@ def cross_lingual_judgments(judgments: Judgments, other: Judgments, source: str)
                      {key: value for key, value in judgments.sources.items() if key[0] in kept})
 
 
-def _read_dataset(path: Path) -> Dataset:
+def _read_dataset(path: Path, **reading: str | None) -> Dataset:
     if path.is_file() and path.suffix == ".json":
-        return Dataset(path.stem, read_paths([path]), _squad_judgments(path))
+        return Dataset(path.stem, read_paths([path], **reading), _squad_judgments(path))
     _check_beir_folder(path)
     try:
         judgments = load_judgments([path], names=[str(path)])
     except ValueError as error:
         raise ValueError(f"{path} is not a complete BEIR folder: {error}") from None
-    return Dataset(path.name, read_paths([path / "corpus.jsonl"]), judgments)
+    return Dataset(path.name, read_paths([path / "corpus.jsonl"], **reading), judgments)
 
 
 def _read_judgments_only(path: Path) -> Judgments:

@@ -307,7 +307,8 @@ def _decode_legacy(data: bytes, source: str, declared: str | None, problems: lis
     if guess.low_confidence:
         runner = guess.readings[1].codec
         message += (f"; a guess of low confidence ({runner} reads almost as well): if the text looks wrong, give "
-                    f"the upload's encoding, e.g. encoding='{runner}'")
+                    f"the upload's encoding, e.g. {runner} (the app's 'Encoding of files without a BOM' under "
+                    f"Formats and limits, the CLI's --encoding {runner})")
     problems.append(Problem(source, message, skipped=False))
     return text, best.codec
 

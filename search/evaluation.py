@@ -15,15 +15,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from . import estimates
 from .compare import Agreement, agreement
-from .inference import RerankCancelled
+from .inference import PassageCachingReranker, RerankCancelled
 from .judgments import Judgments, Level, Query, match_judgments
 from .metrics import compute_metrics, landed_ranks, metric_names, ranked_ids
 from .stages import FIRST_STAGES, RERANK, check_stages, is_rerank, ordered
 from .types import SearchResult
 
 if TYPE_CHECKING:
-    from .inference import Loaded, MeasuredReranker
+    from .inference import Loaded, MeasuredReranker, Reranker
     from .pipeline import Index
 
 RETRIEVAL_DEPTH = 100  # deep enough for Recall@100
@@ -86,13 +87,18 @@ class MeanAgreement:
 
 @dataclass(frozen=True)
 class Estimate:
-    """How long an evaluation should take here: in all, per query in the first stages, and each reranker's
-    measured throughput (stage -> pairs/s; None where nothing was measured)."""
+    """How long an evaluation should take here: in all, per query in the first stages, and the speed each
+    reranker's time was estimated at: `pairs_per_second` for one that scores every pair (stage -> pairs/s;
+    None where nothing was measured), `passages_per_second` for one that encodes each passage once and keeps
+    it (late interaction: stage -> its encoder's passages/s), with `passages_to_encode` (stage -> how many
+    passages the run should encode, at most the corpus)."""
 
     seconds: float
     queries: int
     first_stage_seconds: float
     pairs_per_second: dict[str, float | None] = field(default_factory=dict)
+    passages_per_second: dict[str, float] = field(default_factory=dict)
+    passages_to_encode: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -242,13 +248,23 @@ def estimate_evaluation(index: Index, n_queries: int, *, stages: Sequence[str], 
     """Estimate how long `evaluate` will take for `n_queries` queries on this machine.
 
     Times up to two of `sample_queries` through the first stages `stages` needs (the faster run counts,
-    so a first call's warm-up is left out) and takes each reranker's speed as the rerank estimate beside
-    the depth slider does: its measured pairs/s (`MeasuredReranker.throughput`), measured on a few real
-    candidates (ESTIMATE_PAIRS, after a one-pair warm-up) when it has not reranked yet. Then extrapolates:
-    n_queries x (first-stage seconds + rerank_depth / pairs_per_second, for each reranker). Loads the
-    rerankers if they are not loaded yet (that time is not counted). No stage gives an estimate of 0 s.
-    Raises ValueError for an unknown stage, a negative `n_queries`, an out-of-range depth or no non-empty
-    sample query.
+    so a first call's warm-up is left out), then adds each reranker's time at the speed measured here, for
+    the share of the samples' pairs that are not in the score cache (as the rerank estimate beside the depth
+    slider counts them; none, when the same queries ran before):
+
+    - a reranker that scores every pair (a cross-encoder): n_queries x rerank_depth pairs at its measured
+      pairs/s (`MeasuredReranker.throughput`), measured on a few real candidates (ESTIMATE_PAIRS, after a
+      one-pair warm-up) when it has not reranked yet;
+    - a reranker that encodes each passage once and keeps it (late interaction,
+      `inference.PassageCachingReranker`): one encoding per query and one per passage it has not encoded
+      yet (all of them, or n_queries x rerank_depth when that is fewer), at its encoder's speed measured here
+      (`search.estimates`: the build's own embedding, or a few passages measured now). Its speed per pair
+      would count every query's candidates as new although most passages recur, and overestimate a run
+      several times.
+
+    Loads the rerankers if they are not loaded yet (that time is not counted). No stage gives an estimate
+    of 0 s. Raises ValueError for an unknown stage, a negative `n_queries`, an out-of-range depth or no
+    non-empty sample query.
 
     >>> estimate = estimate_evaluation(index, 300, stages=["bm25", "rerank"], rerank_depth=20,
     ...                                candidates_from="hybrid", sample_queries=["what is tea"])  # doctest: +SKIP
@@ -272,9 +288,43 @@ def estimate_evaluation(index: Index, n_queries: int, *, stages: Sequence[str], 
                                       candidates_from=candidates_from, stages=stages))
         timings.append(time.perf_counter() - started)
     first_stage_seconds = min(timings)
-    speeds = {name: _measure_pairs_per_second(index, results, name) for name in reranks}
-    per_query = first_stage_seconds + sum(min(rerank_depth, len(index)) / speed for speed in speeds.values() if speed)
-    return Estimate(n_queries * per_query, n_queries, first_stage_seconds, speeds)
+    pairs = min(rerank_depth, len(index))
+    seconds = n_queries * first_stage_seconds
+    pair_speeds: dict[str, float | None] = {}
+    passage_speeds: dict[str, float] = {}
+    to_encode: dict[str, int] = {}
+    for name in reranks:
+        try:
+            loaded = index.reranker(name)
+        except ValueError:
+            pair_speeds[name] = None  # evaluate() reports why, as the rerank stage's note
+            continue
+        # What the samples would still score (before measuring, which scores some of them).
+        uncached = [index.uncached_pairs(result, pairs, loaded.model) for result in results]
+        pair_share = sum(uncached) / (pairs * len(results)) if pairs else 0.0
+        query_share = sum(1 for count in uncached if count) / len(results)
+        backend = _passage_caching(loaded.model)
+        speed = _passages_per_second(index, backend) if backend is not None else None
+        if backend is not None and speed:
+            passage_speeds[name] = speed
+            to_encode[name] = min(backend.unencoded(index.rerank_texts()), round(n_queries * pairs * pair_share))
+            seconds += (n_queries * query_share + to_encode[name]) / speed
+            continue
+        pair_speeds[name] = speed = _measure_pairs_per_second(index, results, name)
+        if speed:
+            seconds += n_queries * pairs * pair_share / speed
+    return Estimate(seconds, n_queries, first_stage_seconds, pair_speeds, passage_speeds, to_encode)
+
+
+def _passages_per_second(index: Index, backend: PassageCachingReranker) -> float | None:
+    """The measured passages/s of the encoder `backend` reranks with (measured now on a few of the corpus'
+    passages when nothing has measured it in this process)."""
+    return estimates.ensure_measured(backend.encoder, index.rerank_texts()).pairs_per_second
+
+
+def _passage_caching(reranker: Reranker) -> PassageCachingReranker | None:
+    backend = getattr(reranker, "inner", reranker)  # a score_cache.CachedReranker's backend
+    return backend if isinstance(backend, PassageCachingReranker) else None
 
 
 def _measure_pairs_per_second(index: Index, results: Sequence[SearchResult], stage: str) -> float | None:

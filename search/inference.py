@@ -2,6 +2,7 @@
 
 - `Reranker`: scores passages against a query (`score` -> one `PairScore` per passage); what a backend is.
 - `MeasuredReranker`: a Reranker with its measured speed and its cached pairs; what callers get.
+- `PassageCachingReranker`: a Reranker that encodes each passage once and keeps it (late interaction).
 - `TextEncoder`: pooled embeddings for dense retrieval (`embed`) and per-token ones (`token_embeddings`).
 - `Loaded[M]`: a loaded model with the id that was asked for and, for a fallback, why.
 - `RerankerUnavailable`, `RERANK_LOCK`, `sigmoid`, `ProgressFn`: shared by the backends and the loader.
@@ -114,6 +115,19 @@ class MeasuredReranker(Reranker, Protocol):
 
     def uncached(self, query: str, passages: Sequence[str]) -> int:
         """How many distinct pairs of `passages` a `score` call would send to the backend now."""
+        ...
+
+
+@runtime_checkable
+class PassageCachingReranker(Protocol):
+    """A `Reranker` that encodes each passage once with `encoder` and keeps its vectors (late interaction):
+    a rerank costs one encoding of the query and one of each passage not encoded yet, however many pairs, so
+    its time follows its encoder's measured speed (`search.estimates`), not a speed per pair."""
+
+    encoder: TextEncoder
+
+    def unencoded(self, passages: Sequence[str]) -> int:
+        """How many distinct `passages` are not encoded yet: what a rerank of them would encode."""
         ...
 
 

@@ -17,7 +17,12 @@ A remote backend (``"tei"``: a text-embeddings-inference endpoint) runs the mode
 is the endpoint's URL (`endpoint=`, else $SEARCH_TEI_URL), and its fallbacks run here, on the first
 local backend.
 Loaded models are cached per (model id, backend, device) and shared read-only between threads (see
-`search.inference` for how reranks share the CPU). Every reranker comes wrapped in a
+`search.inference` for how reranks share the CPU).
+The onnx and int8 forms are made once per machine (`PREPARED_BACKENDS`). With ``prepare="background"`` (the
+app's warm-up) a form not made yet is prepared in the background (`search.preparation`) while the model's
+torch form stands in, labelled so; from then on every load of that form gets the stand-in until the form
+is ready, and then the form itself (a reranker handed out earlier switches to it in place). With the
+default ``prepare="wait"`` a load makes the form first. Every reranker comes wrapped in a
 `score_cache.CachedReranker` over the process-wide score cache, so no caller scores a pair twice.
 Backends load safetensors only and never run remote code; this module is the only one that knows which
 backend serves which model.
@@ -30,13 +35,14 @@ import logging
 import threading
 from collections.abc import Callable
 from functools import partial
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from . import config
 from .backends.bundled_e5 import BundledE5Encoder, BundledE5OnnxEncoder, bundled_e5_int8, bundled_model_path
 from .backends.late_interaction import LateInteractionReranker
 from .backends.onnx_encoder import OnnxEncoder, int8_encoder
 from .backends.onnx_reranker import OnnxReranker, int8_reranker
+from .backends.runtime.onnx_export import NotPrepared, cache_only, only_cached
 from .backends.runtime.openvino_int8 import openvino_available
 from .backends.tei import TEI_URL_ENV, TEIEncoder, TEIReranker, endpoint_urls
 from .backends.torch_encoder import TorchEncoder
@@ -59,6 +65,7 @@ from .models import (
     error_summary,
     model_spec,
 )
+from .preparation import StandInEncoder, StandInReranker, preparer
 from .score_cache import CachedReranker, shared_cache
 
 logger = logging.getLogger(__name__)
@@ -115,6 +122,11 @@ REMOTE_BACKENDS = frozenset(_REMOTE_BACKENDS)
 """The backends that run models elsewhere (their device is an endpoint URL)."""
 BACKENDS: tuple[str, ...] = (AUTO_BACKEND, *_RERANKER_BACKENDS)
 """The names `backend` takes: "auto" and each backend."""
+PREPARED_BACKENDS = frozenset({"onnx", "int8"})
+"""The backends whose form of a model is made once per machine (an export, a quantization) and cached."""
+# The backend that stands in while a form is prepared in the background.
+_STAND_IN_BACKEND = "torch"
+Prepare = Literal["wait", "background"]
 
 # The dense fallbacks, tried in this order: both ship inside packages, so they load offline.
 _BUNDLED_FALLBACKS = (FALLBACK_DENSE_ID, MINILM_ID)
@@ -123,6 +135,9 @@ _rerankers: dict[tuple[str, str, str], CachedReranker] = {}
 _rerankers_lock = threading.Lock()
 _encoders: dict[tuple[str, str, str], TextEncoder] = {}
 _encoders_lock = threading.Lock()
+# The torch stand-ins of encoder forms being prepared (guarded by _encoders_lock); a form that is ready
+# moves to _encoders. A reranker's stand-in is the CachedReranker in _rerankers that switches in place.
+_stand_in_encoders: dict[tuple[str, str, str], TextEncoder] = {}
 # One lock per key being built: a key is built once, while loads of other keys (a slow remote endpoint's
 # GET /info, the local fallback, a server mounted on this process answering its own client) go on.
 # The global locks above guard the dicts only and are never held while a model is built.
@@ -178,7 +193,8 @@ def _importable(backend: str) -> bool:
 
 
 def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = True,
-                  backend: str = AUTO_BACKEND, endpoint: str | None = None) -> Loaded[MeasuredReranker]:
+                  backend: str = AUTO_BACKEND, endpoint: str | None = None,
+                  prepare: Prepare = "wait") -> Loaded[MeasuredReranker]:
     """Load (once per process, backend and device) the reranker `model_id`: a Hub id, a local folder, or
     ``"late-interaction"`` for the offline fallback over the bundled all-MiniLM-L6-v2.
 
@@ -188,6 +204,8 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
     `fallback=False` raises RerankerUnavailable instead. Either message names the setting to change. An
     unknown `backend` is a ValueError whatever `fallback` says. A remote backend (``"tei"``) serves the
     model at `endpoint` (default $SEARCH_TEI_URL); the late-interaction fallback always runs here.
+    ``prepare="background"``: a form of `PREPARED_BACKENDS` not made yet comes as its torch stand-in now,
+    switching to the form once it is prepared in the background (see the module's docstring).
 
     >>> loaded = load_reranker("late-interaction")  # doctest: +SKIP
     >>> loaded.model.is_cross_encoder, loaded.fallback_reason  # doctest: +SKIP
@@ -198,9 +216,10 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
     local_device = choose_device(device)
     remote = backend.strip().lower() in _REMOTE_BACKENDS
     local = (_LOCAL_FALLBACK_BACKEND,) if remote else auto_backends(backend, local_device)
+    cached = partial(_cached_reranker, prepare=prepare)
     if model_id.strip() in LATE_INTERACTION_IDS:
         order = _bundled_e5_order(model_id.strip(), backend, local_device, local)
-        return Loaded(_first_that_loads(model_id.strip(), local_device, order, _cached_reranker), model_id)
+        return Loaded(_first_that_loads(model_id.strip(), local_device, order, cached), model_id)
     try:
         if remote:
             backend = backend.strip().lower()
@@ -209,7 +228,7 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
             except ValueError as error:  # no or a bad endpoint URL
                 raise RerankerUnavailable(str(error)) from error
             return Loaded(_cached_reranker(model_id, backend, where), model_id)
-        return Loaded(_first_that_loads(model_id, local_device, local, _cached_reranker), model_id)
+        return Loaded(_first_that_loads(model_id, local_device, local, cached), model_id)
     except RerankerUnavailable as error:
         # The backend says why; the setting to change is the loader's to say.
         reason = f"{error} {TEI_SETTING_HINT if remote else SETTING_HINT}"
@@ -217,17 +236,18 @@ def load_reranker(model_id: str, device: str | None = None, *, fallback: bool = 
             raise RerankerUnavailable(reason) from error
         logger.warning("%s Reranking with: %s.", reason, LATE_INTERACTION_LABEL)
         order = _bundled_e5_order(LATE_INTERACTION_ID, backend, local_device, local)
-        return Loaded(_first_that_loads(LATE_INTERACTION_ID, local_device, order, _cached_reranker), model_id,
-                      reason)
+        return Loaded(_first_that_loads(LATE_INTERACTION_ID, local_device, order, cached), model_id, reason)
 
 
 def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUTO_BACKEND,
-                 endpoint: str | None = None) -> TextEncoder:
+                 endpoint: str | None = None, prepare: Prepare = "wait") -> TextEncoder:
     """Load (once per process, backend and device) and return the encoder `model_id`, a Hub id or a local
     folder; `FALLBACK_DENSE_ID` loads the bundled 4-bit multilingual-e5-small (``"auto"`` on the CPU: its
     OpenVINO int8 form when openvino/nncf are installed, else onnx, else torch) and `MINILM_ID` the bundled
     all-MiniLM-L6-v2. A remote backend
-    (``"tei"``) uses the model served at `endpoint` (default $SEARCH_TEI_URL).
+    (``"tei"``) uses the model served at `endpoint` (default $SEARCH_TEI_URL). ``prepare="background"``: a
+    form of `PREPARED_BACKENDS` not made yet comes as its torch stand-in while it is prepared in the
+    background; later loads get the form once it is ready.
 
     Raises OSError, ValueError or ImportError saying why it could not be loaded, and ValueError for an
     unknown `backend`.
@@ -242,24 +262,25 @@ def load_encoder(model_id: str, device: str | None = None, *, backend: str = AUT
         return _cached_encoder(model_id, name, _where(name, device, endpoint))
     device = choose_device(device)
     order = _bundled_e5_order(model_id, name, device, auto_backends(backend, device))
-    return _first_that_loads(model_id, device, order, _cached_encoder)
+    return _first_that_loads(model_id, device, order, partial(_cached_encoder, prepare=prepare))
 
 
 def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bool = True,
-                       backend: str = AUTO_BACKEND, endpoint: str | None = None) -> Loaded[TextEncoder]:
+                       backend: str = AUTO_BACKEND, endpoint: str | None = None,
+                       prepare: Prepare = "wait") -> Loaded[TextEncoder]:
     """Load `model_id`, or when it can't be loaded and `fallback` is on, the bundled 4-bit
     multilingual-e5-small (`FALLBACK_DENSE_ID`), or the bundled all-MiniLM-L6-v2 when that fails too (they
     run here, also when `backend` is a remote one).
 
     The returned `fallback_reason` says why and which setting to change. With `fallback=False` (or when
     no other bundled model loads) raises what `load_encoder` raised for `model_id`. An unknown `backend` is a
-    ValueError whatever `fallback` says.
+    ValueError whatever `fallback` says. `prepare` as for `load_encoder`.
     """
     auto_backends(backend)  # an unknown name is refused whatever `fallback` says
     backend = backend.strip().lower()
     local = _LOCAL_FALLBACK_BACKEND if backend in _REMOTE_BACKENDS else backend
     try:
-        return Loaded(load_encoder(model_id, device, backend=backend, endpoint=endpoint), model_id)
+        return Loaded(load_encoder(model_id, device, backend=backend, endpoint=endpoint, prepare=prepare), model_id)
     except (OSError, ValueError, ImportError) as error:
         if not fallback:
             raise
@@ -269,7 +290,7 @@ def load_dense_encoder(model_id: str, device: str | None = None, *, fallback: bo
             if candidate == model_id and backend == local:
                 continue  # that is what just failed
             try:
-                encoder = load_encoder(candidate, device, backend=local)
+                encoder = load_encoder(candidate, device, backend=local, prepare=prepare)
             except (OSError, ValueError, ImportError) as bundled_error:
                 reason += f"; the bundled {candidate} could not be loaded either ({error_summary(bundled_error)})"
                 continue
@@ -320,14 +341,83 @@ def _first_that_loads(model_id: str, device: str, backends: tuple[str, ...],
     raise ValueError("no backend to try")  # auto_backends always returns at least torch
 
 
-def _cached_encoder(model_id: str, backend: str, device: str) -> TextEncoder:
-    return _once("encoder", _encoders, _encoders_lock, (model_id, backend, device),
-                 lambda: _build_encoder(model_id, backend, device))
+def _cached_encoder(model_id: str, backend: str, device: str, prepare: Prepare = "wait") -> TextEncoder:
+    key = (model_id, backend, device)
+    with _encoders_lock:
+        found = _encoders.get(key)
+        stand_in = _stand_in_encoders.get(key)
+    if found is not None:
+        return found
+    if stand_in is not None:
+        if cache_only():  # asked whether the form is ready (e.g. for a late-interaction reranker over it): no
+            raise NotPrepared(f"{model_id!r}: the {backend} form is being prepared")
+        return stand_in
+
+    def build() -> TextEncoder:
+        return _once("encoder", _encoders, _encoders_lock, key, lambda: _build_encoder(model_id, backend, device))
+
+    if prepare == "background" and backend in PREPARED_BACKENDS:
+        try:
+            with only_cached():
+                return build()
+        except NotPrepared as missing:
+            logger.info("%s; preparing it in the background, %s stands in", missing, _STAND_IN_BACKEND)
+        return _once("encoder stand-in", _stand_in_encoders, _encoders_lock, key,
+                     lambda: _stand_in_encoder(model_id, backend, device))
+    return build()
 
 
-def _cached_reranker(model_id: str, backend: str, device: str) -> CachedReranker:
-    return _once("reranker", _rerankers, _rerankers_lock, (model_id, backend, device),
-                 lambda: CachedReranker(_build_reranker(model_id, backend, device), shared_cache()))
+def _cached_reranker(model_id: str, backend: str, device: str, prepare: Prepare = "wait") -> CachedReranker:
+    key = (model_id, backend, device)
+
+    def build() -> CachedReranker:
+        return _once("reranker", _rerankers, _rerankers_lock, key,
+                     lambda: CachedReranker(_build_reranker(model_id, backend, device), shared_cache()))
+
+    if prepare == "background" and backend in PREPARED_BACKENDS:
+        with _rerankers_lock:
+            found = _rerankers.get(key)
+        if found is not None:
+            return found
+        try:
+            with only_cached():
+                return build()
+        except NotPrepared as missing:
+            logger.info("%s; preparing it in the background, %s stands in", missing, _STAND_IN_BACKEND)
+        return _once("reranker", _rerankers, _rerankers_lock, key,
+                     lambda: _stand_in_reranker(model_id, backend, device))
+    return build()
+
+
+def _stand_in_reranker(model_id: str, backend: str, device: str) -> CachedReranker:
+    """The model's torch form, labelled as standing in, wrapped in the CachedReranker that switches to the
+    `backend` form once the preparation submitted here has made it."""
+    with _rerankers_lock:
+        loaded_torch = _rerankers.get((model_id, _STAND_IN_BACKEND, device))
+    # Not kept in the cache when loaded for this: once the form is ready nothing holds it (memory comes back).
+    torch_form = (loaded_torch.inner if loaded_torch is not None
+                  else _build_reranker(model_id, _STAND_IN_BACKEND, device))
+    key = ("reranker", model_id, backend, device)
+    cached = CachedReranker(StandInReranker(torch_form, lambda: preparer().status(key)), shared_cache())
+    preparer().submit("reranker", model_id, backend, device, build=lambda: _build_reranker(model_id, backend, device),
+                      on_ready=cached.switch_to)
+    return cached
+
+
+def _stand_in_encoder(model_id: str, backend: str, device: str) -> TextEncoder:
+    """The model's torch form, labelled as standing in while the `backend` form is prepared by the
+    preparation submitted here; once it is ready, later loads get the form."""
+    torch_form = _cached_encoder(model_id, _STAND_IN_BACKEND, device)
+    key = ("encoder", model_id, backend, device)
+
+    def ready(encoder: TextEncoder) -> None:
+        with _encoders_lock:
+            _encoders[(model_id, backend, device)] = encoder
+            _stand_in_encoders.pop((model_id, backend, device), None)
+
+    preparer().submit("encoder", model_id, backend, device, build=lambda: _build_encoder(model_id, backend, device),
+                      on_ready=ready)
+    return StandInEncoder(torch_form, lambda: preparer().status(key))
 
 
 def _once(what: str, cache: dict[tuple[str, str, str], _T], lock: threading.Lock, key: tuple[str, str, str],

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import analysis, config, estimates
 from .bm25 import BM25Index
+from .decoding import check_encoding
 from .dense import DenseIndex
 from .inference import (
     Loaded,
@@ -98,7 +99,8 @@ class Settings:
     dense_model: str = config.default("dense_model")
     rerankers: tuple[RerankerChoice, ...] = field(default=(RerankerChoice("auto"),))
     device: str = config.default("device")
-    text_column: str | None = None
+    text_column: str | None = None  # the CSV/TSV column or JSON key of the text, when not found by name
+    encoding: str | None = None  # the encoding of files with no BOM that are not UTF-8, instead of a guess
     index_titles: bool = True
     langid: str = config.default("langid")  # the language detector: auto, fasttext or langdetect (search.language)
     backend: str = config.default("backend")  # the inference backend of the models (see search.loading)
@@ -114,6 +116,8 @@ class Settings:
         if len(chosen) > MAX_RERANKERS:
             raise ValueError(f"{len(chosen)} rerankers is more than {MAX_RERANKERS}; name fewer")
         object.__setattr__(self, "rerankers", chosen)
+        if self.encoding is not None:
+            object.__setattr__(self, "encoding", check_encoding(self.encoding))
 
     @classmethod
     def from_config(cls, settings: config.Config | None = None, **overrides: object) -> Settings:
@@ -154,6 +158,7 @@ class BuildReport:
     timings_s: dict[str, float]
     index_key: str
     reused: bool = False
+    per_source: tuple[SourceCount, ...] = ()  # passages and documents per file, the largest contributors first
 
     @property
     def skipped(self) -> tuple[Problem, ...]:
@@ -330,11 +335,17 @@ class Index:
             return 0.0
         if loaded is None:
             return None
+        pairs = self.uncached_pairs(result, depth, loaded.model)
+        return 0.0 if pairs == 0 else loaded.model.expected_seconds(pairs)
+
+    def uncached_pairs(self, result: SearchResult, depth: int, reranker: MeasuredReranker) -> int:
+        """How many pairs reranking `result`'s top `depth` candidates (of `result.candidates_from`) with
+        `reranker` would score: those not in the score cache, and candidates beyond those `result` retrieved."""
+        depth = min(depth, len(self))
         candidates = result.stages[result.candidates_from].hits[:depth] if result.candidates_from in result.stages \
             else ()
-        pairs = loaded.model.uncached(result.query, [self._rerank_text(hit) for hit in candidates])
-        pairs += depth - len(candidates)
-        return 0.0 if pairs == 0 else loaded.model.expected_seconds(pairs)
+        return reranker.uncached(result.query, [self._rerank_text(hit) for hit in candidates]) \
+            + depth - len(candidates)
 
     def search(self, query: str, *, k: int = config.default("k"), rerank_depth: int = config.default("rerank_depth"),
                candidates_from: str = config.default("candidates_from")) -> SearchResult:
@@ -373,6 +384,10 @@ class Index:
         loaded = self._rerankers[self._position(stage)]
         return loaded.model.label if loaded is not None else self.settings.rerankers[self._position(stage)].model
 
+    def rerank_texts(self) -> list[str]:
+        """What a reranker reads of each passage of the corpus (its title too, with `index_titles`), in order."""
+        return [self._rerank_text(passage) for passage in self.passages]
+
     def _position(self, stage: str) -> int:
         position = reranker_position(stage)
         if position is None or position >= len(self.settings.rerankers):
@@ -401,7 +416,7 @@ class Index:
         return Hit(passage.passage_id, passage.doc_id, rank, item.score, passage.language, passage.text,
                    passage.title)
 
-    def _rerank_text(self, hit: Hit) -> str:
+    def _rerank_text(self, hit: Hit | Passage) -> str:
         return f"{hit.title}\n{hit.text}" if self.settings.index_titles and hit.title else hit.text
 
     # -- persistence ------------------------------------------------------------------------------
@@ -458,7 +473,8 @@ class Index:
         passage_terms = read_passage_terms(folder / "terms.jsonl")
         embeddings = np.load(folder / "embeddings.npy", allow_pickle=False)
         fields = manifest["report"]
-        report = BuildReport(**{**fields, "problems": tuple(Problem(**p) for p in fields["problems"])})
+        report = BuildReport(**{**fields, "problems": tuple(Problem(**p) for p in fields["problems"]),
+                                "per_source": tuple(SourceCount(*item) for item in fields.get("per_source", ()))})
         if read is not None:
             report = replace(report, problems=read.problems, files_read=read.files_read, reused=True,
                              timings_s={})
@@ -529,7 +545,7 @@ def prepare(source: Sequence[str | Path] | ReadResult, settings: Settings | None
     settings = settings or Settings()
     started = time.perf_counter()
     read = source if isinstance(source, ReadResult) else read_paths(
-        source, text_column=settings.text_column, names=names)
+        source, text_column=settings.text_column, names=names, encoding=settings.encoding)
     try:  # passages past max_passages are counted, not kept
         passages = tuple(split_documents(read.documents, window=settings.window, overlap=settings.overlap,
                                          max_passages=max_passages))
@@ -660,7 +676,7 @@ def build(source: Sequence[str | Path] | ReadResult | Prepared, settings: Settin
         documents=len(read.documents), passages=len(passages), files_read=read.files_read,
         problems=read.problems, languages=dict(counts.most_common()), dense_model=encoder.model.label,
         dense_fallback_reason=encoder.fallback_reason, device=encoder.model.device, timings_s=timings,
-        index_key=key,
+        index_key=key, per_source=passages_per_source(passages),
     )
     started = time.perf_counter()
     index = Index(passages, passage_terms, dense, encoder, settings, report)

@@ -177,6 +177,10 @@ class CachedReranker:
     It also measures the backend's speed in its `meter` (a `ThroughputMeter`): each batch the backend
     reports is timed from the previous report (or from the start of scoring), so cached pairs and the wait
     for RERANK_LOCK are not counted. See `throughput()` and `expected_seconds`. Thread-safe.
+
+    `switch_to(reranker)` replaces the wrapped reranker (a model's torch form standing in while its
+    accelerated form is prepared, `search.preparation`): a `score` call runs on one form from start to end,
+    and its pairs are cached under that form's backend, so keys always follow the form that scored.
     """
 
     def __init__(self, reranker: Reranker, cache: ScoreCache | None = None) -> None:
@@ -227,6 +231,12 @@ class CachedReranker:
         """The wrapped reranker's `pair_lengths` (tokens per pair before truncation; None when remote)."""
         return self.inner.pair_lengths(query, passages)
 
+    def switch_to(self, reranker: Reranker) -> None:
+        """Score with `reranker` from the next `score` call on (one in progress finishes on the previous
+        form); its speed is measured anew."""
+        self.meter = ThroughputMeter()
+        self.inner = reranker
+
     def score(self, query: str, passages: Sequence[str], *, progress: ProgressFn | None = None,
               should_stop: StopFn | None = None) -> list[PairScore]:
         """Return one PairScore per passage, in input order, scoring only the pairs not in the cache.
@@ -242,7 +252,8 @@ class CachedReranker:
         if not query.strip():
             raise ValueError("the query is empty; type a question or keywords to rerank against")
         total = len(passages)
-        keys = pair_keys(self.model_id, self.backend, self.device, query, passages)
+        inner = self.inner  # one form for the whole call, even if `switch_to` replaces it meanwhile
+        keys = pair_keys(inner.model_id, inner.backend, inner.device, query, passages)
         found = self._found(keys)
         from_cache = sum(key in found for key in keys)
         reported = 0  # the last `done` reported
@@ -259,7 +270,7 @@ class CachedReranker:
             return [found[key] for key in keys]
         missing: dict[bytes, str] = {}
         # A remote backend computes elsewhere: it needs no turn on this machine's CPU (see search.inference).
-        turn = nullcontext() if self.inner.remote else rerank_turn(should_stop, total=total)
+        turn = nullcontext() if inner.remote else rerank_turn(should_stop, total=total)
         try:
             with turn:
                 # Another rerank may have scored some of these pairs while this one waited for its turn.
@@ -268,7 +279,7 @@ class CachedReranker:
                 missing = {key: text for key, text in zip(keys, passages, strict=True) if key not in found}
                 try:
                     if missing:
-                        self._score_missing(query, missing, found, from_cache, report, should_stop)
+                        self._score_missing(inner, query, missing, found, from_cache, report, should_stop)
                 finally:
                     self.cache.record(hits=total - len(missing), misses=len(missing))
         except RerankCancelled:
@@ -281,29 +292,30 @@ class CachedReranker:
     def _found(self, keys: Sequence[bytes]) -> dict[bytes, PairScore]:
         return {key: score for key, score in zip(keys, self.cache.lookup(keys), strict=True) if score is not None}
 
-    def _score_missing(self, query: str, missing: Mapping[bytes, str], found: dict[bytes, PairScore],
+    def _score_missing(self, inner: Reranker, query: str, missing: Mapping[bytes, str], found: dict[bytes, PairScore],
                        from_cache: int, report: Callable[[int], None], should_stop: StopFn | None) -> None:
         """Score `missing` (key -> passage), caching and adding to `found` what was scored, also when
         cancelled."""
         keys, texts = list(missing), list(missing.values())
         last_time, last_done = time.perf_counter(), 0
+        meter = self.meter
 
         def on_batch(done: int, _total: int) -> None:
             nonlocal last_time, last_done
             now = time.perf_counter()
-            self.meter.record(done - last_done, now - last_time)
+            meter.record(done - last_done, now - last_time)
             last_time, last_done = now, done
             report(from_cache + done)
 
         try:
-            scores = self.inner.score(query, texts, progress=on_batch, should_stop=should_stop)
+            scores = inner.score(query, texts, progress=on_batch, should_stop=should_stop)
         except RerankCancelled as cancelled:
             fresh = {keys[i]: score for i, score in cancelled.partial.items()}
             self.cache.store(fresh)
             found.update(fresh)
             raise
         if last_done < len(texts):  # a backend that reports no (or not all) progress: time what is left
-            self.meter.record(len(texts) - last_done, time.perf_counter() - last_time)
+            meter.record(len(texts) - last_done, time.perf_counter() - last_time)
         fresh = dict(zip(keys, scores, strict=True))
         self.cache.store(fresh)
         found.update(fresh)

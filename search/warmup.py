@@ -2,8 +2,12 @@
 
 - `Warmup`: loads a dense model and a reranker in a background thread with `search.loading`'s loaders
   (so they land in the loaders' caches, for the chosen backend), downloading a Hub model first when it
-  is not in the HF cache (bytes counted as huggingface_hub writes them). `status()` is a `WarmupStatus`
-  snapshot; `wait(role)` waits for one model or both.
+  is not in the HF cache (bytes counted as huggingface_hub writes them). A form the backend needs that is
+  not made yet on this machine (onnx, int8; ``auto`` included) is prepared in the background while the
+  model's torch form stands in (`search.preparation`); each `ModelLoad` carries its `Preparation`. Once the
+  dense model is loaded, its speed is measured on a few passages (`search.estimates`), so the first build's
+  estimate comes from this machine at once. `status()` is a `WarmupStatus` snapshot; `wait(role)` waits
+  for one model or both to be usable.
 - `download_with_progress`: a Hub model's config, tokenizer and safetensors files into the HF cache,
   reporting ``progress(bytes_done, bytes_total)``.
 - `start_warmup` / `current_warmup`: the process-wide warm-up, started once.
@@ -23,7 +27,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from .inference import ProgressFn
+from . import estimates
+from .backends.runtime.openvino_int8 import calibration_pairs
+from .inference import ProgressFn, TextEncoder
 from .loading import AUTO_BACKEND, load_dense_encoder, load_reranker
 from .models import (
     FALLBACK_DENSE_ID,
@@ -33,12 +39,13 @@ from .models import (
     error_summary,
     hub_reachable,
 )
+from .preparation import Preparation, preparer
 
 logger = logging.getLogger(__name__)
 
 Role = Literal["dense", "reranker"]
 ROLES: tuple[Role, ...] = ("dense", "reranker")
-ModelState = Literal["waiting", "downloading", "loading", "ready", "failed"]
+ModelState = Literal["waiting", "downloading", "loading", "measuring", "ready", "failed"]
 FINISHED_STATES = frozenset({"ready", "failed"})
 # What `from_pretrained` reads: config and tokenizer files and safetensors weights, at the top of the
 # repository (never pickles, ONNX exports or other frameworks' copies in subfolders).
@@ -49,8 +56,10 @@ DOWNLOAD_PATTERNS = ("*.json", "*.safetensors", "*.model", "*.txt")
 class ModelLoad:
     """Where one model of a warm-up is: `requested` is the setting (``auto`` included) and `model_id`
     what is loaded for it; while `state` is "downloading", `bytes_done` of `bytes_total` are in the HF
-    cache. Once "ready", `label` names the loaded model and `fallback_reason` says why it is a fallback;
-    once "failed", `error` says why."""
+    cache; "measuring": the dense model's speed is measured on a few passages. Once "ready", `label` names
+    the loaded model and `fallback_reason` says why it is a fallback; once "failed", `error` says why.
+    `preparation` is the background preparation of the form the backend asked for, when it was not made
+    yet (meanwhile the torch form stands in), else None."""
 
     role: Role
     requested: str
@@ -61,10 +70,17 @@ class ModelLoad:
     label: str | None = None
     fallback_reason: str | None = None
     error: str | None = None
+    preparation: Preparation | None = None
 
     @property
     def finished(self) -> bool:
+        """Loaded (maybe as a stand-in) or failed: a build can go on."""
         return self.state in FINISHED_STATES
+
+    @property
+    def preparing(self) -> bool:
+        """Its accelerated form is still being prepared (or waits its turn)."""
+        return self.preparation is not None and not self.preparation.finished
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,12 @@ class WarmupStatus:
 
     @property
     def done(self) -> bool:
+        """Every model loaded (or failed) and every preparation finished."""
+        return all(model.finished and not model.preparing for model in self.models)
+
+    @property
+    def loaded(self) -> bool:
+        """Every model loaded or failed (preparations may go on: the torch forms stand in)."""
         return all(model.finished for model in self.models)
 
     def model(self, role: Role) -> ModelLoad:
@@ -125,6 +147,7 @@ class Warmup:
             "reranker": ModelLoad("reranker", reranker_model, warmup_reranker_id(reranker_model)),
         }
         self._finished: dict[Role, threading.Event] = {role: threading.Event() for role in ROLES}
+        self._loaded_ids: dict[Role, str] = {}  # the id of what was loaded (a fallback's), for its preparation
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -141,7 +164,8 @@ class Warmup:
         return self
 
     def run(self) -> None:
-        """Download (if needed) and load each model in turn, the dense one first (a build needs it first)."""
+        """Download (if needed) and load each model in turn, the dense one first (a build needs it first);
+        then, once the dense model's own form is prepared in the background, measure its speed too."""
         for role in ROLES:
             try:
                 self._warm(role)
@@ -150,10 +174,19 @@ class Warmup:
                 self._set(role, state="failed", error=error_summary(error))
             finally:
                 self._finished[role].set()
+        self._measure_prepared_encoder()
 
     def status(self) -> WarmupStatus:
         with self._lock:
-            return WarmupStatus(tuple(self._models[role] for role in ROLES))
+            models = [self._models[role] for role in ROLES]
+            loaded_ids = dict(self._loaded_ids)
+        return WarmupStatus(tuple(replace(model, preparation=self._preparation(model.role, loaded_ids))
+                                  for model in models))
+
+    def _preparation(self, role: Role, loaded_ids: dict[Role, str]) -> Preparation | None:
+        loaded_id = loaded_ids.get(role)
+        return None if loaded_id is None else preparer().find("encoder" if role == "dense" else "reranker",
+                                                              loaded_id)
 
     def wait(self, role: Role | None = None, timeout: float | None = None) -> bool:
         """Wait until `role`'s model (both, for None) is loaded or failed; False when `timeout` passed first."""
@@ -180,11 +213,46 @@ class Warmup:
             logger.warning("could not download %s before loading it: %s", model_id, error_summary(error))
         self._set(role, state="loading")
         if role == "dense":
-            loaded = load_dense_encoder(model_id, self.device, backend=self.backend)
+            loaded = load_dense_encoder(model_id, self.device, backend=self.backend, prepare="background")
+            with self._lock:
+                self._loaded_ids[role] = loaded.model.model_id
+            self._set(role, state="measuring")
+            self._measure(loaded.model)
         else:
-            loaded = load_reranker(model_id, self.device, backend=self.backend)
+            loaded = load_reranker(model_id, self.device, backend=self.backend, prepare="background")
+            with self._lock:
+                self._loaded_ids[role] = loaded.model.model_id
         self._set(role, state="ready", label=loaded.model.label, fallback_reason=loaded.fallback_reason)
         logger.info("warm-up: %s model %s ready (%s)", role, model_id, loaded.model.label)
+
+    def _measure(self, encoder: TextEncoder) -> None:
+        """Measure `encoder`'s speed on a few passages, unless something measured it already."""
+        passages = list(dict.fromkeys(passage for _, passage in calibration_pairs()))
+        try:
+            speed = estimates.ensure_measured(encoder, passages)
+        except (ValueError, OSError) as error:  # e.g. a remote encoder that does not answer: builds will say
+            logger.warning("warm-up: could not measure %s: %s", encoder.label, error_summary(error))
+            return
+        if speed.pairs_per_second:
+            logger.info("warm-up: %s embeds %.1f passages/s here", encoder.label, speed.pairs_per_second)
+
+    def _measure_prepared_encoder(self) -> None:
+        """Once the dense model's prepared form is ready, measure it too (the next build runs it): after the
+        warm-up's preparations are all done, so that none slows the measurement."""
+        preparations = [model.preparation for model in self.status().models if model.preparation is not None]
+        preparation = self.status().model("dense").preparation
+        if preparation is None or not preparer().wait([item.key for item in preparations]):
+            return
+        if preparer().status(preparation.key).state != "ready":  # type: ignore[union-attr]
+            return
+        dense = self.status().model("dense")
+        try:
+            loaded = load_dense_encoder(dense.model_id, self.device, backend=self.backend)
+        except (OSError, ValueError, ImportError) as error:
+            logger.warning("warm-up: could not load %s after its preparation: %s", dense.model_id,
+                           error_summary(error))
+            return
+        self._measure(loaded.model)
 
     def _set(self, role: Role, **changes: object) -> None:
         with self._lock:

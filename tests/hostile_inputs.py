@@ -24,20 +24,8 @@ GOOD_NAME = "good.txt"
 GOOD_TEXT = "A good file uploaded beside a bad one is always kept."
 
 
-def minimal_pdf(pages: list[str], kids: list[int] | None = None) -> bytes:
-    """A hand-written PDF with one line of Helvetica text per page; `kids` lists page numbers (from 0) for
-    the page tree, repeats allowed (default: each page once)."""
-    objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b"",
-                            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
-    page_objects = []
-    for text in pages:
-        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
-        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-                       b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % len(objects))
-        page_objects.append(len(objects))
-    order = [page_objects[index] for index in (kids if kids is not None else range(len(pages)))]
-    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % kid for kid in order), len(order))
+def pdf_file(objects: list[bytes]) -> bytes:
+    """A PDF file of numbered `objects` (the first the catalog), with its cross-reference table."""
     pdf = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
@@ -48,6 +36,23 @@ def minimal_pdf(pages: list[str], kids: list[int] | None = None) -> bytes:
     pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
     pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     return bytes(pdf)
+
+
+def minimal_pdf(pages: list[str], kids: list[int] | None = None) -> bytes:
+    """A hand-written PDF with one line of Helvetica text per page ("" gives a page without text); `kids`
+    lists page numbers (from 0) for the page tree, repeats allowed (default: each page once)."""
+    objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b"",
+                            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    page_objects = []
+    for text in pages:
+        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1") if text else b""
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+                       b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % len(objects))
+        page_objects.append(len(objects))
+    order = [page_objects[index] for index in (kids if kids is not None else range(len(pages)))]
+    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % kid for kid in order), len(order))
+    return pdf_file(objects)
 
 
 def pdf_with_to_unicode(codes: bytes, mapping: dict[int, str]) -> bytes:
@@ -64,16 +69,7 @@ def pdf_with_to_unicode(codes: bytes, mapping: dict[int, str]) -> bytes:
                b"/Contents 5 0 R >>",
                b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
                b"<< /Length %d >>\nstream\n%s\nendstream" % (len(cmap), cmap)]
-    pdf = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(pdf))
-        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(pdf)
-    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(pdf)
+    return pdf_file(objects)
 
 
 def surrogate_inputs() -> dict[str, bytes]:

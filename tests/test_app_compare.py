@@ -15,7 +15,7 @@ from search import policy
 from search.backends.tei import policy as tei_policy
 from search.compare import agreement
 from search.models import FALLBACK_DENSE_ID
-from search.pipeline import Settings, build
+from search.pipeline import Settings, build, prepare
 from tests.app_page import make_page
 from tests.gated import GatedReranker
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
@@ -166,6 +166,8 @@ def test_a_new_search_cancels_b_which_then_shows_nothing(callbacks, index, gate_
 
 
 def test_after_a_build_the_b_column_shows_only_with_a_reranker_b_and_evaluate_follows(page, index, tmp_path):
+    import gradio as gr
+
     after = AfterBuild(page)
     column, stages = page.search.columns["rerank-b"], page.evaluate.stages
     updates = after.new_index(index, None)
@@ -178,6 +180,9 @@ def test_after_a_build_the_b_column_shows_only_with_a_reranker_b_and_evaluate_fo
     assert updates[column].visible is False and updates[stages].value == ["dense"]
     assert updates[page.evaluate.metrics_table] is None, "the previous corpus' results are cleared"
     assert "load judgments for it" in str(updates[page.evaluate.judgments_info])
+    # A build that asked before embedding built nothing: the panel (and its question) and the columns stay.
+    waiting = prepare([tmp_path], Settings(dense_model=FALLBACK_DENSE_ID, rerankers=("late-interaction",)))
+    assert after.new_index(index, ["dense"], waiting) == gr.skip()
 
 
 def test_explain_on_a_card_of_b_explains_it_with_reranker_b(explaining, callbacks, index):

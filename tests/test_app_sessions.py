@@ -408,3 +408,21 @@ def test_a_rerank_triggered_while_the_sessions_last_one_runs_waits_for_it_instea
     for rerank in reranks:  # A is followed by the estimate beside the slider, read once A has measured and cached
         if names[rerank] == "rerank_rerank":
             assert _chain(demo, rerank)[:1] == ["rerank_estimate"]
+
+
+def test_the_upload_encoding_and_text_column_reach_the_build(app_url, tmp_path):
+    client = gradio_client.Client(app_url, verbose=False)
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    parameters = [item["parameter_name"] for item in endpoints["/build_index"]["parameters"]]
+    assert parameters[-2:] == ["text_column", "encoding"], parameters  # after the older ones: positional calls hold
+    text = "Миналата седмица ходихме на планина и видяхме много диви цветя."
+    notes = tmp_path / "bg.csv"
+    notes.write_bytes(f"id,Beschreibung\nbg-1,{text}\n".encode("koi8-r"))
+    summary = client.predict([gradio_client.handle_file(str(notes))], "(none: use my files)", 200, 40, *MODELS,
+                             text_column="Beschreibung", encoding="koi8-r", api_name="/build_index")[-1]
+    assert summary["documents"] == 1 and summary["passages"] == 1, summary
+    result = client.predict("планина", 10, 0, "hybrid", api_name="/search")
+    assert text in {hit["text"] for hit in result["stages"]["bm25"]["hits"]}, result["stages"]["bm25"]
+    with pytest.raises(Exception, match="is not a text encoding Python knows"):
+        client.predict([gradio_client.handle_file(str(notes))], "(none: use my files)", 200, 40, *MODELS,
+                       encoding="klingon", api_name="/build_index")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from search.models import FALLBACK_LABEL
+from search.models import DEFAULT_DENSE_MODEL, FALLBACK_LABEL, RERANKER_V2_M3
 
 ROOT = Path(__file__).resolve().parents[1]
 MIXED = ROOT / "corpora" / "mixed-formats"
@@ -52,7 +52,8 @@ def _search(page, query):
 def test_upload_build_and_search_shows_four_columns_with_languages_and_movements(page):
     files = [MIXED / "hindi-monsoon.txt", MIXED / "chinese-silk-road.md", MIXED / "german-rivers.csv"]
     _upload_and_build(page, files)
-    counts = page.inner_text("#build-summary .build-counts")
+    # text_content: the corpus panel folds after a build (in an event of its own), hiding the summary
+    counts = page.text_content("#build-summary .build-counts")
     assert "6 documents from 3 files" in counts and "3 languages" in counts, counts
 
     _search(page, "Welcher Fluss entspringt in den Schweizer Alpen?")
@@ -107,8 +108,9 @@ def test_bad_file_gives_a_warning_and_keeps_the_good_ones(page, tmp_path):
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"_id": "a", "text": "Owls hunt at night."}\n{oops\n', encoding="utf-8")
     _upload_and_build(page, [good, broken])
-    assert "2 documents" in page.inner_text("#build-summary .build-counts")
-    problems = page.inner_text("#build-summary details.problems")
+    # text_content: the corpus panel folds after a build (in an event of its own), hiding the summary
+    assert "2 documents" in page.text_content("#build-summary .build-counts")
+    problems = page.text_content("#build-summary details.problems")
     assert "broken.jsonl" in problems and "line 2" in problems, problems
     assert "Traceback" not in page.content()
 
@@ -164,7 +166,6 @@ def unloadable_models_url(app_url):
 
     import app
     from search import config
-    from search.models import DEFAULT_DENSE_MODEL, RERANKER_V2_M3
 
     # An app started with these defaults: the dropdowns take them as their values.
     settings = replace(config.current(), dense_model=DEFAULT_DENSE_MODEL, rerankers=((RERANKER_V2_M3, ""),))
@@ -182,19 +183,36 @@ def test_the_fallback_reason_is_said_once_and_the_columns_start_with_results(bro
     page.goto(unloadable_models_url)
     page.wait_for_selector("#build-button")
     _upload_and_build(page, [MIXED / "german-rivers.csv", MIXED / "hindi-monsoon.txt"])
+    # The corpus panel folds after a build; the reasons are said in its build summary, so open it to read them.
+    page.locator("#corpus-panel").get_by_text("(open to change it)").click()
+    expect(page.locator("#build-summary")).to_be_visible(timeout=30_000)
     summary = page.inner_text("#build-summary")
     assert "SEARCH_DENSE_MODEL" in summary and "SEARCH_RERANKER_MODEL" in summary, summary
     _search(page, "Welcher Fluss entspringt in den Schweizer Alpen?")
-    assert page.inner_text("body").count("could not be loaded") == 2, "the dense and reranker reasons, once each"
+    # As shown (inner_text): the columns' notes are folded, the summary is open.
+    shown = page.inner_text("body")
+    for reason in (f"dense model '{DEFAULT_DENSE_MODEL}' could not be loaded",
+                   f"reranker '{RERANKER_V2_M3}' could not be loaded"):
+        assert shown.count(reason) == 1, (reason, "said once, in the build summary")
+    assert shown.count("could not be loaded") == 2, "the dense and reranker reasons, and nothing else"
     for name in ("dense", "hybrid", "rerank"):
         column = f"#column-{name}"
         assert "could not be loaded" not in page.inner_text(column), name
         assert "could not be loaded" in page.get_attribute(f"{column} .stage-model", "title"), "one hover away"
         assert "fallback" in page.inner_text(f"{column} .stage-model"), "a short label says it is a fallback"
-    bm25_top = page.locator("#column-bm25 li.hit[data-rank='1']").bounding_box()
+
+    def below_the_model(name: str) -> float:
+        """Pixels from the bottom of the column's model label to the top of its first card."""
+        model = page.locator(f"#column-{name} .stage-model").bounding_box()
+        card = page.locator(f"#column-{name} li.hit[data-rank='1']").bounding_box()
+        return card["y"] - (model["y"] + model["height"])
+
+    # Below the model's label a fallback column has one folded line ("fallback: why?") more than BM25 before its
+    # first card, not the reason (about 200 px here when unfolded). The labels themselves differ in length (the
+    # hybrid's names both its inputs), so the columns' tops are compared from the label down.
     for name in ("dense", "hybrid"):
-        top = page.locator(f"#column-{name} li.hit[data-rank='1']").bounding_box()
-        assert abs(top["y"] - bm25_top["y"]) < 60, (name, top, bm25_top)
+        assert below_the_model(name) - below_the_model("bm25") < 60, (name, below_the_model(name),
+                                                                       below_the_model("bm25"))
     page.click("#column-dense details.stage-note summary")
     expect(page.locator("#column-dense details.stage-note p")).to_contain_text("SEARCH_DENSE_MODEL")
     assert not errors, errors
@@ -202,8 +220,25 @@ def test_the_fallback_reason_is_said_once_and_the_columns_start_with_results(bro
 
 
 
-def test_cancel_or_closing_the_page_stops_the_build_and_the_panel_gives_the_time_left(browser, app_url, tmp_path,
-                                                                                      caplog):
+@pytest.fixture(scope="module")
+def never_asking_app_url(app_url):
+    """A second app that never asks before a build (SEARCH_CONFIRM_BUILD_SECONDS=0): on a slow or busy machine a
+    thousand passages take longer to embed than the default 2 min, and the build would wait for a go-ahead."""
+    from dataclasses import replace
+
+    import app
+    from search import config
+
+    settings = replace(config.current(), confirm_build_seconds=0)
+    demo = app.build_demo(settings)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
+                            **app.launch_kwargs(settings))
+    yield url
+    demo.close()
+
+
+def test_cancel_or_closing_the_page_stops_the_build_and_the_panel_gives_the_time_left(browser, never_asking_app_url,
+                                                                                      tmp_path, caplog):
     import logging
     import random
     import time
@@ -226,7 +261,7 @@ def test_cancel_or_closing_the_page_stops_the_build_and_the_panel_gives_the_time
         pytest.fail("the server-side build did not stop within 120 s")
 
     page = browser.new_page(viewport={"width": 1600, "height": 1100})
-    page.goto(app_url)
+    page.goto(never_asking_app_url)
     page.wait_for_selector("#build-button")
     page.set_input_files("#corpus-files input[type=file]", [str(corpus)])
     expect(page.locator("#corpus-files")).to_contain_text("long", timeout=30_000)
@@ -310,11 +345,14 @@ def test_the_reranked_column_shows_live_progress_and_a_new_query_cancels_the_old
 
         page.fill("#query textarea", "glockenturm")  # a new query while the first rerank is paused at 64 of 100
         page.click("#search-button")
-        expect(page.locator("#column-bm25 li.hit[data-rank='1'] .passage-id")).to_contain_text("bell-",
-                                                                                               timeout=60_000)
+        # A card's passage id is its data-passage (the id as text is folded with the whole passage).
+        expect(page.locator("#column-bm25 li.hit[data-rank='1']")).to_have_attribute("data-passage",
+                                                                                   re.compile(r"^bell-"),
+                                                                                   timeout=60_000)
         gate.open()
         page.wait_for_selector('#column-rerank section[data-state="done"]', timeout=180_000)
-        top = page.locator("#column-rerank li.hit .passage-id").all_inner_texts()[:5]
+        # The reranked column is the new query's (bell-), not the old rerank's (finch-), in rank order.
+        top = page.eval_on_selector_all("#column-rerank li.hit", "cards => cards.map(card => card.dataset.passage)")[:5]
         assert top and all(passage.startswith("bell-") for passage in top), top
         expect(page.locator("#rerank-estimate .rerank-estimate")).not_to_have_attribute("data-state", "unmeasured")
     finally:
@@ -494,10 +532,25 @@ def test_after_search_the_query_the_chart_and_the_columns_tops_are_in_view(brows
     for name in ("bm25", "dense", "hybrid", "rerank"):
         top = page.locator(f"#column-{name} h3.stage-title").bounding_box()
         assert top and 0 <= top["y"] < height - top["height"], (name, top, "the column's top is on screen")
-    # The controls stay in view while the columns scroll.
+    # The controls stay in view while the columns scroll: once the page has scrolled past where the query box
+    # was (the wheel returns before the page scrolls), the box is still at the top.
+    was_at = page.evaluate("window.scrollY") + page.locator("#query textarea").bounding_box()["y"]
     page.mouse.wheel(0, 1500)
-    page.wait_for_timeout(300)
+    page.wait_for_function("top => window.scrollY > top + 200", arg=was_at, timeout=10_000)
     assert 0 <= page.locator("#query textarea").bounding_box()["y"] < 80, "the query box sticks to the top"
+    # From the bottom of the page (the share and judging panels under the columns, the controls stuck above
+    # them), a new search still brings the chart and the columns' tops into view.
+    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")  # instant: no wait needed
+    assert page.locator("#share-link").bounding_box()["y"] < height, "the test starts from the page's bottom"
+    _search(page, "茶是什么时候传入日本的？")
+    for name in ("bm25", "rerank"):  # the new query's columns, not the last one's (already "done")
+        expect(page.locator(f"#column-{name} li.hit").first).to_have_attribute("data-passage", re.compile(r"^tea-"),
+                                                                             timeout=180_000)
+    for name in ("bm25", "rerank"):
+        top = page.locator(f"#column-{name} h3.stage-title").bounding_box()
+        assert top and 0 <= top["y"] < height - top["height"], (name, top, "the column's top is on screen")
+    chart = page.locator("#rank-flow svg.rank-flow-chart").bounding_box()
+    assert chart and chart["y"] >= 0, ("the chart's top is on screen", chart)
     page.close()
 
 
@@ -542,7 +595,11 @@ def asking_app_url(app_url):
     demo.close()
 
 
-def test_a_long_build_says_what_it_will_cost_and_lets_files_be_left_out(browser, asking_app_url, tmp_path):
+def test_a_long_build_says_what_it_will_cost_and_lets_files_be_left_out(browser, asking_app_url, tmp_path, caplog):
+    import logging
+    import time
+
+    caplog.set_level(logging.INFO, logger="ui.regions.corpus")
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.goto(asking_app_url)
     page.wait_for_selector("#build-button")
@@ -562,9 +619,32 @@ def test_a_long_build_says_what_it_will_cost_and_lets_files_be_left_out(browser,
     page.click("#confirm-build")
     # attached, not visible: after a build the corpus panel folds to its one-line summary
     page.wait_for_selector("#build-summary .build-counts", state="attached", timeout=180_000)
-    assert "1 document" in page.inner_text("#build-summary .build-counts")
-    assert "left out before embedding" in page.inner_text("#build-summary")
+    assert "1 document" in page.text_content("#build-summary .build-counts")  # the panel may have folded
+    assert "left out before embedding" in page.text_content("#build-summary")
     assert not page.locator("#build-confirm").is_visible()
+
+    # With a corpus built and searched, a long build asks again: the question stays in view (the panel does
+    # not fold over it) and the columns keep their results, as nothing was built.
+    _search(page, "lighthouses at night")
+    page.locator("#corpus-panel").get_by_text("(open to change it)").click()
+    page.click("#build-button")  # the same two files, still uploaded
+    expect(question).to_contain_text("Embedding 301 passages", timeout=180_000)
+
+    def waiting() -> list[str]:
+        return [record.getMessage() for record in caplog.records
+                if record.name == "ui.regions.corpus" and "waits for its go-ahead" in record.getMessage()]
+
+    # The panel would fold in the event that follows the build's; its record says it has run.
+    for _ in range(150):
+        if len(waiting()) >= 2:  # the first question's, then this one's
+            break
+        time.sleep(0.2)
+    assert len(waiting()) >= 2, ("the event after the build did not see the corpus waiting", caplog.text)
+    assert question.is_visible() and page.locator("#build-button").is_visible(), "the panel stays open"
+    assert page.locator("#column-rerank li.hit").count() == 1, "the reranked column keeps its result"
+    page.click("#drop-build")
+    expect(question).to_be_hidden(timeout=30_000)
+    assert page.locator("#column-bm25 li.hit").count() == 1
     page.close()
 
 

@@ -79,7 +79,8 @@ def test_hover_text_comes_from_svg_titles_and_a_hostile_title_stays_text_under_t
     under = page.evaluate(f"document.elementFromPoint({point['x']}, {point['y']}).closest('g.rf-line')"
                           ".getAttribute('data-passage')")
     assert under == "d#0"
-    page.wait_for_timeout(400)  # the stylesheet's 0.12 s transition
+    # getAnimations() brings the style up to date, so the hover's 0.12 s transitions are listed until they end
+    page.wait_for_function("() => document.getAnimations().length === 0", timeout=10_000)
     drawn = page.evaluate("""() => Object.fromEntries(Array.from(document.querySelectorAll('g.rf-line')).map((g) => {
         const style = getComputedStyle(g.querySelector('.rf-path'));
         return [g.getAttribute('data-passage'), [style.strokeOpacity, style.strokeWidth]]; }))""")

@@ -144,3 +144,19 @@ def test_backend_flag_and_environment(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SEARCH_BACKEND", "tpu")
     assert main(["rerank", "--query", "honey", "--passages", str(file)]) == 2
     assert "SEARCH_BACKEND='tpu' is not allowed: it takes one of auto, torch" in capsys.readouterr().err
+
+
+def test_a_beir_folder_is_indexed_by_its_corpus_only(tmp_path, capsys):
+    folder = tmp_path / "tiny-beir"
+    folder.mkdir()
+    (folder / "corpus.jsonl").write_text('{"_id": "owl", "title": "Owls", "text": "Owls hunt mice at night."}\n'
+                                         '{"_id": "tea", "title": "Tea", "text": "Tea grows on misty hills."}\n',
+                                         encoding="utf-8")
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "When do owls hunt?"}\n', encoding="utf-8")
+    (folder / "qrels").mkdir()
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\towl\t1\n", encoding="utf-8")
+    assert main(["query", str(folder), "--query", "owls hunt", "--rerank-depth", "0", "--no-cache", "--json"]) == 0
+    captured = capsys.readouterr()
+    seen = {hit["doc_id"] for stage in json.loads(captured.out)["stages"].values() for hit in stage["hits"]}
+    assert seen == {"owl", "tea"}, "the queries and qrels are not passages"
+    assert f"note: {folder} is a BEIR folder: indexing its corpus.jsonl only" in captured.err, captured.err

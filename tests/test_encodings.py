@@ -101,7 +101,7 @@ def test_a_file_mixing_two_code_pages_line_by_line():
 def test_a_low_confidence_guess_names_the_encoding_and_the_override(tmp_path):
     data = "Миналата седмица ходихме на планина и видяхме много диви цветя.".encode("koi8-r")
     texts, problems = _read(tmp_path, "bg.txt", data)
-    assert "a guess of low confidence" in problems[0] and "encoding='koi8-r'" in problems[0], problems
+    assert "a guess of low confidence" in problems[0] and "--encoding koi8-r" in problems[0], problems
 
 
 def test_the_upload_encoding_replaces_the_guess_but_not_utf8(tmp_path):

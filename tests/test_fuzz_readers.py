@@ -85,7 +85,8 @@ def test_what_each_escape_now_says(tmp_path):
     assert ids == ["meta-charset-undefined"] and problems == [
         "meta-charset-undefined.html: decoded as cp1252 (not valid UTF-8; the declared charset 'undefined' is not "
         "one Python can use); a guess of low confidence (cp1255 reads almost as well): if the text looks wrong, give "
-        "the upload's encoding, e.g. encoding='cp1255'"]  # one byte (é) is all there is to go on
+        "the upload's encoding, e.g. cp1255 (the app's 'Encoding of files without a BOM' under Formats and limits, "
+        "the CLI's --encoding cp1255)"]  # one byte (é) is all there is to go on
     assert _messages(tmp_path, "int-5000-digits-value.json")[1] == [
         "int-5000-digits-value.json: item 1: 'text' holds a number, not text; skipped"]
     assert _messages(tmp_path, "int-5000-digits-id.jsonl") == (["7" * 5000], [])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from search.backends.late_interaction import LateInteractionReranker, maxsim
-from search.inference import RerankCancelled, Reranker
+from search.inference import PassageCachingReranker, RerankCancelled, Reranker
 from search.loading import load_encoder
 from search.models import FALLBACK_DENSE_ID, LATE_INTERACTION_LABEL
 
@@ -73,6 +73,16 @@ def test_repeated_passages_are_not_encoded_again(reranker):
     assert reranker.cache_info()[:3] == (5, 4, 4), "the second call should find every passage in the cache"
     assert [s.raw for s in reranker.score(QUERY, passages)] == [s.raw for s in first]
     assert second[0].raw == second[-1].raw
+
+
+def test_unencoded_counts_the_distinct_passages_a_rerank_would_encode(reranker, encoder):
+    assert isinstance(reranker, PassageCachingReranker) and reranker.encoder is encoder
+    assert reranker.unencoded([ANSWER, *UNRELATED, ANSWER]) == 4, "four distinct passages, none encoded yet"
+    reranker.score(QUERY, [ANSWER, UNRELATED[0]])
+    before = reranker.cache_info()
+    assert reranker.unencoded([ANSWER, *UNRELATED, ANSWER]) == 2, "two of them are in the passage cache"
+    assert reranker.unencoded([]) == 0
+    assert reranker.cache_info() == before, "counting is no lookup: the hit and miss counts stay"
 
 
 def test_the_cache_is_bounded_and_keeps_recent_passages(encoder):

@@ -99,6 +99,7 @@ def test_save_and_load_give_the_same_results(index, tmp_path):
     index.save(tmp_path / "saved")
     loaded = Index.load(tmp_path / "saved")
     assert loaded.passages == index.passages
+    assert loaded.report.per_source == index.report.per_source and index.report.per_source, "passages per file"
     assert loaded.passage_terms == index.passage_terms
     # read back with one string object per distinct term (what keeps a large cached index small)
     by_value: dict[str, int] = {}

@@ -12,6 +12,7 @@ import pytest
 
 from search.reading import ReadLimits, read_paths
 from search.types import Document, Problem
+from tests.hostile_inputs import minimal_pdf
 
 
 def _write(folder: Path, name: str, content: str | bytes) -> Path:
@@ -32,35 +33,6 @@ def _read_one(folder: Path, name: str, content: str | bytes, **options: object):
 
 def _problems(result) -> list[str]:
     return [str(problem) for problem in result.problems]
-
-
-def _minimal_pdf(pages: list[str]) -> bytes:
-    """A hand-written PDF with one line of Helvetica text per page; "" gives a page without text."""
-    objects: list[bytes] = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    kids = []
-    for text in pages:
-        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1") if text else b""
-        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-        objects.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % len(objects)
-        )
-        kids.append(len(objects))
-    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % kid for kid in kids), len(kids))
-    pdf = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(pdf))
-        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(pdf)
-    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(pdf)
 
 
 def _zip_bytes(members: dict[str, bytes | str], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -392,13 +364,13 @@ def test_html_declared_legacy_charset_is_used_without_a_warning(tmp_path):
 
 
 def test_pdf_pages_are_joined_and_a_page_without_text_is_a_warning(tmp_path):
-    result = _read_one(tmp_path, "report.pdf", _minimal_pdf(["Hello from page one.", "", "Page three here."]))
+    result = _read_one(tmp_path, "report.pdf", minimal_pdf(["Hello from page one.", "", "Page three here."]))
     assert result.documents == (Document("report", "Hello from page one.\n\nPage three here.", "", "report.pdf"),)
     assert result.problems == (Problem("report.pdf", "page 2 has no text (a scanned image?)", 2, skipped=False),)
 
 
 def test_pdf_without_any_text_is_a_problem(tmp_path):
-    result = _read_one(tmp_path, "scan.pdf", _minimal_pdf(["", ""]))
+    result = _read_one(tmp_path, "scan.pdf", minimal_pdf(["", ""]))
     assert _problems(result) == ["scan.pdf: no text in any of its 2 page(s); a scanned PDF needs OCR first"]
 
 

@@ -289,7 +289,8 @@ def test_fallback_reason_is_said_once_in_the_build_summary_and_folded_in_the_col
         assert "could not be loaded" not in seen and "SEARCH_DENSE_MODEL" not in seen, seen
         assert "offline fallback" in seen, "the short label stays in sight"
         model = Elements(column).with_class("stage-model")[0]
-        assert model["class"] == "stage-model fallback" and model["title"] == OFFLINE_REASON, "the reason on hover"
+        assert model["class"] == "stage-model fallback" and model["title"].endswith("\n" + OFFLINE_REASON), \
+            "the full label and the reason on hover"
         notes = [(tag, attrs) for tag, attrs in Elements(column).tags if "stage-note" in (attrs.get("class") or "")]
         assert notes == [("details", {"class": "stage-note"})], "and one click away, folded (no `open`)"
         assert "fallback: why?" in seen
@@ -698,3 +699,28 @@ def test_the_build_says_the_time_left_from_the_speed_measured_before_its_first_b
     assert "Embedding 1,000 passages with e5 takes about 3 min on this machine (more than 2 min)" in question
     assert question.index("junk.md") < question.index("a.txt"), "the largest contributor first"
     assert 'data-passages="900"' in question
+
+
+def test_build_summary_names_the_files_that_gave_the_most_passages():
+    from search.passages import SourceCount
+
+    sources = tuple(SourceCount(name, passages, 1) for name, passages in
+                    ((f"junk-{SCRIPT}.md", 412), ("rivers.csv", 9), ("a.txt", 3), ("b.txt", 2), ("c.txt", 1),
+                     ("d.txt", 1), ("e.txt", 1)))
+    summary = render_build_summary(make_report(per_source=sources))
+    assert_inert(summary)
+    text = VisibleText(summary).text
+    assert f"Passages per file, largest first: junk-{SCRIPT}.md 412 passages" in text, text
+    assert "c.txt 1 passage" in text and "d.txt" not in text and "and 2 more files" in text, text
+    single = render_build_summary(make_report(per_source=(SourceCount("only.txt", 12, 3),)))
+    assert "Passages per file" not in VisibleText(single).text, "one file: the counts already say it"
+
+
+def test_a_column_header_leaves_a_label_s_measurements_to_its_hover():
+    label = "late-interaction fallback, not a cross-encoder · int8 (quantized, OpenVINO static; ≥ 99.6% of nDCG@10)"
+    rerank = make_stage("rerank", ranked("a#0"), model=label)
+    column = render_column(rerank, make_result([*first_stages(), rerank]), k=10)
+    model = Elements(column).with_class("stage-model")[0]
+    assert model["title"] == label, "the whole label on hover"
+    shown = VisibleText(column).text
+    assert "int8 (quantized, OpenVINO static)" in shown and "99.6%" not in shown, shown

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from search.evaluation import estimate_evaluation
 from search.inference import RerankCancelled
 from search.loading import BACKEND_ENV
 from search.models import FALLBACK_DENSE_ID
@@ -130,3 +131,21 @@ def test_the_backend_setting_comes_from_the_environment_and_reaches_the_loader(i
     assert loaded.reranker().model.backend == "onnx", "auto is onnx on the CPU"
     again = Index.load(tmp_path / "saved", overrides=replace(index.settings, backend="torch"))
     assert again.reranker().model is index.reranker().model, "one model, one cache per backend"
+
+
+def test_the_evaluation_estimate_of_a_cross_encoder_counts_every_uncached_pair(index):
+    # A cross-encoder scores each (query, passage) pair whole: 30 queries x 5 candidates are 150 pairs at the
+    # pairs/s the rerank estimate uses, whatever it scored before (late interaction: test_evaluation_runs.py);
+    # none when the sample query's pairs are in the score cache (the same queries again).
+    index.search("bees and flowers", k=3, rerank_depth=5)  # measures the speed
+    sample = "green tea on steep hills"  # no other test searches it: none of its pairs is cached
+    estimate = estimate_evaluation(index, 30, stages=["bm25", "hybrid", "rerank"], rerank_depth=5,
+                                   candidates_from="hybrid", sample_queries=[sample])
+    speed = index.reranker().model.throughput().pairs_per_second
+    assert estimate.pairs_per_second == {"rerank": speed} and speed > 0
+    assert estimate.passages_per_second == {} and estimate.passages_to_encode == {}
+    assert estimate.seconds == pytest.approx(30 * (estimate.first_stage_seconds + 5 / speed))
+    index.rerank(index.retrieve(sample, k=100, rerank_depth=5, candidates_from="hybrid"))
+    again = estimate_evaluation(index, 30, stages=["bm25", "hybrid", "rerank"], rerank_depth=5,
+                                candidates_from="hybrid", sample_queries=[sample])
+    assert again.seconds == pytest.approx(30 * again.first_stage_seconds), "every pair is in the score cache"

@@ -8,7 +8,16 @@ from urllib.parse import parse_qsl, urlsplit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ui.share import FIELDS, UPLOADED_NOTE, ShareOptions, ViewState, parse_view, query_string, share_link
+from ui.share import (
+    FIELDS,
+    UPLOADED_NOTE,
+    ShareOptions,
+    ViewState,
+    build_overrides,
+    parse_view,
+    query_string,
+    share_link,
+)
 
 DEFAULTS = ViewState(window=200, overlap=40, dense_model="dense-a", reranker_model="late-interaction",
                      backend="auto")
@@ -25,7 +34,8 @@ def test_a_full_view_goes_into_a_link_and_comes_back_the_same():
     view = ViewState(sample="mixed-formats", query="Wie viele Bienen & 茶? =1+1 #frag", k=7, rerank_depth=50,
                      candidates_from="bm25", score_view="sigmoid", collapse=True, window=256, overlap=32,
                      dense_model="dense-b", reranker_model="BAAI/bge-reranker-base", backend="onnx",
-                     compare_reranker="late-interaction", compare_backend="torch", index_titles=True)
+                     compare_reranker="late-interaction", compare_backend="torch", index_titles=True,
+                     text_column="Beschreibung", encoding="cp1255")
     link = query_string(view)
     assert link.startswith("?sample=mixed-formats&q=Wie%20viele%20Bienen%20%26%20"), link
     assert "#" not in link and " " not in link, link
@@ -151,3 +161,16 @@ def test_the_apps_own_view_reads_back_from_its_link():
     assert parsed.state == view and parsed.problems == ()
     uploads = ctx.form.view({"sample": NO_SAMPLE, "query": "", "reranker_model": "", "dense_model": ""})
     assert uploads.sample is None and uploads.reranker_model is None
+
+
+def test_how_an_upload_is_read_travels_in_the_link_and_reaches_the_build():
+    state = ViewState(text_column="Beschreibung", encoding="Windows-1255")
+    parsed = parse_view(dict(parse_qsl(query_string(state)[1:])), ShareOptions())
+    assert parsed.problems == () and parsed.state.text_column == "Beschreibung"
+    assert parsed.state.encoding == "cp1255", "the link carries the codec's own name"
+    overrides = build_overrides(parsed.state)
+    assert overrides["text_column"] == "Beschreibung" and overrides["encoding"] == "cp1255"
+    bad = parse_view({"encoding": "klingon", "text_column": "a\x00b"}, ShareOptions())
+    assert bad.state.encoding is None and bad.state.text_column is None
+    assert any("encoding='klingon' in the link is not a text encoding" in problem for problem in bad.problems), bad
+    assert any("text_column=" in problem and "not a column name" in problem for problem in bad.problems), bad

@@ -67,6 +67,8 @@ def render_build_summary(report: BuildReport, *, max_problems: int = MAX_PROBLEM
     if report.reused:
         parts.append(element("p", "Reused the saved index for this corpus and settings; nothing was embedded "
                                   "again.", class_="reused-notice"))
+    if len(report.per_source) > 1:
+        parts.append(_sources_html(report))
     parts.append(element("p", "Dense model: ", element("span", report.dense_model, class_="model-label"), " on ",
                          element("span", report.device, class_="device"), class_="build-model"))
     if report.dense_fallback_reason:
@@ -78,6 +80,19 @@ def render_build_summary(report: BuildReport, *, max_problems: int = MAX_PROBLEM
     if report.problems:
         parts.append(_problems_html(report.problems, max_problems))
     return element("div", *parts, class_="build-summary")
+
+
+def _sources_html(report: BuildReport, shown: int = 5) -> Markup:
+    # Where the passages come from: a file of junk that became hundreds of passages shows first.
+    items = [element("li", element("span", item.source, class_="source-name"), " ",
+                     element("span", count(item.passages, "passage"), class_="source-passages"),
+                     data_passages=str(item.passages))
+             for item in report.per_source[:shown]]
+    more = len(report.per_source) - shown
+    if more > 0:
+        items.append(element("li", f"and {count(more, 'more file')}", class_="source-more"))
+    return element("div", element("span", "Passages per file, largest first: ", class_="sources-lead"),
+                   element("ol", *items, class_="build-sources-list"), class_="build-sources")
 
 
 def one_line(report: BuildReport, rerankers: Sequence[str]) -> str:
@@ -245,13 +260,7 @@ def _passage_count(events: Sequence[BuildEvent]) -> int | None:
 
 
 def _time_left(seconds: float) -> str:
-    if seconds < 10:
-        return "a few seconds"
-    if seconds < 90:
-        return f"about {seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"about {seconds / 60:.0f} min"
-    return f"about {seconds / 3600:.1f} h"
+    return "a few seconds" if seconds < 10 else about(seconds)
 
 
 def _problems_html(problems: Sequence[Problem], max_problems: int) -> Markup:

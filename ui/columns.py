@@ -35,7 +35,7 @@ from search.types import Hit, Language, SearchResult, StageResult
 
 from .highlight import highlight, highlight_terms, snippet
 from .html import Markup, classes, element, join
-from .labels import about, count, duration, stage_short, stage_title
+from .labels import about, count, duration, short_model, stage_short, stage_title
 
 ScoreView = Literal["raw", "sigmoid"]
 
@@ -293,8 +293,8 @@ def _stage_header(stage: StageResult, result: SearchResult, line: ScoreLine | No
         element("span", duration(stage.seconds), class_="stage-latency", title="the stage's own time"),
         # Filled in the browser (COLUMN_JS): from Search to this column on screen.
         element("span", "", class_="stage-waited", title="the time from Search to this column on screen"),
-        element("div", stage.model or "—", class_=classes("stage-model", fallback and "fallback"),
-                title=stage.note or "model"),
+        element("div", short_model(stage.model or "—"), class_=classes("stage-model", fallback and "fallback"),
+                title="\n".join(text for text in (stage.model, stage.note) if text) or "model"),
     ]
     if stage.note:
         # The full reason is in the build summary; here it is one click (or the hover above) away.

@@ -87,12 +87,9 @@ def judgments_summary(judgments: Judgments, match: JudgmentMatch, estimate: Esti
         element("p", f"The qrels name {level}.", class_="judgments-level"),
     ]
     if estimate is not None:
-        measured = [f"reranker {stage_info(stage).letter} {speed:,.1f}" for stage, speed in
-                    estimate.pairs_per_second.items() if speed]
-        rate = f", measured pairs/s on this machine: {', '.join(measured)}" if measured else ""
         parts.append(element("p", f"Estimated run time: about {duration(estimate.seconds)} for {estimate.queries} "
                                   f"queries ({estimate.first_stage_seconds * 1000:,.0f} ms of first stages per "
-                                  f"query{rate}).", class_="judgments-estimate"))
+                                  f"query{_measured_speeds(estimate)}).", class_="judgments-estimate"))
     problems = [*judgments.problems, *match.problems]
     if problems:
         items = [element("li", str(problem), class_="problem") for problem in problems[:MAX_PROBLEMS_SHOWN]]
@@ -101,6 +98,16 @@ def judgments_summary(judgments: Judgments, match: JudgmentMatch, estimate: Esti
         parts.append(element("details", element("summary", f"{len(problems)} problem(s); the rest was used"),
                              element("ul", *items), class_="problems", open=True))
     return element("div", *parts, class_="build-summary judgments-summary")
+
+
+def _measured_speeds(estimate: Estimate) -> str:
+    # A reranker that encodes each passage once (late interaction) is timed by its passages, not its pairs.
+    measured = [f"reranker {stage_info(stage).letter} {speed:,.1f} pairs/s"
+                for stage, speed in estimate.pairs_per_second.items() if speed]
+    measured += [f"reranker {stage_info(stage).letter} encodes {speed:,.1f} passages/s, each passage once "
+                 f"({estimate.passages_to_encode.get(stage, 0):,} to encode)"
+                 for stage, speed in estimate.passages_per_second.items()]
+    return f"; measured on this machine: {'; '.join(measured)}" if measured else ""
 
 
 def judged_metrics_html(metrics: Mapping[str, Mapping[str, float]], queries: int, judgments: int) -> Markup:

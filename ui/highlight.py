@@ -39,18 +39,25 @@ def match_spans(text: str, language: str, terms: Iterable[str]) -> list[tuple[in
     return _merge([(start, end) for start, end, _ in _matches(text, language, terms)])
 
 
-def _matches(text: str, language: str, terms: Iterable[str]) -> list[tuple[int, int, str]]:
+def _matches(text: str, language: str, terms: Iterable[str]) -> tuple[tuple[int, int, str], ...]:
     # (start, end, term) of every token to mark, in reading order.
     wanted = frozenset(terms)
     if not wanted or not text:
-        return []
+        return ()
+    return _matches_of(text, language, wanted)
+
+
+# A card's snippet and its full text mark the same passage, and a passage is on the cards of several columns:
+# the passage is analysed once per query, not once per mark (analysis is most of drawing a column).
+@lru_cache(maxsize=1024)
+def _matches_of(text: str, language: str, wanted: frozenset[str]) -> tuple[tuple[int, int, str], ...]:
     tokens = analysis.tokenize(text, language, stop_languages=())
     alone = _standalone_terms(wanted)
-    return [
+    return tuple(
         (token.start, token.end, token.term)
         for i, token in enumerate(tokens)
         if token.term in wanted and (token.term in alone or not _inside_neighbour(tokens, i))
-    ]
+    )
 
 
 def highlight(text: str, language: str, terms: Iterable[str]) -> Markup:

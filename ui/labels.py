@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from search.estimates import about
 from search.stages import known, stage
 
@@ -59,3 +61,16 @@ def megabytes(size: int) -> str:
     if value >= 1:
         return f"{value:.1f} MB"
     return f"{value:.2f} MB"
+
+
+_DETAIL = re.compile(r"\(([^;()]*);[^()]*\)")
+
+
+def short_model(label: str) -> str:
+    """A model label as a column header shows it: the measurements after a ";" inside parentheses are left
+    to the hover text (the full label), so the header stays a line or two.
+
+    >>> short_model("e5 · int8 (quantized, OpenVINO static; ≥ 99.6% of torch's XQuAD nDCG@10)")
+    'e5 · int8 (quantized, OpenVINO static)'
+    """
+    return _DETAIL.sub(r"(\1)", label)

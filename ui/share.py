@@ -30,6 +30,7 @@ from urllib.parse import quote, urlencode
 
 from search import config
 from search.config import parse_line
+from search.decoding import check_encoding
 from search.stages import FIRST_STAGES
 
 from .html import Markup, element, join
@@ -71,6 +72,9 @@ class ViewState:
     # The second reranker of a comparison; an app without that field reads and keeps it but shows nothing.
     compare_reranker: str | None = None
     compare_backend: str | None = None
+    # How an upload is read: the text column of CSV/TSV/JSON, and the encoding of files with no BOM.
+    text_column: str | None = None
+    encoding: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """Every field by name (for a settings file)."""
@@ -188,6 +192,22 @@ def _query(raw: str, parameter: str, options: ShareOptions) -> str:
     return text
 
 
+def _column(raw: str, parameter: str, options: ShareOptions) -> str:
+    value = raw.strip()
+    if not value or len(value) > 100 or not value.isprintable():
+        raise ValueError(f"{parameter}={_shown(raw)} in the link is not a column name; use 1 to 100 printable "
+                         "characters.")
+    return value
+
+
+def _encoding(raw: str, parameter: str, options: ShareOptions) -> str:
+    try:
+        return check_encoding(raw.strip()[:40])
+    except ValueError:
+        raise ValueError(f"{parameter}={_shown(raw)} in the link is not a text encoding; use one such as "
+                         "cp1252, cp1255 or shift_jis.") from None
+
+
 FIELDS: tuple[Field, ...] = (
     Field("sample", "sample", _choice(lambda options: options.samples, "sample corpus"), "Sample corpus"),
     Field("query", "q", _query, "Query"),
@@ -208,6 +228,8 @@ FIELDS: tuple[Field, ...] = (
     Field("compare_reranker", "compare", _choice(lambda options: options.rerankers, "reranker"), "Compared with"),
     Field("compare_backend", "compare_backend", _choice(lambda options: options.backends, "backend"),
           "Backend of B"),
+    Field("text_column", "text_column", _column, "Text column", "text_column"),
+    Field("encoding", "encoding", _encoding, "Encoding of files without a BOM", "encoding"),
 )
 PARAMETERS = {item.parameter: item for item in FIELDS}
 

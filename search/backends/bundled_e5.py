@@ -41,6 +41,7 @@ import numpy as np
 
 from ..inference import ProgressFn
 from ..models import ModelSpec
+from .runtime.costs import ModelSize
 from .runtime.onnx_export import ExportFailed, ExportRecipe, Precision, exported_session, require_onnxruntime
 from .runtime.openvino_int8 import calibration_pairs, openvino_available, quantized_session, require_openvino
 
@@ -568,4 +569,5 @@ def export_recipe(q4: Q4Model) -> ExportRecipe:
     4-bit word-embedding gathers, reading input_ids and attention_mask, giving last_hidden_state. Its task
     name carries `EXPORT_RECIPE`, so a changed export is made anew rather than read from the cache."""
     return ExportRecipe(f"encoder-q4-r{EXPORT_RECIPE}", lambda: build_model(q4, eager_attention=True),
-                        ("input_ids", "attention_mask"), "last_hidden_state", output_is_sequence=True)
+                        ("input_ids", "attention_mask"), "last_hidden_state", output_is_sequence=True,
+                        size=ModelSize(q4.layers, q4.hidden, q4.intermediate, q4.vocab_size))

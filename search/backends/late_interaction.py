@@ -160,6 +160,12 @@ class LateInteractionReranker:
             done = scores(found)
         return [done[i] for i in range(total)]
 
+    def unencoded(self, passages: Sequence[str]) -> int:
+        """How many distinct `passages` are not in the passage cache: what `score` would encode now (the
+        cache's counts are left alone)."""
+        with self._cache_lock:
+            return sum(text not in self._cache for text in set(passages))
+
     def cache_info(self) -> CacheInfo:
         """Return the passage cache's hit and miss counts (one per passage looked up) and its size."""
         with self._cache_lock:

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..inference import ProgressFn
 from ..models import ModelSpec, load_kwargs, pretrained_source
+from .runtime.costs import ModelSize
 from .runtime.onnx_export import (
     ExportFailed,
     ExportRecipe,
@@ -75,7 +76,7 @@ class OnnxEncoder:
         folder = model_folder(location, source)
         names = tuple(name for name in _INPUTS if name in self.tokenizer.model_input_names)
         recipe = ExportRecipe("encoder", lambda: _load_for_export(folder, source), names, "last_hidden_state",
-                              output_is_sequence=True)
+                              output_is_sequence=True, size=ModelSize.from_config(config))
         self.export, self.session = self._open(model_id, folder, recipe)
 
     def _open(self, model_id: str, folder, recipe: ExportRecipe):

@@ -2,7 +2,7 @@
 (`runtime.onnx_export`) and run on the CPU.
 
 - ``"onnx"``: the fp32 graph with ONNX Runtime's transformer fusions; exact (scores match torch within
-  1e-6) and faster than torch on a CPU (see the README's *Models* section).
+  1e-6) and faster than torch on a CPU (see docs/models.md).
 - ``"int8"``: `OpenVinoReranker` when openvino and nncf are installed: the model quantized once to
   static int8 by NNCF (`runtime.openvino_int8`: calibrated int8 weights and activations, embeddings and
   the classification head fp32) and run by OpenVINO; else, or when quantizing fails, the ONNX graph with
@@ -24,6 +24,7 @@ import numpy as np
 
 from ..inference import PairScore, ProgressFn, RerankerUnavailable, StopFn
 from ..models import error_summary, load_kwargs, pretrained_source
+from .runtime.costs import ModelSize
 from .runtime.onnx_export import (
     ExportFailed,
     ExportRecipe,
@@ -90,7 +91,7 @@ class OnnxReranker:
         self.max_query_tokens = self.pairs.max_query_tokens
         names = tuple(name for name in _INPUTS if name in self.tokenizer.model_input_names)
         recipe = ExportRecipe("reranker", lambda: _load_for_export(model_id, folder, source), names, "logits",
-                              output_is_sequence=False)
+                              output_is_sequence=False, size=ModelSize.from_config(config))
         self.export, self.session = self._open(model_id, folder, recipe)
 
     def _open(self, model_id: str, folder, recipe: ExportRecipe):

@@ -38,7 +38,7 @@ from ui import build_summary, texts
 from ui.share import build_overrides
 
 from . import evaluate
-from .common import Updates, fail, gpu, stream, warn
+from .common import Updates, fail, gpu, stream, unchanged, warn
 from .form import TEI_URL, UPLOADS
 from .page import NO_SAMPLE, SAMPLE_NAMES, SAMPLES, AppContext
 from .search import rerank_estimate
@@ -51,6 +51,15 @@ logger = logging.getLogger(__name__)
 
 NO_COMPARE = "none"  # the "Compare with" choice that turns reranker B off
 SAME_BACKEND = "same as A"  # reranker B's backend choice that follows the Backend field
+DETECT_ENCODING = "detect"  # the encoding choice that leaves it to search.decoding
+# Legacy encodings a user is likely to need to name (any other Python codec can be typed).
+ENCODINGS = (("Windows-1252 (Western European)", "cp1252"), ("Windows-1250 (Central European)", "cp1250"),
+             ("Windows-1251 (Cyrillic)", "cp1251"), ("KOI8-R (Russian)", "koi8-r"), ("Windows-1253 (Greek)", "cp1253"),
+             ("Windows-1254 (Turkish)", "cp1254"), ("Windows-1255 (Hebrew)", "cp1255"),
+             ("Windows-1256 (Arabic)", "cp1256"), ("Windows-874 (Thai)", "cp874"), ("GB18030 (Chinese)", "gb18030"),
+             ("Big5 (Traditional Chinese)", "big5"), ("Shift_JIS (Japanese)", "shift_jis"),
+             ("EUC-JP (Japanese)", "euc_jp"), ("ISO-2022-JP (Japanese)", "iso2022_jp"), ("EUC-KR (Korean)", "euc_kr"),
+             ("UTF-16 little-endian", "utf-16-le"), ("UTF-16 big-endian", "utf-16-be"))
 # Two builds at a time: a small corpus is built beside a long one instead of waiting for it, and a third
 # waits in the queue. Each build is bounded by SEARCH_MAX_PASSAGES and stops when its page goes away.
 BUILD_SLOTS = 2
@@ -143,8 +152,21 @@ def layout(ctx: AppContext) -> CorpusPanel:
                 form.add("index_titles", titles, "corpus", to_view=bool)
                 gr.Markdown(texts.MODELS_HELP)
             with gr.Accordion("Formats and limits", open=False):
+                with gr.Row():
+                    text_column = gr.Textbox(
+                        "", label="Text column", placeholder="found by name (text, body, content…)",
+                        info="the CSV/TSV column or JSON key that holds the text, when it has another name",
+                        elem_id="text-column", max_length=100)
+                    encoding = gr.Dropdown(
+                        [(DETECT_ENCODING, ""), *ENCODINGS], value="", label="Encoding of files without a BOM",
+                        allow_custom_value=True, elem_id="encoding",
+                        info="detected by default; name one (any Python codec) when the build summary says a "
+                             "file was decoded with low confidence")
                 gr.Markdown(texts.CORPUS_HELP + texts.corpus_limits(settings.max_upload_mb,
                                                                      policy.max_passages(settings)))
+                # Fields added later come last: the build_index API takes them after the older ones.
+                form.add("text_column", text_column, "corpus", to_view=_text)
+                form.add("encoding", encoding, "corpus", to_view=_text, to_widget=lambda value: value or "")
             with gr.Row():
                 build_button = gr.Button("Build index", variant="primary", elem_id="build-button", scale=3)
                 cancel_button = gr.Button("Cancel build", variant="stop", elem_id="cancel-build", scale=1)
@@ -236,11 +258,12 @@ def built_outputs(page: Page) -> list:
 def wire_after_build(page: Page, building: gr.events.Dependency) -> None:
     """What follows a successful build, from the button or a link: the estimate beside the depth slider (a
     new reranker, measured or not), the reranker columns this index has (B shown or hidden) and the
-    Evaluate tab started afresh for the new corpus."""
+    Evaluate tab started afresh for the new corpus. A build that stopped to ask before embedding also
+    ends successfully: it built nothing, so the panel, the columns and the Evaluate tab stay."""
     callbacks = AfterBuild(page)
     building.success(callbacks.new_index_estimate, [page.session.index, page.search.rerank_depth],
                      [page.search.rerank_estimate], api_visibility="undocumented", show_progress="hidden")
-    building.success(callbacks.new_index, [page.session.index, page.evaluate.stages],
+    building.success(callbacks.new_index, [page.session.index, page.evaluate.stages, page.session.pending_build],
                      [page.corpus.accordion, *page.search.columns.values(), *evaluate.cleared_outputs(page.evaluate),
                       page.session.eval_judgments, page.session.report],
                      api_visibility="undocumented", show_progress="hidden")
@@ -323,7 +346,8 @@ class CorpusCallbacks:
                 progress("read", 0, 1)
                 # The upload itself is capped by SEARCH_MAX_UPLOAD_MB; what it may expand to (archives) and cost
                 # to parse follows the reading limits' own settings, which every limit message names.
-                read = read_paths(paths, names=names, limits=ReadLimits())
+                read = read_paths(paths, names=names, limits=ReadLimits(), text_column=settings.text_column,
+                                  encoding=settings.encoding)
                 corpus = prepare(read, settings, max_passages=max_passages)
             if not models_ready("dense", settings.dense_model):
                 return None
@@ -399,10 +423,16 @@ class AfterBuild:
         """The expected rerank time at this depth with the new index's rerankers."""
         return {self.page.search.rerank_estimate: rerank_estimate(index, None, int(depth), "hybrid")}
 
-    def new_index(self, index: Index | None, chosen: Sequence[str] | None) -> Updates:
+    def new_index(self, index: Index | None, chosen: Sequence[str] | None, pending: Prepared | None = None) -> Updates:
         """Show the columns of the rerankers this index has (empty until a search) and hide the others; offer
         the Evaluate tab the new index's stages (those chosen before stay chosen, a new reranker's is ticked,
-        a gone one's unticked) and clear the results and judgments it showed for the previous corpus."""
+        a gone one's unticked) and clear the results and judgments it showed for the previous corpus.
+        Nothing changes while a corpus waits for the go-ahead (`pending`): the build asked instead of
+        building, and folding the panel would hide its question."""
+        if pending is not None:
+            logger.info("a build of %d passages waits for its go-ahead: the corpus panel, the columns and the "
+                        "Evaluate tab stay as they are", len(pending.passages))
+            return unchanged()
         search = self.page.search
         names = index.rerank_stages if index is not None else ()
         updates: Updates = {search.columns[name]: gr.HTML("", visible=name in names or name == search.rerank_stages[0])

@@ -54,11 +54,17 @@ PAGE_JS = """
 () => {
   const started = () => {
     window.rrSearchStarted = performance.now();
-    // The query and its controls to the top of the window: the chart and the columns fill the rest.
+    // The query and its controls to the top of the window: the chart and the columns fill the rest. The
+    // controls are sticky: stuck at the top they say nothing of where the page is (it may show the share
+    // panel below the columns, which the new columns would then push down), so their place in the page
+    // is read with sticking undone for the measurement.
     const controls = document.getElementById('search-controls');
-    if (controls && Math.abs(controls.getBoundingClientRect().top) > 8) {
-      window.scrollBy({top: controls.getBoundingClientRect().top, behavior: 'instant'});
-    }
+    if (!controls) return;
+    const position = controls.style.position;
+    controls.style.position = 'static';
+    const top = controls.getBoundingClientRect().top;
+    controls.style.position = position;
+    if (Math.abs(top) > 8) window.scrollBy({top, behavior: 'instant'});
   };
   document.addEventListener('keydown', (event) => {
     const box = event.target;

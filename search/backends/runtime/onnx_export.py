@@ -9,7 +9,11 @@ ONNX Runtime sessions that run them; shared by the onnx backends, not a backend 
   classification head (a Gemm) stay fp32.
 - `open_session(export)`: an `onnxruntime.InferenceSession` using the process's CPU share;
   `exported_session` gives both, exporting again once when a cached entry can't be opened.
-- `onnx_cache_dir()`: $SEARCH_ONNX_CACHE, or ~/.cache/multilingual-rerank-explorer/onnx.
+- `onnx_cache_dir()`: $SEARCH_ONNX_CACHE, else a Space's persistent storage (/data/multilingual-rerank-explorer/onnx)
+  when it is writable, else ~/.cache/multilingual-rerank-explorer/onnx (`search.config`).
+- `only_cached()`: within it, a form that is not in the cache raises `NotPrepared` at once instead of being made
+  (how the loader asks "is it ready?" without paying for it); `observing(observer)`: what a preparation made
+  within it does, step by step, with its expected cost (`runtime.costs`), for a status line.
 
 Cache layout: ``<cache>/<model id, filesystem-safe>/<weights key>/<task>-<precision>/`` holding
 ``model.onnx`` (plus ``model.onnx.data`` above protobuf's 2 GB limit) and ``meta.json``, written last,
@@ -22,6 +26,8 @@ does not match its files (or that ONNX Runtime cannot open) is rebuilt.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import logging
@@ -32,12 +38,13 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ...models import error_summary
+from .costs import CostKind, ModelSize, expected_seconds, recorded_costs
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +70,72 @@ META_FILE = "meta.json"
 
 class ExportFailed(RuntimeError):
     """A model could not be exported, optimised, quantized or opened; the message says which step and why."""
+
+
+class NotPrepared(Exception):
+    """Within `only_cached()`: the form asked for is not in the export cache (nothing was made)."""
+
+
+class Observer(Protocol):
+    """Follows a preparation made within `observing(...)`: `planned` once it is known what must be made (the
+    expected seconds of all of it, None when nothing can tell, and what the figure comes from), then
+    `step` as each step starts: "exporting", "fusing", "quantising", "saving"."""
+
+    def planned(self, seconds: float | None, basis: str) -> None: ...
+
+    def step(self, name: str) -> None: ...
+
+
+_cache_only: contextvars.ContextVar[bool] = contextvars.ContextVar("cache_only", default=False)
+_observer: contextvars.ContextVar[Observer | None] = contextvars.ContextVar("observer", default=None)
+
+
+@contextlib.contextmanager
+def only_cached() -> Iterator[None]:
+    """Within the block (in this thread), `exported` and `cached_entry` return what the cache holds and raise
+    `NotPrepared` for anything they would have to make. They don't wait for an export in progress."""
+    token = _cache_only.set(True)
+    try:
+        yield
+    finally:
+        _cache_only.reset(token)
+
+
+@contextlib.contextmanager
+def observing(observer: Observer) -> Iterator[None]:
+    """Within the block (in this thread), preparations tell `observer` their plan and their steps."""
+    token = _observer.set(observer)
+    try:
+        yield
+    finally:
+        _observer.reset(token)
+
+
+def cache_only() -> bool:
+    """Whether this thread is within `only_cached()`."""
+    return _cache_only.get()
+
+
+def report_step(name: str) -> None:
+    """Tell the current observer (if any) that a preparation step starts; for the runtimes that prepare."""
+    observer = _observer.get()
+    if observer is not None:
+        observer.step(name)
+
+
+def _plan(kinds: Sequence[CostKind], size: ModelSize | None, cache_dir: Path) -> None:
+    observer = _observer.get()
+    if observer is None or not kinds:
+        return
+    total, bases = 0.0, set()
+    for kind in kinds:
+        seconds, basis = expected_seconds(kind, size, recorded_costs(cache_dir))
+        if seconds is None:
+            observer.planned(None, basis)
+            return
+        total += seconds
+        bases.add(basis)
+    observer.planned(total, " and ".join(sorted(bases)))
 
 
 @dataclass(frozen=True)
@@ -91,6 +164,7 @@ class ExportRecipe:
     input_names: tuple[str, ...]
     output: str
     output_is_sequence: bool  # the output has a sequence axis (last_hidden_state) or not (logits)
+    size: ModelSize | None = None  # the model's shape, for the expected preparation time (`runtime.costs`)
 
 
 # A MatMul inside a transformer block: "/encoder/layer.3/..." (BERT, XLM-R), "layers.3" elsewhere.
@@ -99,7 +173,8 @@ _export_lock = threading.Lock()  # one export at a time in a process; across pro
 
 
 def onnx_cache_dir() -> Path:
-    """$SEARCH_ONNX_CACHE, or ~/.cache/multilingual-rerank-explorer/onnx."""
+    """$SEARCH_ONNX_CACHE; unset: /data/multilingual-rerank-explorer/onnx when /data (a Space's persistent
+    storage) is writable, else ~/.cache/multilingual-rerank-explorer/onnx."""
     from ... import config
 
     return Path(config.current().onnx_cache).expanduser()
@@ -166,7 +241,15 @@ def exported(model_id: str, folder: Path, recipe: ExportRecipe, precision: Preci
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}; use one of {', '.join(PRECISIONS)}")
     require_onnxruntime()
-    root = (cache_dir or onnx_cache_dir()) / _safe_name(model_id) / weights_key(folder)
+    cache = cache_dir or onnx_cache_dir()
+    root = cache / _safe_name(model_id) / weights_key(folder)
+    entries: dict[CostKind, Path] = {"onnx-fp32": root / f"{recipe.task}-fp32"}
+    if precision == "int8":
+        entries["onnx-int8"] = root / f"{recipe.task}-int8"
+    missing = [kind for kind, entry in entries.items() if _read_entry(entry) is None]
+    if missing and _cache_only.get():
+        raise NotPrepared(f"{model_id!r}: {', '.join(missing)} not in {root}")
+    _plan(missing, recipe.size, cache)
     with _export_lock:
         fp32 = _ensure(root / f"{recipe.task}-fp32", lambda out: _export_fp32(model_id, recipe, out))
         if precision == "fp32":
@@ -175,15 +258,27 @@ def exported(model_id: str, folder: Path, recipe: ExportRecipe, precision: Preci
 
 
 def cached_entry(model_id: str, folder: Path, name: str, build: Callable[[Path], dict[str, Any]], *,
-                 cache_dir: Path | None = None) -> Export:
+                 cache_dir: Path | None = None, kind: CostKind | None = None,
+                 size: ModelSize | None = None) -> Export:
     """The cache entry `name` beside the model's ONNX exports (same model id and weights key), made by
     `build(temporary_folder)` when missing or broken; `build` writes its files and returns the meta
     (``precision``, ``input_names``, ``model_file``; the recipe and file list are added here). For
-    other runtimes' artefacts made from the same weights (`search.backends.runtime.openvino_int8`)."""
-    root = (cache_dir or onnx_cache_dir()) / _safe_name(model_id) / weights_key(folder)
+    other runtimes' artefacts made from the same weights (`search.backends.runtime.openvino_int8`). `kind`
+    and `size` say what making it costs (`runtime.costs`), for observers and for the next estimates.
+    Within `only_cached()`, raises NotPrepared instead of making it."""
+    cache = cache_dir or onnx_cache_dir()
+    root = cache / _safe_name(model_id) / weights_key(folder)
+    if _read_entry(root / name) is None:
+        if _cache_only.get():
+            raise NotPrepared(f"{model_id!r}: {name} not in {root}")
+        if kind is not None:
+            _plan([kind], size, cache)
 
     def build_with_recipe(out: Path) -> dict[str, Any]:
-        return {**build(out), "recipe": RECIPE_VERSION, "model_id": model_id}
+        meta = {**build(out), "recipe": RECIPE_VERSION, "model_id": model_id}
+        if kind is not None:
+            meta["cost"] = _cost(kind, size)
+        return meta
 
     with _export_lock:
         return _ensure(root / name, build_with_recipe)
@@ -204,6 +299,17 @@ def export_unfused(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, 
     shutil.rmtree(raw)
     return {"input_names": list(recipe.input_names), "output": recipe.output, "weight_bytes": weight_bytes,
             "external_data": external}
+
+
+def cache_entries(cache_dir: Path | None = None) -> dict[Path, dict[str, Any]]:
+    """Every whole entry of the export cache (its folder -> its meta.json), e.g. to tell what a preparation
+    made: ``<cache>/<model>/<weights key>/<entry>/``."""
+    entries = {}
+    for meta in sorted((cache_dir or onnx_cache_dir()).glob(f"*/*/*/{META_FILE}")):
+        entry = _read_entry(meta.parent)
+        if entry is not None:
+            entries[meta.parent] = entry.meta
+    return entries
 
 
 def exported_session(model_id: str, folder: Path, recipe: ExportRecipe, precision: Precision, *,
@@ -323,6 +429,7 @@ def _safe_name(model_id: str) -> str:
 # -- export, fusion, quantization ---------------------------------------------------------------------------
 
 def _export_fp32(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, Any]:
+    report_step("exporting")
     model = recipe.load()
     config = model.config
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -335,7 +442,7 @@ def _export_fp32(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, An
     meta: dict[str, Any] = {
         "recipe": RECIPE_VERSION, "model_id": model_id, "task": recipe.task, "precision": "fp32",
         "input_names": names, "output": recipe.output, "weight_bytes": weight_bytes, "external_data": external,
-        "versions": _versions(),
+        "versions": _versions(), "cost": _cost("onnx-fp32", recipe.size),
     }
     layers, heads, hidden = (int(getattr(config, name)) for name in
                              ("num_hidden_layers", "num_attention_heads", "hidden_size"))
@@ -345,6 +452,7 @@ def _export_fp32(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, An
                           "the unfused graph is exact too")
         logger.info("%s: ONNX fusion %s", model_id, meta["fusion"])
     else:
+        report_step("fusing")
         fused = _fuse(raw / MODEL_FILE, heads, hidden, layers, meta)
     if fused is not None:
         fused.save_model_to_file(str(out / MODEL_FILE), use_external_data_format=external,
@@ -353,6 +461,11 @@ def _export_fp32(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, An
         _save(raw / MODEL_FILE, out / MODEL_FILE, external)
     shutil.rmtree(raw)
     return meta
+
+
+def _cost(kind: CostKind, size: ModelSize | None) -> dict[str, Any]:
+    """What meta.json records of an entry's cost besides its seconds: its kind and the model's shape."""
+    return {"kind": kind, "size": asdict(size) if size is not None else None}
 
 
 def _trace(model_id: str, recipe: ExportRecipe, model, path: Path) -> None:
@@ -416,6 +529,7 @@ def _quantize(fp32: Export, out: Path) -> dict[str, Any]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model_id = fp32.meta["model_id"]
+    report_step("quantising")
     # Only the transformer layers' MatMuls: the quantizer would otherwise turn the classification head's
     # Gemms into MatMuls and quantize them too. Embeddings (Gather) are never quantized.
     graph = onnx.load(str(fp32.model_path), load_external_data=False).graph
@@ -434,7 +548,8 @@ def _quantize(fp32: Export, out: Path) -> dict[str, Any]:
             extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT})
     except Exception as error:
         raise ExportFailed(f"{model_id!r} could not be quantized to int8: {error_summary(error)}") from error
-    return {**fp32.meta, "precision": "int8", "from": str(fp32.folder),
+    size = (fp32.meta.get("cost") or {}).get("size")
+    return {**fp32.meta, "precision": "int8", "from": str(fp32.folder), "cost": {"kind": "onnx-int8", "size": size},
             "quantization": (f"dynamic int8: {len(layers)} layer MatMul weights per channel (reduce_range); "
                              "embeddings, fused attention projections and the head stay fp32")}
 

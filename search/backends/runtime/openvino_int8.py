@@ -3,7 +3,7 @@ pairs, cached beside the ONNX exports (`search.backends.runtime.onnx_export`) an
 CPU; shared by the OpenVINO int8 backends (`OpenVinoReranker` and `OpenVinoEncoder` in
 `search.backends.onnx_reranker` and `.onnx_encoder`), not a backend itself.
 
-The recipe (`OV_RECIPE`; the measurements behind it are in the README's *Models* section):
+The recipe (`OV_RECIPE`; the measurements behind it are in docs/models.md):
 1. the unfused fp32 ONNX export (legacy exporter, eager attention: standard ONNX ops only), converted to
    an OpenVINO model (`ov.convert_model`);
 2. `nncf.quantize` with static (calibrated) int8 activations and per-channel int8 weights:
@@ -28,7 +28,7 @@ onnx backend) comes from. On AVX2-only CPUs oneDNN emulates it with ``vpmaddubsw
 keeps every weight in 7 bits so the results stay right there (the same idea as ONNX Runtime's
 ``reduce_range``), at a small cost in precision everywhere. Measured with ``ONEDNN_MAX_CPU_ISA=AVX2``
 (OpenVINO's AVX2 kernels on this CPU): about 2x `CrossEncoder.predict` instead of 5-6x, with scores
-as close to fp32 as with VNNI (the README's AVX2 rows).
+as close to fp32 as with VNNI (the AVX2 rows of docs/models.md).
 
 Needs ``openvino`` and ``nncf`` (the ``[openvino]`` extra): `openvino_available()`; without them the
 ``int8`` backend is ONNX Runtime's dynamic int8 (`search.backends.runtime.onnx_export`).
@@ -59,6 +59,7 @@ from .onnx_export import (
     cpu_share,
     discard,
     export_unfused,
+    report_step,
 )
 
 logger = logging.getLogger(__name__)
@@ -126,7 +127,8 @@ def quantized_session(model_id: str, folder: Path, recipe: ExportRecipe, calibra
 
     def entry() -> Export:
         return cached_entry(model_id, folder, name,
-                            lambda out: _quantize(model_id, recipe, calibration, out, also_fp32), cache_dir=cache_dir)
+                            lambda out: _quantize(model_id, recipe, calibration, out, also_fp32), cache_dir=cache_dir,
+                            kind="openvino-int8", size=recipe.size)
 
     export = entry()
     try:
@@ -195,6 +197,7 @@ def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], lis
     import openvino as ov
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
+    report_step("exporting")
     meta = export_unfused(model_id, recipe, out)
     onnx_file = out / MODEL_FILE
     try:
@@ -202,6 +205,7 @@ def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], lis
     except Exception as error:
         raise ExportFailed(f"OpenVINO could not read the ONNX export of {model_id!r}: "
                            f"{error_summary(error)}") from error
+    report_step("quantising")
     feeds = calibration()
     keep = fp32_nodes(model) + (also_fp32(model) if also_fp32 else [])
     try:

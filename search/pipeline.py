@@ -447,9 +447,9 @@ class Index:
     def load(cls, folder: str | Path, *, overrides: Settings | None = None, read: ReadResult | None = None) -> Index:
         """Load an index written by `save`. Raises ValueError when `folder` holds no complete index.
 
-        `overrides`, when given, replaces the saved settings that don't change the index (the device, the
-        rerankers, the backend and the TEI URL); `read` replaces the saved reading report with a fresh one
-        (used when a cached index is reused).
+        `overrides`, when given, replaces the saved settings that don't change what is saved (the device, the
+        rerankers, the backend, the TEI URL, and the query-time BM25 statistics, stopwords and fusion); `read`
+        replaces the saved reading report with a fresh one (used when a cached index is reused).
         """
         folder = Path(folder)
         manifest_path = folder / "manifest.json"
@@ -463,7 +463,9 @@ class Index:
         settings = _saved_settings(manifest["settings"])
         if overrides is not None:
             settings = replace(settings, device=overrides.device, rerankers=overrides.rerankers,
-                               backend=overrides.backend, tei_url=overrides.tei_url)
+                               backend=overrides.backend, tei_url=overrides.tei_url,
+                               bm25_statistics=overrides.bm25_statistics, stopwords=overrides.stopwords,
+                               fusion=overrides.fusion)
         passages = []
         with open(folder / "passages.jsonl", encoding="utf-8") as lines:
             for line in lines:

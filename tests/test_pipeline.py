@@ -201,3 +201,16 @@ def test_results_compare_every_stage_and_every_cross_rank(index):
     hit = result.stages["bm25"].hits[0]
     assert replace(hit, ranks={**hit.ranks, "dense": 99}) != hit
     assert hash(replace(hit, ranks={})) == hash(hit)
+
+
+def test_a_reused_index_follows_the_query_time_settings_asked_for(corpus, tmp_path):
+    from dataclasses import replace
+
+    first = build([corpus], SETTINGS, cache_dir=tmp_path)
+    assert not first.report.reused and first.settings.fusion == "relative-score"
+    again = build([corpus], replace(SETTINGS, fusion="rrf", stopwords=False, bm25_statistics="corpus"),
+                  cache_dir=tmp_path)
+    assert again.report.reused, "the same passages and models: the saved index is reused"
+    assert (again.settings.fusion, again.settings.stopwords, again.settings.bm25_statistics) == \
+        ("rrf", False, "corpus"), "and searched as asked, not as it was first built"
+    assert again.search("green tea", rerank_depth=0).stages["hybrid"].model.startswith("RRF"), "the header says so"

@@ -33,6 +33,7 @@ from search.models import (
     bundled_minilm_path,
     model_spec,
 )
+from search.preparation import preparer
 from tests.test_torch_reranker import CORPUS, PASSAGES, QUERY, reference_scores
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
 
@@ -48,7 +49,10 @@ def tiny_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def fresh_cache(tmp_path, monkeypatch) -> Path:
-    """An empty export cache for this test (backends built directly, not through the loader's caches)."""
+    """An empty export cache for this test (backends built directly, not through the loader's caches). Forms
+    earlier tests left to prepare in the background finish first: one writing into this cache meanwhile would
+    race with the test's own export."""
+    assert preparer().wait(timeout=900), "a background preparation of an earlier test did not finish"
     cache = tmp_path / "onnx-cache"
     monkeypatch.setenv(onnx_export.ONNX_CACHE_ENV, str(cache))
     return cache

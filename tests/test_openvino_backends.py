@@ -25,6 +25,7 @@ from search.backends.runtime.openvino_int8 import BACKEND_LABEL
 from search.inference import Reranker, RerankerUnavailable
 from search.loading import load_encoder, load_reranker
 from search.models import MINILM_ID, MINILM_LABEL, bundled_minilm_path, model_spec
+from search.preparation import preparer
 from tests.test_onnx_backends import INT8_SPEARMAN_FLOOR, MORE_PASSAGES, spearman
 from tests.test_torch_reranker import CORPUS, PASSAGES, QUERY
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
@@ -42,6 +43,7 @@ def tiny_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def fresh_cache(tmp_path, monkeypatch) -> Path:
+    assert preparer().wait(timeout=900), "a background preparation of an earlier test did not finish"
     cache = tmp_path / "onnx-cache"
     monkeypatch.setenv(onnx_export.ONNX_CACHE_ENV, str(cache))
     return cache

@@ -468,6 +468,20 @@ def _cost(kind: CostKind, size: ModelSize | None) -> dict[str, Any]:
     return {"kind": kind, "size": asdict(size) if size is not None else None}
 
 
+def traceable(model, recipe: ExportRecipe):
+    """(module, example inputs): `model` called with the recipe's inputs in order, returning its output
+    field, and the inputs to trace it with: a batch of two rows, the second padded, so that the traced
+    graph is the one for padded batches."""
+    import torch
+
+    input_ids = torch.full((2, 8), 5, dtype=torch.int64)
+    mask = torch.ones_like(input_ids)
+    mask[1, 6:] = 0
+    dummy = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(input_ids)}
+    names = list(recipe.input_names)
+    return _ByName(model, names, recipe.output), tuple(dummy[name] for name in names)
+
+
 def _trace(model_id: str, recipe: ExportRecipe, model, path: Path) -> None:
     """The legacy TorchScript export of `model` to `path` (dynamic batch and sequence axes)."""
     import torch
@@ -475,18 +489,13 @@ def _trace(model_id: str, recipe: ExportRecipe, model, path: Path) -> None:
     names = list(recipe.input_names)
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
     axes[recipe.output] = {0: "batch", 1: "sequence"} if recipe.output_is_sequence else {0: "batch"}
-    # Traced with one padded row, so the graph is the one for padded batches.
-    input_ids = torch.full((2, 8), 5, dtype=torch.int64)
-    mask = torch.ones_like(input_ids)
-    mask[1, 6:] = 0
-    dummy = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(input_ids)}
+    module, inputs = traceable(model, recipe)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # The tracer warns about every data-dependent Python branch (padding checks in masking_utils);
             # the graph is traced with a padded row and tested against unpadded torch passes.
             warnings.simplefilter("ignore")
-            torch.onnx.export(_ByName(model, names, recipe.output), tuple(dummy[name] for name in names),
-                              str(path), input_names=names, output_names=[recipe.output],
+            torch.onnx.export(module, inputs, str(path), input_names=names, output_names=[recipe.output],
                               opset_version=OPSET, do_constant_folding=True, dynamo=False, dynamic_axes=axes)
     except Exception as error:
         raise ExportFailed(f"{model_id!r} could not be exported to ONNX: {error_summary(error)}") from error

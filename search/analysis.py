@@ -12,6 +12,11 @@ character alone and every overlapping pair of characters, as Lucene's CJK analys
 kept; the choice follows the script of the characters, not the detected language, so a Chinese name
 inside English text is cut up too, and Japanese kana and kanji run together.
 
+Stopwords (`search.stopwords`) are marked, not dropped: the index keeps every term, so a query made only
+of stopwords ("To be or not to be") still finds its passage, and per-language statistics (`search.bm25`)
+keep such terms light. `query_terms` drops them from the query, in each language the query is matched
+in, and highlighting skips them.
+
 Measured on XQuAD with BM25 (nDCG@10): unigrams besides bigrams add 0.002 on Chinese and let a
 one-character query match inside a longer run; the Devanagari normalisation adds 0.003 on Hindi.
 Splitting words at apostrophes measured the same as keeping them (English 0.965 both) and also splits
@@ -23,11 +28,14 @@ from __future__ import annotations
 
 import threading
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
 import regex
 import Stemmer
+
+from . import stopwords as stopword_lists
 
 # Part of every index key: change it whenever analysis changes what terms a text gives.
 ANALYSIS_VERSION = "1"
@@ -115,43 +123,84 @@ class Token:
     term: str
     start: int
     end: int
+    stopword: bool = False  # the word (or character run) is on a stopword list `tokenize` was asked to check
 
 
-def tokenize(text: str, language: str = "unknown") -> list[Token]:
+def tokenize(text: str, language: str = "unknown", *, stop_languages: Iterable[str] | None = None) -> list[Token]:
     """Return the index terms of `text` with their character spans in `text`, in reading order.
 
     `language` is a group code from `search.language` (``en``, ``de``, ``zh``, ``unknown``, ...); it
-    picks the stemmer, nothing else. Text without letters or digits gives ``[]``.
+    picks the stemmer. A token is marked `stopword` when its word, before stemming, is on the list of
+    one of `stop_languages` (default: `language` alone). Text without letters or digits gives ``[]``.
 
-    >>> [(t.term, t.start, t.end) for t in tokenize("Running dogs", "en")]
-    [('run', 0, 7), ('dog', 8, 12)]
+    >>> [(t.term, t.start, t.end, t.stopword) for t in tokenize("The dogs", "en")]
+    [('the', 0, 3, True), ('dog', 4, 8, False)]
     >>> [t.term for t in tokenize("北京大学", "en")]
     ['北', '北京', '京', '京大', '大', '大学', '学']
     """
+    stop = _stop_set(frozenset((language,) if stop_languages is None else stop_languages))
     tokens: list[Token] = []
     for word in _WORD.finditer(text):
         offset = word.start()
         for segment in _SEGMENT.finditer(word.group()):
             start = offset + segment.start()
             if segment.group("no_space") is None:
-                term = _word_term(language, segment.group())
+                surface = _surface(segment.group())
+                term = _word_term(language, surface)
                 if term:
-                    tokens.append(Token(term, start, offset + segment.end()))
+                    tokens.append(Token(term, start, offset + segment.end(), surface in stop))
             else:
-                tokens.extend(_unigrams_and_bigrams(segment.group(), start))
+                tokens.extend(_unigrams_and_bigrams(segment.group(), start, stop))
     return tokens
 
 
 def terms(text: str, language: str = "unknown") -> list[str]:
-    """Return just the index terms of `tokenize(text, language)`.
+    """Return just the index terms of `tokenize(text, language)`, stopwords included.
 
     >>> terms("Straße", "de")
     ['strass']
     """
-    return [token.term for token in tokenize(text, language)]
+    return [token.term for token in tokenize(text, language, stop_languages=())]
 
 
-def _unigrams_and_bigrams(run: str, start: int) -> list[Token]:
+def content_terms(text: str, language: str = "unknown", *, stop_languages: Iterable[str] | None = None) -> list[str]:
+    """Return the terms of `text` in `language` without the stopwords of `stop_languages` (default: `language`).
+
+    >>> content_terms("How far is the Moon from the Earth?", "en")
+    ['moon', 'earth']
+    >>> content_terms("Die Mauer", "en", stop_languages=("en", "de"))
+    ['mauer']
+    """
+    return [token.term for token in tokenize(text, language, stop_languages=stop_languages) if not token.stopword]
+
+
+def query_terms(query: str, query_language: str, corpus_languages: Iterable[str], *, stopwords: bool = True,
+                own_stopwords: bool = True) -> dict[str, list[str]]:
+    """Return the terms of `query` for each language group it is matched in, each term once per group.
+
+    Every passage was analysed in its own detected language, so a query can only meet a passage
+    through the terms that language's analysis gives; the query is therefore analysed in its own
+    language and in each language of the corpus (which also rescues short texts whose detection is
+    unsure). In each other language the stopwords of that language and of the query's language are
+    dropped: "the" of an English query must not match "the" in a German passage. In the query's own
+    language they are dropped when `own_stopwords` is true; false leaves them to BM25's per-language
+    document frequencies, which weigh them better than a broad list once the language has enough
+    passages (see `search.pipeline`). A query with nothing but stopwords in a language keeps them all
+    there, so it still finds something. `stopwords=False` keeps every term (the analysis before lists).
+
+    >>> query_terms("When did the Luna 2 probe reach the Moon?", "en", {"en", "de"})
+    {'en': ['luna', '2', 'probe', 'reach', 'moon'], 'de': ['luna', '2', 'prob', 'reach', 'moon']}
+    """
+    by_language: dict[str, list[str]] = {}
+    for group in dict.fromkeys([query_language, *sorted(set(corpus_languages) - {query_language})]):
+        drop = stopwords and (own_stopwords or group != query_language)
+        tokens = tokenize(query, group, stop_languages=(group, query_language) if drop else ())
+        content = [token.term for token in tokens if not token.stopword] or [token.term for token in tokens]
+        by_language[group] = list(dict.fromkeys(content))
+    return by_language
+
+
+def _unigrams_and_bigrams(run: str, start: int, stop: frozenset[str]) -> list[Token]:
     # Grapheme clusters, not code points, so a Thai vowel sign stays on its consonant.
     bounds = [start + match.start() for match in _GRAPHEME.finditer(run)]
     bounds.append(start + len(run))
@@ -160,18 +209,32 @@ def _unigrams_and_bigrams(run: str, start: int) -> list[Token]:
         for end in bounds[i + 1 : i + 3]:  # the character alone, then with the next one
             term = _normalise(run[first - start : end - start])
             if term:
-                tokens.append(Token(term, first, end))
+                tokens.append(Token(term, first, end, term in stop))
     return tokens
 
 
 @lru_cache(maxsize=1 << 18)
-def _word_term(language: str, word: str) -> str:
+def _surface(word: str) -> str:
+    # The word as stopword lists are compared with it: normalised, not stemmed.
     term = _normalise(word)
     if _DEVANAGARI.search(term):
         term = _DEVANAGARI_DEAD_NASAL.sub("\u0902", term).translate(_DEVANAGARI_FOLD)
-    if not term or language not in STEMMERS:
-        return term
-    return _stemmer(language).stemWord(term)
+    return term
+
+
+@lru_cache(maxsize=1 << 18)
+def _word_term(language: str, surface: str) -> str:
+    if not surface or language not in STEMMERS:
+        return surface
+    return _stemmer(language).stemWord(surface)
+
+
+@lru_cache(maxsize=256)
+def _stop_set(languages: frozenset[str]) -> frozenset[str]:
+    words: set[str] = set()
+    for language in languages:
+        words.update(_surface(word) for word in stopword_lists.stopwords(language))
+    return frozenset(words - {""})
 
 
 @lru_cache(maxsize=1 << 16)

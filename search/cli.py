@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import config
+from .answerability import score_line
 from .compare import Agreement, RerankedHit, compare
+from .config import LineSetting
 from .export import result_to_dict
 from .models import AUTO_RERANKER
 from .stages import FIRST_STAGES, RERANK, check_stages, is_rerank
@@ -74,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     ranking.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
     parser = argparse.ArgumentParser(prog="python -m search", description=(
-        "Multilingual retrieve-and-rerank explorer: BM25, dense (FAISS), hybrid (RRF) and cross-encoder "
+        "Multilingual retrieve-and-rerank explorer: BM25, dense (FAISS), hybrid (their fusion) and cross-encoder "
         "reranking over a corpus in any mix of languages."))
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -178,9 +180,9 @@ def _query(args: argparse.Namespace) -> int:
     result = index.search(args.query, k=args.k, rerank_depth=args.rerank_depth,
                           candidates_from=args.candidates_from)
     if args.json:
-        print(json.dumps(result_to_dict(result, args.k), ensure_ascii=False, indent=1))
+        print(json.dumps(result_to_dict(result, args.k, score_line=args.score_line), ensure_ascii=False, indent=1))
     else:
-        _print_result(result, args.k)
+        _print_result(result, args.k, args.score_line)
     return 0
 
 
@@ -370,8 +372,19 @@ def _config_flags(parser: argparse.ArgumentParser, group: str, defaults: config.
             parser.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction, default=None,
                                 help=help_text)
             continue
-        kind = {"int": int, "float": float}.get(option.kind, str)
+        kind = {"int": int, "float": float, "line": _typed(option)}.get(option.kind, str)
         parser.add_argument(option.flag, dest=option.name, type=kind, choices=option.choices or None, help=help_text)
+
+
+def _typed(option: config.Option):
+    """An argparse type that reads a flag as the configuration reads its variable (the same message)."""
+    def read(raw: str):
+        try:
+            return option.parse(raw)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{raw!r}: {error}") from None
+    read.__name__ = option.kind
+    return read
 
 
 def _rerankers_text(rerankers) -> str:
@@ -513,7 +526,7 @@ def _print_build_report(report, stream) -> None:
         print(f"{'skipped' if problem.skipped else 'warning'}: {problem}", file=sys.stderr)
 
 
-def _print_result(result: SearchResult, k: int) -> None:
+def _print_result(result: SearchResult, k: int, line_setting: LineSetting = "default") -> None:
     comparison = compare(result, k)
     reranked = {name: {hit.passage_id: hit for hit in hits} for name, hits in comparison.reranked.items()}
     print(f"query language: {result.query_language.group} ({result.query_language.probability:.2f})")
@@ -526,7 +539,13 @@ def _print_result(result: SearchResult, k: int) -> None:
             print(f"   note: {stage_result.note}")
         if stage_result.error:
             print(f"   could not run: {stage_result.error}")
-        for hit in stage_result.hits[:k]:
+        line = score_line(stage_result, line_setting, hits=stage_result.hits[:k]) if is_rerank(name) else None
+        if line is not None:
+            print(f"   {line.describe()}: " + (f"{line.reached} of {line.listed} reach it" if line.reached
+                                              else "no passage reaches it, so maybe no good answer here"))
+        for position, hit in enumerate(stage_result.hits[:k]):
+            if line is not None and position == line.reached and 0 < position:
+                print(f"   {'-' * 20} {line.describe()}")
             others = " ".join(f"{other}#{rank}" if rank else f"{other}:-" for other, rank in hit.ranks.items())
             print(f"{hit.rank:>3}. {hit.score:>9.4f} [{hit.language.group}] {hit.passage_id}  ({others})")
             if hit.passage_id in reranked.get(name, {}):

@@ -21,6 +21,7 @@ search.config.ConfigError: SEARCH_MAX_PASSAGES='lots' is not allowed: it takes a
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field, make_dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-Kind = Literal["int", "float", "bool", "text", "choice", "path", "rerankers"]
+Kind = Literal["int", "float", "bool", "text", "choice", "path", "rerankers", "line"]
 Group = Literal["models", "corpus", "view", "limits", "operator", "server"]
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -97,6 +98,8 @@ class Option:
             return "model ids, comma-separated, each optionally MODEL@BACKEND"
         if self.kind == "path":
             return "a folder path"
+        if self.kind == "line":
+            return "default (the model's measured line, where known), none, or a score such as 0.8"
         return "text"
 
     def parse(self, raw: str) -> Any:
@@ -130,7 +133,41 @@ class Option:
             return Path(value).expanduser() if value else self.default
         if self.kind == "rerankers":
             return parse_rerankers(value) if value else self.default
+        if self.kind == "line":
+            try:
+                return parse_line(value)
+            except ValueError:
+                raise ValueError(problem) from None
         return value
+
+
+LineSetting = float | Literal["default", "none"]
+"""Where the Reranked columns draw their "no good answer" line (`search.answerability`): "default" (each
+model's own, where one is known), "none", or a score (on the scale the columns show)."""
+
+
+def parse_line(value: object) -> LineSetting:
+    """Read a score-line setting: "default" (or blank), "none" (or "off"), or a finite number.
+
+    >>> parse_line(""), parse_line("Off"), parse_line(" 0.5 "), parse_line(2)
+    ('default', 'none', 0.5, 2.0)
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        text = "" if value is None else str(value).strip().lower()
+        if text in ("", "default", "auto"):
+            return "default"
+        if text in ("none", "off", "no"):
+            return "none"
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"score line {str(value)[:40]!r} is not a number; give a score such as 0.8, "
+                             "'default' (the model's own line, where one is known) or 'none'") from None
+    if not math.isfinite(number):
+        raise ValueError(f"score line {value!r} is not a finite number; give a score such as 0.8, 'default' or 'none'")
+    return number
 
 
 def parse_rerankers(value: str) -> tuple[tuple[str, str], ...]:
@@ -175,6 +212,16 @@ OPTIONS: tuple[Option, ...] = (
     # -- the view: defaults and ranges of the page's controls and the CLI's flags ---------------------------
     Option("window", "SEARCH_WINDOW", "int", 200, "passage length in words (Chinese, Japanese, Thai: characters)",
            "corpus", low=32, high=1024, step=8, flag="--window"),
+    Option("fusion", "SEARCH_FUSION", "choice", "relative-score",
+           "how hybrid fuses BM25 and dense: relative-score (BM25 weighted by the share of the corpus in the "
+           "query's language) or rrf (the old equal-weight reciprocal rank fusion)", "corpus",
+           choices=("relative-score", "rrf"), flag="--fusion"),
+    Option("bm25_statistics", "SEARCH_BM25_STATISTICS", "choice", "language",
+           "BM25's document frequencies per passage language, or over the whole corpus (the old way)", "corpus",
+           choices=("language", "corpus"), flag="--bm25-statistics"),
+    Option("stopwords", "SEARCH_STOPWORDS", "bool", True,
+           "drop the query's stopwords (Stopwords ISO lists) before BM25 and highlighting", "corpus",
+           flag="--stopwords"),
     Option("index_titles", "SEARCH_INDEX_TITLES", "bool", True,
            "index a document's title with each of its passages, and rerank it in front of them", "corpus",
            flag="--index-titles"),
@@ -187,6 +234,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("candidates_from", "SEARCH_CANDIDATES_FROM", "choice", "hybrid",
            "the first stage that feeds the rerankers", "view", choices=("bm25", "dense", "hybrid"),
            flag="--candidates-from"),
+    Option("score_line", "SEARCH_SCORE_LINE", "line", "default",
+           "where the Reranked columns draw a \"no good answer\" line: default (the model's measured line, "
+           "where one is known: late-interaction 0.84), none, or a score on the scale the columns show",
+           "view", flag="--score-line"),
     Option("max_query_chars", "SEARCH_MAX_QUERY_CHARS", "int", 1000,
            "the longest query searched, in characters (the app, its API, the CLI and share links)", "view",
            low=10, high=100_000),

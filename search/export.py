@@ -2,7 +2,9 @@
 
 Both carry the comparison of the stages (`search.compare`): per reranked hit its movement against
 each first stage, the retrievers that found it and whether it was lifted; per pair of stages the
-top-k overlap (JSON only). With further rerankers (rerank-b, rerank-c, …) their hits also say how they
+top-k overlap (JSON only). Each reranked list also carries its "no good answer" line
+(`search.answerability`): the threshold, where it came from and how many hits reach it (JSON), and
+whether each hit does (CSV). With further rerankers (rerank-b, rerank-c, …) their hits also say how they
 moved against the first (`versus_a`), and the comparison holds each one's `agreement` with the first.
 """
 
@@ -13,9 +15,12 @@ import io
 import re
 from dataclasses import asdict
 
+from . import answerability
+from .answerability import Scale, ScoreLine
 from .compare import Agreement, Comparison, Movement, RerankedHit, StageOverlap, compare
+from .config import LineSetting
 from .pipeline import BuildReport
-from .stages import FIRST_STAGES, RERANK, ordered, rerank_stages
+from .stages import FIRST_STAGES, RERANK, is_rerank, ordered, rerank_stages
 from .types import Hit, SearchResult, StageResult
 
 
@@ -24,8 +29,8 @@ def csv_columns(stage_names: tuple[str, ...]) -> tuple[str, ...]:
     stages and at least two rerankers, so files of one view stay comparable)."""
     return ("query", "stage", "rank", "passage_id", "doc_id", "score", "sigmoid", "language",
             "language_probability", *(f"rank_in_{stage}" for stage in stage_names),
-            *(f"movement_from_{stage}" for stage in FIRST_STAGES), "found_by", "lifted", "versus_a", "title",
-            "text")
+            *(f"movement_from_{stage}" for stage in FIRST_STAGES), "found_by", "lifted", "versus_a", "reaches_line",
+            "title", "text")
 
 
 CSV_STAGES = (*FIRST_STAGES, *rerank_stages(2))
@@ -69,25 +74,38 @@ def agreement_to_dict(agreement: Agreement) -> dict[str, object]:
             "jaccard": agreement.jaccard, "kendall_tau": agreement.kendall_tau, "candidates": agreement.candidates}
 
 
-def stage_to_dict(stage: StageResult, k: int | None = None,
-                  comparison: Comparison | None = None) -> dict[str, object]:
+def line_to_dict(line: ScoreLine) -> dict[str, object]:
+    """``{"threshold", "scale", "source", "calibrated", "reached", "listed"}``: e.g. 0.84 on the raw score,
+    the model's measured default, not calibrated, reached by 2 of the 10 hits listed (0: no good answer)."""
+    return {"threshold": line.threshold, "scale": line.scale, "source": line.source,
+            "calibrated": line.calibrated, "reached": line.reached, "listed": line.listed}
+
+
+def stage_to_dict(stage: StageResult, k: int | None = None, comparison: Comparison | None = None, *,
+                  line_setting: LineSetting = "default", score_view: Scale = "raw") -> dict[str, object]:
     """A stage's model, timing, notes and its top `k` hits (all when k is None); rerank hits carry
-    their part of `comparison` when it is given."""
+    their part of `comparison` when it is given, and a reranked stage its `score_line` (None: no line)."""
     hits = stage.hits if k is None else stage.hits[:k]
     reranked = _reranked_by_id(comparison, stage.stage)
-    return {
+    fields: dict[str, object] = {
         "model": stage.model, "seconds": stage.seconds, "note": stage.note or None, "error": stage.error,
         "pairs_per_second": stage.pairs_per_second,
         "hits": [hit_to_dict(hit, reranked.get(hit.passage_id)) for hit in hits],
     }
+    if is_rerank(stage.stage):
+        line = answerability.score_line(stage, line_setting, score_view=score_view, hits=hits)
+        fields["score_line"] = line_to_dict(line) if line is not None else None
+    return fields
 
 
-def result_to_dict(result: SearchResult, k: int | None = None) -> dict[str, object]:
+def result_to_dict(result: SearchResult, k: int | None = None, *, score_line: LineSetting = "default",
+                   score_view: Scale = "raw") -> dict[str, object]:
     """Every stage of a search, in stage order, and how the stages compare at `k`.
 
     `comparison` holds k and the overlap of each pair of stages that ran; each reranked hit holds its
-    movements, `found_by` and `lifted`. With k None every hit is given, and "top-k" means every hit
-    returned (k = the longest stage's length).
+    movements, `found_by` and `lifted`; each reranked stage its line (`score_line`, on the `score_view`
+    scale). With k None every hit is given, and "top-k" means every hit returned (k = the longest stage's
+    length).
     """
     comparison = compare(result, comparison_depth(result, k))
     return {
@@ -96,7 +114,8 @@ def result_to_dict(result: SearchResult, k: int | None = None) -> dict[str, obje
                            "probability": result.query_language.probability},
         "candidates_from": result.candidates_from,
         "rerank_depth": result.rerank_depth,
-        "stages": {name: stage_to_dict(stage, k, comparison) for name, stage in result.stages.items()},
+        "stages": {name: stage_to_dict(stage, k, comparison, line_setting=score_line, score_view=score_view)
+                   for name, stage in result.stages.items()},
         "comparison": {"k": comparison.k, "overlap": [overlap_to_dict(pair) for pair in comparison.overlaps],
                        **({"agreements": [agreement_to_dict(one) for one in comparison.agreements]}
                           if comparison.agreements else {})},
@@ -108,7 +127,8 @@ def report_to_dict(report: BuildReport) -> dict[str, object]:
     return {**asdict(report), "problems": [asdict(problem) for problem in report.problems]}
 
 
-def results_to_csv(result: SearchResult, k: int | None = None) -> str:
+def results_to_csv(result: SearchResult, k: int | None = None, *, score_line: LineSetting = "default",
+                   score_view: Scale = "raw") -> str:
     """CSV text with a header row (CSV_COLUMNS) and one row per (stage, hit), stages in order, each
     stage's top `k` hits (all when k is None). ``rank_in_<stage>`` is the hit's rank in that stage,
     its own included, blank where that stage did not return it; `sigmoid` is blank outside rerank.
@@ -116,7 +136,9 @@ def results_to_csv(result: SearchResult, k: int | None = None) -> str:
     stage did not run), `found_by` (``bm25 dense``, space-separated) and `lifted` (true/false),
     compared at `k` as in `result_to_dict`; rows of a further reranker (rerank-b, …) also hold
     `versus_a`, how far it moved the passage against the first, the JSON's ``versus_a`` text
-    ("↑3 vs A", "↓1 vs A", "= A"; blank where A did not rank it). Fields holding commas, quotes or line
+    ("↑3 vs A", "↓1 vs A", "= A"; blank where A did not rank it); rerank rows also hold
+    `reaches_line` (true/false: the hit's score reaches the stage's "no good answer" line; blank without
+    a line). Fields holding commas, quotes or line
     breaks are quoted (RFC 4180, ``\\r\\n`` row ends), and every cell is passed through `neutralise_cell`, so a passage
     such as ``=HYPERLINK(...)`` opens as text in a spreadsheet."""
     comparison = compare(result, comparison_depth(result, k))
@@ -125,14 +147,17 @@ def results_to_csv(result: SearchResult, k: int | None = None) -> str:
     writer = csv.writer(buffer)
     writer.writerow(csv_columns(names))
     for name, stage in result.stages.items():
-        for hit in stage.hits if k is None else stage.hits[:k]:
+        hits = stage.hits if k is None else stage.hits[:k]
+        line = answerability.score_line(stage, score_line, score_view=score_view, hits=hits)
+        for position, hit in enumerate(hits):
             ranks = {**hit.ranks, name: hit.rank}
             compared = _reranked_by_id(comparison, name).get(hit.passage_id)
             writer.writerow(neutralise_cell(cell) for cell in [
                 result.query, name, hit.rank, hit.passage_id, hit.doc_id, hit.score,
                 "" if hit.sigmoid is None else hit.sigmoid, hit.language.code, hit.language.probability,
                 *("" if ranks.get(other) is None else ranks[other] for other in names),
-                *_comparison_cells(compared), hit.title, hit.text,
+                *_comparison_cells(compared), "" if line is None else str(position < line.reached).lower(),
+                hit.title, hit.text,
             ])
     return buffer.getvalue()
 

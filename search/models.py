@@ -47,7 +47,9 @@ LATE_INTERACTION_IDS = frozenset({LATE_INTERACTION_ID, LATE_INTERACTION_MINILM_I
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to use one model: its pooling, the prefixes it was trained with, its length and languages."""
+    """How to use one model: its pooling, the prefixes it was trained with, its length and languages, and
+    for a reranker the raw score below which its top passage is probably no answer (None: none known; see
+    `search.answerability`)."""
 
     model_id: str
     kind: Kind
@@ -57,6 +59,7 @@ class ModelSpec:
     max_length: int = 512
     languages: str = "multilingual"
     normalize: bool = True
+    no_answer_threshold: float | None = None
 
 
 KNOWN_MODELS: dict[str, ModelSpec] = {
@@ -75,6 +78,9 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
         ModelSpec(MINILM_ID, "dense", "mean", "", "", 256, "English-centric"),
         ModelSpec(RERANKER_BASE, "reranker", "cls", max_length=512, languages="English and Chinese"),
         ModelSpec(RERANKER_V2_M3, "reranker", "cls", max_length=512, languages="~100 languages"),
+        # Not calibrated (cosine MaxSim); 0.84 is the one line that best told questions with an answer from
+        # questions without one on the sample and XQuAD en/de/zh (balanced accuracy 0.90-0.98; docs/ranking.md).
+        ModelSpec(LATE_INTERACTION_ID, "reranker", languages="~100 languages", no_answer_threshold=0.84),
     )
 }
 
@@ -88,7 +94,7 @@ def model_spec(model_id: str, kind: Kind) -> ModelSpec:
     for known_id, spec in KNOWN_MODELS.items():
         if known_id.split("/")[-1].lower() == name:
             return ModelSpec(model_id, spec.kind, spec.pooling, spec.query_prefix, spec.passage_prefix,
-                             spec.max_length, spec.languages, spec.normalize)
+                             spec.max_length, spec.languages, spec.normalize, spec.no_answer_threshold)
     return ModelSpec(model_id, kind, "cls" if kind == "reranker" else "mean")
 
 

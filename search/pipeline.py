@@ -103,6 +103,9 @@ class Settings:
     langid: str = config.default("langid")  # the language detector: auto, fasttext or langdetect (search.language)
     backend: str = config.default("backend")  # the inference backend of the models (see search.loading)
     tei_url: str = ""  # where backend "tei" finds its models (see search.backends.tei)
+    bm25_statistics: str = config.default("bm25_statistics")  # per passage language, or "corpus" (search.bm25)
+    stopwords: bool = config.default("stopwords")  # drop the query's stopwords before BM25 (search.analysis)
+    fusion: str = config.default("fusion")  # how hybrid fuses BM25 and dense: relative-score or rrf (search.fusion)
 
     def __post_init__(self) -> None:
         chosen = _choices(self.rerankers)
@@ -168,7 +171,8 @@ class Index:
                  encoder: Loaded[TextEncoder], settings: Settings, report: BuildReport) -> None:
         self.passages = tuple(passages)
         self.passage_terms = [list(terms) for terms in passage_terms]
-        self.bm25 = BM25Index.build(self.passage_terms)
+        self.bm25 = BM25Index.build(self.passage_terms, languages=(
+            [passage.language.group for passage in self.passages] if settings.bm25_statistics == "language" else None))
         self.dense = dense
         self.encoder = encoder
         self.settings = settings
@@ -180,9 +184,9 @@ class Index:
         note = encoder.fallback_reason or ""
         self.retrievers: dict[str, Retriever] = {
             retriever.name: retriever for retriever in (
-                BM25Retriever(self.bm25, self.languages),
+                BM25Retriever(self.bm25, self.languages, report.languages, settings),
                 DenseRetriever(self.dense, lambda: self.encoder.model, note),
-                HybridRetriever(lambda: self.encoder.model.label, note),
+                HybridRetriever(lambda: self.encoder.model.label, settings.fusion, report.languages, note),
             )}
 
     def __len__(self) -> int:
@@ -194,7 +198,8 @@ class Index:
                  rerank_depth: int = config.default("rerank_depth"),
                  candidates_from: str = config.default("candidates_from"),
                  stages: Collection[str] = FIRST_STAGES) -> SearchResult:
-        """Run the first stages (BM25, dense, hybrid) for `query`; each returns max(k, rerank_depth) hits.
+        """Run the first stages (BM25, dense, and hybrid: their fusion, `Settings.fusion`) for `query`; each
+        returns max(k, rerank_depth) hits.
 
         `stages` limits which run (a stage's `needs` run too; `candidates_from` always runs; names of
         later stages are ignored), which saves
@@ -287,7 +292,7 @@ class Index:
         )
         pairs_per_second = loaded.model.throughput().pairs_per_second if candidates else None
         reranked = StageResult(stage, hits, seconds, loaded.model.label, note=loaded.fallback_reason or "",
-                               pairs_per_second=pairs_per_second)
+                               pairs_per_second=pairs_per_second, model_id=loaded.model.model_id)
         return replace(result, stages=_cross_ranked({**result.stages, stage: reranked}))
 
     def rerank_from_cache(self, result: SearchResult, stage: str = RERANK) -> SearchResult | None:

@@ -14,7 +14,7 @@ from typing import NamedTuple, Protocol
 from . import analysis
 from .bm25 import BM25Index
 from .dense import DenseIndex
-from .fusion import reciprocal_rank_fusion
+from .fusion import fuse, fusion_label, hybrid_weights
 from .inference import TextEncoder
 from .types import Language, Scored
 
@@ -53,35 +53,42 @@ class Retriever(Protocol):
         ...
 
 
-def query_terms(query: str, language: Language, corpus_languages: frozenset[str]) -> list[str]:
-    """Analyse a query for BM25 the way each passage language was analysed.
+# From this many passages in the query's language on, BM25's per-language document frequencies, not the
+# stopword list, weigh the query's stopwords in that language (docs/ranking.md: XQuAD and the sample).
+STOPWORD_STATISTICS_PASSAGES = 100
 
-    Every passage was stemmed in its own detected language, so a query matches a passage only through
-    the terms that passage's analysis would give it. The query is therefore analysed in its detected
-    language and in each language of the corpus, keeping each distinct term once. This also rescues
-    short queries and short passages whose language detection is unsure. In a monolingual corpus it
-    is plain analysis in that language.
-    """
-    seen: dict[str, None] = {}
-    for group in [language.group, *sorted(corpus_languages - {language.group})]:
-        for term in analysis.terms(query, group):
-            seen.setdefault(term, None)
-    return list(seen)
+
+def query_terms(query: str, language: Language, corpus_languages: frozenset[str]) -> list[str]:
+    """The terms BM25 matches for `query`, pooled over the languages it is analysed in, each once
+    (`analysis.query_terms` gives them per language and says why)."""
+    by_language = analysis.query_terms(query, language.group, corpus_languages)
+    return list(dict.fromkeys(term for terms in by_language.values() for term in terms))
 
 
 class BM25Retriever:
-    """BM25 over the passages' analysed terms, the query analysed in every language of the corpus."""
+    """BM25 over the passages' analysed terms, the query analysed in every language of the corpus: its
+    stopwords dropped (those of each language it is matched in and its own), with statistics per passage
+    language unless `Settings.bm25_statistics` is "corpus"."""
 
     name = "bm25"
     needs: tuple[str, ...] = ()
     label = "BM25 (rank-bm25, language-aware analysis)"
 
-    def __init__(self, index: BM25Index, corpus_languages: frozenset[str]) -> None:
+    def __init__(self, index: BM25Index, corpus_languages: frozenset[str], passages_per_language: Mapping[str, int],
+                 settings: _RankingSettings) -> None:
         self.index = index
         self.corpus_languages = corpus_languages
+        self.passages_per_language = passages_per_language
+        self.settings = settings
 
     def search(self, query: QueryText, depth: int, earlier: Mapping[str, Sequence[Scored]]) -> Ranking:
-        terms = query_terms(query.text, query.language, self.corpus_languages)
+        # Per-language statistics weigh the query's own stopwords once its language has enough passages;
+        # below that, "far" in 1 of 11 English passages looks as rare as a name, and the list decides.
+        group = query.language.group
+        own_stopwords = (self.settings.bm25_statistics != "language"
+                         or self.passages_per_language.get(group, 0) < STOPWORD_STATISTICS_PASSAGES)
+        terms = analysis.query_terms(query.text, group, self.corpus_languages, stopwords=self.settings.stopwords,
+                                     own_stopwords=own_stopwords)
         return Ranking(self.index.search(terms, depth), self.label)
 
 
@@ -106,15 +113,26 @@ class DenseRetriever:
 
 
 class HybridRetriever:
-    """Reciprocal rank fusion of the BM25 and dense lists."""
+    """The BM25 and dense lists fused (`search.fusion`): by default relative scores, BM25 weighted by the
+    share of the corpus in the query's language; the old equal-weight RRF when `fusion` is "rrf". Its label
+    names the fusion and its weights."""
 
     name = "hybrid"
     needs: tuple[str, ...] = ("bm25", "dense")
 
-    def __init__(self, dense_label: Callable[[], str], note: str = "") -> None:
+    def __init__(self, dense_label: Callable[[], str], fusion: str, passages_per_language: Mapping[str, int],
+                 note: str = "") -> None:
         self._dense_label = dense_label
+        self.fusion = fusion
+        self.passages_per_language = passages_per_language
         self.note = note
 
     def search(self, query: QueryText, depth: int, earlier: Mapping[str, Sequence[Scored]]) -> Ranking:
-        fused = reciprocal_rank_fusion([list(earlier[name]) for name in self.needs], limit=depth)
-        return Ranking(fused, f"RRF(BM25, {self._dense_label()})", self.note)
+        weights = hybrid_weights(self.fusion, query.language.group, self.passages_per_language)
+        fused = fuse([list(earlier[name]) for name in self.needs], self.fusion, weights=weights, limit=depth)
+        return Ranking(fused, fusion_label(self.fusion, ("BM25", self._dense_label()), weights), self.note)
+
+
+class _RankingSettings(Protocol):
+    bm25_statistics: str
+    stopwords: bool

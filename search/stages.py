@@ -11,7 +11,7 @@ candidates. `rerank_stage(position)` names the stage of the reranker at a positi
 `Settings.rerankers`; `reranker_position(name)` reads it back.
 
 >>> [stage(name).title for name in ("bm25", "hybrid", "rerank", "rerank-b", "rerank-c")]
-['BM25', 'Hybrid (RRF)', 'Reranked', 'Reranked (B)', 'Reranked (C)']
+['BM25', 'Hybrid', 'Reranked', 'Reranked (B)', 'Reranked (C)']
 >>> reranker_position("rerank-c"), rerank_stage(1), is_rerank("dense")
 (2, 'rerank-b', False)
 """
@@ -47,7 +47,7 @@ class Stage:
 
 BM25 = Stage("bm25", "BM25", "BM25", "BM25", 2, "first")
 DENSE = Stage("dense", "Dense", "dense", "cos", 3, "first")
-HYBRID = Stage("hybrid", "Hybrid (RRF)", "hybrid", "RRF", 4, "fusion")
+HYBRID = Stage("hybrid", "Hybrid", "hybrid", "fused", 4, "fusion")  # the fusion ran: its model label
 FIRST_STAGES: tuple[str, ...] = (BM25.name, DENSE.name, HYBRID.name)
 """The stages before any rerank, in order; each can feed the rerankers (`candidates_from`)."""
 RETRIEVERS: tuple[str, ...] = (BM25.name, DENSE.name)

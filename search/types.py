@@ -106,6 +106,7 @@ class StageResult:
     note: str = ""  # e.g. why a stage fell back or could not run
     pairs_per_second: float | None = None  # rerank stage only
     error: str | None = None  # the stage could not run; `hits` is empty
+    model_id: str = ""  # rerank stage only: the id of the reranker that ran (a fallback's own id)
 
 
 @dataclass(frozen=True)

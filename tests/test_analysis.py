@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from search.analysis import STEMMERS, Token, terms, tokenize
+from search.analysis import STEMMERS, Token, content_terms, query_terms, terms, tokenize
 
 
 def spans(text: str, language: str = "unknown") -> list[tuple[str, str]]:
@@ -151,3 +151,49 @@ def test_tokenize_is_thread_safe():
         for _ in range(5):
             results = list(pool.map(tokenize, texts * 8, languages * 8))
             assert results == expected * 8
+
+
+# -- stopwords ---------------------------------------------------------------------------------------
+
+
+def test_stopwords_are_marked_in_the_text_language_and_kept_as_terms():
+    tokens = tokenize("The dogs of the city", "en")
+    assert [(token.term, token.stopword) for token in tokens] == [
+        ("the", True), ("dog", False), ("of", True), ("the", True), ("citi", False)], tokens
+    assert terms("The dogs", "en") == ["the", "dog"], "the index keeps stopwords; only queries drop them"
+    assert [token.stopword for token in tokenize("The dogs", "de")] == [False, False], "'the' is no German stopword"
+    assert [token.stopword for token in tokenize("Die Hunde", "en", stop_languages=("en", "de"))] == [True, False]
+
+
+def test_stopwords_are_compared_before_stemming_and_normalised():
+    assert tokenize("THE", "en")[0].stopword, "casefolded"
+    assert not tokenize("dogs", "en")[0].stopword
+    assert tokenize("и", "ru")[0].stopword and tokenize("के", "hi")[0].stopword
+    assert [t.stopword for t in tokenize("的", "zh")] == [True], "a Chinese function character alone"
+
+
+def test_content_terms_drop_the_stopwords_of_the_languages_asked():
+    assert content_terms("How far is the Moon from the Earth on average?", "en") == ["moon", "earth", "averag"]
+    assert content_terms("Die Mauer", "en") == ["die", "mauer"], "'die' is an English word"
+    assert content_terms("Die Mauer", "en", stop_languages=("en", "de")) == ["mauer"]
+
+
+def test_query_terms_per_language_drop_both_languages_stopwords():
+    by_language = query_terms("When did the Luna 2 probe reach the Moon?", "en", {"en", "de", "tr"})
+    assert list(by_language) == ["en", "de", "tr"], "the query's language first, then the corpus' in order"
+    assert by_language["en"] == ["luna", "2", "probe", "reach", "moon"]
+    assert "the" not in by_language["de"] and "the" not in by_language["tr"], (
+        "an English stopword must not match German or Turkish passages")
+    kept = query_terms("When did the Luna 2 probe reach the Moon?", "en", {"en", "de"}, own_stopwords=False)
+    assert kept["en"][:3] == ["when", "did", "the"] and "the" not in kept["de"], (
+        "own_stopwords=False keeps them in the query's own language only")
+    assert query_terms("the", "en", {"en"}, stopwords=False) == {"en": ["the"]}
+
+
+def test_a_query_of_only_stopwords_keeps_them():
+    assert query_terms("To be or not to be", "en", {"en"}) == {"en": ["to", "be", "or", "not"]}
+
+
+def test_unknown_language_has_no_stopword_list_but_drops_the_query_language_ones():
+    assert not any(token.stopword for token in tokenize("the 1888", "unknown"))
+    assert query_terms("the patent of 1888", "en", {"unknown"})["unknown"] == ["patent", "1888"]

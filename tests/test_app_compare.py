@@ -36,7 +36,7 @@ DOCS = {
 }
 QUERY, OTHER_QUERY = "volcano magma crust", "where does green tea grow"
 DEPTH = 10
-VIEW = (5, "raw", False)  # k, score view, best passage per document
+VIEW = (5, "raw", False, "default")  # k, score view, best passage per document, score line
 
 
 @pytest.fixture(scope="module")
@@ -370,6 +370,6 @@ def test_redrawing_for_another_k_leaves_a_rerank_column_that_is_still_working_al
     index = types.SimpleNamespace(languages=(), rerank_stages=("rerank", "rerank-b"))
     latest.begin(make_result([make_stage(name, [make_hit("a#0", 1)]) for name in ("bm25", "dense", "hybrid",
                                                                                 "rerank")]), index)
-    update = callbacks.rerender(index, judging.SessionJudgments(), latest, 5, "raw", False)
+    update = callbacks.rerender(index, judging.SessionJudgments(), latest, *VIEW)
     drawn = {name for name, column in callbacks.page.search.columns.items() if column in update}
     assert drawn == {"bm25", "dense", "hybrid", "rerank"}, "rerank-b is not in the result: left as it is"

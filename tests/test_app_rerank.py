@@ -34,7 +34,7 @@ DOCS = {
 }
 QUERY, OTHER_QUERY = "volcano magma crust", "where does green tea grow"
 DEPTH = 10
-VIEW = (5, "raw", False)  # k, score view, best passage per document
+VIEW = (5, "raw", False, "default")  # k, score view, best passage per document, score line
 
 
 @pytest.fixture(scope="module")
@@ -195,13 +195,14 @@ def test_k_the_score_view_collapsing_judging_and_the_same_query_again_score_no_p
     session = judging.SessionJudgments()
     again = search(callbacks, index, latest, QUERY)  # the same query again
     assert 'data-state="done"' in column(callbacks, again), "the cached rerank is drawn with the first stages"
-    more = callbacks.search_again(index, latest, session, QUERY, 8, DEPTH, "hybrid", "raw", False)  # k changed
+    # k changed
+    more = callbacks.search_again(index, latest, session, QUERY, 8, DEPTH, "hybrid", "raw", False, "default")
     assert 'data-state="done"' in column(callbacks, more)
     list(rerank(callbacks, index, latest))  # the rerank event that follows every search
-    callbacks.rerender(index, session, latest, 8, "sigmoid", True)
+    callbacks.rerender(index, session, latest, 8, "sigmoid", True, "0.5")
     hit = latest.result.stages["rerank"].hits[0]
     event = gr.EventData(callbacks.page.search.columns["rerank"], {"hit_rank": hit.rank, "grade": 2})
-    judged = JudgingCallbacks(callbacks.page).judge_result(index, session, latest, 8, "raw", False, event)
+    judged = JudgingCallbacks(callbacks.page).judge_result(index, session, latest, 8, "raw", False, "default", event)
     assert judged[callbacks.page.session.judged].judgment_count == 1
     shallower = search(callbacks, index, latest, QUERY, depth=6)
     assert 'data-state="done"' in column(callbacks, shallower)

@@ -187,7 +187,7 @@ def test_download_with_a_spaced_id_gives_every_file_it_can_and_names_the_one_lef
                           make_stage("rerank", ranked("my notes#0", "a#0"))], candidates_from="bm25")
     session = judging.judge(judging.SessionJudgments(), result, "my notes#0", 2)
     with pytest.warns(UserWarning) as warned:
-        updates = callbacks.download_judgments(session, session_state.LatestSearch(result),
+        updates = callbacks.download_judgments(session, session_state.LatestSearch(result), "default", "raw",
                                                gr.Request(session_hash="spaced"))
     paths = updates[callbacks.page.judging.downloads]
     assert sorted(Path(path).name for path in paths) == ["queries.tsv", "results.csv", "results.json",

@@ -131,3 +131,51 @@ def test_analysed_multilingual_corpus():
     assert [hit.index for hit in index.search(terms("Haus", "de"), k=3)] == [0]
     assert [hit.index for hit in index.search(terms("dog runs", "en"), k=3)] == [1]
     assert [hit.index for hit in index.search(terms("大学", "zh"), k=3)] == [2]
+
+
+# -- statistics per language -------------------------------------------------------------------------
+
+
+MIXED = [["the", "moon", "orbit", "the", "earth"], ["the", "tea", "is", "a", "drink"], ["the", "chess", "game"],
+         ["der", "mond", "umkreist", "die", "erde"], ["die", "teepflanze"]]
+MIXED_LANGUAGES = ["en", "en", "en", "de", "de"]
+
+
+def test_each_language_has_its_own_statistics():
+    index = BM25Index.build(MIXED, languages=MIXED_LANGUAGES)
+    assert index.statistics == "language" and index.languages == {"en", "de"}
+    english = BM25Index.build(MIXED[:3])
+    german = BM25Index.build(MIXED[3:])
+    scores = index.scores({"en": ["the", "moon"], "de": ["mond", "die"]})
+    np.testing.assert_allclose(scores[:3], english.scores(["the", "moon"]), rtol=1e-12)
+    np.testing.assert_allclose(scores[3:], german.scores(["mond", "die"]), rtol=1e-12)
+
+
+def test_a_word_common_in_its_language_weighs_little_however_rare_in_the_corpus():
+    corpus = MIXED + [["das", "schach"]] * 6
+    languages = MIXED_LANGUAGES + ["de"] * 6
+    global_index = BM25Index.build(corpus)
+    per_language = BM25Index.build(corpus, languages=languages)
+    # "the" is in 3 of 11 passages (rare overall) but in all 3 English ones.
+    assert global_index.scores(["the"])[0] > global_index.scores(["earth"])[0] * 0.5
+    assert per_language.scores({"en": ["the"]})[0] < per_language.scores({"en": ["earth"]})[0] * 0.2
+
+
+def test_terms_of_one_language_match_only_its_passages():
+    index = BM25Index.build([["tea"], ["tea"]], languages=["en", "de"])
+    assert [hit.index for hit in index.search({"de": ["tea"]}, k=5)] == [1]
+    assert [hit.index for hit in index.search(["tea"], k=5)] == [0, 1], "a plain list matches every language"
+    assert index.search({"fr": ["tea"]}, k=5) == [], "a language the corpus lacks matches nothing"
+
+
+def test_corpus_statistics_pool_the_languages_terms_once():
+    index = BM25Index.build(MIXED)
+    assert index.statistics == "corpus"
+    np.testing.assert_allclose(index.scores({"en": ["moon", "the"], "de": ["the", "mond"]}),
+                               index.scores(["moon", "the", "mond"]), rtol=1e-12)
+
+
+def test_languages_must_match_the_passages():
+    with pytest.raises(ValueError, match="languages has 1 entries for 2 passages"):
+        BM25Index.build([["a"], ["b"]], languages=["en"])
+    assert len(BM25Index.build([[], []], languages=["en", "en"])) == 2, "a language without terms is indexed"

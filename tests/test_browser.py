@@ -57,7 +57,7 @@ def test_upload_build_and_search_shows_four_columns_with_languages_and_movements
 
     _search(page, "Welcher Fluss entspringt in den Schweizer Alpen?")
     titles = [page.inner_text(f"#column-{name} h3.stage-title") for name in ("bm25", "dense", "hybrid", "rerank")]
-    assert titles == ["BM25", "Dense", "Hybrid (RRF)", "Reranked"]
+    assert titles == ["BM25", "Dense", "Hybrid", "Reranked"]
     for name in ("bm25", "dense", "hybrid", "rerank"):
         assert page.locator(f"#column-{name} li.hit").count() >= 3, name
     assert page.inner_text("#column-bm25 li.hit[data-rank='1'] .lang-badge").startswith("de")
@@ -126,7 +126,7 @@ def test_evaluate_tab_runs_and_shows_metrics_chart_and_queries(page):
     page.click("#run-eval")
     expect(page.locator("#metrics-table")).to_contain_text("Reranked", timeout=300_000)
     table = page.inner_text("#metrics-table")
-    for title in ("BM25", "Dense", "Hybrid (RRF)", "nDCG@10", "MRR@10"):
+    for title in ("BM25", "Dense", "Hybrid", "nDCG@10", "MRR@10"):
         assert title in table, table
     assert page.locator("#metrics-chart canvas, #metrics-chart svg").count() >= 1, "the chart is drawn"
     expect(page.locator("#per-query-table")).to_contain_text("q01", timeout=30_000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.models import FALLBACK_DENSE_ID, LATE_INTERACTION_LABEL
+from search.models import FALLBACK_DENSE_ID, FALLBACK_LABEL, LATE_INTERACTION_LABEL
 from search.pipeline import (
     BUILD_STEPS,
     BuildCancelled,
@@ -71,7 +71,8 @@ def test_search_runs_all_four_stages_with_cross_ranks(index):
     result = index.search("how do bees tell where flowers are", k=3, rerank_depth=5, candidates_from="bm25")
     assert list(result.stages) == ["bm25", "dense", "hybrid", "rerank"]
     rerank = result.stages["rerank"]
-    assert rerank.model == LATE_INTERACTION_LABEL and rerank.error is None  # over the bundled e5 (torch)
+    dense_form = result.stages["dense"].model.removeprefix(FALLBACK_LABEL)  # "" for torch, " · int8 …" for int8
+    assert rerank.model == LATE_INTERACTION_LABEL + dense_form and rerank.error is None, "over the same bundled e5"
     assert rerank.hits[0].doc_id == "bees"
     assert [hit.rank for hit in rerank.hits] == list(range(1, len(rerank.hits) + 1))
     assert all(a.score >= b.score for a, b in zip(rerank.hits, rerank.hits[1:], strict=False))

@@ -117,7 +117,7 @@ def test_one_polyline_per_passage_in_any_top_k_with_its_ranks_and_the_out_lane()
     axes = [node for node in svg.iter("g") if has_class(node, "rf-axis")]
     assert [axis.get("data-stage") for axis in axes] == ["bm25", "dense", "hybrid", "rerank", "rerank-b"]
     assert [node.text for axis in axes for node in axis.iter("text") if has_class(node, "rf-axis-title")] == [
-        "BM25", "Dense", "Hybrid (RRF)", "Reranked", "Reranked (B)"]
+        "BM25", "Dense", "Hybrid", "Reranked", "Reranked (B)"]
     # Geometry: rank r at y = TOP + (r - 0.5) * row on axis i at x = LEFT + i * gap; "out" on one lane below.
     a, d = points(path_of(by_id["a#0"])), points(path_of(by_id["d#0"]))
     assert [x for x, _ in a] == [rankflow.LEFT + i * STAGE_GAP for i in range(5)]
@@ -158,7 +158,7 @@ def test_hover_text_names_the_passage_its_language_and_every_stages_rank_and_sco
         "d#0 · Hindi (hi 0.99)",
         "BM25: out of top 3 (#4 · BM25 3.00)",
         "Dense: not returned",
-        "Hybrid (RRF): out of top 3 (#5 · RRF 0.0280)",
+        "Hybrid: out of top 3 (#5 · fused 0.0280)",
         "Reranked: #1 · logit 4.00",
         "Reranked (B): #2 · logit 4.50",
         "judged 2 (highly relevant)",
@@ -250,7 +250,7 @@ def test_any_number_of_rerankers_each_gets_an_axis_and_the_last_one_leads():
                                     for rank, hit in enumerate(reversed(result.stages["rerank-b"].hits), start=1)])
     root = parse(render_rank_flow(make_result([*result.stages.values(), third]), k=3))
     titles = [node.text for node in root.iter("text") if has_class(node, "rf-axis-title")]
-    assert titles == ["BM25", "Dense", "Hybrid (RRF)", "Reranked", "Reranked (B)", "Reranked (C)"], titles
+    assert titles == ["BM25", "Dense", "Hybrid", "Reranked", "Reranked (B)", "Reranked (C)"], titles
     by_id = lines(root)
     # rerank-c: b c e d a -> its top 3 (b, c, e) lead; d stays strong because a reranker lifted it.
     assert {pid for pid, group in by_id.items() if has_class(group, "rf-top")} == {"b#0", "c#0", "e#0"}

@@ -25,7 +25,7 @@ def test_a_full_view_goes_into_a_link_and_comes_back_the_same():
     view = ViewState(sample="mixed-formats", query="Wie viele Bienen & 茶? =1+1 #frag", k=7, rerank_depth=50,
                      candidates_from="bm25", score_view="sigmoid", collapse=True, window=256, overlap=32,
                      dense_model="dense-b", reranker_model="BAAI/bge-reranker-base", backend="onnx",
-                     compare_reranker="late-interaction", compare_backend="torch")
+                     compare_reranker="late-interaction", compare_backend="torch", index_titles=True)
     link = query_string(view)
     assert link.startswith("?sample=mixed-formats&q=Wie%20viele%20Bienen%20%26%20"), link
     assert "#" not in link and " " not in link, link

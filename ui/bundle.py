@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from search.config import parse_line
 from search.export import result_to_dict, results_to_csv
 from search.stages import ordered
 from search.types import SearchResult
@@ -49,7 +50,7 @@ class Bundle(NamedTuple):
 def make_bundle(result: SearchResult | None, session: SessionJudgments, view: ViewState, *, link: str = "",
                 link_note: str = "", corpus: str = "", corpus_languages: Iterable[str] = (),
                 created: datetime | None = None) -> Bundle:
-    """Return the bundle of the latest search `result` drawn as `view` (k, score view, collapsing), with
+    """Return the bundle of the latest search `result` drawn as `view` (k, score view, collapsing, score line), with
     the session's judgments. `link` is the view's shareable URL (kept as a link in the page only when it is
     http or https), `link_note` what it cannot carry, `corpus` what the index was built from.
 
@@ -60,8 +61,10 @@ def make_bundle(result: SearchResult | None, session: SessionJudgments, view: Vi
     judged = export_files(session) if session.judgment_count else None
     files: dict[str, str] = {}
     if result is not None:
-        files["results.json"] = json.dumps(result_to_dict(result), ensure_ascii=False, indent=1)
-        files["results.csv"] = results_to_csv(result)
+        line = parse_line(view.score_line)
+        files["results.json"] = json.dumps(result_to_dict(result, score_line=line, score_view=view.score_view),
+                                           ensure_ascii=False, indent=1)
+        files["results.csv"] = results_to_csv(result, score_line=line, score_view=view.score_view)
         files[PAGE_NAME] = render_page(result, view, link=link, link_note=link_note, corpus=corpus,
                                        corpus_languages=corpus_languages)
     if judged is not None:
@@ -94,7 +97,7 @@ def render_page(result: SearchResult, view: ViewState, *, link: str = "", link_n
     names = ordered(result.stages)
     columns = [element("div", render_column(result.stages[name], result, k=view.k, score_view=view.score_view,
                                             collapse_documents=view.collapse, corpus_languages=languages,
-                                            controls=False),
+                                            controls=False, score_line=parse_line(view.score_line)),
                        class_="bundle-column")
                for name in names]
     head = element(

@@ -25,6 +25,9 @@ from collections.abc import Iterable, Mapping
 from typing import Literal, NamedTuple
 
 from search import compare
+from search.answerability import ScoreLine
+from search.answerability import score_line as line_of
+from search.config import LineSetting
 from search.language import LANGUAGE_NAMES
 from search.models import FALLBACK_LABEL, LATE_INTERACTION_ID, LATE_INTERACTION_LABEL
 from search.stages import RERANK, is_rerank, known, ordered, stage
@@ -37,6 +40,10 @@ from .labels import about, count, duration, stage_short, stage_title
 ScoreView = Literal["raw", "sigmoid"]
 
 GRADE_TITLES = {0: "not relevant", 1: "relevant", 2: "highly relevant"}
+LINE_HELP = ("Passages above the line score at or above it; none above it suggests the corpus holds no good "
+             "answer. A model's default line is measured on XQuAD and the sample corpus; late interaction's "
+             "scores are similarities, not calibrated relevance, so its line is a guide. Set another under "
+             "'Score line'.")
 CARD_SNIPPET_CHARS = 180  # a card's snippet: about three lines of a column, around the best query match
 # Wired to each result column's gr.HTML: a click on a grade button sends the card's rank in its stage and
 # the grade (integers, never corpus text); the column that was clicked tells the callback the stage. The column
@@ -121,7 +128,7 @@ def language_badge(language: Language) -> Markup:
 def render_column(stage: StageResult, result: SearchResult, *, k: int, score_view: ScoreView = "raw",
                   collapse_documents: bool = False, corpus_languages: Iterable[str] = (),
                   snippet_chars: int = CARD_SNIPPET_CHARS, judgments: Mapping[str, int] | None = None,
-                  controls: bool = True) -> Markup:
+                  controls: bool = True, score_line: LineSetting = "default") -> Markup:
     """Return the HTML of one result column: a header (title, model, latency) and the top-k hits as cards.
 
     `score_view` picks the rerank score shown (raw logit or its sigmoid). `collapse_documents` keeps the
@@ -131,18 +138,22 @@ def render_column(stage: StageResult, result: SearchResult, *, k: int, score_vie
     A stage with a `note` (why a model fell back) keeps it one hover or click away, not in full: the
     build summary says it once. `judgments` (passage id -> grade for this query) turns on the 0/1/2
     judging buttons on every card. `controls=False` draws no button at all (no Explain, no judging), for a
-    static page without the app behind it (`ui.bundle`). Raises ValueError for k < 1 or an unknown score_view.
+    static page without the app behind it (`ui.bundle`). `score_line` draws a reranked column's "no good
+    answer" line (`search.answerability`: "default", "none" or a score on the scale shown) between the
+    cards that reach it and those that don't, or says that none does. Raises ValueError for k < 1 or an
+    unknown score_view.
     """
     if k < 1:
         raise ValueError(f"k={k} must be at least 1")
     if score_view not in ("raw", "sigmoid"):
         raise ValueError(f"score_view={score_view!r} is not one of 'raw', 'sigmoid'")
     key = _stage_key(stage.stage)
-    header = _stage_header(stage, result)
-    if stage.error:
-        return _column(key, "error", header, _error_html(key, stage.error))
     hits = compare.best_per_document(stage.hits) if collapse_documents else stage.hits
     hits = hits[:k]
+    line = line_of(stage, score_line, score_view=score_view, hits=hits)
+    header = _stage_header(stage, result, line)
+    if stage.error:
+        return _column(key, "error", header, _error_html(key, stage.error))
     if not hits:
         return _column(key, "empty", header, element("p", "No passages returned.", class_="stage-empty"))
     languages = frozenset(corpus_languages)
@@ -153,7 +164,23 @@ def render_column(stage: StageResult, result: SearchResult, *, k: int, score_vie
               reranked=compare.reranked_hit(hit, result, k, key) if is_rerank(key) else None)
         for position, hit in enumerate(hits, start=1)
     ]
-    return _column(key, "done", header, element("ol", join(cards), class_="hits"))
+    if line is None:
+        return _column(key, "done", header, element("ol", join(cards), class_="hits"))
+    if 0 < line.reached < len(cards):
+        cards.insert(line.reached, _line_html(line))
+    return _column(key, "done", header, _no_answer_html(line) if line.none_reach else None,
+                   element("ol", join(cards), class_="hits"))
+
+
+def _line_html(line: ScoreLine) -> Markup:
+    # Between the last card that reaches the line and the first that doesn't (an <li> of the list).
+    return element("li", element("span", line.describe(), class_="score-line-label"), class_="score-line",
+                   role="separator", data_threshold=f"{line.threshold:g}", data_reached=line.reached)
+
+
+def _no_answer_html(line: ScoreLine) -> Markup:
+    return element("p", f"No passage reaches the line at {line.at()}: maybe there is no good answer to this query "
+                        "in the corpus.", class_="no-answer", role="note", data_threshold=f"{line.threshold:g}")
 
 
 class RerankProgress(NamedTuple):
@@ -259,7 +286,7 @@ def _stage_key(name: str) -> str:
     return name if known(name) else "other"
 
 
-def _stage_header(stage: StageResult, result: SearchResult) -> Markup:
+def _stage_header(stage: StageResult, result: SearchResult, line: ScoreLine | None = None) -> Markup:
     fallback = (stage.model or "").startswith(FALLBACK_LABELS) or bool(stage.note)
     parts = [
         element("h3", stage_title(stage.stage), class_="stage-title"),
@@ -278,6 +305,9 @@ def _stage_header(stage: StageResult, result: SearchResult) -> Markup:
         if stage.pairs_per_second is not None:
             detail += f" · {stage.pairs_per_second:,.1f} pairs/s"
         parts.append(element("p", detail, class_="stage-detail"))
+        if line is not None:
+            uncalibrated = not line.calibrated and "uncalibrated"
+            parts.append(element("p", line.describe(), class_=classes("stage-line", uncalibrated), title=LINE_HELP))
     return element("header", *parts, class_="stage-head")
 
 

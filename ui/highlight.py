@@ -1,7 +1,10 @@
 """Query terms marked in passage text, and snippets: a window of a long passage around its matches.
 
 Marks use the same analysis as BM25 (stemming, character n-grams for scripts without spaces), so what
-is marked is what BM25 matched. The text between and inside the marks is escaped (`ui.html`).
+is marked is what BM25 matched, stopwords excepted: `highlight_terms` leaves out the stopwords of the
+query's language and of the passage's (`search.stopwords`), and a snippet is the window with the most
+distinct query terms, so it shows the query's content rather than its "the" and "is". The text between
+and inside the marks is escaped (`ui.html`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from search import analysis
-from search.pipeline import query_terms
 from search.types import Language, SearchResult
 
 from .html import Markup, element, join
@@ -26,25 +28,29 @@ _MAX_SNAP = 24
 def match_spans(text: str, language: str, terms: Iterable[str]) -> list[tuple[int, int]]:
     """Return the (start, end) character spans of `text` to mark for `terms`, sorted and merged.
 
-    A span is a token of `analysis.tokenize(text, language)` whose term is in `terms`; overlapping
-    and touching spans become one. In scripts written without spaces a single character only counts
-    when the query has it alone: a query's characters all come as unigrams too, and marking every
-    lone 的 or 是 would bury the runs that actually match.
+    A span is a token of `analysis.tokenize(text, language)` whose term is in `terms` (`highlight_terms`
+    leaves the stopwords out); overlapping and touching spans become one. In scripts written without
+    spaces a single character only counts when the query has it alone: a query's characters all come
+    as unigrams too, and marking every lone 的 or 是 would bury the runs that actually match.
 
     >>> match_spans("我爱长城和故宫", "zh", {"长", "长城", "城"})
     [(2, 4)]
     """
+    return _merge([(start, end) for start, end, _ in _matches(text, language, terms)])
+
+
+def _matches(text: str, language: str, terms: Iterable[str]) -> list[tuple[int, int, str]]:
+    # (start, end, term) of every token to mark, in reading order.
     wanted = frozenset(terms)
     if not wanted or not text:
         return []
-    tokens = analysis.tokenize(text, language)
+    tokens = analysis.tokenize(text, language, stop_languages=())
     alone = _standalone_terms(wanted)
-    spans = [
-        (token.start, token.end)
+    return [
+        (token.start, token.end, token.term)
         for i, token in enumerate(tokens)
         if token.term in wanted and (token.term in alone or not _inside_neighbour(tokens, i))
     ]
-    return _merge(spans)
 
 
 def highlight(text: str, language: str, terms: Iterable[str]) -> Markup:
@@ -61,17 +67,18 @@ def highlight(text: str, language: str, terms: Iterable[str]) -> Markup:
 def snippet(text: str, language: str, terms: Iterable[str], max_chars: int = SNIPPET_CHARS) -> Markup:
     """Return highlighted, escaped HTML of `text`, or of a window of about `max_chars` characters of it.
 
-    A text of at most `max_chars` characters is returned whole. Otherwise the window holds as many
-    matches as fit (the earliest such group), with some context before; it is cut at whitespace
-    or clause punctuation, or between characters in scripts without spaces, and "…" marks each cut end.
-    Raises ValueError when max_chars < 1.
+    A text of at most `max_chars` characters is returned whole. Otherwise the window holds the most
+    distinct query terms that fit (then the most matches; the earliest such window), with some context
+    before; it is cut at whitespace or clause punctuation, or between characters in scripts without
+    spaces, and "…" marks each cut end. Raises ValueError when max_chars < 1.
     """
     if max_chars < 1:
         raise ValueError(f"max_chars={max_chars} must be at least 1")
-    spans = match_spans(text, language, terms)
+    matches = _matches(text, language, terms)
+    spans = _merge([(start, end) for start, end, _ in matches])
     if len(text) <= max_chars:
         return _marked_html(text, spans, 0, len(text))
-    start, end = _window(text, spans, max_chars)
+    start, end = _window(text, matches, max_chars)
     return join(("…" if start > 0 else None, _marked_html(text, spans, start, end), "…" if end < len(text) else None))
 
 
@@ -79,8 +86,9 @@ def highlight_terms(result: SearchResult, passage_language: str,
                     corpus_languages: Iterable[str] = ()) -> frozenset[str]:
     """Return the terms to mark in a passage of `passage_language` for `result.query`.
 
-    These are BM25's query terms (`search.pipeline.query_terms`) plus the query analysed as the passage's
-    language, so a stemmed match shows even when the query was analysed with another stemmer.
+    These are BM25's query terms (`search.analysis.query_terms`) plus the query analysed as the passage's
+    language, so a stemmed match shows even when the query was analysed with another stemmer; the
+    stopwords of the query's language and of the passage's are left out in every language.
     """
     return _highlight_terms(result.query, result.query_language, passage_language, frozenset(corpus_languages))
 
@@ -88,8 +96,9 @@ def highlight_terms(result: SearchResult, passage_language: str,
 @lru_cache(maxsize=256)
 def _highlight_terms(query: str, query_language: Language, passage_language: str,
                      corpus_languages: frozenset[str]) -> frozenset[str]:
-    return frozenset(query_terms(query, query_language, corpus_languages)) | frozenset(
-        analysis.terms(query, passage_language))
+    by_language = analysis.query_terms(query, query_language.group, corpus_languages)
+    return frozenset(term for terms in by_language.values() for term in terms) | frozenset(analysis.content_terms(
+        query, passage_language, stop_languages=(passage_language, query_language.group)))
 
 
 @lru_cache(maxsize=64)
@@ -133,8 +142,8 @@ def _marked_html(text: str, spans: Sequence[tuple[int, int]], lo: int, hi: int) 
     return join(pieces)
 
 
-def _window(text: str, spans: Sequence[tuple[int, int]], width: int) -> tuple[int, int]:
-    first, last = _densest(spans, width)
+def _window(text: str, matches: Sequence[tuple[int, int, str]], width: int) -> tuple[int, int]:
+    first, last = _richest(matches, width)
     room = width - (last - first)
     lo = max(0, first - room // 3)
     hi = min(len(text), lo + width)
@@ -150,16 +159,19 @@ def _window(text: str, spans: Sequence[tuple[int, int]], width: int) -> tuple[in
     return lo, hi
 
 
-def _densest(spans: Sequence[tuple[int, int]], width: int) -> tuple[int, int]:
-    best, best_count = (0, 0), 0
-    for i, (start, end) in enumerate(spans):
-        last, count = min(end, start + width), 1
-        for _, other_end in spans[i + 1:]:
+def _richest(matches: Sequence[tuple[int, int, str]], width: int) -> tuple[int, int]:
+    # The (start, end) of the run of matches within `width` characters that has the most distinct terms,
+    # then the most matches; the earliest such run.
+    best, best_key = (0, 0), (0, 0)
+    for i, (start, end, term) in enumerate(matches):
+        last, seen, count = min(end, start + width), {term}, 1
+        for _, other_end, other_term in matches[i + 1:]:
             if other_end > start + width:
                 break
             last, count = other_end, count + 1
-        if count > best_count:
-            best, best_count = (start, last), count
+            seen.add(other_term)
+        if (len(seen), count) > best_key:
+            best, best_key = (start, last), (len(seen), count)
     return best
 
 

@@ -16,7 +16,7 @@ goes) gives the default and a message naming the value and the fix.
 >>> parsed.state.sample, parsed.state.query, parsed.state.k, parsed.problems
 ('polyglot-facts', 'tea', 10, ('k=500 in the link is out of range; use 1 to 50. Using k=10.',))
 >>> query_string(parsed.state)
-'?sample=polyglot-facts&q=tea&k=10&depth=20&from=hybrid&score=raw&docs=0'
+'?sample=polyglot-facts&q=tea&k=10&depth=20&from=hybrid&score=raw&docs=0&line=default'
 """
 
 from __future__ import annotations
@@ -29,12 +29,24 @@ from typing import NamedTuple
 from urllib.parse import quote, urlencode
 
 from search import config
+from search.config import parse_line
 from search.stages import FIRST_STAGES
 
 from .html import Markup, element, join
 
 MAX_QUERY_CHARS = config.default("max_query_chars")
 SCORE_VIEWS = ("raw", "sigmoid")
+
+
+def line_text(value: object) -> str:
+    """A score-line setting as the link and the page's field hold it: "default", "none" or a number
+    ("0.8"); raises ValueError (naming the value and what is accepted) for anything else.
+
+    >>> line_text(0.80), line_text(" OFF "), line_text("")
+    ('0.8', 'none', 'default')
+    """
+    setting = parse_line(value)
+    return setting if isinstance(setting, str) else f"{setting:g}"
 UPLOADED_NOTE = "The link cannot carry uploaded files: whoever opens it uploads them and builds again."
 
 
@@ -49,6 +61,7 @@ class ViewState:
     candidates_from: str = config.default("candidates_from")
     score_view: str = "raw"
     collapse: bool = False
+    score_line: str = line_text(config.default("score_line"))  # "default", "none" or a score
     window: int | None = None
     overlap: int | None = None
     index_titles: bool | None = None
@@ -157,6 +170,14 @@ def _flag(raw: str, parameter: str, options: ShareOptions) -> bool:
     raise ValueError(f"{parameter}={_shown(raw)} in the link is not 0 or 1.")
 
 
+def _line(raw: str, parameter: str, options: ShareOptions) -> str:
+    try:
+        return line_text(raw[:40])
+    except ValueError:
+        raise ValueError(f"{parameter}={_shown(raw)} in the link is not a score line; use default, none or a "
+                         "number such as 0.8.") from None
+
+
 def _query(raw: str, parameter: str, options: ShareOptions) -> str:
     # Control characters (a pasted NUL, a bidi override) become spaces; the text stays text.
     text = "".join(" " if unicodedata.category(char) in {"Cc", "Cf"} else char for char in raw)
@@ -176,6 +197,7 @@ FIELDS: tuple[Field, ...] = (
           "Reranker candidates from"),
     Field("score_view", "score", _choice(lambda options: SCORE_VIEWS, "score view"), "Reranker score"),
     Field("collapse", "docs", _flag, "Best passage per document"),
+    Field("score_line", "line", _line, "Score line"),
     Field("window", "window", _integer(lambda options: options.window_range), "Passage window", "window"),
     Field("overlap", "overlap", _integer(lambda options: options.overlap_range), "Overlap", "overlap"),
     Field("index_titles", "titles", _flag, "Titles indexed with passages", "index_titles"),

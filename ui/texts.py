@@ -27,13 +27,28 @@ endpoint) in a fifth column; it takes effect with *Build index*.
 """
 
 SEARCH_HELP = """\
-Highlights use the same analysis as BM25 (stemming, Chinese/Japanese/Thai character n-grams). In the
-Reranked column, arrows show how far each passage moved against each first stage (↑ up, ↓ down, = same,
-*new* = not in that stage's top-k); a *lifted* badge marks a passage raised from below the top-k into the top 3.
-While the reranker works, its column counts the pairs scored and the time left on this machine; a new query
-stops it and reranks the new one instead. Scored pairs are kept, so k, the score view and judging never rerank.
-With a reranker B, the Reranked (B) column follows A and each of its cards says how far B moved the passage
-against A (`↑3 vs A`); the line under the columns gives their shared@k, Jaccard@k and Kendall's τ.
+**The chart** follows each passage of the top k from stage to stage: one line per passage, coloured by its
+language, thick for the Reranked top 3 and for passages a reranker lifted into its top 3 from below the
+hybrid top k; *out* means not in that stage's top k. Hover a line for the passage and its rank in every
+stage; click it to jump to its card. **The matrix** beside it says how far two stages agree: shared@k and
+Jaccard above the diagonal, Kendall's τ below (for the rerankers, over the candidates they both scored).
+
+**The cards** show the rank, the score, the detected language and a few lines around the best match;
+click the text for the whole passage. Highlights use the same analysis as BM25 (stemming, Chinese,
+Japanese and Thai character n-grams) and skip the query language's stopwords. In a Reranked column, arrows
+say how far the passage moved against each first stage (↑ up, ↓ down, = same, *new*: not in that stage's
+top k); *lifted* marks a passage raised from below the top k into the top 3. With a reranker B, its cards
+also say how far B moved the passage against A (`↑3 vs A`).
+
+**The score line** in a Reranked column separates the passages that score at or above it from the rest;
+when none does, the column says there may be no good answer in the corpus. *model default* uses the line
+measured for the model where there is one (late interaction over e5: 0.84; its scores are similarities,
+not calibrated relevance, so the line is a guide); type a number for your own, on the scale the column
+shows (logit, or p in the sigmoid view), or choose *none*.
+
+While a reranker works its column counts the pairs scored and the time left on this machine; a new query
+stops it and reranks the new one instead. Scored pairs are kept, so k, the score view, the score line and
+judging never rerank.
 """
 
 NO_INDEX = "Build an index first: upload files or choose a sample corpus, then press Build index."

@@ -15,7 +15,7 @@ from ui import evaluation_view, judging
 
 from .common import Updates, event_value, fail, info, unchanged, warn
 from .evaluate import load_uploaded
-from .search import column_updates, result_updates
+from .search import ColumnView, column_updates, line_setting, result_updates
 from .session import LatestSearch, downloads_folder, write_downloads
 
 if TYPE_CHECKING:
@@ -55,8 +55,9 @@ def wire(page: Page) -> None:
         api_visibility="undocumented",
         show_progress="hidden",
     )
-    panel.download_button.click(callbacks.download_judgments, [session.judged, session.latest], [panel.downloads],
-                                api_visibility="undocumented")
+    panel.download_button.click(callbacks.download_judgments,
+                                [session.judged, session.latest, search.score_line, search.score_view],
+                                [panel.downloads], api_visibility="undocumented")
     panel.load_button.click(callbacks.load_session_judgments, [session.judged, panel.upload],
                             [session.judged, panel.metrics], api_visibility="undocumented")
 
@@ -68,7 +69,7 @@ class JudgingCallbacks:
         self.page = page
 
     def judge_result(self, index: Index | None, session: judging.SessionJudgments, latest: LatestSearch,
-                     k: int, score_view: str, collapse: bool, event: gr.EventData) -> Updates:
+                     k: int, score_view: str, collapse: bool, score_line: str, event: gr.EventData) -> Updates:
         """Record the grade a user gave a result card: the clicked column (`event.target`) is the stage, the
         card's buttons send its rank in that stage and the grade (see `ui.columns.COLUMN_JS`)."""
         result = latest.result
@@ -80,14 +81,15 @@ class JudgingCallbacks:
             return unchanged()
         session = judging.judge(session, result, hit.passage_id, int(grade))
         return {self.page.session.judged: session,
-                **column_updates(self.page.search, index, result, session, k, score_view, collapse,
-                                 list(result.stages)),
+                **column_updates(self.page.search, index, result, session,
+                                 ColumnView.of(k, score_view, collapse, score_line), list(result.stages)),
                 **result_updates(self.page.search, index, result, session, k),
                 self.page.judging.metrics: judged_panel(session)}
 
-    def download_judgments(self, session: judging.SessionJudgments, latest: LatestSearch,
-                           request: gr.Request) -> Updates:
-        """Write the session's qrels, queries and runs (TREC) and the current results (CSV, JSON) to files.
+    def download_judgments(self, session: judging.SessionJudgments, latest: LatestSearch, score_line: str,
+                           score_view: str, request: gr.Request) -> Updates:
+        """Write the session's qrels, queries and runs (TREC) and the current results (CSV, JSON, with the
+        Reranked columns' score line as shown) to files.
         A file that can't be written (an id with whitespace in a TREC file) is left out with a warning
         naming it and the id; every other file still comes."""
         result = latest.result
@@ -95,8 +97,10 @@ class JudgingCallbacks:
             raise fail("Nothing to download yet: search, and judge a few results first.")
         files, left_out = judging.export_files(session)
         if result is not None:
-            files["results.csv"] = results_to_csv(result)
-            files["results.json"] = json.dumps(result_to_dict(result), ensure_ascii=False, indent=1)
+            line = line_setting(score_line)
+            files["results.csv"] = results_to_csv(result, score_line=line, score_view=score_view)
+            files["results.json"] = json.dumps(result_to_dict(result, score_line=line, score_view=score_view),
+                                               ensure_ascii=False, indent=1)
         for name, reason in left_out.items():
             warn(f"{name} was left out of the download: {reason}")
         return {self.page.judging.downloads: write_downloads(files, downloads_folder(request))}

@@ -20,12 +20,13 @@ import anyio
 import gradio as gr
 
 from search import stages
+from search.config import LineSetting, parse_line
 from search.export import result_to_dict
 from search.inference import RerankCancelled
 from search.pipeline import Index
 from search.policy import check_query
 from search.types import SearchResult
-from ui import columns, judging, rankflow, texts
+from ui import columns, judging, rankflow, share, texts
 
 from .common import Updates, event_value, fail, gpu, require, stream, unchanged
 from .page import APP_RERANKERS, AppContext
@@ -72,6 +73,28 @@ PAGE_JS = """
 """
 
 
+class ColumnView(NamedTuple):
+    """How a result is drawn: the values of `SearchPanel.view`, in its order."""
+
+    k: int
+    score_view: str
+    collapse: bool
+    score_line: LineSetting
+
+    @classmethod
+    def of(cls, k: int, score_view: str, collapse: bool, score_line: str | None) -> ColumnView:
+        """The view of the widgets' values (a score line that is no number gets a message, see `line_setting`)."""
+        return cls(int(k), score_view, bool(collapse), line_setting(score_line))
+
+
+def line_setting(text: str | None) -> LineSetting:
+    """The score-line field's value as a setting; one that is no number gets a message and nothing is redrawn."""
+    try:
+        return parse_line(text)
+    except ValueError as error:
+        raise fail(f"{error}. Nothing was redrawn.") from None
+
+
 class SearchPanel(NamedTuple):
     """The query, the search and view settings, one column per stage and the summary line."""
 
@@ -83,6 +106,7 @@ class SearchPanel(NamedTuple):
     candidates_from: gr.Radio
     score_view: gr.Radio
     collapse: gr.Checkbox
+    score_line: gr.Dropdown  # the Reranked columns' "no good answer" line: default, none or a score
     columns: dict[str, gr.HTML]  # stage -> its column (a reranker after A is shown when the index has it)
     summary: gr.HTML
     chart: gr.HTML  # the rank-flow chart and the agreement matrix (ui.rankflow), above the columns
@@ -90,8 +114,9 @@ class SearchPanel(NamedTuple):
 
     @property
     def view(self) -> list[gr.components.Component]:
-        """The settings that only change how a result is drawn (k also searches again)."""
-        return [self.k, self.score_view, self.collapse]
+        """The settings that only change how a result is drawn (k also searches again), in the order of
+        `ColumnView`'s fields."""
+        return [self.k, self.score_view, self.collapse, self.score_line]
 
     @property
     def rerank_stages(self) -> tuple[str, ...]:
@@ -127,13 +152,18 @@ def layout(ctx: AppContext) -> SearchPanel:
             score_view = form.add("score_view", gr.Dropdown([("raw logit", "raw"), ("sigmoid 0–1", "sigmoid")],
                                                             value="raw", label="Reranker score", min_width=130,
                                                             elem_id="score-view"), "search")
-            examples = gr.Dropdown(EXAMPLE_QUERIES, value=None, label="Examples", min_width=160, scale=2,
+            # A choice, or a number typed in: on the scale the Reranked columns show (share.line_text reads it).
+            score_line = gr.Dropdown([("model default", "default"), ("none", "none")],
+                                     value=share.line_text(settings.score_line), allow_custom_value=True,
+                                     label="Score line", min_width=140, elem_id="score-line")
+            examples = gr.Dropdown(EXAMPLE_QUERIES, value=None, label="Examples", min_width=140, scale=2,
                                    info=None, elem_id="example-queries")
             with gr.Column(min_width=160, scale=2):
                 collapse = form.add("collapse", gr.Checkbox(False, label="Best passage per document"), "search",
                                     to_view=bool)
                 rerank_estimate = gr.HTML(columns.render_rerank_estimate(None, settings.rerank_depth),
                                           elem_id="rerank-estimate")
+    form.add("score_line", score_line, "search", to_view=_line_or_default)  # after the others: see ui.regions.form
     chart = gr.HTML(elem_id="rank-flow", js_on_load=rankflow.RANK_FLOW_JS)
     with gr.Row(elem_classes="rr-columns", equal_height=False):
         stage_columns = {name: gr.HTML(elem_id=f"column-{name}", min_height=120, js_on_load=columns.COLUMN_JS,
@@ -143,7 +173,15 @@ def layout(ctx: AppContext) -> SearchPanel:
     with gr.Accordion("How to read the chart and the columns", open=False):
         gr.Markdown(texts.SEARCH_HELP)
     return SearchPanel(query, button, k, rerank_depth, rerank_estimate, candidates_from, score_view, collapse,
-                       stage_columns, summary, chart, examples)
+                       score_line, stage_columns, summary, chart, examples)
+
+
+def _line_or_default(text: str | None) -> str:
+    # What a link or the bundle records of the field: a line it can't read is left at the default.
+    try:
+        return share.line_text(text)
+    except ValueError:
+        return "default"
 
 
 def _range(name: str) -> tuple[float, float, float]:
@@ -167,7 +205,7 @@ def wire(page: Page, ctx: AppContext) -> None:
     # Enter, see PAGE_JS); the view toggles only redraw.
     wire_search_chain(page, partial(gr.on, [search.k.release], trigger_mode="always_last"), callbacks.search_again)
     gr.on(
-        [search.score_view.change, search.collapse.change], callbacks.rerender,
+        [search.score_view.change, search.collapse.change, search.score_line.change], callbacks.rerender,
         [session.index, session.judged, session.latest, *search.view],
         [*search.columns.values(), search.summary, search.chart],
         api_visibility="undocumented", show_progress="hidden",
@@ -193,7 +231,7 @@ def wire_search_chain(page: Page, listen: Callable[..., gr.events.Dependency],
     chain = listen(
         first_stages,
         [session.index, session.latest, session.judged, search.query, search.k, search.rerank_depth,
-         search.candidates_from, search.score_view, search.collapse],
+         search.candidates_from, search.score_view, search.collapse, search.score_line],
         [session.latest, *search.columns.values(), search.summary, search.rerank_estimate],
         api_visibility="undocumented", concurrency_limit=FIRST_STAGE_SLOTS, concurrency_id="first_stages",
         show_progress="minimal",
@@ -232,11 +270,13 @@ class SearchCallbacks:
         self.panel = page.search
 
     def first_stages(self, index: Index | None, latest: LatestSearch, session: judging.SessionJudgments, query: str,
-                     k: int, rerank_depth: int, candidates_from: str, score_view: str, collapse: bool) -> Updates:
+                     k: int, rerank_depth: int, candidates_from: str, score_view: str, collapse: bool,
+                     score_line: str) -> Updates:
         """BM25, dense and hybrid for the query, begun as the session's latest search (a rerank still running
         for an older one stops). Each reranked column shows a placeholder until its rerank, unless the score
         cache answers every pair it needs (the same query again, another k): then it is drawn at once."""
         index = require(index)
+        view = ColumnView.of(k, score_view, collapse, score_line)
         try:
             query = check_query(query)
             result = index.retrieve(query, k=int(k), rerank_depth=int(rerank_depth), candidates_from=candidates_from)
@@ -250,7 +290,7 @@ class SearchCallbacks:
         latest.begin(result, index)
         # The chart follows in its own event (`chart`): the columns are not kept waiting for it.
         return {self.page.session.latest: latest,
-                **column_updates(self.panel, index, result, session, k, score_view, collapse),
+                **column_updates(self.panel, index, result, session, view),
                 self.panel.summary: columns.render_summary(result, int(k)),
                 self.panel.rerank_estimate: rerank_estimate(index, result, result.rerank_depth,
                                                             result.candidates_from)}
@@ -264,18 +304,19 @@ class SearchCallbacks:
         return result_updates(self.panel, index, result, session, k)
 
     def search_again(self, index: Index | None, latest: LatestSearch, session: judging.SessionJudgments, query: str,
-                     k: int, rerank_depth: int, candidates_from: str, score_view: str, collapse: bool) -> Updates:
+                     k: int, rerank_depth: int, candidates_from: str, score_view: str, collapse: bool,
+                     score_line: str) -> Updates:
         """After k changes: search again (deeper lists) if there is something on screen, else do nothing."""
         if index is None or not (query or "").strip():
             return unchanged()
         return self.first_stages(index, latest, session, query, k, rerank_depth, candidates_from, score_view,
-                                 collapse)
+                                 collapse, score_line)
 
     def rerank_column(self, stage: str) -> Callable[..., Iterator[Updates]]:
         """The handler that adds `stage`'s column (a reranker's) to the session's latest search."""
 
         def rerank(index: Index | None, session: judging.SessionJudgments, latest: LatestSearch, k: int,
-                   score_view: str, collapse: bool) -> Iterator[Updates]:
+                   score_view: str, collapse: bool, score_line: str) -> Iterator[Updates]:
             """Rerank the session's latest search with `stage`'s reranker, streaming its progress: pairs scored
             of the total and the time left at the speed measured on this machine, batch by batch.
 
@@ -284,11 +325,12 @@ class SearchCallbacks:
             0, or reranked already) its column is drawn again, so the last rerank event to run always leaves
             the latest search's column on screen. Without that reranker (the index has fewer) nothing changes."""
             turn, result = latest.latest()
+            view = ColumnView.of(k, score_view, collapse, score_line)
             if index is None or result is None or stage not in index.rerank_stages:
                 yield unchanged()
                 return
             if not result.rerank_depth or stage in result.stages:
-                yield self._drawn(index, result, session, k, score_view, collapse, stage)
+                yield self._drawn(index, result, session, view, stage)
                 return
             earlier = index.rerank_stages[: index.rerank_stages.index(stage)]
             if any(name not in result.stages for name in earlier):
@@ -296,15 +338,15 @@ class SearchCallbacks:
                 return
             reranked = yield from self._rerank_streamed(index, latest, turn, result, stage)
             if reranked is not None:
-                yield self._drawn(index, reranked, session, k, score_view, collapse, stage)
+                yield self._drawn(index, reranked, session, view, stage)
 
         rerank.__name__ = f"rerank_{stage.replace('-', '_')}"
         return rerank
 
-    def _drawn(self, index: Index, result: SearchResult, session: judging.SessionJudgments, k: int,
-               score_view: str, collapse: bool, stage: str) -> Updates:
-        return {**column_updates(self.panel, index, result, session, k, score_view, collapse, [stage]),
-                **result_updates(self.panel, index, result, session, k)}
+    def _drawn(self, index: Index, result: SearchResult, session: judging.SessionJudgments, view: ColumnView,
+               stage: str) -> Updates:
+        return {**column_updates(self.panel, index, result, session, view, [stage]),
+                **result_updates(self.panel, index, result, session, view.k)}
 
     def _rerank_streamed(self, index: Index, latest: LatestSearch, turn: int, result: SearchResult,
                          stage: str) -> Generator[Updates, None, SearchResult | None]:
@@ -351,14 +393,15 @@ class SearchCallbacks:
         return reranked
 
     def rerender(self, index: Index | None, session: judging.SessionJudgments, latest: LatestSearch, k: int,
-                 score_view: str, collapse: bool) -> Updates:
-        """Draw the last result again with another score view or document collapsing (no new search)."""
+                 score_view: str, collapse: bool, score_line: str) -> Updates:
+        """Draw the last result again with another score view, document collapsing or score line (no new
+        search)."""
+        view = ColumnView.of(k, score_view, collapse, score_line)
         result = latest.result
         if index is None or result is None:
             return unchanged()
-        return {**column_updates(self.panel, index, result, session, k, score_view, collapse,
-                                 list(result.stages)),
-                **result_updates(self.panel, index, result, session, k)}
+        return {**column_updates(self.panel, index, result, session, view, list(result.stages)),
+                **result_updates(self.panel, index, result, session, view.k)}
 
     def rerank_estimate(self, index: Index | None, latest: LatestSearch, rerank_depth: int,
                         candidates_from: str) -> Updates:
@@ -390,7 +433,7 @@ class SearchCallbacks:
 # -- drawing --------------------------------------------------------------------------------------------
 
 def column_updates(panel: SearchPanel, index: Index, result: SearchResult, session: judging.SessionJudgments,
-                   k: int, score_view: str, collapse: bool, names: Sequence[str] | None = None) -> Updates:
+                   view: ColumnView, names: Sequence[str] | None = None) -> Updates:
     """The columns `names` (default: every column) of `result`: a stage's results; a reranker of the index
     that has not run yet shows its placeholder (or that reranking is off); a column with no reranker in this
     index is emptied. Passing only the columns a callback owns keeps the others as they are."""
@@ -402,8 +445,8 @@ def column_updates(panel: SearchPanel, index: Index, result: SearchResult, sessi
             continue
         if name in result.stages:
             updates[column] = columns.render_column(
-                result.stages[name], result, k=int(k), score_view=score_view, collapse_documents=collapse,
-                corpus_languages=index.languages, judgments=grades)
+                result.stages[name], result, k=view.k, score_view=view.score_view, collapse_documents=view.collapse,
+                corpus_languages=index.languages, judgments=grades, score_line=view.score_line)
         elif stages.is_rerank(name) and name in index.rerank_stages:
             updates[column] = (columns.render_rerank_pending(result, reranker_label(index, name), stage=name)
                                if result.rerank_depth else

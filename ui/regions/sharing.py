@@ -145,12 +145,12 @@ class ShareCallbacks:
 
     def search_restored(self, index: Index | None, latest: LatestSearch, session: judging.SessionJudgments,
                         query: str, k: int, rerank_depth: int, candidates_from: str, score_view: str,
-                        collapse: bool) -> Updates:
+                        collapse: bool, score_line: str) -> Updates:
         """After a link's build: its query, searched as the Search button would (nothing without a query)."""
         if index is None or not (query or "").strip():
             return unchanged()
         return SearchCallbacks(self.page).first_stages(index, latest, session, query, k, rerank_depth,
-                                                       candidates_from, score_view, collapse)
+                                                       candidates_from, score_view, collapse, score_line)
 
     def download_bundle(self, index: Index | None, session: judging.SessionJudgments, latest: LatestSearch,
                         link: str, request: gr.Request, **form: Any) -> Updates:

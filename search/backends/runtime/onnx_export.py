@@ -66,6 +66,10 @@ EXTERNAL_DATA_BYTES = 1_800_000_000
 FUSION_MAX_BYTES = 1_500_000_000
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
+# The word embeddings' own file beside model.onnx (see `_embeddings_aside`), and the rows the traced graph holds
+# meanwhile (the trace reads token id 5).
+EMBEDDINGS_FILE = "word_embeddings.bin"
+_PLACEHOLDER_ROWS = 8
 
 
 class ExportFailed(RuntimeError):
@@ -286,7 +290,8 @@ def cached_entry(model_id: str, folder: Path, name: str, build: Callable[[Path],
 
 def export_unfused(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, Any]:
     """Export the model to ``out/model.onnx`` (fp32, unfused: standard ONNX ops only, for runtimes other
-    than ONNX Runtime), with external data above 1.8 GB; returns what `_export_fp32`'s meta says of it."""
+    than ONNX Runtime; the whole model in the graph, with external data above 1.8 GB); returns what
+    `_export_fp32`'s meta says of it. For benchmarks that compare runtimes."""
     require_onnxruntime()
     model = recipe.load()
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -295,7 +300,12 @@ def export_unfused(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, 
     raw.mkdir()
     _trace(model_id, recipe, model, raw / MODEL_FILE)
     del model
-    _save(raw / MODEL_FILE, out / MODEL_FILE, external)
+    if external:
+        import onnx
+
+        _save(onnx.load(str(raw / MODEL_FILE)), out / MODEL_FILE, external)
+    else:
+        shutil.move(raw / MODEL_FILE, out / MODEL_FILE)
     shutil.rmtree(raw)
     return {"input_names": list(recipe.input_names), "output": recipe.output, "weight_bytes": weight_bytes,
             "external_data": external}
@@ -429,38 +439,114 @@ def _safe_name(model_id: str) -> str:
 # -- export, fusion, quantization ---------------------------------------------------------------------------
 
 def _export_fp32(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, Any]:
+    import onnx
+
     report_step("exporting")
     model = recipe.load()
     config = model.config
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    external = weight_bytes > EXTERNAL_DATA_BYTES
     raw = out / "raw"
     raw.mkdir()
-    names = list(recipe.input_names)
-    _trace(model_id, recipe, model, raw / MODEL_FILE)
-    del model
+    with _embeddings_aside(model) as aside:
+        # Only what the graph holds counts for protobuf's limit and the fusion's memory: the word
+        # embeddings go to their own file.
+        graph_bytes = weight_bytes - (aside.nbytes if aside is not None else 0)
+        _trace(model_id, recipe, model, raw / MODEL_FILE)
+        shape = None if aside is None else _write_embeddings(aside, out / EMBEDDINGS_FILE)
+    del model, aside
+    external = graph_bytes > EXTERNAL_DATA_BYTES
+    graph = onnx.load(str(raw / MODEL_FILE))
+    table = None if shape is None else _placeholder_table(model_id, graph, shape[1])
     meta: dict[str, Any] = {
         "recipe": RECIPE_VERSION, "model_id": model_id, "task": recipe.task, "precision": "fp32",
-        "input_names": names, "output": recipe.output, "weight_bytes": weight_bytes, "external_data": external,
+        "input_names": list(recipe.input_names), "output": recipe.output, "weight_bytes": weight_bytes,
+        "external_data": external, "word_embeddings": None if shape is None else EMBEDDINGS_FILE,
         "versions": _versions(), "cost": _cost("onnx-fp32", recipe.size),
     }
     layers, heads, hidden = (int(getattr(config, name)) for name in
                              ("num_hidden_layers", "num_attention_heads", "hidden_size"))
     fused = None
-    if weight_bytes > FUSION_MAX_BYTES:
-        meta["fusion"] = (f"skipped: {weight_bytes / 1e9:.1f} GB of weights (fusing needs over 6x that in memory); "
-                          "the unfused graph is exact too")
+    if graph_bytes > FUSION_MAX_BYTES:
+        meta["fusion"] = (f"skipped: {graph_bytes / 1e9:.1f} GB of weights besides the word embeddings (fusing "
+                          "needs several times that in memory); the unfused graph is exact too")
         logger.info("%s: ONNX fusion %s", model_id, meta["fusion"])
     else:
         report_step("fusing")
-        fused = _fuse(raw / MODEL_FILE, heads, hidden, layers, meta)
+        fused = _fuse(graph, heads, hidden, layers, meta)
+        if fused is None:  # the fusion changes the graph it is given, also when it gives up
+            graph = onnx.load(str(raw / MODEL_FILE))
+    if table is not None and shape is not None:
+        _point_to_embeddings(fused.model if fused is not None else graph, table, shape)
     if fused is not None:
         fused.save_model_to_file(str(out / MODEL_FILE), use_external_data_format=external,
                                  all_tensors_to_one_file=True)
     else:
-        _save(raw / MODEL_FILE, out / MODEL_FILE, external)
+        _save(graph, out / MODEL_FILE, external)
     shutil.rmtree(raw)
     return meta
+
+
+@contextlib.contextmanager
+def _embeddings_aside(model) -> Iterator[Any]:
+    """Within the block the model's word embeddings hold only their first `_PLACEHOLDER_ROWS` rows (all the
+    trace reads), and the block gets the full matrix: None for a model whose input embeddings are not a plain
+    fp32 `nn.Embedding` of its own (e.g. the bundled e5's 4-bit one), which is exported whole.
+
+    Why: the word embeddings are most of a multilingual model's weights (192 M of bge-reranker-base's 278 M
+    parameters: a 250k vocabulary), and every step of an export copies what the graph holds (the exporter,
+    protobuf, the fusion, several times each). Written once to their own file instead, they go through none
+    of it (docs/performance.md measures the peak memory and time of both ways)."""
+    import torch
+
+    embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if (type(embedding) is not torch.nn.Embedding or embedding.weight.dtype != torch.float32
+            or embedding.num_embeddings <= _PLACEHOLDER_ROWS
+            or (output is not None and getattr(output, "weight", None) is embedding.weight)):
+        yield None
+        return
+    full = embedding.weight
+    embedding.weight = torch.nn.Parameter(full.detach()[:_PLACEHOLDER_ROWS].clone(), requires_grad=False)
+    try:
+        yield full.detach()
+    finally:
+        embedding.weight = full
+
+
+def _write_embeddings(weights: Any, path: Path) -> tuple[int, int]:
+    """Write the embedding matrix (a torch tensor) to `path` as raw little-endian fp32; return its shape."""
+    array = weights.numpy().astype("<f4", copy=False)
+    with path.open("wb") as file:
+        file.write(memoryview(array).cast("B"))
+    return array.shape
+
+
+def _placeholder_table(model_id: str, graph: Any, hidden: int) -> str:
+    """The name of the placeholder word-embedding table in the traced `graph`: the data of the Gather that
+    reads ``input_ids``. Raises ExportFailed when there is not exactly one."""
+    tables = {node.input[0] for node in graph.graph.node if node.op_type == "Gather" and node.input[1] == "input_ids"}
+    found = [tensor.name for tensor in graph.graph.initializer
+             if tensor.name in tables and list(tensor.dims) == [_PLACEHOLDER_ROWS, hidden]]
+    if len(found) != 1:
+        raise ExportFailed(f"{model_id!r}: the word embeddings' table was not found in the ONNX graph "
+                           f"({len(found)} candidates), so they can't be set aside")
+    return found[0]
+
+
+def _point_to_embeddings(graph: Any, name: str, shape: tuple[int, int]) -> None:
+    """Make the initializer `name` (the placeholder, after any fusion) a reference to `EMBEDDINGS_FILE` of
+    `shape`, in place. Done after the fusion, which reads the table's shape (EmbedLayerNormalization)."""
+    import onnx
+
+    table = next(tensor for tensor in graph.graph.initializer if tensor.name == name)
+    table.ClearField("raw_data")
+    del table.dims[:]
+    table.dims.extend(shape)
+    del table.external_data[:]
+    for key, value in (("location", EMBEDDINGS_FILE), ("offset", "0"), ("length", str(shape[0] * shape[1] * 4))):
+        entry = table.external_data.add()
+        entry.key, entry.value = key, value
+    table.data_location = onnx.TensorProto.EXTERNAL
 
 
 def _cost(kind: CostKind, size: ModelSize | None) -> dict[str, Any]:
@@ -501,11 +587,26 @@ def _trace(model_id: str, recipe: ExportRecipe, model, path: Path) -> None:
         raise ExportFailed(f"{model_id!r} could not be exported to ONNX: {error_summary(error)}") from error
 
 
-def _fuse(path: Path, heads: int, hidden: int, layers: int, meta: dict[str, Any]):
+class _PlaceholderNote(logging.Filter):
+    """Drops the embedding fusion's warning that the word-embedding table is smaller than the position one:
+    true of the placeholder the fusion sees (`_embeddings_aside`), and it fuses all the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("word_embedding_table (")
+
+
+def _fuse(graph, heads: int, hidden: int, layers: int, meta: dict[str, Any]):
+    """ONNX Runtime's Python transformer fusions over `graph` (a ModelProto, changed in place), or None when
+    they don't fuse every attention layer (`meta` says why)."""
     from onnxruntime.transformers.optimizer import optimize_model
 
+    for name in ("fusion_embedlayer", "onnxruntime.transformers.fusion_embedlayer"):  # how ORT imports it varies
+        embed_logger = logging.getLogger(name)
+        if _PlaceholderNote not in map(type, embed_logger.filters):
+            embed_logger.addFilter(_PlaceholderNote())
     try:
-        fused = optimize_model(str(path), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0)
+        # A ModelProto, not a path: from a path the optimizer reads the whole graph twice.
+        fused = optimize_model(graph, model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0)
     except Exception as error:  # an architecture the bert fusions do not know: run the unfused graph
         meta["fusion"] = f"failed ({error_summary(error)}); the unfused graph is used"
         logger.warning("ONNX fusion %s", meta["fusion"])
@@ -521,15 +622,11 @@ def _fuse(path: Path, heads: int, hidden: int, layers: int, meta: dict[str, Any]
     return fused
 
 
-def _save(source: Path, target: Path, external: bool) -> None:
-    if not external:
-        shutil.move(source, target)
-        return
+def _save(graph, target: Path, external: bool) -> None:
     import onnx
 
-    # One data file beside the graph instead of the exporter's file per tensor.
-    model = onnx.load(str(source))
-    onnx.save_model(model, str(target), save_as_external_data=True, all_tensors_to_one_file=True,
+    # One data file beside the graph (the word embeddings set aside keep theirs).
+    onnx.save_model(graph, str(target), save_as_external_data=external, all_tensors_to_one_file=True,
                     location=f"{MODEL_FILE}.data")
 
 

@@ -4,8 +4,9 @@ CPU; shared by the OpenVINO int8 backends (`OpenVinoReranker` and `OpenVinoEncod
 `search.backends.onnx_reranker` and `.onnx_encoder`), not a backend itself.
 
 The recipe (`OV_RECIPE`; the measurements behind it are in the README's *Models* section):
-1. the unfused fp32 ONNX export (legacy exporter, eager attention: standard ONNX ops only), converted to
-   an OpenVINO model (`ov.convert_model`);
+1. the torch model (eager attention) converted to an OpenVINO model in memory by OpenVINO's PyTorch frontend
+   (`convert`: traced with one padded row, as the ONNX export is; no ONNX file in between, which halves the
+   time and the peak memory of this step, docs/performance.md);
 2. `nncf.quantize` with static (calibrated) int8 activations and per-channel int8 weights:
    ``ModelType.TRANSFORMER`` (SmoothQuant, attention MatMuls quantized, LayerNorm/Softmax kept fp32),
    ``QuantizationPreset.MIXED`` (asymmetric activations), fast bias correction, calibrated on
@@ -68,7 +69,7 @@ logger = logging.getLogger(__name__)
 
 INSTALL_HINT = 'pip install "multilingual-rerank-explorer[openvino]" (or: pip install openvino nncf)'
 # Bumped when the quantization recipe or the calibration pairs change, so older entries are not reused.
-OV_RECIPE = 1
+OV_RECIPE = 2  # 2: converted from torch by OpenVINO's PyTorch frontend (1: from the ONNX export)
 IR_FILE = "openvino_model.xml"
 CALIBRATION_FILE = Path(__file__).with_name("calibration_pairs.json")
 Feed = dict[str, np.ndarray]

@@ -16,7 +16,9 @@ ONNX Runtime sessions that run them; shared by the onnx backends, not a backend 
   within it does, step by step, with its expected cost (`runtime.costs`), for a status line.
 
 Cache layout: ``<cache>/<model id, filesystem-safe>/<weights key>/<task>-<precision>/`` holding
-``model.onnx`` (plus ``model.onnx.data`` above protobuf's 2 GB limit) and ``meta.json``, written last,
+``model.onnx`` (plus ``model.onnx.data`` above protobuf's 2 GB limit), the fp32 word embeddings in
+``word_embeddings.bin`` (external data of model.onnx: set aside at export, which saves most of its time and
+memory for a 250k vocabulary) and ``meta.json``, written last,
 which lists every file with its size. The weights key hashes the Hub revision (a snapshot's commit), or
 for a local folder config.json and each weight file's name, size and first and last MiB; a changed
 checkpoint gets a new folder. An export is written to a temporary folder beside its destination and
@@ -60,9 +62,11 @@ RECIPE_VERSION = 1
 OPSET = 17
 # Above this many bytes of weights the graph is saved with external data (protobuf's 2 GB limit, with margin).
 EXTERNAL_DATA_BYTES = 1_800_000_000
-# ORT's Python fusion holds several copies of the graph: bge-reranker-base (1.1 GB of fp32 weights)
-# fused at a 6.6 GB peak, the v2-m3 shape (2.3 GB) passed 13.8 GB and was stopped. Larger models run
-# the unfused graph (still exact; ORT's own session optimizer fuses LayerNorm and Gelu, not Attention).
+# ORT's Python fusion holds several copies of the graph (the word embeddings set aside, see
+# `_embeddings_aside`): bge-reranker-base's 0.34 GB of layer weights fused at a 3.2 GB peak for the whole
+# export, v2-m3's 1.25 GB at 9.1 GB (the whole graph, before: 1.1 GB at 9.0 GB, and v2-m3's 2.3 GB passed
+# 13.8 GB and was stopped). Larger graphs run unfused (still exact; ORT's own session optimizer fuses
+# LayerNorm and Gelu, not Attention, and the unfused graph scored about half as fast).
 FUSION_MAX_BYTES = 1_500_000_000
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"

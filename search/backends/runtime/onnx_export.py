@@ -418,7 +418,8 @@ def release_freed_memory() -> None:
     """Hand the memory an export freed back to the operating system (glibc's ``malloc_trim``; nothing
     elsewhere). An export's graph copies are freed when it ends, but glibc keeps the pages for the process:
     without this the app process stayed gigabytes larger after preparing a form in the background, and
-    v2-m3's shape peaked at 12.5 GB when the session loaded on top of them (docs/performance.md)."""
+    v2-m3's export peaked at 12.8 GB with the exporter's freed copies kept under the fusion's (10.5 GB
+    now; docs/performance.md)."""
     import ctypes
     import ctypes.util
     import gc
@@ -478,6 +479,7 @@ def _export_fp32(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, An
         _trace(model_id, recipe, model, raw / MODEL_FILE)
         shape = None if aside is None else _write_embeddings(aside, out / EMBEDDINGS_FILE)
     del model, aside
+    release_freed_memory()  # the exporter's copies, before the fusion makes its own (v2-m3: 12.8 GB peak without)
     external = graph_bytes > EXTERNAL_DATA_BYTES
     graph = onnx.load(str(raw / MODEL_FILE))
     table = None if shape is None else _placeholder_table(model_id, graph, shape[1])

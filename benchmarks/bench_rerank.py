@@ -15,6 +15,9 @@ with --backends, the torch, onnx and int8 backends against sentence-transformers
                                                             # the issue's check: 40 German paragraphs, other
                                                             # pairs every round; ov-fp32: the exact OpenVINO
                                                             # fp32 form (not a backend; measured for the choice)
+    python benchmarks/bench_rerank.py --backends --only onnx,onnx-unfused --no-memory
+                                                            # onnx-unfused: the fp32 export without ONNX Runtime's
+                                                            # Python fusions (measured for the choice)
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/bench_rerank.py --backends ...
                                                             # torch and OpenVINO limited to AVX2 kernels
                                                             # (ONNX Runtime has no such switch)
@@ -96,7 +99,7 @@ M3_SHAPE = dict(num_hidden_layers=24, hidden_size=1024, num_attention_heads=16, 
                 max_position_embeddings=8194, vocab_size=250002, type_vocab_size=1)
 SHAPES = {"base": BASE_SHAPE, "m3": M3_SHAPE}
 BACKEND_NAMES = ("torch", "onnx", "int8", "int8-ort")
-EXTRA_NAMES = ("ov-fp32",)  # measured for a choice, not backends
+EXTRA_NAMES = ("ov-fp32", "onnx-unfused")  # measured for a choice, not backends
 BASELINE = "CrossEncoder.predict"
 
 
@@ -145,6 +148,8 @@ def probe(args: argparse.Namespace) -> None:
 def _load(folder: str, name: str):
     if name == "ov-fp32":
         return _openvino_fp32(folder)
+    if name == "onnx-unfused":
+        return _onnx_unfused(folder)
     if name == "int8-ort":  # the int8 backend's fallback without openvino/nncf
         from search.backends.onnx_reranker import OnnxReranker
 
@@ -179,6 +184,26 @@ def _openvino_fp32(folder: str):
     return reranker
 
 
+def _onnx_unfused(folder: str):
+    """The onnx backend's reranker running the unfused fp32 export (exact; ONNX Runtime's session optimizer
+    still fuses what it knows): not a backend, measured against the fused graph to choose."""
+    from search.backends.onnx_reranker import OnnxReranker, _load_for_export, _load_tokenizer_and_config
+    from search.backends.runtime.onnx_export import ExportRecipe, cached_entry, export_unfused, open_session
+
+    reranker = OnnxReranker(folder)
+    _, _, model_folder, source = _load_tokenizer_and_config(folder)
+    recipe = ExportRecipe("reranker", lambda: _load_for_export(folder, model_folder, source),
+                          reranker.export.input_names, "logits", output_is_sequence=False)
+
+    def build(out: Path) -> dict:
+        return {**export_unfused(folder, recipe, out), "task": "reranker", "precision": "fp32"}
+
+    export = cached_entry(folder, model_folder, "reranker-fp32-unfused-benchmark", build)
+    reranker.export, reranker.session = export, open_session(export)
+    reranker.label = f"{folder} · onnx, unfused (exact)"
+    return reranker
+
+
 def compare_backends(args: argparse.Namespace, folder: str) -> None:
     """torch, onnx and int8 side by side with CrossEncoder.predict on the model in `folder`: pairs/s and
     the speed ratio per interleaved round, max |score - torch|, then export cost and memory of each,
@@ -202,10 +227,11 @@ def compare_backends(args: argparse.Namespace, folder: str) -> None:
         env = {"SEARCH_ONNX_CACHE": cache}
         print(f"exporting (fresh processes; cache {cache}) ...", flush=True)
         exports = {}
-        for name in ("onnx", "int8", "int8-ort", "ov-fp32"):
+        for name in ("onnx", "int8", "int8-ort", "ov-fp32", "onnx-unfused"):
             if name in names:
                 entry = {"onnx": "reranker-fp32", "int8": "reranker-int8-openvino-*", "int8-ort": "reranker-int8",
-                         "ov-fp32": "reranker-fp32-openvino-benchmark"}[name]
+                         "ov-fp32": "reranker-fp32-openvino-benchmark",
+                         "onnx-unfused": "reranker-fp32-unfused-benchmark"}[name]
                 cached = bool(list(Path(cache).glob(f"*/{weights_key(folder)}/{entry}")))  # this model's entry
                 exports[name] = {**run_probe(script, [*common, "--probe", name], env), "cached": cached}
                 print(f"  {name}: {exports[name]}", flush=True)
@@ -253,7 +279,8 @@ def compare_backends(args: argparse.Namespace, folder: str) -> None:
     for name, result in exports.items():
         what = {"onnx": "export fp32 + fuse + load", "int8": "export + OpenVINO/NNCF static int8 + load",
                 "int8-ort": "ORT dynamic int8 (from the fp32 export) + load",
-                "ov-fp32": "export fp32 (unfused) + OpenVINO IR + load"}[name]
+                "ov-fp32": "export fp32 (unfused) + OpenVINO IR + load",
+                "onnx-unfused": "export fp32 (unfused) + load"}[name]
         what += " (was cached: load only)" if result["cached"] else ""
         print(f"| {what} | {result['load_s']:.1f} | {result['peak_mb']:.0f} |")
     print("\n| loaded backend | load s (cached) | RSS after load + one call, MB above imports | peak RSS MB |")

@@ -90,6 +90,13 @@ def test_onnx_reranker_is_exact_labelled_and_a_reranker(tiny_folder):
     scores = reranker.score(QUERY, MORE_PASSAGES)
     expected = reference_scores(tiny_folder, QUERY, MORE_PASSAGES, 512)
     assert [s.raw for s in scores] == pytest.approx(expected, abs=1e-4)
+    # The word embeddings were set aside in their own file (never through the exporter or the fusion).
+    config = json.loads((tiny_folder / "config.json").read_text())
+    vocab, hidden = config["vocab_size"], config["hidden_size"]
+    assert reranker.export.meta["files"]["word_embeddings.bin"] == vocab * hidden * 4, reranker.export.meta["files"]
+    graph = onnx.load(str(reranker.export.model_path), load_external_data=False).graph
+    tables = [tensor for tensor in graph.initializer if tensor.data_location == onnx.TensorProto.EXTERNAL]
+    assert [(list(t.dims), t.external_data[0].value) for t in tables] == [([vocab, hidden], "word_embeddings.bin")]
 
 
 def test_int8_reranker_keeps_the_ranking_and_says_it_is_quantized(tiny_folder):
@@ -205,7 +212,7 @@ def test_external_data_and_the_unfused_graph_stay_exact(tiny_folder, fresh_cache
     reranker = OnnxReranker(str(tiny_folder))
 
     assert reranker.export.meta["fusion"].startswith("skipped"), reranker.export.meta
-    assert set(reranker.export.meta["files"]) == {"model.onnx", "model.onnx.data"}
+    assert set(reranker.export.meta["files"]) == {"model.onnx", "model.onnx.data", "word_embeddings.bin"}
     expected = reference_scores(tiny_folder, QUERY, PASSAGES, 512)
     assert [s.raw for s in reranker.score(QUERY, PASSAGES)] == pytest.approx(expected, abs=1e-4)
     int8 = OnnxReranker(str(tiny_folder), precision="int8")

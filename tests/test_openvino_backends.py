@@ -92,7 +92,8 @@ def test_embeddings_and_head_stay_fp32_and_the_layers_are_int8(tiny_folder):
     for name in word_embeddings + head:
         assert weight_source(ops[name]) == "Constant", f"{name} should read fp32 weights"
         assert ops[name].input(0).get_element_type() == ov.Type.f32
-    layer_matmuls = [op for name, op in ops.items() if op.get_type_name() == "MatMul" and "/encoder/layer." in name]
+    # Named by OpenVINO's PyTorch frontend after the modules: "__module.model.roberta.encoder.layer.0.output.dense/..."
+    layer_matmuls = [op for name, op in ops.items() if op.get_type_name() == "MatMul" and ".encoder.layer." in name]
     quantized = [op for op in layer_matmuls if op.input(0).get_source_output().get_node().get_type_name()
                  == "FakeQuantize"]
     assert len(quantized) >= 4 * 2, f"{len(quantized)} of {len(layer_matmuls)} layer MatMuls have int8 inputs"

@@ -561,7 +561,7 @@ def ffn_output_matmuls(model: Any) -> list[str]:
     nDCG@10, torch 0.9517): all quantized 0.9463, these fp32 0.9480, all quantized with 8-bit instead of
     7-bit weights 0.9484 (but 8-bit weights are wrong on AVX2-only CPUs, see `runtime.openvino_int8`)."""
     return [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "MatMul"
-            and re.search(r"/encoder/layer\.\d+/output/dense/", op.get_friendly_name())]
+            and re.search(r"encoder[/.]layer\.\d+[/.]output[/.]dense/", op.get_friendly_name())]
 
 
 def export_recipe(q4: Q4Model) -> ExportRecipe:

@@ -16,7 +16,9 @@ ONNX Runtime sessions that run them; shared by the onnx backends, not a backend 
   within it does, step by step, with its expected cost (`runtime.costs`), for a status line.
 
 Cache layout: ``<cache>/<model id, filesystem-safe>/<weights key>/<task>-<precision>/`` holding
-``model.onnx`` (plus ``model.onnx.data`` above protobuf's 2 GB limit) and ``meta.json``, written last,
+``model.onnx`` (plus ``model.onnx.data`` above protobuf's 2 GB limit), the fp32 word embeddings in
+``word_embeddings.bin`` (external data of model.onnx: set aside at export, which saves most of its time and
+memory for a 250k vocabulary) and ``meta.json``, written last,
 which lists every file with its size. The weights key hashes the Hub revision (a snapshot's commit), or
 for a local folder config.json and each weight file's name, size and first and last MiB; a changed
 checkpoint gets a new folder. An export is written to a temporary folder beside its destination and
@@ -60,12 +62,18 @@ RECIPE_VERSION = 1
 OPSET = 17
 # Above this many bytes of weights the graph is saved with external data (protobuf's 2 GB limit, with margin).
 EXTERNAL_DATA_BYTES = 1_800_000_000
-# ORT's Python fusion holds several copies of the graph: bge-reranker-base (1.1 GB of fp32 weights)
-# fused at a 6.6 GB peak, the v2-m3 shape (2.3 GB) passed 13.8 GB and was stopped. Larger models run
-# the unfused graph (still exact; ORT's own session optimizer fuses LayerNorm and Gelu, not Attention).
+# ORT's Python fusion holds several copies of the graph (the word embeddings set aside, see
+# `_embeddings_aside`): bge-reranker-base's 0.34 GB of layer weights fused at a 3.2 GB peak for the whole
+# export, v2-m3's 1.25 GB at 9.1 GB (the whole graph, before: 1.1 GB at 9.0 GB, and v2-m3's 2.3 GB passed
+# 13.8 GB and was stopped). Larger graphs run unfused (still exact; ORT's own session optimizer fuses
+# LayerNorm and Gelu, not Attention, and the unfused graph scored about half as fast).
 FUSION_MAX_BYTES = 1_500_000_000
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
+# The word embeddings' own file beside model.onnx (see `_embeddings_aside`), and the rows the traced graph holds
+# meanwhile (the trace reads token id 5).
+EMBEDDINGS_FILE = "word_embeddings.bin"
+_PLACEHOLDER_ROWS = 8
 
 
 class ExportFailed(RuntimeError):
@@ -286,7 +294,8 @@ def cached_entry(model_id: str, folder: Path, name: str, build: Callable[[Path],
 
 def export_unfused(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, Any]:
     """Export the model to ``out/model.onnx`` (fp32, unfused: standard ONNX ops only, for runtimes other
-    than ONNX Runtime), with external data above 1.8 GB; returns what `_export_fp32`'s meta says of it."""
+    than ONNX Runtime; the whole model in the graph, with external data above 1.8 GB); returns what
+    `_export_fp32`'s meta says of it. For benchmarks that compare runtimes."""
     require_onnxruntime()
     model = recipe.load()
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -295,7 +304,12 @@ def export_unfused(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, 
     raw.mkdir()
     _trace(model_id, recipe, model, raw / MODEL_FILE)
     del model
-    _save(raw / MODEL_FILE, out / MODEL_FILE, external)
+    if external:
+        import onnx
+
+        _save(onnx.load(str(raw / MODEL_FILE)), out / MODEL_FILE, external)
+    else:
+        shutil.move(raw / MODEL_FILE, out / MODEL_FILE)
     shutil.rmtree(raw)
     return {"input_names": list(recipe.input_names), "output": recipe.output, "weight_bytes": weight_bytes,
             "external_data": external}
@@ -376,7 +390,10 @@ def _ensure(destination: Path, build: Callable[[Path], dict[str, Any]]) -> Expor
     temporary = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}-"))
     try:
         started = time.perf_counter()
-        meta = build(temporary)
+        try:
+            meta = build(temporary)
+        finally:
+            release_freed_memory()
         meta["seconds"] = round(time.perf_counter() - started, 1)
         meta["files"] = {path.name: path.stat().st_size for path in sorted(temporary.iterdir())}
         (temporary / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -395,6 +412,24 @@ def _ensure(destination: Path, build: Callable[[Path], dict[str, Any]]) -> Expor
         raise ExportFailed(f"the ONNX export in {destination} is unreadable right after it was written")
     logger.info("exported %s in %.1f s", destination, entry.meta.get("seconds", 0.0))
     return entry
+
+
+def release_freed_memory() -> None:
+    """Hand the memory an export freed back to the operating system (glibc's ``malloc_trim``; nothing
+    elsewhere). An export's graph copies are freed when it ends, but glibc keeps the pages for the process:
+    without this the app process stayed gigabytes larger after preparing a form in the background, and
+    v2-m3's export peaked at 12.8 GB with the exporter's freed copies kept under the fusion's (10.5 GB
+    now; docs/performance.md)."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc
+        pass
 
 
 def _read_entry(folder: Path) -> Export | None:
@@ -429,43 +464,134 @@ def _safe_name(model_id: str) -> str:
 # -- export, fusion, quantization ---------------------------------------------------------------------------
 
 def _export_fp32(model_id: str, recipe: ExportRecipe, out: Path) -> dict[str, Any]:
+    import onnx
+
     report_step("exporting")
     model = recipe.load()
     config = model.config
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    external = weight_bytes > EXTERNAL_DATA_BYTES
     raw = out / "raw"
     raw.mkdir()
-    names = list(recipe.input_names)
-    _trace(model_id, recipe, model, raw / MODEL_FILE)
-    del model
+    with _embeddings_aside(model) as aside:
+        # Only what the graph holds counts for protobuf's limit and the fusion's memory: the word
+        # embeddings go to their own file.
+        graph_bytes = weight_bytes - (aside.nbytes if aside is not None else 0)
+        _trace(model_id, recipe, model, raw / MODEL_FILE)
+        shape = None if aside is None else _write_embeddings(aside, out / EMBEDDINGS_FILE)
+    del model, aside
+    release_freed_memory()  # the exporter's copies, before the fusion makes its own (v2-m3: 12.8 GB peak without)
+    external = graph_bytes > EXTERNAL_DATA_BYTES
+    graph = onnx.load(str(raw / MODEL_FILE))
+    table = None if shape is None else _placeholder_table(model_id, graph, shape[1])
     meta: dict[str, Any] = {
         "recipe": RECIPE_VERSION, "model_id": model_id, "task": recipe.task, "precision": "fp32",
-        "input_names": names, "output": recipe.output, "weight_bytes": weight_bytes, "external_data": external,
+        "input_names": list(recipe.input_names), "output": recipe.output, "weight_bytes": weight_bytes,
+        "external_data": external, "word_embeddings": None if shape is None else EMBEDDINGS_FILE,
         "versions": _versions(), "cost": _cost("onnx-fp32", recipe.size),
     }
     layers, heads, hidden = (int(getattr(config, name)) for name in
                              ("num_hidden_layers", "num_attention_heads", "hidden_size"))
     fused = None
-    if weight_bytes > FUSION_MAX_BYTES:
-        meta["fusion"] = (f"skipped: {weight_bytes / 1e9:.1f} GB of weights (fusing needs over 6x that in memory); "
-                          "the unfused graph is exact too")
+    if graph_bytes > FUSION_MAX_BYTES:
+        meta["fusion"] = (f"skipped: {graph_bytes / 1e9:.1f} GB of weights besides the word embeddings (fusing "
+                          "needs several times that in memory); the unfused graph is exact too")
         logger.info("%s: ONNX fusion %s", model_id, meta["fusion"])
     else:
         report_step("fusing")
-        fused = _fuse(raw / MODEL_FILE, heads, hidden, layers, meta)
+        fused = _fuse(graph, heads, hidden, layers, meta)
+        if fused is None:  # the fusion changes the graph it is given, also when it gives up
+            graph = onnx.load(str(raw / MODEL_FILE))
+    if table is not None and shape is not None:
+        _point_to_embeddings(fused.model if fused is not None else graph, table, shape)
     if fused is not None:
         fused.save_model_to_file(str(out / MODEL_FILE), use_external_data_format=external,
                                  all_tensors_to_one_file=True)
     else:
-        _save(raw / MODEL_FILE, out / MODEL_FILE, external)
+        _save(graph, out / MODEL_FILE, external)
     shutil.rmtree(raw)
     return meta
+
+
+@contextlib.contextmanager
+def _embeddings_aside(model) -> Iterator[Any]:
+    """Within the block the model's word embeddings hold only their first `_PLACEHOLDER_ROWS` rows (all the
+    trace reads), and the block gets the full matrix: None for a model whose input embeddings are not a plain
+    fp32 `nn.Embedding` of its own (e.g. the bundled e5's 4-bit one), which is exported whole.
+
+    Why: the word embeddings are most of a multilingual model's weights (192 M of bge-reranker-base's 278 M
+    parameters: a 250k vocabulary), and every step of an export copies what the graph holds (the exporter,
+    protobuf, the fusion, several times each). Written once to their own file instead, they go through none
+    of it (docs/performance.md measures the peak memory and time of both ways)."""
+    import torch
+
+    embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if (type(embedding) is not torch.nn.Embedding or embedding.weight.dtype != torch.float32
+            or embedding.num_embeddings <= _PLACEHOLDER_ROWS
+            or (output is not None and getattr(output, "weight", None) is embedding.weight)):
+        yield None
+        return
+    full = embedding.weight
+    embedding.weight = torch.nn.Parameter(full.detach()[:_PLACEHOLDER_ROWS].clone(), requires_grad=False)
+    try:
+        yield full.detach()
+    finally:
+        embedding.weight = full
+
+
+def _write_embeddings(weights: Any, path: Path) -> tuple[int, int]:
+    """Write the embedding matrix (a torch tensor) to `path` as raw little-endian fp32; return its shape."""
+    array = weights.numpy().astype("<f4", copy=False)
+    with path.open("wb") as file:
+        file.write(memoryview(array).cast("B"))
+    return array.shape
+
+
+def _placeholder_table(model_id: str, graph: Any, hidden: int) -> str:
+    """The name of the placeholder word-embedding table in the traced `graph`: the data of the Gather that
+    reads ``input_ids``. Raises ExportFailed when there is not exactly one."""
+    tables = {node.input[0] for node in graph.graph.node if node.op_type == "Gather" and node.input[1] == "input_ids"}
+    found = [tensor.name for tensor in graph.graph.initializer
+             if tensor.name in tables and list(tensor.dims) == [_PLACEHOLDER_ROWS, hidden]]
+    if len(found) != 1:
+        raise ExportFailed(f"{model_id!r}: the word embeddings' table was not found in the ONNX graph "
+                           f"({len(found)} candidates), so they can't be set aside")
+    return found[0]
+
+
+def _point_to_embeddings(graph: Any, name: str, shape: tuple[int, int]) -> None:
+    """Make the initializer `name` (the placeholder, after any fusion) a reference to `EMBEDDINGS_FILE` of
+    `shape`, in place. Done after the fusion, which reads the table's shape (EmbedLayerNormalization)."""
+    import onnx
+
+    table = next(tensor for tensor in graph.graph.initializer if tensor.name == name)
+    table.ClearField("raw_data")
+    del table.dims[:]
+    table.dims.extend(shape)
+    del table.external_data[:]
+    for key, value in (("location", EMBEDDINGS_FILE), ("offset", "0"), ("length", str(shape[0] * shape[1] * 4))):
+        entry = table.external_data.add()
+        entry.key, entry.value = key, value
+    table.data_location = onnx.TensorProto.EXTERNAL
 
 
 def _cost(kind: CostKind, size: ModelSize | None) -> dict[str, Any]:
     """What meta.json records of an entry's cost besides its seconds: its kind and the model's shape."""
     return {"kind": kind, "size": asdict(size) if size is not None else None}
+
+
+def traceable(model, recipe: ExportRecipe):
+    """(module, example inputs): `model` called with the recipe's inputs in order, returning its output
+    field, and the inputs to trace it with: a batch of two rows, the second padded, so that the traced
+    graph is the one for padded batches."""
+    import torch
+
+    input_ids = torch.full((2, 8), 5, dtype=torch.int64)
+    mask = torch.ones_like(input_ids)
+    mask[1, 6:] = 0
+    dummy = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(input_ids)}
+    names = list(recipe.input_names)
+    return _ByName(model, names, recipe.output), tuple(dummy[name] for name in names)
 
 
 def _trace(model_id: str, recipe: ExportRecipe, model, path: Path) -> None:
@@ -475,28 +601,38 @@ def _trace(model_id: str, recipe: ExportRecipe, model, path: Path) -> None:
     names = list(recipe.input_names)
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
     axes[recipe.output] = {0: "batch", 1: "sequence"} if recipe.output_is_sequence else {0: "batch"}
-    # Traced with one padded row, so the graph is the one for padded batches.
-    input_ids = torch.full((2, 8), 5, dtype=torch.int64)
-    mask = torch.ones_like(input_ids)
-    mask[1, 6:] = 0
-    dummy = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(input_ids)}
+    module, inputs = traceable(model, recipe)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # The tracer warns about every data-dependent Python branch (padding checks in masking_utils);
             # the graph is traced with a padded row and tested against unpadded torch passes.
             warnings.simplefilter("ignore")
-            torch.onnx.export(_ByName(model, names, recipe.output), tuple(dummy[name] for name in names),
-                              str(path), input_names=names, output_names=[recipe.output],
+            torch.onnx.export(module, inputs, str(path), input_names=names, output_names=[recipe.output],
                               opset_version=OPSET, do_constant_folding=True, dynamo=False, dynamic_axes=axes)
     except Exception as error:
         raise ExportFailed(f"{model_id!r} could not be exported to ONNX: {error_summary(error)}") from error
 
 
-def _fuse(path: Path, heads: int, hidden: int, layers: int, meta: dict[str, Any]):
+class _PlaceholderNote(logging.Filter):
+    """Drops the embedding fusion's warning that the word-embedding table is smaller than the position one:
+    true of the placeholder the fusion sees (`_embeddings_aside`), and it fuses all the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("word_embedding_table (")
+
+
+def _fuse(graph, heads: int, hidden: int, layers: int, meta: dict[str, Any]):
+    """ONNX Runtime's Python transformer fusions over `graph` (a ModelProto, changed in place), or None when
+    they don't fuse every attention layer (`meta` says why)."""
     from onnxruntime.transformers.optimizer import optimize_model
 
+    for name in ("fusion_embedlayer", "onnxruntime.transformers.fusion_embedlayer"):  # how ORT imports it varies
+        embed_logger = logging.getLogger(name)
+        if _PlaceholderNote not in map(type, embed_logger.filters):
+            embed_logger.addFilter(_PlaceholderNote())
     try:
-        fused = optimize_model(str(path), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0)
+        # A ModelProto, not a path: from a path the optimizer reads the whole graph twice.
+        fused = optimize_model(graph, model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0)
     except Exception as error:  # an architecture the bert fusions do not know: run the unfused graph
         meta["fusion"] = f"failed ({error_summary(error)}); the unfused graph is used"
         logger.warning("ONNX fusion %s", meta["fusion"])
@@ -512,15 +648,11 @@ def _fuse(path: Path, heads: int, hidden: int, layers: int, meta: dict[str, Any]
     return fused
 
 
-def _save(source: Path, target: Path, external: bool) -> None:
-    if not external:
-        shutil.move(source, target)
-        return
+def _save(graph, target: Path, external: bool) -> None:
     import onnx
 
-    # One data file beside the graph instead of the exporter's file per tensor.
-    model = onnx.load(str(source))
-    onnx.save_model(model, str(target), save_as_external_data=True, all_tensors_to_one_file=True,
+    # One data file beside the graph (the word embeddings set aside keep theirs).
+    onnx.save_model(graph, str(target), save_as_external_data=external, all_tensors_to_one_file=True,
                     location=f"{MODEL_FILE}.data")
 
 

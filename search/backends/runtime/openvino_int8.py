@@ -4,8 +4,9 @@ CPU; shared by the OpenVINO int8 backends (`OpenVinoReranker` and `OpenVinoEncod
 `search.backends.onnx_reranker` and `.onnx_encoder`), not a backend itself.
 
 The recipe (`OV_RECIPE`; the measurements behind it are in docs/models.md):
-1. the unfused fp32 ONNX export (legacy exporter, eager attention: standard ONNX ops only), converted to
-   an OpenVINO model (`ov.convert_model`);
+1. the torch model (eager attention) converted to an OpenVINO model in memory by OpenVINO's PyTorch frontend
+   (`convert`: traced with one padded row, as the ONNX export is; no ONNX file in between: the whole
+   preparation of bge-reranker-base's shape peaks at 2.8 GB instead of 4.8 GB, docs/performance.md);
 2. `nncf.quantize` with static (calibrated) int8 activations and per-channel int8 weights:
    ``ModelType.TRANSFORMER`` (SmoothQuant, attention MatMuls quantized, LayerNorm/Softmax kept fp32),
    ``QuantizationPreset.MIXED`` (asymmetric activations), fast bias correction, calibrated on
@@ -37,12 +38,15 @@ Needs ``openvino`` and ``nncf`` (the ``[openvino]`` extra): `openvino_available(
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import logging
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -51,26 +55,52 @@ import numpy as np
 
 from ...models import error_summary
 from .onnx_export import (
-    MODEL_FILE,
     Export,
     ExportFailed,
     ExportRecipe,
     cached_entry,
     cpu_share,
     discard,
-    export_unfused,
     report_step,
+    traceable,
 )
 
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = 'pip install "multilingual-rerank-explorer[openvino]" (or: pip install openvino nncf)'
 # Bumped when the quantization recipe or the calibration pairs change, so older entries are not reused.
-OV_RECIPE = 1
+OV_RECIPE = 2  # 2: converted from torch by OpenVINO's PyTorch frontend (1: from the ONNX export)
 IR_FILE = "openvino_model.xml"
 CALIBRATION_FILE = Path(__file__).with_name("calibration_pairs.json")
-CALIBRATION_SIZE = 64  # pairs (or texts); NNCF's time grows with it (about 5 minutes for bge-reranker-base)
 Feed = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Int8Options:
+    """The options of NNCF's quantization that cost the most time (docs/performance.md measures each):
+    `calibration_size` pairs calibrate (NNCF's statistics passes grow with it: about 0.6 CPU s a pair for
+    bge-reranker-base's shape), `smooth_quant` runs SmoothQuant (a statistics pass of its own, about 40% of
+    the quantization's time), `bias_correction` NNCF's fast bias correction (no time to save).
+    Measured and not taken: without SmoothQuant the bundled MiniLM kept 99.65% of its XQuAD nDCG@10 instead
+    of 99.96%; 16 pairs instead of 64 (37% of NNCF's CPU time; MiniLM 99.98%) took the bundled e5's Arabic 0.0052 below
+    torch, past the 0.005 it must stay within. `suffix` names a non-default choice in the cache entry's
+    name (benchmarks compare them)."""
+
+    calibration_size: int = 64
+    smooth_quant: bool = True
+    bias_correction: bool = True
+
+    @property
+    def suffix(self) -> str:
+        if self == Int8Options():
+            return ""
+        return (f"-c{self.calibration_size}" + ("" if self.smooth_quant else "-nosq")
+                + ("" if self.bias_correction else "-nobc"))
+
+
+INT8_OPTIONS = Int8Options()
+"""The options every int8 form is made with (benchmarks may set another to measure it)."""
+CALIBRATION_SIZE = INT8_OPTIONS.calibration_size
 # English XQuAD dense nDCG@10 of the bundled all-MiniLM-L6-v2 quantized with this recipe, over fp32
 # (benchmarks/bench_dense.py measures it; tests/test_onnx_quality.py checks it stays at least 99%).
 MEASURED_RETENTION = "99.96%"
@@ -89,13 +119,18 @@ def require_openvino() -> None:
         raise ImportError(f"the OpenVINO int8 backend needs openvino and nncf; install them with: {INSTALL_HINT}")
 
 
+def calibration_pairs(size: int | None = None) -> tuple[tuple[str, str], ...]:
+    """The `size` (default: `INT8_OPTIONS`'s) (query, passage) pairs int8 models are calibrated on: evenly
+    spread over ``calibration_pairs.json`` (44 queries in ten languages, each with a relevant and a random
+    paragraph)."""
+    return _calibration_pairs(size or INT8_OPTIONS.calibration_size)
+
+
 @cache
-def calibration_pairs() -> tuple[tuple[str, str], ...]:
-    """The `CALIBRATION_SIZE` (query, passage) pairs int8 models are calibrated on: evenly spread over
-    ``calibration_pairs.json`` (44 queries in ten languages, each with a relevant and a random paragraph)."""
+def _calibration_pairs(size: int) -> tuple[tuple[str, str], ...]:
     pairs = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))["pairs"]
-    step = max(1, len(pairs) / CALIBRATION_SIZE)
-    return tuple((pairs[int(i * step)][0], pairs[int(i * step)][1]) for i in range(min(CALIBRATION_SIZE, len(pairs))))
+    step = max(1, len(pairs) / size)
+    return tuple((pairs[int(i * step)][0], pairs[int(i * step)][1]) for i in range(min(size, len(pairs))))
 
 
 class OpenVinoSession:
@@ -123,11 +158,13 @@ def quantized_session(model_id: str, folder: Path, recipe: ExportRecipe, calibra
     entry). An entry OpenVINO can't compile is quantized again, once.
     Raises ExportFailed naming the failed step, ImportError without openvino/nncf."""
     require_openvino()
-    name = f"{recipe.task}-int8-openvino-r{OV_RECIPE}"
+    options = INT8_OPTIONS
+    name = f"{recipe.task}-int8-openvino-r{OV_RECIPE}{options.suffix}"
 
     def entry() -> Export:
         return cached_entry(model_id, folder, name,
-                            lambda out: _quantize(model_id, recipe, calibration, out, also_fp32), cache_dir=cache_dir,
+                            lambda out: _quantize(model_id, recipe, calibration, out, also_fp32, options),
+                            cache_dir=cache_dir,
                             kind="openvino-int8", size=recipe.size)
 
     export = entry()
@@ -191,20 +228,43 @@ def _source(port: Any) -> Any:
     return node
 
 
+def convert(model_id: str, recipe: ExportRecipe) -> tuple[Any, dict[str, Any]]:
+    """The recipe's torch model converted to an OpenVINO model in memory (OpenVINO's PyTorch frontend, which
+    shares the torch weights: no ONNX file in between, 1.6 GB peak where exporting bge-reranker-base's shape
+    to ONNX peaked at 4.7 GB; docs/performance.md), with the recipe's input and output names; and what
+    meta.json says of it. Raises ExportFailed."""
+    import openvino as ov
+    import torch
+
+    torch_model = recipe.load()
+    weight_bytes = sum(p.numel() * p.element_size() for p in torch_model.parameters())
+    module, inputs = traceable(torch_model, recipe)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's warnings about data-dependent branches, as for ONNX
+            model = ov.convert_model(module, example_input=inputs)
+    except Exception as error:
+        raise ExportFailed(f"OpenVINO could not convert {model_id!r}: {error_summary(error)}") from error
+    del torch_model, module
+    for port, name in zip(model.inputs, recipe.input_names, strict=True):
+        port.get_tensor().set_names({name})
+    model.outputs[0].get_tensor().set_names({recipe.output})
+    return model, {"input_names": list(recipe.input_names), "output": recipe.output, "weight_bytes": weight_bytes,
+                   "conversion": "torch -> OpenVINO (PyTorch frontend)"}
+
+
 def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], list[Feed]], out: Path,
-              also_fp32: Callable[[Any], list[str]] | None = None) -> dict[str, Any]:
+              also_fp32: Callable[[Any], list[str]] | None, options: Int8Options) -> dict[str, Any]:
     import nncf
     import openvino as ov
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        AdvancedSmoothQuantParameters,
+        OverflowFix,
+    )
 
     report_step("exporting")
-    meta = export_unfused(model_id, recipe, out)
-    onnx_file = out / MODEL_FILE
-    try:
-        model = ov.convert_model(str(onnx_file))
-    except Exception as error:
-        raise ExportFailed(f"OpenVINO could not read the ONNX export of {model_id!r}: "
-                           f"{error_summary(error)}") from error
+    model, meta = convert(model_id, recipe)
     report_step("quantising")
     feeds = calibration()
     keep = fp32_nodes(model) + (also_fp32(model) if also_fp32 else [])
@@ -216,17 +276,19 @@ def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], lis
                 preset=nncf.QuantizationPreset.MIXED, subset_size=len(feeds),
                 ignored_scope=nncf.IgnoredScope(names=keep, validate=False),
                 # 7-bit weights everywhere: right on AVX2-only CPUs too (see the module docstring).
-                advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE))
+                advanced_parameters=AdvancedQuantizationParameters(
+                    overflow_fix=OverflowFix.ENABLE, disable_bias_correction=not options.bias_correction,
+                    # alpha -1 turns SmoothQuant off for MatMuls (the only layers it smooths here)
+                    smooth_quant_alphas=AdvancedSmoothQuantParameters() if options.smooth_quant
+                    else AdvancedSmoothQuantParameters(matmul=-1)))
         ov.save_model(quantized, str(out / IR_FILE), compress_to_fp16=False)
     except Exception as error:
         raise ExportFailed(f"{model_id!r} could not be quantized by NNCF: {error_summary(error)}") from error
     del model, quantized
-    onnx_file.unlink()
-    onnx_file.with_name(f"{MODEL_FILE}.data").unlink(missing_ok=True)
     return {**meta, "task": recipe.task, "precision": "int8", "model_file": IR_FILE, "runtime": "openvino",
             "quantization": (f"OpenVINO + NNCF static int8 (recipe {OV_RECIPE}): TRANSFORMER, MIXED preset, "
                              f"7-bit weights, calibrated on {len(feeds)} pairs of "
                              "search/backends/runtime/calibration_pairs.json; "
                              "fp32 kept: " + (", ".join(keep) or "nothing")),
-            "fp32_nodes": keep, "calibration": len(feeds),
+            "fp32_nodes": keep, "calibration": len(feeds), "options": dataclasses.asdict(options),
             "versions": {"openvino": ov.__version__, "nncf": nncf.__version__}}

@@ -134,6 +134,8 @@ def main() -> None:
     from benchmarks.bench_rerank import QUERY, build_base_shaped, read_passages
 
     backends = [name.strip() for name in args.backends.split(",") if name.strip()]
+    if args.work:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.work) as scratch:
         trees = {"this tree": str(ROOT)}
         if args.baseline != "none":

@@ -235,6 +235,7 @@ def convert(model_id: str, recipe: ExportRecipe) -> tuple[Any, dict[str, Any]]:
     meta.json says of it. Raises ExportFailed."""
     import openvino as ov
     import torch
+    from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
 
     torch_model = recipe.load()
     weight_bytes = sum(p.numel() * p.element_size() for p in torch_model.parameters())
@@ -242,7 +243,11 @@ def convert(model_id: str, recipe: ExportRecipe) -> tuple[Any, dict[str, Any]]:
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's warnings about data-dependent branches, as for ONNX
-            model = ov.convert_model(module, example_input=inputs)
+            # Traced once: torch's default check re-runs and re-traces the model to compare (a tenth of
+            # the preparation of bge-reranker-base's shape), for a graph the scores are then checked on anyway.
+            decoder = TorchScriptPythonDecoder(module, example_input=inputs, shared_memory=True,
+                                               trace_kwargs={"check_trace": False})
+            model = ov.convert_model(decoder)
     except Exception as error:
         raise ExportFailed(f"OpenVINO could not convert {model_id!r}: {error_summary(error)}") from error
     del torch_model, module

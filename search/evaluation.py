@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 
 from . import estimates
 from .compare import Agreement, agreement
-from .inference import PassageCachingReranker, RerankCancelled
+from .inference import RerankCancelled
 from .judgments import Judgments, Level, Query, match_judgments
 from .metrics import compute_metrics, landed_ranks, metric_names, ranked_ids
 from .stages import FIRST_STAGES, RERANK, check_stages, is_rerank, ordered
 from .types import SearchResult
 
 if TYPE_CHECKING:
-    from .inference import Loaded, MeasuredReranker, Reranker
+    from .inference import Loaded, MeasuredReranker, PassageCachingReranker
     from .pipeline import Index
 
 RETRIEVAL_DEPTH = 100  # deep enough for Recall@100
@@ -256,7 +256,7 @@ def estimate_evaluation(index: Index, n_queries: int, *, stages: Sequence[str], 
       pairs/s (`MeasuredReranker.throughput`), measured on a few real candidates (ESTIMATE_PAIRS, after a
       one-pair warm-up) when it has not reranked yet;
     - a reranker that encodes each passage once and keeps it (late interaction,
-      `inference.PassageCachingReranker`): one encoding per query and one per passage it has not encoded
+      `Reranker.passage_caching`): one encoding per query and one per passage it has not encoded
       yet (all of them, or n_queries x rerank_depth when that is fewer), at its encoder's speed measured here
       (`search.estimates`: the build's own embedding, or a few passages measured now). Its speed per pair
       would count every query's candidates as new although most passages recur, and overestimate a run
@@ -303,7 +303,7 @@ def estimate_evaluation(index: Index, n_queries: int, *, stages: Sequence[str], 
         uncached = [index.uncached_pairs(result, pairs, loaded.model) for result in results]
         pair_share = sum(uncached) / (pairs * len(results)) if pairs else 0.0
         query_share = sum(1 for count in uncached if count) / len(results)
-        backend = _passage_caching(loaded.model)
+        backend = loaded.model.passage_caching()
         speed = _passages_per_second(index, backend) if backend is not None else None
         if backend is not None and speed:
             passage_speeds[name] = speed
@@ -320,11 +320,6 @@ def _passages_per_second(index: Index, backend: PassageCachingReranker) -> float
     """The measured passages/s of the encoder `backend` reranks with (measured now on a few of the corpus'
     passages when nothing has measured it in this process)."""
     return estimates.ensure_measured(backend.encoder, index.rerank_texts()).pairs_per_second
-
-
-def _passage_caching(reranker: Reranker) -> PassageCachingReranker | None:
-    backend = getattr(reranker, "inner", reranker)  # a score_cache.CachedReranker's backend
-    return backend if isinstance(backend, PassageCachingReranker) else None
 
 
 def _measure_pairs_per_second(index: Index, results: Sequence[SearchResult], stage: str) -> float | None:

@@ -121,6 +121,35 @@ def test_estimate_counts_late_interactions_passages_once_not_every_pair(index):
         estimate_evaluation(index, 5, stages=["bm25"], rerank_depth=0, candidates_from="bm25", sample_queries=[" "])
 
 
+PASSAGES_PER_SECOND = 10.0  # the encoder's speed these tests set, so every estimate can be checked by hand
+
+
+def _set_encoder_speed(monkeypatch, encoder) -> None:
+    # Fresh meters (restored after the test) holding only PASSAGES_PER_SECOND for `encoder`.
+    monkeypatch.setattr(estimates, "_meters", {})
+    for _ in range(2):  # the first batch only stands until the second; both at 0.1 s a passage
+        estimates.record(encoder, 10, 10 / PASSAGES_PER_SECOND)
+
+
+def test_the_estimate_asks_the_reranker_how_it_reranks_through_any_wrapper(index, monkeypatch):
+    # A wrapper around late interaction that is not the score cache (here the tests' GatedReranker, open) has no
+    # `inner` that is a PassageCachingReranker itself; the interface's passage_caching() still finds it.
+    from tests.gated import GatedReranker
+
+    cached = index.reranker().model
+    backend = cached.inner
+    gated = GatedReranker(backend)
+    gated.open()
+    monkeypatch.setattr(cached, "inner", gated)
+    assert cached.passage_caching() is backend and gated.passage_caching() is backend
+    _set_encoder_speed(monkeypatch, backend.encoder)
+    backend.clear_cache()
+    estimate = estimate_evaluation(index, 10, stages=["hybrid", "rerank"], rerank_depth=2, candidates_from="hybrid",
+                                   sample_queries=["sand and gravel carried by water"])
+    assert estimate.passages_per_second == {"rerank": PASSAGES_PER_SECOND}, "counted by passages, not pairs"
+    assert estimate.pairs_per_second == {} and estimate.passages_to_encode == {"rerank": 6}
+
+
 def test_depth_tradeoff_equals_direct_runs(index):
     progress = []
     points = depth_tradeoff(index, JUDGMENTS, depths=(3, 1, 2, 100, 50), candidates_from="hybrid",

@@ -11,6 +11,7 @@ from search.backends.late_interaction import LateInteractionReranker, maxsim
 from search.inference import PassageCachingReranker, RerankCancelled, Reranker
 from search.loading import load_encoder
 from search.models import FALLBACK_DENSE_ID, LATE_INTERACTION_LABEL
+from search.score_cache import measured
 
 QUERY = "What is the capital of France?"
 ANSWER = "Paris is the capital and largest city of France."
@@ -77,6 +78,8 @@ def test_repeated_passages_are_not_encoded_again(reranker):
 
 def test_unencoded_counts_the_distinct_passages_a_rerank_would_encode(reranker, encoder):
     assert isinstance(reranker, PassageCachingReranker) and reranker.encoder is encoder
+    assert reranker.passage_caching() is reranker, "the Reranker interface says it keeps its passages"
+    assert measured(reranker).passage_caching() is reranker, "and so does the score cache in front of it"
     assert reranker.unencoded([ANSWER, *UNRELATED, ANSWER]) == 4, "four distinct passages, none encoded yet"
     reranker.score(QUERY, [ANSWER, UNRELATED[0]])
     before = reranker.cache_info()

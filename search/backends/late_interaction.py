@@ -111,6 +111,10 @@ class LateInteractionReranker:
     def tokenizer(self):
         return self.encoder.tokenizer
 
+    def passage_caching(self) -> LateInteractionReranker:
+        """Itself: it encodes each passage once and keeps its vectors (see `Reranker`)."""
+        return self
+
     def pair_lengths(self, query: str, passages: Sequence[str]) -> list[int]:
         """Return, per passage, the longer of the query and the passage in tokens, each read alone with its
         prefix and special tokens (see `Reranker`)."""

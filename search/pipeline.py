@@ -313,39 +313,54 @@ class Index:
         except RerankCancelled:  # evicted meanwhile: it waits for the rerank queue like any other
             return None
 
-    def expected_rerank_seconds(self, result: SearchResult, rerank_depth: int | None = None, *,
+    def expected_rerank_seconds(self, result: SearchResult | None, rerank_depth: int | None = None, *,
                                 stage: str = RERANK) -> float | None:
         """How long `rerank` of `stage` should take for `result` at `rerank_depth` (default
-        `result.rerank_depth`): the pairs not in the score cache times that reranker's measured seconds per
-        pair.
+        `result.rerank_depth`), counted by `estimates.rerank_seconds` from `rerank_work` as Evaluate's estimate
+        counts a query: a cross-encoder by the pairs not in the score cache, late interaction by the query and
+        the passages it has not encoded yet, each at the speed measured here.
 
-        Candidates beyond those `result` retrieved count as uncached. 0.0 for depth 0 or when every pair
-        is cached; otherwise None when the reranker is not loaded yet (this never loads it) or has not
-        scored anything to measure yet. Raises ValueError for a depth out of range or an unknown stage.
+        Without a `result` (no search yet), `rerank_depth` candidates none of which is cached or encoded.
+        0.0 for depth 0 or when every pair is cached; otherwise None when the reranker is not loaded yet (this
+        never loads it) or its speed was not measured yet. Raises ValueError for a depth out of range, a
+        missing depth without a result, or an unknown stage.
 
         >>> index.expected_rerank_seconds(index.retrieve("tea", rerank_depth=20))  # doctest: +SKIP
         6.2
         """
+        if result is None and rerank_depth is None:
+            raise ValueError("rerank_depth=None without a search result; pass the depth to estimate")
         depth = result.rerank_depth if rerank_depth is None else rerank_depth
         if not 0 <= depth <= MAX_RERANK_DEPTH:
             raise ValueError(f"rerank_depth={depth} is out of range; use 0 <= rerank_depth <= {MAX_RERANK_DEPTH}")
-        depth = min(depth, len(self))
         loaded = self._rerankers[self._position(stage)]
-        if depth == 0:
+        if min(depth, len(self)) == 0:
             return 0.0
         if loaded is None:
             return None
-        pairs = self.uncached_pairs(result, depth, loaded.model)
-        return 0.0 if pairs == 0 else loaded.model.expected_seconds(pairs)
+        return estimates.rerank_seconds(loaded.model, [self.rerank_work(result, depth, loaded.model)])
 
-    def uncached_pairs(self, result: SearchResult, depth: int, reranker: MeasuredReranker) -> int:
-        """How many pairs reranking `result`'s top `depth` candidates (of `result.candidates_from`) with
-        `reranker` would score: those not in the score cache, and candidates beyond those `result` retrieved."""
+    def rerank_work(self, result: SearchResult | None, depth: int, reranker: MeasuredReranker) -> estimates.RerankWork:
+        """What reranking `result`'s top `depth` candidates (of `result.candidates_from`) would make `reranker` do
+        now: the pairs not in the score cache and, for one that keeps its passage encodings (late interaction),
+        how many of their passages it has not encoded yet (at most one per such pair).
+
+        Candidates beyond those `result` retrieved count as neither cached nor encoded when `depth` is deeper
+        than the search asked for (`result.rerank_depth`); up to that depth a stage that returned fewer has no
+        more. Without a `result`, `depth` candidates count so."""
         depth = min(depth, len(self))
-        candidates = result.stages[result.candidates_from].hits[:depth] if result.candidates_from in result.stages \
-            else ()
-        return reranker.uncached(result.query, [self._rerank_text(hit) for hit in candidates]) \
-            + depth - len(candidates)
+        if result is None:
+            candidates, beyond = (), depth
+        else:
+            stage = result.stages.get(result.candidates_from)
+            candidates = stage.hits[:depth] if stage is not None else ()
+            beyond = depth - len(candidates) if stage is None or depth > result.rerank_depth else 0
+        texts = [self._rerank_text(hit) for hit in candidates]
+        pairs = (reranker.uncached(result.query, texts) if texts else 0) + beyond
+        caching = reranker.passage_caching()
+        if caching is None or not pairs:
+            return estimates.RerankWork(pairs)
+        return estimates.RerankWork(pairs, min(pairs, caching.unencoded(texts) + beyond))
 
     def search(self, query: str, *, k: int = config.default("k"), rerank_depth: int = config.default("rerank_depth"),
                candidates_from: str = config.default("candidates_from")) -> SearchResult:

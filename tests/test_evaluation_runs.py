@@ -131,6 +131,42 @@ def _set_encoder_speed(monkeypatch, encoder) -> None:
         estimates.record(encoder, 10, 10 / PASSAGES_PER_SECOND)
 
 
+def test_the_depth_sliders_estimate_and_evaluates_count_a_late_interaction_query_alike(index, monkeypatch):
+    from ui import columns
+    from ui.regions.search import rerank_estimate
+
+    model = index.reranker().model
+    backend = model.passage_caching()
+    backend.clear_cache()
+    _set_encoder_speed(monkeypatch, backend.encoder)
+    query = "tea picked on terraced hillsides by hand"  # no other test searches it: no pair is cached
+    result = index.retrieve(query, k=100, rerank_depth=4, candidates_from="hybrid")
+    assert len(result.stages["hybrid"].hits[:4]) == 4 and backend.unencoded(index.rerank_texts()) == 6
+
+    # By hand: one query and its 4 candidates to encode at 10 passages/s = 0.5 s (counted by pairs, the slider
+    # said 4 pairs at the reranker's own speed per pair, Evaluate 0.5 s).
+    slider = index.expected_rerank_seconds(result)
+    assert slider == pytest.approx(0.5), f"the slider's estimate is {slider}, not (1 + 4) / 10"
+    one = estimate_evaluation(index, 1, stages=["hybrid", "rerank"], rerank_depth=4, candidates_from="hybrid",
+                              sample_queries=[query])
+    assert one.seconds - one.first_stage_seconds == pytest.approx(slider), "Evaluate counts one query the same"
+    assert one.passages_per_second == {"rerank": PASSAGES_PER_SECOND} and one.passages_to_encode == {"rerank": 4}
+    assert rerank_estimate(index, result, 4, "hybrid") == columns.render_rerank_estimate(0.5, 4), \
+        "the text beside the slider says the engine's figure"
+    fifty = estimate_evaluation(index, 50, stages=["hybrid", "rerank"], rerank_depth=4, candidates_from="hybrid",
+                                sample_queries=[query])
+    assert fifty.seconds - 50 * fifty.first_stage_seconds == pytest.approx((50 + 6) / PASSAGES_PER_SECOND), \
+        "50 queries encode the corpus' 6 passages once"
+
+    backend.score("a query that encodes the corpus", index.rerank_texts())
+    _set_encoder_speed(monkeypatch, backend.encoder)  # that encoding was measured too: set the speed again
+    assert index.expected_rerank_seconds(result) == pytest.approx(0.1), "every passage is encoded: the query only"
+    again = estimate_evaluation(index, 1, stages=["hybrid", "rerank"], rerank_depth=4, candidates_from="hybrid",
+                                sample_queries=[query])
+    assert again.seconds - again.first_stage_seconds == pytest.approx(0.1)
+    assert index.expected_rerank_seconds(None, 4) == pytest.approx(0.5), "no search yet: 4 candidates, none encoded"
+
+
 def test_the_estimate_asks_the_reranker_how_it_reranks_through_any_wrapper(index, monkeypatch):
     # A wrapper around late interaction that is not the score cache (here the tests' GatedReranker, open) has no
     # `inner` that is a PassageCachingReranker itself; the interface's passage_caching() still finds it.

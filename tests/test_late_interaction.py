@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from search import estimates
 from search.backends.late_interaction import LateInteractionReranker, maxsim
 from search.inference import PassageCachingReranker, RerankCancelled, Reranker
 from search.loading import load_encoder
@@ -86,6 +87,17 @@ def test_unencoded_counts_the_distinct_passages_a_rerank_would_encode(reranker, 
     assert reranker.unencoded([ANSWER, *UNRELATED, ANSWER]) == 2, "two of them are in the passage cache"
     assert reranker.unencoded([]) == 0
     assert reranker.cache_info() == before, "counting is no lookup: the hit and miss counts stay"
+
+
+def test_the_passages_it_encodes_are_measured_in_its_encoders_meter(reranker, encoder, monkeypatch):
+    # A late-interaction rerank's time follows its encoder's speed (search.estimates), so its own encoding
+    # measures that speed too, even when no build ever embedded with this encoder.
+    monkeypatch.setattr(estimates, "_meters", {})
+    reranker.score(QUERY, [ANSWER, *UNRELATED])
+    assert estimates.meter(encoder).snapshot().pairs == 4, "its four passages (the query is no passage)"
+    reranker.score("Which city is the French capital?", [ANSWER, *UNRELATED])
+    assert estimates.meter(encoder).snapshot().pairs == 4, "nothing encoded again, nothing measured"
+    assert estimates.passages_per_second(encoder) > 0
 
 
 def test_the_cache_is_bounded_and_keeps_recent_passages(encoder):

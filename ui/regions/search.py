@@ -478,16 +478,13 @@ def reranker_label(index: Index, stage: str = stages.RERANK) -> str:
 
 def rerank_estimate(index: Index | None, result: SearchResult | None, rerank_depth: int, candidates_from: str) -> str:
     """The expected time of reranking `result` (the latest search) at `rerank_depth` from `candidates_from`
-    by every reranker of the index; without a search, of `rerank_depth` pairs none of which is cached."""
+    by every reranker of the index (`Index.expected_rerank_seconds`, counted as Evaluate's estimate counts a
+    query); without a search, of `rerank_depth` candidates none of which is cached."""
     seconds: float | None = None
     if index is not None and rerank_depth > 0:
-        times = []
-        for stage in index.rerank_stages:
-            if result is not None and candidates_from in result.stages:
-                times.append(index.expected_rerank_seconds(replace(result, candidates_from=candidates_from),
-                                                           rerank_depth, stage=stage))
-            else:
-                times.append(_seconds_left(index, min(rerank_depth, len(index)), stage))
+        searched = (replace(result, candidates_from=candidates_from)
+                    if result is not None and candidates_from in result.stages else None)
+        times = [index.expected_rerank_seconds(searched, rerank_depth, stage=stage) for stage in index.rerank_stages]
         seconds = None if None in times else sum(times)
     return columns.render_rerank_estimate(seconds, rerank_depth)
 

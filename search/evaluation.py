@@ -262,9 +262,10 @@ def estimate_evaluation(index: Index, n_queries: int, *, stages: Sequence[str], 
       reranks, or a few passages measured now). Its speed per pair would count every query's candidates as
       new although most passages recur, and overestimate a run several times.
 
-    Loads the rerankers if they are not loaded yet (that time is not counted). No stage gives an estimate
-    of 0 s. Raises ValueError for an unknown stage, a negative `n_queries`, an out-of-range depth or no
-    non-empty sample query.
+    A reranker with nothing to rerank (depth 0, no candidate, every pair cached) costs nothing and measures
+    nothing. Loads the rerankers if they are not loaded yet (that time is not counted). No stage gives an
+    estimate of 0 s. Raises ValueError for an unknown stage, a negative `n_queries`, an out-of-range depth or
+    no non-empty sample query.
 
     >>> estimate = estimate_evaluation(index, 300, stages=["bm25", "rerank"], rerank_depth=20,
     ...                                candidates_from="hybrid", sample_queries=["what is tea"])  # doctest: +SKIP
@@ -300,6 +301,8 @@ def estimate_evaluation(index: Index, n_queries: int, *, stages: Sequence[str], 
             continue
         # What the samples would make it do (before measuring, which scores some of them).
         work = [index.rerank_work(result, rerank_depth, loaded.model) for result in results]
+        if not any(item.pairs for item in work):
+            continue  # nothing to rerank: nothing to measure or to count
         caching = loaded.model.passage_caching()
         unencoded = None
         if caching is not None:

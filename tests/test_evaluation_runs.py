@@ -111,7 +111,7 @@ def test_estimate_counts_late_interactions_passages_once_not_every_pair(index):
     index.rerank(index.retrieve(rivers, k=100, rerank_depth=4, candidates_from="hybrid"))
     repeat = estimate_evaluation(index, 50, stages=stages, rerank_depth=4, candidates_from="hybrid",
                                  sample_queries=[rivers])
-    assert repeat.passages_to_encode == {"rerank": 0}
+    assert repeat.passages_to_encode == repeat.passages_per_second == {}, "nothing to rerank: nothing measured"
     assert repeat.seconds == pytest.approx(50 * repeat.first_stage_seconds), "the first stages only"
 
     first_only = estimate_evaluation(index, 50, stages=["bm25"], rerank_depth=20, candidates_from="hybrid",
@@ -167,13 +167,43 @@ def test_the_depth_sliders_estimate_and_evaluates_count_a_late_interaction_query
     assert index.expected_rerank_seconds(None, 4) == pytest.approx(0.5), "no search yet: 4 candidates, none encoded"
 
 
+def test_an_estimate_with_nothing_to_rerank_neither_measures_nor_counts_the_encoder(index, monkeypatch):
+    backend = index.reranker().model.passage_caching()
+    monkeypatch.setattr(estimates, "_meters", {})  # nothing measured the encoder in this test's process state
+    stages = ["bm25", "rerank"]
+
+    def measured() -> int:
+        return estimates.meter(backend.encoder).snapshot().batches
+
+    off = estimate_evaluation(index, 20, stages=stages, rerank_depth=0, candidates_from="bm25",
+                              sample_queries=["magma"])
+    assert off.passages_per_second == off.passages_to_encode == {} and measured() == 0, "depth 0: nothing to rerank"
+    assert off.seconds == pytest.approx(20 * off.first_stage_seconds)
+
+    # BM25 finds no passage for a word of no document: no candidate to rerank at depth 4.
+    nothing = "zyxwvut"
+    assert index.retrieve(nothing, k=100, rerank_depth=4, candidates_from="bm25").stages["bm25"].hits == ()
+    empty = estimate_evaluation(index, 20, stages=stages, rerank_depth=4, candidates_from="bm25",
+                                sample_queries=[nothing])
+    assert measured() == 0, "no candidate: the encoder was measured for nothing"
+    assert empty.passages_per_second == empty.passages_to_encode == {}
+    assert empty.seconds == pytest.approx(20 * empty.first_stage_seconds), "and charged nothing"
+
+    index.rerank(index.retrieve("magma", k=100, rerank_depth=4, candidates_from="bm25"))
+    monkeypatch.setattr(estimates, "_meters", {})  # that rerank measured the encoder: forget it
+    cached = estimate_evaluation(index, 20, stages=stages, rerank_depth=4, candidates_from="bm25",
+                                 sample_queries=["magma"])
+    assert measured() == 0, "every pair is cached: the encoder was measured for nothing"
+    assert cached.seconds == pytest.approx(20 * cached.first_stage_seconds)
+
+
 def test_the_estimate_asks_the_reranker_how_it_reranks_through_any_wrapper(index, monkeypatch):
     # A wrapper around late interaction that is not the score cache (here the tests' GatedReranker, open) has no
     # `inner` that is a PassageCachingReranker itself; the interface's passage_caching() still finds it.
     from tests.gated import GatedReranker
 
     cached = index.reranker().model
-    backend = cached.inner
+    backend = cached.passage_caching()
     gated = GatedReranker(backend)
     gated.open()
     monkeypatch.setattr(cached, "inner", gated)

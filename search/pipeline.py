@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -163,6 +164,21 @@ class BuildReport:
     @property
     def skipped(self) -> tuple[Problem, ...]:
         return tuple(problem for problem in self.problems if problem.skipped)
+
+    def to_json(self) -> dict[str, object]:
+        """Every field as JSON values, problems as ``{"source", "line", "message", "skipped"}`` records and
+        `per_source` as ``{"source", "passages", "documents"}`` records (what a saved index, the app's build
+        JSON and the CLI write)."""
+        return {**asdict(self), "problems": [asdict(problem) for problem in self.problems],
+                "per_source": [item._asdict() for item in self.per_source]}
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> BuildReport:
+        """The report `to_json` wrote; `per_source` items may also be ``[source, passages, documents]`` arrays,
+        as indexes saved before it wrote records have them."""
+        return cls(**{**values, "problems": tuple(Problem(**problem) for problem in values["problems"]),
+                      "per_source": tuple(SourceCount(**item) if isinstance(item, dict) else SourceCount(*item)
+                                          for item in values.get("per_source", ()))})
 
 
 class Index:
@@ -452,7 +468,7 @@ class Index:
             "format": INDEX_FORMAT,
             "settings": asdict(self.settings),
             "dense_model_id": self.encoder.model.model_id,
-            "report": {**asdict(self.report), "problems": [asdict(p) for p in self.report.problems]},  # see export
+            "report": self.report.to_json(),
         }
         # Written last, so a folder with a manifest is always complete.
         (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -490,8 +506,7 @@ class Index:
         passage_terms = read_passage_terms(folder / "terms.jsonl")
         embeddings = np.load(folder / "embeddings.npy", allow_pickle=False)
         fields = manifest["report"]
-        report = BuildReport(**{**fields, "problems": tuple(Problem(**p) for p in fields["problems"]),
-                                "per_source": tuple(SourceCount(*item) for item in fields.get("per_source", ()))})
+        report = BuildReport.from_json(fields)
         if read is not None:
             report = replace(report, problems=read.problems, files_read=read.files_read, reused=True,
                              timings_s={})

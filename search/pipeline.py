@@ -40,7 +40,7 @@ from .language import detect_language, detect_languages, load_detector
 from .loading import load_dense_encoder, load_encoder, load_reranker
 from .models import choose_device, choose_reranker
 from .passages import SourceCount, TooManyPassages, passages_per_source, split_documents
-from .reading import read_paths
+from .reading import check_text_column, read_paths
 from .retrievers import BM25Retriever, DenseRetriever, HybridRetriever, QueryText, Retriever, StageFailed
 from .retrievers import query_terms as query_terms
 from .score_cache import measured
@@ -88,8 +88,9 @@ class Settings:
     the models (one of `search.loading.BACKENDS`, ``"auto"`` for the best available); `tei_url` is the TEI
     endpoint (or endpoints, comma-separated) of ``backend="tei"`` ("" for $SEARCH_TEI_URL).
     `rerankers` are the rerankers, each a stage of its own over the same candidates (`search.stages`):
-    plain model ids or `RerankerChoice`s (model, backend). Raises ValueError for no reranker, or more than
-    the registry names.
+    plain model ids or `RerankerChoice`s (model, backend). `text_column` is stripped, blank meaning None
+    (found by name), and `encoding` made a codec name. Raises ValueError for no reranker, more than the
+    registry names, a bad text column (`reading.check_text_column`) or an unknown encoding.
 
     >>> Settings(rerankers=("late-interaction", ("late-interaction-minilm", "int8"))).rerankers[1]
     RerankerChoice(model='late-interaction-minilm', backend='int8')
@@ -100,7 +101,7 @@ class Settings:
     dense_model: str = config.default("dense_model")
     rerankers: tuple[RerankerChoice, ...] = field(default=(RerankerChoice("auto"),))
     device: str = config.default("device")
-    text_column: str | None = None  # the CSV/TSV column or JSON key of the text, when not found by name
+    text_column: str | None = None  # the CSV/TSV column or JSON key of the text, when not found by name (None, "")
     encoding: str | None = None  # the encoding of files with no BOM that are not UTF-8, instead of a guess
     index_titles: bool = True
     langid: str = config.default("langid")  # the language detector: auto, fasttext or langdetect (search.language)
@@ -119,6 +120,7 @@ class Settings:
         object.__setattr__(self, "rerankers", chosen)
         if self.encoding is not None:
             object.__setattr__(self, "encoding", check_encoding(self.encoding))
+        object.__setattr__(self, "text_column", check_text_column(self.text_column))
 
     @classmethod
     def from_config(cls, settings: config.Config | None = None, **overrides: object) -> Settings:

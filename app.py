@@ -24,11 +24,11 @@ from ui.regions.page import AppContext
 logger = logging.getLogger(__name__)
 
 
-def build_demo(settings: config.Config | None = None) -> gr.Blocks:
-    """The whole app as a `gr.Blocks` (with `settings`, default: the configuration read at start-up);
-    launch it with `build_demo().launch(**launch_kwargs())`."""
+def build_demo(settings: config.Config | None = None, warmup: Warmup | None = None) -> gr.Blocks:
+    """The whole app as a `gr.Blocks` (with `settings`, default: the configuration read at start-up, and
+    `warmup`, default: the process-wide `model_warmup`); launch it with `build_demo().launch(**launch_kwargs())`."""
     settings = settings or config.current()
-    ctx = AppContext(settings, model_warmup(settings), PageForm())
+    ctx = AppContext(settings, warmup if warmup is not None else model_warmup(settings), PageForm())
     with gr.Blocks(title="Multilingual retrieve-and-rerank explorer") as demo:
         assemble(demo, ctx)
     demo.queue(default_concurrency_limit=4, max_size=64)

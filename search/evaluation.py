@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 
 from . import estimates
 from .compare import Agreement, agreement
-from .inference import PassageCachingReranker, RerankCancelled
+from .inference import RerankCancelled
 from .judgments import Judgments, Level, Query, match_judgments
 from .metrics import compute_metrics, landed_ranks, metric_names, ranked_ids
 from .stages import FIRST_STAGES, RERANK, check_stages, is_rerank, ordered
 from .types import SearchResult
 
 if TYPE_CHECKING:
-    from .inference import Loaded, MeasuredReranker, Reranker
+    from .inference import Loaded, MeasuredReranker
     from .pipeline import Index
 
 RETRIEVAL_DEPTH = 100  # deep enough for Recall@100
@@ -248,23 +248,24 @@ def estimate_evaluation(index: Index, n_queries: int, *, stages: Sequence[str], 
     """Estimate how long `evaluate` will take for `n_queries` queries on this machine.
 
     Times up to two of `sample_queries` through the first stages `stages` needs (the faster run counts,
-    so a first call's warm-up is left out), then adds each reranker's time at the speed measured here, for
-    the share of the samples' pairs that are not in the score cache (as the rerank estimate beside the depth
-    slider counts them; none, when the same queries ran before):
+    so a first call's warm-up is left out), then adds each reranker's time for queries like the samples:
+    what each sample would make it do now (`Index.rerank_work`: its pairs not in the score cache, none when
+    the same queries ran before), counted by `estimates.rerank_seconds`, as the rerank estimate beside the
+    depth slider counts one query:
 
     - a reranker that scores every pair (a cross-encoder): n_queries x rerank_depth pairs at its measured
       pairs/s (`MeasuredReranker.throughput`), measured on a few real candidates (ESTIMATE_PAIRS, after a
       one-pair warm-up) when it has not reranked yet;
-    - a reranker that encodes each passage once and keeps it (late interaction,
-      `inference.PassageCachingReranker`): one encoding per query and one per passage it has not encoded
-      yet (all of them, or n_queries x rerank_depth when that is fewer), at its encoder's speed measured here
-      (`search.estimates`: the build's own embedding, or a few passages measured now). Its speed per pair
-      would count every query's candidates as new although most passages recur, and overestimate a run
-      several times.
+    - a reranker that encodes each passage once and keeps it (late interaction, `Reranker.passage_caching`):
+      one encoding per query and one per passage it has not encoded yet (at most the corpus' passages it has
+      not encoded), at its encoder's speed measured here (`search.estimates`: the build's own embedding, its
+      reranks, or a few passages measured now). Its speed per pair would count every query's candidates as
+      new although most passages recur, and overestimate a run several times.
 
-    Loads the rerankers if they are not loaded yet (that time is not counted). No stage gives an estimate
-    of 0 s. Raises ValueError for an unknown stage, a negative `n_queries`, an out-of-range depth or no
-    non-empty sample query.
+    A reranker with nothing to rerank (depth 0, no candidate, every pair cached) costs nothing and measures
+    nothing. Loads the rerankers if they are not loaded yet (that time is not counted). No stage gives an
+    estimate of 0 s. Raises ValueError for an unknown stage, a negative `n_queries`, an out-of-range depth or
+    no non-empty sample query.
 
     >>> estimate = estimate_evaluation(index, 300, stages=["bm25", "rerank"], rerank_depth=20,
     ...                                candidates_from="hybrid", sample_queries=["what is tea"])  # doctest: +SKIP
@@ -288,7 +289,6 @@ def estimate_evaluation(index: Index, n_queries: int, *, stages: Sequence[str], 
                                       candidates_from=candidates_from, stages=stages))
         timings.append(time.perf_counter() - started)
     first_stage_seconds = min(timings)
-    pairs = min(rerank_depth, len(index))
     seconds = n_queries * first_stage_seconds
     pair_speeds: dict[str, float | None] = {}
     passage_speeds: dict[str, float] = {}
@@ -299,32 +299,24 @@ def estimate_evaluation(index: Index, n_queries: int, *, stages: Sequence[str], 
         except ValueError:
             pair_speeds[name] = None  # evaluate() reports why, as the rerank stage's note
             continue
-        # What the samples would still score (before measuring, which scores some of them).
-        uncached = [index.uncached_pairs(result, pairs, loaded.model) for result in results]
-        pair_share = sum(uncached) / (pairs * len(results)) if pairs else 0.0
-        query_share = sum(1 for count in uncached if count) / len(results)
-        backend = _passage_caching(loaded.model)
-        speed = _passages_per_second(index, backend) if backend is not None else None
-        if backend is not None and speed:
-            passage_speeds[name] = speed
-            to_encode[name] = min(backend.unencoded(index.rerank_texts()), round(n_queries * pairs * pair_share))
-            seconds += (n_queries * query_share + to_encode[name]) / speed
-            continue
-        pair_speeds[name] = speed = _measure_pairs_per_second(index, results, name)
+        # What the samples would make it do (before measuring, which scores some of them).
+        work = [index.rerank_work(result, rerank_depth, loaded.model) for result in results]
+        if not any(item.pairs for item in work):
+            continue  # nothing to rerank: nothing to measure or to count
+        caching = loaded.model.passage_caching()
+        unencoded = None
+        if caching is not None:
+            texts = index.rerank_texts()
+            speed = estimates.ensure_measured(caching.encoder, texts).pairs_per_second
+            unencoded = caching.unencoded(texts)
+            if speed:
+                passage_speeds[name] = speed
+                to_encode[name] = estimates.passages_to_encode(work, n_queries, unencoded)
+        else:
+            pair_speeds[name] = speed = _measure_pairs_per_second(index, results, name)
         if speed:
-            seconds += n_queries * pairs * pair_share / speed
+            seconds += estimates.rerank_seconds(loaded.model, work, queries=n_queries, unencoded=unencoded) or 0.0
     return Estimate(seconds, n_queries, first_stage_seconds, pair_speeds, passage_speeds, to_encode)
-
-
-def _passages_per_second(index: Index, backend: PassageCachingReranker) -> float | None:
-    """The measured passages/s of the encoder `backend` reranks with (measured now on a few of the corpus'
-    passages when nothing has measured it in this process)."""
-    return estimates.ensure_measured(backend.encoder, index.rerank_texts()).pairs_per_second
-
-
-def _passage_caching(reranker: Reranker) -> PassageCachingReranker | None:
-    backend = getattr(reranker, "inner", reranker)  # a score_cache.CachedReranker's backend
-    return backend if isinstance(backend, PassageCachingReranker) else None
 
 
 def _measure_pairs_per_second(index: Index, results: Sequence[SearchResult], stage: str) -> float | None:

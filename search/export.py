@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import asdict
 
 from . import answerability
 from .answerability import Scale, ScoreLine
@@ -123,8 +122,9 @@ def result_to_dict(result: SearchResult, k: int | None = None, *, score_line: Li
 
 
 def report_to_dict(report: BuildReport) -> dict[str, object]:
-    """What a build did, with problems as ``{"source", "line", "message", "skipped"}`` records."""
-    return {**asdict(report), "problems": [asdict(problem) for problem in report.problems]}
+    """What a build did, with problems as ``{"source", "line", "message", "skipped"}`` records and the passages
+    per file as ``{"source", "passages", "documents"}`` records (`BuildReport.to_json`)."""
+    return report.to_json()
 
 
 def results_to_csv(result: SearchResult, k: int | None = None, *, score_line: LineSetting = "default",

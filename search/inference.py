@@ -87,6 +87,12 @@ class Reranker(Protocol):
         pair longer than `max_length` is cut when scored. None when only a server could tell (`remote`)."""
         ...
 
+    def passage_caching(self) -> PassageCachingReranker | None:
+        """The reranker that encodes each passage once and keeps it, when this one reranks that way (late
+        interaction: itself; a wrapper such as the score cache: what it wraps says), else None (a
+        cross-encoder reads every pair whole). It decides what an estimate counts (`search.estimates`)."""
+        ...
+
     def score(self, query: str, passages: Sequence[str], *, progress: ProgressFn | None = None,
               should_stop: StopFn | None = None) -> list[PairScore]:
         """Return one PairScore per passage, in input order; ValueError for an empty query.

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from .language import detect_language, detect_languages, load_detector
 from .loading import load_dense_encoder, load_encoder, load_reranker
 from .models import choose_device, choose_reranker
 from .passages import SourceCount, TooManyPassages, passages_per_source, split_documents
-from .reading import read_paths
+from .reading import check_text_column, read_paths
 from .retrievers import BM25Retriever, DenseRetriever, HybridRetriever, QueryText, Retriever, StageFailed
 from .retrievers import query_terms as query_terms
 from .score_cache import measured
@@ -87,8 +88,9 @@ class Settings:
     the models (one of `search.loading.BACKENDS`, ``"auto"`` for the best available); `tei_url` is the TEI
     endpoint (or endpoints, comma-separated) of ``backend="tei"`` ("" for $SEARCH_TEI_URL).
     `rerankers` are the rerankers, each a stage of its own over the same candidates (`search.stages`):
-    plain model ids or `RerankerChoice`s (model, backend). Raises ValueError for no reranker, or more than
-    the registry names.
+    plain model ids or `RerankerChoice`s (model, backend). `text_column` is stripped, blank meaning None
+    (found by name), and `encoding` made a codec name. Raises ValueError for no reranker, more than the
+    registry names, a bad text column (`reading.check_text_column`) or an unknown encoding.
 
     >>> Settings(rerankers=("late-interaction", ("late-interaction-minilm", "int8"))).rerankers[1]
     RerankerChoice(model='late-interaction-minilm', backend='int8')
@@ -99,7 +101,7 @@ class Settings:
     dense_model: str = config.default("dense_model")
     rerankers: tuple[RerankerChoice, ...] = field(default=(RerankerChoice("auto"),))
     device: str = config.default("device")
-    text_column: str | None = None  # the CSV/TSV column or JSON key of the text, when not found by name
+    text_column: str | None = None  # the CSV/TSV column or JSON key of the text, when not found by name (None, "")
     encoding: str | None = None  # the encoding of files with no BOM that are not UTF-8, instead of a guess
     index_titles: bool = True
     langid: str = config.default("langid")  # the language detector: auto, fasttext or langdetect (search.language)
@@ -118,6 +120,7 @@ class Settings:
         object.__setattr__(self, "rerankers", chosen)
         if self.encoding is not None:
             object.__setattr__(self, "encoding", check_encoding(self.encoding))
+        object.__setattr__(self, "text_column", check_text_column(self.text_column))
 
     @classmethod
     def from_config(cls, settings: config.Config | None = None, **overrides: object) -> Settings:
@@ -163,6 +166,21 @@ class BuildReport:
     @property
     def skipped(self) -> tuple[Problem, ...]:
         return tuple(problem for problem in self.problems if problem.skipped)
+
+    def to_json(self) -> dict[str, object]:
+        """Every field as JSON values, problems as ``{"source", "line", "message", "skipped"}`` records and
+        `per_source` as ``{"source", "passages", "documents"}`` records (what a saved index, the app's build
+        JSON and the CLI write)."""
+        return {**asdict(self), "problems": [asdict(problem) for problem in self.problems],
+                "per_source": [item._asdict() for item in self.per_source]}
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> BuildReport:
+        """The report `to_json` wrote; `per_source` items may also be ``[source, passages, documents]`` arrays,
+        as indexes saved before it wrote records have them."""
+        return cls(**{**values, "problems": tuple(Problem(**problem) for problem in values["problems"]),
+                      "per_source": tuple(SourceCount(**item) if isinstance(item, dict) else SourceCount(*item)
+                                          for item in values.get("per_source", ()))})
 
 
 class Index:
@@ -313,39 +331,54 @@ class Index:
         except RerankCancelled:  # evicted meanwhile: it waits for the rerank queue like any other
             return None
 
-    def expected_rerank_seconds(self, result: SearchResult, rerank_depth: int | None = None, *,
+    def expected_rerank_seconds(self, result: SearchResult | None, rerank_depth: int | None = None, *,
                                 stage: str = RERANK) -> float | None:
         """How long `rerank` of `stage` should take for `result` at `rerank_depth` (default
-        `result.rerank_depth`): the pairs not in the score cache times that reranker's measured seconds per
-        pair.
+        `result.rerank_depth`), counted by `estimates.rerank_seconds` from `rerank_work` as Evaluate's estimate
+        counts a query: a cross-encoder by the pairs not in the score cache, late interaction by the query and
+        the passages it has not encoded yet, each at the speed measured here.
 
-        Candidates beyond those `result` retrieved count as uncached. 0.0 for depth 0 or when every pair
-        is cached; otherwise None when the reranker is not loaded yet (this never loads it) or has not
-        scored anything to measure yet. Raises ValueError for a depth out of range or an unknown stage.
+        Without a `result` (no search yet), `rerank_depth` candidates none of which is cached or encoded.
+        0.0 for depth 0 or when every pair is cached; otherwise None when the reranker is not loaded yet (this
+        never loads it) or its speed was not measured yet. Raises ValueError for a depth out of range, a
+        missing depth without a result, or an unknown stage.
 
         >>> index.expected_rerank_seconds(index.retrieve("tea", rerank_depth=20))  # doctest: +SKIP
         6.2
         """
+        if result is None and rerank_depth is None:
+            raise ValueError("rerank_depth=None without a search result; pass the depth to estimate")
         depth = result.rerank_depth if rerank_depth is None else rerank_depth
         if not 0 <= depth <= MAX_RERANK_DEPTH:
             raise ValueError(f"rerank_depth={depth} is out of range; use 0 <= rerank_depth <= {MAX_RERANK_DEPTH}")
-        depth = min(depth, len(self))
         loaded = self._rerankers[self._position(stage)]
-        if depth == 0:
+        if min(depth, len(self)) == 0:
             return 0.0
         if loaded is None:
             return None
-        pairs = self.uncached_pairs(result, depth, loaded.model)
-        return 0.0 if pairs == 0 else loaded.model.expected_seconds(pairs)
+        return estimates.rerank_seconds(loaded.model, [self.rerank_work(result, depth, loaded.model)])
 
-    def uncached_pairs(self, result: SearchResult, depth: int, reranker: MeasuredReranker) -> int:
-        """How many pairs reranking `result`'s top `depth` candidates (of `result.candidates_from`) with
-        `reranker` would score: those not in the score cache, and candidates beyond those `result` retrieved."""
+    def rerank_work(self, result: SearchResult | None, depth: int, reranker: MeasuredReranker) -> estimates.RerankWork:
+        """What reranking `result`'s top `depth` candidates (of `result.candidates_from`) would make `reranker` do
+        now: the pairs not in the score cache and, for one that keeps its passage encodings (late interaction),
+        how many of their passages it has not encoded yet (at most one per such pair).
+
+        Candidates beyond those `result` retrieved count as neither cached nor encoded when `depth` is deeper
+        than the search asked for (`result.rerank_depth`); up to that depth a stage that returned fewer has no
+        more. Without a `result`, `depth` candidates count so."""
         depth = min(depth, len(self))
-        candidates = result.stages[result.candidates_from].hits[:depth] if result.candidates_from in result.stages \
-            else ()
-        return reranker.uncached(result.query, [self._rerank_text(hit) for hit in candidates]) \
-            + depth - len(candidates)
+        if result is None:
+            candidates, beyond = (), depth
+        else:
+            stage = result.stages.get(result.candidates_from)
+            candidates = stage.hits[:depth] if stage is not None else ()
+            beyond = depth - len(candidates) if stage is None or depth > result.rerank_depth else 0
+        texts = [self._rerank_text(hit) for hit in candidates]
+        pairs = (reranker.uncached(result.query, texts) if texts else 0) + beyond
+        caching = reranker.passage_caching()
+        if caching is None or not pairs:
+            return estimates.RerankWork(pairs)
+        return estimates.RerankWork(pairs, min(pairs, caching.unencoded(texts) + beyond))
 
     def search(self, query: str, *, k: int = config.default("k"), rerank_depth: int = config.default("rerank_depth"),
                candidates_from: str = config.default("candidates_from")) -> SearchResult:
@@ -437,7 +470,7 @@ class Index:
             "format": INDEX_FORMAT,
             "settings": asdict(self.settings),
             "dense_model_id": self.encoder.model.model_id,
-            "report": {**asdict(self.report), "problems": [asdict(p) for p in self.report.problems]},  # see export
+            "report": self.report.to_json(),
         }
         # Written last, so a folder with a manifest is always complete.
         (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -475,8 +508,7 @@ class Index:
         passage_terms = read_passage_terms(folder / "terms.jsonl")
         embeddings = np.load(folder / "embeddings.npy", allow_pickle=False)
         fields = manifest["report"]
-        report = BuildReport(**{**fields, "problems": tuple(Problem(**p) for p in fields["problems"]),
-                                "per_source": tuple(SourceCount(*item) for item in fields.get("per_source", ()))})
+        report = BuildReport.from_json(fields)
         if read is not None:
             report = replace(report, problems=read.problems, files_read=read.files_read, reused=True,
                              timings_s={})

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .backends.runtime.onnx_export import observing
-from .inference import PairScore, ProgressFn, Reranker, StopFn, TextEncoder
+from .inference import PairScore, PassageCachingReranker, ProgressFn, Reranker, StopFn, TextEncoder
 from .models import error_summary
 
 logger = logging.getLogger(__name__)
@@ -273,6 +273,9 @@ class StandInReranker:
 
     def pair_lengths(self, query: str, passages: Sequence[str]) -> list[int] | None:
         return self.torch_form.pair_lengths(query, passages)
+
+    def passage_caching(self) -> PassageCachingReranker | None:
+        return self.torch_form.passage_caching()
 
     def __getattr__(self, name: str) -> Any:  # model_id, backend, device, max_length, tokenizer, ...
         if name.startswith("__") or name == "torch_form":

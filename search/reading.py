@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
@@ -53,6 +54,33 @@ _MAX_PROBLEMS_PER_FILE = 100
 _MAX_PROBLEMS_IN_ALL = 1000
 
 
+MAX_TEXT_COLUMN_CHARS = 200  # longer than any real column name or JSON key
+
+
+def check_text_column(text_column: str | None) -> str | None:
+    """The text column a user names for an upload (the CSV/TSV column or JSON key of the text), stripped;
+    None, which finds it by name (text, body, content…), for None or a blank one. Raises ValueError naming
+    the value and the fix for one over MAX_TEXT_COLUMN_CHARS characters or holding a control character.
+
+    >>> check_text_column("  Beschreibung "), check_text_column("  ")
+    ('Beschreibung', None)
+    """
+    if text_column is None or not text_column.strip():
+        return None
+    name = text_column.strip()
+    shown = repr(name) if len(name) <= 60 else f"{name[:60]!r}… ({len(name):,} characters)"
+    if len(name) > MAX_TEXT_COLUMN_CHARS:
+        raise ValueError(f"text_column={shown} is longer than {MAX_TEXT_COLUMN_CHARS} characters; give the name of "
+                         "the column (or JSON key) that holds the text as its header writes it, or leave it empty "
+                         "to find it by name")
+    control = next((char for char in name if unicodedata.category(char) == "Cc"), None)
+    if control is not None:
+        raise ValueError(f"text_column={shown} holds the control character {control!r}; give the name of the column "
+                         "(or JSON key) that holds the text as its header writes it, or leave it empty to find it "
+                         "by name")
+    return name
+
+
 def read_paths(
     paths: Sequence[str | Path],
     *,
@@ -70,7 +98,8 @@ def read_paths(
     `encoding` (e.g. ``cp1255``) is used instead of a guess for the files of the upload that have no
     byte-order mark and are not UTF-8 (see `search.decoding`).
     Raises ValueError for misuse: no paths, a bare string instead of a list, `names` of another length,
-    an `encoding` Python does not know, or a limit's environment variable that is not a number.
+    a blank or bad `text_column` (`check_text_column`), an `encoding` Python does not know, or a limit's
+    environment variable that is not a number.
 
     >>> result = read_paths(["corpus/", "extra.jsonl"])  # doctest: +SKIP
     >>> [str(problem) for problem in result.problems]  # doctest: +SKIP
@@ -85,8 +114,7 @@ def read_paths(
     if text_column is not None and not text_column.strip():
         raise ValueError(f"text_column={text_column!r} is blank; give a column name or None")
     codec = check_encoding(encoding) if encoding is not None else None
-    reader = _Reader(text_column.strip() if text_column else None, limits if limits is not None else ReadLimits(),
-                     codec)
+    reader = _Reader(check_text_column(text_column), limits if limits is not None else ReadLimits(), codec)
     for position, path in enumerate(paths):
         display = names[position] if names is not None else str(path)
         reader.guarded(display, reader.read_path, Path(path), display)

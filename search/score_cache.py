@@ -24,7 +24,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
-from .inference import PairScore, ProgressFn, RerankCancelled, Reranker, StopFn, Throughput, rerank_turn
+from .inference import (
+    PairScore,
+    PassageCachingReranker,
+    ProgressFn,
+    RerankCancelled,
+    Reranker,
+    StopFn,
+    Throughput,
+    rerank_turn,
+)
 
 DEFAULT_MAX_ENTRIES = 200_000
 DEFAULT_MAX_BYTES = 128 * 2**20  # about 60 MB at DEFAULT_MAX_ENTRIES, so the entry bound is the one that binds
@@ -226,6 +235,10 @@ class CachedReranker:
     @property
     def tokenizer(self):
         return self.inner.tokenizer
+
+    def passage_caching(self) -> PassageCachingReranker | None:
+        """The wrapped reranker's `passage_caching` (late interaction: itself)."""
+        return self.inner.passage_caching()
 
     def pair_lengths(self, query: str, passages: Sequence[str]) -> list[int] | None:
         """The wrapped reranker's `pair_lengths` (tokens per pair before truncation; None when remote)."""

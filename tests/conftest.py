@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -13,12 +13,6 @@ from search import config
 from search.models import FALLBACK_DENSE_ID
 
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class _EnvironmentPatch:
@@ -79,20 +73,27 @@ def app_url(tmp_path_factory):
     os.environ.update({"SEARCH_DENSE_MODEL": FALLBACK_DENSE_ID, "SEARCH_RERANKER_MODEL": "late-interaction",
                        "SEARCH_CACHE_DIR": str(tmp_path_factory.mktemp("app-cache")), "SEARCH_MAX_UPLOAD_MB": "5"})
     config.reset()
-    import app
+    from tests.app_page import served_app
 
-    demo = app.build_demo()
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **app.launch_kwargs())
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with served_app() as url:
+        yield url
     for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
     config.reset()
+
+
+@pytest.fixture
+def another_app(app_url):
+    """Serves further apps for one test: ``another_app(setting=value, ...)`` starts the app with the test app's
+    configuration (offline models, its cache folder) and those changes on a port of its own, and returns its
+    URL; each is closed after the test."""
+    from tests.app_page import served_app
+
+    with ExitStack() as apps:
+        yield lambda **changes: apps.enter_context(served_app(**changes))
 
 
 @pytest.fixture(scope="session")

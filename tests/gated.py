@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from search.inference import PairScore, ProgressFn, Reranker, StopFn
+from search.inference import PairScore, PassageCachingReranker, ProgressFn, Reranker, StopFn
 
 PAUSE_LIMIT_S = 120.0  # a forgotten release never hangs a test for longer
 
@@ -35,6 +35,9 @@ class GatedReranker:
 
     def pair_lengths(self, query: str, passages: Sequence[str]) -> list[int] | None:
         return self.inner.pair_lengths(query, passages)
+
+    def passage_caching(self) -> PassageCachingReranker | None:
+        return self.inner.passage_caching()
 
     def score(self, query: str, passages: Sequence[str], *, progress: ProgressFn | None = None,
               should_stop: StopFn | None = None) -> list[PairScore]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from search.models import DEFAULT_DENSE_MODEL, FALLBACK_LABEL, RERANKER_V2_M3
+from tests.app_page import open_page
 
 ROOT = Path(__file__).resolve().parents[1]
 MIXED = ROOT / "corpora" / "mixed-formats"
@@ -23,12 +24,7 @@ expect = pytest.importorskip("playwright.sync_api").expect
 
 @pytest.fixture
 def page(browser, app_url):
-    page = browser.new_page(viewport={"width": 1600, "height": 1100})
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(app_url)
-    page.wait_for_selector("#build-button")
-    page.errors = errors
+    page = open_page(browser, app_url)
     yield page
     page.close()
 
@@ -159,29 +155,10 @@ def test_judge_three_results_and_download_the_qrels(page):
     assert not page.errors, page.errors
 
 
-@pytest.fixture(scope="module")
-def unloadable_models_url(app_url):
-    """A second app whose default models are the real ones, which can't be loaded offline: both fall back."""
-    from dataclasses import replace
-
-    import app
-    from search import config
-
-    # An app started with these defaults: the dropdowns take them as their values.
-    settings = replace(config.current(), dense_model=DEFAULT_DENSE_MODEL, rerankers=((RERANKER_V2_M3, ""),))
-    demo = app.build_demo(settings)
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
-                            **app.launch_kwargs(settings))
-    yield url
-    demo.close()
-
-
-def test_the_fallback_reason_is_said_once_and_the_columns_start_with_results(browser, unloadable_models_url):
-    page = browser.new_page(viewport={"width": 1600, "height": 1100})
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(unloadable_models_url)
-    page.wait_for_selector("#build-button")
+def test_the_fallback_reason_is_said_once_and_the_columns_start_with_results(browser, another_app):
+    # A second app whose default models are the real ones, which can't be loaded offline: both fall back. (An app
+    # started with these defaults: the dropdowns take them as their values.)
+    page = open_page(browser, another_app(dense_model=DEFAULT_DENSE_MODEL, rerankers=((RERANKER_V2_M3, ""),)))
     _upload_and_build(page, [MIXED / "german-rivers.csv", MIXED / "hindi-monsoon.txt"])
     # The corpus panel folds after a build; the reasons are said in its build summary, so open it to read them.
     page.locator("#corpus-panel").get_by_text("(open to change it)").click()
@@ -215,29 +192,12 @@ def test_the_fallback_reason_is_said_once_and_the_columns_start_with_results(bro
                                                                        below_the_model("bm25"))
     page.click("#column-dense details.stage-note summary")
     expect(page.locator("#column-dense details.stage-note p")).to_contain_text("SEARCH_DENSE_MODEL")
-    assert not errors, errors
+    assert not page.errors, page.errors
     page.close()
 
 
 
-@pytest.fixture(scope="module")
-def never_asking_app_url(app_url):
-    """A second app that never asks before a build (SEARCH_CONFIRM_BUILD_SECONDS=0): on a slow or busy machine a
-    thousand passages take longer to embed than the default 2 min, and the build would wait for a go-ahead."""
-    from dataclasses import replace
-
-    import app
-    from search import config
-
-    settings = replace(config.current(), confirm_build_seconds=0)
-    demo = app.build_demo(settings)
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
-                            **app.launch_kwargs(settings))
-    yield url
-    demo.close()
-
-
-def test_cancel_or_closing_the_page_stops_the_build_and_the_panel_gives_the_time_left(browser, never_asking_app_url,
+def test_cancel_or_closing_the_page_stops_the_build_and_the_panel_gives_the_time_left(browser, another_app,
                                                                                       tmp_path, caplog):
     import logging
     import random
@@ -260,9 +220,9 @@ def test_cancel_or_closing_the_page_stops_the_build_and_the_panel_gives_the_time
             time.sleep(0.2)
         pytest.fail("the server-side build did not stop within 120 s")
 
-    page = browser.new_page(viewport={"width": 1600, "height": 1100})
-    page.goto(never_asking_app_url)
-    page.wait_for_selector("#build-button")
+    # An app that never asks before a build (SEARCH_CONFIRM_BUILD_SECONDS=0): on a slow or busy machine a thousand
+    # passages take longer to embed than the default 2 min, and the build would wait for a go-ahead.
+    page = open_page(browser, another_app(confirm_build_seconds=0))
     page.set_input_files("#corpus-files input[type=file]", [str(corpus)])
     expect(page.locator("#corpus-files")).to_contain_text("long", timeout=30_000)
 
@@ -369,9 +329,7 @@ def test_a_shared_link_restores_the_view_builds_the_sample_and_searches(browser,
 
     context = browser.new_context(viewport={"width": 1600, "height": 1100})
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app_url.rstrip("/"))
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page = open_page(context, width=None)
     query = "When did the Luna 2 probe reach the Moon?"
     page.goto(f"{app_url}?sample=polyglot-facts&q={quote(query)}&k=4&depth=8&from=bm25&score=sigmoid"
               "&reranker=no/such-model&compare=late-interaction&zzz=<b>x</b>")
@@ -409,7 +367,7 @@ def test_a_shared_link_restores_the_view_builds_the_sample_and_searches(browser,
     page.click("#search-button")
     expect(link).to_have_value(re.compile(r"q=volcano"), timeout=30_000)
     assert "q=volcano" in page.url
-    assert not errors, errors
+    assert not page.errors, page.errors
     context.close()
 
 
@@ -518,9 +476,7 @@ def test_an_empty_query_says_so_once_and_k_typed_then_enter_searches_again(page)
 @pytest.mark.parametrize("viewport", [(1600, 1000), (1280, 800)])
 def test_after_search_the_query_the_chart_and_the_columns_tops_are_in_view(browser, app_url, viewport):
     width, height = viewport
-    page = browser.new_page(viewport={"width": width, "height": height})
-    page.goto(app_url)
-    page.wait_for_selector("#build-button")
+    page = open_page(browser, app_url, width=width, height=height)
     page.click("#build-button")  # the sample corpus
     # attached, not visible: after a build the corpus panel folds to its one-line summary
     page.wait_for_selector("#build-summary .build-counts", state="attached", timeout=180_000)
@@ -580,30 +536,13 @@ def test_the_rank_flow_chart_draws_every_passage_and_a_click_finds_its_card(page
     assert not page.errors, page.errors
 
 
-@pytest.fixture(scope="module")
-def asking_app_url(app_url):
-    """A second app that asks before any build that takes over a second to embed (SEARCH_CONFIRM_BUILD_SECONDS=1)."""
-    from dataclasses import replace
-
-    import app
-    from search import config
-
-    settings = replace(config.current(), confirm_build_seconds=1)
-    demo = app.build_demo(settings)
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
-                            **app.launch_kwargs(settings))
-    yield url
-    demo.close()
-
-
-def test_a_long_build_says_what_it_will_cost_and_lets_files_be_left_out(browser, asking_app_url, tmp_path, caplog):
+def test_a_long_build_says_what_it_will_cost_and_lets_files_be_left_out(browser, another_app, tmp_path, caplog):
     import logging
     import time
 
     caplog.set_level(logging.INFO, logger="ui.regions.corpus")
-    page = browser.new_page(viewport={"width": 1600, "height": 1000})
-    page.goto(asking_app_url)
-    page.wait_for_selector("#build-button")
+    # An app that asks before any build that takes over a second to embed (SEARCH_CONFIRM_BUILD_SECONDS=1).
+    page = open_page(browser, another_app(confirm_build_seconds=1), height=1000)
     junk = _long_corpus(tmp_path, passages=300)
     good = tmp_path / "good.txt"
     good.write_text("Lighthouses guide ships along rocky coasts at night.", encoding="utf-8")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from contextlib import ExitStack
 from dataclasses import replace
 
 import pytest
@@ -19,7 +20,7 @@ from search import config
 from search.backends.runtime import onnx_export
 from search.preparation import preparer
 from search.warmup import Warmup
-from tests.conftest import _free_port
+from tests.app_page import open_page, served_app
 from tests.test_torch_reranker import CORPUS
 from tests.tiny_models import build_tiny_xlmr_cross_encoder
 
@@ -39,25 +40,6 @@ def tiny_models(tmp_path) -> tuple[str, str]:
     return str(dense), str(reranker)
 
 
-def serve(warmup: Warmup, settings: config.Config):
-    """The app's page with its own warm-up (the process-wide one belongs to the other browser tests), served
-    on a free local port: (demo, url)."""
-    import gradio as gr
-
-    import app
-    from ui.regions.form import PageForm
-    from ui.regions.layout import assemble
-    from ui.regions.page import AppContext
-
-    with gr.Blocks() as demo:
-        assemble(demo, AppContext(settings, warmup, PageForm()))
-    demo.queue(default_concurrency_limit=4, max_size=64)
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **app.launch_kwargs(settings))
-    return demo, f"http://127.0.0.1:{port}/"
-
-
 def test_the_model_line_shows_the_preparing_and_then_the_prepared_forms(browser, tiny_models, tmp_path,
                                                                          monkeypatch):
     dense, reranker = tiny_models
@@ -66,15 +48,13 @@ def test_the_model_line_shows_the_preparing_and_then_the_prepared_forms(browser,
     settings = replace(config.current(), dense_model=dense, rerankers=((reranker, ""),), backend="onnx",
                        device="cpu")
     line = ".model-status"
-    with preparer().held():
-        warmup = Warmup(dense, reranker, device="cpu", backend="onnx", download=lambda *_: 0).start()
-        assert warmup.wait(timeout=WAIT_SECONDS), "the torch forms stand in without waiting for a preparation"
-        demo, url = serve(warmup, settings)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        try:
-            page.goto(url)
+    with ExitStack() as cleanup:  # the page, then the app (one of its own: the process-wide warm-up is the others')
+        with preparer().held():
+            warmup = Warmup(dense, reranker, device="cpu", backend="onnx", download=lambda *_: 0).start()
+            assert warmup.wait(timeout=WAIT_SECONDS), "the torch forms stand in without waiting for a preparation"
+            url = cleanup.enter_context(served_app(settings, warmup=warmup))
+            page = open_page(browser, url, width=1400, height=900, ready=None)
+            cleanup.callback(page.close)
             status = page.locator(f"#model-status {line}")
             expect(status).to_have_attribute("data-state", "preparing", timeout=60_000)
             expect(status).to_have_text("Models ready, faster forms being prepared: "
@@ -82,28 +62,20 @@ def test_the_model_line_shows_the_preparing_and_then_the_prepared_forms(browser,
                                         "onnx for tiny-reranker: waiting for its turn · torch meanwhile")
             # Held again, at the export: the dense model's preparation has started and planned its cost.
             onnx_export._export_lock.acquire()
-        except BaseException:
-            page.close()
-            demo.close()
-            raise
-    try:
-        dense_item = status.locator("span.model-load[data-role='dense']")
-        expect(dense_item).to_have_attribute("data-preparation", "preparing", timeout=60_000)
-        expect(dense_item).to_have_text(re.compile(
-            r"onnx for tiny-dense: preparing, (about \d+ s left|taking longer than the \d+ s expected)"
-            r" · torch meanwhile"))
-        assert "expected about" in dense_item.get_attribute("title"), "the estimate's basis is one hover away"
-        expect(status.locator("span.model-load[data-role='reranker']")).to_have_attribute(
-            "data-preparation", "waiting")
-    finally:
-        onnx_export._export_lock.release()
-    try:
+        try:
+            dense_item = status.locator("span.model-load[data-role='dense']")
+            expect(dense_item).to_have_attribute("data-preparation", "preparing", timeout=60_000)
+            expect(dense_item).to_have_text(re.compile(
+                r"onnx for tiny-dense: preparing, (about \d+ s left|taking longer than the \d+ s expected)"
+                r" · torch meanwhile"))
+            assert "expected about" in dense_item.get_attribute("title"), "the estimate's basis is one hover away"
+            expect(status.locator("span.model-load[data-role='reranker']")).to_have_attribute(
+                "data-preparation", "waiting")
+        finally:
+            onnx_export._export_lock.release()
         expect(status).to_have_attribute("data-state", "ready", timeout=WAIT_SECONDS * 1000)
         expect(status).to_have_text(re.compile(r"Models ready: tiny-dense … done, onnx prepared in [^·]+ · "
                                                r"tiny-reranker … done, onnx prepared in .+"))
         assert [item.get_attribute("data-preparation") for item in status.locator("span.model-load").all()] == \
             ["ready", "ready"]
-        assert not errors, errors
-    finally:
-        page.close()
-        demo.close()
+        assert not page.errors, page.errors

@@ -8,10 +8,9 @@ Skips when chromium is absent (install it with `apt-get install -y chromium`).
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
+from tests.app_page import open_page, served
 from tests.test_rankflow import HOSTILE_ID, HOSTILE_TITLE, big_result, hand_made_result
 from ui import stylesheet
 from ui.bundle import CONTENT_SECURITY_POLICY
@@ -53,9 +52,7 @@ def static_page(body: Markup) -> str:
 
 @pytest.fixture
 def page(browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.errors = []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page = open_page(browser, width=1400, height=900)
     yield page
     page.close()
 
@@ -125,12 +122,6 @@ def test_k50_with_five_stages_has_no_overlapping_text_and_shrinks_to_fit(page, k
         "the viewBox keeps its proportions"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _cards(result, ids: list[str]) -> Markup:
     """Columns of plain cards as the app's columns draw them (li.hit[data-stage][data-rank]) plus the
     data-passage attribute the chart's click looks for, with filler so the target is below the fold."""
@@ -152,16 +143,10 @@ def gradio_page(browser):
     with gradio.Blocks() as demo:
         gradio.HTML(render_rank_flow(result, k=3), elem_id="rank-flow", js_on_load=RANK_FLOW_JS)
         gradio.HTML(_cards(result, ["a#0", "d#0", HOSTILE_ID]), elem_id="cards")
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=stylesheet())
-    page = browser.new_page(viewport={"width": 1200, "height": 800})
-    page.errors = []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    page.goto(f"http://127.0.0.1:{port}/")
-    page.wait_for_selector("#rank-flow g.rf-line")
-    yield page
-    page.close()
-    demo.close()
+    with served(demo, css=stylesheet()) as url:
+        page = open_page(browser, url, width=1200, height=800, ready="#rank-flow g.rf-line")
+        yield page
+        page.close()
 
 
 def test_a_click_on_a_line_scrolls_to_and_marks_its_card_in_gradio(gradio_page):

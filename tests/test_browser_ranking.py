@@ -14,6 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from search.stopwords import stopwords
+from tests.app_page import open_page
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -24,11 +25,8 @@ MOON = "How far is the Moon from the Earth on average?"
 
 @pytest.fixture
 def page(browser, app_url):
-    page = browser.new_page(viewport={"width": 1600, "height": 1000})
-    page.errors = []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
     # A link builds the sample and searches its query (the shared-link path of the app).
-    page.goto(f"{app_url}?sample=polyglot-facts&q={quote(NO_ANSWER)}")
+    page = open_page(browser, f"{app_url}?sample=polyglot-facts&q={quote(NO_ANSWER)}", height=1000, ready=None)
     page.wait_for_selector("#build-summary .build-counts", state="attached", timeout=240_000)
     page.wait_for_selector('#column-rerank section[data-state="done"]', timeout=240_000)
     yield page

@@ -65,3 +65,16 @@ def test_eval_reads_the_corpus_with_the_encoding_flag_and_query_index_refuses_it
     assert json.loads(captured.out)["stages"]["bm25"]["ndcg@10"] == 1.0, captured.out
     assert main(["query", "--index", str(tmp_path / "any"), "--query", "x", "--encoding", "koi8-r"]) == 2
     assert "a saved index keeps what it was built from" in capsys.readouterr().err
+
+
+def test_the_text_column_flag_is_stripped_and_a_bad_one_refused_before_reading(tmp_path, capsys):
+    corpus = tmp_path / "upload"
+    corpus.mkdir()
+    (corpus / "items.csv").write_text("sku,Beschreibung\n1,Ein roter Stuhl aus Eiche\n", encoding="utf-8")
+    assert main(["index", str(corpus), "--out", str(tmp_path / "idx"), "--no-cache",
+                 "--text-column", "  Beschreibung "]) == 0
+    assert "1 documents, 1 passages from 1 file(s)" in capsys.readouterr().out
+    assert main(["index", str(corpus), "--out", str(tmp_path / "bad"), "--text-column", "Besch\x07reibung"]) != 0
+    err = capsys.readouterr().err
+    assert "text_column='Besch\\x07reibung' holds the control character '\\x07'" in err, err
+    assert not (tmp_path / "bad").exists(), "refused before anything was read or built"

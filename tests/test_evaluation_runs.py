@@ -111,7 +111,7 @@ def test_estimate_counts_late_interactions_passages_once_not_every_pair(index):
     index.rerank(index.retrieve(rivers, k=100, rerank_depth=4, candidates_from="hybrid"))
     repeat = estimate_evaluation(index, 50, stages=stages, rerank_depth=4, candidates_from="hybrid",
                                  sample_queries=[rivers])
-    assert repeat.passages_to_encode == {"rerank": 0}
+    assert repeat.passages_to_encode == repeat.passages_per_second == {}, "nothing to rerank: nothing measured"
     assert repeat.seconds == pytest.approx(50 * repeat.first_stage_seconds), "the first stages only"
 
     first_only = estimate_evaluation(index, 50, stages=["bm25"], rerank_depth=20, candidates_from="hybrid",
@@ -119,6 +119,101 @@ def test_estimate_counts_late_interactions_passages_once_not_every_pair(index):
     assert first_only.pairs_per_second == first_only.passages_per_second == {} and first_only.seconds > 0
     with pytest.raises(ValueError, match="sample query"):
         estimate_evaluation(index, 5, stages=["bm25"], rerank_depth=0, candidates_from="bm25", sample_queries=[" "])
+
+
+PASSAGES_PER_SECOND = 10.0  # the encoder's speed these tests set, so every estimate can be checked by hand
+
+
+def _set_encoder_speed(monkeypatch, encoder) -> None:
+    # Fresh meters (restored after the test) holding only PASSAGES_PER_SECOND for `encoder`.
+    monkeypatch.setattr(estimates, "_meters", {})
+    for _ in range(2):  # the first batch only stands until the second; both at 0.1 s a passage
+        estimates.record(encoder, 10, 10 / PASSAGES_PER_SECOND)
+
+
+def test_the_depth_sliders_estimate_and_evaluates_count_a_late_interaction_query_alike(index, monkeypatch):
+    from ui import columns
+    from ui.regions.search import rerank_estimate
+
+    model = index.reranker().model
+    backend = model.passage_caching()
+    backend.clear_cache()
+    _set_encoder_speed(monkeypatch, backend.encoder)
+    query = "tea picked on terraced hillsides by hand"  # no other test searches it: no pair is cached
+    result = index.retrieve(query, k=100, rerank_depth=4, candidates_from="hybrid")
+    assert len(result.stages["hybrid"].hits[:4]) == 4 and backend.unencoded(index.rerank_texts()) == 6
+
+    # By hand: one query and its 4 candidates to encode at 10 passages/s = 0.5 s (counted by pairs, the slider
+    # said 4 pairs at the reranker's own speed per pair, Evaluate 0.5 s).
+    slider = index.expected_rerank_seconds(result)
+    assert slider == pytest.approx(0.5), f"the slider's estimate is {slider}, not (1 + 4) / 10"
+    one = estimate_evaluation(index, 1, stages=["hybrid", "rerank"], rerank_depth=4, candidates_from="hybrid",
+                              sample_queries=[query])
+    assert one.seconds - one.first_stage_seconds == pytest.approx(slider), "Evaluate counts one query the same"
+    assert one.passages_per_second == {"rerank": PASSAGES_PER_SECOND} and one.passages_to_encode == {"rerank": 4}
+    assert rerank_estimate(index, result, 4, "hybrid") == columns.render_rerank_estimate(0.5, 4), \
+        "the text beside the slider says the engine's figure"
+    fifty = estimate_evaluation(index, 50, stages=["hybrid", "rerank"], rerank_depth=4, candidates_from="hybrid",
+                                sample_queries=[query])
+    assert fifty.seconds - 50 * fifty.first_stage_seconds == pytest.approx((50 + 6) / PASSAGES_PER_SECOND), \
+        "50 queries encode the corpus' 6 passages once"
+
+    backend.score("a query that encodes the corpus", index.rerank_texts())
+    _set_encoder_speed(monkeypatch, backend.encoder)  # that encoding was measured too: set the speed again
+    assert index.expected_rerank_seconds(result) == pytest.approx(0.1), "every passage is encoded: the query only"
+    again = estimate_evaluation(index, 1, stages=["hybrid", "rerank"], rerank_depth=4, candidates_from="hybrid",
+                                sample_queries=[query])
+    assert again.seconds - again.first_stage_seconds == pytest.approx(0.1)
+    assert index.expected_rerank_seconds(None, 4) == pytest.approx(0.5), "no search yet: 4 candidates, none encoded"
+
+
+def test_an_estimate_with_nothing_to_rerank_neither_measures_nor_counts_the_encoder(index, monkeypatch):
+    backend = index.reranker().model.passage_caching()
+    monkeypatch.setattr(estimates, "_meters", {})  # nothing measured the encoder in this test's process state
+    stages = ["bm25", "rerank"]
+
+    def measured() -> int:
+        return estimates.meter(backend.encoder).snapshot().batches
+
+    off = estimate_evaluation(index, 20, stages=stages, rerank_depth=0, candidates_from="bm25",
+                              sample_queries=["magma"])
+    assert off.passages_per_second == off.passages_to_encode == {} and measured() == 0, "depth 0: nothing to rerank"
+    assert off.seconds == pytest.approx(20 * off.first_stage_seconds)
+
+    # BM25 finds no passage for a word of no document: no candidate to rerank at depth 4.
+    nothing = "zyxwvut"
+    assert index.retrieve(nothing, k=100, rerank_depth=4, candidates_from="bm25").stages["bm25"].hits == ()
+    empty = estimate_evaluation(index, 20, stages=stages, rerank_depth=4, candidates_from="bm25",
+                                sample_queries=[nothing])
+    assert measured() == 0, "no candidate: the encoder was measured for nothing"
+    assert empty.passages_per_second == empty.passages_to_encode == {}
+    assert empty.seconds == pytest.approx(20 * empty.first_stage_seconds), "and charged nothing"
+
+    index.rerank(index.retrieve("magma", k=100, rerank_depth=4, candidates_from="bm25"))
+    monkeypatch.setattr(estimates, "_meters", {})  # that rerank measured the encoder: forget it
+    cached = estimate_evaluation(index, 20, stages=stages, rerank_depth=4, candidates_from="bm25",
+                                 sample_queries=["magma"])
+    assert measured() == 0, "every pair is cached: the encoder was measured for nothing"
+    assert cached.seconds == pytest.approx(20 * cached.first_stage_seconds)
+
+
+def test_the_estimate_asks_the_reranker_how_it_reranks_through_any_wrapper(index, monkeypatch):
+    # A wrapper around late interaction that is not the score cache (here the tests' GatedReranker, open) has no
+    # `inner` that is a PassageCachingReranker itself; the interface's passage_caching() still finds it.
+    from tests.gated import GatedReranker
+
+    cached = index.reranker().model
+    backend = cached.passage_caching()
+    gated = GatedReranker(backend)
+    gated.open()
+    monkeypatch.setattr(cached, "inner", gated)
+    assert cached.passage_caching() is backend and gated.passage_caching() is backend
+    _set_encoder_speed(monkeypatch, backend.encoder)
+    backend.clear_cache()
+    estimate = estimate_evaluation(index, 10, stages=["hybrid", "rerank"], rerank_depth=2, candidates_from="hybrid",
+                                   sample_queries=["sand and gravel carried by water"])
+    assert estimate.passages_per_second == {"rerank": PASSAGES_PER_SECOND}, "counted by passages, not pairs"
+    assert estimate.pairs_per_second == {} and estimate.passages_to_encode == {"rerank": 6}
 
 
 def test_depth_tradeoff_equals_direct_runs(index):

@@ -45,6 +45,9 @@ class WordCountReranker:
     def pair_lengths(self, query: str, passages: Sequence[str]) -> None:
         return None
 
+    def passage_caching(self) -> None:
+        return None
+
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
 

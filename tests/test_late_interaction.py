@@ -7,10 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from search import estimates
 from search.backends.late_interaction import LateInteractionReranker, maxsim
 from search.inference import PassageCachingReranker, RerankCancelled, Reranker
 from search.loading import load_encoder
 from search.models import FALLBACK_DENSE_ID, LATE_INTERACTION_LABEL
+from search.score_cache import measured
 
 QUERY = "What is the capital of France?"
 ANSWER = "Paris is the capital and largest city of France."
@@ -77,12 +79,25 @@ def test_repeated_passages_are_not_encoded_again(reranker):
 
 def test_unencoded_counts_the_distinct_passages_a_rerank_would_encode(reranker, encoder):
     assert isinstance(reranker, PassageCachingReranker) and reranker.encoder is encoder
+    assert reranker.passage_caching() is reranker, "the Reranker interface says it keeps its passages"
+    assert measured(reranker).passage_caching() is reranker, "and so does the score cache in front of it"
     assert reranker.unencoded([ANSWER, *UNRELATED, ANSWER]) == 4, "four distinct passages, none encoded yet"
     reranker.score(QUERY, [ANSWER, UNRELATED[0]])
     before = reranker.cache_info()
     assert reranker.unencoded([ANSWER, *UNRELATED, ANSWER]) == 2, "two of them are in the passage cache"
     assert reranker.unencoded([]) == 0
     assert reranker.cache_info() == before, "counting is no lookup: the hit and miss counts stay"
+
+
+def test_the_passages_it_encodes_are_measured_in_its_encoders_meter(reranker, encoder, monkeypatch):
+    # A late-interaction rerank's time follows its encoder's speed (search.estimates), so its own encoding
+    # measures that speed too, even when no build ever embedded with this encoder.
+    monkeypatch.setattr(estimates, "_meters", {})
+    reranker.score(QUERY, [ANSWER, *UNRELATED])
+    assert estimates.meter(encoder).snapshot().pairs == 4, "its four passages (the query is no passage)"
+    reranker.score("Which city is the French capital?", [ANSWER, *UNRELATED])
+    assert estimates.meter(encoder).snapshot().pairs == 4, "nothing encoded again, nothing measured"
+    assert estimates.passages_per_second(encoder) > 0
 
 
 def test_the_cache_is_bounded_and_keeps_recent_passages(encoder):

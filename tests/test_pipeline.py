@@ -95,6 +95,30 @@ def test_bad_depths_and_empty_queries_name_the_fix(index):
         index.retrieve("tea", candidates_from="rerank")  # type: ignore[arg-type]
 
 
+def test_passages_per_file_are_records_in_json_and_an_index_saved_with_arrays_still_loads(index, tmp_path):
+    import json
+
+    from search.export import report_to_dict
+
+    # Six files of one short passage each: all tie at 1 passage and 1 document, so they come by name.
+    names = ["bees.txt", "cha.md", "chai.txt", "tea.txt", "tee.txt", "volcano.txt"]
+    sources = [item.source for item in index.report.per_source]
+    assert [source.rsplit("/", 1)[-1] for source in sources] == names, sources
+    records = [{"source": source, "passages": 1, "documents": 1} for source in sources]
+    exported = json.loads(json.dumps(report_to_dict(index.report)))
+    assert exported["per_source"] == records, "the app's build JSON names each number"
+
+    folder = index.save(tmp_path / "saved")
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["report"]["per_source"] == records, "so does a saved index"
+
+    manifest["report"]["per_source"] = [[source, 1, 1] for source in sources]  # as indexes were saved before
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    older = Index.load(folder)
+    assert older.report.per_source == index.report.per_source, "an index saved with arrays still loads"
+    assert older.report.per_source[0].passages == 1 and older.report.per_source[0].source == sources[0]
+
+
 def test_save_and_load_give_the_same_results(index, tmp_path):
     index.save(tmp_path / "saved")
     loaded = Index.load(tmp_path / "saved")

@@ -117,6 +117,33 @@ def test_misuse_raises_value_error_naming_the_value(tmp_path, call, message):
         call(path)
 
 
+def test_the_text_column_is_checked_where_settings_are_made(tmp_path):
+    from search.pipeline import Settings
+    from search.policy import build_settings
+
+    assert Settings(text_column="  Beschreibung ").text_column == "Beschreibung", "stripped"
+    assert Settings(text_column="   ").text_column is None and Settings(text_column="").text_column is None, \
+        "blank means: find it by name"
+    assert Settings(text_column="c" * 200).text_column == "c" * 200, "200 characters are allowed"
+    with pytest.raises(ValueError) as too_long:
+        Settings(text_column="c" * 201)
+    assert str(too_long.value).startswith(f"text_column={'c' * 60!r}… (201 characters) is longer than 200 "
+                                          "characters;"), too_long.value
+    assert "leave it empty to find it by name" in str(too_long.value)
+    for bad, control in (("Beschrei\nbung", "\n"), ("text\x00", "\x00"), ("\x1b[31mred", "\x1b")):
+        with pytest.raises(ValueError) as refused:
+            Settings(text_column=bad)
+        assert str(refused.value).startswith(f"text_column={bad.strip()!r} holds the control character "
+                                             f"{control!r};"), refused.value
+    # The app's build settings (the form and the build_index API) are Settings too.
+    with pytest.raises(ValueError, match=r"text_column='a\\tb' holds the control character '\\t'"):
+        build_settings({"text_column": "a\tb"})
+    assert build_settings({"text_column": " body "}).text_column == "body"
+    # read_paths checks it the same way (and still refuses a blank one it is given explicitly).
+    with pytest.raises(ValueError, match="longer than 200 characters"):
+        read_paths([_write(tmp_path, "a.txt", "text")], text_column="c" * 201)
+
+
 def test_unsupported_extension_is_a_problem_listing_the_supported_ones(tmp_path):
     result = _read_one(tmp_path, "slides.pptx", b"PK whatever")
     assert result.documents == () and result.files_read == 0

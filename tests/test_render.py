@@ -22,7 +22,7 @@ from ui.columns import (
     render_rerank_pending,
     render_summary,
 )
-from ui.highlight import highlight, match_spans, snippet
+from ui.highlight import Marks, highlight, match_spans, snippet
 
 HI = Language("hi", "hi", 0.987)
 ZH = Language("zh-cn", "zh", 1.0)
@@ -154,6 +154,61 @@ def test_snippet_in_text_without_spaces():
     assert shown.startswith("…") and shown.endswith("…")
     assert "<mark>长城</mark>" in shown
     assert len(shown.replace("<mark>", "").replace("</mark>", "")) <= 42, shown
+
+
+def _draw_a_querys_columns(marker: str, query: str, marks: Marks) -> int:
+    # bm25, dense and hybrid show one passage; returns only how long the drawing is, so no reference to the
+    # passage's text stays with the caller.
+    hit = make_hit("tea#0", 1, text=f"Green tea {marker} grows on the steep hills of Yunnan.")
+    result = make_result([make_stage(name, [hit]) for name in ("bm25", "dense", "hybrid")], query=query)
+    return sum(len(render_column(result.stages[name], result, k=10, marks=marks)) for name in result.stages)
+
+
+def _stored(held: object) -> list[object]:
+    # What a list, tuple, set or dict (keys and values) stores, read through the built-in types' own methods: a
+    # subclass's may do more (transformers' lazy mappings import models), and type() rather than isinstance(),
+    # since some objects' __class__ is a property that warns (torch's deprecated aliases).
+    kind = type(held)
+    if issubclass(kind, dict):
+        return [*dict.keys(held), *dict.values(held)]
+    for base in (list, tuple, set, frozenset):
+        if issubclass(kind, base):
+            return list(base.__iter__(held))
+    return []
+
+
+def test_a_querys_columns_analyse_each_passage_once_and_nothing_keeps_its_text_process_wide(monkeypatch):
+    import gc
+
+    from ui.regions.session import LatestSearch
+
+    marker = "zqxjk"
+    tokenize = analysis.tokenize
+    passage_analyses = [0]
+
+    def counted(text, *args, **kwargs):
+        passage_analyses[0] += marker in text
+        return tokenize(text, *args, **kwargs)
+
+    monkeypatch.setattr(analysis, "tokenize", counted)
+    first, second = LatestSearch(), LatestSearch()  # two sessions
+    assert first.marks is not second.marks, "each session draws with its own"
+    assert _draw_a_querys_columns(marker, "green tea", first.marks) > 0
+    assert passage_analyses[0] == 1, "three columns of one query analyse the passage once"
+    assert first.marks.analysed == 1 and second.marks.analysed == 0, "the other session holds nothing of it"
+    _draw_a_querys_columns(marker, "green tea", second.marks)
+    assert passage_analyses[0] == 2, "the other session analyses it for its own drawing"
+    before = first.marks
+    first.begin(make_result([], query="another query"))
+    assert first.marks is not before and first.marks.analysed == 0, "a new search begins a new drawing"
+    assert _draw_a_querys_columns(marker, "steep hills", Marks()) > 0 and passage_analyses[0] == 3
+
+    del first, second, before
+    gc.collect()
+    text = f"Green tea {marker} grows on the steep hills of Yunnan."
+    holders = [type(held).__name__ for held in gc.get_objects()
+               if any(type(item) is str and item == text for item in _stored(held))]
+    assert holders == [], f"something still holds the passage's text after its sessions went: {holders}"
 
 
 # -- columns ---------------------------------------------------------------------------------------

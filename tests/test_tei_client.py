@@ -98,6 +98,7 @@ def test_the_loader_builds_it_behind_the_score_cache_from_the_setting(served, ti
     monkeypatch.setenv(TEI_URL_ENV, served + "/")
     loaded = load_reranker(str(tiny_folder), "cpu", backend="tei", fallback=False)
     assert isinstance(loaded.model, CachedReranker) and isinstance(loaded.model.inner, TEIReranker)
+    assert loaded.model.passage_caching() is None, "the endpoint scores every pair it is sent"
     assert loaded.fallback_reason is None and loaded.model.backend == "tei" and loaded.model.device == served
     assert load_reranker(str(tiny_folder), backend="tei", endpoint=served).model is loaded.model, "one per endpoint"
     query = "Where does the Havel meet the Spree?"

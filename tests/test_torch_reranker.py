@@ -114,6 +114,7 @@ def test_sigmoid_is_the_logistic_of_the_raw_logit(tiny_folder):
 def test_protocol_and_label(tiny_folder):
     reranker = load_reranker(str(tiny_folder), fallback=False, backend="torch").model.inner
     assert isinstance(reranker, CrossEncoderReranker) and isinstance(reranker, Reranker)
+    assert reranker.passage_caching() is None, "a cross-encoder reads every pair whole: it keeps no passage"
     assert reranker.is_cross_encoder and reranker.backend == "torch"
     assert reranker.label == reranker.model_id == str(tiny_folder)
     assert reranker.max_length == 512

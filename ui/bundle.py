@@ -27,6 +27,7 @@ from search.types import SearchResult
 
 from . import stylesheet
 from .columns import render_column, render_summary
+from .highlight import Marks
 from .html import Markup, element, join
 from .judging import SessionJudgments, export_files
 from .labels import stage_title
@@ -95,9 +96,10 @@ def render_page(result: SearchResult, view: ViewState, *, link: str = "", link_n
         raise ValueError("ui/style.css contains '</', which would close the inline <style>; remove it")
     languages = frozenset(corpus_languages)
     names = ordered(result.stages)
+    marks = Marks()  # this page's: each passage analysed once for all its columns
     columns = [element("div", render_column(result.stages[name], result, k=view.k, score_view=view.score_view,
                                             collapse_documents=view.collapse, corpus_languages=languages,
-                                            controls=False, score_line=parse_line(view.score_line)),
+                                            controls=False, score_line=parse_line(view.score_line), marks=marks),
                        class_="bundle-column")
                for name in names]
     head = element(

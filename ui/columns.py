@@ -33,7 +33,7 @@ from search.models import FALLBACK_LABEL, LATE_INTERACTION_ID, LATE_INTERACTION_
 from search.stages import RERANK, is_rerank, known, ordered, stage
 from search.types import Hit, Language, SearchResult, StageResult
 
-from .highlight import highlight, highlight_terms, snippet
+from .highlight import Marks
 from .html import Markup, classes, element, join
 from .labels import about, count, duration, short_model, stage_short, stage_title
 
@@ -128,7 +128,7 @@ def language_badge(language: Language) -> Markup:
 def render_column(stage: StageResult, result: SearchResult, *, k: int, score_view: ScoreView = "raw",
                   collapse_documents: bool = False, corpus_languages: Iterable[str] = (),
                   snippet_chars: int = CARD_SNIPPET_CHARS, judgments: Mapping[str, int] | None = None,
-                  controls: bool = True, score_line: LineSetting = "default") -> Markup:
+                  controls: bool = True, score_line: LineSetting = "default", marks: Marks | None = None) -> Markup:
     """Return the HTML of one result column: a header (title, model, latency) and the top-k hits as cards.
 
     `score_view` picks the rerank score shown (raw logit or its sigmoid). `collapse_documents` keeps the
@@ -141,7 +141,9 @@ def render_column(stage: StageResult, result: SearchResult, *, k: int, score_vie
     static page without the app behind it (`ui.bundle`). `score_line` draws a reranked column's "no good
     answer" line (`search.answerability`: "default", "none" or a score on the scale shown) between the
     cards that reach it and those that don't, or says that none does. Raises ValueError for k < 1 or an
-    unknown score_view.
+    unknown score_view. `marks` is the query's drawing the column belongs to (`ui.highlight.Marks`): its
+    passages, analysed once for highlighting, are shared with the query's other columns; without it, the
+    column is its own drawing.
     """
     if k < 1:
         raise ValueError(f"k={k} must be at least 1")
@@ -157,9 +159,10 @@ def render_column(stage: StageResult, result: SearchResult, *, k: int, score_vie
     if not hits:
         return _column(key, "empty", header, element("p", "No passages returned.", class_="stage-empty"))
     languages = frozenset(corpus_languages)
+    marks = Marks() if marks is None else marks
     cards = [
-        _card(hit, position, key, result, k=k, score_view=score_view, collapsed=collapse_documents,
-              terms=highlight_terms(result, hit.language.group, languages), snippet_chars=snippet_chars,
+        _card(hit, position, key, result, k=k, score_view=score_view, collapsed=collapse_documents, marks=marks,
+              terms=marks.terms(result, hit.language.group, languages), snippet_chars=snippet_chars,
               judgments=judgments if controls else None, explain=controls and is_rerank(key),
               reranked=compare.reranked_hit(hit, result, k, key) if is_rerank(key) else None)
         for position, hit in enumerate(hits, start=1)
@@ -327,8 +330,8 @@ def _error_html(key: str, error: str) -> Markup:
 
 
 def _card(hit: Hit, position: int, key: str, result: SearchResult, *, k: int, score_view: ScoreView,
-          collapsed: bool, terms: frozenset[str], snippet_chars: int, judgments: Mapping[str, int] | None,
-          explain: bool, reranked: compare.RerankedHit | None) -> Markup:
+          collapsed: bool, marks: Marks, terms: frozenset[str], snippet_chars: int,
+          judgments: Mapping[str, int] | None, explain: bool, reranked: compare.RerankedHit | None) -> Markup:
     # A compact card: rank, score, language, title, how it moved, and a few lines around the best match;
     # the whole passage opens in place (a <details>, so the bundle's page, which has no script, opens it too).
     head = [element("span", f"#{position}", class_="rank")]
@@ -353,9 +356,10 @@ def _card(hit: Hit, position: int, key: str, result: SearchResult, *, k: int, sc
         body.append(_moves_html(reranked, result, hit, k))
     else:
         body.append(_elsewhere_html(hit, key, result, k))
-    shown = element("span", snippet(hit.text, hit.language.group, terms, snippet_chars), class_="snippet", dir="auto",
+    shown = element("span", marks.snippet(hit.text, hit.language.group, terms, snippet_chars), class_="snippet",
+                    dir="auto", lang=lang)
+    whole = element("div", marks.highlight(hit.text, hit.language.group, terms), class_="full-text", dir="auto",
                     lang=lang)
-    whole = element("div", highlight(hit.text, hit.language.group, terms), class_="full-text", dir="auto", lang=lang)
     body.append(element("details", element("summary", shown, title="show the whole passage"), whole,
                         element("div", *ids, class_="hit-ids"), class_="hit-text"))
     actions = []

@@ -5,13 +5,17 @@ is marked is what BM25 matched, stopwords excepted: `highlight_terms` leaves out
 query's language and of the passage's (`search.stopwords`), and a snippet is the window with the most
 distinct query terms, so it shows the query's content rather than its "the" and "is". The text between
 and inside the marks is escaped (`ui.html`).
+
+A `Marks` analyses each passage once for one query's drawing, however many cards, snippets and full texts
+show it (analysis was two thirds of drawing a column). It holds the passages' text, so it lives with that
+drawing (the session's latest search keeps it, `ui.regions.session.LatestSearch`) and nothing here is cached
+process-wide: no session's corpus or query outlives it or reaches another session.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 
 from search import analysis
 from search.types import Language, SearchResult
@@ -25,34 +29,95 @@ _CLAUSE_ENDS = frozenset("。，、；：！？．…」』）")
 _MAX_SNAP = 24
 
 
-def match_spans(text: str, language: str, terms: Iterable[str]) -> list[tuple[int, int]]:
+Match = tuple[int, int, str]  # (start, end, term) of a token to mark
+
+
+class Marks:
+    """The marks of one query's drawing: the terms to mark per passage language, and each passage's matches,
+    worked out once however often the drawing shows them (a passage is on the cards of several columns, and
+    a card shows it twice: snippet and full text). Keep one per query and drop it with the drawing; it holds
+    the passages' text. Safe to share between the threads drawing one session's columns (at worst a passage
+    is analysed twice).
+
+    >>> marks = Marks(); terms = frozenset({"run"})
+    >>> marks.highlight("Dogs run", "en", terms), marks.analysed
+    (Markup('Dogs <mark>run</mark>'), 1)
+    >>> _ = marks.snippet("Dogs run", "en", terms); marks.analysed
+    1
+    """
+
+    def __init__(self) -> None:
+        self._matches: dict[tuple[str, str, frozenset[str]], tuple[Match, ...]] = {}
+        self._terms: dict[tuple[str, Language, str, frozenset[str]], frozenset[str]] = {}
+        self._standalone: dict[frozenset[str], frozenset[str]] = {}
+
+    @property
+    def analysed(self) -> int:
+        """How many (passage, language, terms) were analysed: each once."""
+        return len(self._matches)
+
+    def terms(self, result: SearchResult, passage_language: str,
+              corpus_languages: Iterable[str] = ()) -> frozenset[str]:
+        """`highlight_terms` of `result` for a passage of `passage_language`, worked out once per language."""
+        key = (result.query, result.query_language, passage_language, frozenset(corpus_languages))
+        found = self._terms.get(key)
+        if found is None:
+            found = self._terms[key] = _highlight_terms(*key)
+        return found
+
+    def matches(self, text: str, language: str, terms: Iterable[str]) -> tuple[Match, ...]:
+        """(start, end, term) of every token of `text` to mark for `terms`, in reading order (see
+        `match_spans`); `text` is analysed once per language and terms."""
+        wanted = frozenset(terms)
+        if not wanted or not text:
+            return ()
+        key = (text, language, wanted)
+        found = self._matches.get(key)
+        if found is None:
+            alone = self._standalone.get(wanted)
+            if alone is None:
+                alone = self._standalone[wanted] = _standalone_terms(wanted)
+            found = self._matches[key] = _matches_of(text, language, wanted, alone)
+        return found
+
+    def match_spans(self, text: str, language: str, terms: Iterable[str]) -> list[tuple[int, int]]:
+        """See the module's `match_spans`."""
+        return _merge([(start, end) for start, end, _ in self.matches(text, language, terms)])
+
+    def highlight(self, text: str, language: str, terms: Iterable[str]) -> Markup:
+        """See the module's `highlight`."""
+        return _marked_html(text, self.match_spans(text, language, terms), 0, len(text))
+
+    def snippet(self, text: str, language: str, terms: Iterable[str], max_chars: int = SNIPPET_CHARS) -> Markup:
+        """See the module's `snippet`."""
+        if max_chars < 1:
+            raise ValueError(f"max_chars={max_chars} must be at least 1")
+        matches = self.matches(text, language, terms)
+        spans = _merge([(start, end) for start, end, _ in matches])
+        if len(text) <= max_chars:
+            return _marked_html(text, spans, 0, len(text))
+        start, end = _window(text, matches, max_chars)
+        return join(("…" if start > 0 else None, _marked_html(text, spans, start, end),
+                     "…" if end < len(text) else None))
+
+
+def match_spans(text: str, language: str, terms: Iterable[str], marks: Marks | None = None) -> list[tuple[int, int]]:
     """Return the (start, end) character spans of `text` to mark for `terms`, sorted and merged.
 
     A span is a token of `analysis.tokenize(text, language)` whose term is in `terms` (`highlight_terms`
     leaves the stopwords out); overlapping and touching spans become one. In scripts written without
     spaces a single character only counts when the query has it alone: a query's characters all come
-    as unigrams too, and marking every lone 的 or 是 would bury the runs that actually match.
+    as unigrams too, and marking every lone 的 or 是 would bury the runs that actually match. `marks`
+    (one query's drawing) keeps the analysis for the next call; without it, nothing is kept.
 
     >>> match_spans("我爱长城和故宫", "zh", {"长", "长城", "城"})
     [(2, 4)]
     """
-    return _merge([(start, end) for start, end, _ in _matches(text, language, terms)])
+    return (marks or Marks()).match_spans(text, language, terms)
 
 
-def _matches(text: str, language: str, terms: Iterable[str]) -> tuple[tuple[int, int, str], ...]:
-    # (start, end, term) of every token to mark, in reading order.
-    wanted = frozenset(terms)
-    if not wanted or not text:
-        return ()
-    return _matches_of(text, language, wanted)
-
-
-# A card's snippet and its full text mark the same passage, and a passage is on the cards of several columns:
-# the passage is analysed once per query, not once per mark (analysis is most of drawing a column).
-@lru_cache(maxsize=1024)
-def _matches_of(text: str, language: str, wanted: frozenset[str]) -> tuple[tuple[int, int, str], ...]:
+def _matches_of(text: str, language: str, wanted: frozenset[str], alone: frozenset[str]) -> tuple[Match, ...]:
     tokens = analysis.tokenize(text, language, stop_languages=())
-    alone = _standalone_terms(wanted)
     return tuple(
         (token.start, token.end, token.term)
         for i, token in enumerate(tokens)
@@ -60,33 +125,28 @@ def _matches_of(text: str, language: str, wanted: frozenset[str]) -> tuple[tuple
     )
 
 
-def highlight(text: str, language: str, terms: Iterable[str]) -> Markup:
+def highlight(text: str, language: str, terms: Iterable[str], marks: Marks | None = None) -> Markup:
     """Return `text` as escaped HTML with every token whose term is in `terms` wrapped in ``<mark>``.
 
-    `language` is the passage's language group (it picks the stemmer), `terms` the query's index terms.
+    `language` is the passage's language group (it picks the stemmer), `terms` the query's index terms,
+    `marks` the drawing this is part of (see `Marks`).
 
     >>> highlight("Dogs <b>run</b>", "en", {"run"})
     Markup('Dogs &lt;b&gt;<mark>run</mark>&lt;/b&gt;')
     """
-    return _marked_html(text, match_spans(text, language, terms), 0, len(text))
+    return (marks or Marks()).highlight(text, language, terms)
 
 
-def snippet(text: str, language: str, terms: Iterable[str], max_chars: int = SNIPPET_CHARS) -> Markup:
+def snippet(text: str, language: str, terms: Iterable[str], max_chars: int = SNIPPET_CHARS,
+            marks: Marks | None = None) -> Markup:
     """Return highlighted, escaped HTML of `text`, or of a window of about `max_chars` characters of it.
 
     A text of at most `max_chars` characters is returned whole. Otherwise the window holds the most
     distinct query terms that fit (then the most matches; the earliest such window), with some context
     before; it is cut at whitespace or clause punctuation, or between characters in scripts without
-    spaces, and "…" marks each cut end. Raises ValueError when max_chars < 1.
+    spaces, and "…" marks each cut end. `marks`: see `Marks`. Raises ValueError when max_chars < 1.
     """
-    if max_chars < 1:
-        raise ValueError(f"max_chars={max_chars} must be at least 1")
-    matches = _matches(text, language, terms)
-    spans = _merge([(start, end) for start, end, _ in matches])
-    if len(text) <= max_chars:
-        return _marked_html(text, spans, 0, len(text))
-    start, end = _window(text, matches, max_chars)
-    return join(("…" if start > 0 else None, _marked_html(text, spans, start, end), "…" if end < len(text) else None))
+    return (marks or Marks()).snippet(text, language, terms, max_chars)
 
 
 def highlight_terms(result: SearchResult, passage_language: str,
@@ -100,7 +160,6 @@ def highlight_terms(result: SearchResult, passage_language: str,
     return _highlight_terms(result.query, result.query_language, passage_language, frozenset(corpus_languages))
 
 
-@lru_cache(maxsize=256)
 def _highlight_terms(query: str, query_language: Language, passage_language: str,
                      corpus_languages: frozenset[str]) -> frozenset[str]:
     by_language = analysis.query_terms(query, query_language.group, corpus_languages)
@@ -108,7 +167,6 @@ def _highlight_terms(query: str, query_language: Language, passage_language: str
         query, passage_language, stop_languages=(passage_language, query_language.group)))
 
 
-@lru_cache(maxsize=64)
 def _standalone_terms(terms: frozenset[str]) -> frozenset[str]:
     return frozenset(term for term in terms if not any(term != other and term in other for other in terms))
 

@@ -15,12 +15,14 @@ queries. Query and passage are encoded separately, so passage vectors are cached
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
+from .. import estimates
 from ..inference import PairScore, ProgressFn, RerankCancelled, StopFn, TextEncoder, rerank_turn
 from ..models import LATE_INTERACTION_ID, LATE_INTERACTION_LABEL
 
@@ -110,6 +112,10 @@ class LateInteractionReranker:
     @property
     def tokenizer(self):
         return self.encoder.tokenizer
+
+    def passage_caching(self) -> LateInteractionReranker:
+        """Itself: it encodes each passage once and keeps its vectors (see `Reranker`)."""
+        return self
 
     def pair_lengths(self, query: str, passages: Sequence[str]) -> list[int]:
         """Return, per passage, the longer of the query and the passage in tokens, each read alone with its
@@ -206,8 +212,11 @@ class LateInteractionReranker:
 
     def _encode_and_cache(self, texts: Sequence[str]) -> dict[str, _PassageVectors]:
         prefix = self.encoder.spec.passage_prefix
+        started = time.perf_counter()
         lengths = self.encoder.tokenizer([prefix + text for text in texts], verbose=False)["input_ids"]
         vectors = self._token_vectors(texts, prefix)
+        # Its time follows its encoder's speed (`Reranker.passage_caching`): measured here as a build's is.
+        estimates.record(self.encoder, len(texts), time.perf_counter() - started)
         fresh = {text: _PassageVectors(v, len(ids) > self.encoder.max_length)
                  for text, v, ids in zip(texts, vectors, lengths, strict=True)}
         with self._cache_lock:

@@ -122,6 +122,10 @@ class OnnxReranker:
                                 max_padding=self.max_padding if max_padding is None else max_padding,
                                 progress=progress, should_stop=should_stop)
 
+    def passage_caching(self) -> None:
+        """None: a cross-encoder reads every (query, passage) pair whole (see `Reranker`)."""
+        return None
+
     def pair_lengths(self, query: str, passages: Sequence[str]) -> list[int]:
         """Return the tokens each (query, passage) pair takes before truncation (see `Reranker`)."""
         return self.pairs.pair_lengths(query, passages)

@@ -82,7 +82,8 @@ class JudgingCallbacks:
         session = judging.judge(session, result, hit.passage_id, int(grade))
         return {self.page.session.judged: session,
                 **column_updates(self.page.search, index, result, session,
-                                 ColumnView.of(k, score_view, collapse, score_line), list(result.stages)),
+                                 ColumnView.of(k, score_view, collapse, score_line), list(result.stages),
+                                 marks=latest.marks),
                 **result_updates(self.page.search, index, result, session, k),
                 self.page.judging.metrics: judged_panel(session)}
 

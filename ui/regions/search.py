@@ -27,6 +27,7 @@ from search.pipeline import Index
 from search.policy import check_query
 from search.types import SearchResult
 from ui import columns, judging, rankflow, share, texts
+from ui.highlight import Marks
 
 from .common import Updates, event_value, fail, gpu, require, stream, unchanged
 from .page import APP_RERANKERS, AppContext
@@ -296,7 +297,7 @@ class SearchCallbacks:
         latest.begin(result, index)
         # The chart follows in its own event (`chart`): the columns are not kept waiting for it.
         return {self.page.session.latest: latest,
-                **column_updates(self.panel, index, result, session, view),
+                **column_updates(self.panel, index, result, session, view, marks=latest.marks),
                 self.panel.summary: columns.render_summary(result, int(k)),
                 self.panel.rerank_estimate: rerank_estimate(index, result, result.rerank_depth,
                                                             result.candidates_from)}
@@ -336,7 +337,7 @@ class SearchCallbacks:
                 yield unchanged()
                 return
             if not result.rerank_depth or stage in result.stages:
-                yield self._drawn(index, result, session, view, stage)
+                yield self._drawn(index, result, session, view, stage, latest.marks)
                 return
             earlier = index.rerank_stages[: index.rerank_stages.index(stage)]
             if any(name not in result.stages for name in earlier):
@@ -344,14 +345,14 @@ class SearchCallbacks:
                 return
             reranked = yield from self._rerank_streamed(index, latest, turn, result, stage)
             if reranked is not None:
-                yield self._drawn(index, reranked, session, view, stage)
+                yield self._drawn(index, reranked, session, view, stage, latest.marks)
 
         rerank.__name__ = f"rerank_{stage.replace('-', '_')}"
         return rerank
 
     def _drawn(self, index: Index, result: SearchResult, session: judging.SessionJudgments, view: ColumnView,
-               stage: str) -> Updates:
-        return {**column_updates(self.panel, index, result, session, view, [stage]),
+               stage: str, marks: Marks) -> Updates:
+        return {**column_updates(self.panel, index, result, session, view, [stage], marks=marks),
                 **result_updates(self.panel, index, result, session, view.k)}
 
     def _rerank_streamed(self, index: Index, latest: LatestSearch, turn: int, result: SearchResult,
@@ -406,7 +407,7 @@ class SearchCallbacks:
         result = latest.result
         if index is None or result is None:
             return unchanged()
-        return {**column_updates(self.panel, index, result, session, view, list(result.stages)),
+        return {**column_updates(self.panel, index, result, session, view, list(result.stages), marks=latest.marks),
                 **result_updates(self.panel, index, result, session, view.k)}
 
     def rerank_estimate(self, index: Index | None, latest: LatestSearch, rerank_depth: int,
@@ -439,10 +440,12 @@ class SearchCallbacks:
 # -- drawing --------------------------------------------------------------------------------------------
 
 def column_updates(panel: SearchPanel, index: Index, result: SearchResult, session: judging.SessionJudgments,
-                   view: ColumnView, names: Sequence[str] | None = None) -> Updates:
+                   view: ColumnView, names: Sequence[str] | None = None, *, marks: Marks | None = None) -> Updates:
     """The columns `names` (default: every column) of `result`: a stage's results; a reranker of the index
     that has not run yet shows its placeholder (or that reranking is off); a column with no reranker in this
-    index is emptied. Passing only the columns a callback owns keeps the others as they are."""
+    index is emptied. Passing only the columns a callback owns keeps the others as they are. `marks` is the
+    search's highlighting (`LatestSearch.marks`), so a passage is analysed once for all its columns."""
+    marks = Marks() if marks is None else marks
     grades = session.grades_for(result)
     updates: Updates = {}
     for name in names if names is not None else panel.columns:
@@ -452,7 +455,7 @@ def column_updates(panel: SearchPanel, index: Index, result: SearchResult, sessi
         if name in result.stages:
             updates[column] = columns.render_column(
                 result.stages[name], result, k=view.k, score_view=view.score_view, collapse_documents=view.collapse,
-                corpus_languages=index.languages, judgments=grades, score_line=view.score_line)
+                corpus_languages=index.languages, judgments=grades, score_line=view.score_line, marks=marks)
         elif stages.is_rerank(name) and name in index.rerank_stages:
             updates[column] = (columns.render_rerank_pending(result, reranker_label(index, name), stage=name)
                                if result.rerank_depth else
@@ -478,16 +481,13 @@ def reranker_label(index: Index, stage: str = stages.RERANK) -> str:
 
 def rerank_estimate(index: Index | None, result: SearchResult | None, rerank_depth: int, candidates_from: str) -> str:
     """The expected time of reranking `result` (the latest search) at `rerank_depth` from `candidates_from`
-    by every reranker of the index; without a search, of `rerank_depth` pairs none of which is cached."""
+    by every reranker of the index (`Index.expected_rerank_seconds`, counted as Evaluate's estimate counts a
+    query); without a search, of `rerank_depth` candidates none of which is cached."""
     seconds: float | None = None
     if index is not None and rerank_depth > 0:
-        times = []
-        for stage in index.rerank_stages:
-            if result is not None and candidates_from in result.stages:
-                times.append(index.expected_rerank_seconds(replace(result, candidates_from=candidates_from),
-                                                           rerank_depth, stage=stage))
-            else:
-                times.append(_seconds_left(index, min(rerank_depth, len(index)), stage))
+        searched = (replace(result, candidates_from=candidates_from)
+                    if result is not None and candidates_from in result.stages else None)
+        times = [index.expected_rerank_seconds(searched, rerank_depth, stage=stage) for stage in index.rerank_stages]
         seconds = None if None in times else sum(times)
     return columns.render_rerank_estimate(seconds, rerank_depth)
 

@@ -22,6 +22,7 @@ import gradio as gr
 from search.pipeline import default_cache_dir
 from search.types import SearchResult
 from ui import judging
+from ui.highlight import Marks
 
 SESSION_TTL_S = 6 * 3600  # an idle session's index is dropped after this
 # First stages (BM25, the query embedding, fusion) run at most 4 at a time: from the page (one Gradio
@@ -62,7 +63,9 @@ class LatestSearch:
 
     Each search begins a new turn (`begin`). A rerank works on the latest search and stops as soon as a
     newer one begins (`is_current`), and its result is kept only while its turn is still the latest
-    (`finish`), so a rerank that was overtaken leaves nothing stale behind. Thread-safe. Gradio
+    (`finish`), so a rerank that was overtaken leaves nothing stale behind. `marks` is the latest search's
+    highlighting (`ui.highlight.Marks`): each passage its columns show is analysed once for the query, and
+    the analysis goes with the search (a new one begins afresh) and with the session. Thread-safe. Gradio
     deep-copies a State's default for each session; an empty holder is that copy (a lock can't be copied).
 
     >>> latest = LatestSearch()
@@ -76,6 +79,7 @@ class LatestSearch:
         self._turn = 0
         self._result = result
         self._index: object | None = None  # the index that search ran on
+        self._marks = Marks()
 
     def __deepcopy__(self, memo: dict) -> LatestSearch:
         return LatestSearch()
@@ -84,6 +88,12 @@ class LatestSearch:
     def result(self) -> SearchResult | None:
         with self._lock:
             return self._result
+
+    @property
+    def marks(self) -> Marks:
+        """The latest search's highlighting, shared by every drawing of its columns."""
+        with self._lock:
+            return self._marks
 
     def latest(self) -> tuple[int, SearchResult | None]:
         """The current turn and its result."""
@@ -97,6 +107,7 @@ class LatestSearch:
             self._turn += 1
             self._result = result
             self._index = index
+            self._marks = Marks()
             return self._turn
 
     def result_on(self, index: object | None) -> SearchResult | None:

@@ -67,6 +67,10 @@ class TEIReranker:
     def latency(self) -> RequestLatency:
         return self.client.latency()
 
+    def passage_caching(self) -> None:
+        """None: the endpoint scores every (query, passage) pair it is sent (see `Reranker`)."""
+        return None
+
     def pair_lengths(self, query: str, passages: Sequence[str]) -> None:
         """None: only the endpoint knows its tokens (see `Reranker`)."""
         return None

@@ -180,8 +180,9 @@ def compare_backends(rounds: int, folder: str | None = None) -> None:
         label = {"int8": "int8 (OpenVINO static, quantized)",
                  "int8-ort": "int8 (ORT dynamic, quantized)"}.get(name, name)
         retention = f"{score / base_ndcg:.2%}" if not np.isnan(score) else "-"
+        shown = "-" if np.isnan(score) else f"{score:.4f}"
         print(f"| {label} | {len(paragraphs) / timing.median_seconds:.1f} | {timing.ratio_text()} | "
-              f"{timing.ratio_to(timings['torch'])} | {distance:.1e} | {score:.4f} | {retention} |")
+              f"{timing.ratio_to(timings['torch'])} | {distance:.1e} | {shown} | {retention} |")
     print("\n| step (fresh process) | seconds | peak RSS MB |")
     print("| --- | ---: | ---: |")
     for name, result in exports.items():

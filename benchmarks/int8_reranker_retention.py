@@ -58,7 +58,8 @@ def build_stand_in(folder: Path) -> Path:
     state["embeddings.word_embeddings.weight"] = torch.from_numpy(
         q4.float_tensor("emb.word").reshape(q4.vocab_size, q4.hidden).copy())
     missing, unexpected = model.bert.load_state_dict(state, strict=False)
-    assert not unexpected and all(key.startswith("pooler.") for key in missing), (missing, unexpected)
+    if unexpected or not all(key.startswith("pooler.") for key in missing):
+        raise SystemExit(f"the bundled e5's weights don't fit BertModel (missing {missing}, unexpected {unexpected})")
     model.save_pretrained(folder, safe_serialization=True)
     build_tokenizer(q4, model_max_length=512).save_pretrained(folder)
     return folder
@@ -97,6 +98,7 @@ def main() -> None:
 
     import numpy as np
 
+    from search import config
     from search.backends.onnx_reranker import OpenVinoReranker
     from search.backends.runtime import openvino_int8
     from search.backends.torch_reranker import CrossEncoderReranker
@@ -115,8 +117,7 @@ def main() -> None:
         for text in args.options.split(","):
             options = parse_options(text, openvino_int8.Int8Options)
             openvino_int8.INT8_OPTIONS = options
-            with tempfile.TemporaryDirectory() as cache:
-                os.environ["SEARCH_ONNX_CACHE"] = cache
+            with tempfile.TemporaryDirectory() as cache, config.overridden(onnx_cache=Path(cache)):
                 started = time.perf_counter()
                 reranker = OpenVinoReranker(str(folder))
                 prepared = time.perf_counter() - started

@@ -99,12 +99,12 @@ def passages_to_encode(work: Sequence[RerankWork], queries: int, unencoded: int 
 
 
 def rerank_seconds(reranker: MeasuredReranker, work: Sequence[RerankWork], *, queries: int | None = None,
-                   unencoded: int | None = None) -> float | None:
+                   unencoded: int | None = None, pairs_per_second: float | None = None) -> float | None:
     """Seconds reranking `queries` queries (default ``len(work)``) should take here, each query like the mean
     of `work` (what each sample query would make `reranker` do now):
 
     - a reranker that reads every pair whole (a cross-encoder): the pairs at its measured seconds per pair
-      (`MeasuredReranker.throughput`);
+      (`MeasuredReranker.throughput`, or `pairs_per_second` when the caller measured it itself);
     - a reranker that encodes each passage once and keeps it (late interaction, `Reranker.passage_caching`):
       one encoding for each query with a pair to score, and one for each passage to encode
       (`passages_to_encode`, at most `unencoded`), at its encoder's passages/s measured here (`meter`).
@@ -122,7 +122,7 @@ def rerank_seconds(reranker: MeasuredReranker, work: Sequence[RerankWork], *, qu
         return 0.0
     caching = reranker.passage_caching()
     if caching is None:
-        seconds_per_pair = reranker.throughput().seconds_per_pair
+        seconds_per_pair = 1.0 / pairs_per_second if pairs_per_second else reranker.throughput().seconds_per_pair
         if seconds_per_pair is None:
             return None
         return queries * sum(item.pairs for item in work) / len(work) * seconds_per_pair

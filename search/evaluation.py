@@ -315,7 +315,10 @@ def estimate_evaluation(index: Index, n_queries: int, *, stages: Sequence[str], 
         else:
             pair_speeds[name] = speed = _measure_pairs_per_second(index, results, name)
         if speed:
-            seconds += estimates.rerank_seconds(loaded.model, work, queries=n_queries, unencoded=unencoded) or 0.0
+            # A cross-encoder's pairs at the speed just measured (a probe answered from the score cache leaves
+            # the reranker's own meter empty).
+            seconds += estimates.rerank_seconds(loaded.model, work, queries=n_queries, unencoded=unencoded,
+                                                pairs_per_second=None if caching is not None else speed) or 0.0
     return Estimate(seconds, n_queries, first_stage_seconds, pair_speeds, passage_speeds, to_encode)
 
 

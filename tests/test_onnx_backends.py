@@ -312,3 +312,33 @@ def test_auto_falls_back_to_torch_when_the_export_cannot_be_written(tmp_path, mo
     assert "backend auto: onnx can't run" in caplog.text and "using torch" in caplog.text
     with pytest.raises(RerankerUnavailable, match="ONNX Runtime"):
         load_reranker(str(folder), "cpu", fallback=False, backend="onnx")
+
+
+class _Embedded:
+    """A stand-in model with only input embeddings, for `_embeddings_aside`."""
+
+    def __init__(self, embedding) -> None:
+        self.embedding = embedding
+
+    def get_input_embeddings(self):
+        return self.embedding
+
+
+@pytest.mark.parametrize(("options", "set_aside"), [
+    ({"padding_idx": 1}, True),  # XLM-R's and BERT's pad ids sit within the placeholder's rows
+    ({"padding_idx": 50}, False),  # a pad row past them would fail the trace (ModernBERT: 50283)
+    ({"max_norm": 1.0}, False),  # renormalises rows in place while tracing
+])
+def test_word_embeddings_set_aside_only_when_the_trace_can_run_on_the_placeholder(options, set_aside):
+    import torch
+
+    embedding = torch.nn.Embedding(100, 4, **options)
+    full = embedding.weight
+    with onnx_export._embeddings_aside(_Embedded(embedding)) as aside:
+        if set_aside:
+            assert aside is not None and tuple(aside.shape) == (100, 4)
+            assert embedding.num_embeddings == 100 and embedding.weight.shape[0] == onnx_export._PLACEHOLDER_ROWS
+        else:
+            assert aside is None, f"{options}: the table must be exported whole"
+            assert embedding.weight is full
+    assert embedding.weight is full, "the model gets its table back"

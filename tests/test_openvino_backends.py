@@ -237,3 +237,11 @@ def test_quantizing_writes_nothing_on_stdout(tiny_folder, fresh_cache, capfd):
     OpenVinoReranker(str(tiny_folder))
     captured = capfd.readouterr()
     assert captured.out == "", captured.out[:300]
+
+
+def test_calibration_needs_at_least_one_pair():
+    from search.backends.runtime.openvino_int8 import calibration_pairs
+
+    assert len(calibration_pairs(3)) == 3
+    with pytest.raises(ValueError, match="at least one pair"):
+        calibration_pairs(0)

@@ -149,3 +149,14 @@ def test_the_evaluation_estimate_of_a_cross_encoder_counts_every_uncached_pair(i
     again = estimate_evaluation(index, 30, stages=["bm25", "hybrid", "rerank"], rerank_depth=5,
                                 candidates_from="hybrid", sample_queries=[sample])
     assert again.seconds == pytest.approx(30 * again.first_stage_seconds), "every pair is in the score cache"
+
+
+def test_rerank_seconds_counts_a_cross_encoder_at_the_speed_its_caller_measured(index):
+    from search import estimates
+
+    fresh = Index(index.passages, index.passage_terms, index.dense, index.encoder, index.settings, index.report)
+    model = fresh.reranker().model
+    work = [estimates.RerankWork(6), estimates.RerankWork(2)]
+    # Evaluate measures the speed itself; a probe answered from the score cache leaves the model's meter empty.
+    assert model.passage_caching() is None
+    assert estimates.rerank_seconds(model, work, queries=10, pairs_per_second=4.0) == pytest.approx(10 * 4 / 4.0)

@@ -212,8 +212,8 @@ class LateInteractionReranker:
 
     def _encode_and_cache(self, texts: Sequence[str]) -> dict[str, _PassageVectors]:
         prefix = self.encoder.spec.passage_prefix
-        started = time.perf_counter()
         lengths = self.encoder.tokenizer([prefix + text for text in texts], verbose=False)["input_ids"]
+        started = time.perf_counter()  # the encoding alone: what a build's passages cost too
         vectors = self._token_vectors(texts, prefix)
         # Its time follows its encoder's speed (`Reranker.passage_caching`): measured here as a build's is.
         estimates.record(self.encoder, len(texts), time.perf_counter() - started)

@@ -63,10 +63,10 @@ OPSET = 17
 # Above this many bytes of weights the graph is saved with external data (protobuf's 2 GB limit, with margin).
 EXTERNAL_DATA_BYTES = 1_800_000_000
 # ORT's Python fusion holds several copies of the graph (the word embeddings set aside, see
-# `_embeddings_aside`): bge-reranker-base's 0.34 GB of layer weights fused at a 3.2 GB peak for the whole
-# export, v2-m3's 1.25 GB at 9.1 GB (the whole graph, before: 1.1 GB at 9.0 GB, and v2-m3's 2.3 GB passed
-# 13.8 GB and was stopped). Larger graphs run unfused (still exact; ORT's own session optimizer fuses
-# LayerNorm and Gelu, not Attention, and the unfused graph scored about half as fast).
+# `_embeddings_aside`): bge-reranker-base's 0.34 GB of layer weights export and fuse at a 3.2 GB peak,
+# v2-m3's 1.25 GB at 10.4 GB (fresh processes, benchmarks/bench_prepare.py and bench_rerank.py; before the
+# set-aside v2-m3's whole 2.3 GB passed 13.8 GB and was stopped). Larger graphs run unfused (still exact; on
+# bge-reranker-base's shape the unfused graph scored 97% as fast as the fused one, docs/performance.md).
 FUSION_MAX_BYTES = 1_500_000_000
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
@@ -528,6 +528,9 @@ def _embeddings_aside(model) -> Iterator[Any]:
     output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if (type(embedding) is not torch.nn.Embedding or embedding.weight.dtype != torch.float32
             or embedding.num_embeddings <= _PLACEHOLDER_ROWS
+            # a padding row past the placeholder's rows fails the trace; max_norm renormalises rows in place
+            or (embedding.padding_idx is not None and embedding.padding_idx >= _PLACEHOLDER_ROWS)
+            or embedding.max_norm is not None
             or (output is not None and getattr(output, "weight", None) is embedding.weight)):
         yield None
         return
@@ -564,7 +567,10 @@ def _point_to_embeddings(graph: Any, name: str, shape: tuple[int, int]) -> None:
     `shape`, in place. Done after the fusion, which reads the table's shape (EmbedLayerNormalization)."""
     import onnx
 
-    table = next(tensor for tensor in graph.graph.initializer if tensor.name == name)
+    table = next((tensor for tensor in graph.graph.initializer if tensor.name == name), None)
+    if table is None:
+        raise ExportFailed(f"the word embeddings' placeholder {name!r} is gone from the fused ONNX graph; "
+                           "report the model id (the export can't point the graph at its table)")
     table.ClearField("raw_data")
     del table.dims[:]
     table.dims.extend(shape)

@@ -69,7 +69,8 @@ logger = logging.getLogger(__name__)
 
 INSTALL_HINT = 'pip install "multilingual-rerank-explorer[openvino]" (or: pip install openvino nncf)'
 # Bumped when the quantization recipe or the calibration pairs change, so older entries are not reused.
-OV_RECIPE = 2  # 2: converted from torch by OpenVINO's PyTorch frontend (1: from the ONNX export)
+OV_RECIPE = 3  # 2: converted from torch by OpenVINO's PyTorch frontend (1: from the ONNX export); 3: 2 again, past
+# entries that a development version made on 16 calibration pairs under the same name
 IR_FILE = "openvino_model.xml"
 CALIBRATION_FILE = Path(__file__).with_name("calibration_pairs.json")
 Feed = dict[str, np.ndarray]
@@ -83,8 +84,11 @@ class Int8Options:
     the quantization's time), `bias_correction` NNCF's fast bias correction (no time to save).
     Measured and not taken: without SmoothQuant the bundled MiniLM kept 99.65% of its XQuAD nDCG@10 instead
     of 99.96%; 16 pairs instead of 64 (37% of NNCF's CPU time; MiniLM 99.98%) took the bundled e5's Arabic 0.0052 below
-    torch, past the 0.005 it must stay within. `suffix` names a non-default choice in the cache entry's
-    name (benchmarks compare them)."""
+    torch, past the 0.005 it must stay within. For bge-reranker-base's shape 48 and 32 pairs prepare in 3.9x
+    and 3.3x torch's scoring time instead of 4.9x, but moved a trained body's ranking further from fp32's
+    (benchmarks/int8_reranker_retention.py: mean Spearman 0.9773 and 0.9723 against 0.9798), so rerankers
+    keep 64 too (docs/performance.md). `suffix` names a non-default choice in the cache entry's name
+    (benchmarks compare them)."""
 
     calibration_size: int = 64
     smooth_quant: bool = True
@@ -123,7 +127,10 @@ def calibration_pairs(size: int | None = None) -> tuple[tuple[str, str], ...]:
     """The `size` (default: `INT8_OPTIONS`'s) (query, passage) pairs int8 models are calibrated on: evenly
     spread over ``calibration_pairs.json`` (44 queries in ten languages, each with a relevant and a random
     paragraph)."""
-    return _calibration_pairs(size or INT8_OPTIONS.calibration_size)
+    size = INT8_OPTIONS.calibration_size if size is None else size
+    if size < 1:
+        raise ValueError(f"calibration size {size}: calibrating needs at least one pair")
+    return _calibration_pairs(size)
 
 
 @cache
@@ -230,9 +237,9 @@ def _source(port: Any) -> Any:
 
 def convert(model_id: str, recipe: ExportRecipe) -> tuple[Any, dict[str, Any]]:
     """The recipe's torch model converted to an OpenVINO model in memory (OpenVINO's PyTorch frontend, which
-    shares the torch weights: no ONNX file in between, 1.6 GB peak where exporting bge-reranker-base's shape
-    to ONNX peaked at 4.7 GB; docs/performance.md), with the recipe's input and output names; and what
-    meta.json says of it. Raises ExportFailed."""
+    shares the torch weights: no ONNX file in between; the whole int8 preparation of bge-reranker-base's shape
+    peaks at 2.8 GB where the ONNX route peaked at 4.8 GB, docs/performance.md), with the recipe's input and
+    output names; and what meta.json says of it. Raises ExportFailed."""
     import openvino as ov
     import torch
     from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
@@ -243,8 +250,9 @@ def convert(model_id: str, recipe: ExportRecipe) -> tuple[Any, dict[str, Any]]:
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's warnings about data-dependent branches, as for ONNX
-            # Traced once: torch's default check re-runs and re-traces the model to compare (a tenth of
-            # the preparation of bge-reranker-base's shape), for a graph the scores are then checked on anyway.
+            # Traced once: torch's default check re-runs and re-traces the model to compare the two graphs
+            # (about 4 of the 75 s of a profiled preparation of bge-reranker-base's shape under load; tests
+            # compare the quantized form's scores with torch's).
             decoder = TorchScriptPythonDecoder(module, example_input=inputs, shared_memory=True,
                                                trace_kwargs={"check_trace": False})
             model = ov.convert_model(decoder)

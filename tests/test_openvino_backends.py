@@ -245,3 +245,22 @@ def test_calibration_needs_at_least_one_pair():
     assert len(calibration_pairs(3)) == 3
     with pytest.raises(ValueError, match="at least one pair"):
         calibration_pairs(0)
+
+
+def test_a_background_quantization_leaves_other_threads_stdout_alone(tiny_folder, fresh_cache, capsys):
+    """`--json` answers go to stdout while the app (or a test) quantizes in another thread."""
+    import threading
+    import time
+
+    worker = threading.Thread(target=lambda: OpenVinoReranker(str(tiny_folder)))
+    worker.start()
+    printed = 0
+    while worker.is_alive() and printed < 10_000:
+        print("answer")
+        printed += 1
+        time.sleep(0.002)
+    worker.join(timeout=600)
+    assert printed > 0 and the_entry(fresh_cache).is_dir(), "the quantization ran while the answers were printed"
+    captured = capsys.readouterr()
+    assert captured.out.count("answer") == printed, "every answer printed meanwhile reached stdout"
+    assert "Statistics collection" not in captured.out, "NNCF's progress bars go to stderr"

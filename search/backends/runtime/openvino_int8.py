@@ -215,7 +215,11 @@ def fp32_nodes(model: Any) -> list[str]:
 
 @contextlib.contextmanager
 def _nncf_log_on_stderr():
-    """NNCF's log handler writes to stdout (it is set up when nncf is imported): stderr meanwhile."""
+    """NNCF's log handler writes to stdout (it is set up when nncf is imported): stderr meanwhile. Its progress
+    bars use rich's shared console, which is pointed at stderr for good (stdout is for answers)."""
+    import rich
+
+    rich.get_console().stderr = True
     moved = [(handler, handler.stream) for handler in logging.getLogger("nncf").handlers
              if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__)]
     for handler, _ in moved:
@@ -282,8 +286,10 @@ def _quantize(model_id: str, recipe: ExportRecipe, calibration: Callable[[], lis
     feeds = calibration()
     keep = fp32_nodes(model) + (also_fp32(model) if also_fp32 else [])
     try:
-        # NNCF logs and draws its progress bars on stdout, which `--json` commands keep for their answer.
-        with _nncf_log_on_stderr(), contextlib.redirect_stdout(sys.stderr):
+        # NNCF logs and draws its progress bars on stdout, which `--json` commands keep for their answer. Not
+        # `redirect_stdout`: it swaps sys.stdout for every thread, and a background preparation would then
+        # send another thread's answer to stderr.
+        with _nncf_log_on_stderr():
             quantized = nncf.quantize(
                 model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER,
                 preset=nncf.QuantizationPreset.MIXED, subset_size=len(feeds),

@@ -57,6 +57,9 @@ _MAX_PROBLEMS_IN_ALL = 1000
 MAX_TEXT_COLUMN_CHARS = 200  # longer than any real column name or JSON key
 
 
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def check_text_column(text_column: str | None) -> str | None:
     """The text column a user names for an upload (the CSV/TSV column or JSON key of the text), stripped;
     None, which finds it by name (text, body, content…), for None or a blank one. Raises ValueError naming
@@ -73,7 +76,9 @@ def check_text_column(text_column: str | None) -> str | None:
         raise ValueError(f"text_column={shown} is longer than {MAX_TEXT_COLUMN_CHARS} characters; give the name of "
                          "the column (or JSON key) that holds the text as its header writes it, or leave it empty "
                          "to find it by name")
-    control = next((char for char in name if unicodedata.category(char) == "Cc"), None)
+    # Control characters, and the bidirectional overrides and isolates that make a name display as another
+    # (other format characters stay: ZWNJ and ZWJ belong in Persian or Indic names).
+    control = next((char for char in name if unicodedata.category(char) == "Cc" or char in _BIDI_CONTROLS), None)
     if control is not None:
         raise ValueError(f"text_column={shown} holds the control character {control!r}; give the name of the column "
                          "(or JSON key) that holds the text as its header writes it, or leave it empty to find it "

@@ -130,7 +130,8 @@ def test_the_text_column_is_checked_where_settings_are_made(tmp_path):
     assert str(too_long.value).startswith(f"text_column={'c' * 60!r}… (201 characters) is longer than 200 "
                                           "characters;"), too_long.value
     assert "leave it empty to find it by name" in str(too_long.value)
-    for bad, control in (("Beschrei\nbung", "\n"), ("text\x00", "\x00"), ("\x1b[31mred", "\x1b")):
+    for bad, control in (("Beschrei\nbung", "\n"), ("text\x00", "\x00"), ("\x1b[31mred", "\x1b"),
+                         ("txet\u202e", "\u202e"), ("\u2067body", "\u2067")):
         with pytest.raises(ValueError) as refused:
             Settings(text_column=bad)
         assert str(refused.value).startswith(f"text_column={bad.strip()!r} holds the control character "
@@ -139,6 +140,7 @@ def test_the_text_column_is_checked_where_settings_are_made(tmp_path):
     with pytest.raises(ValueError, match=r"text_column='a\\tb' holds the control character '\\t'"):
         build_settings({"text_column": "a\tb"})
     assert build_settings({"text_column": " body "}).text_column == "body"
+    assert Settings(text_column="متن\u200cاصلی").text_column == "متن\u200cاصلی", "a Persian name keeps its ZWNJ"
     # read_paths checks it the same way (and still refuses a blank one it is given explicitly).
     with pytest.raises(ValueError, match="longer than 200 characters"):
         read_paths([_write(tmp_path, "a.txt", "text")], text_column="c" * 201)

@@ -357,14 +357,23 @@ def _cached_encoder(model_id: str, backend: str, device: str, prepare: Prepare =
         return _once("encoder", _encoders, _encoders_lock, key, lambda: _build_encoder(model_id, backend, device))
 
     if prepare == "background" and backend in PREPARED_BACKENDS:
-        try:
-            with only_cached():
-                return build()
-        except NotPrepared as missing:
-            logger.info("%s; preparing it in the background, %s stands in", missing, _STAND_IN_BACKEND)
+        ready = _if_prepared(build)
+        if ready is not None:
+            return ready
         return _once("encoder stand-in", _stand_in_encoders, _encoders_lock, key,
                      lambda: _stand_in_encoder(model_id, backend, device))
     return build()
+
+
+def _if_prepared(build: Callable[[], _T]) -> _T | None:
+    """`build()` when the form it loads is already made, else None (logged: the caller's stand-in runs while
+    it is prepared in the background)."""
+    try:
+        with only_cached():
+            return build()
+    except NotPrepared as missing:
+        logger.info("%s; preparing it in the background, %s stands in", missing, _STAND_IN_BACKEND)
+        return None
 
 
 def _cached_reranker(model_id: str, backend: str, device: str, prepare: Prepare = "wait") -> CachedReranker:
@@ -377,13 +386,9 @@ def _cached_reranker(model_id: str, backend: str, device: str, prepare: Prepare 
     if prepare == "background" and backend in PREPARED_BACKENDS:
         with _rerankers_lock:
             found = _rerankers.get(key)
+        found = found if found is not None else _if_prepared(build)
         if found is not None:
             return found
-        try:
-            with only_cached():
-                return build()
-        except NotPrepared as missing:
-            logger.info("%s; preparing it in the background, %s stands in", missing, _STAND_IN_BACKEND)
         return _once("reranker", _rerankers, _rerankers_lock, key,
                      lambda: _stand_in_reranker(model_id, backend, device))
     return build()

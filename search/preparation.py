@@ -251,20 +251,33 @@ def preparer() -> Preparer:
 
 # -- stand-ins ----------------------------------------------------------------------------------------------
 
-class StandInReranker:
-    """`torch_form` scoring while another form of the model is prepared: every attribute is the torch
-    form's (its backend is "torch", so scores are cached as torch's), its label adds `stand_in_note`."""
+class _StandIn:
+    """What both stand-ins share: the torch form, its label with `stand_in_note`, and every other attribute
+    read from the torch form."""
 
-    def __init__(self, torch_form: Reranker, preparation: Callable[[], Preparation | None]) -> None:
+    def __init__(self, torch_form: Any, preparation: Callable[[], Preparation | None]) -> None:
         self.torch_form = torch_form
         self._preparation = preparation
 
     def __repr__(self) -> str:
-        return f"StandInReranker({self.torch_form!r})"
+        return f"{type(self).__name__}({self.torch_form!r})"
 
     @property
     def label(self) -> str:
         return f"{self.torch_form.label} · {stand_in_note(self._preparation())}"
+
+    def __getattr__(self, name: str) -> Any:  # model_id, backend, device, max_length, tokenizer, ...
+        if name.startswith("__") or name == "torch_form":
+            raise AttributeError(name)
+        return getattr(self.torch_form, name)
+
+
+class StandInReranker(_StandIn):
+    """`torch_form` scoring while another form of the model is prepared: every attribute is the torch
+    form's (its backend is "torch", so scores are cached as torch's), its label adds `stand_in_note`."""
+
+    def __init__(self, torch_form: Reranker, preparation: Callable[[], Preparation | None]) -> None:
+        super().__init__(torch_form, preparation)
 
     def score(self, query: str, passages: Sequence[str], *, progress: ProgressFn | None = None,
               should_stop: StopFn | None = None) -> list[PairScore]:
@@ -277,27 +290,14 @@ class StandInReranker:
     def passage_caching(self) -> PassageCachingReranker | None:
         return self.torch_form.passage_caching()
 
-    def __getattr__(self, name: str) -> Any:  # model_id, backend, device, max_length, tokenizer, ...
-        if name.startswith("__") or name == "torch_form":
-            raise AttributeError(name)
-        return getattr(self.torch_form, name)
 
-
-class StandInEncoder:
+class StandInEncoder(_StandIn):
     """`torch_form` embedding while another form of the model is prepared: every attribute is the torch
     form's (its backend is "torch": its speed meter and index keys are torch's), its label adds
     `stand_in_note`."""
 
     def __init__(self, torch_form: TextEncoder, preparation: Callable[[], Preparation | None]) -> None:
-        self.torch_form = torch_form
-        self._preparation = preparation
-
-    def __repr__(self) -> str:
-        return f"StandInEncoder({self.torch_form!r})"
-
-    @property
-    def label(self) -> str:
-        return f"{self.torch_form.label} · {stand_in_note(self._preparation())}"
+        super().__init__(torch_form, preparation)
 
     def embed(self, texts: Sequence[str], *, is_query: bool, batch_size: int = 32,
               progress: ProgressFn | None = None) -> np.ndarray:
@@ -306,8 +306,3 @@ class StandInEncoder:
 
     def token_embeddings(self, texts: Sequence[str], *, batch_size: int = 32) -> list[np.ndarray]:
         return self.torch_form.token_embeddings(texts, batch_size=batch_size)
-
-    def __getattr__(self, name: str) -> Any:  # model_id, backend, device, dimension, spec, tokenizer, ...
-        if name.startswith("__") or name == "torch_form":
-            raise AttributeError(name)
-        return getattr(self.torch_form, name)

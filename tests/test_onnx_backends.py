@@ -216,7 +216,11 @@ def test_external_data_and_the_unfused_graph_stay_exact(tiny_folder, fresh_cache
     expected = reference_scores(tiny_folder, QUERY, PASSAGES, 512)
     assert [s.raw for s in reranker.score(QUERY, PASSAGES)] == pytest.approx(expected, abs=1e-4)
     int8 = OnnxReranker(str(tiny_folder), precision="int8")
-    assert spearman(expected, [s.raw for s in int8.score(QUERY, PASSAGES)]) >= INT8_SPEARMAN_FLOOR
+    # On the 40 pairs of MORE_PASSAGES, as the int8 test above: over the 10 of PASSAGES one swap of two
+    # near-tied random logits already takes Spearman below the floor (0.879 in one clean CI run).
+    exact = [s.raw for s in reranker.score(QUERY, MORE_PASSAGES)]
+    correlation = spearman(exact, [s.raw for s in int8.score(QUERY, MORE_PASSAGES)])
+    assert correlation >= INT8_SPEARMAN_FLOOR, f"Spearman int8 vs fp32 {correlation:.4f}"
 
 
 def test_a_changed_checkpoint_gets_a_new_cache_entry(tiny_folder, tmp_path):
